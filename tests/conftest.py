@@ -1,0 +1,38 @@
+"""Shared test setup.
+
+Qt must be told to render offscreen before anything imports it: without a display and without this, pytest-qt
+aborts the whole run. Fixtures live in plugin modules listed in `pytest_plugins` below.
+"""
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "s2-real"
+
+pytest_plugins: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Per-user folders (data, cache, logs, QSettings) go to a temporary place, never the real home."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("S2DESKTOP_HOME", str(home))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws_config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws_credentials"))
+    for var in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    yield home
+
+
+@pytest.fixture(scope="session")
+def shared_real() -> Path:
+    """`../shared/s2-real`: real Sentinel-2 files; tests that need it skip cleanly where it is absent."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared/s2-real is not beside the repository")
+    return SHARED
