@@ -1,0 +1,410 @@
+"""Write a real Sentinel-2 scene folder in one of the AWS bucket layouts under a local root.
+
+The test fixtures (seeding the local S3 server) and the built-in demo archive both use :func:`write_scene`, so
+everything downstream (search, download, compositing) reads files shaped exactly like the buckets':
+
+- ``l1c``:  ``tiles/{zone}/{band}/{sq}/{yyyy}/{m}/{d}/{seq}/B04.jp2`` + ``tileInfo.json``, ``productInfo.json``,
+  ``preview.jpg``
+- ``l2a``:  same folder; bands in ``R10m/`` (B02, B03, B04, B08), ``R20m/`` (B05-B07, B8A, B11, B12, SCL) and
+  ``R60m/`` (B01, B09); quick-look ``qi/L2A_PVI.jp2``
+- ``cogs``: ``sentinel-s2-l2a-cogs/{zone}/{band}/{sq}/{yyyy}/{m}/S2B_{tile}_{yyyymmdd}_{seq}_L2A/B04.tif`` +
+  ``tileinfo_metadata.json``, the STAC item ``{id}.json`` and ``thumbnail.jpg``
+
+Band files are real rasters: lossless JPEG 2000 (OpenJPEG, reversible 5/3 wavelet, 1024 px code blocks/tiles
+like ESA's when the image is large, NBITS=15 when the values fit) or Cloud-Optimised GeoTIFFs (DEFLATE, nodata 0).
+JP2 can only be written through CreateCopy, so each band is built in a MEM dataset and copied. Months and days
+are not zero-padded, as in the buckets.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import uuid
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.features
+import rasterio.shutil
+from affine import Affine
+from rasterio.crs import CRS
+
+from s2desktop.core.errors import InvalidInputError, OutputError
+from s2desktop.core.tiles import parse_tile, split_tile
+
+__all__ = ["LAYOUTS", "COG_ROOT", "L2A_RESOLUTION", "write_scene", "scene_prefix", "product_name", "platform_for"]
+
+LAYOUTS = ("l1c", "l2a", "cogs")
+COG_ROOT = "sentinel-s2-l2a-cogs"
+
+# Native resolution folder of each band in the L2A JP2 layout (the bucket also holds resampled copies in the
+# coarser folders; the finest one is what a user wants).
+L2A_RESOLUTION = {
+    "B02": "R10m", "B03": "R10m", "B04": "R10m", "B08": "R10m", "TCI": "R10m", "AOT": "R10m", "WVP": "R10m",
+    "B05": "R20m", "B06": "R20m", "B07": "R20m", "B8A": "R20m", "B11": "R20m", "B12": "R20m", "SCL": "R20m",
+    "B01": "R60m", "B09": "R60m",
+}
+
+_PREVIEW_SIZE = 343  # ESA's quick-look is 343 px square
+
+
+def platform_for(date: _dt.date) -> str:
+    """Deterministic satellite letter for synthetic scenes (the two satellites alternate in reality)."""
+    return "S2A" if date.toordinal() % 2 == 0 else "S2B"
+
+
+def _baseline_code(baseline: str) -> str:
+    try:
+        major, minor = baseline.split(".")
+        return f"N{int(major):02d}{int(minor):02d}"
+    except (ValueError, AttributeError):
+        raise InvalidInputError(f"processing baseline {baseline!r} is not of the form '02.06'") from None
+
+
+def product_name(layout: str, tile: str, date: _dt.date, sequence: int = 0, baseline: str = "02.06") -> str:
+    """``S2B_MSIL1C_20230714T100559_N0509_R022_T33UUP_20230714T121150``-style name for a synthetic scene."""
+    level = "MSIL1C" if layout == "l1c" else "MSIL2A"
+    sensing = _dt.datetime.combine(date, _dt.time(10, 5, 59)) + _dt.timedelta(minutes=7 * sequence)
+    generation = sensing + _dt.timedelta(hours=2, minutes=5, seconds=51)
+    orbit = (date.toordinal() * 7) % 143 + 1
+    return (
+        f"{platform_for(date)}_{level}_{sensing:%Y%m%dT%H%M%S}_{_baseline_code(baseline)}_R{orbit:03d}"
+        f"_T{tile}_{generation:%Y%m%dT%H%M%S}"
+    )
+
+
+def scene_prefix(layout: str, tile: str, date: _dt.date, sequence: int = 0) -> str:
+    """The scene folder's key prefix in the bucket (no trailing slash), as tileInfo.json's ``path``."""
+    zone, band, square = split_tile(tile)
+    tile = parse_tile(tile)
+    if layout in ("l1c", "l2a"):
+        return f"tiles/{zone}/{band}/{square}/{date.year}/{date.month}/{date.day}/{sequence}"
+    if layout == "cogs":
+        name = f"{platform_for(date)}_{tile}_{date:%Y%m%d}_{sequence}_L2A"
+        return f"{COG_ROOT}/{zone}/{band}/{square}/{date.year}/{date.month}/{name}"
+    raise InvalidInputError(f"unknown layout {layout!r} (expected one of {', '.join(LAYOUTS)})")
+
+
+def _band_relpath(layout: str, band: str) -> str:
+    if layout == "l1c":
+        return f"{band}.jp2"
+    if layout == "l2a":
+        return f"{L2A_RESOLUTION.get(band, 'R10m')}/{band}.jp2"
+    return f"{band}.tif"
+
+
+def _as_date(date) -> _dt.date:
+    if isinstance(date, _dt.datetime):
+        return date.date()
+    if isinstance(date, _dt.date):
+        return date
+    try:
+        return _dt.date.fromisoformat(str(date))
+    except ValueError:
+        raise InvalidInputError(f"date {date!r} is not YYYY-MM-DD") from None
+
+
+def _crs_urn(epsg: int | None) -> dict:
+    return {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG:8.8.1:{epsg}"}}
+
+
+def _write_raster(path: Path, array: np.ndarray, *, crs: CRS, transform: Affine, fmt: str) -> None:
+    """One band to ``path``: lossless JP2 or COG, through a MEM dataset and CreateCopy."""
+    height, width = array.shape
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dtype = array.dtype.name
+    with rasterio.Env(GDAL_PAM_ENABLED="NO"):  # no .aux.xml sidecars in the bucket layout
+        with rasterio.MemoryFile() as mem:
+            with mem.open(
+                driver="GTiff", width=width, height=height, count=1, dtype=dtype, crs=crs, transform=transform,
+                nodata=0 if fmt == "cog" else None,
+            ) as ds:
+                ds.write(array, 1)
+            with mem.open() as src:
+                if fmt == "jp2":
+                    opts = {"QUALITY": "100", "REVERSIBLE": "YES", "YCBCR420": "NO"}
+                    if max(width, height) > 1024:
+                        opts.update(BLOCKXSIZE="1024", BLOCKYSIZE="1024")
+                    if dtype == "uint16" and array.size and int(array.max()) < 32768:
+                        opts["NBITS"] = "15"
+                    if src.count == 3:
+                        opts["YCC"] = "NO"
+                    rasterio.shutil.copy(src, str(path), driver="JP2OpenJPEG", **opts)
+                else:
+                    block = 1024 if max(width, height) > 1024 else 512
+                    rasterio.shutil.copy(
+                        src, str(path), driver="COG", COMPRESS="DEFLATE", PREDICTOR="2",
+                        BLOCKSIZE=str(block), OVERVIEWS="AUTO", RESAMPLING="AVERAGE",
+                    )
+
+
+def _write_rgb_jp2(path: Path, rgb: np.ndarray, crs: CRS, transform: Affine) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bands, height, width = rgb.shape
+    with rasterio.Env(GDAL_PAM_ENABLED="NO"):
+        with rasterio.MemoryFile() as mem:
+            with mem.open(driver="GTiff", width=width, height=height, count=bands, dtype="uint8",
+                          crs=crs, transform=transform) as ds:
+                ds.write(rgb)
+            with mem.open() as src:
+                rasterio.shutil.copy(src, str(path), driver="JP2OpenJPEG", QUALITY="100", REVERSIBLE="YES")
+
+
+def _decimate(array: np.ndarray, size: int) -> np.ndarray:
+    h, w = array.shape[-2:]
+    step = max(1, int(np.ceil(max(h, w) / size)))
+    return array[..., ::step, ::step]
+
+
+def _default_preview(bands: dict[str, np.ndarray], offset: int) -> np.ndarray | None:
+    """True colour quick-look (3, h, w) uint8 from B04/B03/B02: reflectance x 2.5 (DN 0..4000 -> 0..255)."""
+    order = [b for b in ("B04", "B03", "B02") if b in bands]
+    if not order:
+        order = [next(iter(bands))] if bands else []
+    if not order:
+        return None
+    chans = []
+    for name in (order * 3)[:3] if len(order) < 3 else order:
+        arr = _decimate(np.asarray(bands[name]), _PREVIEW_SIZE).astype(np.float32)
+        valid = arr > 0
+        val = np.clip((arr + offset) / 4000.0 * 255.0, 0, 255)
+        chans.append(np.where(valid, val, 0).astype(np.uint8))
+    shape = min(c.shape for c in chans)
+    return np.stack([c[: shape[0], : shape[1]] for c in chans])
+
+
+def _jpeg_bytes(rgb: np.ndarray) -> bytes:
+    from PIL import Image
+
+    if rgb.ndim == 3 and rgb.shape[0] in (1, 3) and rgb.shape[-1] not in (1, 3):
+        rgb = np.moveaxis(rgb, 0, -1)
+    elif rgb.ndim == 3 and rgb.shape[0] == 3 and rgb.shape[-1] == 3:
+        rgb = np.moveaxis(rgb, 0, -1)  # (3, h, w) is our convention when ambiguous
+    if rgb.ndim == 3 and rgb.shape[-1] == 1:
+        rgb = rgb[..., 0]
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb.astype(np.uint8))).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _data_geometry(mask: np.ndarray, transform: Affine, epsg: int | None, ref_bounds) -> dict:
+    """GeoJSON polygon (UTM) of where the tile holds data, like tileInfo.json's ``tileDataGeometry``."""
+    left, bottom, right, top = ref_bounds
+    if mask.all() or not mask.any():
+        ring = [[left + 1, top - 1], [right - 1, top - 1], [right - 1, bottom + 1], [left + 1, bottom + 1]]
+    else:
+        best, best_area = None, -1.0
+        for geom, value in rasterio.features.shapes(mask.astype(np.uint8), mask=mask, transform=transform):
+            if value != 1:
+                continue
+            ext = geom["coordinates"][0]
+            xs, ys = np.asarray(ext).T
+            area = abs(float(np.dot(xs, np.roll(ys, 1)) - np.dot(ys, np.roll(xs, 1)))) / 2
+            if area > best_area:
+                best, best_area = ext, area
+        ring = [[float(x), float(y)] for x, y in best[:-1]]
+    ring = ring + [ring[0]]
+    return {"type": "Polygon", "crs": _crs_urn(epsg), "coordinates": [ring]}
+
+
+def write_scene(
+    root,
+    layout: str,
+    tile: str,
+    date,
+    sequence: int,
+    bands: dict[str, np.ndarray],
+    *,
+    crs,
+    transform,
+    baseline: str = "02.06",
+    cloud_cover: float = 0.0,
+    data_coverage: float = 100.0,
+    scl: np.ndarray | None = None,
+    preview_rgb: np.ndarray | None = None,
+    data_geometry: dict | None = None,
+) -> str:
+    """Write one scene folder under ``root`` in the bucket ``layout``; return its key prefix (no trailing slash).
+
+    ``bands`` maps band names (``'B04'``) to 2-D uint16 arrays. ``transform`` is the affine of the finest array
+    (the largest); coarser arrays (20 m, 60 m bands, SCL) get a transform scaled to cover the same extent.
+    ``scl`` (uint8, L2A layouts only) goes to ``R20m/SCL.jp2`` / ``SCL.tif``; pass it at half the 10 m size for
+    realism. ``preview_rgb`` is (3, h, w) or (h, w, 3) uint8; by default a true-colour quick-look is derived.
+    ``data_geometry`` is a GeoJSON polygon in the tile's UTM CRS; by default the non-zero area of the finest band.
+    """
+    if layout not in LAYOUTS:
+        raise InvalidInputError(f"unknown layout {layout!r} (expected one of {', '.join(LAYOUTS)})")
+    if not bands:
+        raise InvalidInputError("a scene needs at least one band")
+    tile = parse_tile(tile)
+    zone, lat_band, square = split_tile(tile)
+    date = _as_date(date)
+    sequence = int(sequence)
+    crs = CRS.from_user_input(crs)
+    epsg = crs.to_epsg()
+    transform = transform if isinstance(transform, Affine) else Affine(*transform)
+    root = Path(root)
+    prefix = scene_prefix(layout, tile, date, sequence)
+    folder = root / prefix
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {folder}: {exc.strerror or exc}") from exc
+
+    arrays = {b.upper(): np.asarray(a) for b, a in bands.items()}
+    ref_name = max(arrays, key=lambda b: arrays[b].shape[0] * arrays[b].shape[1])
+    ref_h, ref_w = arrays[ref_name].shape
+    ref_bounds = rasterio.transform.array_bounds(ref_h, ref_w, transform)  # (west, south, east, north)
+    left, bottom, right, top = ref_bounds[0], ref_bounds[1], ref_bounds[2], ref_bounds[3]
+
+    def band_transform(shape) -> Affine:
+        h, w = shape
+        return transform @ Affine.scale(ref_w / w, ref_h / h)
+
+    fmt = "cog" if layout == "cogs" else "jp2"
+    for name, arr in arrays.items():
+        if arr.ndim != 2:
+            raise InvalidInputError(f"band {name} must be a 2-D array, got shape {arr.shape}")
+        if arr.dtype != np.uint16:
+            arr = arr.astype(np.uint16)
+        _write_raster(folder / _band_relpath(layout, name), arr, crs=crs, transform=band_transform(arr.shape), fmt=fmt)
+    if scl is not None and layout in ("l2a", "cogs"):
+        scl = np.asarray(scl).astype(np.uint8)
+        _write_raster(folder / _band_relpath(layout, "SCL"), scl, crs=crs, transform=band_transform(scl.shape), fmt=fmt)
+
+    name = product_name(layout, tile, date, sequence, baseline)
+    offset = -1000 if int(baseline.split(".")[0]) >= 4 else 0
+    sensing = _dt.datetime.strptime(name.split("_")[2], "%Y%m%dT%H%M%S")
+    timestamp = sensing.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    product_path = f"products/{date.year}/{date.month}/{date.day}/{name}"
+    level = "L1C" if layout == "l1c" else "L2A"
+    generation = name.split("_")[-1]
+    datastrip = {
+        "id": f"{name[:3]}_OPER_MSI_{level}_DS_EPAE_{generation}_S{sensing:%Y%m%dT%H%M%S}_{_baseline_code(baseline)[:3]}."
+        f"{_baseline_code(baseline)[3:]}",
+        "path": f"{product_path}/datastrip/0",
+    }
+    if data_geometry is None:
+        ref = arrays[ref_name]
+        small = _decimate(ref, 512)
+        step_t = transform @ Affine.scale(ref_w / small.shape[1], ref_h / small.shape[0])
+        data_geometry = _data_geometry(small > 0, step_t, epsg, (left, bottom, right, top))
+    else:
+        data_geometry = {**data_geometry, "crs": data_geometry.get("crs", _crs_urn(epsg))}
+    tile_path = prefix if layout != "cogs" else f"tiles/{zone}/{lat_band}/{square}/{date.year}/{date.month}/{date.day}/{sequence}"
+    tile_info = {
+        "path": tile_path,
+        "timestamp": timestamp,
+        "utmZone": zone,
+        "latitudeBand": lat_band,
+        "gridSquare": square,
+        "datastrip": datastrip,
+        "tileGeometry": {
+            "type": "Polygon",
+            "crs": _crs_urn(epsg),
+            "coordinates": [[[left, top], [right, top], [right, bottom], [left, bottom], [left, top]]],
+        },
+        "tileDataGeometry": data_geometry,
+        "tileOrigin": {"type": "Point", "crs": _crs_urn(epsg), "coordinates": [left, top]},
+        "dataCoveragePercentage": round(float(data_coverage), 2),
+        "cloudyPixelPercentage": round(float(cloud_cover), 2),
+        "productName": name,
+        "productPath": product_path,
+    }
+    product_info = {
+        "name": name,
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
+        "path": product_path,
+        "timestamp": timestamp,
+        "datatakeIdentifier": f"G{name[:3]}_{name.split('_')[2]}_{(date.toordinal() % 99999):06d}_{datastrip['id'][-6:]}",
+        "sciHubIngestion": (sensing + _dt.timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "s3Ingestion": (sensing + _dt.timedelta(hours=5, minutes=24)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "tiles": [{k: tile_info[k] for k in ("path", "timestamp", "utmZone", "latitudeBand", "gridSquare", "datastrip")}],
+        "datastrips": [datastrip],
+    }
+
+    if preview_rgb is None:
+        preview_rgb = _default_preview(arrays, offset)
+    else:
+        preview_rgb = np.asarray(preview_rgb, dtype=np.uint8)
+        if preview_rgb.ndim == 3 and preview_rgb.shape[-1] == 3 and preview_rgb.shape[0] != 3:
+            preview_rgb = np.moveaxis(preview_rgb, -1, 0)
+
+    def dump(rel: str, obj) -> None:
+        (folder / rel).write_text(json.dumps(obj, indent=2), encoding="utf-8")
+
+    if layout in ("l1c", "l2a"):
+        dump("tileInfo.json", tile_info)
+        dump("productInfo.json", product_info)
+        if preview_rgb is not None:
+            if layout == "l1c":
+                (folder / "preview.jpg").write_bytes(_jpeg_bytes(preview_rgb))
+            else:
+                ph, pw = preview_rgb.shape[-2:]
+                pt = transform @ Affine.scale(ref_w / pw, ref_h / ph)
+                _write_rgb_jp2(folder / "qi" / "L2A_PVI.jp2", preview_rgb, crs, pt)
+    else:
+        dump("tileinfo_metadata.json", tile_info)
+        item_id = prefix.rsplit("/", 1)[-1]
+        if preview_rgb is not None:
+            (folder / "thumbnail.jpg").write_bytes(_jpeg_bytes(preview_rgb))
+        dump(f"{item_id}.json", _stac_item(item_id, prefix, tile, zone, lat_band, square, date, sequence, name,
+                                           baseline, cloud_cover, data_coverage, epsg, arrays, transform,
+                                           ref_w, ref_h, scl is not None, preview_rgb is not None, timestamp))
+    return prefix
+
+
+def _stac_item(item_id, prefix, tile, zone, lat_band, square, date, sequence, name, baseline, cloud_cover,
+               data_coverage, epsg, arrays, transform, ref_w, ref_h, has_scl, has_thumb, timestamp) -> dict:
+    """A compact STAC item shaped like Element 84's (sentinel-cogs) with relative asset hrefs."""
+    common = {"B01": "coastal", "B02": "blue", "B03": "green", "B04": "red", "B05": "rededge1",
+              "B06": "rededge2", "B07": "rededge3", "B08": "nir", "B8A": "nir08", "B09": "nir09",
+              "B11": "swir16", "B12": "swir22"}
+    assets = {}
+    for band, arr in arrays.items():
+        h, w = arr.shape
+        t = transform @ Affine.scale(ref_w / w, ref_h / h)
+        assets[common.get(band, band.lower())] = {
+            "href": f"./{band}.tif",
+            "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+            "title": band,
+            "proj:shape": [h, w],
+            "proj:transform": [t.a, t.b, t.c, t.d, t.e, t.f],
+            "raster:bands": [{"nodata": 0, "data_type": "uint16", "scale": 0.0001,
+                              "offset": -0.1 if int(baseline.split(".")[0]) >= 4 else 0}],
+            "roles": ["data", "reflectance"],
+        }
+    if has_scl:
+        assets["scl"] = {"href": "./SCL.tif", "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                         "roles": ["data"]}
+    if has_thumb:
+        assets["thumbnail"] = {"href": "./thumbnail.jpg", "type": "image/jpeg", "roles": ["thumbnail"]}
+    assets["tileinfo_metadata"] = {"href": "./tileinfo_metadata.json", "type": "application/json",
+                                   "roles": ["metadata"]}
+    return {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": item_id,
+        "properties": {
+            "datetime": timestamp.replace(".000Z", ".000000Z"),
+            "platform": "sentinel-2a" if item_id.startswith("S2A") else "sentinel-2b",
+            "constellation": "sentinel-2",
+            "eo:cloud_cover": float(cloud_cover),
+            "proj:epsg": epsg,
+            "mgrs:utm_zone": zone,
+            "mgrs:latitude_band": lat_band,
+            "mgrs:grid_square": square,
+            "grid:code": f"MGRS-{tile}",
+            "s2:nodata_pixel_percentage": round(100.0 - float(data_coverage), 4),
+            "s2:processing_baseline": baseline,
+            "s2:product_uri": f"{name}.SAFE",
+            "s2:sequence": str(sequence),
+            "earthsearch:s3_path": f"s3://sentinel-cogs/{prefix}",
+        },
+        "geometry": None,
+        "links": [],
+        "assets": assets,
+        "collection": "sentinel-2-l2a",
+    }
