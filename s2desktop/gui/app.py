@@ -1,0 +1,88 @@
+"""Start the desktop window: `s2desktop`, `s2desktop gui [RASTER...]`, `python -m s2desktop`."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+
+ORGANIZATION = "s2desktop"
+APPLICATION = "s2desktop"
+
+log = logging.getLogger("s2desktop")
+
+
+def setup_logging() -> str:
+    """Log INFO and above to `<user_log_dir>/s2desktop.log` (rotated); returns the file path."""
+    from s2desktop.core.paths import user_log_dir
+
+    folder = user_log_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "s2desktop.log"
+    root = logging.getLogger()
+    for h in root.handlers:
+        if isinstance(h, logging.FileHandler) and getattr(h, "baseFilename", None) == str(path):
+            return str(path)
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    return str(path)
+
+
+def create_application(argv: list[str] | None = None):
+    """The QApplication with organisation/application names set once, and QSettings configured."""
+    from PySide6.QtWidgets import QApplication
+
+    from s2desktop import __version__
+    from s2desktop.gui.settings import configure_qsettings
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(argv if argv is not None else [sys.argv[0]])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("Sentinel-2 Desktop")
+    app.setApplicationVersion(__version__)
+    configure_qsettings()
+    return app
+
+
+def install_excepthook() -> None:
+    """An exception escaping a slot is logged and shown, not silently printed."""
+    previous = sys.excepthook
+
+    def hook(exc_type, exc, tb):
+        import traceback
+
+        details = "".join(traceback.format_exception(exc_type, exc, tb))
+        log.error("unhandled exception:\n%s", details)
+        try:
+            from s2desktop.gui.settings import show_error
+
+            show_error(None, "Unexpected error", f"{exc_type.__name__}: {exc}", details)
+        except Exception:  # pragma: no cover - the dialog itself failed
+            previous(exc_type, exc, tb)
+
+    sys.excepthook = hook
+
+
+def run(paths: list[str]) -> int:
+    os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+    log_file = setup_logging()
+    app = create_application()
+    from s2desktop.gui.main_window import MainWindow
+    from s2desktop.gui.workers import registry
+
+    install_excepthook()
+    log.info("s2desktop window starting; log file %s", log_file)
+    window = MainWindow()
+    app.aboutToQuit.connect(window.shutdown)
+    app.aboutToQuit.connect(lambda: registry.shutdown(10000))
+    window.show()
+    for p in paths:
+        window.open_raster(p)
+    return app.exec()

@@ -1,0 +1,357 @@
+"""Composite in a dedicated worker process, and the composite dock.
+
+`CompositeRunner` starts `core.composite.worker_main(queue, cancel_event, kwargs)` in a `spawn` process
+(not daemonic: it creates its own process pool), drains its queue with `get_nowait()` on a QTimer and re-emits
+the messages as Qt signals. A process that exits without a final message is reported as crashed; the window
+never blocks on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue as queue_mod
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from s2desktop.gui.downloads import human_duration
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 100
+CANCEL_GRACE_S = 15.0
+
+
+class CompositeRunner(QObject):
+    """One composite run in its own process."""
+
+    progress = Signal(int, int)  # done windows, total windows
+    done = Signal(str)  # output path
+    failed = Signal(str)  # one-line message
+    cancelled = Signal()
+    finished = Signal()  # after done/failed/cancelled
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._ctx = multiprocessing.get_context("spawn")
+        self.process = None
+        self.queue = None
+        self.cancel_event = None
+        self.output: str | None = None
+        self._terminal = False
+        self._cancel_time = 0.0
+        self._timer = QTimer(self)
+        self._timer.setInterval(POLL_MS)
+        self._timer.timeout.connect(self._poll)
+        self.started_at = 0.0
+        self.last = (0, 0)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and not self._terminal
+
+    def start(self, kwargs: dict, target=None) -> None:
+        """Start a run; `kwargs` go to `core.composite.composite` (paths and plain values only)."""
+        if self.running:
+            raise RuntimeError("a composite is already running")
+        if target is None:
+            from s2desktop.core.composite import worker_main as target
+        self.queue = self._ctx.Queue()
+        self.cancel_event = self._ctx.Event()
+        self.output = str(kwargs.get("output", ""))
+        self._terminal = False
+        self._cancel_time = 0.0
+        self.last = (0, 0)
+        self.process = self._ctx.Process(target=target, args=(self.queue, self.cancel_event, kwargs),
+                                         name="s2desktop-composite", daemon=False)
+        self.started_at = time.monotonic()
+        self.process.start()
+        log.info("composite process %s started for %s", self.process.pid, self.output)
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self.running and self.cancel_event is not None:
+            self.cancel_event.set()
+            self._cancel_time = time.monotonic()
+
+    def _poll(self) -> None:
+        if self.process is None:
+            self._timer.stop()
+            return
+        self._drain()
+        if self._terminal:
+            self._reap()
+            return
+        if not self.process.is_alive():
+            self._drain()  # messages put just before exiting
+            if not self._terminal:
+                code = self.process.exitcode
+                if self._cancel_time:
+                    self._end("cancelled")
+                else:
+                    self._end("failed", f"The composite process stopped unexpectedly (exit code {code}); "
+                                        "see the log for details")
+            self._reap()
+        elif self._cancel_time and time.monotonic() - self._cancel_time > CANCEL_GRACE_S:
+            log.warning("composite process did not stop after cancel; terminating it")
+            self.process.terminate()
+
+    def _drain(self) -> None:
+        while not self._terminal:
+            try:
+                msg = self.queue.get_nowait()
+            except queue_mod.Empty:
+                return
+            except (EOFError, OSError):
+                return
+            if not msg:
+                continue
+            kind = msg[0]
+            if kind == "progress":
+                self.last = (int(msg[1]), int(msg[2]))
+                self.progress.emit(*self.last)
+            elif kind == "done":
+                self.output = str(msg[1]) if len(msg) > 1 else self.output
+                self._end("done", self.output)
+            elif kind == "error":
+                self._end("failed", str(msg[1]) if len(msg) > 1 else "The composite failed")
+            elif kind == "cancelled":
+                self._end("cancelled")
+
+    def _end(self, kind: str, value: str = "") -> None:
+        self._terminal = True
+        if kind == "done":
+            self.done.emit(value)
+        elif kind == "failed":
+            log.error("composite failed: %s", value)
+            self.failed.emit(value)
+        else:
+            self.cancelled.emit()
+        self.finished.emit()
+
+    def _reap(self) -> None:
+        proc = self.process
+        if proc is not None and proc.is_alive():
+            return  # it is writing its last bytes / shutting its pool down; poll again
+        self._timer.stop()
+        if proc is not None:
+            proc.join(timeout=0)
+        if self.queue is not None:
+            self.queue.close()
+        self.process = None
+
+    def shutdown(self, timeout_s: float = 15.0) -> None:
+        """Window closing: cancel, wait a little for a clean stop, terminate if needed."""
+        proc = self.process
+        if proc is None:
+            return
+        if self.cancel_event is not None:
+            self.cancel_event.set()
+        proc.join(timeout_s)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+        self._timer.stop()
+        self.process = None
+
+
+class CompositePanel(QWidget):
+    """Inputs, output path, quick-preview option, Start/Cancel, progress, elapsed and remaining time."""
+
+    compositeReady = Signal(str, bool)  # path, is_preview
+    compositeFailed = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.runner = CompositeRunner(self)
+        self.inputs: tuple[list, list, list] = ([], [], [])
+        self._queue_full_after_preview = False
+        self._full_kwargs: dict | None = None
+        self._is_preview = False
+        self.offsets = None
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        self.inputs_label = QLabel("Download scenes first: their red, green and blue bands are composited.")
+        self.inputs_label.setWordWrap(True)
+        lay.addWidget(self.inputs_label)
+
+        grid = QGridLayout()
+        self.output = QLineEdit()
+        self.output.setPlaceholderText("composite.tif")
+        browse = QToolButton()
+        browse.setText("…")
+        browse.clicked.connect(self._browse)
+        grid.addWidget(QLabel("Output"), 0, 0)
+        grid.addWidget(self.output, 0, 1)
+        grid.addWidget(browse, 0, 2)
+        self.quick = QCheckBox("Quick preview first (¼ resolution)")
+        self.quick.setChecked(True)
+        self.quick.setToolTip("Composite at scale 4 first and show it, then run the full resolution")
+        grid.addWidget(self.quick, 1, 0, 1, 3)
+        grid.setColumnStretch(1, 1)
+        lay.addLayout(grid)
+
+        row = QHBoxLayout()
+        self.start_button = QPushButton("Composite")
+        self.start_button.setToolTip("Median of the selected dates, per pixel, clouds and nodata excluded")
+        self.start_button.setEnabled(False)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        row.addWidget(self.start_button)
+        row.addWidget(self.cancel_button)
+        row.addStretch(1)
+        lay.addLayout(row)
+
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setValue(0)
+        self.bar.setFormat("%p %")
+        lay.addWidget(self.bar)
+        self.time_label = QLabel("")
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        lay.addWidget(self.time_label)
+        lay.addWidget(self.status)
+        lay.addStretch(1)
+
+        self.runner.progress.connect(self._progress)
+        self.runner.done.connect(self._done)
+        self.runner.failed.connect(self._failed)
+        self.runner.cancelled.connect(self._cancelled)
+        self.runner.finished.connect(self._run_finished)
+        self._clock = QTimer(self)
+        self._clock.setInterval(500)
+        self._clock.timeout.connect(self._tick)
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Composite output", self.output.text(), "GeoTIFF (*.tif)")
+        if path:
+            self.output.setText(path)
+
+    def set_inputs(self, red: list, green: list, blue: list, default_output: Path | None = None) -> None:
+        self.inputs = (list(red), list(green), list(blue))
+        n = len(red)
+        if n:
+            self.inputs_label.setText(f"{n} date{'s' if n != 1 else ''} ready (red, green, blue bands).")
+        else:
+            self.inputs_label.setText("No complete downloaded scenes (red, green and blue) to composite.")
+        if default_output is not None and not self.output.text():
+            self.output.setText(str(default_output))
+        elif default_output is not None:
+            self.output.setText(str(default_output))
+        self.start_button.setEnabled(n > 0 and not self.runner.running)
+
+    def _kwargs(self, output: Path, scale: int) -> dict:
+        red, green, blue = self.inputs
+        kw = dict(red=[str(p) for p in red], green=[str(p) for p in green], blue=[str(p) for p in blue],
+                  output=str(output), scale=scale, overwrite=True)
+        if self.offsets is not None:
+            kw["offsets"] = self.offsets
+        return kw
+
+    def start(self) -> None:
+        if self.runner.running or not self.inputs[0]:
+            return
+        out = Path(self.output.text().strip() or "composite.tif").expanduser()
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self._failed(f"Cannot create {out.parent}: {exc.strerror}")
+            return
+        self._full_kwargs = self._kwargs(out, 1)
+        if self.quick.isChecked():
+            preview = out.with_name(out.stem + "_preview" + out.suffix)
+            self._launch(self._kwargs(preview, 4), preview=True)
+        else:
+            self._launch(self._full_kwargs, preview=False)
+
+    def _launch(self, kwargs: dict, preview: bool) -> None:
+        self._is_preview = preview
+        self.bar.setValue(0)
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.setText("Quick preview (¼ resolution)…" if preview else "Full resolution…")
+        try:
+            self.runner.start(kwargs)
+        except Exception as exc:  # e.g. the process could not be started
+            self._failed(f"Could not start the composite process: {exc}")
+            self._run_finished()
+            return
+        self._clock.start()
+        self._tick()
+
+    def cancel(self) -> None:
+        self._full_kwargs = None
+        self.runner.cancel()
+        self.status.setText("Cancelling…")
+
+    def _progress(self, done: int, total: int) -> None:
+        if total:
+            self.bar.setValue(int(1000 * done / total))
+
+    def _tick(self) -> None:
+        if not self.runner.running:
+            return
+        elapsed = time.monotonic() - self.runner.started_at
+        done, total = self.runner.last
+        text = f"Elapsed {human_duration(elapsed)}"
+        if total and done:
+            text += f", about {human_duration(elapsed * (total - done) / done)} left"
+        self.time_label.setText(text)
+
+    def _done(self, path: str) -> None:
+        self.bar.setValue(1000)
+        elapsed = time.monotonic() - self.runner.started_at
+        self.time_label.setText(f"Took {human_duration(elapsed)}")
+        self.status.setText(("Preview ready: " if self._is_preview else "Composite ready: ") + path)
+        self.compositeReady.emit(path, self._is_preview)
+
+    def _failed(self, message: str) -> None:
+        self._full_kwargs = None
+        self.status.setText(f"<span style='color:#b03a2e'>{message}</span>")
+        self.compositeFailed.emit(message)
+
+    def _cancelled(self) -> None:
+        self._full_kwargs = None
+        self.status.setText("Cancelled; no output written.")
+        self.bar.setValue(0)
+
+    def _run_finished(self) -> None:
+        self._clock.stop()
+        self.cancel_button.setEnabled(False)
+        if self._is_preview and self._full_kwargs is not None:
+            kw, self._full_kwargs = self._full_kwargs, None
+            self._is_preview = False
+            # start the full run once the preview process has gone (on the next event-loop pass)
+            QTimer.singleShot(0, lambda: self._launch_when_free(kw))
+            return
+        self._full_kwargs = None
+        self.start_button.setEnabled(bool(self.inputs[0]))
+
+    def _launch_when_free(self, kw: dict) -> None:
+        if self.runner.process is not None:
+            QTimer.singleShot(POLL_MS, lambda: self._launch_when_free(kw))
+            return
+        self._launch(kw, preview=False)
+
+    def shutdown(self) -> None:
+        self._full_kwargs = None
+        self.runner.shutdown()

@@ -1,0 +1,500 @@
+"""Dates and scenes: the date range, the search (on a worker), the result table with lazy preview thumbnails,
+and a timeline plot of cloud cover against date where clicking a point toggles that scene.
+
+The search itself is `core.catalog.search`; the previews are `core.catalog.fetch_preview` (cached on disk by
+the core); this module only shows them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import QAbstractTableModel, QDate, QModelIndex, QSize, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import QColor, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDateEdit,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from s2desktop.gui import workers
+
+log = logging.getLogger(__name__)
+
+THUMB = 56  # px, preview thumbnail height in the table
+
+COLUMNS = ["Date", "Preview", "Cloud %", "Coverage %", "Baseline", "Product"]
+COL_DATE, COL_PREVIEW, COL_CLOUD, COL_COVER, COL_BASELINE, COL_PRODUCT = range(6)
+
+SEASONS = {  # northern-hemisphere meteorological seasons: (start month, end month)
+    "Spring (Mar–May)": (3, 5),
+    "Summer (Jun–Aug)": (6, 8),
+    "Autumn (Sep–Nov)": (9, 11),
+    "Winter (Dec–Feb)": (12, 2),
+}
+
+
+def season_range(name: str, year: int) -> tuple[dt.date, dt.date]:
+    """The first and last day of a season of `year` (winter starts in December of `year`)."""
+    m0, m1 = SEASONS[name]
+    start = dt.date(year, m0, 1)
+    end_year = year + 1 if m1 < m0 else year
+    nxt = dt.date(end_year + (m1 == 12), (m1 % 12) + 1, 1)
+    return start, nxt - dt.timedelta(days=1)
+
+
+def _qdate(d: dt.date) -> QDate:
+    return QDate(d.year, d.month, d.day)
+
+
+def _pydate(q: QDate) -> dt.date:
+    return dt.date(q.year(), q.month(), q.day())
+
+
+def _fmt(v: Any, digits: int = 1) -> str:
+    if v is None:
+        return "–"
+    try:
+        return f"{float(v):.{digits}f}"
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def _decode_preview(source, scene, size: int) -> QImage:
+    """Worker job: fetch the preview bytes through the core (cached) and decode them into a small QImage."""
+    from s2desktop.core.catalog import fetch_preview
+
+    data = fetch_preview(source, scene)
+    img = QImage.fromData(data)
+    if img.isNull():
+        raise ValueError("preview is not an image")
+    return img.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+
+
+class SceneModel(QAbstractTableModel):
+    """The search results; column 0 is checkable; previews are set as they arrive."""
+
+    checkedChanged = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.scenes: list = []
+        self.checked: set[str] = set()
+        self.previews: dict[str, QPixmap] = {}
+        self.preview_state: dict[str, str] = {}  # scene_id -> 'loading' | 'none' | 'error'
+
+    def set_scenes(self, scenes: list) -> None:
+        self.beginResetModel()
+        self.scenes = list(scenes)
+        self.checked = set()
+        self.preview_state = {k: v for k, v in self.preview_state.items() if v != "loading"}
+        self.endResetModel()
+        self.checkedChanged.emit()
+
+    # -- Qt model API
+    def rowCount(self, parent=QModelIndex()):
+        return 0 if parent.isValid() else len(self.scenes)
+
+    def columnCount(self, parent=QModelIndex()):
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def flags(self, index):
+        f = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if index.column() == COL_DATE:
+            f |= Qt.ItemFlag.ItemIsUserCheckable
+        return f
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        s = self.scenes[index.row()]
+        c = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if c == COL_DATE:
+                seq = getattr(s, "sequence", 0)
+                return s.date.isoformat() + (f" #{seq}" if seq else "")
+            if c == COL_PREVIEW:
+                st = self.preview_state.get(s.scene_id)
+                if s.scene_id in self.previews:
+                    return None
+                if getattr(s, "preview", None) is None or st == "none":
+                    return "no preview"
+                return {"error": "preview failed", "loading": "loading…"}.get(st, "")
+            if c == COL_CLOUD:
+                return _fmt(s.cloud_cover)
+            if c == COL_COVER:
+                return _fmt(s.data_coverage)
+            if c == COL_BASELINE:
+                return s.baseline or "–"
+            if c == COL_PRODUCT:
+                return s.product_name or ""
+        elif role == Qt.ItemDataRole.CheckStateRole and c == COL_DATE:
+            return Qt.CheckState.Checked if s.scene_id in self.checked else Qt.CheckState.Unchecked
+        elif role == Qt.ItemDataRole.DecorationRole and c == COL_PREVIEW:
+            return self.previews.get(s.scene_id)
+        elif role == Qt.ItemDataRole.TextAlignmentRole and c in (COL_CLOUD, COL_COVER):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        elif role == Qt.ItemDataRole.ToolTipRole:
+            return f"{s.scene_id}\n{s.product_name or ''}\n{getattr(s, 'prefix', '')}"
+        elif role == Qt.ItemDataRole.ForegroundRole and c == COL_CLOUD:
+            cc = s.cloud_cover
+            if cc is not None and cc > 50:
+                return QColor("#b03a2e")
+        return None
+
+    def setData(self, index, value, role=Qt.ItemDataRole.EditRole):
+        if role == Qt.ItemDataRole.CheckStateRole and index.column() == COL_DATE:
+            sid = self.scenes[index.row()].scene_id
+            on = Qt.CheckState(value) == Qt.CheckState.Checked if not isinstance(value, bool) else value
+            self.set_checked([sid], on)
+            return True
+        return False
+
+    # -- selection helpers
+    def set_checked(self, scene_ids, on: bool) -> None:
+        changed = False
+        for sid in scene_ids:
+            if on and sid not in self.checked:
+                self.checked.add(sid)
+                changed = True
+            elif not on and sid in self.checked:
+                self.checked.discard(sid)
+                changed = True
+        if changed:
+            self.dataChanged.emit(self.index(0, 0), self.index(max(0, self.rowCount() - 1), 0),
+                                  [Qt.ItemDataRole.CheckStateRole])
+            self.checkedChanged.emit()
+
+    def toggle(self, row: int) -> None:
+        sid = self.scenes[row].scene_id
+        self.set_checked([sid], sid not in self.checked)
+
+    def checked_scenes(self) -> list:
+        return [s for s in self.scenes if s.scene_id in self.checked]
+
+    def set_preview(self, scene_id: str, pixmap: QPixmap | None, state: str = "") -> None:
+        if pixmap is not None:
+            self.previews[scene_id] = pixmap
+            self.preview_state.pop(scene_id, None)
+        else:
+            self.preview_state[scene_id] = state
+        for row, s in enumerate(self.scenes):
+            if s.scene_id == scene_id:
+                ix = self.index(row, COL_PREVIEW)
+                self.dataChanged.emit(ix, ix)
+
+
+class CloudTimeline(pg.PlotWidget):
+    """Cloud cover against date; a click on a point toggles that scene; a dashed line shows the threshold."""
+
+    pointClicked = Signal(int)  # row
+
+    def __init__(self, parent=None):
+        super().__init__(parent=parent, axisItems={"bottom": pg.DateAxisItem(orientation="bottom")})
+        self.setBackground("w")
+        self.setMenuEnabled(False)
+        self.setLabel("left", "cloud %")
+        self.showGrid(x=True, y=True, alpha=0.25)
+        self.setYRange(0, 100, padding=0.05)
+        self.getPlotItem().getViewBox().setMouseEnabled(x=True, y=False)
+        self.getPlotItem().hideButtons()
+        self.scatter = pg.ScatterPlotItem(size=11, hoverable=True, hoverSize=14, tip=self._tip)
+        self.scatter.sigClicked.connect(self._clicked)
+        self.addItem(self.scatter)
+        self.threshold = pg.InfiniteLine(pos=30, angle=0, pen=pg.mkPen("#888", style=Qt.PenStyle.DashLine))
+        self.addItem(self.threshold)
+        self._scenes: list = []
+        self.setMinimumHeight(110)
+
+    @staticmethod
+    def _tip(x, y, data):
+        return f"{data[1]}  cloud {y:.1f} %  (click to toggle)"
+
+    def set_scenes(self, scenes: list, checked: set[str]) -> None:
+        self._scenes = scenes
+        xs, ys, brushes, data = [], [], [], []
+        for row, s in enumerate(scenes):
+            t = dt.datetime(s.date.year, s.date.month, s.date.day, 12, tzinfo=dt.timezone.utc).timestamp()
+            t += 3600 * getattr(s, "sequence", 0)
+            xs.append(t)
+            ys.append(float(s.cloud_cover) if s.cloud_cover is not None else 0.0)
+            on = s.scene_id in checked
+            brushes.append(pg.mkBrush("#1f77b4" if on else "#ffffff"))
+            data.append((row, s.scene_id))
+        self.scatter.setData(x=xs, y=ys, brush=brushes, pen=pg.mkPen("#1f77b4", width=1.5), data=data)
+        if xs:
+            pad = max(86400.0 * 2, (max(xs) - min(xs)) * 0.05)
+            self.setXRange(min(xs) - pad, max(xs) + pad, padding=0)
+
+    def _clicked(self, _item, points, _ev=None):
+        if len(points):
+            self.pointClicked.emit(int(points[0].data()[0]))
+
+
+class ScenePanel(QWidget):
+    """Dates, max cloud, Search, the results table and the timeline."""
+
+    searchRequested = Signal()
+    searchFinished = Signal(list)  # scenes
+    searchFailed = Signal(str, str)
+    selectionChanged = Signal(list)  # checked scenes
+    sourceResolved = Signal(object)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.source = None
+        self._search_worker = None
+        self._preview_pool = QThreadPool(self)
+        self._preview_pool.setMaxThreadCount(2)
+        self._preview_source = None
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+
+        grid = QGridLayout()
+        today = dt.date.today()
+        self.start = QDateEdit(_qdate(today - dt.timedelta(days=90)))
+        self.end = QDateEdit(_qdate(today))
+        for w in (self.start, self.end):
+            w.setCalendarPopup(True)
+            w.setDisplayFormat("yyyy-MM-dd")
+            w.setMinimumDate(QDate(2015, 6, 23))
+        grid.addWidget(QLabel("From"), 0, 0)
+        grid.addWidget(self.start, 0, 1)
+        grid.addWidget(QLabel("to"), 0, 2)
+        grid.addWidget(self.end, 0, 3)
+
+        self.quick = QComboBox()
+        self.quick.addItem("Quick range…", None)
+        self.quick.addItem("Last month", "month")
+        self.quick.addItem("Last 3 months", "3months")
+        for name in SEASONS:
+            self.quick.addItem(name, name)
+        self.season_year = QSpinBox()
+        self.season_year.setRange(2015, today.year)
+        self.season_year.setValue(today.year - 1)
+        self.season_year.setToolTip("Year of the season")
+        self.quick.activated.connect(self._apply_quick)
+        grid.addWidget(self.quick, 1, 0, 1, 3)
+        grid.addWidget(self.season_year, 1, 3)
+
+        self.cloud = QSlider(Qt.Orientation.Horizontal)
+        self.cloud.setRange(0, 100)
+        self.cloud.setValue(100)
+        self.cloud.setToolTip("Only scenes with at most this cloud cover")
+        self.cloud_label = QLabel()
+        self.cloud.valueChanged.connect(self._cloud_changed)
+        grid.addWidget(QLabel("Max cloud"), 2, 0)
+        grid.addWidget(self.cloud, 2, 1, 1, 2)
+        grid.addWidget(self.cloud_label, 2, 3)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
+        lay.addLayout(grid)
+
+        row = QHBoxLayout()
+        self.search_button = QPushButton("Search")
+        self.search_button.setDefault(True)
+        self.search_button.setToolTip("List the scenes of the tile in the date range")
+        self.search_button.clicked.connect(self.searchRequested)
+        self.status = QLabel("Pick a tile and a date range, then Search.")
+        self.status.setWordWrap(True)
+        row.addWidget(self.search_button)
+        row.addWidget(self.status, 1)
+        lay.addLayout(row)
+
+        self.model = SceneModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(THUMB + 6)
+        self.table.setIconSize(QSize(THUMB, THUMB))
+        self.table.setAlternatingRowColors(True)
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        hh.setSectionResizeMode(COL_PREVIEW, QHeaderView.ResizeMode.Fixed)
+        self.table.setColumnWidth(COL_PREVIEW, THUMB + 40)
+        hh.setStretchLastSection(True)
+        self.table.doubleClicked.connect(lambda ix: self.model.toggle(ix.row()))
+        self.table.verticalScrollBar().valueChanged.connect(self._schedule_previews)
+        self.table.setMinimumHeight(150)
+
+        self.timeline = CloudTimeline()
+        self.timeline.pointClicked.connect(self.model.toggle)
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.table)
+        split.addWidget(self.timeline)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        lay.addWidget(split, 1)
+
+        sel = QHBoxLayout()
+        self.under = QSpinBox()
+        self.under.setRange(0, 100)
+        self.under.setValue(30)
+        self.under.setSuffix(" %")
+        self.under.valueChanged.connect(lambda v: self.timeline.threshold.setValue(v))
+        self.select_under = QPushButton("Select all under")
+        self.select_under.clicked.connect(self.select_under_cloud)
+        clear = QPushButton("Clear")
+        clear.clicked.connect(lambda: self.model.set_checked([s.scene_id for s in self.model.scenes], False))
+        self.count = QLabel()
+        sel.addWidget(self.select_under)
+        sel.addWidget(self.under)
+        sel.addWidget(clear)
+        sel.addStretch(1)
+        sel.addWidget(self.count)
+        lay.addLayout(sel)
+
+        self.model.checkedChanged.connect(self._checked_changed)
+        self.model.modelReset.connect(self._schedule_previews)
+        self._preview_timer = QTimer(self)
+        self._preview_timer.setSingleShot(True)
+        self._preview_timer.setInterval(80)
+        self._preview_timer.timeout.connect(self._load_visible_previews)
+        self._cloud_changed(self.cloud.value())
+        self._checked_changed()
+
+    # -- dates
+    def dates(self) -> tuple[dt.date, dt.date]:
+        return _pydate(self.start.date()), _pydate(self.end.date())
+
+    def set_dates(self, start: dt.date, end: dt.date) -> None:
+        self.start.setDate(_qdate(start))
+        self.end.setDate(_qdate(end))
+
+    def max_cloud(self) -> float | None:
+        v = self.cloud.value()
+        return None if v >= 100 else float(v)
+
+    def _cloud_changed(self, v: int) -> None:
+        self.cloud_label.setText("any" if v >= 100 else f"≤ {v} %")
+
+    def _apply_quick(self, index: int) -> None:
+        key = self.quick.itemData(index)
+        today = dt.date.today()
+        if key == "month":
+            self.set_dates(today - dt.timedelta(days=30), today)
+        elif key == "3months":
+            self.set_dates(today - dt.timedelta(days=91), today)
+        elif key in SEASONS:
+            self.set_dates(*season_range(key, self.season_year.value()))
+        self.quick.setCurrentIndex(0)
+
+    # -- search
+    def run_search(self, source_spec: dict, tile: str) -> workers.Worker | None:
+        """Resolve the source and search on a worker; results land in the table."""
+        start, end = self.dates()
+        if start > end:
+            self._failed("The start date is after the end date", "")
+            return None
+        if self._search_worker is not None:
+            self._search_worker.cancel()
+        self.search_button.setEnabled(False)
+        self.status.setText(f"Searching {tile} {start} – {end}…")
+        w = workers.start(_search_job, source_spec, tile, start, end, self.max_cloud(),
+                          on_result=self._found, on_error=self._failed,
+                          on_finished=lambda: self.search_button.setEnabled(True), name="search")
+        self._search_worker = w
+        return w
+
+    def _found(self, value) -> None:
+        source, scenes = value
+        self.source = source
+        self.sourceResolved.emit(source)
+        self.model.set_scenes(scenes)
+        self.timeline.set_scenes(self.model.scenes, self.model.checked)
+        n = len(scenes)
+        self.status.setText(f"{n} scene{'s' if n != 1 else ''} found" if n else
+                            "No scenes in this range (try a longer range or a higher cloud limit)")
+        self.searchFinished.emit(scenes)
+
+    def _failed(self, message: str, details: str) -> None:
+        self.status.setText(f"<span style='color:#b03a2e'>{message}</span>")
+        log.warning("search failed: %s", message)
+        self.searchFailed.emit(message, details)
+
+    # -- selection
+    def select_under_cloud(self) -> None:
+        n = self.under.value()
+        ids = [s.scene_id for s in self.model.scenes if s.cloud_cover is not None and s.cloud_cover < n]
+        self.model.set_checked(ids, True)
+
+    def _checked_changed(self) -> None:
+        scenes = self.model.checked_scenes()
+        dates = len({s.date for s in scenes})
+        total = len(self.model.scenes)
+        self.count.setText(f"<b>{len(scenes)}</b> of {total} selected ({dates} date{'s' if dates != 1 else ''})")
+        self.timeline.set_scenes(self.model.scenes, self.model.checked)
+        self.selectionChanged.emit(scenes)
+
+    # -- lazy previews (only rows on screen)
+    def _schedule_previews(self, *_):
+        self._preview_timer.start()
+
+    def showEvent(self, ev):
+        super().showEvent(ev)
+        self._schedule_previews()
+
+    def resizeEvent(self, ev):
+        super().resizeEvent(ev)
+        self._schedule_previews()
+
+    def visible_rows(self) -> range:
+        n = self.model.rowCount()
+        if n == 0:
+            return range(0)
+        vp = self.table.viewport()
+        top = self.table.rowAt(0)
+        bottom = self.table.rowAt(vp.height() - 1)
+        top = 0 if top < 0 else top
+        bottom = n - 1 if bottom < 0 else bottom
+        return range(top, bottom + 1)
+
+    def _load_visible_previews(self) -> None:
+        if self.source is None:
+            return
+        for row in self.visible_rows():
+            s = self.model.scenes[row]
+            sid = s.scene_id
+            if sid in self.model.previews or sid in self.model.preview_state:
+                continue
+            if getattr(s, "preview", None) is None:
+                self.model.set_preview(sid, None, "none")
+                continue
+            self.model.set_preview(sid, None, "loading")
+            workers.start(_decode_preview, self.source, s, THUMB, pool=self._preview_pool, name="preview",
+                          on_result=lambda img, sid=sid: self.model.set_preview(sid, QPixmap.fromImage(img)),
+                          on_error=lambda msg, _d, sid=sid: self._preview_failed(sid, msg))
+
+    def _preview_failed(self, sid: str, msg: str) -> None:
+        log.info("preview of %s failed: %s", sid, msg)
+        self.model.set_preview(sid, None, "error")
+
+
+def _search_job(source_spec: dict, tile: str, start, end, max_cloud):
+    from s2desktop.core.catalog import search
+    from s2desktop.core.sources import resolve_source
+
+    source = resolve_source(**source_spec)
+    return source, search(source, tile, start, end, max_cloud=max_cloud)

@@ -1,0 +1,190 @@
+"""User settings over QSettings, the settings dialog, and the error dialog used across the window.
+
+QSettings is INI-format. When `S2DESKTOP_HOME` is set (tests, portable installs) the file lives in
+`$S2DESKTOP_HOME/settings/`, so tests never touch the real user's settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+log = logging.getLogger(__name__)
+
+# Keys
+DOWNLOAD_DIR = "downloads/folder"
+WORKERS = "downloads/workers"
+SOURCE = "source/name"
+ENDPOINT = "source/endpoint"
+BUCKET = "source/bucket"
+PROFILE = "source/profile"
+LOCAL_FOLDER = "source/local_folder"
+RECENT_TILES = "tiles/recent"
+RECENT_FILES = "viewer/recent"
+LAST_TILE = "tiles/last"
+MAX_CLOUD = "search/max_cloud"
+
+# Source choices shown in the window: (key, label)
+SOURCES = [
+    ("l1c", "L1C (JP2, requester pays)"),
+    ("l2a", "L2A (JP2, requester pays)"),
+    ("cogs", "L2A COGs (public)"),
+    ("demo", "Demo (offline)"),
+    ("local", "Local folder…"),
+]
+REQUESTER_PAYS = {"l1c", "l2a"}
+
+
+def configure_qsettings() -> None:
+    """INI settings; under $S2DESKTOP_HOME/settings when that variable is set."""
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    home = os.environ.get("S2DESKTOP_HOME")
+    if home:
+        QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(Path(home) / "settings"))
+
+
+def settings() -> QSettings:
+    return QSettings()
+
+
+def default_download_dir() -> Path:
+    from s2desktop.core.paths import user_data_dir
+
+    return user_data_dir()
+
+
+def download_dir() -> Path:
+    value = settings().value(DOWNLOAD_DIR, "")
+    return Path(value) if value else default_download_dir()
+
+
+def worker_count() -> int:
+    try:
+        n = int(settings().value(WORKERS, 4))
+    except (TypeError, ValueError):
+        n = 4
+    return max(1, min(16, n))
+
+
+def get_str(key: str, default: str = "") -> str:
+    value = settings().value(key, default)
+    return "" if value is None else str(value)
+
+
+def get_list(key: str) -> list[str]:
+    value = settings().value(key, [])
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    return [str(v) for v in value]
+
+
+def push_recent(key: str, item: str, limit: int = 10) -> list[str]:
+    items = [i for i in get_list(key) if i != item]
+    items.insert(0, item)
+    items = items[:limit]
+    settings().setValue(key, items)
+    return items
+
+
+def show_error(parent: QWidget | None, title: str, message: str, details: str = "") -> QMessageBox:
+    """A non-modal error box: the one-line message, the details (traceback) to copy. Also logged."""
+    log.error("%s: %s%s", title, message, ("\n" + details) if details else "")
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle(title)
+    box.setText(message)
+    if details:
+        box.setDetailedText(details)
+    box.setStandardButtons(QMessageBox.StandardButton.Close)
+    box.setObjectName("errorBox")
+    box.setModal(False)
+    box.open()
+    return box
+
+
+class SettingsDialog(QDialog):
+    """Download folder, worker count, default source, endpoint, profile."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(520)
+        form = QFormLayout(self)
+
+        self.folder = QLineEdit(str(download_dir()))
+        self.folder.setToolTip("Downloads go in red/, green/, blue/ (and metadata/) under this folder")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.folder, 1)
+        row.addWidget(browse)
+        form.addRow("Download folder", row)
+
+        self.workers = QSpinBox()
+        self.workers.setRange(1, 16)
+        self.workers.setValue(worker_count())
+        self.workers.setToolTip("Files downloaded at the same time")
+        form.addRow("Parallel downloads", self.workers)
+
+        self.source = QComboBox()
+        for key, label in SOURCES:
+            self.source.addItem(label, key)
+        i = self.source.findData(get_str(SOURCE, "l1c"))
+        self.source.setCurrentIndex(max(0, i))
+        form.addRow("Default source", self.source)
+
+        self.endpoint = QLineEdit(get_str(ENDPOINT))
+        self.endpoint.setPlaceholderText("https://… (empty: AWS)")
+        form.addRow("S3 endpoint", self.endpoint)
+
+        self.profile = QLineEdit(get_str(PROFILE))
+        self.profile.setPlaceholderText("default")
+        form.addRow("AWS profile", self.profile)
+
+        note = QLabel(f"Settings file: {settings().fileName()}")
+        note.setWordWrap(True)
+        note.setStyleSheet("color: palette(mid);")
+        form.addRow(note)
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def _browse(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Download folder", self.folder.text())
+        if d:
+            self.folder.setText(d)
+
+    def accept(self) -> None:
+        s = settings()
+        folder = self.folder.text().strip()
+        if folder and Path(folder).expanduser() != default_download_dir():
+            s.setValue(DOWNLOAD_DIR, str(Path(folder).expanduser()))
+        else:
+            s.remove(DOWNLOAD_DIR)
+        s.setValue(WORKERS, self.workers.value())
+        s.setValue(SOURCE, self.source.currentData())
+        s.setValue(ENDPOINT, self.endpoint.text().strip())
+        s.setValue(PROFILE, self.profile.text().strip())
+        s.sync()
+        super().accept()

@@ -1,0 +1,193 @@
+"""Background work for the window: a `QRunnable` with its own `WorkerSignals` QObject (the superqt pattern).
+
+A `QRunnable` is not a `QObject`, so each `Worker` owns a small `WorkerSignals` created on the GUI thread; its
+signals are emitted from a pool thread and delivered to GUI slots through queued connections.
+
+- `run()` turns every exception into `errored(message, details)`: the message is one line a user can act on
+  (the core's `S2Error` text), the details are the traceback for the "details" part of a dialog and the log.
+- Each worker carries a `threading.Event` (`worker.cancel_event`) that the core functions take as `cancel=`.
+- `worker.report(done, total)` is a progress callback for the core; it throttles to ~10 signals a second but
+  always lets the final (done == total) report through.
+- Started workers are kept referenced by the module-level `WorkerRegistry` until they finish, and
+  `registry.shutdown()` (connected to `aboutToQuit`) cancels them and waits for the pools.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from s2desktop.core.errors import CancelledError, S2Error
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL = 0.1  # seconds between two progress signals of one worker (~10/s)
+
+
+def one_line(exc: BaseException) -> str:
+    """The text a user sees for an exception: the core's message, or the type and message for a bug."""
+    if isinstance(exc, S2Error):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return " ".join(text.split()) or type(exc).__name__
+
+
+class WorkerSignals(QObject):
+    started = Signal()
+    progress = Signal(object, object)  # done, total (any numbers; bytes may exceed 2**31)
+    result = Signal(object)
+    errored = Signal(str, str)  # one-line message, details (traceback)
+    cancelled = Signal()
+    finished = Signal()  # always last, after result/errored/cancelled
+
+
+class Worker(QRunnable):
+    """Run `fn(*args, **kwargs)` on a pool thread.
+
+    Pass `progress=True` / `cancel=True` to have the worker inject its own `report` callback and
+    `cancel_event` as the keyword arguments of those names (the core's convention).
+    """
+
+    def __init__(self, fn: Callable[..., Any], *args, progress: bool = False, cancel: bool = False,
+                 name: str = "", **kwargs):
+        super().__init__()
+        self.setAutoDelete(False)  # the registry holds the Python reference; Qt must not delete it
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.name = name or getattr(fn, "__name__", "work")
+        self.signals = WorkerSignals()
+        self.cancel_event = threading.Event()
+        self._last_emit = 0.0
+        self._lock = threading.Lock()
+        self.done = threading.Event()
+        if progress:
+            self.kwargs["progress"] = self.report
+        if cancel:
+            self.kwargs["cancel"] = self.cancel_event
+
+    # -- called from the GUI thread
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    # -- called from the worker thread (possibly from several transfer threads at once)
+    def report(self, done, total=None) -> None:
+        now = time.monotonic()
+        final = total is not None and done is not None and done >= total
+        with self._lock:
+            if not final and now - self._last_emit < PROGRESS_INTERVAL:
+                return
+            self._last_emit = now
+        try:
+            self.signals.progress.emit(done, total)
+        except RuntimeError:  # signals object already gone (window closed)
+            pass
+
+    def run(self) -> None:  # noqa: D401 - QRunnable API
+        sig = self.signals
+        try:
+            sig.started.emit()
+            try:
+                value = self.fn(*self.args, **self.kwargs)
+            except CancelledError:
+                sig.cancelled.emit()
+            except Exception as exc:  # every failure becomes a signal, never a silent print
+                details = traceback.format_exc()
+                if isinstance(exc, S2Error):
+                    log.warning("%s failed: %s", self.name, exc)
+                else:
+                    log.error("%s crashed:\n%s", self.name, details)
+                if self.cancel_event.is_set():
+                    sig.cancelled.emit()
+                else:
+                    sig.errored.emit(one_line(exc), details)
+            else:
+                if self.cancel_event.is_set() and value is None:
+                    sig.cancelled.emit()
+                else:
+                    sig.result.emit(value)
+            finally:
+                sig.finished.emit()
+        except RuntimeError:  # the QObject was deleted while we ran (interpreter shutting down)
+            pass
+        finally:
+            self.done.set()
+
+
+class WorkerRegistry:
+    """Keeps started workers referenced until they finish; cancels and waits for all of them on quit."""
+
+    def __init__(self):
+        self._workers: set[Worker] = set()
+        self._pools: set[QThreadPool] = set()
+        self._lock = threading.Lock()
+
+    def start(self, worker: Worker, pool: QThreadPool | None = None) -> Worker:
+        pool = pool or QThreadPool.globalInstance()
+        with self._lock:
+            self._workers.add(worker)
+            self._pools.add(pool)
+        worker.signals.finished.connect(lambda w=worker: self._forget(w))
+        pool.start(worker)
+        return worker
+
+    def _forget(self, worker: Worker) -> None:
+        with self._lock:
+            self._workers.discard(worker)
+
+    @property
+    def active(self) -> list[Worker]:
+        with self._lock:
+            return [w for w in self._workers if not w.done.is_set()]
+
+    def cancel_all(self) -> None:
+        for w in self.active:
+            w.cancel()
+
+    def shutdown(self, timeout_ms: int = 10000) -> bool:
+        """Cancel every worker and wait for the pools; True when all stopped in time."""
+        self.cancel_all()
+        ok = True
+        with self._lock:
+            pools = list(self._pools)
+        deadline = time.monotonic() + timeout_ms / 1000
+        for pool in pools:
+            left = max(0, int((deadline - time.monotonic()) * 1000))
+            pool.clear()  # queued but not started: never run them
+            ok = pool.waitForDone(left) and ok
+        # queued workers removed by clear() never ran: mark them done
+        for w in list(self._workers):
+            if not w.done.is_set() and not ok:
+                log.warning("worker %s still running at shutdown", w.name)
+        return ok
+
+
+registry = WorkerRegistry()
+
+
+def start(fn: Callable[..., Any], *args, pool: QThreadPool | None = None, on_result=None, on_error=None,
+          on_progress=None, on_finished=None, on_cancelled=None, progress: bool = False,
+          cancel: bool = False, name: str = "", **kwargs) -> Worker:
+    """Create a worker, connect the given slots, start it on `pool` (the global pool by default)."""
+    w = Worker(fn, *args, progress=progress, cancel=cancel, name=name, **kwargs)
+    if on_result is not None:
+        w.signals.result.connect(on_result)
+    if on_error is not None:
+        w.signals.errored.connect(on_error)
+    if on_progress is not None:
+        w.signals.progress.connect(on_progress)
+    if on_cancelled is not None:
+        w.signals.cancelled.connect(on_cancelled)
+    if on_finished is not None:
+        w.signals.finished.connect(on_finished)
+    return registry.start(w, pool)
