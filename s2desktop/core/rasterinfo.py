@@ -1,0 +1,406 @@
+"""Attributes of any raster GDAL opens, decimated reads for thumbnails, and the scene metadata of band files.
+
+Files are opened by content, never by extension (some real `.jp2` files are GeoTIFFs). `read_overview` never
+decodes full resolution: it reads with `out_shape`, which GDAL serves from overviews or, for JPEG 2000, from
+reduced-resolution levels of the codestream.
+
+Scene metadata (processing baseline, data footprint, tile, date) of a band file is looked up, in order:
+the download's `{out_dir}/metadata/{scene_id}.json` (files named `{tile}_{YYYY-MM-DD}_{seq}_{band}.ext`), then
+metadata beside the file in the bucket layouts (`tileInfo.json`, `productInfo.json`, `tileinfo_metadata.json`,
+a STAC item, `metadata.xml`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from s2desktop.core.errors import NotFoundError, RasterError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "RasterInfo",
+    "raster_info",
+    "read_overview",
+    "open_raster",
+    "parse_band_filename",
+    "scene_metadata",
+    "baseline_of",
+    "offset_for_baseline",
+    "file_offset",
+    "NEW_BASELINE_OFFSET",
+]
+
+NEW_BASELINE_OFFSET = -1000
+_BAND_NAME_RE = re.compile(
+    r"^(?P<tile>\d{1,2}[A-Z]{3})_(?P<date>\d{4}-\d{2}-\d{2})_(?P<seq>\d+)_(?P<band>[A-Z0-9]+)$"
+)
+_BASELINE_IN_NAME_RE = re.compile(r"_N(\d{2})(\d{2})(?:_|$)")
+
+
+# --- opening ---------------------------------------------------------------------------------------------------
+
+
+def open_raster(path):
+    """rasterio.open with a one-line RasterError / NotFoundError naming the file."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    p = Path(path)
+    if not p.exists():
+        raise NotFoundError(f"{p}: no such file")
+    if p.is_dir():
+        raise RasterError(f"{p}: is a folder, not a raster")
+    try:
+        return rasterio.open(p)
+    except RasterioIOError as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else "unreadable"
+        if "not recognized" in msg or "supported file format" in msg:
+            msg = "not a raster GDAL can read"
+        raise RasterError(f"{p}: cannot open ({msg})") from None
+
+
+# --- attributes ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RasterInfo:
+    path: str
+    driver: str
+    width: int
+    height: int
+    count: int
+    dtypes: list[str]
+    crs_epsg: int | None
+    crs_wkt: str | None
+    transform: list[float]  # a, b, c, d, e, f (rasterio Affine order)
+    resolution: tuple[float, float]
+    bounds: tuple[float, float, float, float]  # left, bottom, right, top in the CRS
+    bounds_lonlat: tuple[float, float, float, float] | None
+    nodata: float | None
+    block_shapes: list[tuple[int, int]]
+    compression: str | None
+    overviews: list[list[int]]
+    colorinterp: list[str]
+    descriptions: list[str | None]
+    tags: dict[str, str]
+    band_tags: list[dict[str, str]]
+    file_size: int
+    image_structure: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("resolution", "bounds", "bounds_lonlat"):
+            if d[k] is not None:
+                d[k] = list(d[k])
+        d["block_shapes"] = [list(b) for b in self.block_shapes]
+        return d
+
+    def summary(self) -> str:
+        """Human-readable multi-line text for `s2desktop info`."""
+        lines = [
+            f"File:          {self.path} ({_human_size(self.file_size)})",
+            f"Driver:        {self.driver}",
+            f"Size:          {self.width} x {self.height}, {self.count} band(s), {', '.join(self.dtypes)}",
+            f"CRS:           {'EPSG:%d' % self.crs_epsg if self.crs_epsg else (self.crs_wkt or 'none')}",
+            "Transform:     " + ", ".join(f"{v:g}" for v in self.transform),
+            f"Resolution:    {self.resolution[0]:g} x {self.resolution[1]:g}",
+            "Bounds:        " + ", ".join(f"{v:.3f}" for v in self.bounds) + " (left, bottom, right, top)",
+        ]
+        if self.bounds_lonlat:
+            lines.append("Bounds lon/lat: " + ", ".join(f"{v:.6f}" for v in self.bounds_lonlat))
+        lines += [
+            f"Nodata:        {self.nodata if self.nodata is not None else 'none declared'}",
+            f"Blocks:        {', '.join(f'{h}x{w}' for h, w in self.block_shapes)} (rows x cols)",
+            f"Compression:   {self.compression or 'none'}",
+            "Overviews:     " + ("; ".join(",".join(map(str, o)) or "none" for o in self.overviews)),
+            f"Colour interp: {', '.join(self.colorinterp)}",
+            "Descriptions:  " + ", ".join(d or "-" for d in self.descriptions),
+        ]
+        if self.tags:
+            lines.append("Tags:")
+            lines += [f"  {k}={v}" for k, v in sorted(self.tags.items())]
+        if self.crs_wkt:
+            lines.append("CRS WKT:       " + self.crs_wkt)
+        return "\n".join(lines)
+
+
+def _human_size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _info_from_dataset(src, path: Path) -> RasterInfo:
+    from rasterio.warp import transform_bounds
+
+    crs = src.crs
+    epsg = None
+    wkt = None
+    if crs is not None:
+        try:
+            epsg = crs.to_epsg()
+        except Exception:  # pragma: no cover - exotic CRS
+            epsg = None
+        wkt = crs.to_wkt()
+    lonlat = None
+    if crs is not None:
+        try:
+            lonlat = tuple(float(v) for v in transform_bounds(crs, "EPSG:4326", *src.bounds, densify_pts=21))
+        except Exception as exc:  # pragma: no cover
+            log.debug("no lon/lat bounds for %s: %s", path, exc)
+    structure = {k: str(v) for k, v in src.tags(ns="IMAGE_STRUCTURE").items()}
+    compression = src.compression.value if src.compression is not None else structure.get("COMPRESSION")
+    return RasterInfo(
+        path=str(path),
+        driver=src.driver,
+        width=src.width,
+        height=src.height,
+        count=src.count,
+        dtypes=list(src.dtypes),
+        crs_epsg=epsg,
+        crs_wkt=wkt,
+        transform=[float(v) for v in tuple(src.transform)[:6]],
+        resolution=(float(src.res[0]), float(src.res[1])),
+        bounds=tuple(float(v) for v in src.bounds),
+        bounds_lonlat=lonlat,
+        nodata=None if src.nodata is None else float(src.nodata),
+        block_shapes=[tuple(int(v) for v in b) for b in src.block_shapes],
+        compression=compression,
+        overviews=[list(src.overviews(b)) for b in src.indexes],
+        colorinterp=[ci.name for ci in src.colorinterp],
+        descriptions=list(src.descriptions),
+        tags={k: str(v) for k, v in src.tags().items()},
+        band_tags=[{k: str(v) for k, v in src.tags(b).items()} for b in src.indexes],
+        file_size=path.stat().st_size,
+        image_structure=structure,
+    )
+
+
+def raster_info(path) -> RasterInfo:
+    """All attributes of a raster (any format GDAL opens, detected by content)."""
+    p = Path(path)
+    with open_raster(p) as src:
+        return _info_from_dataset(src, p)
+
+
+def overview_shape(width: int, height: int, max_size: int) -> tuple[int, int]:
+    """(h, w) with the longest side = max_size, aspect kept, each side at least 1."""
+    if max_size < 1:
+        raise ValueError("size must be at least 1")
+    f = max_size / max(width, height)
+    return max(1, int(round(height * f))), max(1, int(round(width * f)))
+
+
+def read_overview(path, max_size: int, bands=None):
+    """Decimated read: -> (data (bands, h, w), valid (h, w) bool, RasterInfo); longest side = max_size.
+
+    `bands` are 1-based indexes (default: 1-3 for rasters with >= 3 bands, else 1). Valid = not nodata in at
+    least one band; nodata is the declared value, else an alpha band, else 0 for unsigned integer data (the
+    Sentinel-2 convention: JP2 band files declare none).
+    """
+    from rasterio.enums import ColorInterp, Resampling
+    from rasterio.errors import RasterioIOError
+
+    p = Path(path)
+    with open_raster(p) as src:
+        info = _info_from_dataset(src, p)
+        if bands is None:
+            bands = [1, 2, 3] if src.count >= 3 else [1]
+        bands = [int(b) for b in bands]
+        for b in bands:
+            if not 1 <= b <= src.count:
+                raise RasterError(f"{p}: has no band {b} (it has {src.count})")
+        h, w = overview_shape(src.width, src.height, max_size)
+        try:
+            data = src.read(bands, out_shape=(len(bands), h, w), resampling=Resampling.nearest)
+            alpha = [i for i, ci in zip(src.indexes, src.colorinterp) if ci == ColorInterp.alpha]
+            if src.nodata is not None:
+                valid = np.any(data != src.nodata, axis=0)
+            elif alpha:
+                valid = src.read(alpha[0], out_shape=(h, w), resampling=Resampling.nearest) > 0
+            elif np.issubdtype(data.dtype, np.unsignedinteger):
+                valid = np.any(data != 0, axis=0)
+            else:
+                valid = np.ones((h, w), dtype=bool)
+        except RasterioIOError as exc:
+            raise RasterError(f"{p}: cannot read ({str(exc).splitlines()[0]}; truncated or corrupt?)") from None
+    return data, valid, info
+
+
+# --- scene metadata of band files ------------------------------------------------------------------------------
+
+
+def parse_band_filename(path) -> dict | None:
+    """'33UUP_2023-07-14_0_B04.jp2' -> {'tile','date','seq','band','scene_id'}; None if not in that form."""
+    stem = Path(path).name.split(".")[0]
+    m = _BAND_NAME_RE.match(stem)
+    if not m:
+        return None
+    d = m.groupdict()
+    d["seq"] = int(d["seq"])
+    d["scene_id"] = f"{d['tile']}_{d['date']}_{d['seq']}"
+    return d
+
+
+def _read_json(p: Path) -> dict | None:
+    try:
+        with open(p, encoding="utf-8") as fh:
+            data = json.load(fh)
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def baseline_of(text: str | None) -> str | None:
+    """'S2B_MSIL1C_20180617T001109_N0206_R073_...' -> '02.06'; '04.00' and '5.09' pass through normalised."""
+    if not text:
+        return None
+    text = str(text)
+    m = re.fullmatch(r"\s*(\d{1,2})\.(\d{1,2})\s*", text)
+    if m:
+        return f"{int(m.group(1)):02d}.{int(m.group(2)):02d}"
+    m = _BASELINE_IN_NAME_RE.search(text)
+    if m:
+        return f"{m.group(1)}.{m.group(2)}"
+    return None
+
+
+def offset_for_baseline(baseline: str | None) -> int | None:
+    """Radiometric offset of a processing baseline: -1000 from 04.00 on, 0 before; None when unknown."""
+    if not baseline:
+        return None
+    major, minor = (int(v) for v in baseline.split("."))
+    return NEW_BASELINE_OFFSET if (major, minor) >= (4, 0) else 0
+
+
+def _from_download_metadata(p: Path) -> dict | None:
+    try:
+        from s2desktop.core import download  # the S3 helper's module
+
+        reader = getattr(download, "read_scene_metadata", None)
+    except Exception:  # not there (yet) or failing to import: use the naming convention ourselves
+        reader = None
+    if reader is not None:
+        try:
+            md = reader(p)
+        except Exception as exc:
+            log.debug("read_scene_metadata(%s) failed: %s", p, exc)
+            md = None
+        if md:
+            return md
+    parsed = parse_band_filename(p)
+    if not parsed:
+        return None
+    for folder in (p.parent.parent, p.parent, p.parent.parent.parent):
+        md = _read_json(folder / "metadata" / f"{parsed['scene_id']}.json")
+        if md:
+            return md
+    return None
+
+
+def _stac_baseline(d: dict) -> tuple[str | None, str | None]:
+    props = d.get("properties") or {}
+    b = baseline_of(props.get("s2:processing_baseline"))
+    name = props.get("s2:product_uri") or props.get("sentinel:product_id") or d.get("id")
+    return b or baseline_of(name), name
+
+
+def scene_metadata(path) -> dict:
+    """What is known about the scene of a band file: baseline, tile, date, product_name, data_geometry, source.
+
+    Keys are present with None when unknown. `source` says where the baseline came from.
+    """
+    p = Path(path)
+    out: dict[str, Any] = {"baseline": None, "tile": None, "date": None, "product_name": None,
+                           "data_geometry": None, "source": None}
+    parsed = parse_band_filename(p)
+    if parsed:
+        out["tile"], out["date"] = parsed["tile"], parsed["date"]
+
+    md = _from_download_metadata(p)
+    if md:
+        out["baseline"] = baseline_of(md.get("baseline")) or baseline_of(md.get("product_name")) or baseline_of(
+            md.get("productName"))
+        out["product_name"] = md.get("product_name") or md.get("productName")
+        out["data_geometry"] = md.get("tileDataGeometry") or md.get("data_geometry")
+        out["tile"] = md.get("tile") or out["tile"]
+        out["date"] = md.get("date") or out["date"]
+        if out["baseline"]:
+            out["source"] = "download metadata"
+            return out
+
+    # Metadata beside loose files in the bucket layouts.
+    folders = [p.parent]
+    if p.parent.name in ("R10m", "R20m", "R60m"):
+        folders.append(p.parent.parent)
+    for folder in folders:
+        for name in ("tileInfo.json", "tileinfo_metadata.json"):
+            d = _read_json(folder / name)
+            if d:
+                out["data_geometry"] = out["data_geometry"] or d.get("tileDataGeometry")
+                pn = d.get("productName")
+                if pn:
+                    out["product_name"] = out["product_name"] or pn
+                    b = baseline_of(pn)
+                    if b and not out["baseline"]:
+                        out["baseline"], out["source"] = b, f"{name} beside the file"
+        d = _read_json(folder / "productInfo.json")
+        if d and not out["baseline"]:
+            b = baseline_of(d.get("name"))
+            if b:
+                out["baseline"], out["source"] = b, "productInfo.json beside the file"
+                out["product_name"] = out["product_name"] or d.get("name")
+        if not out["baseline"]:
+            for js in sorted(folder.glob("*.json")):
+                if js.name in ("tileInfo.json", "tileinfo_metadata.json", "productInfo.json"):
+                    continue
+                d = _read_json(js)
+                if d and d.get("type") == "Feature":
+                    b, name = _stac_baseline(d)
+                    if b:
+                        out["baseline"], out["source"] = b, f"STAC item {js.name} beside the file"
+                        out["product_name"] = out["product_name"] or name
+                        break
+        if not out["baseline"]:
+            xml = folder / "metadata.xml"
+            if xml.is_file():
+                try:
+                    with open(xml, encoding="utf-8", errors="replace") as fh:
+                        head = fh.read(200_000)
+                    m = re.search(r"<PROCESSING_BASELINE>\s*([\d.]+)\s*<", head) or re.search(
+                        r"_N(\d{2})(\d{2})_", head)
+                    if m:
+                        b = baseline_of(m.group(1)) if m.lastindex == 1 else f"{m.group(1)}.{m.group(2)}"
+                        if b:
+                            out["baseline"], out["source"] = b, "metadata.xml beside the file"
+                except OSError:
+                    pass
+        if out["baseline"]:
+            break
+    return out
+
+
+def file_offset(path) -> tuple[int | None, str | None, str | None]:
+    """(offset, baseline, where it came from) for a band file; offset None when the baseline is unknown."""
+    md = scene_metadata(path)
+    return offset_for_baseline(md["baseline"]), md["baseline"], md["source"]
+
+
+def _finite(v) -> bool:
+    return v is not None and math.isfinite(v)
+
+
+def file_size(path) -> int:
+    return os.stat(path).st_size
