@@ -63,11 +63,202 @@ def _run_gui(args: argparse.Namespace) -> int:
     return run(getattr(args, "paths", []) or [])
 
 
+# --- composite / info / thumbnail (raster commands) -----------------------------------------------------------
+
+
+def _add_composite(sub) -> None:
+    p = sub.add_parser(
+        "composite",
+        help="temporal median composite: search + download a tile's scenes, or composite given files",
+        description="Per pixel and band, the median of the valid observations (nodata 0 and masked pixels "
+        "excluded; even count: mean of the two middle values rounded half up). Inputs of processing baseline "
+        ">= 04.00 are harmonised to the pre-04.00 scale first. Output: a COG GeoTIFF, bands R,G,B, uint16, "
+        "nodata 0.",
+    )
+    t = p.add_argument_group("tile mode: search, download what is missing, composite")
+    t.add_argument("--tile", metavar="TILE", help="Sentinel-2 tile id, e.g. 33UUP")
+    t.add_argument("--start", metavar="YYYY-MM-DD", help="first date (inclusive)")
+    t.add_argument("--end", metavar="YYYY-MM-DD", help="last date (inclusive)")
+    t.add_argument("--max-cloud", type=float, metavar="PCT", help="skip scenes cloudier than this (0-100)")
+    t.add_argument("--out-dir", default="./tmp", metavar="DIR", help="download folder (reused as a cache; "
+                   "default ./tmp)")
+    add_source_options(p)
+    f = p.add_argument_group("files mode: co-registered band files, one per date, same date order per band")
+    f.add_argument("--red", nargs="+", metavar="FILE", help="B04 files")
+    f.add_argument("--green", nargs="+", metavar="FILE", help="B03 files")
+    f.add_argument("--blue", nargs="+", metavar="FILE", help="B02 files")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.tif", help="output COG GeoTIFF")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: all cores)")
+    p.add_argument("--scale", type=int, default=1, choices=(1, 2, 4, 8),
+                   help="reduced-resolution composite from JP2 resolution levels / overviews (default 1)")
+    p.add_argument("--mask", default="auto", choices=("auto", "none"),
+                   help="auto: mask SCL classes 0,1,3,8,9,10 where an L2A scene classification exists")
+    p.add_argument("--count", metavar="PATH", help="also write the number of valid observations per pixel")
+    p.add_argument("--offset", type=int, nargs="+", metavar="0|-1000",
+                   help="radiometric offset when the scene metadata is unknown: one value, one per date or "
+                   "one per file (red files, then green, then blue)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+
+class _ProgressLine:
+    """'composite: 12/121 windows (9%)' on stderr: rewritten in place on a terminal, every 10 % otherwise."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self.last_pct = -1
+        self.last_t = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        import time
+
+        pct = int(100 * done / total) if total else 100
+        now = time.monotonic()
+        if self.tty:
+            if done == total or now - self.last_t >= 0.2:
+                self.last_t = now
+                end = "\n" if done == total else ""
+                print(f"\r{self.label}: {done}/{total} ({pct}%)", end=end, file=sys.stderr, flush=True)
+        elif pct // 10 != self.last_pct // 10 or done == total:
+            self.last_pct = pct
+            print(f"{self.label}: {done}/{total} ({pct}%)", file=sys.stderr, flush=True)
+
+
+def _parse_date(text: str, what: str):
+    import datetime as dt
+
+    from s2desktop.core.errors import InvalidInputError
+
+    try:
+        return dt.date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{what} {text!r} is not a date like 2023-07-14") from None
+
+
+def _tile_inputs(args: argparse.Namespace):
+    """Tile mode: search, download (reusing what is there), -> (red, green, blue, scl-or-None)."""
+    from pathlib import Path
+
+    from s2desktop.core import catalog, download
+    from s2desktop.core.composite import BANDS, inputs_from_downloads
+    from s2desktop.core.errors import InvalidInputError, NotFoundError
+    from s2desktop.core.tiles import parse_tile
+
+    if not (args.start and args.end):
+        raise InvalidInputError("--tile needs --start and --end")
+    tile = parse_tile(args.tile)
+    start, end = _parse_date(args.start, "--start"), _parse_date(args.end, "--end")
+    if end < start:
+        raise InvalidInputError(f"--end {end} is before --start {start}")
+    source = source_from_args(args)
+    scenes = catalog.search(source, tile, start, end, max_cloud=args.max_cloud)
+    if not scenes:
+        raise NotFoundError(f"no scenes of {tile} between {start} and {end}"
+                            + (f" with cloud cover <= {args.max_cloud:g}%" if args.max_cloud is not None else ""))
+    bands = list(BANDS)
+    if args.mask == "auto" and getattr(source, "layout", "l1c") in ("l2a", "cogs"):
+        bands.append("SCL")
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"{len(scenes)} scene(s) of {tile}; downloading what is missing to {out_dir}", file=sys.stderr)
+    tasks = download.plan(scenes, bands, out_dir)
+    download.download_all(source, tasks)
+    red, green, blue = inputs_from_downloads(out_dir, scenes)
+    scl = None
+    if "SCL" in bands:
+        scl_by_scene = {getattr(t.scene, "scene_id", None): Path(t.dest) for t in tasks if t.band == "SCL"}
+        scl = [scl_by_scene.get(getattr(s, "scene_id", None)) for s in scenes]
+        scl = [p if p is not None and p.is_file() else None for p in scl]
+    return red, green, blue, scl
+
+
+def _run_composite(args: argparse.Namespace) -> int:
+    from s2desktop.core.composite import check_output, composite
+    from s2desktop.core.errors import InvalidInputError
+
+    files_mode = bool(args.red or args.green or args.blue)
+    if files_mode and args.tile:
+        raise InvalidInputError("give either --tile (with --start/--end) or --red/--green/--blue files, not both")
+    if not files_mode and not args.tile:
+        raise InvalidInputError("no inputs: give --tile with --start/--end, or --red/--green/--blue files")
+    # The destination is checked before any download or decoding.
+    check_output(args.output, args.overwrite)
+    if args.count:
+        check_output(args.count, args.overwrite, "count output")
+    scl = None
+    if files_mode:
+        red, green, blue = args.red or [], args.green or [], args.blue or []
+    else:
+        red, green, blue, scl = _tile_inputs(args)
+    offsets = args.offset
+    if offsets is not None and len(offsets) == 1:
+        offsets = offsets[0]
+    result = composite(
+        red, green, blue, args.output, workers=args.workers, scale=args.scale, mask=args.mask,
+        count_path=args.count, offsets=offsets, overwrite=args.overwrite, progress=_ProgressLine("composite"),
+        scl=scl,
+    )
+    print(f"wrote {result.path} ({result.width}x{result.height}, {result.dates} date(s), "
+          f"{result.seconds:.1f} s)" + (f" and {result.count_path}" if result.count_path else ""))
+    return 0
+
+
+def _add_info(sub) -> None:
+    p = sub.add_parser("info", help="attributes of a raster (any format GDAL opens)")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON")
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    import json
+
+    from s2desktop.core.rasterinfo import raster_info
+
+    info = raster_info(args.file)
+    if args.json:
+        print(json.dumps(info.to_dict(), indent=2))
+    else:
+        print(info.summary())
+    return 0
+
+
+def _add_thumbnail(sub) -> None:
+    p = sub.add_parser("thumbnail", help="PNG thumbnail of a raster from a decimated read")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--size", type=int, default=200, help="longest side in pixels (default 200)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.png")
+    p.add_argument("--stretch", default="percentile", choices=("percentile", "minmax", "truecolor"),
+                   help="percentile: 2-98%% cut per band (default); truecolor: reflectance x 2.5")
+    p.add_argument("--bands", metavar="1,2,3", help="1-based band indexes: three for RGB, one for grey")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing PNG")
+
+
+def _run_thumbnail(args: argparse.Namespace) -> int:
+    from s2desktop.core.composite import check_output
+    from s2desktop.core.errors import InvalidInputError
+    from s2desktop.core.render import save_png, thumbnail
+
+    bands = None
+    if args.bands:
+        try:
+            bands = [int(b) for b in args.bands.split(",") if b.strip()]
+        except ValueError:
+            raise InvalidInputError(f"--bands {args.bands!r} is not a list like 1,2,3") from None
+    check_output(args.output, args.overwrite)
+    rgba = thumbnail(args.file, args.size, args.stretch, bands)
+    save_png(rgba, args.output)
+    print(f"wrote {args.output} ({rgba.shape[1]}x{rgba.shape[0]})")
+    return 0
+
+
 # --- parser and entry point ----------------------------------------------------------------------------------
 
 # Subcommands in the order `--help` lists them. Add a pair above and a line here.
 _COMMANDS: list[tuple[str, Callable, Callable]] = [
     ("gui", _add_gui, _run_gui),
+    ("composite", _add_composite, _run_composite),
+    ("info", _add_info, _run_info),
+    ("thumbnail", _add_thumbnail, _run_thumbnail),
 ]
 
 

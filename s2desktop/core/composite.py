@@ -32,7 +32,6 @@ import multiprocessing
 import os
 import signal
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -59,6 +58,7 @@ __all__ = [
     "worker_main",
     "inputs_from_downloads",
     "find_scl",
+    "check_output",
     "harmonise",
     "SCL_MASKED_CLASSES",
     "BANDS",
@@ -288,11 +288,12 @@ def _process_window(task):
     return idx, (orow, ocol, oh, ow), rgb, np.minimum(count, 255).astype(np.uint8)
 
 
-def _run_inline(spec, task):
-    return _process_window(task)
-
-
 # --- checks -----------------------------------------------------------------------------------------------------
+
+
+def check_output(path, overwrite: bool = False, what: str = "output") -> None:
+    """OutputError unless `path` can be written: not a folder, absent (or overwrite), folder writable."""
+    _check_destination(Path(path), overwrite, what)
 
 
 def _check_destination(path: Path, overwrite: bool, what: str) -> None:

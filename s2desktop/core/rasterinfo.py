@@ -112,7 +112,7 @@ class RasterInfo:
             f"Driver:        {self.driver}",
             f"Size:          {self.width} x {self.height}, {self.count} band(s), {', '.join(self.dtypes)}",
             f"CRS:           {'EPSG:%d' % self.crs_epsg if self.crs_epsg else (self.crs_wkt or 'none')}",
-            "Transform:     " + ", ".join(f"{v:g}" for v in self.transform),
+            "Transform:     " + ", ".join(f"{v:.10g}" for v in self.transform),
             f"Resolution:    {self.resolution[0]:g} x {self.resolution[1]:g}",
             "Bounds:        " + ", ".join(f"{v:.3f}" for v in self.bounds) + " (left, bottom, right, top)",
         ]
@@ -162,6 +162,9 @@ def _info_from_dataset(src, path: Path) -> RasterInfo:
             log.debug("no lon/lat bounds for %s: %s", path, exc)
     structure = {k: str(v) for k, v in src.tags(ns="IMAGE_STRUCTURE").items()}
     compression = src.compression.value if src.compression is not None else structure.get("COMPRESSION")
+    if compression is None and src.driver.startswith("JP2"):
+        rev = structure.get("COMPRESSION_REVERSIBILITY")
+        compression = "JPEG2000" + (f" ({rev.lower()})" if rev else "")
     return RasterInfo(
         path=str(path),
         driver=src.driver,

@@ -1,0 +1,228 @@
+"""Display stretches to uint8, pure numpy, shared by thumbnails and the desktop viewer.
+
+Every stretch takes `data` (bands, h, w) (or (h, w)) and `valid` (h, w) bool and returns uint8 of the same
+band layout; nodata pixels come out 0 and become transparent in `to_rgba`.
+
+- `percentile(data, valid, low=2, high=98)`: per-band cumulative cut excluding nodata (QGIS's default).
+- `minmax(data, valid)`: per-band min..max of the valid pixels.
+- `truecolor(data, valid, offset=0)`: Sentinel Hub's true colour, reflectance x 2.5 clipped to 0..1, with
+  reflectance = (DN + offset) / 10000 (offset -1000 for baseline >= 04.00 inputs; composites are on offset 0).
+- `gamma(u8, g)`: a LUT gamma on uint8.
+- `to_rgba(u8, valid)`: (h, w, 4) uint8, grey replicated for one band, alpha 0 on nodata.
+
+`thumbnail(path, size, stretch, bands)` is the decimated read + stretch + RGBA; `save_png` writes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "STRETCHES",
+    "percentile",
+    "minmax",
+    "truecolor",
+    "linear",
+    "gamma",
+    "stretch",
+    "to_rgba",
+    "thumbnail",
+    "save_png",
+]
+
+STRETCHES = ("percentile", "minmax", "truecolor")
+_MAX_SAMPLES = 1_000_000
+
+
+def _as3d(data: np.ndarray) -> tuple[np.ndarray, bool]:
+    data = np.asarray(data)
+    if data.ndim == 2:
+        return data[np.newaxis], True
+    if data.ndim != 3:
+        raise ValueError(f"expected (bands, h, w) or (h, w) data, got shape {data.shape}")
+    return data, False
+
+
+def _valid(valid, shape) -> np.ndarray:
+    if valid is None:
+        return np.ones(shape, dtype=bool)
+    valid = np.asarray(valid, dtype=bool)
+    if valid.shape != shape:
+        raise ValueError(f"valid mask shape {valid.shape} does not match data {shape}")
+    return valid
+
+
+def _samples(band: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    vals = band[valid]
+    if vals.size > _MAX_SAMPLES:  # a regular subsample is plenty for percentiles of big viewer images
+        vals = vals[:: int(np.ceil(vals.size / _MAX_SAMPLES))]
+    return vals
+
+
+def linear(data: np.ndarray, valid: np.ndarray | None, lows, highs) -> np.ndarray:
+    """Map [low, high] per band linearly to 0..255 (rounded, clipped); nodata -> 0."""
+    d3, squeeze = _as3d(data)
+    v = _valid(valid, d3.shape[1:])
+    lows = np.broadcast_to(np.asarray(lows, dtype=np.float64), (d3.shape[0],))
+    highs = np.broadcast_to(np.asarray(highs, dtype=np.float64), (d3.shape[0],))
+    out = np.zeros(d3.shape, dtype=np.uint8)
+    for i in range(d3.shape[0]):
+        lo, hi = float(lows[i]), float(highs[i])
+        span = hi - lo
+        x = d3[i].astype(np.float32)
+        if span <= 0:
+            y = np.where(x > lo, 255.0, 0.0) if span == 0 else np.zeros_like(x)
+        else:
+            y = (x - np.float32(lo)) * np.float32(255.0 / span)
+        np.clip(y, 0, 255, out=y)
+        out[i] = np.rint(y).astype(np.uint8)
+        out[i][~v] = 0
+    return out[0] if squeeze else out
+
+
+def percentile(data: np.ndarray, valid: np.ndarray | None = None, low: float = 2.0, high: float = 98.0):
+    """Per-band low..high percentile cut of the valid pixels -> uint8."""
+    if not 0 <= low < high <= 100:
+        raise ValueError("percentiles need 0 <= low < high <= 100")
+    d3, squeeze = _as3d(data)
+    v = _valid(valid, d3.shape[1:])
+    lows, highs = [], []
+    for i in range(d3.shape[0]):
+        s = _samples(d3[i], v)
+        if s.size == 0:
+            lows.append(0.0)
+            highs.append(1.0)
+        else:
+            lo, hi = np.percentile(s, [low, high])
+            lows.append(float(lo))
+            highs.append(float(hi))
+    out = linear(d3, v, lows, highs)
+    return out[0] if squeeze else out
+
+
+def minmax(data: np.ndarray, valid: np.ndarray | None = None):
+    """Per-band min..max of the valid pixels -> uint8."""
+    d3, squeeze = _as3d(data)
+    v = _valid(valid, d3.shape[1:])
+    lows, highs = [], []
+    for i in range(d3.shape[0]):
+        s = d3[i][v]
+        lows.append(float(s.min()) if s.size else 0.0)
+        highs.append(float(s.max()) if s.size else 1.0)
+    out = linear(d3, v, lows, highs)
+    return out[0] if squeeze else out
+
+
+def truecolor(data: np.ndarray, valid: np.ndarray | None = None, offset: int = 0, gain: float = 2.5):
+    """Sentinel Hub true colour: clip(gain * (DN + offset) / 10000, 0, 1) * 255 -> uint8.
+
+    With offset 0 that is DN 0..4000 -> 0..255; with offset -1000 (baseline >= 04.00) DN 1000..5000.
+    """
+    lo = -float(offset)
+    hi = lo + 10000.0 / gain
+    return linear(data, valid, lo, hi)
+
+
+def gamma(u8: np.ndarray, g: float = 1.0) -> np.ndarray:
+    """Gamma on uint8 through a 256-entry LUT (g > 1 brightens mid-tones)."""
+    if g <= 0:
+        raise ValueError("gamma must be positive")
+    if g == 1.0:
+        return np.asarray(u8, dtype=np.uint8)
+    lut = np.rint(255.0 * (np.arange(256) / 255.0) ** (1.0 / g)).astype(np.uint8)
+    return lut[np.asarray(u8, dtype=np.uint8)]
+
+
+def stretch(data, valid=None, method: str = "percentile", *, low: float = 2.0, high: float = 98.0,
+            offset: int = 0, gamma_value: float = 1.0) -> np.ndarray:
+    """Dispatch by name: 'percentile' | 'minmax' | 'truecolor'; then gamma."""
+    if method == "percentile":
+        out = percentile(data, valid, low, high)
+    elif method == "minmax":
+        out = minmax(data, valid)
+    elif method == "truecolor":
+        out = truecolor(data, valid, offset)
+    else:
+        raise ValueError(f"unknown stretch {method!r} (use {', '.join(STRETCHES)})")
+    return gamma(out, gamma_value) if gamma_value != 1.0 else out
+
+
+def to_rgba(u8: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """(bands, h, w) or (h, w) uint8 -> (h, w, 4) RGBA; one band -> grey, nodata -> alpha 0."""
+    d3, _ = _as3d(u8)
+    if d3.shape[0] == 1:
+        rgb = np.repeat(d3, 3, axis=0)
+    elif d3.shape[0] >= 3:
+        rgb = d3[:3]
+    else:
+        raise ValueError("to_rgba needs 1 or 3 bands")
+    h, w = d3.shape[1:]
+    v = _valid(valid, (h, w))
+    out = np.empty((h, w, 4), dtype=np.uint8)
+    out[..., :3] = np.moveaxis(rgb, 0, -1)
+    out[..., 3] = np.where(v, 255, 0)
+    return out
+
+
+def _offset_of(path: Path, info) -> int:
+    """Radiometric offset for true colour: our composites say OUTPUT_OFFSET; band files via their metadata."""
+    if "OUTPUT_OFFSET" in info.tags:
+        try:
+            return int(info.tags["OUTPUT_OFFSET"])
+        except ValueError:
+            pass
+    from s2desktop.core.rasterinfo import file_offset
+
+    off, _b, _src = file_offset(path)
+    return off or 0
+
+
+def thumbnail(path, size: int = 200, stretch: str = "percentile", bands=None, *, offset: int | None = None,
+              low: float = 2.0, high: float = 98.0, gamma_value: float = 1.0) -> np.ndarray:
+    """(h, w, 4) RGBA uint8 thumbnail, longest side = size, from a decimated read (never full resolution).
+
+    bands: 1-based indexes, 3 for RGB or 1 for grey (default 1,2,3 when the file has 3+ bands, else 1).
+    offset: for 'truecolor'; None reads it from the file's tags / scene metadata.
+    """
+    from s2desktop.core.errors import InvalidInputError
+    from s2desktop.core.rasterinfo import read_overview
+
+    if stretch not in STRETCHES:
+        raise InvalidInputError(f"unknown stretch {stretch!r} (use {', '.join(STRETCHES)})")
+    if bands is not None and len(bands) not in (1, 3):
+        raise InvalidInputError(f"give 1 band (grey) or 3 bands (RGB), not {len(bands)}")
+    if size < 1:
+        raise InvalidInputError("size must be at least 1 pixel")
+    data, valid, info = read_overview(path, size, bands)
+    if stretch == "truecolor" and offset is None:
+        offset = _offset_of(Path(path), info)
+    u8 = _stretch_by_name(data, valid, stretch, low, high, offset or 0, gamma_value)
+    return to_rgba(u8, valid)
+
+
+def _stretch_by_name(data, valid, method, low, high, offset, gamma_value):
+    return stretch(data, valid, method, low=low, high=high, offset=offset, gamma_value=gamma_value)
+
+
+def save_png(rgba: np.ndarray, path) -> Path:
+    """Write an (h, w, 4) RGBA array as PNG (temp name, then rename)."""
+    import os
+
+    from PIL import Image
+
+    from s2desktop.core.errors import OutputError
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        Image.fromarray(np.ascontiguousarray(rgba)).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
