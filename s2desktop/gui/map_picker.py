@@ -1,0 +1,461 @@
+"""A world map to pick a Sentinel-2 tile: pan/zoom, lon/lat readout, the tile grid when zoomed in, click to select.
+
+The map is a plain equirectangular (plate carrée) pyqtgraph view in degrees: x = longitude, y = latitude, aspect
+locked 1:1. Land and country outlines come from the bundled Natural Earth resource (`resources/world/`), the tile
+grid and every point -> tile answer from `s2desktop.core.tiles` (the real ESA footprints). The grid is drawn
+only when the view is narrow enough for it to be legible, and only the tiles in view, as one curve.
+
+Public API (what the main window uses):
+
+- signal ``tileSelected(str)``: the user picked a tile (click, overlap menu) or :meth:`select_tile` changed it.
+- signal ``overlapOffered(list)``: a click hit 2+ overlapping tiles, nearest centre first.
+- signal ``hovered(str)``: the tile names under the cursor changed ('' when none).
+- :meth:`select_tile` ``(tile_id, zoom=True)``: highlight a tile (and zoom to it); raises the core's
+  InvalidTileError / NotFoundError for a bad id, so a text field can show that message.
+- :meth:`click_lonlat` ``(lon, lat)``: what a mouse click does; returns the selected tile id or None.
+- attribute ``choose_overlap``: ``callable(tiles: list[str]) -> str | None`` asked when tiles overlap. The default
+  pops a non-blocking menu of the tiles (the nearest one is selected at once; picking another in the menu
+  selects that one). Tests replace it with a plain function.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPoint, QPointF, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QBrush, QColor, QPainterPath, QPen
+from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem, QHBoxLayout, QLabel, QMenu, QVBoxLayout, QWidget
+
+from s2desktop.core import tiles as core_tiles
+from s2desktop.core.resources import resource_path
+
+__all__ = ["MapPicker"]
+
+WORLD_RESOURCE = ("world", "world_110m.npz")
+
+# Drawing thresholds (degrees of longitude across the view).
+GRID_MAX_SPAN = 20.0  # the tile grid is drawn when the view is at most this wide
+LABEL_MAX_SPAN = 12.0  # tile names are written into the grid when the view is at most this wide
+LABEL_MAX_COUNT = 160
+GRID_MAX_TILES = 2500  # never draw more than this many outlines, whatever the view
+THROTTLE_MS = 60
+
+OCEAN = QColor("#cfe0ee")
+LAND = QColor("#f3f0e6")
+BORDER = QColor("#9c9a92")
+GRID = QColor(40, 90, 160, 130)
+OFF_MAP = QColor("#e4e4e4")
+HOVER = QColor(25, 70, 150)
+SELECT_PEN = QColor(220, 90, 0)
+SELECT_FILL = QColor(255, 140, 0, 70)
+LABEL = QColor(30, 60, 110)
+
+
+@functools.cache
+def _world() -> dict[str, np.ndarray]:
+    with np.load(resource_path(*WORLD_RESOURCE)) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _connect_for(starts: np.ndarray, n: int) -> np.ndarray:
+    """pyqtgraph connect array: point i joins i+1 unless i is the last point of a part."""
+    connect = np.ones(n, dtype=bool)
+    connect[starts[1:] - 1] = False
+    connect[-1] = False
+    return connect
+
+
+def _ring_path(rings: list[np.ndarray]) -> QPainterPath:
+    path = QPainterPath()
+    path.setFillRule(Qt.FillRule.OddEvenFill)
+    for ring in rings:
+        path.moveTo(float(ring[0, 0]), float(ring[0, 1]))
+        for x, y in ring[1:]:
+            path.lineTo(float(x), float(y))
+        path.closeSubpath()
+    return path
+
+
+def _copies(ring: np.ndarray) -> list[np.ndarray]:
+    """A footprint ring plus its copy on the other side of the antimeridian if it crosses it."""
+    out = [ring]
+    if ring[:, 0].max() > 180.0:
+        out.append(ring - np.array([360.0, 0.0]))
+    return out
+
+
+def _format_lonlat(lon: float, lat: float) -> str:
+    lon = (lon + 180.0) % 360.0 - 180.0
+    ew = "E" if lon >= 0 else "W"
+    ns = "N" if lat >= 0 else "S"
+    return f"{abs(lat):.4f}° {ns}, {abs(lon):.4f}° {ew}"
+
+
+class MapPicker(QWidget):
+    """World map with the Sentinel-2 tile grid; see the module docstring for the public API."""
+
+    tileSelected = Signal(str)
+    overlapOffered = Signal(list)
+    hovered = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._selected: str | None = None
+        self._hover_tiles: list[str] = []
+        self._visible: list[core_tiles.TileFootprint] = []
+        self._grid_visible = False
+        self._labels: list[pg.TextItem] = []
+        self.overlap_menu: QMenu | None = None
+        self._last_click = (0.0, 0.0)
+        self.choose_overlap: Callable[[list[str]], str | None] = self._offer_overlap_menu
+
+        self.plot = pg.PlotWidget(background=OCEAN)
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.plot.setAntialiasing(True)
+        self.plot.setMouseTracking(True)
+        pi = self.plot.getPlotItem()
+        for name in ("left", "bottom"):
+            axis = pi.getAxis(name)
+            axis.setTextPen(pg.mkPen("#555555"))
+            axis.setPen(pg.mkPen("#999999"))
+        pi.setLabel("bottom", "longitude (°)")
+        pi.setLabel("left", "latitude (°)")
+        self.view: pg.ViewBox = pi.getViewBox()
+        self._aspect = 1.0
+        self.view.setAspectLocked(True, ratio=self._aspect)
+        # y runs past the poles so that the whole world fits a wide widget with the aspect locked.
+        self.view.setLimits(xMin=-200.0, xMax=200.0, yMin=-130.0, yMax=130.0, minXRange=0.2, minYRange=0.2)
+        self.view.setDefaultPadding(0.0)
+
+        self._draw_world()
+
+        self._grid_curve = pg.PlotCurveItem(pen=pg.mkPen(GRID, width=1), antialias=False)
+        self._grid_curve.setZValue(10)
+        self.view.addItem(self._grid_curve)
+
+        self._hover_item = QGraphicsPathItem()
+        pen = QPen(HOVER, 2.0)
+        pen.setCosmetic(True)
+        self._hover_item.setPen(pen)
+        self._hover_item.setBrush(QBrush(QColor(60, 120, 220, 40)))
+        self._hover_item.setZValue(20)
+        self._hover_item.setVisible(False)
+        self.view.addItem(self._hover_item)
+
+        self._select_item = QGraphicsPathItem()
+        pen = QPen(SELECT_PEN, 2.5)
+        pen.setCosmetic(True)
+        self._select_item.setPen(pen)
+        self._select_item.setBrush(QBrush(SELECT_FILL))
+        self._select_item.setZValue(30)
+        self._select_item.setVisible(False)
+        self.view.addItem(self._select_item)
+
+        # The selected tile as a dot, so it can be found on the zoomed-out world map.
+        self._select_dot = pg.ScatterPlotItem(
+            size=9, pen=pg.mkPen("w", width=1.5), brush=pg.mkBrush(SELECT_PEN), pxMode=True
+        )
+        self._select_dot.setZValue(31)
+        self.view.addItem(self._select_dot)
+
+        self.coords_label = QLabel("Move over the map", self)
+        self.coords_label.setMinimumWidth(190)
+        self.hover_label = QLabel("", self)
+        self.hover_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.hint_label = QLabel("", self)
+        self.hint_label.setStyleSheet("color: #666666;")
+        credit = QLabel("Map: Natural Earth · Grid: ESA Copernicus", self)
+        credit.setStyleSheet("color: #888888; font-size: 8pt;")
+
+        bar = QHBoxLayout()
+        bar.setContentsMargins(4, 0, 4, 0)
+        bar.addWidget(self.coords_label)
+        bar.addWidget(self.hover_label, 1)
+        bar.addWidget(self.hint_label)
+        bar.addSpacing(12)
+        bar.addWidget(credit)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addWidget(self.plot, 1)
+        layout.addLayout(bar)
+
+        self._throttle = QTimer(self)
+        self._throttle.setSingleShot(True)
+        self._throttle.setInterval(THROTTLE_MS)
+        self._throttle.timeout.connect(self.update_grid)
+        self.view.sigRangeChanged.connect(self._range_changed)
+        scene = self.plot.scene()
+        scene.sigMouseMoved.connect(self._mouse_moved)
+        scene.sigMouseClicked.connect(self._mouse_clicked)
+
+        # Until the user or the program moves the map, keep the whole world in view as the widget gets its size.
+        self._fit_world = True
+        self.view.sigRangeChangedManually.connect(self._stop_fitting_world)
+        self.zoom_world()
+        self.update_grid()
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def selected_tile(self) -> str | None:
+        return self._selected
+
+    @property
+    def grid_visible(self) -> bool:
+        """Whether the tile grid is drawn for the current view."""
+        return self._grid_visible
+
+    @property
+    def visible_tiles(self) -> list[str]:
+        """Ids of the tiles whose outlines are drawn (empty when the grid is hidden)."""
+        return [fp.id for fp in self._visible]
+
+    @property
+    def hover_text(self) -> str:
+        return self.hover_label.text()
+
+    def select_tile(self, tile_id: str, zoom: bool = True) -> str:
+        """Highlight a tile (any accepted spelling) and optionally zoom to it; returns the canonical id.
+
+        Emits ``tileSelected`` when the selection changes. Raises the core's InvalidTileError or NotFoundError.
+        """
+        fp = core_tiles.footprint(tile_id)
+        changed = fp.id != self._selected
+        self._selected = fp.id
+        self._select_item.setPath(_ring_path(_copies(fp.ring)))
+        self._select_item.setVisible(True)
+        self._select_dot.setData([fp.centre[0]], [fp.centre[1]])
+        self._select_dot.setVisible(not self._grid_visible)
+        if zoom:
+            self.zoom_to(fp)
+        if changed:
+            self.tileSelected.emit(fp.id)
+        return fp.id
+
+    def clear_selection(self) -> None:
+        self._selected = None
+        self._select_item.setVisible(False)
+        self._select_dot.setData([], [])
+
+    def click_lonlat(self, lon: float, lat: float) -> str | None:
+        """Select the tile containing (lon, lat), exactly as a mouse click there does.
+
+        One tile: it is selected. Several overlapping tiles: ``overlapOffered`` is emitted with them (nearest
+        centre first) and ``choose_overlap(tiles)`` is asked; its answer is selected, or the nearest tile when it
+        answers None (the default menu answers None and lets the user switch afterwards). Returns the selected
+        id, or None where no tile lies.
+        """
+        found = core_tiles.tiles_at(lon, lat)
+        if not found:
+            self.hint_label.setText("No Sentinel-2 tile here")
+            return None
+        choice = None
+        if len(found) > 1:
+            self.overlapOffered.emit(list(found))
+            self._last_click = (lon, lat)
+            choice = self.choose_overlap(list(found))
+            if choice is not None and choice not in found:
+                choice = None
+        return self.select_tile(choice or found[0], zoom=False)
+
+    def hover_lonlat(self, lon: float, lat: float) -> str:
+        """Update the readout for the cursor at (lon, lat) (what a mouse move does); returns the hover text."""
+        self.coords_label.setText(_format_lonlat(lon, lat))
+        found = core_tiles.tiles_at(lon, lat) if -90.0 <= lat <= 90.0 else []
+        text = ("Tile " if len(found) == 1 else "Tiles ") + ", ".join(found) if found else ""
+        self.hover_label.setText(text)
+        self.plot.setToolTip(", ".join(found))
+        if found != self._hover_tiles:
+            self._hover_tiles = found
+            if found and self._grid_visible:
+                self._hover_item.setPath(_ring_path(_copies(core_tiles.footprint(found[0]).ring)))
+                self._hover_item.setVisible(True)
+            else:
+                self._hover_item.setVisible(False)
+            self.hovered.emit(", ".join(found))
+        return text
+
+    def zoom_world(self) -> None:
+        """Show the whole world (the map keeps it in view while the widget is resized, until it is moved)."""
+        self._fit_world = True
+        self.view.setRange(xRange=(-180.0, 180.0), yRange=(-60.0, 75.0), padding=0.0)
+
+    def zoom_to(self, fp: core_tiles.TileFootprint) -> None:
+        """Show a tile with about one tile of margin around it (its neighbours and the grid visible)."""
+        self._fit_world = False
+        lon0, lat0, lon1, lat1 = fp.bbox
+        pad = max(lon1 - lon0, lat1 - lat0)
+        self.view.setRange(xRange=(lon0 - pad, lon1 + pad), yRange=(lat0 - pad, lat1 + pad), padding=0.0)
+
+    def view_span(self) -> float:
+        (x0, x1), _ = self.view.viewRange()
+        return x1 - x0
+
+    # ------------------------------------------------------------------ drawing
+
+    def _draw_world(self) -> None:
+        world = _world()
+        land = np.asarray(world["land_xy"], dtype=np.float64)
+        starts = list(world["land_starts"]) + [len(land)]
+        rings = [land[a:b] for a, b in zip(starts[:-1], starts[1:])]
+        path = QPainterPath()
+        base = _ring_path(rings)
+        for dx in (-360.0, 0.0, 360.0):  # copies either side of the antimeridian for views past +-180
+            path.addPath(base.translated(dx, 0.0))
+        for y0 in (90.0, -400.0):  # beyond the poles: not part of the map
+            band = QGraphicsRectItem(-600.0, y0, 1200.0, 310.0)
+            band.setPen(QPen(Qt.PenStyle.NoPen))
+            band.setBrush(QBrush(OFF_MAP))
+            band.setZValue(-11)
+            self.view.addItem(band)
+        land_item = QGraphicsPathItem(path)
+        land_item.setPen(QPen(Qt.PenStyle.NoPen))
+        land_item.setBrush(QBrush(LAND))
+        land_item.setZValue(-10)
+        self.view.addItem(land_item)
+
+        xy = np.asarray(world["lines_xy"], dtype=np.float64)
+        connect = _connect_for(np.asarray(world["lines_starts"]), len(xy))
+        xs = np.concatenate([xy[:, 0] - 360.0, xy[:, 0], xy[:, 0] + 360.0])
+        ys = np.tile(xy[:, 1], 3)
+        lines = pg.PlotCurveItem(xs, ys, connect=np.tile(connect, 3), pen=pg.mkPen(BORDER, width=1))
+        lines.setZValue(-5)
+        self.view.addItem(lines)
+        self._land_item, self._lines_item = land_item, lines
+
+    def _stop_fitting_world(self, *_args) -> None:
+        self._fit_world = False
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        if self._fit_world:
+            QTimer.singleShot(0, self._refit_world)
+
+    def _refit_world(self) -> None:
+        if self._fit_world:
+            self.zoom_world()
+
+    def _range_changed(self, *_args) -> None:
+        if not self._throttle.isActive():
+            self._throttle.start()
+
+    def update_grid(self) -> None:
+        """Redraw the tile grid for the current view (called throttled on every range change)."""
+        self._update_aspect()
+        (x0, x1), (y0, y1) = self.view.viewRange()
+        span = x1 - x0
+        if span > GRID_MAX_SPAN:
+            self._set_grid([], labels=False)
+            self.hint_label.setText("Zoom in to see the Sentinel-2 tile grid")
+            return
+        fps = core_tiles.tiles_in_bbox(x0, max(y0, -90.0), x1, min(y1, 90.0), limit=GRID_MAX_TILES)
+        self.hint_label.setText("")
+        self._set_grid(fps, labels=span <= LABEL_MAX_SPAN and len(fps) <= LABEL_MAX_COUNT, view=(x0, x1))
+
+    def _update_aspect(self) -> None:
+        """Scale longitudes by cos(latitude) of the view centre when zoomed in, so tiles look square there;
+        blend back to a plain 1:1 plate carrée as the view widens to the whole world."""
+        (x0, x1), (y0, y1) = self.view.viewRange()
+        lat = float(np.clip((y0 + y1) / 2.0, -80.0, 80.0))
+        w = float(np.clip((x1 - x0 - GRID_MAX_SPAN) / (4 * GRID_MAX_SPAN), 0.0, 1.0))
+        ratio = round((1.0 - w) * np.cos(np.radians(lat)) + w, 2)
+        if abs(ratio - self._aspect) > 0.011:
+            self._aspect = ratio
+            self.view.setAspectLocked(True, ratio=ratio)
+
+    def _set_grid(self, fps: list[core_tiles.TileFootprint], labels: bool, view=(0.0, 0.0)) -> None:
+        self._visible = fps
+        self._grid_visible = bool(fps)
+        self._select_dot.setVisible(not self._grid_visible)
+        if not fps:
+            self._grid_curve.setData([], [])
+            self._hover_item.setVisible(False)
+            self._show_labels([])
+            return
+        rings = np.stack([fp.ring for fp in fps])  # (k, 5, 2)
+        # Shift each ring by 360 to the side of the antimeridian that is in view.
+        x0, x1 = view
+        shift = np.zeros(len(fps))
+        shift[rings[:, :, 0].max(axis=1) < x0] = 360.0
+        shift[rings[:, :, 0].min(axis=1) > x1] = -360.0
+        xs = (rings[:, :, 0] + shift[:, None]).ravel()
+        ys = rings[:, :, 1].ravel()
+        connect = np.ones(len(xs), dtype=bool)
+        connect[4::5] = False
+        self._grid_curve.setData(xs, ys, connect=connect)
+        if labels:
+            self._show_labels([(fp.id, fp.centre[0] + (360.0 if fp.centre[0] < x0 - 5 else 0.0)
+                                - (360.0 if fp.centre[0] > x1 + 5 else 0.0), fp.centre[1]) for fp in fps])
+        else:
+            self._show_labels([])
+
+    def _show_labels(self, items: list[tuple[str, float, float]]) -> None:
+        while len(self._labels) < len(items):
+            t = pg.TextItem(color=LABEL, anchor=(0.5, 0.5))
+            font = t.textItem.font()
+            font.setPointSize(8)
+            t.setFont(font)
+            t.setZValue(15)
+            self.view.addItem(t)
+            self._labels.append(t)
+        for t, (text, x, y) in zip(self._labels, items):
+            t.setText(text)
+            t.setPos(x, y)
+            t.setVisible(True)
+        for t in self._labels[len(items):]:
+            t.setVisible(False)
+
+    # ------------------------------------------------------------------ mouse
+
+    def _scene_to_lonlat(self, scene_pos) -> tuple[float, float] | None:
+        if not self.view.sceneBoundingRect().contains(scene_pos):
+            return None
+        p = self.view.mapSceneToView(scene_pos)
+        return p.x(), p.y()
+
+    def _mouse_moved(self, scene_pos) -> None:
+        ll = self._scene_to_lonlat(scene_pos)
+        if ll is None:
+            return
+        self.hover_lonlat(*ll)
+
+    def _mouse_clicked(self, ev) -> None:
+        if ev.button() != Qt.MouseButton.LeftButton or ev.double():
+            return
+        ll = self._scene_to_lonlat(ev.scenePos())
+        if ll is None or not -90.0 <= ll[1] <= 90.0:
+            return
+        ev.accept()
+        self.click_lonlat(*ll)
+
+    # ------------------------------------------------------------------ overlap choice
+
+    def _offer_overlap_menu(self, found: list[str]) -> None:
+        """Pop a non-blocking menu of the overlapping tiles beside the point; the nearest is already selected."""
+        if self.overlap_menu is not None:
+            self.overlap_menu.close()
+            self.overlap_menu.deleteLater()
+        menu = QMenu(self)
+        header = menu.addAction(f"{len(found)} tiles overlap here:")
+        header.setEnabled(False)
+        for i, tid in enumerate(found):
+            action = QAction(f"{tid}   (nearest centre)" if i == 0 else tid, menu)
+            action.setData(tid)
+            action.setCheckable(True)
+            action.setChecked(i == 0)
+            action.triggered.connect(functools.partial(self._overlap_chosen, tid))
+            menu.addAction(action)
+        self.overlap_menu = menu
+        lon, lat = self._last_click
+        pos = self.view.mapViewToScene(QPointF(lon, lat))
+        global_pos = self.plot.mapToGlobal(self.plot.mapFromScene(pos)) + QPoint(8, 8)
+        menu.popup(global_pos, menu.actions()[1])
+        return None
+
+    def _overlap_chosen(self, tile_id: str) -> None:
+        self.select_tile(tile_id, zoom=False)
