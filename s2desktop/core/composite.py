@@ -158,7 +158,7 @@ def _footprint_skips(geoms, transform, crs, wins, grid) -> list[frozenset[int]]:
     wh, ww = grid
     nrows = len({w[0] for w in wins})
     ncols = len({w[1] for w in wins})
-    grid_tf = transform * Affine.scale(ww, wh)
+    grid_tf = transform @ Affine.scale(ww, wh)
     touched: dict[int, np.ndarray] = {}
     for d, geom in enumerate(geoms):
         if not geom or geom.get("type") not in ("Polygon", "MultiPolygon"):
@@ -487,7 +487,7 @@ def composite(
     from affine import Affine
 
     wins, grid, (out_h, out_w) = _plan_windows(height, width, block, scale, window_size)
-    out_transform = ref["transform"] * Affine.scale(scale, scale)
+    out_transform = ref["transform"] @ Affine.scale(scale, scale)
     skips = _footprint_skips([m["data_geometry"] for m in metas], ref["transform"], ref["crs"], wins, grid)
     total = len(wins)
 

@@ -1,0 +1,81 @@
+"""The median kernel against np.nanmedian (with the half-up rounding rule and 0 for no valid observation)."""
+
+import numpy as np
+import pytest
+
+from s2desktop.core.median import median_stack, reference_median, sorting_network
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 7, 8, 11, 16, 24])
+def test_sorting_network_sorts(n):
+    rng = np.random.default_rng(n)
+    for _ in range(200):
+        x = list(rng.integers(0, 6, n))
+        for a, b in sorting_network(n):
+            assert a < b < n
+            if x[a] > x[b]:
+                x[a], x[b] = x[b], x[a]
+        assert x == sorted(x)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6, 9, 12, 30])
+def test_matches_nanmedian_with_nodata_and_masks(n):
+    rng = np.random.default_rng(100 + n)
+    stack = rng.integers(1, 12000, size=(n, 64, 64)).astype(np.uint16)
+    stack[rng.random(stack.shape) < 0.25] = 0  # nodata
+    stack[rng.random(stack.shape) < 0.01] = 65535  # saturated is a value, not nodata
+    stack[:, :4, :] = 0  # all-nodata rows
+    mask = rng.random(stack.shape) > 0.2
+    med, count = median_stack(stack, mask, return_count=True)
+    assert med.dtype == np.uint16
+    np.testing.assert_array_equal(med, reference_median(stack, mask))
+    np.testing.assert_array_equal(count, ((stack != 0) & mask).sum(axis=0))
+    assert (med[:4] == 0).all() and (count[:4] == 0).all()
+
+
+def test_even_count_rounds_half_up_and_odd_picks_middle():
+    s = np.array([[[10]], [[11]], [[0]], [[0]]], dtype=np.uint16)
+    assert median_stack(s)[0, 0] == 11  # (10 + 11) / 2 = 10.5 -> 11
+    s = np.array([[[10]], [[12]], [[0]], [[30]]], dtype=np.uint16)
+    assert median_stack(s)[0, 0] == 12
+    s = np.array([[[65535]], [[65535]], [[0]]], dtype=np.uint16)
+    assert median_stack(s)[0, 0] == 65535  # no overflow in the mean, saturated kept
+    s = np.array([[[65534]], [[65535]]], dtype=np.uint16)
+    assert median_stack(s)[0, 0] == 65535
+
+
+def test_single_date_and_all_nodata():
+    s = np.array([[[0, 5, 65535]]], dtype=np.uint16)
+    np.testing.assert_array_equal(median_stack(s), [[0, 5, 65535]])
+    np.testing.assert_array_equal(median_stack(s, np.array([[[True, False, True]]])), [[0, 0, 65535]])
+    z = np.zeros((5, 3, 3), dtype=np.uint16)
+    med, count = median_stack(z, return_count=True)
+    assert not med.any() and not count.any()
+
+
+def test_input_not_modified_and_dtype_checked():
+    rng = np.random.default_rng(1)
+    s = rng.integers(0, 100, (5, 8, 8)).astype(np.uint16)
+    before = s.copy()
+    median_stack(s, rng.random(s.shape) > 0.5)
+    np.testing.assert_array_equal(s, before)
+    with pytest.raises(TypeError):
+        median_stack(s.astype(np.float32))
+
+
+def test_faster_than_nanmedian():
+    import time
+
+    rng = np.random.default_rng(2)
+    s = rng.integers(1, 10000, (5, 512, 512)).astype(np.uint16)
+    s[rng.random(s.shape) < 0.2] = 0
+    median_stack(s)
+    t = time.perf_counter()
+    for _ in range(3):
+        median_stack(s)
+    fast = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in range(3):
+        reference_median(s)
+    slow = time.perf_counter() - t
+    assert fast * 2 < slow, (fast, slow)  # the benchmark targets >= 3x; leave margin on a shared machine
