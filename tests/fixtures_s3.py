@@ -1,0 +1,237 @@
+"""A real S3 server on 127.0.0.1 (moto's standalone server over HTTP), seeded with small Sentinel-2 scenes.
+
+Fixtures:
+- ``s3_server``   (session) endpoint URL of the server (port 0 -> the real port read back).
+- ``seeded``      (session) the buckets written once: ``sentinel-s2-l1c``, ``sentinel-s2-l2a``,
+                  ``sentinel-cogs`` with synthetic scenes from archive.write_scene (64 px bands, real JP2/COG,
+                  nodata edges, realistic tileInfo.json, previews) across month and year boundaries with several
+                  sequences per day, the real 55JGF scene when ../shared/s2-real is present, and
+                  ``s2-many-prefixes`` with 1,100 year prefixes (keys only) to exercise pagination.
+- ``seeded_s3``   (function) the same, with fake AWS credentials in the environment (the autouse fixture clears
+                  them); tests that change objects use ``scratch_bucket`` instead so nothing leaks between tests.
+- ``RequestRecorder(client)`` records every S3 operation and its API parameters through botocore's
+                  ``before-parameter-build`` event: list request counts, RequestPayer checks.
+
+No boto3 patching: everything goes over HTTP to the server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pytest
+from affine import Affine
+from botocore.config import Config
+
+from s2desktop.core import archive
+
+TILE = "33UUP"
+EPSG = 32633
+SIZE = 64
+TRANSFORM = Affine(109800 / SIZE, 0, 300000, 0, -109800 / SIZE, 5300040)
+REAL_55JGF = "aws_tiles/l1c_T55JGF_20180617_N0206"
+
+# (date, seq, cloud, coverage, baseline)
+L1C_SCENES = [
+    ("2022-12-30", 0, 10.0, 100.0, "05.09"),
+    ("2022-12-31", 0, 55.5, 100.0, "05.09"),
+    ("2023-01-02", 0, 0.0, 100.0, "05.09"),
+    ("2023-01-02", 1, 20.0, 35.0, "05.09"),
+    ("2023-01-10", 0, 95.0, 100.0, "05.09"),
+    ("2023-02-01", 0, 5.0, 100.0, "05.09"),
+    ("2023-07-04", 0, 12.0, 100.0, "05.09"),
+    ("2023-07-14", 0, 0.5, 100.0, "05.09"),
+    ("2023-07-14", 1, 30.0, 60.0, "05.09"),
+    ("2023-07-14", 2, 70.0, 20.0, "05.09"),
+    ("2023-07-31", 0, 3.0, 100.0, "05.09"),
+    ("2023-08-01", 0, 40.0, 100.0, "05.09"),
+    ("2023-10-12", 0, 8.0, 100.0, "05.09"),
+    ("2024-01-05", 0, 1.0, 100.0, "05.10"),
+    ("2021-06-15", 0, 2.0, 100.0, "03.00"),
+]
+L2A_SCENES = [
+    ("2023-07-04", 0, 12.0, 100.0, "05.09"),
+    ("2023-07-14", 0, 0.5, 100.0, "05.09"),
+    ("2023-07-14", 1, 30.0, 60.0, "05.09"),
+    ("2023-08-01", 0, 40.0, 100.0, "05.09"),
+]
+COG_SCENES = [
+    ("2023-06-30", 0, 9.0, 100.0, "05.09"),
+    ("2023-07-04", 0, 12.0, 100.0, "05.09"),
+    ("2023-07-14", 0, 0.5, 100.0, "05.09"),
+    ("2023-07-14", 1, 30.0, 60.0, "05.09"),
+    ("2023-10-12", 0, 8.0, 100.0, "05.09"),
+]
+BUCKETS = {"l1c": "sentinel-s2-l1c", "l2a": "sentinel-s2-l2a", "cogs": "sentinel-cogs"}
+MANY_BUCKET = "s2-many-prefixes"
+MANY_YEARS = range(1000, 2100)
+
+
+def fake_credentials(monkeypatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+
+
+def admin_client(endpoint: str):
+    """A client for seeding/inspecting the server (explicit fake keys, path-style)."""
+    return boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(s3={"addressing_style": "path"}, max_pool_connections=16, retries={"mode": "standard"}),
+    )
+
+
+def synthetic_bands(seed: int, size: int = SIZE) -> dict[str, np.ndarray]:
+    """Smooth-ish uint16 reflectances with a nodata (0) wedge on the west edge, like an orbit edge."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    base = 800 + 40 * ((xx + yy) % 16) + rng.integers(0, 200, (size, size))
+    edge = xx < (size // 5 + yy // 8)
+    out = {}
+    for i, band in enumerate(("B02", "B03", "B04", "B08")):
+        a = (base + 300 * i).astype(np.uint16)
+        a[edge] = 0
+        out[band] = a
+    b11 = (base[::2, ::2] + 1500).astype(np.uint16)
+    b11[edge[::2, ::2]] = 0
+    out["B11"] = b11
+    return out
+
+
+@dataclass
+class Seeded:
+    endpoint: str
+    roots: dict  # layout -> local folder holding the same bucket layout that was uploaded
+    buckets: dict = field(default_factory=lambda: dict(BUCKETS))
+    scenes: dict = field(default_factory=dict)  # layout -> list of (date, seq, cloud, coverage, baseline)
+    real_55jgf: bool = False
+    many_bucket: str = MANY_BUCKET
+
+    def client(self):
+        return admin_client(self.endpoint)
+
+
+class RequestRecorder:
+    """Records (operation, params) of every request a botocore client makes."""
+
+    def __init__(self, client):
+        self.calls: list[tuple[str, dict]] = []
+        self._lock = threading.Lock()
+        self._client = client
+        client.meta.events.register("before-parameter-build.s3", self._record)
+
+    def _record(self, params, model, **kwargs):
+        with self._lock:
+            self.calls.append((model.name, dict(params)))
+
+    def count(self, operation: str) -> int:
+        with self._lock:
+            return sum(1 for name, _ in self.calls if name == operation)
+
+    def ops(self, operation: str) -> list[dict]:
+        with self._lock:
+            return [p for name, p in self.calls if name == operation]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    def close(self) -> None:
+        self._client.meta.events.unregister("before-parameter-build.s3", self._record)
+
+
+def _upload_tree(client, bucket: str, root: Path, pool, public: bool = False) -> None:
+    files = [p for p in root.rglob("*") if p.is_file()]
+    extra = {"ACL": "public-read"} if public else None  # the COG bucket is public: unsigned GETs must work
+    list(pool.map(lambda p: client.upload_file(str(p), bucket, p.relative_to(root).as_posix(), ExtraArgs=extra),
+                  files))
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def seeded(s3_server, tmp_path_factory) -> Seeded:
+    from tests.conftest import SHARED
+
+    base = tmp_path_factory.mktemp("buckets")
+    roots = {layout: base / bucket for layout, bucket in BUCKETS.items()}
+    spec = {"l1c": L1C_SCENES, "l2a": L2A_SCENES, "cogs": COG_SCENES}
+    for layout, scenes in spec.items():
+        for i, (date, seq, cloud, cover, baseline) in enumerate(scenes):
+            bands = synthetic_bands(i + 7 * seq)
+            scl = None
+            if layout != "l1c":
+                scl = (bands["B04"][::2, ::2] % 12).astype(np.uint8)
+                scl[bands["B04"][::2, ::2] == 0] = 0
+            archive.write_scene(
+                roots[layout], layout, TILE, dt.date.fromisoformat(date), seq, bands, crs=EPSG,
+                transform=TRANSFORM, baseline=baseline, cloud_cover=cloud, data_coverage=cover, scl=scl,
+            )
+    client = admin_client(s3_server)
+    real = SHARED / REAL_55JGF
+    with ThreadPoolExecutor(8) as pool:
+        for layout, bucket in BUCKETS.items():
+            client.create_bucket(Bucket=bucket)
+            _upload_tree(client, bucket, roots[layout], pool, public=layout == "cogs")
+        if real.is_dir():
+            _upload_tree(client, BUCKETS["l1c"], real, pool)
+        client.create_bucket(Bucket=MANY_BUCKET)
+        keys = [f"tiles/{TILE[:2]}/U/UP/{y}/7/14/0/tileInfo.json" for y in MANY_YEARS]
+        list(pool.map(lambda k: client.put_object(Bucket=MANY_BUCKET, Key=k, Body=b"{}"), keys))
+    return Seeded(s3_server, roots, scenes=spec, real_55jgf=real.is_dir())
+
+
+@pytest.fixture
+def seeded_s3(seeded, monkeypatch) -> Seeded:
+    fake_credentials(monkeypatch)
+    return seeded
+
+
+@pytest.fixture
+def scratch_bucket(seeded_s3):
+    """A fresh, empty bucket for tests that write or corrupt objects; deleted afterwards."""
+    client = seeded_s3.client()
+    name = f"scratch-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=name)
+    yield name
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for obj in page.get("Contents", []):
+            client.delete_object(Bucket=name, Key=obj["Key"])
+    client.delete_bucket(Bucket=name)
+
+
+def corrupt_object(bucket: str, key: str, offset: int = 100) -> None:
+    """Flip one byte of a stored object *inside the server*, keeping its recorded ETag and checksums: the server
+    then serves bytes that do not match the object's ETag (bit rot, a broken mirror)."""
+    from moto.s3.models import s3_backends
+
+    for account in s3_backends.values():
+        for backend in account.values():
+            b = backend.buckets.get(bucket)
+            if b is not None and key in b.keys:
+                obj = b.keys[key]
+                etag = obj.etag  # computes and stores the ETag of the good bytes first
+                data = bytearray(obj.value)
+                data[offset] ^= 0xFF
+                obj.value = bytes(data)
+                assert obj.etag == etag
+                return
+    raise KeyError(f"{bucket}/{key} not on the server")
