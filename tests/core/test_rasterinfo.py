@@ -1,0 +1,108 @@
+"""Attributes of real Sentinel-2 files and of our own rasters; decimated reads; scene metadata look-up."""
+
+import json
+
+import numpy as np
+import pytest
+
+from s2desktop.core.errors import NotFoundError, RasterError
+from s2desktop.core.rasterinfo import (
+    baseline_of,
+    file_offset,
+    offset_for_baseline,
+    parse_band_filename,
+    raster_info,
+    read_overview,
+    scene_metadata,
+)
+from tests.fixtures_rasters import write_band
+
+JGF = "aws_tiles/l1c_T55JGF_20180617_N0206/tiles/55/J/GF/2018/6/17/0"
+UDP = "aws_tiles/l1c_T19UDP_20170729_N0205_rio-tiler-pds/tiles/19/U/DP/2017/7/29/0"
+
+
+def test_real_55jgf_b04(shared_real):
+    info = raster_info(shared_real / JGF / "B04.jp2")
+    assert info.driver == "JP2OpenJPEG"
+    assert info.crs_epsg == 32755 and "UTM zone 55S" in info.crs_wkt
+    assert (info.transform[2], info.transform[5]) == (699960.0, 6600040.0)
+    assert (info.width, info.height, info.count, info.dtypes) == (439, 439, 1, ["uint16"])
+    assert info.bounds[0] == 699960.0 and info.bounds[3] == 6600040.0
+    lon_min, lat_min, lon_max, lat_max = info.bounds_lonlat
+    assert 149 < lon_min < lon_max < 151 and -32 < lat_min < lat_max < -30
+    assert info.nodata is None and info.compression.startswith("JPEG2000")
+    assert info.file_size == (shared_real / JGF / "B04.jp2").stat().st_size
+    d = info.to_dict()
+    json.dumps(d)
+    assert d["crs_epsg"] == 32755
+
+
+def test_real_geotiff_named_jp2_opens_by_content(shared_real):
+    info = raster_info(shared_real / UDP / "B04.jp2")
+    assert info.driver == "GTiff" and info.crs_epsg == 32619
+    assert (info.width, info.height) == (122, 122) and info.resolution == (900.0, 900.0)
+
+
+def test_real_cog_overviews_and_blocks(shared_real):
+    p = next((shared_real / "aws_tiles").glob("l2a_cog_*/*/B04.tif"))
+    info = raster_info(p)
+    assert info.driver == "GTiff" and info.block_shapes[0][0] > 1
+    assert info.overviews[0] and info.overviews[0][0] == 2
+
+
+def test_info_of_our_raster_tags_descriptions_nodata(tmp_path):
+    import rasterio
+
+    p = write_band(tmp_path / "x.tif", np.arange(100 * 60, dtype=np.uint16).reshape(60, 100), block=32)
+    with rasterio.open(p, "r+") as ds:
+        ds.nodata = 0
+        ds.update_tags(TILE="33UUP")
+        ds.set_band_description(1, "red")
+    info = raster_info(p)
+    assert info.nodata == 0 and info.tags["TILE"] == "33UUP" and info.descriptions == ["red"]
+    assert info.block_shapes == [(32, 32)] and info.compression == "DEFLATE"
+    assert info.colorinterp == ["gray"]
+    text = info.summary()
+    assert "EPSG:32633" in text and "100 x 60" in text
+
+
+def test_errors(tmp_path):
+    with pytest.raises(NotFoundError):
+        raster_info(tmp_path / "nope.tif")
+    bad = tmp_path / "bad.jp2"
+    bad.write_bytes(b"\x00garbage" * 20)
+    with pytest.raises(RasterError, match=r"bad\.jp2: cannot open"):
+        raster_info(bad)
+
+
+def test_read_overview_is_decimated(shared_real, tmp_path):
+    data, valid, info = read_overview(shared_real / JGF / "B04.jp2", 100)
+    assert data.shape == (1, 100, 100) and valid.shape == (100, 100)
+    assert valid.any() and not valid.all()  # the 55JGF scene has a nodata wedge
+    arr = np.full((300, 150), 7, dtype=np.uint16)
+    arr[:, :10] = 0
+    p = write_band(tmp_path / "y.tif", arr)
+    data, valid, _ = read_overview(p, 60)
+    assert data.shape == (1, 60, 30) and not valid[:, 0].any() and valid[:, -1].all()
+    with pytest.raises(RasterError, match="no band 3"):
+        read_overview(p, 60, bands=[3])
+
+
+def test_baselines_and_offsets(shared_real, tmp_path):
+    assert baseline_of("S2B_MSIL1C_20180617T001109_N0206_R073_T55JGF_20180617T013729") == "02.06"
+    assert baseline_of("5.1") == "05.01" and baseline_of("04.00") == "04.00" and baseline_of("x") is None
+    assert offset_for_baseline("04.00") == -1000 and offset_for_baseline("03.99") == 0
+    assert offset_for_baseline(None) is None
+    # loose real file: tileInfo.json beside it
+    assert file_offset(shared_real / JGF / "B04.jp2") == (0, "02.06", "tileInfo.json beside the file")
+    md = scene_metadata(shared_real / JGF / "B04.jp2")
+    assert md["data_geometry"]["type"] == "Polygon"
+    # download layout: metadata/{scene_id}.json
+    (tmp_path / "red").mkdir()
+    (tmp_path / "metadata").mkdir()
+    f = tmp_path / "red" / "33UUP_2023-07-14_0_B04.jp2"
+    f.write_bytes(b"")
+    (tmp_path / "metadata" / "33UUP_2023-07-14_0.json").write_text(json.dumps({"baseline": "05.09"}))
+    assert file_offset(f)[:2] == (-1000, "05.09")
+    assert parse_band_filename(f)["scene_id"] == "33UUP_2023-07-14_0"
+    assert file_offset(tmp_path / "elsewhere.tif") == (None, None, None)

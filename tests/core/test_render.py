@@ -1,0 +1,136 @@
+"""Stretches (pure numpy) and thumbnails, with golden images (small tolerance).
+
+Regenerate the golden PNGs after an intended change with `S2_UPDATE_GOLDEN=1 pytest tests/core/test_render.py`.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from PIL import Image
+
+from s2desktop.core import render
+from s2desktop.core.errors import InvalidInputError
+from tests.fixtures_rasters import write_band
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("S2_UPDATE_GOLDEN") == "1"
+JGF = "aws_tiles/l1c_T55JGF_20180617_N0206/tiles/55/J/GF/2018/6/17/0"
+
+
+def compare_golden(rgba: np.ndarray, name: str, tol: int = 2) -> None:
+    path = GOLDEN / name
+    if UPDATE or not path.exists():
+        GOLDEN.mkdir(exist_ok=True)
+        Image.fromarray(rgba).save(path)
+        if not UPDATE:
+            pytest.skip(f"golden image {name} created; re-run to compare")
+    want = np.asarray(Image.open(path).convert("RGBA"))
+    assert want.shape == rgba.shape
+    np.testing.assert_array_equal(rgba[..., 3], want[..., 3])
+    diff = np.abs(rgba.astype(int) - want.astype(int))[..., :3]
+    assert diff.max() <= tol, f"{name}: max difference {diff.max()}"
+
+
+@pytest.fixture
+def rgb_file(tmp_path):
+    """A 3-band uint16 'composite' 400 x 300 with a gradient, a bright patch and a nodata corner."""
+    yy, xx = np.mgrid[0:300, 0:400]
+    r = 500 + 8 * xx
+    g = 400 + 10 * yy
+    b = 300 + 3 * (xx + yy)
+    data = np.stack([r, g, b]).astype(np.uint16)
+    data[:, 100:140, 200:260] = 9000
+    data[:, :60, :80] = 0
+    p = write_band(tmp_path / "rgb.tif", data, block=64)
+    with rasterio.open(p, "r+") as ds:
+        ds.nodata = 0
+        ds.update_tags(OUTPUT_OFFSET="0")
+    return p
+
+
+def test_percentile_excludes_nodata_and_cuts_2_98():
+    rng = np.random.default_rng(0)
+    data = rng.integers(1000, 2000, (3, 100, 100)).astype(np.uint16)
+    valid = np.ones((100, 100), bool)
+    valid[:10] = False
+    data[:, :10] = 0
+    out = render.percentile(data, valid)
+    assert out.dtype == np.uint8 and out.shape == data.shape
+    assert (out[:, :10] == 0).all()
+    frac_sat = (out[:, 10:] == 255).mean()
+    assert 0.01 < frac_sat < 0.04  # ~2 % at the top
+    lo, hi = np.percentile(data[0][valid], [2, 98])
+    assert out[0][valid][data[0][valid] <= lo].max() == 0
+    wide = render.percentile(data, valid, low=0, high=100)
+    assert wide[0][valid].min() == 0 and wide[0][valid].max() == 255
+
+
+def test_minmax_truecolor_gamma_rgba():
+    data = np.array([[[0, 1000, 4000, 8000]]], dtype=np.uint16)
+    valid = data[0] != 0
+    np.testing.assert_array_equal(render.minmax(data, valid)[0, 0], [0, 0, 109, 255])
+    np.testing.assert_array_equal(render.truecolor(data, valid)[0, 0], [0, 64, 255, 255])
+    # baseline >= 04.00: DN 1000 is reflectance 0, DN 5000 is 0.4 -> 255
+    np.testing.assert_array_equal(render.truecolor(data, valid, offset=-1000)[0, 0], [0, 0, 191, 255])
+    assert render.gamma(np.array([0, 64, 255], np.uint8), 2.0).tolist() == [0, 128, 255]
+    rgba = render.to_rgba(render.minmax(data, valid), valid)
+    assert rgba.shape == (1, 4, 4) and rgba[0, 0, 3] == 0 and (rgba[0, 1:, 3] == 255).all()
+    assert (rgba[0, 2, :3] == 109).all()  # grey replicated
+    with pytest.raises(ValueError):
+        render.stretch(data, valid, "bogus")
+
+
+def test_empty_valid_does_not_crash():
+    data = np.zeros((3, 5, 5), np.uint16)
+    valid = np.zeros((5, 5), bool)
+    assert not render.percentile(data, valid).any()
+    assert not render.minmax(data, valid).any()
+
+
+@pytest.mark.parametrize("stretch", ["percentile", "minmax", "truecolor"])
+def test_thumbnail_golden_rgb(rgb_file, stretch):
+    rgba = render.thumbnail(rgb_file, 200, stretch)
+    assert rgba.shape == (150, 200, 4)
+    assert (rgba[:25, :35, 3] == 0).all() and (rgba[40:, 60:, 3] == 255).all()
+    compare_golden(rgba, f"thumb_rgb_{stretch}.png")
+
+
+def test_thumbnail_golden_grey_band_and_bands_option(rgb_file):
+    rgba = render.thumbnail(rgb_file, 120, "percentile", bands=[2])
+    assert rgba.shape == (90, 120, 4)
+    assert (rgba[..., 0] == rgba[..., 1]).all() and (rgba[..., 1] == rgba[..., 2]).all()
+    compare_golden(rgba, "thumb_grey_band2.png")
+    swapped = render.thumbnail(rgb_file, 120, "minmax", bands=[3, 2, 1])
+    normal = render.thumbnail(rgb_file, 120, "minmax", bands=[1, 2, 3])
+    np.testing.assert_array_equal(swapped[..., 0], normal[..., 2])
+    with pytest.raises(InvalidInputError):
+        render.thumbnail(rgb_file, 120, "minmax", bands=[1, 2])
+
+
+def test_thumbnail_golden_real_55jgf(shared_real):
+    rgba = render.thumbnail(shared_real / JGF / "B04.jp2", 128, "percentile")
+    assert rgba.shape == (128, 128, 4)
+    assert (rgba[..., 3] == 0).any()  # the real nodata wedge is transparent
+    compare_golden(rgba, "thumb_55JGF_B04.png", tol=3)
+
+
+def test_thumbnail_never_reads_full_resolution(tmp_path, monkeypatch):
+    """The read goes through out_shape: a decimated read of a big JP2 is served by reduced resolutions."""
+    import rasterio.io
+
+    arr = np.tile(np.arange(1, 2049, dtype=np.uint16), (2048, 1))
+    p = write_band(tmp_path / "big.jp2", arr, driver="JP2OpenJPEG", block=1024)
+    calls = []
+    orig = rasterio.io.DatasetReader.read
+
+    def spy(self, *a, **kw):
+        calls.append(kw.get("out_shape"))
+        return orig(self, *a, **kw)
+
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", spy)
+    rgba = render.thumbnail(p, 64, "minmax")
+    assert rgba.shape == (64, 64, 4)
+    assert calls and all(c is not None and c[-1] <= 64 for c in calls)
