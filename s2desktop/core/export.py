@@ -1,0 +1,202 @@
+"""Exports from the viewer: the composite GeoTIFF as it is, or an 8-bit rendering with explicit levels.
+
+- `copy_raster(src, dst)`: a byte copy (the composite is already a COG) through a temp name then rename.
+- `apply_levels(data, valid, levels, gamma)`: per-band linear levels + gamma -> uint8, nodata -> 0 (pure numpy).
+- `write_rendered(src, dst, levels, gamma)`: the full-resolution rendering, read and written window by window
+  (never the whole image in memory): a GeoTIFF (RGBA uint8, georeference kept, alpha = valid) or a PNG
+  (RGBA, written by GDAL from a temporary GeoTIFF, with a world file).
+- `lonlat_grid(crs_wkt, transform, width, height, n)`: lon/lat of an n×n lattice of pixel positions, so a
+  viewer can interpolate lon/lat under the cursor without calling GDAL/PROJ per mouse move.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from s2desktop.core.errors import CancelledError, OutputError
+
+__all__ = ["copy_raster", "apply_levels", "write_rendered", "lonlat_grid", "interpolate_lonlat"]
+
+
+def _tmp_name(dst: Path) -> Path:
+    return dst.with_name(f".{dst.name}.partial-{os.getpid()}-{threading.get_ident()}")
+
+
+def _check_writable(dst: Path, overwrite: bool) -> None:
+    if dst.exists() and not overwrite:
+        raise OutputError(f"{dst} exists; choose another name or allow overwriting")
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create folder {dst.parent}: {exc.strerror}") from None
+
+
+def copy_raster(src, dst, overwrite: bool = True) -> Path:
+    """Copy a file to `dst` (temp name, then rename); returns dst."""
+    src, dst = Path(src), Path(dst)
+    if src.resolve() == dst.resolve():
+        raise OutputError(f"{dst} is the file being exported; choose another name")
+    _check_writable(dst, overwrite)
+    tmp = _tmp_name(dst)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {dst}: {exc.strerror or exc}") from None
+    return dst
+
+
+def apply_levels(data: np.ndarray, valid: np.ndarray | None, levels: Sequence[tuple[float, float]],
+                 gamma: float = 1.0) -> np.ndarray:
+    """(bands, h, w) numbers -> (bands, h, w) uint8 with per-band (lo, hi) levels then gamma; nodata -> 0.
+
+    The same arithmetic as the viewer (`core.render.linear` then `core.render.gamma`).
+    """
+    from s2desktop.core import render
+
+    data = np.asarray(data)
+    if data.ndim == 2:
+        data = data[None]
+    lows = [float(levels[min(i, len(levels) - 1)][0]) for i in range(data.shape[0])]
+    highs = [float(levels[min(i, len(levels) - 1)][1]) for i in range(data.shape[0])]
+    u8 = render.linear(data, valid, lows, highs)
+    return render.gamma(u8, gamma) if gamma and gamma != 1.0 else u8
+
+
+def _valid_of(src, data: np.ndarray) -> np.ndarray:
+    if src.nodata is not None:
+        return np.any(data != src.nodata, axis=0)
+    if np.issubdtype(data.dtype, np.unsignedinteger):
+        return np.any(data != 0, axis=0)
+    return np.ones(data.shape[1:], dtype=bool)
+
+
+def write_rendered(src, dst, levels: Sequence[tuple[float, float]], gamma: float = 1.0, bands=None,
+                   driver: str | None = None, overwrite: bool = True,
+                   progress: Callable[[int, int], None] | None = None,
+                   cancel: threading.Event | None = None) -> Path:
+    """Render `src` at full resolution with `levels`/`gamma` into an RGBA uint8 GeoTIFF or PNG at `dst`."""
+    import rasterio
+    import rasterio.shutil
+    from rasterio.enums import ColorInterp
+
+    from s2desktop.core.rasterinfo import open_raster
+
+    src_path, dst = Path(src), Path(dst)
+    if driver is None:
+        driver = "PNG" if dst.suffix.lower() == ".png" else "GTiff"
+    _check_writable(dst, overwrite)
+    tmp = _tmp_name(dst).with_suffix(".tif")
+    try:
+        with open_raster(src_path) as ds:
+            if bands is None:
+                bands = [1, 2, 3] if ds.count >= 3 else [1, 1, 1]
+            profile = dict(driver="GTiff", width=ds.width, height=ds.height, count=4, dtype="uint8",
+                           crs=ds.crs, transform=ds.transform, tiled=True, blockxsize=512, blockysize=512,
+                           compress="deflate", photometric="RGB", BIGTIFF="IF_SAFER")
+            windows = [w for _, w in ds.block_windows(1)]
+            total = len(windows)
+            with rasterio.open(tmp, "w", **profile) as out:
+                out.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
+                for i, win in enumerate(windows, 1):
+                    if cancel is not None and cancel.is_set():
+                        raise CancelledError("export cancelled; nothing was written")
+                    data = ds.read(list(bands), window=win)
+                    valid = _valid_of(ds, data)
+                    rgb = apply_levels(data, valid, levels, gamma)
+                    out.write(rgb, [1, 2, 3], window=win)
+                    out.write((valid * 255).astype(np.uint8), 4, window=win)
+                    if progress is not None:
+                        progress(i, total)
+        if driver == "GTiff":
+            os.replace(tmp, dst)
+        else:
+            tmp2 = _tmp_name(dst).with_suffix(dst.suffix)
+            rasterio.shutil.copy(tmp, tmp2, driver=driver, WORLDFILE="YES")
+            os.replace(tmp2, dst)
+            for side in tmp2.parent.glob(tmp2.stem + ".*"):
+                ext = side.name[len(tmp2.stem):]
+                if side != tmp2 and ext.lower() in (".wld", ".pgw", ".pngw", ".png.aux.xml", ".aux.xml"):
+                    os.replace(side, dst.with_name(dst.stem + ext))
+    except OSError as exc:
+        raise OutputError(f"cannot write {dst}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+        for leftover in dst.parent.glob(f".{dst.name}.partial-*"):
+            leftover.unlink(missing_ok=True)
+    return dst
+
+
+def lonlat_grid(crs_wkt: str | None, transform: Sequence[float], width: int, height: int, n: int = 17):
+    """-> (cols (n,), rows (n,), lon (n, n), lat (n, n)) at evenly spaced full-resolution pixel positions;
+    None when the raster has no CRS. `transform` is (a, b, c, d, e, f) in rasterio Affine order."""
+    if not crs_wkt:
+        return None
+    from rasterio.crs import CRS
+    from rasterio.warp import transform as warp_transform
+
+    a, b, c, d, e, f = list(transform)[:6]
+    cols = np.linspace(0, width, n)
+    rows = np.linspace(0, height, n)
+    cc, rr = np.meshgrid(cols, rows)
+    xs = a * cc + b * rr + c
+    ys = d * cc + e * rr + f
+    lon, lat = warp_transform(CRS.from_wkt(crs_wkt), CRS.from_epsg(4326), xs.ravel().tolist(), ys.ravel().tolist())
+    return cols, rows, np.asarray(lon).reshape(n, n), np.asarray(lat).reshape(n, n)
+
+
+def interpolate_lonlat(grid, col: float, row: float) -> tuple[float, float] | None:
+    """Bilinear interpolation in a `lonlat_grid` result (accurate to well under a pixel for UTM tiles)."""
+    if grid is None:
+        return None
+    cols, rows, lon, lat = grid
+    i = int(np.clip(np.searchsorted(cols, col) - 1, 0, len(cols) - 2))
+    j = int(np.clip(np.searchsorted(rows, row) - 1, 0, len(rows) - 2))
+    tx = (col - cols[i]) / (cols[i + 1] - cols[i])
+    ty = (row - rows[j]) / (rows[j + 1] - rows[j])
+
+    def bil(g):
+        return ((1 - tx) * (1 - ty) * g[j, i] + tx * (1 - ty) * g[j, i + 1]
+                + (1 - tx) * ty * g[j + 1, i] + tx * ty * g[j + 1, i + 1])
+
+    return float(bil(lon)), float(bil(lat))
+
+
+STRETCHES = ("percentile", "minmax", "truecolor", "levels")
+
+
+def stretch_levels(data: np.ndarray, valid: np.ndarray | None, mode: str = "percentile", low: float = 2.0,
+                   high: float = 98.0, offset: int = 0, manual=None) -> list[tuple[float, float]]:
+    """Per-band (lo, hi) levels of a stretch, computed on valid pixels of `data` (bands, h, w).
+
+    percentile: the low/high cumulative cut per band (QGIS's default is 2-98); minmax: the band's range;
+    truecolor: Sentinel Hub's reflectance 0..0.4 i.e. DN 0..4000 shifted by the baseline offset
+    (DN = reflectance*10000 - offset); levels: `manual` as given.
+    """
+    data = np.asarray(data)
+    if data.ndim == 2:
+        data = data[None]
+    if mode == "levels" and manual:
+        return [tuple(map(float, manual[min(i, len(manual) - 1)])) for i in range(data.shape[0])]
+    if mode == "truecolor":
+        return [(float(-offset), float(4000 - offset))] * data.shape[0]
+    mask = None if valid is None else np.asarray(valid, dtype=bool)
+    out = []
+    for i in range(data.shape[0]):
+        v = data[i][mask] if mask is not None else data[i].ravel()
+        if v.size == 0:
+            out.append((0.0, 1.0))
+            continue
+        if mode == "minmax":
+            lo, hi = float(v.min()), float(v.max())
+        else:
+            lo, hi = (float(x) for x in np.percentile(v, [low, high]))
+        out.append((lo, hi if hi > lo else lo + 1.0))
+    return out

@@ -1,0 +1,461 @@
+"""The main window: docks around the viewer, in the order of the work.
+
+Left: source & tile (with the map), dates & scenes. Right: composite, then attributes / thumbnail.
+Bottom: downloads. Centre: the viewer. Geometry and dock layout persist in QSettings.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSize, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from s2desktop import __version__
+from s2desktop.gui import settings as st
+from s2desktop.gui import workers
+from s2desktop.gui.composite_runner import CompositePanel
+from s2desktop.gui.downloads import DownloadPanel
+from s2desktop.gui.scene_list import ScenePanel
+from s2desktop.gui.source_panel import SourcePanel
+from s2desktop.gui.viewer import AttributesPanel, RasterViewer, ThumbnailPanel
+
+log = logging.getLogger(__name__)
+
+RASTER_FILTER = "Rasters (*.tif *.tiff *.jp2 *.vrt *.img);;All files (*)"
+RASTER_SUFFIXES = {".tif", ".tiff", ".jp2", ".vrt", ".img", ".png"}
+STATE_VERSION = 1
+ATTRIBUTION = "Contains modified Copernicus Sentinel data"
+
+EXPORT_FILTERS = {
+    "composite": "Composite GeoTIFF, 16-bit, as computed (*.tif)",
+    "geotiff": "Rendered GeoTIFF, 8-bit RGBA, georeferenced (*.tif)",
+    "png": "Rendered PNG, 8-bit RGBA (*.png)",
+}
+
+
+def _export_job(kind: str, src: str, dst: str, levels, gamma: float, progress=None, cancel=None):
+    from s2desktop.core import export
+
+    if kind == "composite":
+        return str(export.copy_raster(src, dst))
+    driver = "PNG" if kind == "png" else "GTiff"
+    return str(export.write_rendered(src, dst, levels, gamma, driver=driver, progress=progress, cancel=cancel))
+
+
+def _inputs_job(out_dir: str, scenes):
+    from s2desktop.core.composite import inputs_from_downloads
+
+    return inputs_from_downloads(out_dir, scenes)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Sentinel-2 Desktop")
+        self.setObjectName("MainWindow")
+        self.setAcceptDrops(True)
+        self._shut_down = False
+        self.scenes_for_download: list = []
+        self.downloaded_scenes: list = []
+        self.download_dir: Path | None = None
+        self.last_export: str | None = None
+
+        # -- central viewer
+        self.viewer = RasterViewer()
+        self.setCentralWidget(self.viewer)
+
+        # -- panels
+        self.source_panel = SourcePanel()
+        self.map = self._make_map()
+        self.scene_panel = ScenePanel()
+        self.download_panel = DownloadPanel()
+        self.composite_panel = CompositePanel()
+        self.attributes = AttributesPanel()
+        self.thumbnail = ThumbnailPanel(self.viewer)
+
+        src = QWidget()
+        lay = QVBoxLayout(src)
+        lay.setContentsMargins(0, 0, 0, 0)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.source_panel)
+        split.addWidget(self.map)
+        split.setStretchFactor(0, 0)
+        split.setStretchFactor(1, 1)
+        lay.addWidget(split)
+
+        self.dock_source = self._dock("Source and tile", "dockSource", src, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.dock_scenes = self._dock("Dates and scenes", "dockScenes", self.scene_panel,
+                                      Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.dock_downloads = self._dock("Downloads", "dockDownloads", self.download_panel,
+                                         Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.dock_composite = self._dock("Composite", "dockComposite", self.composite_panel,
+                                         Qt.DockWidgetArea.RightDockWidgetArea)
+        self.dock_attributes = self._dock("Attributes", "dockAttributes", self.attributes,
+                                          Qt.DockWidgetArea.RightDockWidgetArea)
+        self.dock_thumbnail = self._dock("Thumbnail", "dockThumbnail", self.thumbnail,
+                                         Qt.DockWidgetArea.RightDockWidgetArea)
+        self.splitDockWidget(self.dock_source, self.dock_scenes, Qt.Orientation.Vertical)
+        self.tabifyDockWidget(self.dock_attributes, self.dock_thumbnail)
+        self.dock_attributes.raise_()
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.setDockNestingEnabled(True)
+
+        self._make_actions()
+        self._make_menus()
+        self._make_toolbar()
+        self.status_label = QLabel("")
+        self.statusBar().addPermanentWidget(self.status_label)
+        self.statusBar().showMessage("Pick a tile on the map or type its id, choose dates, then Search.", 10000)
+
+        self._connect()
+        self._default_layout()
+        self.restore_layout()
+        self._update_actions()
+
+    # -- construction helpers
+    def _make_map(self) -> QWidget:
+        try:
+            from s2desktop.gui.map_picker import MapPicker
+
+            m = MapPicker()
+            m.setMinimumSize(260, 200)
+            return m
+        except Exception as exc:  # the map needs its resources; the rest of the window works without it
+            log.error("map picker unavailable: %s", exc)
+            lab = QLabel(f"Map unavailable: {exc}")
+            lab.setWordWrap(True)
+            return lab
+
+    def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
+        d = QDockWidget(title, self)
+        d.setObjectName(name)
+        d.setWidget(widget)
+        d.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                      | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                      | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, d)
+        return d
+
+    def _make_actions(self) -> None:
+        def act(text, slot, shortcut=None, tip=""):
+            a = QAction(text, self)
+            if shortcut:
+                a.setShortcut(QKeySequence(shortcut))
+            a.setStatusTip(tip or text.replace("&", "").rstrip("…"))
+            a.triggered.connect(slot)
+            return a
+
+        self.act_open = act("&Open raster…", self.open_dialog, QKeySequence.StandardKey.Open,
+                            "Open a GeoTIFF or JP2 in the viewer")
+        self.act_export = act("&Export…", self.export_dialog, "Ctrl+E",
+                              "Export the composite GeoTIFF or the rendered image (PNG / GeoTIFF)")
+        self.act_settings = act("&Settings…", self.settings_dialog, QKeySequence.StandardKey.Preferences,
+                                "Download folder, parallel downloads, default source, endpoint, profile")
+        self.act_quit = act("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.act_search = act("&Search", self.search, "Ctrl+F", "Search scenes of the tile in the date range")
+        self.act_download = act("&Download", self.download, "Ctrl+D", "Download the selected scenes' RGB bands")
+        self.act_composite = act("&Composite", self.composite_panel.start, "Ctrl+M",
+                                 "Median composite of the downloaded scenes")
+        self.act_about = act("&About", self.about)
+        self.act_reset_layout = act("Reset layout", self._default_layout)
+
+    def _make_menus(self) -> None:
+        mb = self.menuBar()
+        f = mb.addMenu("&File")
+        f.addAction(self.act_open)
+        self.recent_menu = f.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        f.addAction(self.act_export)
+        f.addSeparator()
+        f.addAction(self.act_settings)
+        f.addSeparator()
+        f.addAction(self.act_quit)
+        w = mb.addMenu("&Work")
+        for a in (self.act_search, self.act_download, self.act_composite):
+            w.addAction(a)
+        v = mb.addMenu("&View")
+        for d in (self.dock_source, self.dock_scenes, self.dock_downloads, self.dock_composite,
+                  self.dock_attributes, self.dock_thumbnail):
+            v.addAction(d.toggleViewAction())
+        v.addSeparator()
+        v.addAction(self.act_reset_layout)
+        h = mb.addMenu("&Help")
+        h.addAction(self.act_about)
+
+    def _make_toolbar(self) -> None:
+        tb = self.addToolBar("Main")
+        tb.setObjectName("toolbarMain")
+        tb.setMovable(False)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        for a in (self.act_open, self.act_search, self.act_download, self.act_composite, self.act_export):
+            tb.addAction(a)
+
+    def _connect(self) -> None:
+        sp, sc, dl, cp, v = (self.source_panel, self.scene_panel, self.download_panel, self.composite_panel,
+                             self.viewer)
+        sp.tileChanged.connect(self._tile_changed)
+        sp.searchRequested.connect(self.search)
+        sp.sourceChanged.connect(self._update_actions)
+        if hasattr(self.map, "tileSelected"):
+            self.map.tileSelected.connect(sp.set_tile)
+        sc.searchRequested.connect(self.search)
+        sc.searchFinished.connect(self._search_finished)
+        sc.searchFailed.connect(lambda m, d: self.report_error("Search failed", m, d, dialog=False))
+        sc.selectionChanged.connect(lambda _s: self._update_actions())
+        dl.download_button.clicked.connect(self.download)
+        dl.allFinished.connect(self._downloads_finished)
+        dl.downloadFailed.connect(lambda m, d: self.report_error("Download failed", m, d))
+        cp.compositeReady.connect(self._composite_ready)
+        cp.compositeFailed.connect(lambda m: self.report_error("Composite failed", m, "", dialog=True))
+        v.loaded.connect(self._raster_loaded)
+        v.loadFailed.connect(lambda m, d: self.report_error("Cannot open the raster", m, d))
+        v.statusMessage.connect(lambda m: self.statusBar().showMessage(m, 8000))
+
+    # -- layout persistence
+    def _default_layout(self) -> None:
+        for d in (self.dock_source, self.dock_scenes, self.dock_downloads, self.dock_composite,
+                  self.dock_attributes, self.dock_thumbnail):
+            d.setFloating(False)
+            d.show()
+        self.resize(1280, 800)
+        self.resizeDocks([self.dock_source, self.dock_composite], [410, 300], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.dock_source, self.dock_scenes], [400, 400], Qt.Orientation.Vertical)
+        self.resizeDocks([self.dock_downloads], [180], Qt.Orientation.Vertical)
+        self.resizeDocks([self.dock_composite, self.dock_attributes], [250, 400], Qt.Orientation.Vertical)
+
+    def restore_layout(self) -> None:
+        s = st.settings()
+        geo = s.value("window/geometry")
+        state = s.value("window/state")
+        if isinstance(geo, QByteArray) and not geo.isEmpty():
+            self.restoreGeometry(geo)
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state, STATE_VERSION)
+
+    def save_layout(self) -> None:
+        s = st.settings()
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState(STATE_VERSION))
+        self.source_panel.remember()
+        s.setValue(st.MAX_CLOUD, self.scene_panel.cloud.value())
+        s.sync()
+
+    def sizeHint(self) -> QSize:
+        return QSize(1280, 800)
+
+    # -- flow: tile -> search -> select -> download -> composite -> view
+    def _tile_changed(self, tile: str) -> None:
+        if hasattr(self.map, "select_tile"):
+            try:
+                self.map.select_tile(tile, zoom=True)
+            except Exception as exc:  # a syntactically valid id that is not in the grid
+                self.source_panel.tile_error.setText(str(exc))
+        self._update_actions()
+
+    def search(self) -> workers.Worker | None:
+        tile = self.source_panel.tile_id()
+        if tile is None:
+            text = self.source_panel.tile.text().strip()
+            self.report_error("No tile", self.source_panel.tile_error.text() if text else
+                              "Type a tile id (e.g. 33UUP) or click the map first", dialog=False)
+            return None
+        self.source_panel.push_recent_tile(tile)
+        self.source_panel.remember()
+        self.statusBar().showMessage(f"Searching {tile}…")
+        return self.scene_panel.run_search(self.source_panel.source_spec(), tile)
+
+    def _search_finished(self, scenes) -> None:
+        self.statusBar().showMessage(f"{len(scenes)} scenes found", 8000)
+        self._update_actions()
+
+    def download(self) -> workers.Worker | None:
+        scenes = self.scene_panel.model.checked_scenes()
+        source = self.scene_panel.source
+        if not scenes or source is None:
+            self.report_error("Nothing to download", "Search, then tick the scenes to download", dialog=False)
+            return None
+        if self.download_panel.running:
+            return None
+        self.scenes_for_download = scenes
+        self.download_dir = st.download_dir()
+        self.statusBar().showMessage(f"Downloading {len(scenes)} scenes to {self.download_dir}…")
+        w = self.download_panel.start(source, scenes, self.download_dir, workers_count=st.worker_count())
+        self._update_actions()
+        return w
+
+    def _downloads_finished(self, counts: dict) -> None:
+        ok_states = ("downloaded", "skipped")
+        complete = []
+        for s in self.scenes_for_download:
+            rows = [r for r in self.download_panel.rows if r.task.scene.scene_id == s.scene_id]
+            if rows and all(r.state in ok_states for r in rows):
+                complete.append(s)
+        self.downloaded_scenes = complete
+        failed = counts.get("error", 0)
+        msg = f"Downloads finished: {len(complete)} complete scene(s)"
+        if failed:
+            msg += f", {failed} file(s) failed (see the Downloads rows)"
+        self.statusBar().showMessage(msg, 10000)
+        if complete:
+            workers.start(_inputs_job, str(self.download_dir), complete, name="composite inputs",
+                          on_result=self._inputs_ready,
+                          on_error=lambda m, d: self.report_error("Cannot composite", m, d, dialog=False))
+        self._update_actions()
+
+    def _inputs_ready(self, rgb) -> None:
+        red, green, blue = rgb
+        scenes = self.downloaded_scenes
+        tile = scenes[0].tile if scenes else "composite"
+        d0 = min(s.date for s in scenes).isoformat() if scenes else ""
+        d1 = max(s.date for s in scenes).isoformat() if scenes else ""
+        out = Path(self.download_dir) / "composites" / f"{tile}_{d0}_{d1}_median.tif"
+        self.composite_panel.set_inputs(red, green, blue, default_output=out)
+        self.dock_composite.raise_()
+        self._update_actions()
+
+    def _composite_ready(self, path: str, preview: bool) -> None:
+        self.open_raster(path)
+        if not preview:
+            self.statusBar().showMessage(f"Composite written: {path}", 15000)
+
+    # -- viewer
+    def open_raster(self, path) -> workers.Worker | None:
+        p = Path(path)
+        if not p.exists():
+            self.report_error("Cannot open", f"{p} does not exist", dialog=False)
+            return None
+        st.push_recent(st.RECENT_FILES, str(p.resolve()))
+        return self.viewer.open(str(p))
+
+    def _raster_loaded(self, path: str, info) -> None:
+        self.attributes.set_info(info)
+        self.setWindowTitle(f"{Path(path).name} – Sentinel-2 Desktop")
+        self._update_actions()
+
+    def open_dialog(self) -> None:
+        start = st.get_list(st.RECENT_FILES)
+        folder = str(Path(start[0]).parent) if start else str(st.download_dir())
+        path, _ = QFileDialog.getOpenFileName(self, "Open raster", folder, RASTER_FILTER)
+        if path:
+            self.open_raster(path)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        items = st.get_list(st.RECENT_FILES)
+        if not items:
+            a = self.recent_menu.addAction("(none)")
+            a.setEnabled(False)
+        for p in items:
+            a = self.recent_menu.addAction(p)
+            a.triggered.connect(lambda _c=False, p=p: self.open_raster(p))
+
+    # -- export
+    def export(self, kind: str, dst) -> workers.Worker | None:
+        """kind: 'composite' (copy of the raster as computed) | 'geotiff' | 'png' (rendered, current stretch)."""
+        v = self.viewer
+        if v.path is None:
+            self.report_error("Nothing to export", "Open a raster or run a composite first", dialog=False)
+            return None
+        levels = v.levels if len(v.levels) >= 3 else (v.levels * 3)
+        self.statusBar().showMessage(f"Exporting {Path(dst).name}…")
+        return workers.start(_export_job, kind, v.path, str(dst), levels, v.gamma.value(), progress=True,
+                             cancel=True, name="export", on_result=self._exported,
+                             on_error=lambda m, d: self.report_error("Export failed", m, d))
+
+    def _exported(self, path: str) -> None:
+        self.last_export = path
+        self.statusBar().showMessage(f"Exported {path}", 10000)
+
+    def export_dialog(self) -> None:
+        if self.viewer.path is None:
+            self.report_error("Nothing to export", "Open a raster or run a composite first", dialog=False)
+            return
+        base = Path(self.viewer.path)
+        filters = ";;".join(EXPORT_FILTERS.values())
+        path, chosen = QFileDialog.getSaveFileName(self, "Export", str(base.with_name(base.stem + "_export.tif")),
+                                                   filters)
+        if not path:
+            return
+        kind = next((k for k, f in EXPORT_FILTERS.items() if f == chosen), "composite")
+        if kind == "png" and not path.lower().endswith(".png"):
+            path += ".png"
+        self.export(kind, path)
+
+    # -- settings, about, errors
+    def settings_dialog(self) -> None:
+        dlg = st.SettingsDialog(self)
+        if dlg.exec():
+            self.statusBar().showMessage("Settings saved", 5000)
+
+    def about(self) -> None:
+        QMessageBox.about(
+            self, "About Sentinel-2 Desktop",
+            f"<h3>Sentinel-2 Desktop {__version__}</h3>"
+            "<p>Search, download, composite and view Sentinel-2 imagery from the AWS open-data buckets "
+            "(or a local mirror).</p>"
+            f"<p><b>{ATTRIBUTION}</b> (Copernicus programme, European Union / ESA).</p>"
+            "<p>World outlines: Natural Earth (public domain). Tile grid: ESA Sentinel-2 tiling grid.</p>")
+
+    def report_error(self, title: str, message: str, details: str = "", dialog: bool = True) -> None:
+        """Errors go to the status bar, the log, and (for failures of a whole step) a dialog with details."""
+        self.statusBar().showMessage(f"{title}: {message}", 15000)
+        if dialog:
+            st.show_error(self, title, message, details)
+        else:
+            log.warning("%s: %s", title, message)
+
+    def _update_actions(self) -> None:
+        sc = self.scene_panel
+        self.act_search.setEnabled(self.source_panel.tile_id() is not None)
+        can_dl = bool(sc.model.checked) and sc.source is not None and not self.download_panel.running
+        self.act_download.setEnabled(can_dl)
+        self.download_panel.download_button.setEnabled(can_dl)
+        self.act_composite.setEnabled(self.composite_panel.start_button.isEnabled())
+        self.act_export.setEnabled(self.viewer.path is not None)
+        n = len(sc.model.checked)
+        self.status_label.setText(f"{n} selected" if n else "")
+
+    # -- drag and drop
+    def dragEnterEvent(self, ev) -> None:
+        urls = ev.mimeData().urls() if ev.mimeData().hasUrls() else []
+        if any(u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() in RASTER_SUFFIXES for u in urls):
+            ev.acceptProposedAction()
+        else:
+            ev.ignore()
+
+    def dropEvent(self, ev) -> None:
+        for u in ev.mimeData().urls():
+            if u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() in RASTER_SUFFIXES:
+                self.open_raster(u.toLocalFile())
+                ev.acceptProposedAction()
+                return
+
+    # -- closing
+    def closeEvent(self, ev) -> None:
+        self.save_layout()
+        self.shutdown()
+        super().closeEvent(ev)
+
+    def shutdown(self) -> None:
+        """Cancel downloads and the composite and wait for them (also on aboutToQuit)."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        self.download_panel.shutdown()
+        self.composite_panel.shutdown()
+        workers.registry.cancel_all()
+
+

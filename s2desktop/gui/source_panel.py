@@ -1,0 +1,281 @@
+"""Source and tile: where scenes come from (bucket layout, local folder, custom endpoint, AWS profile with a
+credentials indicator) and which tile (validated as you type with the core's message; recent tiles; the map).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from s2desktop.gui import settings as st
+from s2desktop.gui import workers
+
+log = logging.getLogger(__name__)
+
+OK_STYLE = "color: #1e7b34;"
+BAD_STYLE = "color: #b03a2e;"
+MUTED_STYLE = "color: #666666;"
+
+
+def _credentials_job(profile: str | None):
+    from s2desktop.core.credentials import available_profiles, credential_status
+
+    return credential_status(profile), available_profiles()
+
+
+class SourcePanel(QWidget):
+    tileChanged = Signal(str)  # canonical id, only for valid text
+    sourceChanged = Signal()
+    searchRequested = Signal()  # Return in the tile field
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._tile: str | None = None
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+
+        self.source = QComboBox()
+        for key, label in st.SOURCES:
+            self.source.addItem(label, key)
+        self.source.setToolTip("Where scenes are searched and downloaded from")
+        form.addRow("Source", self.source)
+
+        self.folder = QLineEdit(st.get_str(st.LOCAL_FOLDER))
+        self.folder.setPlaceholderText("folder holding a bucket-layout mirror")
+        browse = QToolButton()
+        browse.setText("…")
+        browse.clicked.connect(self._browse)
+        frow = QHBoxLayout()
+        frow.addWidget(self.folder, 1)
+        frow.addWidget(browse)
+        self.folder_row = QWidget()
+        self.folder_row.setLayout(frow)
+        frow.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Folder", self.folder_row)
+
+        self.custom = QCheckBox("Custom S3 endpoint")
+        self.endpoint = QLineEdit(st.get_str(st.ENDPOINT))
+        self.endpoint.setPlaceholderText("https://s3.example.org")
+        self.bucket = QLineEdit(st.get_str(st.BUCKET))
+        self.bucket.setPlaceholderText("bucket (default for the layout)")
+        self.custom.setChecked(bool(self.endpoint.text()))
+        form.addRow("", self.custom)
+        form.addRow("Endpoint", self.endpoint)
+        form.addRow("Bucket", self.bucket)
+
+        self.profile = QComboBox()
+        self.profile.setEditable(True)
+        self.profile.lineEdit().setPlaceholderText("default credential chain")
+        self.profile.setEditText(st.get_str(st.PROFILE))
+        self.profile.setToolTip("AWS profile from ~/.aws/config (requester-pays buckets bill this account)")
+        form.addRow("AWS profile", self.profile)
+        self.creds = QLabel("")
+        self.creds.setWordWrap(True)
+        form.addRow("", self.creds)
+
+        self.tile = QLineEdit()
+        self.tile.setPlaceholderText("e.g. 33UUP (or click the map)")
+        self.tile.setClearButtonEnabled(True)
+        self.tile.setMaxLength(12)
+        self.recent = QComboBox()
+        self.recent.setToolTip("Recent tiles")
+        self.recent.setMinimumContentsLength(6)
+        trow = QHBoxLayout()
+        trow.setContentsMargins(0, 0, 0, 0)
+        trow.addWidget(self.tile, 1)
+        trow.addWidget(self.recent)
+        form.addRow("Tile", trow)
+        self.tile_error = QLabel("")
+        self.tile_error.setWordWrap(True)
+        self.tile_error.setObjectName("tileError")
+        form.addRow("", self.tile_error)
+        lay.addLayout(form)
+
+        self._refresh_recent()
+        i = self.source.findData(st.get_str(st.SOURCE, "l1c"))
+        self.source.setCurrentIndex(max(0, i))
+        self.source.currentIndexChanged.connect(self._source_changed)
+        self.custom.toggled.connect(self._source_changed)
+        self.folder.editingFinished.connect(self.sourceChanged)
+        self.endpoint.editingFinished.connect(self.sourceChanged)
+        self.bucket.editingFinished.connect(self.sourceChanged)
+        self.profile.currentTextChanged.connect(self._profile_changed)
+        self.tile.textChanged.connect(self._tile_edited)
+        self.tile.returnPressed.connect(self.searchRequested)
+        self.recent.activated.connect(self._recent_chosen)
+        self._cred_timer = QTimer(self)
+        self._cred_timer.setSingleShot(True)
+        self._cred_timer.setInterval(300)
+        self._cred_timer.timeout.connect(self.check_credentials)
+        self._cred_worker = None
+        self._profiles_loaded = False
+        self._source_changed()
+        last = st.get_str(st.LAST_TILE)
+        if last:
+            self.tile.setText(last)
+
+    # -- source
+    def source_key(self) -> str:
+        return self.source.currentData()
+
+    def source_spec(self) -> dict:
+        """Keyword arguments of core.sources.resolve_source for the current choice."""
+        key = self.source_key()
+        if key == "local":
+            return dict(name=self.folder.text().strip() or ".")
+        if key == "demo":
+            return dict(name="demo")
+        spec = dict(name=key, profile=self.profile.currentText().strip() or None)
+        if self.custom.isChecked():
+            spec["endpoint_url"] = self.endpoint.text().strip() or None
+            spec["bucket"] = self.bucket.text().strip() or None
+        return spec
+
+    def set_source(self, key: str, endpoint: str | None = None, bucket: str | None = None,
+                   folder: str | None = None) -> None:
+        if folder is not None:
+            self.folder.setText(folder)
+        if endpoint is not None:
+            self.endpoint.setText(endpoint)
+            self.custom.setChecked(bool(endpoint))
+        if bucket is not None:
+            self.bucket.setText(bucket)
+        self.source.setCurrentIndex(max(0, self.source.findData(key)))
+        self._source_changed()
+
+    def _source_changed(self, *_):
+        key = self.source_key()
+        remote = key in ("l1c", "l2a", "cogs")
+        self.folder_row.setVisible(key == "local")
+        self._set_row_visible(self.folder_row, key == "local")
+        self.custom.setVisible(remote)
+        for w in (self.endpoint, self.bucket):
+            self._set_row_visible(w, remote and self.custom.isChecked())
+        self._set_row_visible(self.profile, key in st.REQUESTER_PAYS)
+        self._set_row_visible(self.creds, key in st.REQUESTER_PAYS)
+        if key in st.REQUESTER_PAYS:
+            self._cred_timer.start()
+        self.sourceChanged.emit()
+
+    def _set_row_visible(self, field: QWidget, visible: bool) -> None:
+        form = self.layout().itemAt(0).layout()
+        if isinstance(form, QFormLayout):
+            form.setRowVisible(field, visible)
+
+    def _browse(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Local mirror folder", self.folder.text())
+        if d:
+            self.folder.setText(d)
+            st.settings().setValue(st.LOCAL_FOLDER, d)
+            self.sourceChanged.emit()
+
+    def remember(self) -> None:
+        s = st.settings()
+        s.setValue(st.SOURCE, self.source_key())
+        s.setValue(st.PROFILE, self.profile.currentText().strip())
+        s.setValue(st.ENDPOINT, self.endpoint.text().strip() if self.custom.isChecked() else "")
+        s.setValue(st.BUCKET, self.bucket.text().strip() if self.custom.isChecked() else "")
+        if self.folder.text().strip():
+            s.setValue(st.LOCAL_FOLDER, self.folder.text().strip())
+
+    # -- credentials (looked up by the core on a worker)
+    def _profile_changed(self, *_):
+        if self.source_key() in st.REQUESTER_PAYS:
+            self._cred_timer.start()
+
+    def check_credentials(self) -> workers.Worker:
+        self.creds.setStyleSheet(MUTED_STYLE)
+        self.creds.setText("Checking AWS credentials…")
+        profile = self.profile.currentText().strip() or None
+        self._cred_worker = workers.start(_credentials_job, profile, name="credentials",
+                                          on_result=self._credentials, on_error=self._credentials_failed)
+        return self._cred_worker
+
+    def _credentials(self, value) -> None:
+        status, profiles = value
+        if not self._profiles_loaded:
+            self._profiles_loaded = True
+            text = self.profile.currentText()
+            self.profile.blockSignals(True)
+            self.profile.clear()
+            self.profile.addItems(profiles)
+            self.profile.setEditText(text)
+            self.profile.blockSignals(False)
+        self.creds.setStyleSheet(OK_STYLE if status.found else BAD_STYLE)
+        self.creds.setText(("✔ credentials found" + (f" ({status.method})" if status.method else ""))
+                           if status.found else "✖ no AWS credentials found")
+        self.creds.setToolTip(status.message[0].upper() + status.message[1:]
+                              + "\nRequester-pays buckets bill downloads to the AWS account of these credentials")
+
+    def _credentials_failed(self, message: str, _details: str) -> None:
+        self.creds.setStyleSheet(BAD_STYLE)
+        self.creds.setText(message)
+
+    # -- tile
+    def tile_id(self) -> str | None:
+        return self._tile
+
+    def set_tile(self, tile: str) -> None:
+        if self.tile.text() != tile:
+            self.tile.setText(tile)
+
+    def _tile_edited(self, text: str) -> None:
+        from s2desktop.core.errors import InvalidTileError
+        from s2desktop.core.tiles import parse_tile
+
+        text = text.strip()
+        if not text:
+            self._tile = None
+            self.tile_error.setText("")
+            self.tile.setStyleSheet("")
+            return
+        try:
+            tile = parse_tile(text)
+        except InvalidTileError as exc:
+            self._tile = None
+            self.tile_error.setStyleSheet(BAD_STYLE)
+            msg = str(exc)
+            self.tile_error.setText(msg[0].upper() + msg[1:])
+            self.tile.setStyleSheet("QLineEdit { border: 1px solid #b03a2e; }")
+            return
+        self.tile.setStyleSheet("")
+        self.tile_error.setStyleSheet(MUTED_STYLE)
+        self.tile_error.setText(f"Tile {tile}")
+        changed = tile != self._tile
+        self._tile = tile
+        if changed:
+            self.tileChanged.emit(tile)
+
+    def push_recent_tile(self, tile: str) -> None:
+        st.push_recent(st.RECENT_TILES, tile)
+        st.settings().setValue(st.LAST_TILE, tile)
+        self._refresh_recent()
+
+    def _refresh_recent(self) -> None:
+        self.recent.clear()
+        items = st.get_list(st.RECENT_TILES)
+        self.recent.addItem("Recent", None)
+        for t in items:
+            self.recent.addItem(t, t)
+        self.recent.setEnabled(bool(items))
+
+    def _recent_chosen(self, index: int) -> None:
+        t = self.recent.itemData(index)
+        if t:
+            self.tile.setText(t)
+        self.recent.setCurrentIndex(0)

@@ -1,0 +1,529 @@
+"""The image viewer, the attributes panel and the thumbnail panel.
+
+Rasters are read on a worker at a size that fits the screen (`core.rasterinfo.read_overview`), stretched on a
+worker (`core.export.stretch_levels` / `apply_levels`, the same functions the export uses, so what you export is
+what you see) and shown in a pyqtgraph `ImageItem` (row-major, C-contiguous RGBA uint8, explicit levels,
+auto-downsampling). The image item covers the raster's full-resolution pixel grid, so mouse positions are
+full-resolution pixel coordinates; map coordinates come from the geotransform and lon/lat from a coarse
+lattice precomputed by the core (`core.export.lonlat_grid`), never from GDAL on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from s2desktop.gui import workers
+
+log = logging.getLogger(__name__)
+
+STRETCH_LABELS = [
+    ("percentile", "Percentile cut"),
+    ("minmax", "Min – max"),
+    ("truecolor", "True colour (0–0.4 reflectance)"),
+    ("levels", "Per-band levels"),
+]
+BAND_COLOURS = ["#d62728", "#2ca02c", "#1f77b4"]
+BACKGROUND = "#2b2d30"
+
+
+def screen_max_size() -> int:
+    """Longest side to read: enough for the screen, at most 2048 px (the full-res read is only for export)."""
+    screen = QGuiApplication.primaryScreen()
+    if screen is None:
+        return 1600
+    g = screen.availableGeometry()
+    ratio = screen.devicePixelRatio() or 1.0
+    return int(max(800, min(2048, max(g.width(), g.height()) * ratio)))
+
+
+# --- worker jobs (no Qt widgets in here) ------------------------------------------------------------------------
+
+
+def _load_job(path: str, max_size: int) -> dict:
+    from s2desktop.core import export, rasterinfo
+
+    data, valid, info = rasterinfo.read_overview(path, max_size)
+    try:  # our composites carry OUTPUT_OFFSET; band files have scene metadata
+        offset = int(info.tags["OUTPUT_OFFSET"]) if "OUTPUT_OFFSET" in info.tags else (
+            rasterinfo.file_offset(path)[0] or 0)
+    except Exception:  # no scene metadata: reflectance offset unknown, 0 is the pre-2022 convention
+        offset = 0
+    try:
+        grid = export.lonlat_grid(info.crs_wkt, info.transform, info.width, info.height)
+    except Exception as exc:  # odd CRS: no lon/lat readout, the rest still works
+        log.info("no lon/lat for %s: %s", path, exc)
+        grid = None
+    k = max(1, int(np.sqrt(valid.size / 250_000)))  # histogram from a subsample of ~250k pixels
+    sub, subvalid = data[:, ::k, ::k], valid[::k, ::k]
+    hists = []
+    for b in range(sub.shape[0]):
+        v = sub[b][subvalid]
+        if v.size:
+            lo, hi = np.percentile(v, [0.1, 99.9])
+            counts, edges = np.histogram(v, bins=128, range=(float(lo), float(hi) if hi > lo else float(lo) + 1))
+        else:
+            counts, edges = np.zeros(1), np.array([0.0, 1.0])
+        hists.append((counts, edges))
+    return dict(path=path, data=data, valid=valid, info=info, offset=int(offset), grid=grid, hists=hists)
+
+
+def _render_job(data, valid, mode, low, high, gamma, offset, manual):
+    """Levels of the chosen stretch (core.export.stretch_levels), then core.render's linear + gamma + RGBA."""
+    from s2desktop.core import render
+    from s2desktop.core.export import apply_levels, stretch_levels
+
+    levels = stretch_levels(data, valid, mode, low, high, offset, manual)
+    u8 = apply_levels(data, valid, levels, gamma)
+    return np.ascontiguousarray(render.to_rgba(u8 if u8.shape[0] >= 3 else u8[:1], valid)), levels
+
+
+def _thumbnail_job(path: str, size: int, mode: str, low: float, high: float, gamma: float, offset: int,
+                   levels) -> np.ndarray:
+    """(h, w, 4) RGBA: core.render.thumbnail for the named stretches, explicit levels for 'levels'."""
+    from s2desktop.core import render
+    from s2desktop.core.export import apply_levels
+    from s2desktop.core.rasterinfo import read_overview
+
+    if mode in render.STRETCHES:
+        return render.thumbnail(path, size, mode, offset=offset, low=low, high=high, gamma_value=gamma)
+    data, valid, _info = read_overview(path, size)
+    u8 = apply_levels(data, valid, levels, gamma)
+    return render.to_rgba(u8 if u8.shape[0] >= 3 else u8[:1], valid)
+
+
+def rgba_to_qimage(rgba: np.ndarray) -> QImage:
+    rgba = np.ascontiguousarray(rgba)
+    h, w = rgba.shape[:2]
+    return QImage(rgba.tobytes(), w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+
+
+# --- the viewer ----------------------------------------------------------------------------------------------
+
+
+class RasterViewer(QWidget):
+    loaded = Signal(str, object)  # path, RasterInfo
+    rendered = Signal()
+    loadFailed = Signal(str, str)  # message, details
+    statusMessage = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.path: str | None = None
+        self.data = None
+        self.valid = None
+        self.info = None
+        self.grid = None
+        self.offset = 0
+        self.levels: list[tuple[float, float]] = []
+        self.manual_levels: list[tuple[float, float]] | None = None
+        self.image_rgba = None
+        self._generation = 0
+        self._loading = None
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+
+        controls = QHBoxLayout()
+        controls.setContentsMargins(6, 4, 6, 0)
+        self.stretch = QComboBox()
+        for key, label in STRETCH_LABELS:
+            self.stretch.addItem(label, key)
+        self.low = QDoubleSpinBox()
+        self.high = QDoubleSpinBox()
+        for sb, v in ((self.low, 2.0), (self.high, 98.0)):
+            sb.setRange(0.0, 100.0)
+            sb.setDecimals(1)
+            sb.setSingleStep(0.5)
+            sb.setValue(v)
+            sb.setSuffix(" %")
+        self.gamma = QDoubleSpinBox()
+        self.gamma.setRange(0.2, 4.0)
+        self.gamma.setSingleStep(0.1)
+        self.gamma.setValue(1.0)
+        self.gamma.setToolTip("Gamma (>1 brightens mid-tones)")
+        self.band = QComboBox()
+        self.band.addItems(["Red", "Green", "Blue"])
+        self.band.setToolTip("Band whose levels the histogram's region edits")
+        self.fit_button = QPushButton("Fit")
+        self.fit_button.setToolTip("Zoom to the whole image")
+        self.fit_button.clicked.connect(self.fit)
+        controls.addWidget(QLabel("Stretch"))
+        controls.addWidget(self.stretch)
+        self.cut_label = QLabel("cut")
+        controls.addWidget(self.cut_label)
+        controls.addWidget(self.low)
+        controls.addWidget(self.high)
+        controls.addWidget(QLabel("gamma"))
+        controls.addWidget(self.gamma)
+        self.band_label = QLabel("band")
+        controls.addWidget(self.band_label)
+        controls.addWidget(self.band)
+        controls.addStretch(1)
+        controls.addWidget(self.fit_button)
+        lay.addLayout(controls)
+
+        self.glw = pg.GraphicsLayoutWidget()
+        self.glw.setBackground(BACKGROUND)
+        self.vb = self.glw.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setAutoDownsample(True)
+        self.vb.addItem(self.image)
+        self.placeholder = pg.TextItem(
+            "Open a raster (File → Open, or drop a GeoTIFF / JP2 here)\nor run a composite to see it here.",
+            color="#c8c8c8", anchor=(0.5, 0.5))
+        self.vb.addItem(self.placeholder)
+        self.placeholder.setPos(0, 0)
+        self.vb.setRange(QRectF(-1, -1, 2, 2))
+        self.glw.scene().sigMouseMoved.connect(self._mouse_moved)
+
+        self.hist = pg.PlotWidget()
+        self.hist.setBackground("w")
+        self.hist.setMaximumHeight(110)
+        self.hist.setMinimumHeight(70)
+        self.hist.setMenuEnabled(False)
+        self.hist.getPlotItem().hideButtons()
+        self.hist.getPlotItem().hideAxis("left")
+        self.hist.getPlotItem().getViewBox().setMouseEnabled(x=True, y=False)
+        self.region = pg.LinearRegionItem(values=(0, 1), brush=pg.mkBrush(100, 100, 100, 40))
+        self.region.setZValue(10)
+        self.hist.addItem(self.region)
+        self.region.sigRegionChangeFinished.connect(self._region_changed)
+        self._hist_curves = []
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.glw)
+        split.addWidget(self.hist)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 0)
+        split.setCollapsible(0, False)
+        split.setSizes([800, 90])
+        self.glw.setMinimumHeight(200)
+        lay.addWidget(split, 1)
+
+        self.readout = QLabel("–")
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.readout.setContentsMargins(6, 0, 6, 4)
+        self.readout.setStyleSheet("font-family: monospace;")
+        lay.addWidget(self.readout)
+
+        self._render_timer = QTimer(self)
+        self._render_timer.setSingleShot(True)
+        self._render_timer.setInterval(120)
+        self._render_timer.timeout.connect(self.render)
+        self.stretch.currentIndexChanged.connect(self._stretch_changed)
+        for sb in (self.low, self.high, self.gamma):
+            sb.valueChanged.connect(lambda _v: self._render_timer.start())
+        self.band.currentIndexChanged.connect(self._band_changed)
+        self._stretch_changed()
+
+    # -- loading
+    def open(self, path) -> workers.Worker:
+        path = str(path)
+        self.statusMessage.emit(f"Reading {Path(path).name}…")
+        self._generation += 1
+        gen = self._generation
+        w = workers.start(_load_job, path, screen_max_size(), name="read overview",
+                          on_result=lambda r: self._loaded(r, gen),
+                          on_error=lambda m, d: self._load_failed(path, m, d))
+        self._loading = w
+        return w
+
+    def _load_failed(self, path: str, message: str, details: str) -> None:
+        self.statusMessage.emit(f"Cannot open {Path(path).name}: {message}")
+        self.loadFailed.emit(message, details)
+
+    def _loaded(self, r: dict, gen: int) -> None:
+        if gen != self._generation:
+            return
+        self.path = r["path"]
+        self.data, self.valid, self.info = r["data"], r["valid"], r["info"]
+        self.grid, self.offset = r["grid"], r["offset"]
+        self.manual_levels = None
+        self._set_hists(r["hists"])
+        self.placeholder.setVisible(False)
+        self.image.setRect(QRectF(0, 0, self.info.width, self.info.height))
+        self.loaded.emit(self.path, self.info)
+        self.render(fit=True)
+
+    def _set_hists(self, hists) -> None:
+        for c in self._hist_curves:
+            self.hist.removeItem(c)
+        self._hist_curves = []
+        self._hists = hists
+        colours = BAND_COLOURS if len(hists) >= 3 else ["#444444"]
+        for (counts, edges), col in zip(hists, colours):
+            c = self.hist.plot(edges, counts, stepMode="center", pen=pg.mkPen(col, width=1.2))
+            self._hist_curves.append(c)
+
+    # -- rendering
+    def stretch_params(self) -> dict:
+        return dict(mode=self.stretch.currentData(), low=self.low.value(), high=self.high.value(),
+                    gamma=self.gamma.value(), offset=self.offset, manual=self.manual_levels)
+
+    def render(self, fit: bool = False) -> workers.Worker | None:
+        if self.data is None:
+            return None
+        p = self.stretch_params()
+        if p["low"] >= p["high"]:
+            self.statusMessage.emit("The low cut must be below the high cut")
+            return None
+        self._generation += 1
+        gen = self._generation
+        return workers.start(_render_job, self.data, self.valid, p["mode"], p["low"], p["high"], p["gamma"],
+                             p["offset"], p["manual"], name="render",
+                             on_result=lambda r: self._rendered(r, gen, fit),
+                             on_error=lambda m, d: self.statusMessage.emit(f"Cannot render: {m}"))
+
+    def _rendered(self, r, gen: int, fit: bool) -> None:
+        if gen != self._generation:
+            return
+        rgba, levels = r
+        self.image_rgba = rgba
+        self.levels = [tuple(x) for x in levels]
+        self.image.setImage(rgba, levels=(0, 255), autoLevels=False)
+        self.image.setRect(QRectF(0, 0, self.info.width, self.info.height))
+        self._sync_region()
+        if fit:
+            self.fit()
+        self.statusMessage.emit(f"{Path(self.path).name}: {self.info.width} × {self.info.height} px, "
+                                f"shown at {rgba.shape[1]} × {rgba.shape[0]}")
+        self.rendered.emit()
+
+    def fit(self) -> None:
+        if self.info is not None:
+            self.vb.setRange(QRectF(0, 0, self.info.width, self.info.height), padding=0.02)
+
+    def _stretch_changed(self, *_):
+        mode = self.stretch.currentData()
+        for w in (self.low, self.high, self.cut_label):
+            w.setVisible(mode == "percentile")
+        for w in (self.band, self.band_label):
+            w.setVisible(mode == "levels")
+        if mode == "levels" and self.manual_levels is None and self.levels:
+            self.manual_levels = list(self.levels)
+        self._render_timer.start()
+
+    def _band_changed(self, *_):
+        self._sync_region()
+
+    def _sync_region(self) -> None:
+        if not self.levels:
+            return
+        i = min(self.band.currentIndex(), len(self.levels) - 1)
+        lv = (self.manual_levels or self.levels)[i] if self.stretch.currentData() == "levels" else self.levels[i]
+        self.region.blockSignals(True)
+        self.region.setRegion(lv)
+        self.region.blockSignals(False)
+
+    def _region_changed(self, *_):
+        if not self.levels:
+            return
+        lo, hi = self.region.getRegion()
+        manual = list(self.manual_levels or self.levels)
+        manual[min(self.band.currentIndex(), len(manual) - 1)] = (float(lo), float(hi))
+        self.manual_levels = manual
+        if self.stretch.currentData() != "levels":
+            self.stretch.setCurrentIndex(self.stretch.findData("levels"))
+        self._render_timer.start()
+
+    # -- readout
+    def pixel_at(self, col: float, row: float) -> dict | None:
+        """Values and coordinates at a full-resolution pixel position (used by the readout and the tests)."""
+        if self.data is None or self.info is None:
+            return None
+        W, H = self.info.width, self.info.height
+        if not (0 <= col < W and 0 <= row < H):
+            return None
+        h, w = self.data.shape[1:]
+        r = min(h - 1, int(row * h / H))
+        c = min(w - 1, int(col * w / W))
+        values = [int(v) if np.issubdtype(self.data.dtype, np.integer) else float(v) for v in self.data[:, r, c]]
+        a, b, cc, d, e, f = self.info.transform[:6]
+        x = a * (col + 0.5) + b * (row + 0.5) + cc
+        y = d * (col + 0.5) + e * (row + 0.5) + f
+        from s2desktop.core.export import interpolate_lonlat
+
+        ll = interpolate_lonlat(self.grid, col + 0.5, row + 0.5)
+        return dict(col=int(col), row=int(row), values=values, valid=bool(self.valid[r, c]), x=x, y=y, lonlat=ll)
+
+    def _mouse_moved(self, pos) -> None:
+        if self.data is None:
+            return
+        p = self.vb.mapSceneToView(pos)
+        px = self.pixel_at(p.x(), p.y())
+        if px is None:
+            self.readout.setText("–")
+            return
+        vals = ", ".join(str(v) for v in px["values"]) if px["valid"] else "nodata"
+        crs = f"EPSG:{self.info.crs_epsg}" if self.info.crs_epsg else "map"
+        text = f"px {px['col']}, {px['row']}   values [{vals}]   {crs} {px['x']:.1f}, {px['y']:.1f}"
+        if px["lonlat"]:
+            lon, lat = px["lonlat"]
+            text += f"   lon {lon:.5f}  lat {lat:.5f}"
+        self.readout.setText(text)
+
+    def dragEnterEvent(self, ev):  # the main window handles drops; keep the viewer transparent to them
+        ev.ignore()
+
+
+class AttributesPanel(QTreeWidget):
+    """The core's RasterInfo as a tree (nested dicts and lists expand)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setColumnCount(2)
+        self.setHeaderLabels(["Attribute", "Value"])
+        self.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        self.setAlternatingRowColors(True)
+        self.setWordWrap(False)
+        self.set_info(None)
+
+    def set_info(self, info) -> None:
+        self.clear()
+        if info is None:
+            QTreeWidgetItem(self, ["(no raster open)", ""])
+            return
+        d = info.to_dict() if hasattr(info, "to_dict") else dict(info)
+        order = ["path", "driver", "width", "height", "count", "dtypes", "crs_epsg", "resolution", "bounds",
+                 "bounds_lonlat", "nodata", "compression", "block_shapes", "overviews", "colorinterp",
+                 "descriptions", "file_size", "transform", "tags", "band_tags", "image_structure", "crs_wkt"]
+        keys = [k for k in order if k in d] + [k for k in d if k not in order]
+        for k in keys:
+            self._add(self, k, d[k])
+        self.expandToDepth(0)
+
+    def _add(self, parent, key, value) -> None:
+        if isinstance(value, dict) and value:
+            item = QTreeWidgetItem(parent, [str(key), f"{len(value)} entries"])
+            for k, v in value.items():
+                self._add(item, k, v)
+        elif isinstance(value, (list, tuple)) and value and any(isinstance(v, (dict, list, tuple)) for v in value):
+            item = QTreeWidgetItem(parent, [str(key), f"{len(value)} items"])
+            for i, v in enumerate(value):
+                self._add(item, f"[{i}]", v)
+        else:
+            if isinstance(value, (list, tuple)):
+                text = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+            elif isinstance(value, float):
+                text = f"{value:g}"
+            elif value is None:
+                text = "–"
+            else:
+                text = str(value)
+            item = QTreeWidgetItem(parent, [str(key), text])
+            item.setToolTip(1, text[:2000])
+            if parent is not self:
+                pass
+
+    def value_of(self, key: str) -> str | None:
+        items = self.findItems(key, Qt.MatchFlag.MatchExactly, 0)
+        return items[0].text(1) if items else None
+
+
+class ThumbnailPanel(QWidget):
+    """Choose a size, see the thumbnail (current stretch), save it as PNG."""
+
+    thumbnailReady = Signal(QImage)
+
+    def __init__(self, viewer: RasterViewer, parent=None):
+        super().__init__(parent)
+        self.viewer = viewer
+        self.qimage: QImage | None = None
+        self.rgba = None
+        self._made_for: str | None = None
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        row = QHBoxLayout()
+        self.size = QComboBox()
+        for s in (128, 256, 512, 1024):
+            self.size.addItem(f"{s} px", s)
+        self.size.setCurrentIndex(1)
+        self.make_button = QPushButton("Make")
+        self.make_button.clicked.connect(self.make)
+        self.save_button = QPushButton("Save PNG…")
+        self.save_button.setEnabled(False)
+        self.save_button.clicked.connect(self._save_dialog)
+        row.addWidget(QLabel("Size"))
+        row.addWidget(self.size)
+        row.addWidget(self.make_button)
+        row.addWidget(self.save_button)
+        row.addStretch(1)
+        lay.addLayout(row)
+        self.label = QLabel("Open a raster to make a thumbnail.")
+        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.label.setMinimumHeight(120)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.label)
+        lay.addWidget(scroll, 1)
+        viewer.rendered.connect(self._viewer_rendered)
+
+    def _viewer_rendered(self) -> None:
+        if self._made_for != self.viewer.path:
+            self.make()
+
+    def make(self) -> workers.Worker | None:
+        v = self.viewer
+        if v.path is None or not v.levels:
+            return None
+        p = v.stretch_params()
+        self._made_for = v.path
+        self.make_button.setEnabled(False)
+        return workers.start(_thumbnail_job, v.path, int(self.size.currentData()), p["mode"], p["low"],
+                             p["high"], p["gamma"], p["offset"], p["manual"] or v.levels,
+                             name="thumbnail", on_result=self._made,
+                             on_error=lambda m, d: self.label.setText(f"Cannot make the thumbnail: {m}"),
+                             on_finished=lambda: self.make_button.setEnabled(True))
+
+    def _made(self, rgba) -> None:
+        self.rgba = rgba
+        img = rgba_to_qimage(rgba)
+        self.qimage = img
+        self.label.setPixmap(QPixmap.fromImage(img))
+        self.save_button.setEnabled(True)
+        self.thumbnailReady.emit(img)
+
+    def save(self, path) -> bool:
+        if self.qimage is None:
+            return False
+        from s2desktop.core.render import save_png
+
+        save_png(self.rgba, path)
+        return True
+
+    def _save_dialog(self) -> None:
+        base = Path(self.viewer.path).stem + "_thumbnail.png" if self.viewer.path else "thumbnail.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Save thumbnail", base, "PNG image (*.png)")
+        if not path:
+            return
+        from s2desktop.core.errors import S2Error
+
+        try:
+            self.save(path)
+        except S2Error as exc:
+            self._save_failed(str(exc))
+
+    def _save_failed(self, message: str) -> None:
+        self.label.setText(message)
