@@ -1,0 +1,155 @@
+"""`s2desktop composite | info | thumbnail` end to end: exit codes, one-line errors, files left behind."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import rasterio
+from PIL import Image
+
+from s2desktop.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+JGF = "aws_tiles/l1c_T55JGF_20180617_N0206/tiles/55/J/GF/2018/6/17/0"
+UDP = "aws_tiles/l1c_T19UDP_20170729_N0205_rio-tiler-pds/tiles/19/U/DP/2017/7/29/0"
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_info_text_and_json(capsys, shared_real):
+    code, out, _ = run(capsys, "info", shared_real / JGF / "B04.jp2")
+    assert code == 0 and "EPSG:32755" in out and "JP2OpenJPEG" in out and "699960" in out
+    code, out, _ = run(capsys, "info", "--json", shared_real / UDP / "B04.jp2")
+    d = json.loads(out)
+    assert code == 0 and d["driver"] == "GTiff" and d["crs_epsg"] == 32619
+    code, _, err = run(capsys, "info", shared_real / "MANIFEST.md")
+    assert code == 2 and err.startswith("s2desktop: error: ") and "MANIFEST.md" in err and err.count("\n") == 1
+
+
+def test_thumbnail_png(capsys, shared_real, tmp_path):
+    out = tmp_path / "t.png"
+    code, _, _ = run(capsys, "thumbnail", shared_real / JGF / "B04.jp2", "--size", 64, "-o", out)
+    assert code == 0
+    im = Image.open(out)
+    assert im.mode == "RGBA" and im.size == (64, 64)
+    assert np.asarray(im)[..., 3].min() == 0  # nodata transparent
+    code, _, err = run(capsys, "thumbnail", shared_real / JGF / "B04.jp2", "-o", out)
+    assert code == 2 and "already exists" in err
+    code, _, err = run(capsys, "thumbnail", shared_real / JGF / "B04.jp2", "-o", out, "--overwrite",
+                       "--bands", "1,2")
+    assert code == 2 and "1 band" in err
+
+
+def test_composite_files_mode(capsys, raster_stack, tmp_path):
+    st = raster_stack(dates=3, baselines=["02.09", "04.00", "04.00"])
+    out, cnt = tmp_path / "c.tif", tmp_path / "n.tif"
+    code, stdout, err = run(capsys, "composite", "--red", *st.red, "--green", *st.green, "--blue", *st.blue,
+                            "-o", out, "--workers", 2, "--count", cnt)
+    assert code == 0, err
+    assert "composite: 1/1 (100%)" in err and "wrote" in stdout
+    with rasterio.open(out) as ds:
+        assert ds.count == 3 and ds.tags()["OFFSETS_RED"] == "0,-1000,-1000"
+    assert cnt.exists()
+    # exists without --overwrite; then --scale 4 with --overwrite
+    code, _, err = run(capsys, "composite", "--red", *st.red, "--green", *st.green, "--blue", *st.blue,
+                       "-o", out)
+    assert code == 2 and "already exists" in err
+    code, _, err = run(capsys, "composite", "--red", *st.red, "--green", *st.green, "--blue", *st.blue,
+                       "-o", out, "--overwrite", "--scale", 4, "--workers", 1, "--offset", 0)
+    assert code == 0, err
+    with rasterio.open(out) as ds:
+        assert (ds.width, ds.height) == (75, 75)
+        assert ds.tags()["OFFSETS_RED"] == "0,0,0"
+
+
+def test_composite_errors_are_one_line(capsys, raster_stack, tmp_path):
+    st = raster_stack(dates=2)
+    code, _, err = run(capsys, "composite", "-o", tmp_path / "o.tif")
+    assert code == 2 and "no inputs" in err
+    code, _, err = run(capsys, "composite", "--red", *st.red, "--green", st.green[0], "--blue", *st.blue,
+                       "-o", tmp_path / "o.tif")
+    assert code == 2 and "different numbers of dates" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "composite", "--red", *st.red, "--green", *st.green, "--blue", *st.blue,
+                       "-o", tmp_path / "missing" / "o.tif")
+    assert code == 2 and "does not exist" in err
+    code, _, err = run(capsys, "composite", "--red", *st.red, "--green", *st.green, "--blue", *st.blue,
+                       "--offset", 0, 0, 0, "-o", tmp_path / "o.tif")
+    assert code == 2 and "3 offsets given for 2 date(s)" in err
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_ctrl_c_leaves_no_output_and_no_workers(raster_stack, tmp_path):
+    st = raster_stack(dates=4, size=1536, block=256, driver="GTiff")
+    out = tmp_path / "c.tif"
+    cmd = [sys.executable, "-m", "s2desktop", "composite", "--red", *map(str, st.red), "--green",
+           *map(str, st.green), "--blue", *map(str, st.blue), "-o", str(out), "--workers", "2", "--scale", "1"]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=REPO,
+                            text=True)
+    ps = psutil.Process(proc.pid)
+    # wait until the pool is up (the worker processes exist), then press Ctrl-C
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        kids = [k for k in ps.children(recursive=True) if "resource_tracker" not in " ".join(k.cmdline())]
+        if len(kids) >= 2:
+            break
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        pytest.skip("the composite finished before it could be interrupted")
+    kids = ps.children(recursive=True)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode in (130, 0), err
+    if proc.returncode == 0:
+        pytest.skip("the composite finished before the signal arrived")
+    assert "cancelled" in err
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.is_file()]
+    gone, alive = psutil.wait_procs(kids, timeout=10)
+    assert not alive
+
+
+def _local_l2a_archive(root: Path):
+    """Three L2A scenes of 33UUP (mixed baselines, SCL) in the bucket layout, via the S3 helper's writer."""
+    archive = pytest.importorskip("s2desktop.core.archive")
+    from rasterio.transform import from_origin
+
+    from tests.fixtures_rasters import synthetic_bands
+
+    data = synthetic_bands(3, 256, seed=4)
+    for d, (date, baseline) in enumerate([("2023-07-01", "05.09"), ("2023-07-11", "02.09"),
+                                          ("2023-07-21", "05.09")]):
+        scl = np.full((128, 128), 4, np.uint8)
+        scl[:20, :20] = 9
+        archive.write_scene(root, "l2a", "33UUP", date, 0,
+                            {"B04": data[0, d], "B03": data[1, d], "B02": data[2, d]},
+                            crs="EPSG:32633", transform=from_origin(300000, 5000040, 10, 10), baseline=baseline,
+                            scl=scl)
+
+
+def test_composite_tile_mode_local_source(capsys, tmp_path):
+    pytest.importorskip("s2desktop.core.download")
+    pytest.importorskip("s2desktop.core.catalog")
+    src = tmp_path / "mirror"
+    _local_l2a_archive(src)
+    out = tmp_path / "tile.tif"
+    code, stdout, err = run(capsys, "composite", "--tile", "T33UUP", "--start", "2023-07-01", "--end",
+                            "2023-07-31", "--source", src, "--out-dir", tmp_path / "dl", "-o", out, "--workers", 1)
+    assert code == 0, err
+    with rasterio.open(out) as ds:
+        tags = ds.tags()
+        assert tags["TILE"] == "33UUP" and tags["DATE_COUNT"] == "3"
+        assert tags["BASELINES"] == "05.09,02.09,05.09" and tags["OFFSETS_RED"] == "-1000,0,-1000"
+        assert "on 3 date(s)" in tags["MASK"]
+        assert (ds.read(1)[:40, :40] != 0).any()
