@@ -27,7 +27,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QBrush, QColor, QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem, QHBoxLayout, QLabel, QMenu, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem, QHBoxLayout, QLabel, QMenu, QSizePolicy, QVBoxLayout, QWidget
 
 from s2desktop.core import tiles as core_tiles
 from s2desktop.core.resources import resource_path
@@ -166,13 +166,16 @@ class MapPicker(QWidget):
         self.view.addItem(self._select_dot)
 
         self.coords_label = QLabel("Move over the map", self)
-        self.coords_label.setMinimumWidth(190)
+        self.coords_label.setMinimumWidth(150)
         self.hover_label = QLabel("", self)
         self.hover_label.setTextFormat(Qt.TextFormat.PlainText)
         self.hint_label = QLabel("", self)
         self.hint_label.setStyleSheet("color: #666666;")
         credit = QLabel("Map: Natural Earth · Grid: ESA Copernicus", self)
         credit.setStyleSheet("color: #888888; font-size: 8pt;")
+        for label in (self.hover_label, self.hint_label, credit):  # may shrink in a narrow dock
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.hint_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 0, 4, 0)
