@@ -18,6 +18,7 @@ No boto3 patching: everything goes over HTTP to the server.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -160,6 +161,7 @@ def _upload_tree(client, bucket: str, root: Path, pool, public: bool = False) ->
 def s3_server():
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one INFO line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

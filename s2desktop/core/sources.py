@@ -182,9 +182,9 @@ class S3Store:
                 if progress is not None:
                     progress(bytes_transferred)
 
+        # s3transfer pins every ranged part to the ETag of the first response (IfMatch) itself; the caller
+        # verifies the whole file against the ETag it listed, so a changed object cannot slip through.
         extra = dict(self.extra)
-        if etag:
-            extra["IfMatch"] = f'"{etag}"'  # the object must not change under us between parts
         self._counter.add("get")
         manager = TransferManager(self.client, transfer_config)
         cancelled = False
@@ -201,8 +201,8 @@ class S3Store:
                 future.result()
         except TransferCancelled:
             cancelled = True
-        except CancelledError:
-            raise
+        except (CancelledError, OSError):
+            raise  # OSError: writing the file failed (disk full, permissions): the caller words it
         except Exception as exc:
             if cancelled or (cancel is not None and cancel.is_set()):
                 cancelled = True

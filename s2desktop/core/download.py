@@ -1,0 +1,545 @@
+"""Download band files to disk: concurrent, verified, resumable, cancellable.
+
+Layout of an output folder (the original design's)::
+
+    out/blue/33UUP_2023-07-14_0_B02.jp2      B02 -> blue/, B03 -> green/, B04 -> red/, others -> <band>/
+    out/metadata/33UUP_2023-07-14_0.json     tileInfo.json + our summary keys (baseline, cloud cover, ...)
+    out/metadata/verified/<file name>.json   what was verified, against which ETag (see "Skipping" below)
+
+One object -> one file:
+- s3transfer's TransferManager fetches it with concurrent ranged GETs (16 MiB parts, 8 at once per file; files
+  run in parallel in :func:`download_all`), pinned to the listed ETag (IfMatch) so parts cannot mix versions.
+- Bytes go to a hidden temp name in the destination folder and are renamed only after verification: size;
+  MD5 when the ETag is a plain MD5; the multipart ETag (md5 of the part md5s + '-N') when the part size is known
+  (HEAD PartNumber=1) or one of the common part sizes reproduces it; the S3 full-object checksum (SHA256, SHA1,
+  CRC32; CRC32C/CRC64NVME when awscrt is installed) when the object has one. All digests come from one read.
+  A mismatch deletes the file and retries once, then raises IntegrityError.
+- Cancel (an Event) cancels the transfer future; s3transfer stops each part at its next 256 KiB chunk, so all
+  transfers stop within a fraction of a second and the temp file is removed: nothing partial under a final name.
+- Keys never become paths: the destination is built from the validated tile, date, sequence and band only.
+
+Skipping: re-hashing every finished 1 GB band on each run would be slow, so after verifying a file we record
+(key, ETag, size, mtime_ns) in ``metadata/verified/``. A later run skips the file when that record still matches
+the file on disk *and* the ETag the search listing returned -- no request and no hashing. A file without a record
+(copied in, older tool) is verified once against a HEAD and then recorded; a changed object (new ETag) or a
+touched file is fetched again.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+import zlib
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from s2desktop.core.catalog import BAND_RE, Scene, fetch_metadata
+from s2desktop.core.errors import CancelledError, IntegrityError, InvalidInputError, OutputError, S2Error
+from s2desktop.core.sources import DEFAULT_WORKERS, PART_CONCURRENCY, ensure_writable_dir
+
+__all__ = [
+    "BAND_FOLDERS", "DEFAULT_BANDS", "DownloadTask", "DownloadResult", "plan", "download_one", "download_all",
+    "read_scene_metadata", "write_scene_metadata", "parse_bands",
+]
+
+log = logging.getLogger(__name__)
+
+BAND_FOLDERS = {"B02": "blue", "B03": "green", "B04": "red"}
+DEFAULT_BANDS = ("B02", "B03", "B04")
+MiB = 1 << 20
+MULTIPART_THRESHOLD = 16 * MiB
+MULTIPART_CHUNKSIZE = 16 * MiB
+IO_CHUNKSIZE = 256 * 1024
+COMMON_PART_SIZES = [8 * MiB, 16 * MiB, 5 * MiB, 15 * MiB, 32 * MiB, 64 * MiB, 50 * MiB, 100 * MiB, 128 * MiB,
+                     256 * MiB, 512 * MiB]
+PROGRESS_INTERVAL = 0.1  # seconds between progress callbacks (~10 per second)
+_NAME_RE = re.compile(r"^(?P<tile>\d{1,2}[C-X][A-Z]{2})_(?P<date>\d{4}-\d{2}-\d{2})_(?P<seq>\d+)_(?P<band>[A-Z0-9]+)\.\w+$")
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", -1), errno.EFBIG}
+_NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR}
+
+
+@dataclass(frozen=True)
+class DownloadTask:
+    scene: Scene
+    band: str
+    key: str
+    dest: Path
+    size: int | None = None  # from the listing, when known
+    etag: str | None = None
+
+    @property
+    def out_dir(self) -> Path:
+        return self.dest.parent.parent
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    task: DownloadTask
+    status: str  # 'downloaded' | 'skipped'
+    path: Path
+    size: int
+    bytes_transferred: int
+    verified: str  # how the file was checked: 'md5', 'multipart-md5', 'sha256', 'size', ... joined by '+'
+    seconds: float
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def parse_bands(bands) -> list[str]:
+    """'B02,b03, B04' or a list -> ['B02', 'B03', 'B04'] (validated, order kept, no duplicates)."""
+    items = bands.split(",") if isinstance(bands, str) else list(bands or DEFAULT_BANDS)
+    out: list[str] = []
+    for item in items:
+        name = str(item).strip().upper()
+        if not name:
+            continue
+        if re.fullmatch(r"B[1-9]", name):
+            name = f"B0{name[1]}"
+        if not BAND_RE.match(name):
+            raise InvalidInputError(f"'{item}' is not a Sentinel-2 band (B01-B12, B8A, TCI, SCL, AOT, WVP)")
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise InvalidInputError("no bands given (e.g. --bands B02,B03,B04)")
+    return out
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    p, f = os.path.abspath(path), os.path.abspath(folder)
+    return os.path.commonpath([p, f]) == f
+
+
+def plan(scenes, bands, out_dir) -> list[DownloadTask]:
+    """One task per scene and band: ``out/red/33UUP_2023-07-14_0_B04.jp2``. Keys only give the extension."""
+    out_dir = Path(out_dir)
+    tasks = []
+    for scene in scenes:
+        for band in parse_bands(bands):
+            key = scene.bands.get(band)
+            if key is None:
+                have = ", ".join(sorted(scene.bands)) or "none"
+                raise InvalidInputError(f"band {band} is not in scene {scene.scene_id} (it has: {have})")
+            ext = PurePosixPath(key).suffix.lower()
+            if not re.fullmatch(r"\.[a-z0-9]{1,5}", ext):
+                ext = ".bin"
+            dest = out_dir / BAND_FOLDERS.get(band, band) / f"{scene.scene_id}_{band}{ext}"
+            if not _inside(dest, out_dir):  # cannot happen with validated parts; belt and braces
+                raise OutputError(f"refusing to write {dest} outside {out_dir}")
+            size, etag = (scene.objects or {}).get(key, (None, None))
+            tasks.append(DownloadTask(scene, band, key, dest, size, etag))
+    return tasks
+
+
+# --- scene metadata beside the downloads ----------------------------------------------------------------------
+
+
+def _atomic_write_json(path: Path, doc) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_scene_metadata(source, scene: Scene, out_dir) -> Path:
+    """``{out_dir}/metadata/{scene_id}.json``: tileInfo.json content plus our summary keys."""
+    path = Path(out_dir) / "metadata" / f"{scene.scene_id}.json"
+    if path.exists():
+        return path
+    doc = dict(fetch_metadata(source, scene) or {})
+    doc.update(
+        tile=scene.tile, date=scene.date.isoformat(), sequence=scene.sequence, baseline=scene.baseline,
+        product_name=scene.product_name, cloud_cover=scene.cloud_cover, data_coverage=scene.data_coverage,
+        prefix=scene.prefix, source=source.describe(),
+    )
+    _atomic_write_json(path, doc)
+    return path
+
+
+def read_scene_metadata(band_file) -> dict | None:
+    """The metadata json of a downloaded band file (found from its name), or None."""
+    band_file = Path(band_file)
+    m = _NAME_RE.match(band_file.name)
+    if not m:
+        return None
+    path = band_file.parent.parent / "metadata" / f"{m['tile']}_{m['date']}_{m['seq']}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+# --- verification ---------------------------------------------------------------------------------------------
+
+
+def _record_path(dest: Path) -> Path:
+    return dest.parent.parent / "metadata" / "verified" / f"{dest.name}.json"
+
+
+def _read_record(dest: Path) -> dict | None:
+    try:
+        return json.loads(_record_path(dest).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_record(dest: Path, key: str, etag: str | None, method: str) -> None:
+    st = dest.stat()
+    try:
+        _atomic_write_json(_record_path(dest), {"key": key, "etag": etag, "size": st.st_size,
+                                                "mtime_ns": st.st_mtime_ns, "verified": method})
+    except OSError as exc:  # without the record the file is re-verified next time; not fatal
+        log.warning("could not record verification of %s: %s", dest, exc)
+
+
+def _crc_hasher(name: str):
+    if name == "CRC32":
+        class _Crc32:
+            def __init__(self):
+                self.v = 0
+
+            def update(self, b):
+                self.v = zlib.crc32(b, self.v)
+
+            def digest(self):
+                return self.v.to_bytes(4, "big")
+
+        return _Crc32()
+    if name == "SHA256":
+        return hashlib.sha256()
+    if name == "SHA1":
+        return hashlib.sha1()
+    try:  # CRC32C / CRC64NVME need awscrt (optional)
+        from botocore.httpchecksum import CrtCrc32cChecksum, CrtCrc64NvmeChecksum  # noqa: F401
+
+        cls = {"CRC32C": CrtCrc32cChecksum, "CRC64NVME": CrtCrc64NvmeChecksum}[name]
+        obj = cls()
+
+        class _Wrap:
+            def update(self, b):
+                obj.update(b)
+
+            def digest(self):
+                return obj.digest()
+
+        return _Wrap()
+    except Exception:
+        return None
+
+
+def _verify(path: Path, info, *, local: bool) -> str:
+    """Check a file against the object's size, ETag and checksum in one read; -> what was checked."""
+    size = path.stat().st_size
+    if size != info.size:
+        raise _Mismatch(f"size {size} bytes, expected {info.size}")
+    if local:
+        return "size"
+    etag = (info.etag or "").lower()
+    whole_md5 = hashlib.md5() if re.fullmatch(r"[0-9a-f]{32}", etag) else None
+    multipart = re.fullmatch(r"([0-9a-f]{32})-(\d+)", etag)
+    candidates: dict[int, list] = {}
+    if multipart:
+        n = int(multipart.group(2))
+        sizes = [info.part_size] if info.part_size else COMMON_PART_SIZES
+        for ps in sizes:
+            if ps and -(-size // ps) == n and (n > 1 or ps >= size):
+                candidates[ps] = []  # list of part md5 digests
+    checks = {}
+    # A checksum covers the whole file when the server says FULL_OBJECT, or (older servers, no type given)
+    # when the object was not uploaded in parts; a multipart object's checksum may be composite.
+    full_object = info.checksum_type == "FULL_OBJECT" or (info.checksum_type is None and not multipart)
+    for name, value in (info.checksums or {}).items():
+        if "-" in value or not full_object:
+            continue  # composite (per-part) checksums cannot be checked from the whole file
+        hasher = _crc_hasher(name)
+        if hasher is not None:
+            checks[name] = (hasher, value)
+    if whole_md5 is None and not candidates and not checks:
+        return "size"
+    part_state = {ps: [hashlib.md5(), 0] for ps in candidates}
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(MiB)
+            if not block:
+                break
+            if whole_md5 is not None:
+                whole_md5.update(block)
+            for hasher, _v in checks.values():
+                hasher.update(block)
+            for ps, state in part_state.items():  # every candidate part size is a multiple of 1 MiB
+                state[0].update(block)
+                state[1] += len(block)
+                if state[1] >= ps:
+                    candidates[ps].append(state[0].digest())
+                    part_state[ps] = state = [hashlib.md5(), 0]
+    methods = []
+    if whole_md5 is not None:
+        if whole_md5.hexdigest() != etag:
+            raise _Mismatch(f"MD5 {whole_md5.hexdigest()} does not match the ETag {etag}")
+        methods.append("md5")
+    if multipart:
+        for ps, state in part_state.items():
+            if state[1]:
+                candidates[ps].append(state[0].digest())
+        matched = [ps for ps, digests in candidates.items()
+                   if f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}" == etag]
+        if matched:
+            methods.append("multipart-md5")
+        elif info.part_size:
+            raise _Mismatch(f"multipart ETag {etag} does not match ({info.part_size} byte parts)")
+        else:
+            log.debug("%s: part size of multipart ETag %s unknown; not checked", path.name, etag)
+    for name, (hasher, value) in checks.items():
+        got = base64.b64encode(hasher.digest()).decode()
+        if got != value:
+            raise _Mismatch(f"{name} checksum {got} does not match {value}")
+        methods.append(name.lower())
+    return "+".join(methods) or "size"
+
+
+# --- one file -------------------------------------------------------------------------------------------------
+
+
+class _FileProgress:
+    """Byte deltas from s3transfer threads (may be negative on a retried part) -> throttled (done, total)."""
+
+    def __init__(self, callback, total: int):
+        self.callback = callback
+        self.total = total
+        self.done = 0
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    def reset(self, total: int) -> None:
+        with self._lock:
+            self.total, self.done = total, 0
+        self.emit(force=True)
+
+    def __call__(self, delta: int) -> None:
+        with self._lock:
+            self.done = max(0, self.done + delta)
+            now = time.monotonic()
+            if now - self._last < PROGRESS_INTERVAL:
+                return
+            self._last = now
+            done, total = min(self.done, self.total), self.total
+        if self.callback is not None:
+            self.callback(done, total)
+
+    def emit(self, force: bool = False) -> None:
+        with self._lock:
+            self._last = time.monotonic()
+            done, total = min(self.done, self.total), self.total
+        if self.callback is not None:
+            self.callback(done, total)
+
+
+def _transfer_config(part_concurrency: int):
+    from s3transfer.manager import TransferConfig
+
+    return TransferConfig(
+        multipart_threshold=MULTIPART_THRESHOLD,
+        multipart_chunksize=MULTIPART_CHUNKSIZE,
+        max_request_concurrency=part_concurrency,
+        max_submission_concurrency=2,
+        io_chunksize=IO_CHUNKSIZE,
+        num_download_attempts=5,
+    )
+
+
+def _os_error(exc: OSError, dest: Path) -> S2Error:
+    if exc.errno in _DISK_FULL:
+        return OutputError(f"disk full while writing {dest} ({exc.strerror}); free some space or use --out elsewhere")
+    if exc.errno in _NOT_WRITABLE:
+        return OutputError(f"cannot write {dest} ({exc.strerror}); pick a writable folder with --out")
+    return OutputError(f"cannot write {dest}: {exc.strerror or exc}")
+
+
+def download_one(source, task: DownloadTask, progress=None, cancel=None, *,
+                 part_concurrency: int = PART_CONCURRENCY) -> DownloadResult:
+    """Fetch one band file to ``task.dest`` (or skip it when already verified). Thread-safe.
+
+    ``progress(done_bytes, total_bytes)`` is called at most ~10 times a second from transfer threads, and once at
+    the end. ``cancel`` is a threading/multiprocessing Event; when set, CancelledError is raised within ~1 s and
+    no file is left behind.
+    """
+    t0 = time.monotonic()
+    store = source.store
+    dest = Path(task.dest)
+    if not _inside(dest, task.out_dir):
+        raise OutputError(f"refusing to write {dest} outside {task.out_dir}")
+    if cancel is not None and cancel.is_set():
+        raise CancelledError("download cancelled")
+    try:
+        ensure_writable_dir(dest.parent)
+        write_scene_metadata(source, task.scene, task.out_dir)
+    except OSError as exc:
+        raise _os_error(exc, dest) from None
+
+    # Already here and verified?
+    info = None
+    if dest.exists():
+        rec = _read_record(dest)
+        st = dest.stat()
+        remote_etag, remote_size = task.etag, task.size
+        if rec is not None and remote_etag is None:
+            info = store.head(task.key)
+            remote_etag, remote_size = info.etag, info.size
+        if (rec is not None and rec.get("key") == task.key and rec.get("etag") == remote_etag
+                and rec.get("size") == st.st_size == remote_size and rec.get("mtime_ns") == st.st_mtime_ns):
+            if progress is not None:
+                progress(st.st_size, st.st_size)
+            return DownloadResult(task, "skipped", dest, st.st_size, 0, rec.get("verified", "size"),
+                                  time.monotonic() - t0)
+        info = info or _head(store, task.key)
+        try:
+            method = _verify(dest, info, local=store.is_local)
+        except _Mismatch as exc:
+            log.info("%s exists but %s; fetching it again", dest, exc)
+        else:
+            _write_record(dest, task.key, info.etag, method)
+            if progress is not None:
+                progress(info.size, info.size)
+            return DownloadResult(task, "skipped", dest, info.size, 0, method, time.monotonic() - t0)
+
+    info = info or _head(store, task.key)
+    reporter = _FileProgress(progress, info.size)
+    config = None if store.is_local else _transfer_config(part_concurrency)
+    transferred = 0
+    for attempt in (1, 2):
+        tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.part"
+        try:
+            with open(tmp, "wb") as fh:
+                store.download(task.key, fh, progress=reporter, cancel=cancel, etag=None if store.is_local else info.etag,
+                               transfer_config=config)
+            transferred += tmp.stat().st_size
+            if cancel is not None and cancel.is_set():
+                raise CancelledError("download cancelled")
+            method = _verify(tmp, info, local=store.is_local)
+            os.replace(tmp, dest)
+        except _Mismatch as exc:
+            tmp.unlink(missing_ok=True)
+            if attempt == 2:
+                raise IntegrityError(
+                    f"{_url(store, task.key)} failed verification twice ({exc}); the file was not kept"
+                ) from None
+            log.warning("%s: %s; retrying once", _url(store, task.key), exc)
+            reporter.reset(info.size)
+            continue
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise _os_error(exc, dest) from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _write_record(dest, task.key, info.etag, method)
+        reporter.done = info.size
+        reporter.emit()
+        return DownloadResult(task, "downloaded", dest, info.size, transferred, method, time.monotonic() - t0)
+    raise AssertionError("unreachable")
+
+
+def _url(store, key: str) -> str:
+    return store.url(key)
+
+
+def _head(store, key: str):
+    """HEAD with the checksums; for a multipart ETag also ask for part 1 to learn the part size."""
+    info = store.head(key)
+    if not store.is_local and info.etag and re.fullmatch(r"[0-9a-fA-F]{32}-\d+", info.etag):
+        try:
+            part = store.head(key, part_number=1)
+        except S2Error:
+            part = None
+        if part is not None and part.part_size and part.parts_count and part.part_size < info.size:
+            from dataclasses import replace
+
+            info = replace(info, part_size=part.part_size, parts_count=part.parts_count)
+    return info
+
+
+# --- many files -----------------------------------------------------------------------------------------------
+
+
+def download_all(source, tasks, workers: int | None = None, progress=None, cancel=None) -> list[DownloadResult]:
+    """Run :func:`download_one` for every task, ``workers`` files at once (default 4).
+
+    ``progress(done_bytes, total_bytes)`` reports the aggregate over all files (throttled). A failing file does
+    not stop the others; the first error is raised at the end (its class kept, the count in the message). On
+    cancel (the event, or Ctrl-C in the calling thread) every transfer stops and CancelledError is raised.
+    """
+    import threading as _threading
+
+    tasks = list(tasks)
+    workers = max(1, int(workers or DEFAULT_WORKERS))
+    cancel = cancel if cancel is not None else _threading.Event()
+    budget = DEFAULT_WORKERS * PART_CONCURRENCY
+    part_concurrency = max(2, min(PART_CONCURRENCY, budget // workers))
+    lock = _threading.Lock()
+    done = [0] * len(tasks)
+    total = [t.size or 0 for t in tasks]
+    last = [0.0]
+
+    def emit(force=False):
+        if progress is None:
+            return
+        with lock:
+            now = time.monotonic()
+            if not force and now - last[0] < PROGRESS_INTERVAL:
+                return
+            last[0] = now
+            d, t = sum(done), sum(total)
+        progress(d, t)
+
+    def per_file(i):
+        def cb(d, t):
+            with lock:
+                done[i], total[i] = d, t
+            emit()
+        return cb
+
+    results: list[DownloadResult | None] = [None] * len(tasks)
+    errors: list[S2Error] = []
+    cancelled = False
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s2-download")
+    try:
+        futures = {pool.submit(download_one, source, t, per_file(i), cancel, part_concurrency=part_concurrency): i
+                   for i, t in enumerate(tasks)}
+        for fut in as_completed(futures):
+            i = futures[fut]
+            try:
+                results[i] = fut.result()
+            except CancelledError:
+                cancelled = True
+            except S2Error as exc:
+                errors.append(exc)
+    except KeyboardInterrupt:
+        cancel.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    emit(force=True)
+    if cancelled or cancel.is_set():
+        n = sum(r is not None for r in results)
+        raise CancelledError(f"download cancelled ({n} of {len(tasks)} files complete; no partial files left)")
+    if errors:
+        first = errors[0]
+        if len(tasks) > 1:
+            raise type(first)(f"{len(errors)} of {len(tasks)} files failed; first: {first}") from first
+        raise first
+    return [r for r in results if r is not None]
