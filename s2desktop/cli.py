@@ -251,11 +251,152 @@ def _run_thumbnail(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- search / download (S3 sources) ------------------------------------------------------------------------
+
+
+def _add_scene_query(p) -> None:
+    p.add_argument("--tile", required=True, help="tile id, e.g. 33UUP or T33UUP")
+    p.add_argument("--start", required=True, metavar="YYYY-MM-DD", help="first date (inclusive)")
+    p.add_argument("--end", required=True, metavar="YYYY-MM-DD", help="last date (inclusive)")
+    p.add_argument("--max-cloud", type=float, metavar="PCT", help="drop scenes with more cloud cover than this (%%)")
+    add_source_options(p)
+
+
+def _add_search(sub) -> None:
+    p = sub.add_parser("search", help="list the acquisitions of a tile in a date range",
+                       description="List every acquisition (date + sequence) of a tile between two dates.")
+    _add_scene_query(p)
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+
+
+def _search_scenes(args: argparse.Namespace):
+    from s2desktop.core import catalog
+
+    source = source_from_args(args)
+    scenes = catalog.search(source, args.tile, args.start, args.end, max_cloud=args.max_cloud)
+    if not scenes:
+        cloud = f" with cloud cover <= {args.max_cloud:g}%" if args.max_cloud is not None else ""
+        print(f"s2desktop: no scenes of {args.tile} between {args.start} and {args.end}{cloud} in "
+              f"{source.describe()}", file=sys.stderr)
+    return source, scenes
+
+
+def _fmt_pct(value) -> str:
+    return "   -" if value is None else f"{value:5.1f}"
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    import json
+
+    _source, scenes = _search_scenes(args)
+    if args.json:
+        print(json.dumps([s.to_dict() for s in scenes], indent=2))
+        return 0
+    if not scenes:
+        return 0
+    print(f"{'date':10}  {'seq':>3}  {'cloud%':>6}  {'cover%':>6}  {'baseline':8}  prefix")
+    for s in scenes:
+        print(f"{s.date.isoformat():10}  {s.sequence:>3}  {_fmt_pct(s.cloud_cover):>6}  "
+              f"{_fmt_pct(s.data_coverage):>6}  {s.baseline or '-':8}  {s.prefix}")
+    print(f"{len(scenes)} scene(s)", file=sys.stderr)
+    return 0
+
+
+def _add_download(sub) -> None:
+    p = sub.add_parser("download", help="download band files of a tile's scenes (verified, resumable)",
+                       description="Download band files into blue/ (B02), green/ (B03), red/ (B04) and <band>/, "
+                       "with the scenes' metadata in metadata/. Files already present and verified are skipped.")
+    _add_scene_query(p)
+    p.add_argument("--bands", default="B02,B03,B04", help="comma-separated bands (default: B02,B03,B04)")
+    p.add_argument("--out", default="./tmp", metavar="DIR", help="output folder (default: ./tmp)")
+    p.add_argument("--workers", type=int, metavar="N", help="files downloaded at once (default: 4)")
+
+
+class _TransferLine:
+    """Total bytes with speed and ETA: one live line on a terminal, a plain line every few seconds otherwise."""
+
+    def __init__(self, stream=None, interval: float | None = None):
+        import time
+
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval = interval if interval is not None else (0.2 if self.tty else 2.0)
+        self.t0 = time.monotonic()
+        self.last = 0.0
+        self.samples: list[tuple[float, int]] = []
+        self.done = self.total = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        import time
+
+        now = time.monotonic()
+        self.done, self.total = done, total
+        self.samples.append((now, done))
+        while len(self.samples) > 2 and now - self.samples[0][0] > 5:  # speed over the last ~5 s
+            self.samples.pop(0)
+        if now - self.last < self.interval and done < total:
+            return
+        self.last = now
+        print(self.line(now), end="" if self.tty else "\n", file=self.stream, flush=True)
+
+    def line(self, now: float) -> str:
+        (t_a, d_a), (t_b, d_b) = self.samples[0], self.samples[-1]
+        speed = (d_b - d_a) / (t_b - t_a) if t_b > t_a else 0.0
+        mb = 1e6
+        pct = 100.0 * self.done / self.total if self.total else 100.0
+        eta = "-"
+        if speed > 0 and self.total > self.done:
+            secs = int((self.total - self.done) / speed)
+            eta = f"{secs // 60}:{secs % 60:02d}"
+        text = (f"downloading {self.done / mb:8.1f} / {self.total / mb:.1f} MB  {pct:5.1f}%  "
+                f"{speed / mb:6.1f} MB/s  ETA {eta}")
+        return ("\r" + text + "\x1b[K") if self.tty else text
+
+    def finish(self) -> None:
+        if self.tty and self.samples:
+            print(file=self.stream)
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from s2desktop.core import download
+    from s2desktop.core.errors import InvalidInputError
+
+    if args.workers is not None and args.workers < 1:
+        raise InvalidInputError(f"--workers {args.workers} must be 1 or more")
+    bands = download.parse_bands(args.bands)
+    source, scenes = _search_scenes(args)
+    if not scenes:
+        return 0
+    out = Path(args.out)
+    tasks = download.plan(scenes, bands, out)
+    print(f"{len(scenes)} scene(s), {len(tasks)} file(s) from {source.describe()} -> {out}", file=sys.stderr)
+    line = _TransferLine()
+    t0 = time.monotonic()
+    try:
+        results = download.download_all(source, tasks, workers=args.workers, progress=line)
+    finally:
+        line.finish()
+    got = [r for r in results if r.status == "downloaded"]
+    skipped = len(results) - len(got)
+    seconds = time.monotonic() - t0
+    mb = sum(r.bytes_transferred for r in got) / 1e6
+    print(f"downloaded {len(got)} file(s), {mb:.1f} MB in {seconds:.1f} s"
+          + (f" ({mb / seconds:.1f} MB/s)" if got and seconds > 0 else "")
+          + (f"; {skipped} already present and verified" if skipped else "")
+          + f"; files in {out}", file=sys.stderr)
+    return 0
+
+
 # --- parser and entry point ----------------------------------------------------------------------------------
 
 # Subcommands in the order `--help` lists them. Add a pair above and a line here.
 _COMMANDS: list[tuple[str, Callable, Callable]] = [
     ("gui", _add_gui, _run_gui),
+    ("search", _add_search, _run_search),
+    ("download", _add_download, _run_download),
     ("composite", _add_composite, _run_composite),
     ("info", _add_info, _run_info),
     ("thumbnail", _add_thumbnail, _run_thumbnail),
