@@ -70,6 +70,10 @@ VALID_SCALES = (1, 2, 4, 8)
 TARGET_WINDOW = 1024
 GDAL_CACHEMAX_MB = 64
 _IN_FLIGHT_PER_WORKER = 2
+# DEFLATE is what every GeoTIFF reader knows; level 1 (libdeflate) compresses S2 uint16 data with predictor 2
+# within ~2 % of level 6 at ~1.4x the speed, and the COG copy is the one serial step after the decoding.
+COG_COMPRESS = "DEFLATE"
+COG_LEVEL = 1
 
 
 @dataclass
@@ -718,7 +722,8 @@ def _to_cog(src_path: Path, dst_path: Path) -> None:
 
     with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=256):
         rasterio.shutil.copy(
-            src_path, dst_path, driver="COG", compress="DEFLATE", predictor="2", level="6", blocksize="512",
+            src_path, dst_path, driver="COG", compress=COG_COMPRESS, predictor="2", level=str(COG_LEVEL),
+            blocksize="512",
             overviews="AUTO", overview_resampling="AVERAGE", bigtiff="IF_SAFER", num_threads="ALL_CPUS",
         )
 
