@@ -155,19 +155,21 @@ def _tile_inputs(args: argparse.Namespace):
     if not scenes:
         raise NotFoundError(f"no scenes of {tile} between {start} and {end}"
                             + (f" with cloud cover <= {args.max_cloud:g}%" if args.max_cloud is not None else ""))
-    bands = list(BANDS)
-    if args.mask == "auto" and getattr(source, "layout", "l1c") in ("l2a", "cogs"):
-        bands.append("SCL")
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     print(f"{len(scenes)} scene(s) of {tile}; downloading what is missing to {out_dir}", file=sys.stderr)
-    tasks = download.plan(scenes, bands, out_dir)
-    download.download_all(source, tasks)
+    tasks = download.plan(scenes, list(BANDS), out_dir)
+    scl_tasks = []
+    if args.mask == "auto":  # the L2A scene classification, where the source has one
+        scl_tasks = download.plan([s for s in scenes if "SCL" in (s.bands or {})], ["SCL"], out_dir)
+    line = _ProgressLine("download (MiB)")
+    download.download_all(source, tasks + scl_tasks,
+                          progress=lambda done, total: line(done >> 20, max(total, 1) >> 20 or 1))
     red, green, blue = inputs_from_downloads(out_dir, scenes)
     scl = None
-    if "SCL" in bands:
-        scl_by_scene = {getattr(t.scene, "scene_id", None): Path(t.dest) for t in tasks if t.band == "SCL"}
-        scl = [scl_by_scene.get(getattr(s, "scene_id", None)) for s in scenes]
+    if scl_tasks:
+        scl_by_scene = {t.scene.scene_id: Path(t.dest) for t in scl_tasks}
+        scl = [scl_by_scene.get(s.scene_id) for s in scenes]
         scl = [p if p is not None and p.is_file() else None for p in scl]
     return red, green, blue, scl
 
