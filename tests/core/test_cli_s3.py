@@ -1,0 +1,110 @@
+"""`s2desktop search` / `s2desktop download` through cli.main against the real S3 test server."""
+
+import json
+
+import pytest
+
+from s2desktop.cli import main
+from tests.fixtures_s3 import admin_client
+
+Q = ["--tile", "T33UUP", "--start", "2023-07-01", "--end", "2023-08-31"]
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_search_json_and_table(seeded_s3, capsys):
+    code, out, err = _run(capsys, "search", *Q, "--endpoint-url", seeded_s3.endpoint, "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [(r["date"], r["sequence"]) for r in rows] == [
+        ("2023-07-04", 0), ("2023-07-14", 0), ("2023-07-14", 1), ("2023-07-14", 2), ("2023-07-31", 0),
+        ("2023-08-01", 0)]
+    for r in rows:
+        assert {"tile", "date", "sequence", "cloud_cover", "data_coverage", "baseline", "prefix", "bands",
+                "preview"} <= set(r)
+        assert r["tile"] == "33UUP" and r["baseline"] == "05.09" and r["bands"]["B04"].endswith("/B04.jp2")
+    code, out, err = _run(capsys, "search", *Q, "--endpoint-url", seeded_s3.endpoint, "--max-cloud", "30")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0].split()[:4] == ["date", "seq", "cloud%", "cover%"]
+    assert len(lines) == 1 + 4 and "tiles/33/U/UP/2023/7/14/1" in out and "05.09" in lines[1]
+
+
+def test_search_empty_result(seeded_s3, capsys):
+    code, out, err = _run(capsys, "search", "--tile", "33UUP", "--start", "2019-01-01", "--end", "2019-02-01",
+                          "--endpoint-url", seeded_s3.endpoint, "--json")
+    assert code == 0 and json.loads(out) == [] and "no scenes of 33UUP" in err
+
+
+def test_download_command_and_rerun(seeded_s3, capsys, tmp_path):
+    out_dir = tmp_path / "dl"
+    args = ["download", "--tile", "33UUP", "--start", "2023-07-14", "--end", "2023-07-14", "--source", "cogs",
+            "--endpoint-url", seeded_s3.endpoint, "--bands", "B02,B03,B04,SCL", "--out", str(out_dir)]
+    code, out, err = _run(capsys, *args)
+    assert code == 0, err
+    assert "downloaded 8 file(s)" in err and "downloading" in err  # plain progress lines when not a terminal
+    assert "\r" not in err
+    assert sorted(p.name for p in (out_dir / "red").iterdir()) == ["33UUP_2023-07-14_0_B04.tif",
+                                                                  "33UUP_2023-07-14_1_B04.tif"]
+    assert (out_dir / "SCL/33UUP_2023-07-14_1_SCL.tif").is_file()
+    assert json.loads((out_dir / "metadata/33UUP_2023-07-14_1.json").read_text())["baseline"] == "05.09"
+    code, out, err = _run(capsys, *args)
+    assert code == 0 and "downloaded 0 file(s)" in err and "8 already present and verified" in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--tile", "61UUP", "--start", "2023-01-01", "--end", "2023-01-02"], "zone 61 is out of range 1-60"),
+        (["--tile", "33IUP", "--start", "2023-01-01", "--end", "2023-01-02"], "latitude band 'I' does not exist"),
+        (["--tile", "33UUP", "--start", "2023/01/01", "--end", "2023-01-02"], "is not a date of the form YYYY-MM-DD"),
+        (["--tile", "33UUP", "--start", "2023-03-01", "--end", "2023-01-02"], "is after end date"),
+        (["--tile", "33UUP", "--start", "2023-01-01", "--end", "2023-01-02", "--bucket", "no-such-bucket"],
+         "bucket 'no-such-bucket' does not exist"),
+    ],
+)
+def test_one_line_errors(seeded_s3, capsys, argv, message):
+    code, out, err = _run(capsys, "search", *argv, "--endpoint-url", seeded_s3.endpoint)
+    assert code == 2 and out == ""
+    assert err.startswith("s2desktop: error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_no_credentials_for_requester_pays(seeded, capsys, monkeypatch):
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no credentials anywhere (autouse fixture)
+    code, out, err = _run(capsys, "search", *Q, "--endpoint-url", seeded.endpoint)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "no AWS credentials" in err and "aws configure" in err and "AWS_PROFILE" in err and "--profile" in err
+    code, out, err = _run(capsys, "search", *Q, "--endpoint-url", seeded.endpoint, "--profile", "nobody")
+    assert code == 2 and "AWS profile 'nobody' is not defined" in err
+    # the public COG bucket needs none
+    code, out, err = _run(capsys, "search", *Q, "--endpoint-url", seeded.endpoint, "--source", "cogs", "--json")
+    assert code == 0 and len(json.loads(out)) == 3
+
+
+def test_access_denied(seeded_s3, capsys, scratch_bucket):
+    """Unsigned (public-bucket) requests to private objects are refused."""
+    client = admin_client(seeded_s3.endpoint)
+    root = seeded_s3.roots["cogs"]
+    for p in root.rglob("*"):
+        if p.is_file() and "20230704" in str(p):
+            client.upload_file(str(p), scratch_bucket, p.relative_to(root).as_posix())  # private
+    code, out, err = _run(capsys, "search", *Q, "--endpoint-url", seeded_s3.endpoint, "--source", "cogs",
+                          "--bucket", scratch_bucket)
+    assert code == 2 and "access denied to s3://" in err and len(err.strip().splitlines()) == 1
+
+
+def test_unreachable_endpoint(seeded_s3, capsys):
+    code, out, err = _run(capsys, "search", *Q, "--endpoint-url", "http://127.0.0.1:9")
+    assert code == 2 and "cannot reach http://127.0.0.1:9 after 2 attempts" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_local_folder_source_and_bad_source(seeded_s3, capsys, tmp_path):
+    code, out, err = _run(capsys, "search", *Q, "--source", str(seeded_s3.roots["l2a"]), "--json")
+    assert code == 0 and [r["sequence"] for r in json.loads(out)] == [0, 0, 1, 0]
+    code, out, err = _run(capsys, "search", *Q, "--source", str(tmp_path / "nope"))
+    assert code == 2 and "does not exist" in err
