@@ -184,6 +184,7 @@ class CompositePanel(QWidget):
         self._full_kwargs: dict | None = None
         self._is_preview = False
         self.offsets = None
+        self.workers: int | None = None  # processes of the compositor's pool (None: all cores)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
@@ -265,6 +266,8 @@ class CompositePanel(QWidget):
                   output=str(output), scale=scale, overwrite=True)
         if self.offsets is not None:
             kw["offsets"] = self.offsets
+        if self.workers is not None:
+            kw["workers"] = self.workers
         return kw
 
     def start(self) -> None:

@@ -361,11 +361,12 @@ class RasterViewer(QWidget):
         c = min(w - 1, int(col * w / W))
         values = [int(v) if np.issubdtype(self.data.dtype, np.integer) else float(v) for v in self.data[:, r, c]]
         a, b, cc, d, e, f = self.info.transform[:6]
-        x = a * (col + 0.5) + b * (row + 0.5) + cc
-        y = d * (col + 0.5) + e * (row + 0.5) + f
+        ccol, crow = int(col) + 0.5, int(row) + 0.5  # the pixel's centre
+        x = a * ccol + b * crow + cc
+        y = d * ccol + e * crow + f
         from s2desktop.core.export import interpolate_lonlat
 
-        ll = interpolate_lonlat(self.grid, col + 0.5, row + 0.5)
+        ll = interpolate_lonlat(self.grid, ccol, crow)
         return dict(col=int(col), row=int(row), values=values, valid=bool(self.valid[r, c]), x=x, y=y, lonlat=ll)
 
     def _mouse_moved(self, pos) -> None:

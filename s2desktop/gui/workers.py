@@ -20,6 +20,7 @@ import time
 import traceback
 from typing import Any, Callable
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from s2desktop.core.errors import CancelledError, S2Error
@@ -57,7 +58,9 @@ class Worker(QRunnable):
     def __init__(self, fn: Callable[..., Any], *args, progress: bool = False, cancel: bool = False,
                  name: str = "", **kwargs):
         super().__init__()
-        self.setAutoDelete(False)  # the registry holds the Python reference; Qt must not delete it
+        # autoDelete stays on: QThreadPool.start() hands the C++ object to the pool, which deletes it after
+        # run() has returned. (With autoDelete off, dropping the last Python reference from the GUI thread could
+        # delete it while the pool thread is still returning from run().) The registry keeps the Python side.
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
@@ -175,19 +178,34 @@ class WorkerRegistry:
 registry = WorkerRegistry()
 
 
+def _guarded(slot: Callable, owner: QObject | None) -> Callable:
+    """A slot that is skipped once its widget is gone (a result can arrive after the window closed)."""
+
+    def call(*args):
+        if owner is not None and not shiboken6.isValid(owner):
+            return None
+        try:
+            return slot(*args)
+        except RuntimeError as exc:
+            if "already deleted" in str(exc):
+                log.debug("result of a worker arrived after its widget was deleted")
+                return None
+            raise
+
+    return call
+
+
 def start(fn: Callable[..., Any], *args, pool: QThreadPool | None = None, on_result=None, on_error=None,
           on_progress=None, on_finished=None, on_cancelled=None, progress: bool = False,
-          cancel: bool = False, name: str = "", **kwargs) -> Worker:
-    """Create a worker, connect the given slots, start it on `pool` (the global pool by default)."""
+          cancel: bool = False, name: str = "", owner: QObject | None = None, **kwargs) -> Worker:
+    """Create a worker, connect the given slots, start it on `pool` (the global pool by default).
+
+    Slots are skipped when `owner` (or the widget a slot touches) has been deleted by then.
+    """
     w = Worker(fn, *args, progress=progress, cancel=cancel, name=name, **kwargs)
-    if on_result is not None:
-        w.signals.result.connect(on_result)
-    if on_error is not None:
-        w.signals.errored.connect(on_error)
-    if on_progress is not None:
-        w.signals.progress.connect(on_progress)
-    if on_cancelled is not None:
-        w.signals.cancelled.connect(on_cancelled)
-    if on_finished is not None:
-        w.signals.finished.connect(on_finished)
+    for signal, slot in ((w.signals.result, on_result), (w.signals.errored, on_error),
+                         (w.signals.progress, on_progress), (w.signals.cancelled, on_cancelled),
+                         (w.signals.finished, on_finished)):
+        if slot is not None:
+            signal.connect(_guarded(slot, owner))
     return registry.start(w, pool)

@@ -1,0 +1,175 @@
+"""The window's panels one at a time: tile entry, map, composite process (cancel, errors, crash), viewer,
+layout persistence, workers."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from s2desktop.core.errors import CancelledError, NotFoundError
+
+
+def test_invalid_tile_shows_the_core_error(qtbot, main_window):
+    w = main_window
+    qtbot.keyClicks(w.source_panel.tile, "61UUP")
+    assert w.source_panel.tile_id() is None
+    assert w.source_panel.tile_error.text() == "Zone 61 is out of range 1-60"
+    assert not w.act_search.isEnabled()
+    w.source_panel.tile.clear()
+    qtbot.keyClicks(w.source_panel.tile, "33UIP")
+    assert "does not exist" in w.source_panel.tile_error.text()
+    assert w.search() is None
+    assert "does not exist" in w.statusBar().currentMessage()
+    w.source_panel.tile.clear()
+    qtbot.keyClicks(w.source_panel.tile, "T33UUP")
+    assert w.source_panel.tile_id() == "33UUP" and w.source_panel.tile_error.text() == "Tile 33UUP"
+    assert w.act_search.isEnabled()
+
+
+def test_map_click_fills_the_tile_field(qtbot, main_window):
+    w = main_window
+    w.map.choose_overlap = lambda tiles: tiles[-1]  # answer the overlap question like a user would
+    picked = w.map.click_lonlat(13.0, 48.5)
+    assert picked is not None
+    assert w.source_panel.tile.text() == picked and w.source_panel.tile_id() == picked
+
+
+def test_layout_and_recent_tiles_persist(qtbot, gui_settings, tmp_path):
+    from s2desktop.gui.main_window import MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    w.dock_downloads.hide()
+    w.source_panel.tile.setText("32TQM")
+    w.source_panel.push_recent_tile("32TQM")
+    w.close()
+    w2 = MainWindow()
+    qtbot.addWidget(w2)
+    w2.show()
+    assert not w2.dock_downloads.isVisible() and w2.dock_scenes.isVisible()
+    assert w2.source_panel.tile.text() == "32TQM"
+    assert w2.source_panel.recent.findData("32TQM") >= 0
+    w2.close()
+    assert Path(gui_settings).is_file() and Path(gui_settings).is_relative_to(os.environ["S2DESKTOP_HOME"])
+
+
+def _composite_inputs(panel, stack, out: Path):
+    panel.set_inputs(stack.red, stack.green, stack.blue, default_output=out)
+    panel.quick.setChecked(False)
+
+
+def test_composite_cancel_leaves_no_files(qtbot, main_window, raster_stack, tmp_path):
+    panel = main_window.composite_panel
+    stack = raster_stack(dates=3, size=300)
+    out_dir = tmp_path / "out"
+    _composite_inputs(panel, stack, out_dir / "c.tif")
+    with qtbot.waitSignal(panel.runner.cancelled, timeout=30000):
+        panel.start()
+        assert panel.runner.running
+        panel.cancel()
+    qtbot.waitUntil(lambda: panel.runner.process is None, timeout=15000)
+    assert "Cancelled" in panel.status.text()
+    assert not out_dir.exists() or list(out_dir.iterdir()) == []
+    assert panel.start_button.isEnabled()
+
+
+def test_composite_error_is_shown_and_window_stays_usable(qtbot, main_window, raster_stack, tmp_path):
+    w = main_window
+    panel = w.composite_panel
+    stack = raster_stack(dates=2, size=64)
+    panel.set_inputs(stack.red + [tmp_path / "missing_B04.tif"], stack.green + [stack.green[0]],
+                     stack.blue + [stack.blue[0]], default_output=tmp_path / "out" / "c.tif")
+    panel.quick.setChecked(False)
+    with qtbot.waitSignal(panel.compositeFailed, timeout=30000) as failed:
+        panel.start()
+    assert "missing_B04.tif" in failed.args[0]
+    assert "missing_B04.tif" in panel.status.text()
+    assert "Composite failed" in w.statusBar().currentMessage()
+    box = w.findChild(object, "errorBox")
+    assert box is not None and "missing_B04.tif" in box.text()
+    box.close()
+    qtbot.waitUntil(lambda: panel.start_button.isEnabled(), timeout=10000)
+    # still usable: a good run afterwards succeeds
+    panel.set_inputs(stack.red, stack.green, stack.blue, default_output=tmp_path / "out" / "c.tif")
+    with qtbot.waitSignal(panel.compositeReady, timeout=60000):
+        panel.start()
+    assert (tmp_path / "out" / "c.tif").is_file()
+
+
+def test_crashed_composite_process_is_reported(qtbot, main_window, tmp_path):
+    runner = main_window.composite_panel.runner
+    # os.abort takes no arguments: the child dies with a TypeError before sending any message (exit code 1)
+    with qtbot.waitSignal(runner.failed, timeout=30000) as failed:
+        runner.start({"output": str(tmp_path / "x.tif")}, target=os.abort)
+    assert "stopped unexpectedly" in failed.args[0] and "exit code" in failed.args[0]
+    qtbot.waitUntil(lambda: runner.process is None, timeout=10000)
+    assert not runner.running
+
+
+def test_viewer_opens_a_dropped_raster_with_readout(qtbot, main_window, raster_stack):
+    w = main_window
+    stack = raster_stack(dates=1, size=200)
+    path = stack.red[0]
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                    Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(w.viewer.rendered, timeout=20000):
+        w.dropEvent(ev)
+    assert w.viewer.path == str(path)
+    assert w.attributes.value_of("width") == "200"
+    px = w.viewer.pixel_at(10.2, 20.7)
+    assert px["values"] == [int(stack.data[0, 0, 20, 10])]
+    assert px["x"] == pytest.approx(300000 + 10.5 * 10) and px["y"] == pytest.approx(5000040 - 20.5 * 10)
+    lon, lat = px["lonlat"]
+    assert 12.0 < lon < 13.5 and 45 < lat < 45.2
+    # per-band levels from the histogram region re-render
+    with qtbot.waitSignal(w.viewer.rendered, timeout=10000):
+        w.viewer.region.setRegion((1000, 2000))
+    assert w.viewer.stretch.currentData() == "levels"
+    assert w.viewer.levels[0] == pytest.approx((1000, 2000), abs=1)
+
+
+def test_worker_errors_and_cancel(qtbot):
+    from s2desktop.gui import workers
+
+    def boom():
+        raise NotFoundError("s3://b/k does not exist")
+
+    def bug():
+        return {}["missing"]
+
+    w = workers.Worker(boom)
+    with qtbot.waitSignal(w.signals.errored, timeout=5000) as e:
+        workers.registry.start(w)
+    assert e.args[0] == "s3://b/k does not exist"
+    w = workers.Worker(bug)
+    with qtbot.waitSignal(w.signals.errored, timeout=5000) as e:
+        workers.registry.start(w)
+    assert e.args[0] == "KeyError: 'missing'" and "Traceback" in e.args[1]
+
+    gate = threading.Event()
+
+    def slow(progress=None, cancel=None):
+        for i in range(1000):
+            progress(i, 1000)
+            gate.set()
+            if cancel.wait(0.01):
+                raise CancelledError("cancelled")
+        return "finished"
+
+    w = workers.Worker(slow, progress=True, cancel=True)
+    seen = []
+    w.signals.progress.connect(lambda d, t: seen.append(d))
+    with qtbot.waitSignal(w.signals.cancelled, timeout=10000):
+        workers.registry.start(w)
+        assert gate.wait(5)
+        w.cancel()
+    assert w.done.wait(5)
+    assert len(seen) < 50  # throttled to ~10/s
