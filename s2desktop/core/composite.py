@@ -136,7 +136,8 @@ def _plan_windows(height: int, width: int, block: tuple[int, int], scale: int, t
     """Block-aligned source windows + their output windows: list of (row, col, h, w, orow, ocol, oh, ow)."""
     bh, bw = block
     bh, bw = max(1, min(bh, height)), max(1, min(bw, width))
-    want = target * scale
+    # Reduced-resolution windows are cheap: aim at half-size output windows so the pool stays balanced.
+    want = target * scale if scale == 1 else max(1, target // 2) * scale
     wh = bh * max(1, round(want / bh))
     ww = bw * max(1, round(want / bw))
     # Source windows must be multiples of scale so output offsets are whole pixels.
@@ -242,7 +243,11 @@ def _read_scl(ds, out_bounds, out_shape):
     from rasterio.windows import from_bounds
 
     win = from_bounds(*out_bounds, transform=ds.transform)
+    inside = (win.col_off > -1e-6 and win.row_off > -1e-6 and win.col_off + win.width <= ds.width + 1e-6
+              and win.row_off + win.height <= ds.height + 1e-6)
     try:
+        if inside:  # the usual case: a plain windowed read (boundless reads go through a VRT)
+            return ds.read(1, window=win, out_shape=out_shape, resampling=Resampling.nearest)
         return ds.read(1, window=win, out_shape=out_shape, resampling=Resampling.nearest, boundless=True,
                        fill_value=0)
     except Exception as exc:
