@@ -4,13 +4,16 @@ S3 can only filter by prefix, so the search walks the date levels with delimiter
 prefixes that can hold dates in the range (months and days are not zero-padded, so names are compared as
 numbers, never as text):
 
-- ``l1c``/``l2a``: ``tiles/{z}/{b}/{sq}/`` -> years -> months -> days; each day in range is then listed once
-  *without* a delimiter. That single request returns every sequence of the day and every key in it (band files,
-  ``tileInfo.json`` with its ETag), so band keys are exact and no per-scene listing is needed.
+- ``l1c``/``l2a``: ``tiles/{z}/{b}/{sq}/`` -> years -> months. A month wholly inside the range is listed once
+  *without* a delimiter (a page per ~1000 keys: every day, sequence and key of the month); a month cut by the
+  range is walked to its days and only the days in range are listed without a delimiter. Either way the listing
+  returns every key of the scene (band files, ``tileInfo.json`` with its ETag), so band keys are exact and no
+  per-scene listing is needed.
 - ``cogs``: ``sentinel-s2-l2a-cogs/{z}/{b}/{sq}/`` -> years -> months; each month in range is listed once without a
   delimiter (one folder per acquisition, named ``S2A_{tile}_{yyyymmdd}_{seq}_L2A``).
 
-One month of one tile thus costs 3 + (days with data) list requests; listing a whole tile is never done.
+A calendar month of one tile thus costs ~4 list requests, a year ~14-26, a few days 3 + (days with data); the
+whole tile (10 years x ~100 scenes x ~90 keys) is never listed.
 
 Metadata (``tileInfo.json`` / ``tileinfo_metadata.json``) is fetched concurrently and cached on disk keyed by
 the ETag the listing already returned: a repeated search makes no metadata GETs at all, and a changed object (new
@@ -168,12 +171,19 @@ class _Candidate:
 def _walk_tiles_layout(store, tile: str, start: _dt.date, end: _dt.date, pool) -> list[_Candidate]:
     zone, band, square = split_tile(tile)
     base = f"tiles/{zone}/{band}/{square}/"
-    day_prefixes: list[tuple[_dt.date, str]] = []
+    # (prefix listed without delimiter, fixed day or None when the prefix is a whole month)
+    listings: list[tuple[str, int, int, int | None]] = []
     for year, yp in _numeric_children(store.list_prefixes(base)):
         if not start.year <= year <= end.year:
             continue
         for month, mp in _numeric_children(store.list_prefixes(yp)):
-            if not (start.year, start.month) <= (year, month) <= (end.year, end.month) or not 1 <= month <= 12:
+            if not 1 <= month <= 12 or not (start.year, start.month) <= (year, month) <= (end.year, end.month):
+                continue
+            first = _dt.date(year, month, 1)
+            last = _dt.date(year + month // 12, month % 12 + 1, 1) - _dt.timedelta(days=1)
+            if start <= first and last <= end:
+                # The whole month is in range: one listing (a page per ~1000 keys) gets every day and sequence.
+                listings.append((mp, year, month, None))
                 continue
             for day, dp in _numeric_children(store.list_prefixes(mp)):
                 try:
@@ -181,17 +191,28 @@ def _walk_tiles_layout(store, tile: str, start: _dt.date, end: _dt.date, pool) -
                 except ValueError:
                     continue
                 if start <= d <= end:
-                    day_prefixes.append((d, dp))
+                    listings.append((dp, year, month, day))
     out: list[_Candidate] = []
-    for (d, dp), objects in zip(day_prefixes, pool.map(lambda x: store.list_objects(x[1]), day_prefixes)):
-        by_seq: dict[int, list] = {}
+    for (prefix, year, month, day), objects in zip(listings, pool.map(lambda x: store.list_objects(x[0]), listings)):
+        groups: dict[tuple[int, int], list] = {}
         for obj in objects:
-            rest = obj.key[len(dp):]
-            seq_text = rest.split("/", 1)[0]
-            if seq_text.isdigit() and "/" in rest:
-                by_seq.setdefault(int(seq_text), []).append(obj)
-        for seq, objs in sorted(by_seq.items()):
-            out.append(_Candidate(d, seq, f"{dp}{seq}", objs))
+            parts = obj.key[len(prefix):].split("/")
+            if day is None:
+                if len(parts) < 3 or not (parts[0].isdigit() and parts[1].isdigit()):
+                    continue
+                d, seq = int(parts[0]), int(parts[1])
+            else:
+                if len(parts) < 2 or not parts[0].isdigit():
+                    continue
+                d, seq = day, int(parts[0])
+            groups.setdefault((d, seq), []).append(obj)
+        for (d, seq), objs in sorted(groups.items()):
+            try:
+                date = _dt.date(year, month, d)
+            except ValueError:
+                continue
+            if start <= date <= end:
+                out.append(_Candidate(date, seq, f"tiles/{zone}/{band}/{square}/{year}/{month}/{d}/{seq}", objs))
     return out
 
 
