@@ -84,6 +84,9 @@ class DownloadRow(QObject):
         self.cancel_button.setAutoRaise(True)
         self.cancel_button.clicked.connect(self.cancel)
 
+    def dest_exists(self) -> bool:
+        return Path(self.task.dest).is_file()
+
     @property
     def finished(self) -> bool:
         return self.state in ("downloaded", "skipped", "error", "cancelled")
@@ -101,18 +104,17 @@ class DownloadRow(QObject):
         if self.finished:
             return
         if self.worker is not None:
-            self.worker.cancel()
-        if self.state == "queued":
-            # never started: the pool may still run it; the core sees the set event and stops at once
-            self._set_state("cancelled", "cancelled")
+            self.worker.cancel()  # a queued worker still runs, sees the event and stops at once
+        self.item.setText(1, "cancelling…")
+        self.cancel_button.setEnabled(False)
 
     # -- slots (GUI thread)
     def _started(self) -> None:
-        if self.state == "queued":
+        if self.state == "queued" and not (self.worker and self.worker.is_cancelled):
             self._set_state("running", "downloading…")
 
     def _progress(self, done, total) -> None:
-        if self.finished:
+        if self.finished or (self.worker and self.worker.is_cancelled):
             return
         self.done_bytes = max(0, int(done or 0))
         self.total_bytes = max(0, int(total or 0))
@@ -270,9 +272,9 @@ class DownloadPanel(QWidget):
         self.cancel_all_button.setEnabled(self._running)
         self.total_bar.setValue(0)
         self.total_bar.setFormat("%p %")
-        self.started.emit(len(self.rows))
         for row in self.rows:
             row.start(source, self.pool)
+        self.started.emit(len(self.rows))
         self._timer.start()
         self._update_total()
         if not self.rows:

@@ -162,6 +162,7 @@ class WorkerRegistry:
         self.cancel_all()
         ok = True
         with self._lock:
+            self._pools = {p for p in self._pools if shiboken6.isValid(p)}
             pools = list(self._pools)
         deadline = time.monotonic() + timeout_ms / 1000
         for pool in pools:
