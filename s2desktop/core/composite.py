@@ -485,13 +485,15 @@ def composite(
             if len(scl) != n:
                 raise InvalidInputError(f"{len(scl)} SCL files given for {n} dates")
             scl_paths = [str(s) if s else None for s in scl]
-        else:
+            for s in scl_paths:
+                if s and not _scl_fits(s, ref):
+                    raise RasterError(f"{s}: scene classification does not cover the band files' grid")
+        else:  # found beside the inputs: one that does not fit the bands is left out, not fatal
             scl_paths = [str(s) if (s := find_scl(p)) else None for p in paths[0]]
-        for s in scl_paths:
-            if s:
-                with open_raster(s) as ds:
-                    if ds.crs != ref["crs"]:
-                        raise RasterError(f"{s}: CRS {ds.crs} differs from the band files' {ref['crs']}")
+            for i, s in enumerate(scl_paths):
+                if s and not _scl_fits(s, ref):
+                    log.warning("ignoring %s: its CRS or extent does not match the band files", s)
+                    scl_paths[i] = None
 
     from affine import Affine
 
@@ -583,6 +585,22 @@ def composite(
         masked_dates=sum(1 for s in scl_paths if s),
         tags=tags,
     )
+
+
+def _scl_fits(path, ref) -> bool:
+    """An SCL raster usable for the bands: same CRS, covering the bands' extent (any resolution)."""
+    from rasterio.transform import array_bounds
+
+    from s2desktop.core.rasterinfo import open_raster
+
+    with open_raster(path) as ds:
+        if ds.crs != ref["crs"]:
+            return False
+        left, bottom, right, top = ds.bounds
+    h, w = ref["shape"]
+    b_left, b_bottom, b_right, b_top = array_bounds(h, w, ref["transform"])
+    tol = abs(ref["transform"].a)
+    return left <= b_left + tol and right >= b_right - tol and bottom <= b_bottom + tol and top >= b_top - tol
 
 
 def _check_cancel(cancel) -> None:

@@ -342,7 +342,7 @@ def scene_metadata(path) -> dict:
         out["date"] = md.get("date") or out["date"]
         if out["baseline"]:
             out["source"] = "download metadata"
-            return out
+            return _fill_from_product_name(out)
 
     # Metadata beside loose files in the bucket layouts.
     folders = [p.parent]
@@ -392,6 +392,19 @@ def scene_metadata(path) -> dict:
                     pass
         if out["baseline"]:
             break
+    return _fill_from_product_name(out)
+
+
+def _fill_from_product_name(out: dict) -> dict:
+    name = out.get("product_name") or ""
+    if not out.get("tile"):
+        m = re.search(r"_T(\d{2}[A-Z]{3})_", name)
+        if m:
+            out["tile"] = m.group(1).lstrip("0")
+    if not out.get("date"):
+        m = re.search(r"_(\d{4})(\d{2})(\d{2})T\d{6}_", name)
+        if m:
+            out["date"] = f"{m.group(1)}-{m.group(2)}-{m.group(3)}"
     return out
 
 

@@ -288,3 +288,36 @@ def test_inputs_from_downloads_by_naming_convention(raster_stack):
         pytest.skip(f"download.plan needs real scenes: {exc}")
     assert [p.name for p in r] == [p.name for p in st.red]
     assert [p.name for p in b] == [p.name for p in st.blue]
+
+
+COG_29RKH = "aws_tiles/l2a_cog_T29RKH_20200219_rio-tiler-pds/S2A_29RKH_20200219_0_L2A"
+L2A_19UDP = "aws_tiles/l2a_T19UDP_20170729_rio-tiler-pds/tiles/19/U/DP/2017/7/29/0/R10m"
+
+
+def test_real_l2a_cog_with_its_scl(shared_real, tmp_path):
+    """One real L2A COG date: the SCL beside it masks clouds/shadows; baseline 02.14 from the STAC item."""
+    folder = shared_real / COG_29RKH
+    out = tmp_path / "real.tif"
+    res = composite([folder / "B04.tif"], [folder / "B03.tif"], [folder / "B02.tif"], out, workers=0,
+                    count_path=tmp_path / "n.tif")
+    with rasterio.open(folder / "B04.tif") as r, rasterio.open(folder / "B03.tif") as g, \
+            rasterio.open(folder / "B02.tif") as b, rasterio.open(folder / "SCL.tif") as s:
+        data = np.stack([r.read(1), g.read(1), b.read(1)])
+        scl = s.read(1).repeat(2, axis=0).repeat(2, axis=1)
+        transform = r.transform
+    valid = (data != 0).all(axis=0) & ~np.isin(scl, [0, 1, 3, 8, 9, 10])
+    with rasterio.open(out) as ds:
+        got = ds.read()
+        assert ds.transform == transform and ds.crs.to_epsg() == 32629
+        tags = ds.tags()
+    np.testing.assert_array_equal(got, np.where(valid, data, 0))
+    assert tags["BASELINES"] == "02.14" and tags["TILE"] == "29RKH" and tags["DATES"] == "2020-02-19"
+    assert res.masked_dates == 1 and 0 < valid.mean() < 1
+
+
+def test_auto_mask_ignores_an_scl_of_another_tile(shared_real, tmp_path):
+    """The real L2A fixture's SCL.jp2 is from tile 01CEM: auto mode leaves it out instead of failing."""
+    folder = shared_real / L2A_19UDP
+    res = composite([folder / "B04.jp2"], [folder / "B03.jp2"], [folder / "B02.jp2"], tmp_path / "o.tif",
+                    workers=0)
+    assert res.masked_dates == 0 and res.path.exists()
