@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -229,6 +230,7 @@ class CompositePanel(QWidget):
         self.time_label = QLabel("")
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         lay.addWidget(self.time_label)
         lay.addWidget(self.status)
         lay.addStretch(1)
@@ -324,7 +326,8 @@ class CompositePanel(QWidget):
         self.bar.setValue(1000)
         elapsed = time.monotonic() - self.runner.started_at
         self.time_label.setText(f"Took {human_duration(elapsed)}")
-        self.status.setText(("Preview ready: " if self._is_preview else "Composite ready: ") + path)
+        self.status.setText(("Preview ready: " if self._is_preview else "Composite ready: ") + Path(path).name)
+        self.status.setToolTip(path)
         self.compositeReady.emit(path, self._is_preview)
 
     def _failed(self, message: str) -> None:

@@ -221,6 +221,7 @@ class DownloadPanel(QWidget):
         self.total_label = QLabel("No downloads yet.")
         bottom.addWidget(QLabel("Total"))
         bottom.addWidget(self.total_bar, 1)
+        self.total_label.setMinimumWidth(260)
         bottom.addWidget(self.total_label)
         lay.addLayout(bottom)
 
@@ -243,6 +244,7 @@ class DownloadPanel(QWidget):
         from s2desktop.core.download import plan
 
         self.set_folder(out_dir)
+        self._running = True  # planning counts as running: no second start meanwhile
         self.pool.setMaxThreadCount(max(1, workers_count))
         self.download_button.setEnabled(False)
         self.total_label.setText("Planning…")
@@ -251,6 +253,7 @@ class DownloadPanel(QWidget):
                              on_error=self._plan_failed)
 
     def _plan_failed(self, message: str, details: str) -> None:
+        self._running = False
         self.download_button.setEnabled(True)
         self.total_label.setText(f"<span style='color:#b03a2e'>{message}</span>")
         self.downloadFailed.emit(message, details)

@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
-    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -88,12 +87,9 @@ class MainWindow(QMainWindow):
         src = QWidget()
         lay = QVBoxLayout(src)
         lay.setContentsMargins(0, 0, 0, 0)
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(self.source_panel)
-        split.addWidget(self.map)
-        split.setStretchFactor(0, 0)
-        split.setStretchFactor(1, 1)
-        lay.addWidget(split)
+        lay.setSpacing(0)
+        lay.addWidget(self.source_panel, 0)
+        lay.addWidget(self.map, 1)
 
         self.dock_source = self._dock("Source and tile", "dockSource", src, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.dock_scenes = self._dock("Dates and scenes", "dockScenes", self.scene_panel,
@@ -131,7 +127,7 @@ class MainWindow(QMainWindow):
             from s2desktop.gui.map_picker import MapPicker
 
             m = MapPicker()
-            m.setMinimumSize(260, 200)
+            m.setMinimumSize(240, 150)
             return m
         except Exception as exc:  # the map needs its resources; the rest of the window works without it
             log.error("map picker unavailable: %s", exc)
@@ -232,7 +228,7 @@ class MainWindow(QMainWindow):
             d.show()
         self.resize(1280, 800)
         self.resizeDocks([self.dock_source, self.dock_composite], [410, 300], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.dock_source, self.dock_scenes], [400, 400], Qt.Orientation.Vertical)
+        self.resizeDocks([self.dock_source, self.dock_scenes], [330, 470], Qt.Orientation.Vertical)
         self.resizeDocks([self.dock_downloads], [180], Qt.Orientation.Vertical)
         self.resizeDocks([self.dock_composite, self.dock_attributes], [250, 400], Qt.Orientation.Vertical)
 

@@ -35,10 +35,11 @@ from s2desktop.gui import workers
 
 log = logging.getLogger(__name__)
 
-THUMB = 56  # px, preview thumbnail height in the table
+THUMB = 48  # px, preview thumbnail height in the table
 
-COLUMNS = ["Date", "Preview", "Cloud %", "Coverage %", "Baseline", "Product"]
-COL_DATE, COL_PREVIEW, COL_CLOUD, COL_COVER, COL_BASELINE, COL_PRODUCT = range(6)
+COLUMNS = ["Date", "Preview", "Cloud %", "Coverage %", "Baseline"]
+COL_DATE, COL_PREVIEW, COL_CLOUD, COL_COVER, COL_BASELINE = range(5)
+COL_PRODUCT = -1  # the product name is in the row tooltip
 
 SEASONS = {  # northern-hemisphere meteorological seasons: (start month, end month)
     "Spring (Mar–May)": (3, 5),
@@ -223,7 +224,7 @@ class CloudTimeline(pg.PlotWidget):
         self.threshold = pg.InfiniteLine(pos=30, angle=0, pen=pg.mkPen("#888", style=Qt.PenStyle.DashLine))
         self.addItem(self.threshold)
         self._scenes: list = []
-        self.setMinimumHeight(110)
+        self.setMinimumHeight(80)
 
     @staticmethod
     def _tip(x, y, data):
@@ -244,6 +245,15 @@ class CloudTimeline(pg.PlotWidget):
         if xs:
             pad = max(86400.0 * 2, (max(xs) - min(xs)) * 0.05)
             self.setXRange(min(xs) - pad, max(xs) + pad, padding=0)
+
+    def show_range(self, start: dt.date, end: dt.date) -> None:
+        """With no scenes yet, show the searched date range so the axis reads as dates."""
+        if self._scenes:
+            return
+        t0 = dt.datetime(start.year, start.month, start.day, tzinfo=dt.timezone.utc).timestamp()
+        t1 = dt.datetime(end.year, end.month, end.day, 23, tzinfo=dt.timezone.utc).timestamp()
+        if t1 > t0:
+            self.setXRange(t0, t1, padding=0.02)
 
     def _clicked(self, _item, points, _ev=None):
         if len(points):
@@ -332,11 +342,11 @@ class ScenePanel(QWidget):
         hh = self.table.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         hh.setSectionResizeMode(COL_PREVIEW, QHeaderView.ResizeMode.Fixed)
-        self.table.setColumnWidth(COL_PREVIEW, THUMB + 40)
+        self.table.setColumnWidth(COL_PREVIEW, THUMB + 16)
         hh.setStretchLastSection(True)
         self.table.doubleClicked.connect(lambda ix: self.model.toggle(ix.row()))
         self.table.verticalScrollBar().valueChanged.connect(self._schedule_previews)
-        self.table.setMinimumHeight(150)
+        self.table.setMinimumHeight(110)
 
         self.timeline = CloudTimeline()
         self.timeline.pointClicked.connect(self.model.toggle)
@@ -374,6 +384,12 @@ class ScenePanel(QWidget):
         self._preview_timer.timeout.connect(self._load_visible_previews)
         self._cloud_changed(self.cloud.value())
         self._checked_changed()
+        self.start.dateChanged.connect(self._dates_changed)
+        self.end.dateChanged.connect(self._dates_changed)
+        self._dates_changed()
+
+    def _dates_changed(self, *_):
+        self.timeline.show_range(*self.dates())
 
     # -- dates
     def dates(self) -> tuple[dt.date, dt.date]:

@@ -255,11 +255,30 @@ class SourcePanel(QWidget):
             return
         self.tile.setStyleSheet("")
         self.tile_error.setStyleSheet(MUTED_STYLE)
-        self.tile_error.setText(f"Tile {tile}")
+        self.tile_error.setText(self._describe(tile))
         changed = tile != self._tile
         self._tile = tile
         if changed:
             self.tileChanged.emit(tile)
+
+    @staticmethod
+    def _describe(tile: str) -> str:
+        """'33UUP · EPSG:32633 · 12.3–13.9° E, 47.8–48.8° N' (from the bundled grid), or just the id."""
+        try:
+            from s2desktop.core.tiles import footprint
+
+            fp = footprint(tile)
+        except Exception as exc:  # valid syntax but not a Sentinel-2 tile: say so
+            return f"{tile}: {exc}"
+        lo0, la0, lo1, la1 = fp.bbox
+
+        def ew(v):
+            return f"{abs(v):.1f}° {'E' if v >= 0 else 'W'}"
+
+        def ns(v):
+            return f"{abs(v):.1f}° {'N' if v >= 0 else 'S'}"
+
+        return f"{tile} · EPSG:{fp.epsg} · {ew(lo0)}–{ew(lo1)}, {ns(la0)}–{ns(la1)}"
 
     def push_recent_tile(self, tile: str) -> None:
         st.push_recent(st.RECENT_TILES, tile)

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QTreeWidget,
     QTreeWidgetItem,
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 STRETCH_LABELS = [
     ("percentile", "Percentile cut"),
     ("minmax", "Min – max"),
-    ("truecolor", "True colour (0–0.4 reflectance)"),
+    ("truecolor", "True colour"),
     ("levels", "Per-band levels"),
 ]
 BAND_COLOURS = ["#d62728", "#2ca02c", "#1f77b4"]
@@ -150,6 +151,8 @@ class RasterViewer(QWidget):
         self.stretch = QComboBox()
         for key, label in STRETCH_LABELS:
             self.stretch.addItem(label, key)
+        self.stretch.setItemData(2, "Sentinel Hub true colour: reflectance 0–0.4 → 0–255", Qt.ItemDataRole.ToolTipRole)
+        self.stretch.setToolTip("How raw values become screen brightness (the export uses the same)")
         self.low = QDoubleSpinBox()
         self.high = QDoubleSpinBox()
         for sb, v in ((self.low, 2.0), (self.high, 98.0)):
@@ -219,6 +222,7 @@ class RasterViewer(QWidget):
         split.setStretchFactor(1, 0)
         split.setCollapsible(0, False)
         split.setSizes([800, 90])
+        self.hist.setVisible(False)  # shown once a raster is open
         self.glw.setMinimumHeight(200)
         lay.addWidget(split, 1)
 
@@ -226,6 +230,7 @@ class RasterViewer(QWidget):
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.readout.setContentsMargins(6, 0, 6, 4)
         self.readout.setStyleSheet("font-family: monospace;")
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         lay.addWidget(self.readout)
 
         self._render_timer = QTimer(self)
@@ -263,6 +268,7 @@ class RasterViewer(QWidget):
         self.manual_levels = None
         self._set_hists(r["hists"])
         self.placeholder.setVisible(False)
+        self.hist.setVisible(True)
         self.image.setRect(QRectF(0, 0, self.info.width, self.info.height))
         self.loaded.emit(self.path, self.info)
         self.render(fit=True)
@@ -413,7 +419,6 @@ class AttributesPanel(QTreeWidget):
         keys = [k for k in order if k in d] + [k for k in d if k not in order]
         for k in keys:
             self._add(self, k, d[k])
-        self.expandToDepth(0)
 
     def _add(self, parent, key, value) -> None:
         if isinstance(value, dict) and value:

@@ -27,7 +27,7 @@ def test_invalid_tile_shows_the_core_error(qtbot, main_window):
     assert "does not exist" in w.statusBar().currentMessage()
     w.source_panel.tile.clear()
     qtbot.keyClicks(w.source_panel.tile, "T33UUP")
-    assert w.source_panel.tile_id() == "33UUP" and w.source_panel.tile_error.text() == "Tile 33UUP"
+    assert w.source_panel.tile_id() == "33UUP" and w.source_panel.tile_error.text().startswith("33UUP · EPSG:32633")
     assert w.act_search.isEnabled()
 
 

@@ -1,0 +1,234 @@
+"""Drive the main window through each stage and save PNGs to resources/screenshots/ (shown in the README).
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python tests/tools/screenshots.py [--out resources/screenshots]
+
+Stages: 01 empty window, 02 tile picked on the map, 03 scenes listed with previews, 04 downloading,
+05 composite shown in the viewer with its attributes. Data: the built-in demo archive when
+`s2desktop.core.demo` exists, else a small local mirror in the L1C bucket layout written with
+`core.archive.write_scene` into a temporary folder. Everything (settings, downloads) stays in a temp home.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+
+TILE = "33UUP"
+SIZE = 732  # px per band: 150 m pixels over the 109.8 km tile (small, but the picture reads)
+DATES = [  # (date, cloud %)
+    ("2023-06-03", 62.0), ("2023-06-13", 4.0), ("2023-06-23", 18.0), ("2023-07-03", 9.0),
+    ("2023-07-13", 41.0), ("2023-07-23", 2.5), ("2023-08-02", 85.0), ("2023-08-12", 12.0),
+]
+
+
+def _smooth_noise(rng, size, scale):
+    """Value noise: a coarse random grid upsampled bilinearly."""
+    n = max(2, size // scale)
+    g = rng.random((n + 1, n + 1))
+    x = np.linspace(0, n, size, endpoint=False)
+    i = x.astype(int)
+    f = x - i
+    a = g[i][:, i] * (1 - f)[None, :] + g[i][:, i + 1] * f[None, :]
+    b = g[i + 1][:, i] * (1 - f)[None, :] + g[i + 1][:, i + 1] * f[None, :]
+    return a * (1 - f)[:, None] + b * f[:, None]
+
+
+def landscape(size: int, seed: int = 3):
+    """Surface reflectance (DN) of a made-up landscape: fields, forest, a river, a town; (3, h, w) R, G, B."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    field_id = (np.floor(xx * 14 + 2 * _smooth_noise(rng, size, 90)) * 31
+                + np.floor(yy * 11 + 2 * _smooth_noise(rng, size, 90)) * 17) % 7
+    crops = np.array([[900, 1100, 700], [1300, 1200, 900], [600, 900, 500], [1700, 1500, 1200],
+                      [800, 1000, 600], [1100, 1000, 800], [700, 800, 550]], float)
+    rgb = crops[field_id.astype(int)].transpose(2, 0, 1)
+    forest = _smooth_noise(rng, size, 160) > 0.7
+    rgb[:, forest] = np.array([420, 640, 380])[:, None]
+    river_x = 0.55 + 0.12 * np.sin(yy * 7.0) + 0.03 * np.sin(yy * 23)
+    river = np.abs(xx - river_x) < 0.006 + 0.004 * _smooth_noise(rng, size, 50)
+    rgb[:, river] = np.array([250, 420, 520])[:, None]
+    town = ((xx - 0.35) ** 2 + (yy - 0.4) ** 2) < 0.004
+    rgb[:, town] = np.array([1500, 1450, 1400])[:, None]
+    rgb *= 0.9 + 0.2 * _smooth_noise(rng, size, 12)[None]
+    return rgb
+
+
+def make_mirror(root: Path) -> Path:
+    from affine import Affine
+
+    from s2desktop.core import archive
+
+    base = landscape(SIZE)
+    transform = Affine(109800 / SIZE, 0, 300000, 0, -109800 / SIZE, 5300040)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    for i, (date, cloud) in enumerate(DATES):
+        rng = np.random.default_rng(100 + i)
+        cl = _smooth_noise(rng, SIZE, 70)
+        thr = np.quantile(cl, 1 - cloud / 100) if cloud > 0 else 2.0
+        cloudy = np.clip((cl - thr) * 8, 0, 1)
+        img = base * (0.95 + 0.1 * rng.random())
+        img = img * (1 - cloudy) + 5200 * cloudy
+        edge = xx > SIZE - 1 - (i % 3) * SIZE // 8 + yy // 6 - SIZE // 6 if i % 3 else np.zeros_like(xx, bool)
+        bands = {}
+        for b, arr in zip(("B04", "B03", "B02"), img):
+            a = np.clip(arr + 1000, 1, 65535).astype(np.uint16)  # baseline >= 04.00: DN = 10000 * refl + 1000
+            a[edge] = 0
+            bands[b] = a
+        bands["B08"] = np.clip(img[1] * 2.2 + 1000, 1, 65535).astype(np.uint16)
+        q = (img.transpose(1, 2, 0) / 2500 * 255).clip(0, 255).astype(np.uint8)[::2, ::2]
+        q[edge[::2, ::2]] = 0
+        archive.write_scene(root, "l1c", TILE, dt.date.fromisoformat(date), 0, bands, crs=32633,
+                            transform=transform, baseline="05.09", cloud_cover=cloud,
+                            data_coverage=100.0 if not edge.any() else 100.0 * (1 - edge.mean()),
+                            preview_rgb=q)
+    return root
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(REPO / "resources" / "screenshots"))
+    ap.add_argument("--size", default="1280x800")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    width, height = (int(v) for v in args.size.split("x"))
+
+    home = Path(tempfile.mkdtemp(prefix="s2desktop-shots-"))
+    os.environ["S2DESKTOP_HOME"] = str(home)
+    for var in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.pop(var, None)
+
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from s2desktop.gui import settings as st
+    from s2desktop.gui.app import create_application
+    from s2desktop.gui.main_window import MainWindow
+
+    app = create_application()
+
+    def wait_until(pred, timeout=60.0, what="condition"):
+        t0 = time.monotonic()
+        while not pred():
+            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            if time.monotonic() - t0 > timeout:
+                raise SystemExit(f"screenshots: timed out waiting for {what}")
+            time.sleep(0.01)
+
+    def settle(seconds=0.4):
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+            time.sleep(0.01)
+
+    def shot(name):
+        settle()
+        path = out / f"{name}.png"
+        win.grab().save(str(path))
+        print(f"screenshots: {path} ({win.width()}x{win.height()})")
+
+    try:
+        from s2desktop.core import demo  # noqa: F401
+
+        source = ("demo", None)
+        tile, start, end = demo.DEMO_TILE, demo.DEMO_START, demo.DEMO_END
+    except ImportError:
+        mirror = make_mirror(home / "mirror")
+        source = ("local", str(mirror))
+        tile, start, end = TILE, dt.date(2023, 6, 1), dt.date(2023, 8, 31)
+
+    st.settings().setValue(st.DOWNLOAD_DIR, str(home / "downloads"))
+    st.settings().setValue(st.WORKERS, 1)
+    st.settings().setValue(st.SOURCE, "l1c")
+    win = MainWindow()
+    win.resize(width, height)
+    win.show()
+    settle(1.0)
+    shot("01_empty")
+
+    # 2: tile picked on the map (as a click at a point inside it)
+    from s2desktop.core.tiles import footprint
+
+    fp = footprint(tile)
+    win.map.choose_overlap = lambda tiles: tile if tile in tiles else tiles[0]
+    win.map.click_lonlat(*fp.centre)
+    wait_until(lambda: win.source_panel.tile_id() == tile, what="tile")
+    if source[0] == "demo":
+        win.source_panel.set_source("demo")
+    else:
+        win.source_panel.set_source("local", folder=source[1])
+    win.scene_panel.set_dates(start, end)
+    shot("02_tile_picked")
+
+    # 3: scenes with previews, the least cloudy ones selected
+    win.search()
+    wait_until(lambda: win.scene_panel.model.rowCount() > 0, what="search results")
+    wait_until(lambda: all(s.scene_id in win.scene_panel.model.previews or
+                           win.scene_panel.model.preview_state.get(s.scene_id) in ("none", "error")
+                           for s in (win.scene_panel.model.scenes[r] for r in win.scene_panel.visible_rows())),
+               what="previews")
+    win.scene_panel.under.setValue(20)
+    win.scene_panel.select_under_cloud()
+    shot("03_scenes")
+
+    # 4: downloading (grabbed while some files are still running)
+    grabbed = []
+
+    def maybe_grab():
+        rows = win.download_panel.rows
+        if grabbed or not rows:
+            return
+        done = sum(r.finished for r in rows)
+        if done >= max(1, len(rows) // 3):
+            grabbed.append(True)
+            win.download_panel._update_total()
+            running = [r for r in rows if not r.finished]
+            if running:
+                win.download_panel.tree.scrollToItem(running[0].item)
+            path = out / "04_downloading.png"  # grabbed at once: the rest keeps downloading meanwhile
+            win.grab().save(str(path))
+            print(f"screenshots: {path} ({win.width()}x{win.height()})")
+
+    win.download_panel.started.connect(
+        lambda _n: [r.changed.connect(maybe_grab) for r in win.download_panel.rows])
+    finished = []
+    win.download_panel.allFinished.connect(finished.append)
+    win.download()
+    wait_until(lambda: finished, what="downloads")
+    if not grabbed:
+        shot("04_downloading")
+
+    # 5: composite (quick preview, then full resolution) shown in the viewer with attributes
+    wait_until(lambda: win.composite_panel.start_button.isEnabled(), what="composite inputs")
+    target = win.composite_panel.output.text()
+    win.composite_panel.start()
+    wait_until(lambda: win.viewer.path == target and win.viewer.image_rgba is not None
+               and not win.composite_panel.runner.running, timeout=300, what="composite")
+    wait_until(lambda: win.thumbnail.qimage is not None, what="thumbnail")
+    win.dock_attributes.raise_()
+    settle(0.5)
+    # put the cursor readout on a pixel, as if the mouse were over the image
+    px = win.viewer.pixel_at(win.viewer.info.width * 0.4, win.viewer.info.height * 0.45)
+    if px:
+        vals = ", ".join(map(str, px["values"]))
+        lon, lat = px["lonlat"] or (0, 0)
+        win.viewer.readout.setText(f"px {px['col']}, {px['row']}   values [{vals}]   EPSG:{win.viewer.info.crs_epsg} "
+                                   f"{px['x']:.1f}, {px['y']:.1f}   lon {lon:.5f}  lat {lat:.5f}")
+    shot("05_composite")
+    win.close()
+    app.processEvents()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
