@@ -17,8 +17,9 @@ How the work is laid out:
 - Per window and date: harmonise (DN - 1000, at least 1, for baseline >= 04.00), mask (SCL classes 0, 1, 3, 8,
   9, 10 when an L2A scene classification exists), then the median kernel of `s2desktop.core.median` on
   observations valid in all three bands.
-- The parent writes results as they complete into a temporary tiled GTiff in the destination folder, then
-  GDAL's COG driver copies it to another temporary name, renamed over the output on success. On an error,
+- The parent writes results as they complete into a temporary uncompressed tiled GTiff in the destination
+  folder, builds its overviews (average, nodata-aware), then GDAL's COG driver copies it (DEFLATE, predictor 2,
+  existing overviews) to another temporary name, renamed over the output on success. On an error,
   cancel or Ctrl-C the pool is torn down and every temporary file removed.
 """
 
@@ -608,12 +609,20 @@ def _check_cancel(cancel) -> None:
         raise CancelledError("composite cancelled")
 
 
+def overview_factors(height: int, width: int, block: int = 512) -> list[int]:
+    """2, 4, 8, ... until a level fits in one block (what the COG driver's OVERVIEWS=AUTO makes)."""
+    factors, f = [], 2
+    while math.ceil(max(height, width) / (f // 2)) > block:
+        factors.append(f)
+        f *= 2
+    return factors
+
+
 def _open_raw(path: Path, count: int, dtype: str, h: int, w: int, transform, crs, nodata):
     import rasterio
 
     profile = dict(driver="GTiff", width=w, height=h, count=count, dtype=dtype, crs=crs, transform=transform,
-                   tiled=True, blockxsize=512, blockysize=512, compress="ZSTD", zstd_level=1, predictor=2,
-                   bigtiff="IF_SAFER", interleave="pixel")
+                   tiled=True, blockxsize=512, blockysize=512, bigtiff="IF_SAFER", interleave="pixel")
     if nodata is not None:
         profile["nodata"] = nodata
     if count == 3:
@@ -665,6 +674,16 @@ def _run_windows(spec, tasks, workers, tmp_raw, tmp_count_raw, out_h, out_w, out
                     _close_worker()
             else:
                 _run_pool(spec, tasks, workers, write, progress, cancel)
+            _check_cancel(cancel)
+            # Overviews built here, on the uncompressed temporary file, then reused by the COG copy: the
+            # COG driver building them itself from a compressed source costs 2-4x more.
+            factors = overview_factors(out_h, out_w)
+            if factors:
+                from rasterio.enums import Resampling
+
+                dst.build_overviews(factors, Resampling.average)  # averages skip nodata 0
+                if cdst is not None:
+                    cdst.build_overviews(factors, Resampling.average)
         finally:
             dst.close()
             if cdst is not None:
@@ -747,7 +766,7 @@ def _to_cog(src_path: Path, dst_path: Path) -> None:
         rasterio.shutil.copy(
             src_path, dst_path, driver="COG", compress=COG_COMPRESS, predictor="2", level=str(COG_LEVEL),
             blocksize="512",
-            overviews="AUTO", overview_resampling="AVERAGE", bigtiff="IF_SAFER", num_threads="ALL_CPUS",
+            overviews="FORCE_USE_EXISTING", bigtiff="IF_SAFER", num_threads="ALL_CPUS",
         )
 
 
