@@ -70,8 +70,8 @@ class CompositeRunner(QObject):
         """Start a run; `kwargs` go to `core.composite.composite` (paths and plain values only)."""
         if self.running:
             raise RuntimeError("a composite is already running")
-        if target is None:
-            from s2desktop.core.composite import worker_main as target
+        if target is None:  # core.composite.worker_main, at a lower CPU priority than the window
+            from s2desktop.gui.composite_process import run as target
         self.queue = self._ctx.Queue()
         self.cancel_event = self._ctx.Event()
         self.output = str(kwargs.get("output", ""))

@@ -81,9 +81,12 @@ def main(argv=None) -> int:
     clock = QElapsedTimer()
     last = [0.0]
 
+    at: list[float] = []
+
     def tick():
         now = clock.nsecsElapsed() / 1e6
         gaps.append(now - last[0])
+        at.append(now)
         last[0] = now
 
     timer = QTimer()
@@ -121,6 +124,9 @@ def main(argv=None) -> int:
           f"({done['download'][1]}); composite of {args.dates} dates x {args.size}^2 in {done['composite']:.1f} s")
     print(f"bench: {len(g)} timer ticks; max gap {max(g):.1f} ms, 99th percentile {p99:.1f} ms, "
           f"median {g[len(g) // 2]:.1f} ms (target: max < 100 ms)")
+    worst = sorted(zip(gaps[1:], at[1:]), reverse=True)[:5]
+    print("bench: worst gaps (ms, ending at ms after start): "
+          + ", ".join(f"{gap:.0f} @ {when:.0f}" for gap, when in worst))
     return 0 if g and max(g) < 100 else 1
 
 
