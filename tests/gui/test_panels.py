@@ -173,3 +173,69 @@ def test_worker_errors_and_cancel(qtbot):
         w.cancel()
     assert w.done.wait(5)
     assert len(seen) < 50  # throttled to ~10/s
+
+
+def test_settings_dialog_saves_to_qsettings(qtbot, gui_settings, tmp_path):
+    from s2desktop.gui import settings as st
+
+    dlg = st.SettingsDialog()
+    qtbot.addWidget(dlg)
+    dlg.folder.setText(str(tmp_path / "dl"))
+    dlg.workers.setValue(7)
+    dlg.source.setCurrentIndex(dlg.source.findData("cogs"))
+    dlg.endpoint.setText("http://127.0.0.1:9")
+    dlg.accept()
+    assert st.download_dir() == tmp_path / "dl"
+    assert st.worker_count() == 7
+    assert st.get_str(st.SOURCE) == "cogs" and st.get_str(st.ENDPOINT) == "http://127.0.0.1:9"
+
+
+def test_credentials_indicator(qtbot, main_window, monkeypatch):
+    sp = main_window.source_panel
+    sp.set_source("l1c")
+    w = sp.check_credentials()
+    qtbot.waitUntil(lambda: w.done.is_set() and "credentials" in sp.creds.text()
+                    and "Checking" not in sp.creds.text(), timeout=10000)
+    assert sp.creds.text().startswith("✖")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    sp.check_credentials()
+    qtbot.waitUntil(lambda: sp.creds.text().startswith("✔"), timeout=10000)
+    assert "env" in sp.creds.text()
+
+
+def test_app_run_opens_the_window_with_a_raster_and_logs(qtbot, gui_settings, raster_stack, qapp, monkeypatch):
+    import logging
+    import sys
+
+    from PySide6.QtCore import QTimer
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # run() installs its own; put it back afterwards
+    handlers = list(logging.getLogger().handlers)
+    from PySide6.QtWidgets import QApplication
+
+    from s2desktop.core.paths import user_log_dir
+    from s2desktop.gui.app import run
+    from s2desktop.gui.main_window import MainWindow
+
+    stack = raster_stack(dates=1, size=64)
+    seen = {}
+
+    def check():
+        wins = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        if wins and wins[-1].viewer.path == str(stack.red[0]):
+            seen["window"] = wins[-1]
+            wins[-1].close()
+            qapp.quit()
+        else:
+            QTimer.singleShot(50, check)
+
+    QTimer.singleShot(0, check)
+    QTimer.singleShot(20000, qapp.quit)  # safety net
+    assert run([str(stack.red[0])]) == 0
+    assert "window" in seen
+    assert (user_log_dir() / "s2desktop.log").read_text().count("window starting") >= 1
+    for h in logging.getLogger().handlers[:]:
+        if h not in handlers:
+            logging.getLogger().removeHandler(h)
+            h.close()
