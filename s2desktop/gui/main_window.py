@@ -228,7 +228,7 @@ class MainWindow(QMainWindow):
             d.show()
         self.resize(1280, 800)
         self.resizeDocks([self.dock_source, self.dock_composite], [410, 300], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.dock_source, self.dock_scenes], [330, 470], Qt.Orientation.Vertical)
+        self.resizeDocks([self.dock_source, self.dock_scenes], [285, 515], Qt.Orientation.Vertical)
         self.resizeDocks([self.dock_downloads], [180], Qt.Orientation.Vertical)
         self.resizeDocks([self.dock_composite, self.dock_attributes], [250, 400], Qt.Orientation.Vertical)
 
