@@ -197,6 +197,8 @@ def _init_worker(spec: dict, ignore_sigint: bool = True) -> None:
     if ignore_sigint:
         # Ctrl-C goes to the whole process group; the parent handles it and tears the pool down.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # If the parent is killed outright (the GUI's composite process terminated), do not linger.
+        _die_with_parent(spec.get("parent_pid"))
     env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHEMAX_MB, GDAL_NUM_THREADS=str(spec["threads"]),
                        CPL_LOG_ERRORS="OFF")
     env.__enter__()
@@ -205,6 +207,40 @@ def _init_worker(spec: dict, ignore_sigint: bool = True) -> None:
     _W["spec"] = spec
     _W["bands"] = [[_open_named(p) for p in paths] for paths in spec["bands"]]
     _W["scl"] = [(_open_named(p) if p else None) for p in spec["scl"]]
+
+
+def _die_with_parent(ppid: int | None) -> None:
+    """Linux: the kernel sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG); elsewhere a watchdog.
+
+    `ppid` is the pool owner's pid as the owner saw it: a worker whose parent died while it was still starting
+    up (before this runs) sees another parent already and exits at once.
+    """
+    import sys
+
+    if ppid is None:
+        ppid = os.getppid()
+    if os.getppid() != ppid:
+        os._exit(1)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0:  # 1 = PR_SET_PDEATHSIG
+                if os.getppid() != ppid:  # the parent died before prctl took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+    import threading
+
+    def watch():
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != ppid:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="s2desktop-parent-watch").start()
 
 
 def _close_worker() -> None:
@@ -537,6 +573,7 @@ def composite(
         "mask": mask == "auto",
         "out_transform": out_transform,
         "threads": max(1, (os.cpu_count() or 1) // max(1, workers)),
+        "parent_pid": os.getpid(),
     }
     tasks = [(i, wins[i], skips[i]) for i in range(total)]
 

@@ -4,6 +4,7 @@ import json
 import multiprocessing
 import queue
 import threading
+import time
 
 import numpy as np
 import psutil
@@ -321,3 +322,30 @@ def test_auto_mask_ignores_an_scl_of_another_tile(shared_real, tmp_path):
     res = composite([folder / "B04.jp2"], [folder / "B03.jp2"], [folder / "B02.jp2"], tmp_path / "o.tif",
                     workers=0)
     assert res.masked_dates == 0 and res.path.exists()
+
+
+def test_pool_workers_exit_when_the_gui_process_is_killed(raster_stack, tmp_path):
+    """The GUI's composite process killed outright (kill -9): its pool workers do not linger as orphans."""
+    st = raster_stack(dates=4, size=1536, block=256)
+    ctx = multiprocessing.get_context("spawn")
+    q, ev = ctx.Queue(), ctx.Event()
+    kwargs = dict(red=[str(p) for p in st.red], green=[str(p) for p in st.green], blue=[str(p) for p in st.blue],
+                  output=str(tmp_path / "gui.tif"), workers=2, window_size=256)
+    proc = ctx.Process(target=worker_main, args=(q, ev, kwargs), daemon=False)
+    proc.start()
+    msg = q.get(timeout=60)
+    assert msg[0] == "progress"
+    ps = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 30
+    kids = []
+    while time.monotonic() < deadline:
+        kids = [k for k in ps.children(recursive=True) if "resource_tracker" not in " ".join(k.cmdline())]
+        if len(kids) >= 2 or not proc.is_alive():
+            break
+        time.sleep(0.05)
+    if not proc.is_alive():
+        pytest.skip("finished before it could be killed")
+    proc.kill()
+    proc.join(10)
+    gone, alive = psutil.wait_procs(kids, timeout=15)
+    assert not alive
