@@ -53,14 +53,15 @@ MARKER = "s2desktop-demo.json"
 SEED = ("demo", "ground_29RKH.jp2")
 
 # Per date: cloud cover target (fraction of the tile) and whether the orbit-edge wedge cuts the east side.
-_COVER = (0.25, 0.05, 0.35, 0.12, 0.0, 0.28, 0.16, 0.42, 0.08, 0.20)
+_COVER = (0.25, 0.06, 0.35, 0.12, 0.03, 0.30, 0.16, 0.40, 0.08, 0.20)
 _WEDGE = (False, True, False, False, True, False, False, True, False, False)
 # Top-of-atmosphere look: the seed is surface reflectance; L1C adds a little haze (R, G, B DN).
 _HAZE = (60.0, 150.0, 300.0)
 _CLOUD_DN = (6400.0, 6600.0, 7100.0)
 _NOISE_DN = 10.0
-FRONT_WEIGHT = 1.2
-FRONT_HALF_WIDTH = 0.2
+FRONT_WEIGHT = 1.6
+FRONT_HALF_WIDTH = 0.15
+FRONT_STEP = 0.3  # 10 dates x 0.3: the band centres fall 0.1 apart, so each place is under <= 3 fronts
 
 
 @dataclass
@@ -155,8 +156,21 @@ def _shift(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return out
 
 
+def _box(a: np.ndarray, r: int) -> np.ndarray:
+    """Mean over a (2r+1)^2 box, zero padded."""
+    n = 2 * r + 1
+    c = np.pad(a.astype(np.float64), ((r + 1, r), (r + 1, r))).cumsum(0).cumsum(1)
+    return (c[n:, n:] - c[:-n, n:] - c[n:, :-n] + c[:-n, :-n]) / (n * n)
+
+
+def _fade(mask: np.ndarray, r: int) -> np.ndarray:
+    """1 on and within ~r px of ``mask``, easing to 0 over another r px (a soft dilation)."""
+    grown = _box(mask, r) > 0
+    return np.clip(_box(grown, r) * 2, 0, 1)
+
+
 def demo_scenes(size: int = DEMO_SIZE) -> list[DemoScene]:
-    """Generate every date of the archive in memory (deterministic). ~1 s per date at full size."""
+    """Generate every date of the archive in memory (deterministic; ~5 s at full size)."""
     ground, _crs, _t = _read_ground(size)
     toa = _toa(ground).astype(np.float64)
     n = len(DEMO_DATES)
@@ -168,33 +182,64 @@ def demo_scenes(size: int = DEMO_SIZE) -> list[DemoScene]:
     sun = (int(round(-0.045 * h)), int(round(-0.035 * w)))  # shadows fall north-west of the clouds
     yy, xx = np.mgrid[0:h, 0:w]
     front_u = (xx + 0.6 * yy) / (1.6 * w)
-    scenes = []
-    for i, date in enumerate(DEMO_DATES):
+
+    alphas, thicks, valids = [], [], []
+    for i in range(n):
         y0 = int(round((0.15 + 0.1 * np.sin(i)) * h))
-        # A weather front: a diagonal band (drifting east by the golden ratio of the tile per date, so each
-        # place is under it on ~3 of 10 dates) where the clouds are dense; few clouds elsewhere.
-        d = (front_u - (0.5 + i * 0.618034)) % 1.0
+        # A weather front: a diagonal band drifting east across the dates, where the clouds are dense; few
+        # clouds elsewhere. The band centres of the 10 dates fall 0.1 apart, so a place is under <= 3 of them.
+        noise = field[y0:y0 + h, i * drift:i * drift + w]
+        d = (front_u + 0.12 * (noise - 0.5) - (0.5 + i * FRONT_STEP)) % 1.0  # ragged edges
         d = np.minimum(d, 1 - d)
-        win = field[y0:y0 + h, i * drift:i * drift + w] + FRONT_WEIGHT * _smoothstep(1 - d / FRONT_HALF_WIDTH)
+        win = noise + FRONT_WEIGHT * _smoothstep(1 - d / FRONT_HALF_WIDTH)
         cover = _COVER[i]
         if cover > 0:
-            t = np.quantile(win, 1 - cover)
-            alpha = _smoothstep((win - t) / 0.06 + 0.5)
+            alpha = _smoothstep((win - np.quantile(win, 1 - cover)) / 0.06 + 0.5)
+            thick = _smoothstep((win - np.quantile(win, 1 - cover * 0.8)) / 0.08)
         else:
-            alpha = np.zeros((h, w))
-        thick = _smoothstep((win - np.quantile(win, 1 - cover * 0.8)) / 0.08) if cover > 0 else alpha
-        shadow = _shift(thick, *sun) * (1 - alpha)
-        bright = 0.85 + 0.3 * detail[:, ::-1] if i % 2 else 0.85 + 0.3 * detail
-        cloud_rgb = np.asarray(_CLOUD_DN).reshape(3, 1, 1) * bright
-        noise = rng.normal(0, _NOISE_DN, (3, h, w))
-        dn = toa * (1 - 0.6 * shadow) + noise
-        dn = dn * (1 - alpha) + cloud_rgb * alpha
+            alpha = thick = np.zeros((h, w))
         if _WEDGE[i]:
             # The swath edge runs a little off north-south, like 55JGF's orbit edge.
             x_top, x_bottom = (0.80 - 0.03 * (i % 3)) * w, (0.66 - 0.03 * (i % 3)) * w
             valid = xx < x_top + (x_bottom - x_top) * yy / (h - 1)
         else:
             valid = np.ones((h, w), bool)
+        alphas.append(alpha)
+        thicks.append(thick)
+        valids.append(valid)
+
+    # A median returns the ground where fewer than half of a pixel's valid dates are brighter (clouds, even
+    # thin edges) and fewer than half darker (shadows). Weather does not promise that, but the demo does: where
+    # a place would be cloudy too often, the sparsest dates' clouds get a hole there.
+    limit = (np.sum(valids, axis=0) - 1) // 2
+    for kind in ("cloud", "shadow"):
+        def touched(i):
+            if kind == "cloud":
+                return (alphas[i] > 0.01) & valids[i]
+            return (_shift(thicks[i], *sun) * (1 - alphas[i]) > 0.01) & valids[i]
+
+        count = np.sum([touched(i) for i in range(n)], axis=0)
+        for i in sorted(range(n), key=lambda k: _COVER[k]):
+            excess = (count > limit) & touched(i)
+            if not excess.any():
+                continue
+            keep = 1 - _fade(excess, max(2, size // 200))
+            if kind == "cloud":
+                alphas[i] = alphas[i] * keep
+                thicks[i] = thicks[i] * keep
+            else:
+                thicks[i] = thicks[i] * _shift(keep, -sun[0], -sun[1])
+            count = np.sum([touched(k) for k in range(n)], axis=0)
+
+    scenes = []
+    for i, date in enumerate(DEMO_DATES):
+        alpha, valid = alphas[i], valids[i]
+        shadow = _shift(thicks[i], *sun) * (1 - alpha)
+        bright = 0.85 + 0.3 * (detail[:, ::-1] if i % 2 else detail)
+        cloud_rgb = np.asarray(_CLOUD_DN).reshape(3, 1, 1) * bright
+        noise = rng.normal(0, _NOISE_DN, (3, h, w))
+        dn = toa * (1 - 0.6 * shadow) + noise
+        dn = dn * (1 - alpha) + cloud_rgb * alpha
         new = date >= BASELINE_CHANGE
         dn = np.clip(np.round(dn), 1, 65535 - 1000) + (1000 if new else 0)
         dn = np.where(valid, dn, 0).astype(np.uint16)
@@ -306,3 +351,103 @@ def ensure_demo_archive(root=None, size: int | None = None,
     if progress:
         progress(f"demo archive ready ({time.perf_counter() - t0:.1f} s)")
     return root
+
+
+# --- the whole pipeline, headless --------------------------------------------------------------------------------
+
+
+def _true_colour_png(red, green, blue, path: Path, offset: int, size: int) -> Path:
+    """A true-colour PNG (reflectance x 2.5, the Sentinel Hub look) of three single-band files."""
+    from s2desktop.core import render
+    from s2desktop.core.rasterinfo import read_overview
+
+    chans, valid = [], None
+    for p in (red, green, blue):
+        data, v, _info = read_overview(p, size)
+        chans.append(data[0])
+        valid = v if valid is None else valid & v
+    u8 = render.truecolor(np.stack(chans), valid, offset=offset)
+    return render.save_png(render.to_rgba(u8, valid), path)
+
+
+def run_headless_demo(out_dir, progress: Callable[[str], None] | None = print, *, source=None,
+                      workers: int | None = None, png_size: int = 1024) -> dict:
+    """Search -> download -> composite -> PNG on the demo archive, with core APIs only. Returns a summary dict.
+
+    ``out_dir`` receives the downloads (``red/``, ``green/``, ``blue/``, ``metadata/``), the composite GeoTIFF,
+    ``composite.png`` (true colour) and ``cloudiest-date.png`` (the input with most clouds, for comparison).
+    ``source`` defaults to ``resolve_source('demo')`` (generating the archive on first use).
+    """
+    from s2desktop.core import catalog, download, render
+    from s2desktop.core.composite import BANDS, composite, inputs_from_downloads
+    from s2desktop.core.rasterinfo import offset_for_baseline
+    from s2desktop.core.sources import ensure_writable_dir, resolve_source
+
+    say = progress or (lambda _msg: None)
+    timings: dict[str, float] = {}
+    out_dir = ensure_writable_dir(Path(out_dir).expanduser().resolve())
+
+    t = time.perf_counter()
+    if source is None:
+        ensure_demo_archive(progress=say)
+        source = resolve_source("demo")
+    timings["archive"] = time.perf_counter() - t
+    say(f"source: {source.describe()}")
+
+    t = time.perf_counter()
+    scenes = catalog.search(source, DEMO_TILE, DEMO_START, DEMO_END)
+    timings["search"] = time.perf_counter() - t
+    if not scenes:
+        raise NotFoundError(f"the demo archive holds no scenes of {DEMO_TILE}; delete {source.root} and retry")
+    say(f"search: {len(scenes)} scenes of {DEMO_TILE} between {DEMO_START} and {DEMO_END}")
+    for s in scenes:
+        say(f"  {s.date}  baseline {s.baseline}  cloud {s.cloud_cover:5.1f} %  coverage {s.data_coverage:5.1f} %")
+
+    t = time.perf_counter()
+    tasks = download.plan(scenes, list(BANDS), out_dir)
+    results = download.download_all(source, tasks, workers=workers)
+    timings["download"] = time.perf_counter() - t
+    fetched = sum(r.status == "downloaded" for r in results)
+    say(f"download: {fetched} files fetched, {len(results) - fetched} already there, into {out_dir}")
+
+    t = time.perf_counter()
+    red, green, blue = inputs_from_downloads(out_dir, scenes)
+    out_tif = out_dir / f"composite_{DEMO_TILE}_{DEMO_START}_{DEMO_END}.tif"
+    last = [-1]
+
+    def composite_progress(done: int, total: int) -> None:
+        pct = int(100 * done / max(total, 1))
+        if pct >= last[0] + 25 or done == total:
+            last[0] = pct
+            say(f"  composite {done}/{total} windows")
+
+    result = composite(red, green, blue, out_tif, workers=workers, overwrite=True, progress=composite_progress)
+    timings["composite"] = time.perf_counter() - t
+    say(f"composite: median of {result.dates} dates, {result.width} x {result.height} px, "
+        f"{result.seconds:.1f} s -> {result.path}")
+
+    t = time.perf_counter()
+    png = render.save_png(render.thumbnail(result.path, png_size, "truecolor"), out_dir / "composite.png")
+    cloudiest = max(range(len(scenes)), key=lambda i: scenes[i].cloud_cover or 0)
+    s = scenes[cloudiest]
+    before = _true_colour_png(red[cloudiest], green[cloudiest], blue[cloudiest], out_dir / "cloudiest-date.png",
+                              offset_for_baseline(s.baseline) or 0, png_size)
+    timings["render"] = time.perf_counter() - t
+    say(f"rendered: {png} (the composite) and {before} ({s.date}, {s.cloud_cover:.0f} % cloud)")
+    return {
+        "tile": DEMO_TILE,
+        "start": DEMO_START.isoformat(),
+        "end": DEMO_END.isoformat(),
+        "source": source.describe(),
+        "archive": str(source.root) if source.root is not None else None,
+        "scenes": [s.to_dict() for s in scenes],
+        "downloaded": fetched,
+        "skipped": len(results) - fetched,
+        "out_dir": str(out_dir),
+        "composite": str(result.path),
+        "png": str(png),
+        "cloudiest_png": str(before),
+        "baselines": list(result.baselines),
+        "offsets": list(result.offsets),
+        "seconds": {k: round(v, 2) for k, v in timings.items()},
+    }
