@@ -824,6 +824,13 @@ def worker_main(queue, cancel_event, kwargs: dict) -> None:
             last[0] = now
             queue.put(("progress", done, total))
 
+    def on_sigterm(signum, frame):  # Process.terminate(): unwind so temporaries and the pool are cleaned up
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread (called in-process by a test or a thread): leave it
+        pass
     try:
         kw = dict(kwargs)
         kw.pop("progress", None)

@@ -349,3 +349,41 @@ def test_pool_workers_exit_when_the_gui_process_is_killed(raster_stack, tmp_path
     proc.join(10)
     gone, alive = psutil.wait_procs(kids, timeout=15)
     assert not alive
+
+
+def test_terminated_gui_process_cleans_up(raster_stack, tmp_path):
+    """Process.terminate() (SIGTERM) of the composite process: no temporaries, no output, no workers."""
+    st = raster_stack(dates=4, size=1536, block=256)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    ctx = multiprocessing.get_context("spawn")
+    q, ev = ctx.Queue(), ctx.Event()
+    kwargs = dict(red=[str(p) for p in st.red], green=[str(p) for p in st.green], blue=[str(p) for p in st.blue],
+                  output=str(out_dir / "gui.tif"), workers=2, window_size=256)
+    proc = ctx.Process(target=worker_main, args=(q, ev, kwargs), daemon=False)
+    proc.start()
+    assert q.get(timeout=60)[0] == "progress"
+    ps = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 30
+    kids = []
+    while time.monotonic() < deadline and proc.is_alive():
+        kids = [k for k in ps.children(recursive=True) if "resource_tracker" not in " ".join(k.cmdline())]
+        if len(kids) >= 2:
+            break
+        time.sleep(0.05)
+    if not proc.is_alive():
+        pytest.skip("finished before it could be terminated")
+    proc.terminate()
+    proc.join(30)
+    msgs = []
+    while True:
+        try:
+            msgs.append(q.get(timeout=1))
+        except queue.Empty:
+            break
+    if msgs and msgs[-1][0] == "done":
+        pytest.skip("finished before the signal arrived")
+    assert msgs[-1] == ("cancelled",)
+    assert list(out_dir.iterdir()) == []
+    gone, alive = psutil.wait_procs(kids, timeout=15)
+    assert not alive
