@@ -157,9 +157,8 @@ def _plan_windows(height: int, width: int, block: tuple[int, int], scale: int, t
 
 def _footprint_skips(geoms, transform, crs, wins, grid) -> list[frozenset[int]]:
     """For each window, the dates whose data footprint (tileDataGeometry) does not touch it."""
-    from rasterio.crs import CRS
-    from rasterio.features import rasterize
     from affine import Affine
+    from rasterio.features import rasterize
 
     wh, ww = grid
     nrows = len({w[0] for w in wins})
@@ -410,8 +409,6 @@ def composite(
     progress(done_windows, total_windows); cancel: any object with is_set() (threading/multiprocessing Event).
     Raises S2Error subclasses with one-line messages; CancelledError when cancelled (no output left).
     """
-    from rasterio.crs import CRS  # noqa: F401  (import cost paid here, not at CLI start)
-
     from s2desktop.core.rasterinfo import offset_for_baseline, open_raster, scene_metadata
 
     t0 = time.perf_counter()
@@ -752,6 +749,7 @@ def _kill_pool(pool: cf.ProcessPoolExecutor) -> None:
 
 def _run_pool(spec, tasks, workers, write, progress, cancel) -> None:
     ctx = multiprocessing.get_context("spawn")
+    workers = max(1, min(workers, len(tasks)))  # no idle processes to start for a handful of windows
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                   initargs=(spec,))
     total = len(tasks)

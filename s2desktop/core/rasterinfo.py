@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -413,10 +411,3 @@ def file_offset(path) -> tuple[int | None, str | None, str | None]:
     md = scene_metadata(path)
     return offset_for_baseline(md["baseline"]), md["baseline"], md["source"]
 
-
-def _finite(v) -> bool:
-    return v is not None and math.isfinite(v)
-
-
-def file_size(path) -> int:
-    return os.stat(path).st_size
