@@ -70,6 +70,7 @@ SCL_MASKED_CLASSES = (0, 1, 3, 8, 9, 10)
 VALID_SCALES = (1, 2, 4, 8)
 TARGET_WINDOW = 1024
 GDAL_CACHEMAX_MB = 64
+PARENT_CACHEMAX_MB = 128
 _IN_FLIGHT_PER_WORKER = 2
 # DEFLATE is what every GeoTIFF reader knows; level 1 (libdeflate) compresses S2 uint16 data with predictor 2
 # within ~2 % of level 6 at ~1.4x the speed, and the COG copy is the one serial step after the decoding.
@@ -671,7 +672,8 @@ def _run_windows(spec, tasks, workers, tmp_raw, tmp_count_raw, out_h, out_w, out
     from rasterio.windows import Window
 
     total = len(tasks)
-    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
+    # A bounded block cache: the default (5 % of RAM) would hold the whole output in dirty blocks.
+    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=PARENT_CACHEMAX_MB):
         dst = _open_raw(tmp_raw, 3, "uint16", out_h, out_w, out_transform, crs, 0)
         cdst = None
         try:
@@ -797,7 +799,7 @@ def _to_cog(src_path: Path, dst_path: Path) -> None:
     import rasterio
     import rasterio.shutil
 
-    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=256):
+    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=PARENT_CACHEMAX_MB):
         rasterio.shutil.copy(
             src_path, dst_path, driver="COG", compress=COG_COMPRESS, predictor="2", level=str(COG_LEVEL),
             blocksize="512",
