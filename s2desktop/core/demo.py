@@ -99,7 +99,7 @@ def _read_ground(size: int):
                 data = src.read()
             else:
                 data = src.read(out_shape=(3, size, size), resampling=Resampling.average)
-            transform = src.transform * src.transform.scale(src.width / size, src.height / size)
+            transform = src.transform @ src.transform.scale(src.width / size, src.height / size)
             crs = src.crs
     return data.astype(np.float64), crs, transform
 

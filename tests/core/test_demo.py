@@ -1,0 +1,190 @@
+"""The built-in demo: its archive is a real L1C bucket layout that the normal search finds, the headless pipeline
+removes its clouds, and the whole demo runs with no network at all."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from s2desktop.core import catalog, demo
+from s2desktop.core.sources import resolve_source
+
+REPO = Path(__file__).resolve().parents[2]
+SIZE = 256  # px a side: small and quick; the generator scales everything with the size
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory) -> Path:
+    """A per-user folder whose demo archive is already generated (at SIZE px)."""
+    home = tmp_path_factory.mktemp("demo_home")
+    demo.ensure_demo_archive(home / "data" / "demo-archive", size=SIZE)
+    return home
+
+
+@pytest.fixture
+def archive(demo_home, monkeypatch) -> Path:
+    monkeypatch.setenv("S2DESKTOP_HOME", str(demo_home))
+    return demo_home / "data" / "demo-archive"
+
+
+@pytest.fixture(scope="module")
+def truth() -> list:
+    return demo.demo_scenes(SIZE)
+
+
+def test_demo_source_is_a_local_l1c_mirror_the_search_finds(archive, truth):
+    src = resolve_source("demo")
+    assert src.name == "demo" and src.layout == "l1c" and src.is_local and not src.requester_pays
+    assert Path(src.root) == archive.resolve()
+    stats: dict = {}
+    scenes = catalog.search(src, "T29RKH", demo.DEMO_START, demo.DEMO_END, stats=stats)
+    assert [s.date for s in scenes] == list(demo.DEMO_DATES)
+    assert 8 <= len(scenes) <= 12 and stats["list_requests"] < 20
+    for s, t in zip(scenes, truth):
+        new = s.date >= dt.date(2022, 1, 25)
+        assert s.baseline == ("04.00" if new else "03.01")
+        assert ("_N0400_" if new else "_N0301_") in s.product_name and "_T29RKH_" in s.product_name
+        # The bucket's key layout: no zero padding, sequence folder, band files and the quick-look inside.
+        assert s.prefix == f"tiles/29/R/KH/{s.date.year}/{s.date.month}/{s.date.day}/0"
+        assert s.bands == {b: f"{s.prefix}/{b}.jp2" for b in ("B02", "B03", "B04")}
+        assert s.preview == f"{s.prefix}/preview.jpg" and s.metadata_key == f"{s.prefix}/tileInfo.json"
+        assert s.cloud_cover == pytest.approx(t.cloud_cover, abs=0.01)
+        assert s.data_coverage == pytest.approx(t.data_coverage, abs=0.01)
+        assert s.data_geometry and s.data_geometry["type"] == "Polygon"
+    # Dates on both sides of the baseline change, some cut by the orbit edge, cloud cover that varies.
+    assert {s.baseline for s in scenes} == {"03.01", "04.00"}
+    assert sum(s.data_coverage < 95 for s in scenes) >= 2 and sum(s.data_coverage == 100 for s in scenes) >= 5
+    covers = [s.cloud_cover for s in scenes]
+    assert max(covers) > 25 and min(covers) < 5
+    # Narrow ranges and the cloud filter work as on the buckets.
+    two = catalog.search(src, "29RKH", "2022-01-20", "2022-01-30")
+    assert [(s.date.isoformat(), s.baseline) for s in two] == [("2022-01-22", "03.01"), ("2022-01-27", "04.00")]
+    assert all(s.cloud_cover <= 10 for s in catalog.search(src, "29RKH", "2022-01-01", "2022-02-28", max_cloud=10))
+    assert catalog.fetch_preview(src, scenes[0])[:3] == b"\xff\xd8\xff"
+
+
+def test_band_files_are_the_generated_data_with_the_new_baseline_offset(archive, truth):
+    folder = archive / "tiles/29/R/KH/2022/2/6/0"  # 04.00, with the orbit-edge wedge
+    t = truth[demo.DEMO_DATES.index(dt.date(2022, 2, 6))]
+    info = json.loads((folder / "tileInfo.json").read_text())
+    assert info["path"] == "tiles/29/R/KH/2022/2/6/0" and info["tileOrigin"]["coordinates"] == [199980.0, 2800020.0]
+    assert "EPSG:8.8.1:32629" in info["tileGeometry"]["crs"]["properties"]["name"]
+    with rasterio.open(folder / "B04.jp2") as ds:
+        assert ds.driver == "JP2OpenJPEG" and ds.crs.to_epsg() == 32629
+        assert (ds.transform.c, ds.transform.f) == (199980.0, 2800020.0)
+        assert ds.transform.a == pytest.approx(109800 / SIZE)
+        b04 = ds.read(1)
+    np.testing.assert_array_equal(b04, t.bands["B04"])  # lossless, deterministic
+    assert (b04 == 0).sum() == (~t.valid).sum() > 0  # the wedge is nodata
+    ground = demo.demo_ground(SIZE)[0]
+    clear = t.valid & ~t.cloud & ~t.shadow
+    diff = b04[clear].astype(int) - ground[clear]
+    assert abs(np.median(diff) - 1000) <= 3  # +1000 DN on the 04.00 scale, as in reality
+    old = truth[0]
+    clear0 = old.valid & ~old.cloud & ~old.shadow
+    assert abs(np.median(old.bands["B04"][clear0].astype(int) - demo.demo_ground(SIZE)[0][clear0])) <= 3
+
+
+def test_headless_demo_removes_the_clouds(archive, truth, tmp_path):
+    messages: list[str] = []
+    summary = demo.run_headless_demo(tmp_path / "out", progress=messages.append, workers=2, png_size=200)
+    out = Path(summary["composite"])
+    assert out.is_file() and out.parent == (tmp_path / "out").resolve()
+    assert set(summary["baselines"]) == {"03.01", "04.00"} and set(summary["offsets"]) == {0, -1000}
+    assert summary["downloaded"] == 30 and any(str(out) in m for m in messages)
+    for name in ("red", "green", "blue"):
+        assert len(list((tmp_path / "out" / name).glob("29RKH_2022-*_0_B0*.jp2"))) == 10
+    with rasterio.open(out) as ds:
+        assert ds.crs.to_epsg() == 32629 and ds.count == 3 and ds.nodata == 0
+        comp = ds.read().astype(np.int32)
+    ground = demo.demo_ground(SIZE).astype(np.int32)
+    err = np.abs(comp - ground).max(axis=0)
+    assert (comp > 0).all()  # every pixel has clear observations
+    # Every pixel is the cloud-free ground (up to the generator's sensor noise) ...
+    assert np.percentile(err, 99) <= 25 and err.max() <= 80
+    # ... including where the cloudiest date was cloudy, which on its own is far off.
+    cloudiest = max(truth, key=lambda s: s.cloud_cover)
+    offset = 1000 if cloudiest.baseline == "04.00" else 0
+    raw = cloudiest.bands["B02"].astype(np.int32) - offset
+    assert cloudiest.cloud.mean() > 0.25
+    assert np.median(np.abs(raw - ground[2])[cloudiest.cloud]) > 2000
+    assert np.abs(comp[2] - ground[2])[cloudiest.cloud].max() <= 80
+    from PIL import Image
+
+    for key in ("png", "cloudiest_png"):
+        with Image.open(summary[key]) as png:
+            assert png.format == "PNG" and max(png.size) == 200
+    # A second run reuses the downloads.
+    again = demo.run_headless_demo(tmp_path / "out", progress=None, workers=1, png_size=64)
+    assert again["downloaded"] == 0 and again["skipped"] == 30
+
+
+def test_interrupted_generation_leaves_no_archive(tmp_path):
+    root = tmp_path / "data" / "demo-archive"
+    seen: list[str] = []
+
+    def interrupt(msg: str) -> None:
+        seen.append(msg)
+        if len(seen) == 4:  # after a few scenes are on disk
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        demo.ensure_demo_archive(root, size=64, progress=interrupt)
+    assert not root.exists() and list(root.parent.iterdir()) == []
+
+
+def test_old_archive_is_regenerated(tmp_path):
+    root = tmp_path / "demo-archive"
+    demo.ensure_demo_archive(root, size=64)
+    marker = root / demo.MARKER
+    doc = json.loads(marker.read_text())
+    assert doc["version"] == demo.DEMO_VERSION and doc["size"] == 64
+    stray = root / "tiles" / "29" / "R" / "KH" / "1999"
+    stray.mkdir()  # something an old generator left
+    marker.write_text(json.dumps({**doc, "version": demo.DEMO_VERSION - 1}))
+    demo.ensure_demo_archive(root)
+    assert json.loads(marker.read_text())["version"] == demo.DEMO_VERSION
+    assert not stray.exists() and [p.name for p in tmp_path.iterdir()] == ["demo-archive"]
+    # A current archive is reused as it is.
+    before = marker.stat().st_mtime_ns
+    assert demo.ensure_demo_archive(root) == root and marker.stat().st_mtime_ns == before
+
+
+def _offline_prefix() -> list[str]:
+    """`unshare -rn` (a network namespace with no interfaces) where the kernel allows it, else nothing."""
+    if sys.platform.startswith("linux") and shutil.which("unshare"):
+        try:
+            if subprocess.run(["unshare", "-rn", "true"], capture_output=True, timeout=10).returncode == 0:
+                return ["unshare", "-rn"]
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return []
+
+
+def test_demo_command_works_without_network_or_display(demo_home, tmp_path):
+    env = {k: v for k, v in os.environ.items()
+           if not k.upper().startswith(("AWS_", "HTTP", "NO_PROXY", "ALL_PROXY"))
+           and k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    unroutable = "http://127.0.0.1:9"  # the discard port: any attempt to go through it fails at once
+    env.update(S2DESKTOP_HOME=str(demo_home), AWS_EC2_METADATA_DISABLED="true", HTTP_PROXY=unroutable,
+               HTTPS_PROXY=unroutable, http_proxy=unroutable, https_proxy=unroutable,
+               AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+    out = tmp_path / "out"
+    cmd = _offline_prefix() + [sys.executable, "-m", "s2desktop", "demo", "--out", str(out), "--workers", "2",
+                               "--json"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "no display" in proc.stderr  # no DISPLAY: the headless pipeline, without being asked
+    summary = json.loads(proc.stdout)
+    assert Path(summary["composite"]).is_file() and Path(summary["png"]).is_file()
+    assert summary["archive"] == str((demo_home / "data" / "demo-archive").resolve())
+    assert len(summary["scenes"]) == len(demo.DEMO_DATES)
