@@ -439,31 +439,11 @@ def _run_demo(args: argparse.Namespace) -> int:
                   f"  {summary['cloudiest_png']}  (the cloudiest input date, for comparison)")
         return 0
 
-    demo.ensure_demo_archive(progress=print)  # before the window: the first run takes ~10 s
-    from s2desktop.gui.app import create_application, run
+    # the window fills in the demo source, tile and dates, generates the archive on a worker if needed (with
+    # its progress in the status bar) and searches
+    from s2desktop.gui.app import run_demo
 
-    app = create_application()
-    from PySide6.QtCore import QTimer
-
-    def fill_in() -> None:
-        # TODO(gui): a `run(paths, demo=True)` in gui/app.py would make this hand-over explicit.
-        from s2desktop.gui.main_window import MainWindow
-
-        wins = [w for w in app.topLevelWidgets() if isinstance(w, MainWindow)]
-        if not wins:
-            return
-        win = wins[0]
-        win.source_panel.set_source("demo")
-        try:
-            win.map.select_tile(demo.DEMO_TILE)
-        except Exception:  # the map is a nicety; the tile field is what the search uses
-            pass
-        win.source_panel.set_tile(demo.DEMO_TILE)
-        win.scene_panel.set_dates(demo.DEMO_START, demo.DEMO_END)
-        win.search()
-
-    QTimer.singleShot(0, fill_in)
-    return run([])
+    return run_demo()
 
 
 # --- parser and entry point ----------------------------------------------------------------------------------

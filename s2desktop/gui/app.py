@@ -70,7 +70,9 @@ def install_excepthook() -> None:
     sys.excepthook = hook
 
 
-def run(paths: list[str]) -> int:
+def run(paths=(), demo: bool = False) -> int:
+    """Open the main window (and the rasters in `paths`); with `demo`, on the built-in offline demo: source,
+    tile and dates filled in, the demo archive generated on a worker if needed, then the search."""
     os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
     log_file = setup_logging()
     app = create_application()
@@ -85,4 +87,11 @@ def run(paths: list[str]) -> int:
     window.show()
     for p in paths:
         window.open_raster(p)
+    if demo:
+        window.start_demo()
     return app.exec()
+
+
+def run_demo() -> int:
+    """`s2desktop demo` with a display: the window on the demo source, searching the demo tile."""
+    return run((), demo=True)

@@ -53,6 +53,12 @@ def _export_job(kind: str, src: str, dst: str, levels, gamma: float, progress=No
     return str(export.write_rendered(src, dst, levels, gamma, driver=driver, progress=progress, cancel=cancel))
 
 
+def _demo_archive_job(size, progress=None):
+    from s2desktop.core.demo import ensure_demo_archive
+
+    return str(ensure_demo_archive(size=size, progress=progress))
+
+
 def _inputs_job(out_dir: str, scenes):
     from s2desktop.core.composite import inputs_from_downloads
 
@@ -66,6 +72,8 @@ class MainWindow(QMainWindow):
         self.setObjectName("MainWindow")
         self.setAcceptDrops(True)
         self._shut_down = False
+        self._preparing_demo = False
+        self._demo_bar = None
         self.scenes_for_download: list = []
         self.downloaded_scenes: list = []
         self.download_dir: Path | None = None
@@ -262,6 +270,9 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def search(self) -> workers.Worker | None:
+        if self._preparing_demo:
+            self.statusBar().showMessage("The demo archive is still being prepared; the search follows", 5000)
+            return None
         tile = self.source_panel.tile_id()
         if tile is None:
             text = self.source_panel.tile.text().strip()
@@ -272,6 +283,87 @@ class MainWindow(QMainWindow):
         self.source_panel.remember()
         self.statusBar().showMessage(f"Searching {tile}…")
         return self.scene_panel.run_search(self.source_panel.source_spec(), tile)
+
+    # -- the built-in demo (`s2desktop demo`)
+    def start_demo(self, size: int | None = None) -> workers.Worker:
+        """Point the window at the offline demo: source, tile and dates filled in, the archive generated on a
+        worker if needed (progress in the status bar and the scenes panel), then the search runs.
+
+        `size` is the side in px of a newly generated archive (None: the demo's own size; tests use small ones).
+        """
+        from s2desktop.core import demo
+
+        self.source_panel.set_source("demo")
+        self.source_panel.set_tile(demo.DEMO_TILE)  # validates it (and selects it on the map when it changed)
+        self._tile_changed(demo.DEMO_TILE)  # the field may already hold it (last tile): select and zoom anyway
+        self.scene_panel.set_dates(demo.DEMO_START, demo.DEMO_END)
+        self._preparing_demo = True
+        self.scene_panel.search_button.setEnabled(False)  # a search now would generate the archive twice
+        n_dates = len(demo.DEMO_DATES)
+        from PySide6.QtWidgets import QProgressBar
+
+        bar = QProgressBar()
+        bar.setRange(0, 0)  # busy until the first date is written (or at once, when the archive exists)
+        bar.setMaximumWidth(160)
+        bar.setFormat("%v / %m dates")
+        self._demo_bar = bar
+        self.statusBar().addWidget(bar)
+        text = "Preparing the demo archive…"
+        self.statusBar().showMessage(text)
+        self.scene_panel.status.setText(text)
+        written = []
+
+        def progress(msg):
+            if not isinstance(msg, str):
+                return
+            if msg.strip().startswith(demo.DEMO_TILE):  # one line per date written
+                written.append(msg)
+                bar.setRange(0, n_dates)
+                bar.setValue(len(written))
+                line = f"Generating the demo archive (first run only): {len(written)} of {n_dates} dates…"
+            elif msg.startswith("generating"):
+                line = "Generating the demo archive (first run only, a few seconds)…"
+            else:
+                return
+            self.statusBar().showMessage(line)
+            self.scene_panel.status.setText(line)
+
+        w = workers.Worker(_demo_archive_job, size, name="demo archive")
+
+        def emit(msg: str) -> None:  # from the worker thread: every line (no throttling), queued to the GUI
+            try:
+                w.signals.progress.emit(msg, None)
+            except RuntimeError:  # window gone
+                pass
+
+        w.kwargs["progress"] = emit
+        w.signals.progress.connect(workers._guarded(lambda m, _t: progress(m), self))
+        w.signals.result.connect(workers._guarded(self._demo_ready, self))
+        w.signals.errored.connect(workers._guarded(self._demo_failed, self))
+        w.signals.finished.connect(workers._guarded(self._demo_finished, self))
+        self._update_actions()
+        return workers.registry.start(w)
+
+    def _demo_finished(self) -> None:
+        if not self._preparing_demo:  # already done (result, then finished)
+            return
+        self._preparing_demo = False
+        if self._demo_bar is not None:
+            self.statusBar().removeWidget(self._demo_bar)
+            self._demo_bar.deleteLater()
+            self._demo_bar = None
+        self.scene_panel.search_button.setEnabled(True)
+        self._update_actions()
+
+    def _demo_ready(self, root: str) -> None:
+        log.info("demo archive at %s", root)
+        self._demo_finished()
+        if not self._shut_down:
+            self.search()
+
+    def _demo_failed(self, message: str, details: str) -> None:
+        self.scene_panel.status.setText(f"<span style='color:#b03a2e'>{message}</span>")
+        self.report_error("Cannot prepare the demo archive", message, details)
 
     def _search_finished(self, scenes) -> None:
         self.statusBar().showMessage(f"{len(scenes)} scenes found", 8000)
@@ -415,7 +507,7 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         sc = self.scene_panel
-        self.act_search.setEnabled(self.source_panel.tile_id() is not None)
+        self.act_search.setEnabled(self.source_panel.tile_id() is not None and not self._preparing_demo)
         can_dl = bool(sc.model.checked) and sc.source is not None and not self.download_panel.running
         self.act_download.setEnabled(can_dl)
         self.download_panel.download_button.setEnabled(can_dl)
