@@ -108,3 +108,37 @@ def test_local_folder_source_and_bad_source(seeded_s3, capsys, tmp_path):
     assert code == 0 and [r["sequence"] for r in json.loads(out)] == [0, 0, 1, 0]
     code, out, err = _run(capsys, "search", *Q, "--source", str(tmp_path / "nope"))
     assert code == 2 and "does not exist" in err
+
+
+def test_ctrl_c_cancels_download_cleanly(seeded_s3, scratch_bucket, tmp_path):
+    """SIGINT in the middle of a transfer: exit 130, one line, no file under a final name, no temp file."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    client = admin_client(seeded_s3.endpoint)
+    prefix = "tiles/33/U/UP/2023/7/14/0"
+    client.put_object(Bucket=scratch_bucket, Key=f"{prefix}/tileInfo.json", Body=b'{"cloudyPixelPercentage": 1}')
+    payload = os.urandom(48 << 20)
+    for band in ("B02", "B03", "B04"):
+        client.put_object(Bucket=scratch_bucket, Key=f"{prefix}/{band}.jp2", Body=payload)
+    out_dir = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "s2desktop", "download", "--tile", "33UUP", "--start", "2023-07-14", "--end",
+         "2023-07-14", "--endpoint-url", seeded_s3.endpoint, "--bucket", scratch_bucket, "--out", str(out_dir)],
+        stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+    )
+    deadline = time.monotonic() + 30
+    while not list(out_dir.rglob("*.part")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)  # waiting for the transfer to start (a subprocess: nothing to wait on but the disk)
+    assert proc.poll() is None, "download finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    t = time.monotonic()
+    _out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - t < 3
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "s2desktop: cancelled"
+    assert "Traceback" not in err
+    files = [p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file()]
+    assert [f for f in files if not f.startswith("metadata/")] == []
