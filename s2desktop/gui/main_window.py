@@ -135,7 +135,7 @@ class MainWindow(QMainWindow):
             from s2desktop.gui.map_picker import MapPicker
 
             m = MapPicker()
-            m.setMinimumSize(240, 150)
+            m.setMinimumSize(240, 130)
             return m
         except Exception as exc:  # the map needs its resources; the rest of the window works without it
             log.error("map picker unavailable: %s", exc)
@@ -211,6 +211,7 @@ class MainWindow(QMainWindow):
         sp, sc, dl, cp, v = (self.source_panel, self.scene_panel, self.download_panel, self.composite_panel,
                              self.viewer)
         sp.tileChanged.connect(self._tile_changed)
+        sp.tile.textChanged.connect(lambda _t: self._update_actions())  # after the panel validated it
         sp.searchRequested.connect(self.search)
         sp.sourceChanged.connect(self._update_actions)
         if hasattr(self.map, "tileSelected"):
@@ -236,9 +237,9 @@ class MainWindow(QMainWindow):
             d.show()
         self.resize(1280, 800)
         self.resizeDocks([self.dock_source, self.dock_composite], [410, 300], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.dock_source, self.dock_scenes], [285, 515], Qt.Orientation.Vertical)
+        self.resizeDocks([self.dock_source, self.dock_scenes], [280, 520], Qt.Orientation.Vertical)
         self.resizeDocks([self.dock_downloads], [180], Qt.Orientation.Vertical)
-        self.resizeDocks([self.dock_composite, self.dock_attributes], [250, 400], Qt.Orientation.Vertical)
+        self.resizeDocks([self.dock_composite, self.dock_attributes], [215, 435], Qt.Orientation.Vertical)
 
     def restore_layout(self) -> None:
         s = st.settings()
@@ -298,7 +299,7 @@ class MainWindow(QMainWindow):
         self._tile_changed(demo.DEMO_TILE)  # the field may already hold it (last tile): select and zoom anyway
         self.scene_panel.set_dates(demo.DEMO_START, demo.DEMO_END)
         self._preparing_demo = True
-        self.scene_panel.search_button.setEnabled(False)  # a search now would generate the archive twice
+        # a search now would generate the archive twice: _update_actions disables Search until it is ready
         n_dates = len(demo.DEMO_DATES)
         from PySide6.QtWidgets import QProgressBar
 
@@ -352,7 +353,6 @@ class MainWindow(QMainWindow):
             self.statusBar().removeWidget(self._demo_bar)
             self._demo_bar.deleteLater()
             self._demo_bar = None
-        self.scene_panel.search_button.setEnabled(True)
         self._update_actions()
 
     def _demo_ready(self, root: str) -> None:
@@ -508,6 +508,7 @@ class MainWindow(QMainWindow):
     def _update_actions(self) -> None:
         sc = self.scene_panel
         self.act_search.setEnabled(self.source_panel.tile_id() is not None and not self._preparing_demo)
+        sc.set_search_allowed(self.act_search.isEnabled())
         can_dl = bool(sc.model.checked) and sc.source is not None and not self.download_panel.running
         self.act_download.setEnabled(can_dl)
         self.download_panel.download_button.setEnabled(can_dl)

@@ -25,8 +25,8 @@ from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QPointF, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QBrush, QColor, QPainterPath, QPen
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QBrush, QColor, QFont, QFontMetrics, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem, QHBoxLayout, QLabel, QMenu, QSizePolicy, QVBoxLayout, QWidget
 
 from s2desktop.core import tiles as core_tiles
@@ -111,6 +111,7 @@ class MapPicker(QWidget):
         self._visible: list[core_tiles.TileFootprint] = []
         self._grid_visible = False
         self._labels: list[pg.TextItem] = []
+        self._label_candidates: list[tuple[str, float, float]] = []
         self.overlap_menu: QMenu | None = None
         self._last_click = (0.0, 0.0)
         self.choose_overlap: Callable[[list[str]], str | None] = self._offer_overlap_menu
@@ -165,7 +166,7 @@ class MapPicker(QWidget):
         self._select_dot.setZValue(31)
         self.view.addItem(self._select_dot)
 
-        self.coords_label = QLabel("Move over the map", self)
+        self.coords_label = QLabel("Click the map to pick a tile", self)
         self.coords_label.setMinimumWidth(150)
         self.hover_label = QLabel("", self)
         self.hover_label.setTextFormat(Qt.TextFormat.PlainText)
@@ -237,6 +238,8 @@ class MapPicker(QWidget):
         self._select_item.setVisible(True)
         self._select_dot.setData([fp.centre[0]], [fp.centre[1]])
         self._select_dot.setVisible(not self._grid_visible)
+        if changed and self._label_candidates:
+            self._show_labels(self._label_candidates)  # the selected tile's name wins a collision
         if zoom:
             self.zoom_to(fp)
         if changed:
@@ -402,18 +405,55 @@ class MapPicker(QWidget):
         else:
             self._show_labels([])
 
+    def _place_labels(self, items: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+        """The labels that fit without overlapping, greedily: the selected tile first, then tiles whose centre
+        lies in their own UTM zone's strip (at a zone seam the neighbouring zone's overlapping tiles yield), then
+        the rest; a label whose on-screen box collides with one already placed is skipped (its name is still
+        shown on hover)."""
+        if not items:
+            return []
+        font = self._label_font()
+        fm = QFontMetrics(font)
+        h = fm.height() + 2
+
+        def native(tid: str, x: float) -> bool:
+            zone = int(tid[:-3])
+            lo = -180.0 + 6.0 * (zone - 1)
+            return lo - 0.05 <= ((x + 180.0) % 360.0) - 180.0 <= lo + 6.05
+
+        order = sorted(items, key=lambda it: (it[0] != self._selected, not native(it[0], it[1])))
+        placed: list[QRectF] = []
+        keep = []
+        inside = self.view.sceneBoundingRect()  # a label cut by the map's edge reads as a wrong id: skip it
+        for tid, x, y in order:
+            c = self.view.mapViewToScene(QPointF(x, y))
+            w = fm.horizontalAdvance(tid) + 6  # the text and a 3 px gap each side
+            box = QRectF(c.x() - w / 2, c.y() - h / 2, w, h)
+            if not inside.contains(box) or any(box.intersects(b) for b in placed):
+                continue
+            placed.append(box)
+            keep.append((tid, x, y))
+        return keep
+
+    @staticmethod
+    def _label_font():
+        font = QFont()
+        font.setPointSize(8)
+        return font
+
     def _show_labels(self, items: list[tuple[str, float, float]]) -> None:
+        self._label_candidates = items
+        items = self._place_labels(items)
         while len(self._labels) < len(items):
             t = pg.TextItem(color=LABEL, anchor=(0.5, 0.5))
-            font = t.textItem.font()
-            font.setPointSize(8)
-            t.setFont(font)
+            t.setFont(self._label_font())
             t.setZValue(15)
             self.view.addItem(t)
             self._labels.append(t)
         for t, (text, x, y) in zip(self._labels, items):
             t.setText(text)
             t.setPos(x, y)
+            t.setZValue(35 if text == self._selected else 15)  # above the selection's fill
             t.setVisible(True)
         for t in self._labels[len(items):]:
             t.setVisible(False)

@@ -35,7 +35,8 @@ from s2desktop.gui import workers
 
 log = logging.getLogger(__name__)
 
-THUMB = 48  # px, preview thumbnail height in the table
+THUMB = 24  # px, preview thumbnail in a table row (small rows: 6-7 scenes visible at 1280x800)
+PREVIEW_TIP = 240  # px, the larger preview in the row's tooltip (hover)
 
 COLUMNS = ["Date", "Preview", "Cloud %", "Coverage %", "Baseline"]
 COL_DATE, COL_PREVIEW, COL_CLOUD, COL_COVER, COL_BASELINE = range(5)
@@ -75,15 +76,26 @@ def _fmt(v: Any, digits: int = 1) -> str:
         return str(v)
 
 
-def _decode_preview(source, scene, size: int) -> QImage:
-    """Worker job: fetch the preview bytes through the core (cached) and decode them into a small QImage."""
+def _decode_preview(source, scene, size: int, tip_size: int = PREVIEW_TIP):
+    """Worker job: fetch the preview bytes through the core (cached) and decode them into a small QImage for
+    the row and a larger one (as a JPEG data URI) for the row's tooltip."""
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+
     from s2desktop.core.catalog import fetch_preview
 
     data = fetch_preview(source, scene)
     img = QImage.fromData(data)
     if img.isNull():
         raise ValueError("preview is not an image")
-    return img.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+    smooth, keep = Qt.TransformationMode.SmoothTransformation, Qt.AspectRatioMode.KeepAspectRatio
+    big = img.scaled(tip_size, tip_size, keep, smooth) if max(img.width(), img.height()) > tip_size else img
+    raw = QByteArray()
+    buf = QBuffer(raw)
+    buf.open(QIODevice.OpenModeFlag.WriteOnly)
+    big.save(buf, "JPEG", 90)
+    buf.close()
+    uri = "data:image/jpeg;base64," + bytes(raw.toBase64()).decode("ascii")
+    return img.scaled(size, size, keep, smooth), uri
 
 
 class SceneModel(QAbstractTableModel):
@@ -97,6 +109,7 @@ class SceneModel(QAbstractTableModel):
         self.checked: set[str] = set()
         self.previews: dict[str, QPixmap] = {}
         self.preview_state: dict[str, str] = {}  # scene_id -> 'loading' | 'none' | 'error'
+        self.preview_uris: dict[str, str] = {}  # scene_id -> data URI of the larger preview (tooltip)
 
     def set_scenes(self, scenes: list) -> None:
         self.beginResetModel()
@@ -155,7 +168,7 @@ class SceneModel(QAbstractTableModel):
         elif role == Qt.ItemDataRole.TextAlignmentRole and c in (COL_CLOUD, COL_COVER):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         elif role == Qt.ItemDataRole.ToolTipRole:
-            return f"{s.scene_id}\n{s.product_name or ''}\n{getattr(s, 'prefix', '')}"
+            return self.tooltip(s)
         elif role == Qt.ItemDataRole.ForegroundRole and c == COL_CLOUD:
             cc = s.cloud_cover
             if cc is not None and cc > 50:
@@ -192,7 +205,23 @@ class SceneModel(QAbstractTableModel):
     def checked_scenes(self) -> list:
         return [s for s in self.scenes if s.scene_id in self.checked]
 
-    def set_preview(self, scene_id: str, pixmap: QPixmap | None, state: str = "") -> None:
+    def tooltip(self, s) -> str:
+        """Rich tooltip of a row: the larger preview (once loaded), the scene id, product name and prefix."""
+        import html
+
+        cc = "–" if s.cloud_cover is None else f"{float(s.cloud_cover):.1f} %"
+        cov = "–" if s.data_coverage is None else f"{float(s.data_coverage):.1f} %"
+        text = (f"<b>{html.escape(s.scene_id)}</b> · cloud {cc} · coverage {cov}<br>"
+                f"<span style='font-size:small'>{html.escape(s.product_name or '')}<br>"
+                f"{html.escape(str(getattr(s, 'prefix', '') or ''))}</span>")
+        uri = self.preview_uris.get(s.scene_id)
+        if uri:
+            text = f"<img src='{uri}'><br>" + text
+        return f"<qt>{text}</qt>"
+
+    def set_preview(self, scene_id: str, pixmap: QPixmap | None, state: str = "", uri: str | None = None) -> None:
+        if uri:
+            self.preview_uris[scene_id] = uri
         if pixmap is not None:
             self.previews[scene_id] = pixmap
             self.preview_state.pop(scene_id, None)
@@ -214,6 +243,7 @@ class CloudTimeline(pg.PlotWidget):
         self.setBackground("w")
         self.setMenuEnabled(False)
         self.setLabel("left", "cloud %")
+        self.getAxis("left").setTicks([[(0, "0"), (50, "50"), (100, "100")], []])  # legible in a short strip
         self.showGrid(x=True, y=True, alpha=0.25)
         self.setYRange(0, 100, padding=0.05)
         self.getPlotItem().getViewBox().setMouseEnabled(x=True, y=False)
@@ -224,7 +254,7 @@ class CloudTimeline(pg.PlotWidget):
         self.threshold = pg.InfiniteLine(pos=30, angle=0, pen=pg.mkPen("#888", style=Qt.PenStyle.DashLine))
         self.addItem(self.threshold)
         self._scenes: list = []
-        self.setMinimumHeight(80)
+        self.setMinimumHeight(70)
 
     @staticmethod
     def _tip(x, y, data):
@@ -273,6 +303,8 @@ class ScenePanel(QWidget):
         super().__init__(parent)
         self.source = None
         self._search_worker = None
+        self._search_allowed = True  # the window says whether a search can run (a valid tile, ...)
+        self._searching = False
         self._preview_pool = QThreadPool(self)
         self._preview_pool.setMaxThreadCount(2)
         self._preview_source = None
@@ -302,7 +334,8 @@ class ScenePanel(QWidget):
         self.season_year = QSpinBox()
         self.season_year.setRange(2015, today.year)
         self.season_year.setValue(today.year - 1)
-        self.season_year.setToolTip("Year of the season")
+        self.season_year.setToolTip("Year of the season in the quick range")
+        self.season_year.setPrefix("season ")
         self.quick.activated.connect(self._apply_quick)
         grid.addWidget(self.quick, 1, 0, 1, 3)
         grid.addWidget(self.season_year, 1, 3)
@@ -336,13 +369,15 @@ class ScenePanel(QWidget):
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(THUMB + 6)
+        self.table.verticalHeader().setDefaultSectionSize(THUMB + 4)
+        self.table.verticalHeader().setMinimumSectionSize(THUMB + 4)
         self.table.setIconSize(QSize(THUMB, THUMB))
         self.table.setAlternatingRowColors(True)
         hh = self.table.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         hh.setSectionResizeMode(COL_PREVIEW, QHeaderView.ResizeMode.Fixed)
-        self.table.setColumnWidth(COL_PREVIEW, THUMB + 16)
+        self.table.setColumnWidth(COL_PREVIEW, max(THUMB + 16, self.table.fontMetrics().horizontalAdvance(
+            "Preview") + 16))
         hh.setStretchLastSection(True)
         self.table.doubleClicked.connect(lambda ix: self.model.toggle(ix.row()))
         self.table.verticalScrollBar().valueChanged.connect(self._schedule_previews)
@@ -356,6 +391,8 @@ class ScenePanel(QWidget):
         split.addWidget(self.timeline)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
+        split.setCollapsible(0, False)
+        split.setSizes([260, 90])  # the table gets the room; the timeline stays a strip
         lay.addWidget(split, 1)
 
         sel = QHBoxLayout()
@@ -364,11 +401,12 @@ class ScenePanel(QWidget):
         self.under.setValue(30)
         self.under.setSuffix(" %")
         self.under.valueChanged.connect(lambda v: self.timeline.threshold.setValue(v))
-        self.select_under = QPushButton("Select all under")
+        self.select_under = QPushButton("Select under")
         self.select_under.clicked.connect(self.select_under_cloud)
         clear = QPushButton("Clear")
         clear.clicked.connect(lambda: self.model.set_checked([s.scene_id for s in self.model.scenes], False))
         self.count = QLabel()
+        self.count.setWordWrap(True)
         sel.addWidget(self.select_under)
         sel.addWidget(self.under)
         sel.addWidget(clear)
@@ -426,13 +464,22 @@ class ScenePanel(QWidget):
             return None
         if self._search_worker is not None:
             self._search_worker.cancel()
-        self.search_button.setEnabled(False)
+        self._set_searching(True)
         self.status.setText(f"Searching {tile} {start} – {end}…")
         w = workers.start(_search_job, source_spec, tile, start, end, self.max_cloud(),
                           on_result=self._found, on_error=self._failed,
-                          on_finished=lambda: self.search_button.setEnabled(True), name="search")
+                          on_finished=lambda: self._set_searching(False), name="search", owner=self)
         self._search_worker = w
         return w
+
+    def set_search_allowed(self, allowed: bool) -> None:
+        """The Search button follows the window's Search action (no tile: disabled), and is off while searching."""
+        self._search_allowed = allowed
+        self.search_button.setEnabled(allowed and not self._searching)
+
+    def _set_searching(self, on: bool) -> None:
+        self._searching = on
+        self.search_button.setEnabled(self._search_allowed and not on)
 
     def _found(self, value) -> None:
         source, scenes = value
@@ -460,7 +507,7 @@ class ScenePanel(QWidget):
         scenes = self.model.checked_scenes()
         dates = len({s.date for s in scenes})
         total = len(self.model.scenes)
-        self.count.setText(f"<b>{len(scenes)}</b> of {total} selected ({dates} date{'s' if dates != 1 else ''})")
+        self.count.setText(f"<b>{len(scenes)}</b> of {total} selected<br>on {dates} date{'s' if dates != 1 else ''}")
         self.timeline.set_scenes(self.model.scenes, self.model.checked)
         self.selectionChanged.emit(scenes)
 
@@ -500,7 +547,8 @@ class ScenePanel(QWidget):
                 continue
             self.model.set_preview(sid, None, "loading")
             workers.start(_decode_preview, self.source, s, THUMB, pool=self._preview_pool, name="preview",
-                          on_result=lambda img, sid=sid: self.model.set_preview(sid, QPixmap.fromImage(img)),
+                          on_result=lambda res, sid=sid: self.model.set_preview(sid, QPixmap.fromImage(res[0]),
+                                                                                uri=res[1]),
                           on_error=lambda msg, _d, sid=sid: self._preview_failed(sid, msg))
 
     def _preview_failed(self, sid: str, msg: str) -> None:

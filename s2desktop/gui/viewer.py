@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSizePolicy,
     QSplitter,
+    QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -122,6 +123,9 @@ def rgba_to_qimage(rgba: np.ndarray) -> QImage:
 # --- the viewer ----------------------------------------------------------------------------------------------
 
 
+READOUT_EMPTY = "Move the cursor over the image for pixel values and coordinates."
+
+
 class RasterViewer(QWidget):
     loaded = Signal(str, object)  # path, RasterInfo
     rendered = Signal()
@@ -169,7 +173,8 @@ class RasterViewer(QWidget):
         self.band = QComboBox()
         self.band.addItems(["Red", "Green", "Blue"])
         self.band.setToolTip("Band whose levels the histogram's region edits")
-        self.fit_button = QPushButton("Fit")
+        self.fit_button = QToolButton()
+        self.fit_button.setText("Fit")
         self.fit_button.setToolTip("Zoom to the whole image")
         self.fit_button.clicked.connect(self.fit)
         controls.addWidget(QLabel("Stretch"))
@@ -226,11 +231,13 @@ class RasterViewer(QWidget):
         self.glw.setMinimumHeight(200)
         lay.addWidget(split, 1)
 
-        self.readout = QLabel("–")
+        # two lines (pixel and values / map and geographic coordinates) so nothing is cut in a narrow viewer
+        self.readout = QLabel(READOUT_EMPTY)
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.readout.setContentsMargins(6, 0, 6, 4)
         self.readout.setStyleSheet("font-family: monospace;")
-        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.readout.setFixedHeight(2 * self.readout.fontMetrics().lineSpacing() + 6)
         lay.addWidget(self.readout)
 
         self._render_timer = QTimer(self)
@@ -380,16 +387,17 @@ class RasterViewer(QWidget):
             return
         p = self.vb.mapSceneToView(pos)
         px = self.pixel_at(p.x(), p.y())
-        if px is None:
-            self.readout.setText("–")
-            return
+        self.readout.setText(self.readout_text(px) if px is not None else READOUT_EMPTY)
+
+    def readout_text(self, px: dict) -> str:
+        """Two lines: 'pixel col, row   values [...]' and 'EPSG:n x, y   lon .., lat ..'."""
         vals = ", ".join(str(v) for v in px["values"]) if px["valid"] else "nodata"
-        crs = f"EPSG:{self.info.crs_epsg}" if self.info.crs_epsg else "map"
-        text = f"px {px['col']}, {px['row']}   values [{vals}]   {crs} {px['x']:.1f}, {px['y']:.1f}"
+        crs = f"EPSG:{self.info.crs_epsg}" if self.info is not None and self.info.crs_epsg else "map"
+        line2 = f"{crs}  x {px['x']:.1f}  y {px['y']:.1f}"
         if px["lonlat"]:
             lon, lat = px["lonlat"]
-            text += f"   lon {lon:.5f}  lat {lat:.5f}"
-        self.readout.setText(text)
+            line2 += f"   lon {lon:.5f}  lat {lat:.5f}"
+        return f"pixel {px['col']}, {px['row']}   values [{vals}]\n{line2}"
 
     def dragEnterEvent(self, ev):  # the main window handles drops; keep the viewer transparent to them
         ev.ignore()

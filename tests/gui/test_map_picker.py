@@ -192,3 +192,35 @@ def test_screenshots_show_the_world_and_the_selected_tile(picker, qtbot, tmp_pat
 
 def _close(a: QColor, b: QColor, tol: int = 12) -> bool:
     return abs(a.red() - b.red()) <= tol and abs(a.green() - b.green()) <= tol and abs(a.blue() - b.blue()) <= tol
+
+
+def test_tile_labels_never_overlap_at_a_utm_zone_seam(picker, qtbot):
+    """At the 28/29 seam (12° W) the zones' tiles overlap; labels that would collide are left out, the selected
+    tile's label always wins, and no label is cut by the map's edge."""
+    picker.resize(420, 200)  # as in the dock at 1280x800: tight enough for collisions
+    qtbot.waitUntil(lambda: picker.plot.width() < 430, timeout=2000)
+    picker.select_tile("29RKH", zoom=True)
+    qtbot.waitUntil(lambda: any(t.isVisible() for t in picker._labels), timeout=2000)
+
+    def boxes():
+        out = {}
+        for t in picker._labels:
+            if t.isVisible():  # the text itself: the item's box less the text document's margin
+                m = t.textItem.document().documentMargin() - 1
+                out[t.toPlainText()] = t.sceneBoundingRect().adjusted(m, m, -m, -m)
+        return out
+
+    b = boxes()
+    assert "29RKH" in b, sorted(b)
+    names = sorted(b)
+    for i, n in enumerate(names):
+        for m in names[i + 1:]:
+            assert not b[n].intersects(b[m]), (n, m)
+        assert picker.view.sceneBoundingRect().contains(b[n]), n
+    # the candidates did collide: some were left out rather than drawn on top of each other
+    assert len(b) < len(picker._label_candidates)
+    # selecting a neighbour across the seam gives that one's label priority
+    seam = [c[0] for c in picker._label_candidates if c[0].startswith("28") and c[0] not in b]
+    if seam:
+        picker.select_tile(seam[0], zoom=False)
+        assert seam[0] in boxes()

@@ -129,6 +129,10 @@ def test_viewer_opens_a_dropped_raster_with_readout(qtbot, main_window, raster_s
     assert px["x"] == pytest.approx(300000 + 10.5 * 10) and px["y"] == pytest.approx(5000040 - 20.5 * 10)
     lon, lat = px["lonlat"]
     assert 12.0 < lon < 13.5 and 45 < lat < 45.2
+    # the readout: pixel and values on one line, map and geographic coordinates on the next (never cut off)
+    line1, line2 = w.viewer.readout_text(px).split("\n")
+    assert line1.startswith("pixel 10, 20") and str(px["values"][0]) in line1
+    assert line2.startswith("EPSG:") and f"lon {lon:.5f}" in line2 and f"lat {lat:.5f}" in line2
     # per-band levels from the histogram region re-render
     with qtbot.waitSignal(w.viewer.rendered, timeout=10000):
         w.viewer.region.setRegion((1000, 2000))

@@ -220,10 +220,7 @@ def main(argv=None) -> int:
     # put the cursor readout on a pixel, as if the mouse were over the image
     px = win.viewer.pixel_at(win.viewer.info.width * 0.4, win.viewer.info.height * 0.45)
     if px:
-        vals = ", ".join(map(str, px["values"]))
-        lon, lat = px["lonlat"] or (0, 0)
-        win.viewer.readout.setText(f"px {px['col']}, {px['row']}   values [{vals}]   EPSG:{win.viewer.info.crs_epsg} "
-                                   f"{px['x']:.1f}, {px['y']:.1f}   lon {lon:.5f}  lat {lat:.5f}")
+        win.viewer.readout.setText(win.viewer.readout_text(px))
     shot("05_composite")
     win.close()
     app.processEvents()
