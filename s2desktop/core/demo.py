@@ -3,8 +3,10 @@
 The archive holds 10 acquisitions of tile 29RKH (every 5 days, 2 Jan - 16 Feb 2022) generated deterministically
 from a real cloud-free ground (``resources/demo/ground_29RKH.jp2``, see its README) on first use:
 
-- drifting clouds (fractal noise moving east across the dates, bright and slightly blue, soft edges) with
-  cloud shadows offset to the north-west of them;
+- drifting clouds (fractal noise moving east across the dates, dense in a weather-front band, bright and
+  slightly blue, soft edges) with cloud shadows offset to the north-west of them -- arranged so that fewer than
+  half of every pixel's valid dates are cloudy (or shadowed): the median composite is the clear ground, which
+  :func:`demo_ground` returns for the tests;
 - an orbit-edge nodata wedge (DN 0) on the east side of three dates;
 - processing baseline 03.01 before 25 Jan 2022 and 04.00 from then on, the new-baseline data carrying the
   +1000 DN radiometric offset, as in reality;
@@ -37,7 +39,8 @@ from s2desktop.core.errors import NotFoundError, OutputError
 
 __all__ = [
     "DEMO_TILE", "DEMO_START", "DEMO_END", "DEMO_DATES", "DEMO_SIZE", "DEMO_VERSION", "BASELINE_CHANGE",
-    "DemoScene", "ensure_demo_archive", "demo_archive_dir", "demo_ground", "demo_scenes", "run_headless_demo",
+    "DemoScene", "ensure_demo_archive", "write_demo_archive", "demo_archive_dir", "demo_ground", "demo_scenes",
+    "run_headless_demo",
 ]
 
 log = logging.getLogger(__name__)
@@ -81,7 +84,7 @@ class DemoScene:
 # --- the ground --------------------------------------------------------------------------------------------------
 
 
-def _seed_profile():
+def _seed_path():
     from s2desktop.core.resources import resource_path
 
     return resource_path(*SEED)
@@ -92,7 +95,7 @@ def _read_ground(size: int):
     import rasterio
     from rasterio.enums import Resampling
 
-    path = _seed_profile()
+    path = _seed_path()
     with rasterio.Env(GDAL_PAM_ENABLED="NO"):
         with rasterio.open(path) as src:
             if size == src.width:
