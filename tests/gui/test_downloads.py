@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt
 
 from s2desktop.core.sources import resolve_source
 from tests.fixtures_gui import use_s3
@@ -68,3 +73,71 @@ def test_errors_show_on_the_rows(qtbot, main_window, seeded_s3, tmp_path):
         assert "no-such-bucket" in r.item.text(1) and r.bar.format() == "failed"
     assert "failed" in w.download_panel.total_bar.format()
     assert _partials(tmp_path / "downloads") == []
+
+
+BIG = 64 * 1024 * 1024  # four 16 MiB parts: the core downloads it multipart
+
+
+def _copy_scene_with_a_big_band(seeded, bucket: str, date: str = "2023/7/4") -> str:
+    """Copy one L1C scene of the seeded bucket into `bucket` (server-side) and replace its B04 with a 64 MiB
+    object uploaded multipart; returns the big object's key."""
+    from boto3.s3.transfer import TransferConfig
+
+    client = seeded.client()
+    src = seeded.buckets["l1c"]
+    prefix = f"tiles/33/U/UP/{date}/0/"
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=src, Prefix=prefix)["Contents"]]
+    for k in keys:
+        client.copy_object(Bucket=bucket, Key=k, CopySource={"Bucket": src, "Key": k})
+    big_key = prefix + "B04.jp2"
+    assert big_key in keys
+    body = io.BytesIO(b"\x00\x00\x00\x0cjP  " + bytes(BIG - 8))
+    cfg = TransferConfig(multipart_threshold=16 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024)
+    client.upload_fileobj(body, bucket, big_key, Config=cfg)
+    head = client.head_object(Bucket=bucket, Key=big_key)
+    assert head["ContentLength"] == BIG and head["ETag"].strip('"').endswith("-4")  # really multipart
+    return big_key
+
+
+def test_cancel_a_file_partway_leaves_nothing(qtbot, main_window, seeded_s3, scratch_bucket, tmp_path):
+    w = main_window
+    _copy_scene_with_a_big_band(seeded_s3, scratch_bucket)
+    w.source_panel.set_source("l1c", endpoint=seeded_s3.endpoint, bucket=scratch_bucket)
+    w.source_panel.tile.setText("33UUP")
+    w.scene_panel.set_dates(dt.date(2023, 7, 4), dt.date(2023, 7, 4))
+    with qtbot.waitSignal(w.scene_panel.searchFinished, timeout=30000) as found:
+        w.search()
+    scenes = found.args[0]
+    assert len(scenes) == 1
+    w.scene_panel.model.set_checked([scenes[0].scene_id], True)
+
+    # cancel the row from its own progress: the moment it shows more than 0 and less than 100 %
+    cancelled_at = []
+
+    def on_change(row):
+        if not cancelled_at and 0 < row.bar.value() < row.bar.maximum() and row.state == "running":
+            cancelled_at.append((time.monotonic(), row.bar.value(), row.done_bytes))
+            qtbot.mouseClick(row.cancel_button, Qt.MouseButton.LeftButton)  # the row's ✕, as a user does
+
+    w.download_panel.started.connect(
+        lambda _n: [r.changed.connect(lambda r=r: on_change(r)) for r in w.download_panel.rows])
+    out = tmp_path / "downloads"
+    with qtbot.waitSignal(w.download_panel.allFinished, timeout=60000) as done:
+        w.download_panel.start(w.scene_panel.source, scenes, out, bands=["B04"], workers_count=1)
+    stopped = time.monotonic()
+
+    assert done.args[0] == {"cancelled": 1}
+    (row,) = w.download_panel.rows
+    assert cancelled_at, "the download finished before any partial progress was shown"
+    t_cancel, shown, got = cancelled_at[0]
+    assert 0 < got < BIG, got
+    assert stopped - t_cancel < 2.0, f"the worker took {stopped - t_cancel:.2f} s to stop"
+    assert row.worker.done.is_set()  # the row finished only after its worker had returned
+    assert row.state == "cancelled" and row.item.text(1) == "cancelled" and row.bar.format() == "cancelled"
+    assert not row.cancel_button.isEnabled()
+    # neither the final file nor its temporary: nothing at all in the band folder
+    dest = Path(row.task.dest)
+    assert not dest.exists()
+    assert not dest.parent.exists() or list(dest.parent.iterdir()) == []
+    assert _partials(out) == []
+    assert w.download_panel.download_button.isEnabled()
