@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 POLL_MS = 100
 CANCEL_GRACE_S = 15.0
+SHUTDOWN_GRACE_S = 6.0  # closing the window: wait this long for a cancelled run before terminating it
 
 
 class CompositeRunner(QObject):
@@ -156,19 +157,41 @@ class CompositeRunner(QObject):
             self.queue.close()
         self.process = None
 
-    def shutdown(self, timeout_s: float = 15.0) -> None:
-        """Window closing: cancel, wait a little for a clean stop, terminate if needed."""
+    def shutdown(self, timeout_s: float = SHUTDOWN_GRACE_S) -> None:
+        """Window closing: cancel, wait a little for a clean stop (draining the queue meanwhile: a process whose
+        queue pipe is full cannot exit), then terminate -- the compositor unwinds a SIGTERM like a cancel, removing
+        its temporaries -- and as a last resort kill."""
         proc = self.process
         if proc is None:
             return
         if self.cancel_event is not None:
             self.cancel_event.set()
-        proc.join(timeout_s)
+        t0 = time.monotonic()
+        self._join_draining(proc, timeout_s)
         if proc.is_alive():
+            log.warning("composite process %s did not stop within %.0f s of the cancel; terminating it",
+                        proc.pid, timeout_s)
             proc.terminate()
-            proc.join(5)
+            self._join_draining(proc, 5.0)
+        if proc.is_alive():
+            log.error("composite process %s ignored SIGTERM; killing it", proc.pid)
+            proc.kill()
+            proc.join(2.0)
+        log.info("composite process %s stopped %.1f s after the window closed", proc.pid, time.monotonic() - t0)
         self._timer.stop()
+        if self.queue is not None:
+            self.queue.close()
         self.process = None
+
+    def _join_draining(self, proc, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while proc.is_alive() and time.monotonic() < deadline:
+            proc.join(0.05)
+            while self.queue is not None:
+                try:
+                    self.queue.get_nowait()
+                except (queue_mod.Empty, EOFError, OSError, ValueError):
+                    break
 
 
 class CompositePanel(QWidget):
@@ -186,6 +209,7 @@ class CompositePanel(QWidget):
         self._is_preview = False
         self.offsets = None
         self.workers: int | None = None  # processes of the compositor's pool (None: all cores)
+        self.window_size: int | None = None  # px side of the compositor's windows (None: the core's default)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
@@ -270,6 +294,8 @@ class CompositePanel(QWidget):
             kw["offsets"] = self.offsets
         if self.workers is not None:
             kw["workers"] = self.workers
+        if self.window_size is not None:
+            kw["window_size"] = self.window_size
         return kw
 
     def start(self) -> None:

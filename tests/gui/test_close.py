@@ -1,0 +1,80 @@
+"""Closing the main window while a download and a composite are running: both stop cleanly -- the download's
+worker returns and leaves neither the file nor its temporary, the composite process and its pool processes are
+gone, and no partial output is left."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import psutil
+
+from tests.gui.test_downloads import BIG, _copy_scene_with_a_big_band, _partials
+
+
+def test_closing_the_window_cancels_download_and_composite(qtbot, main_window, seeded_s3, scratch_bucket,
+                                                           raster_stack, tmp_path):
+    w = main_window
+
+    # the scene of a 64 MiB file to download (seeded and searched first: the download starts mid-composite)
+    _copy_scene_with_a_big_band(seeded_s3, scratch_bucket)
+    w.source_panel.set_source("l1c", endpoint=seeded_s3.endpoint, bucket=scratch_bucket)
+    w.source_panel.tile.setText("33UUP")
+    w.scene_panel.set_dates(dt.date(2023, 7, 4), dt.date(2023, 7, 4))
+    with qtbot.waitSignal(w.scene_panel.searchFinished, timeout=30000) as found:
+        w.search()
+    # a composite that takes a few seconds, in its process with a pool of two
+    stack = raster_stack(dates=4, size=1024, block=128)
+    comp_dir = tmp_path / "composites"
+    panel = w.composite_panel
+    panel.workers = 2
+    panel.window_size = 128  # 64 windows: progress is reported all along
+    panel.set_inputs(stack.red, stack.green, stack.blue, default_output=comp_dir / "c.tif")
+    panel.quick.setChecked(False)
+    seen = []
+    panel.runner.progress.connect(lambda d, t: seen.append((d, t)))
+    panel.start()
+    proc = panel.runner.process
+    qtbot.waitUntil(lambda: bool(seen) and 0 < seen[-1][0] < seen[-1][1], timeout=60000)
+    kids = psutil.Process(proc.pid).children(recursive=True)  # the composite's pool processes
+    assert kids, "the composite process has no pool"
+    assert panel.runner.running
+
+    # the download, partway through that file when the window closes
+    closed = []
+
+    def close_when_partway(row):
+        if not closed and row.state == "running" and 0 < row.done_bytes < BIG:
+            closed.append((row.done_bytes, panel.runner.running, time.monotonic()))
+            w.close()  # what the window's close button does
+            closed.append(time.monotonic())
+
+    w.download_panel.started.connect(
+        lambda _n: [r.changed.connect(lambda r=r: close_when_partway(r)) for r in w.download_panel.rows])
+    dl_dir = tmp_path / "downloads"
+    w.download_panel.start(w.scene_panel.source, found.args[0], dl_dir, bands=["B04"], workers_count=1)
+    qtbot.waitUntil(lambda: len(closed) == 2, timeout=30000)
+
+    got, composite_running, t0 = closed[0]
+    assert 0 < got < BIG and composite_running  # both really were running at the close
+    assert closed[1] - t0 < 10.0, f"closing took {closed[1] - t0:.1f} s"
+    assert not w.isVisible()
+
+    # the composite process and its pool are gone, without output or temporaries
+    assert panel.runner.process is None
+    assert not proc.is_alive() and proc.exitcode is not None
+    for k in kids:
+        assert not k.is_running() or k.status() == psutil.STATUS_ZOMBIE, k
+    left = {c.pid for c in psutil.Process().children(recursive=True)}
+    assert proc.pid not in left and not left & {k.pid for k in kids}
+    assert not comp_dir.exists() or list(comp_dir.iterdir()) == []
+
+    # the download's worker has returned; neither the file nor its .part is left
+    (row,) = w.download_panel.rows
+    assert row.worker.done.is_set()
+    qtbot.waitUntil(lambda: row.state == "cancelled", timeout=5000)  # its queued signals still arrive
+    dest = Path(row.task.dest)
+    assert not dest.exists()
+    assert not dest.parent.exists() or list(dest.parent.iterdir()) == []
+    assert _partials(dl_dir) == []
