@@ -492,26 +492,32 @@ def composite(
     baselines: list[str | None] = []
     offset_sources: list[str] = []
     unknown = []
+    overridden = []
     for d in range(n):
         baselines.append(metas[d]["baseline"])
         for b in range(3):
+            # The scene's own metadata decides; a given offset fills in where the baseline is unknown.
+            md = metas[d] if b == 0 else scene_metadata(paths[b][d])
+            o = offset_for_baseline(md["baseline"])
             given = offsets_given[b][d]
-            if given is not None:
-                offs[b][d] = given
-                src = "--offset"
+            if o is not None:
+                src = md["source"] or "metadata"
+                if given is not None and given != o:
+                    overridden.append(paths[b][d])
+            elif given is not None:
+                o, src = given, "--offset"
             else:
-                md = metas[d] if b == 0 else scene_metadata(paths[b][d])
-                o = offset_for_baseline(md["baseline"])
-                if o is None:
-                    unknown.append(paths[b][d])
-                    o = 0
-                offs[b][d] = o
-                src = md["source"] or "assumed"
+                unknown.append(paths[b][d])
+                o, src = 0, "assumed (baseline unknown)"
+            offs[b][d] = o
             if b == 0:
                 offset_sources.append(src)
     if unknown:
         log.warning("processing baseline unknown for %d file(s) (e.g. %s): assuming offset 0; pass --offset",
                     len(unknown), unknown[0].name)
+    if overridden:
+        log.warning("--offset ignored for %d file(s) whose scene metadata gives the baseline (e.g. %s)",
+                    len(overridden), overridden[0].name)
 
     # Scene classification masks.
     scl_paths: list[str | None] = [None] * n
@@ -747,6 +753,20 @@ def _kill_pool(pool: cf.ProcessPoolExecutor) -> None:
                 p.join(2)
         except Exception:  # pragma: no cover
             pass
+    # A worker killed halfway through sending a result leaves the executor's manager thread blocked reading the
+    # rest of it, and interpreter exit joins that thread: close our end of the result pipe's write side so the
+    # read ends with EOF (the workers, the only other writers, are gone), the pool turns "broken" and the
+    # thread exits.
+    try:
+        writer = pool._result_queue._writer  # CPython internals, guarded
+        writer.close()
+    except Exception:
+        pass
+    thread = getattr(pool, "_executor_manager_thread", None)
+    if thread is not None:
+        thread.join(5)
+        if thread.is_alive():  # pragma: no cover
+            log.warning("process pool manager thread did not stop")
 
 
 def _run_pool(spec, tasks, workers, write, progress, cancel) -> None:
@@ -827,8 +847,9 @@ def worker_main(queue, cancel_event, kwargs: dict) -> None:
     def on_sigterm(signum, frame):  # Process.terminate(): unwind so temporaries and the pool are cleaned up
         raise KeyboardInterrupt
 
+    previous = None
     try:
-        signal.signal(signal.SIGTERM, on_sigterm)
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
     except ValueError:  # not the main thread (called in-process by a test or a thread): leave it
         pass
     try:
@@ -846,6 +867,9 @@ def worker_main(queue, cancel_event, kwargs: dict) -> None:
     except BaseException as exc:  # every failure reaches the window as one line
         text = str(exc).splitlines()[0] if str(exc) else ""
         queue.put(("error", f"{type(exc).__name__}: {text}".rstrip(": ")))
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def inputs_from_downloads(out_dir, scenes) -> tuple[list[Path], list[Path], list[Path]]:

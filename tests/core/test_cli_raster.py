@@ -70,7 +70,7 @@ def test_composite_files_mode(capsys, raster_stack, tmp_path):
     assert code == 0, err
     with rasterio.open(out) as ds:
         assert (ds.width, ds.height) == (75, 75)
-        assert ds.tags()["OFFSETS_RED"] == "0,0,0"
+        assert ds.tags()["OFFSETS_RED"] == "0,-1000,-1000"  # the scene metadata wins over --offset
 
 
 def test_composite_errors_are_one_line(capsys, raster_stack, tmp_path):
