@@ -49,7 +49,7 @@ from s2desktop.core.errors import (
     RasterError,
     S2Error,
 )
-from s2desktop.core.median import median_stack
+from s2desktop.core.median import median_bands
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ def _process_window(task):
     n = len(bands[0])
     window = Window(c, r, w, h)
     out_shape = (oh, ow)
-    stacks = np.zeros((3, n, oh, ow), dtype=np.uint16)
+    stacks = np.empty((3, n, oh, ow), dtype=np.uint16)  # skipped dates stay invalid: values unused
     valid = np.zeros((n, oh, ow), dtype=bool)
     out_bounds = None
     for d in range(n):
@@ -324,13 +324,7 @@ def _process_window(task):
             scl = _read_scl(scls[d], out_bounds, out_shape)
             v &= ~np.isin(scl, SCL_MASKED_CLASSES)
         valid[d] = v
-    rgb = np.empty((3, oh, ow), dtype=np.uint16)
-    count = None
-    for b in range(3):
-        if b == 0:
-            rgb[b], count = median_stack(stacks[b], valid, return_count=True)
-        else:
-            rgb[b] = median_stack(stacks[b], valid)
+    rgb, count = median_bands(stacks, valid)
     return idx, (orow, ocol, oh, ow), rgb, np.minimum(count, 255).astype(np.uint8)
 
 

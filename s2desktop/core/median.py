@@ -57,9 +57,43 @@ def _sorted_planes(keys: np.ndarray) -> np.ndarray:
     return np.stack(planes) if n > 1 else keys
 
 
-def median_stack(
-    stack: np.ndarray, valid: np.ndarray | None = None, *, return_count: bool = False
-):
+def _keys(stack: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """uint16 sort keys: DN - 1 with wrap-around (0 -> 65535), masked observations -> 65535."""
+    keys = stack - np.uint16(1)
+    if valid is not None:
+        np.putmask(keys, ~valid, np.uint16(65535))
+    return keys
+
+
+def _pick(keys: np.ndarray, lo_idx: np.ndarray, hi_idx: np.ndarray, empty: np.ndarray) -> np.ndarray:
+    n = keys.shape[0]
+    if n == 1:
+        med = keys[0] + np.uint16(1)  # 65535 (invalid) wraps to 0
+    else:
+        srt = _sorted_planes(keys)
+        lo = np.take_along_axis(srt, lo_idx, axis=0)[0]
+        hi = np.take_along_axis(srt, hi_idx, axis=0)[0]
+        # (lo + 1 + hi + 1 + 1) // 2: the middle value for odd counts (lo == hi), the mean of the two middle
+        # values rounded half up for even counts.
+        med = ((lo.astype(np.uint32) + hi + 3) >> 1).astype(np.uint16)
+    np.putmask(med, empty, np.uint16(0))
+    return med
+
+
+def _indexes(count: np.ndarray, n: int):
+    c = count.astype(np.intp)
+    lo_idx = (np.maximum(c, 1) - 1) >> 1
+    hi_idx = np.minimum(c >> 1, n - 1)
+    return lo_idx[np.newaxis], hi_idx[np.newaxis], count == 0
+
+
+def _validity(stack: np.ndarray, valid) -> np.ndarray | None:
+    if valid is None:
+        return None
+    return np.asarray(valid, dtype=bool) & (stack != 0)
+
+
+def median_stack(stack: np.ndarray, valid: np.ndarray | None = None, *, return_count: bool = False):
     """Median over axis 0 of a uint16 (dates, h, w) stack, ignoring 0 and pixels where `valid` is False.
 
     Returns a uint16 (h, w) array (and the uint16 valid count when `return_count`). The input is not modified.
@@ -70,29 +104,31 @@ def median_stack(
     if stack.ndim == 2:
         stack = stack[np.newaxis]
     n = stack.shape[0]
-    if valid is None:
-        valid = stack != 0
-    else:
-        valid = np.asarray(valid, dtype=bool) & (stack != 0)
-    # Shift valid 1..65535 -> 0..65534; invalid -> 65535 (sorts last, distinct from saturated DN 65535).
-    keys = np.where(valid, stack, 0).astype(np.uint16, copy=False)
-    keys -= np.uint16(1)
-    count = np.count_nonzero(valid, axis=0).astype(np.uint16)
-    if n == 1:
-        med = np.where(count > 0, stack[0], 0).astype(np.uint16)
-        return (med, count) if return_count else med
-    srt = _sorted_planes(keys)
-    c = count.astype(np.intp)
-    lo_idx = np.maximum(c - 1, 0) // 2
-    hi_idx = c // 2
-    hi_idx = np.minimum(hi_idx, n - 1)
-    lo = np.take_along_axis(srt, lo_idx[np.newaxis], axis=0)[0].astype(np.uint32) + 1
-    hi = np.take_along_axis(srt, hi_idx[np.newaxis], axis=0)[0].astype(np.uint32) + 1
-    odd = (c & 1).astype(bool)
-    med = np.where(odd, lo, (lo + hi + 1) >> 1)
-    med[c == 0] = 0
-    med = med.astype(np.uint16)
+    v = _validity(stack, valid)
+    count = (stack != 0 if v is None else v).sum(axis=0, dtype=np.uint16)
+    lo_idx, hi_idx, empty = _indexes(count, n)
+    med = _pick(_keys(stack, v), lo_idx, hi_idx, empty)
     return (med, count) if return_count else med
+
+
+def median_bands(stacks: np.ndarray, valid: np.ndarray):
+    """Medians of several bands sharing one validity: stacks (bands, dates, h, w) uint16, valid (dates, h, w).
+
+    The observations used are those where `valid` is True (callers pass validity already including nonzero
+    DNs in every band). Returns ((bands, h, w) uint16 medians, (h, w) uint16 count). The index arithmetic is
+    done once for all bands.
+    """
+    stacks = np.asarray(stacks)
+    if stacks.dtype != np.uint16:
+        raise TypeError(f"median_bands expects uint16, got {stacks.dtype}")
+    valid = np.asarray(valid, dtype=bool)
+    n = stacks.shape[1]
+    count = valid.sum(axis=0, dtype=np.uint16)
+    lo_idx, hi_idx, empty = _indexes(count, n)
+    out = np.empty((stacks.shape[0],) + stacks.shape[2:], dtype=np.uint16)
+    for b in range(stacks.shape[0]):
+        out[b] = _pick(_keys(stacks[b], valid), lo_idx, hi_idx, empty)
+    return out, count
 
 
 def reference_median(stack: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from s2desktop.core.median import median_stack, reference_median, sorting_network
+from s2desktop.core.median import median_bands, median_stack, reference_median, sorting_network
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 7, 8, 11, 16, 24])
@@ -79,3 +79,16 @@ def test_faster_than_nanmedian():
         reference_median(s)
     slow = time.perf_counter() - t
     assert fast * 2 < slow, (fast, slow)  # the benchmark targets >= 3x; leave margin on a shared machine
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 8])
+def test_median_bands_shares_validity(n):
+    rng = np.random.default_rng(7 + n)
+    stacks = rng.integers(0, 3000, size=(3, n, 40, 40)).astype(np.uint16)
+    stacks[rng.random(stacks.shape) < 0.05] = 65535
+    valid = (stacks != 0).all(axis=0) & (rng.random((n, 40, 40)) > 0.3)
+    med, count = median_bands(stacks, valid)
+    assert med.shape == (3, 40, 40) and med.dtype == np.uint16
+    np.testing.assert_array_equal(count, valid.sum(axis=0))
+    for b in range(3):
+        np.testing.assert_array_equal(med[b], reference_median(stacks[b], valid))
