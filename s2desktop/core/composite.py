@@ -262,14 +262,15 @@ def _open_named(path: str):
     return open_raster(path)
 
 
-def _read(ds, window, out_shape, scale):
+def _read(ds, window, out, scale):
+    """Read band 1 of `window` straight into `out` (its shape sets the decimation for scale > 1)."""
     from rasterio.enums import Resampling
     from rasterio.errors import RasterioIOError
 
     try:
         if scale == 1:
-            return ds.read(1, window=window)
-        return ds.read(1, window=window, out_shape=out_shape, resampling=Resampling.nearest)
+            return ds.read(1, window=window, out=out)
+        return ds.read(1, window=window, out=out, resampling=Resampling.nearest)
     except RasterioIOError as exc:
         first = str(exc).splitlines()[0] if str(exc) else "read failed"
         raise RasterError(f"{ds.name}: cannot read ({first}; truncated or corrupt?)") from None
@@ -313,10 +314,10 @@ def _process_window(task):
             continue
         v = None
         for b in range(3):
-            arr = _read(bands[b][d], window, out_shape, scale)
-            arr = harmonise(arr, offsets[b][d])
-            stacks[b, d] = arr
-            nz = arr != 0
+            arr = _read(bands[b][d], window, stacks[b, d], scale)
+            if offsets[b][d]:
+                stacks[b, d] = harmonise(arr, offsets[b][d])
+            nz = stacks[b, d] != 0
             v = nz if v is None else (v & nz)
         if spec["mask"] and scls[d] is not None:
             if out_bounds is None:
