@@ -97,6 +97,8 @@ def _add_composite(sub) -> None:
     p.add_argument("--offset", type=int, nargs="+", metavar="0|-1000",
                    help="radiometric offset when the scene metadata is unknown: one value, one per date or "
                    "one per file (red files, then green, then blue)")
+    p.add_argument("--compress", default="zstd", choices=("zstd", "deflate"),
+                   help="output compression, with predictor 2 (default zstd: fast; deflate: for old readers)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
@@ -198,7 +200,7 @@ def _run_composite(args: argparse.Namespace) -> int:
     result = composite(
         red, green, blue, args.output, workers=args.workers, scale=args.scale, mask=args.mask,
         count_path=args.count, offsets=offsets, overwrite=args.overwrite, progress=_ProgressLine("composite"),
-        scl=scl,
+        scl=scl, compress=args.compress,
     )
     print(f"wrote {result.path} ({result.width}x{result.height}, {result.dates} date(s), "
           f"{result.seconds:.1f} s)" + (f" and {result.count_path}" if result.count_path else ""))

@@ -59,6 +59,7 @@ def test_composite_files_mode(capsys, raster_stack, tmp_path):
     assert code == 0, err
     assert "composite: 1/1 (100%)" in err and "wrote" in stdout
     with rasterio.open(out) as ds:
+        assert ds.compression.value == "ZSTD" and ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
         assert ds.count == 3 and ds.tags()["OFFSETS_RED"] == "0,-1000,-1000"
     assert cnt.exists()
     # exists without --overwrite; then --scale 4 with --overwrite
@@ -66,10 +67,11 @@ def test_composite_files_mode(capsys, raster_stack, tmp_path):
                        "-o", out)
     assert code == 2 and "already exists" in err
     code, _, err = run(capsys, "composite", "--red", *st.red, "--green", *st.green, "--blue", *st.blue,
-                       "-o", out, "--overwrite", "--scale", 4, "--workers", 1, "--offset", 0)
+                       "-o", out, "--overwrite", "--scale", 4, "--workers", 1, "--offset", 0, "--compress", "deflate")
     assert code == 0, err
     with rasterio.open(out) as ds:
         assert (ds.width, ds.height) == (75, 75)
+        assert ds.compression.value == "DEFLATE" and ds.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "2"
         assert ds.tags()["OFFSETS_RED"] == "0,-1000,-1000"  # the scene metadata wins over --offset
 
 
