@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 POLL_MS = 100
 CANCEL_GRACE_S = 15.0
-SHUTDOWN_GRACE_S = 6.0  # closing the window: wait this long for a cancelled run before terminating it
+SHUTDOWN_GRACE_S = 6.0
+EXIT_GRACE_S = 2.0  # after its final message the process should exit at once; then it is terminated  # closing the window: wait this long for a cancelled run before terminating it
 
 
 class CompositeRunner(QObject):
@@ -56,6 +57,8 @@ class CompositeRunner(QObject):
         self.cancel_event = None
         self.output: str | None = None
         self._terminal = False
+        self._terminal_time = 0.0
+        self._terminated = False
         self._cancel_time = 0.0
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_MS)
@@ -77,6 +80,8 @@ class CompositeRunner(QObject):
         self.cancel_event = self._ctx.Event()
         self.output = str(kwargs.get("output", ""))
         self._terminal = False
+        self._terminal_time = 0.0
+        self._terminated = False
         self._cancel_time = 0.0
         self.last = (0, 0)
         self.process = self._ctx.Process(target=target, args=(self.queue, self.cancel_event, kwargs),
@@ -137,6 +142,7 @@ class CompositeRunner(QObject):
 
     def _end(self, kind: str, value: str = "") -> None:
         self._terminal = True
+        self._terminal_time = time.monotonic()
         if kind == "done":
             self.done.emit(value)
         elif kind == "failed":
@@ -149,7 +155,18 @@ class CompositeRunner(QObject):
     def _reap(self) -> None:
         proc = self.process
         if proc is not None and proc.is_alive():
-            return  # it is writing its last bytes / shutting its pool down; poll again
+            # it is writing its last bytes / shutting its pool down; poll again -- but a process that has sent
+            # its final message and still has not exited after EXIT_GRACE_S is stuck in its teardown (seen after
+            # a cancel: the pool's manager thread): terminate it rather than leave it behind
+            if self._terminal_time and time.monotonic() - self._terminal_time > EXIT_GRACE_S:
+                log.warning("composite process %s still alive %.0f s after its last message; terminating it",
+                            proc.pid, EXIT_GRACE_S)
+                proc.terminate()
+                self._terminal_time = time.monotonic() + 5.0  # then kill, if SIGTERM is not enough
+                if getattr(self, "_terminated", False):
+                    proc.kill()
+                self._terminated = True
+            return
         self._timer.stop()
         if proc is not None:
             proc.join(timeout=0)
@@ -167,7 +184,7 @@ class CompositeRunner(QObject):
         if self.cancel_event is not None:
             self.cancel_event.set()
         t0 = time.monotonic()
-        self._join_draining(proc, timeout_s)
+        self._join_draining(proc, EXIT_GRACE_S if self._terminal else timeout_s)
         if proc.is_alive():
             log.warning("composite process %s did not stop within %.0f s of the cancel; terminating it",
                         proc.pid, timeout_s)
@@ -189,9 +206,11 @@ class CompositeRunner(QObject):
             proc.join(0.05)
             while self.queue is not None:
                 try:
-                    self.queue.get_nowait()
+                    msg = self.queue.get_nowait()
                 except (queue_mod.Empty, EOFError, OSError, ValueError):
                     break
+                if msg and msg[0] in ("done", "error", "cancelled"):  # its work is over: it only has to exit
+                    deadline = min(deadline, time.monotonic() + EXIT_GRACE_S)
 
 
 class CompositePanel(QWidget):
