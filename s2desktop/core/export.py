@@ -1,8 +1,7 @@
 """Exports from the viewer: the composite GeoTIFF as it is, or an 8-bit rendering with explicit levels.
 
 - `copy_raster(src, dst)`: a byte copy (the composite is already a COG) through a temp name then rename.
-- `apply_levels(data, valid, levels, gamma)`: per-band linear levels + gamma -> uint8, nodata -> 0 (pure numpy).
-- `write_rendered(src, dst, levels, gamma)`: the full-resolution rendering, read and written window by window
+- `write_rendered(src, dst, levels, gamma)`: the full-resolution rendering (`core.render.apply_levels`), read and written window by window
   (never the whole image in memory): a GeoTIFF (RGBA uint8, georeference kept, alpha = valid) or a PNG
   (RGBA, written by GDAL from a temporary GeoTIFF, with a world file).
 - `lonlat_grid(crs_wkt, transform, width, height, n)`: lon/lat of an n×n lattice of pixel positions, so a
@@ -21,7 +20,7 @@ import numpy as np
 
 from s2desktop.core.errors import CancelledError, OutputError
 
-__all__ = ["copy_raster", "apply_levels", "write_rendered", "lonlat_grid", "interpolate_lonlat"]
+__all__ = ["copy_raster", "write_rendered", "lonlat_grid", "interpolate_lonlat"]
 
 
 def _tmp_name(dst: Path) -> Path:
@@ -53,23 +52,6 @@ def copy_raster(src, dst, overwrite: bool = True) -> Path:
     return dst
 
 
-def apply_levels(data: np.ndarray, valid: np.ndarray | None, levels: Sequence[tuple[float, float]],
-                 gamma: float = 1.0) -> np.ndarray:
-    """(bands, h, w) numbers -> (bands, h, w) uint8 with per-band (lo, hi) levels then gamma; nodata -> 0.
-
-    The same arithmetic as the viewer (`core.render.linear` then `core.render.gamma`).
-    """
-    from s2desktop.core import render
-
-    data = np.asarray(data)
-    if data.ndim == 2:
-        data = data[None]
-    lows = [float(levels[min(i, len(levels) - 1)][0]) for i in range(data.shape[0])]
-    highs = [float(levels[min(i, len(levels) - 1)][1]) for i in range(data.shape[0])]
-    u8 = render.linear(data, valid, lows, highs)
-    return render.gamma(u8, gamma) if gamma and gamma != 1.0 else u8
-
-
 def _valid_of(src, data: np.ndarray) -> np.ndarray:
     if src.nodata is not None:
         return np.any(data != src.nodata, axis=0)
@@ -87,6 +69,7 @@ def write_rendered(src, dst, levels: Sequence[tuple[float, float]], gamma: float
     import rasterio.shutil
     from rasterio.enums import ColorInterp
 
+    from s2desktop.core import render
     from s2desktop.core.rasterinfo import open_raster
 
     src_path, dst = Path(src), Path(dst)
@@ -110,7 +93,7 @@ def write_rendered(src, dst, levels: Sequence[tuple[float, float]], gamma: float
                         raise CancelledError("export cancelled; nothing was written")
                     data = ds.read(list(bands), window=win)
                     valid = _valid_of(ds, data)
-                    rgb = apply_levels(data, valid, levels, gamma)
+                    rgb = render.apply_levels(data, valid, levels, gamma)
                     out.write(rgb, [1, 2, 3], window=win)
                     out.write((valid * 255).astype(np.uint8), 4, window=win)
                     if progress is not None:
@@ -170,33 +153,3 @@ def interpolate_lonlat(grid, col: float, row: float) -> tuple[float, float] | No
 
 
 STRETCHES = ("percentile", "minmax", "truecolor", "levels")
-
-
-def stretch_levels(data: np.ndarray, valid: np.ndarray | None, mode: str = "percentile", low: float = 2.0,
-                   high: float = 98.0, offset: int = 0, manual=None) -> list[tuple[float, float]]:
-    """Per-band (lo, hi) levels of a stretch, computed on valid pixels of `data` (bands, h, w).
-
-    percentile: the low/high cumulative cut per band (QGIS's default is 2-98); minmax: the band's range;
-    truecolor: Sentinel Hub's reflectance 0..0.4 i.e. DN 0..4000 shifted by the baseline offset
-    (DN = reflectance*10000 - offset); levels: `manual` as given.
-    """
-    data = np.asarray(data)
-    if data.ndim == 2:
-        data = data[None]
-    if mode == "levels" and manual:
-        return [tuple(map(float, manual[min(i, len(manual) - 1)])) for i in range(data.shape[0])]
-    if mode == "truecolor":
-        return [(float(-offset), float(4000 - offset))] * data.shape[0]
-    mask = None if valid is None else np.asarray(valid, dtype=bool)
-    out = []
-    for i in range(data.shape[0]):
-        v = data[i][mask] if mask is not None else data[i].ravel()
-        if v.size == 0:
-            out.append((0.0, 1.0))
-            continue
-        if mode == "minmax":
-            lo, hi = float(v.min()), float(v.max())
-        else:
-            lo, hi = (float(x) for x in np.percentile(v, [low, high]))
-        out.append((lo, hi if hi > lo else lo + 1.0))
-    return out

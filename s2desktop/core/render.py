@@ -24,6 +24,8 @@ __all__ = [
     "percentile",
     "minmax",
     "truecolor",
+    "levels",
+    "apply_levels",
     "linear",
     "gamma",
     "stretch",
@@ -82,37 +84,51 @@ def linear(data: np.ndarray, valid: np.ndarray | None, lows, highs) -> np.ndarra
     return out[0] if squeeze else out
 
 
+def levels(data: np.ndarray, valid: np.ndarray | None = None, method: str = "percentile", *,
+           low: float = 2.0, high: float = 98.0, offset: int = 0, gain: float = 2.5) -> list[tuple[float, float]]:
+    """Per-band (lo, hi) display levels of a named stretch, from the valid pixels.
+
+    The one place the stretches are defined: `percentile`/`minmax`/`truecolor` below, the viewer and the
+    rendered export all map through these levels, so what is exported is what is shown.
+    """
+    d3, _ = _as3d(data)
+    if method == "truecolor":
+        lo = -float(offset)
+        return [(lo, lo + 10000.0 / gain)] * d3.shape[0]
+    if method not in ("percentile", "minmax"):
+        raise ValueError(f"unknown stretch {method!r} (use {', '.join(STRETCHES)})")
+    if method == "percentile" and not 0 <= low < high <= 100:
+        raise ValueError("percentiles need 0 <= low < high <= 100")
+    v = _valid(valid, d3.shape[1:])
+    out: list[tuple[float, float]] = []
+    for band in d3:
+        if method == "minmax":
+            s = band[v]
+            out.append((float(s.min()), float(s.max())) if s.size else (0.0, 1.0))
+        else:
+            s = _samples(band, v)
+            out.append(tuple(float(x) for x in np.percentile(s, [low, high])) if s.size else (0.0, 1.0))
+    return out
+
+
+def apply_levels(data: np.ndarray, valid: np.ndarray | None, band_levels, gamma_value: float = 1.0) -> np.ndarray:
+    """Per-band (lo, hi) levels (the last one repeats for extra bands), then gamma -> uint8; nodata -> 0."""
+    d3, squeeze = _as3d(data)
+    n = len(band_levels)
+    lows = [float(band_levels[min(i, n - 1)][0]) for i in range(d3.shape[0])]
+    highs = [float(band_levels[min(i, n - 1)][1]) for i in range(d3.shape[0])]
+    out = gamma(linear(d3, valid, lows, highs), gamma_value)
+    return out[0] if squeeze else out
+
+
 def percentile(data: np.ndarray, valid: np.ndarray | None = None, low: float = 2.0, high: float = 98.0):
     """Per-band low..high percentile cut of the valid pixels -> uint8."""
-    if not 0 <= low < high <= 100:
-        raise ValueError("percentiles need 0 <= low < high <= 100")
-    d3, squeeze = _as3d(data)
-    v = _valid(valid, d3.shape[1:])
-    lows, highs = [], []
-    for i in range(d3.shape[0]):
-        s = _samples(d3[i], v)
-        if s.size == 0:
-            lows.append(0.0)
-            highs.append(1.0)
-        else:
-            lo, hi = np.percentile(s, [low, high])
-            lows.append(float(lo))
-            highs.append(float(hi))
-    out = linear(d3, v, lows, highs)
-    return out[0] if squeeze else out
+    return apply_levels(data, valid, levels(data, valid, "percentile", low=low, high=high))
 
 
 def minmax(data: np.ndarray, valid: np.ndarray | None = None):
     """Per-band min..max of the valid pixels -> uint8."""
-    d3, squeeze = _as3d(data)
-    v = _valid(valid, d3.shape[1:])
-    lows, highs = [], []
-    for i in range(d3.shape[0]):
-        s = d3[i][v]
-        lows.append(float(s.min()) if s.size else 0.0)
-        highs.append(float(s.max()) if s.size else 1.0)
-    out = linear(d3, v, lows, highs)
-    return out[0] if squeeze else out
+    return apply_levels(data, valid, levels(data, valid, "minmax"))
 
 
 def truecolor(data: np.ndarray, valid: np.ndarray | None = None, offset: int = 0, gain: float = 2.5):
@@ -120,9 +136,7 @@ def truecolor(data: np.ndarray, valid: np.ndarray | None = None, offset: int = 0
 
     With offset 0 that is DN 0..4000 -> 0..255; with offset -1000 (baseline >= 04.00) DN 1000..5000.
     """
-    lo = -float(offset)
-    hi = lo + 10000.0 / gain
-    return linear(data, valid, lo, hi)
+    return apply_levels(data, valid, levels(data, valid, "truecolor", offset=offset, gain=gain))
 
 
 def gamma(u8: np.ndarray, g: float = 1.0) -> np.ndarray:
@@ -138,15 +152,8 @@ def gamma(u8: np.ndarray, g: float = 1.0) -> np.ndarray:
 def stretch(data, valid=None, method: str = "percentile", *, low: float = 2.0, high: float = 98.0,
             offset: int = 0, gamma_value: float = 1.0) -> np.ndarray:
     """Dispatch by name: 'percentile' | 'minmax' | 'truecolor'; then gamma."""
-    if method == "percentile":
-        out = percentile(data, valid, low, high)
-    elif method == "minmax":
-        out = minmax(data, valid)
-    elif method == "truecolor":
-        out = truecolor(data, valid, offset)
-    else:
-        raise ValueError(f"unknown stretch {method!r} (use {', '.join(STRETCHES)})")
-    return gamma(out, gamma_value) if gamma_value != 1.0 else out
+    band_levels = levels(data, valid, method, low=low, high=high, offset=offset)
+    return apply_levels(data, valid, band_levels, gamma_value)
 
 
 def to_rgba(u8: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
@@ -198,12 +205,8 @@ def thumbnail(path, size: int = 200, stretch: str = "percentile", bands=None, *,
     data, valid, info = read_overview(path, size, bands)
     if stretch == "truecolor" and offset is None:
         offset = _offset_of(Path(path), info)
-    u8 = _stretch_by_name(data, valid, stretch, low, high, offset or 0, gamma_value)
-    return to_rgba(u8, valid)
-
-
-def _stretch_by_name(data, valid, method, low, high, offset, gamma_value):
-    return stretch(data, valid, method, low=low, high=high, offset=offset, gamma_value=gamma_value)
+    band_levels = levels(data, valid, stretch, low=low, high=high, offset=offset or 0)
+    return to_rgba(apply_levels(data, valid, band_levels, gamma_value), valid)
 
 
 def save_png(rgba: np.ndarray, path) -> Path:

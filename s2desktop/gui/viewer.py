@@ -1,7 +1,7 @@
 """The image viewer, the attributes panel and the thumbnail panel.
 
 Rasters are read on a worker at a size that fits the screen (`core.rasterinfo.read_overview`), stretched on a
-worker (`core.export.stretch_levels` / `apply_levels`, the same functions the export uses, so what you export is
+worker (`core.render.levels` / `apply_levels`, the same functions the export uses, so what you export is
 what you see) and shown in a pyqtgraph `ImageItem` (row-major, C-contiguous RGBA uint8, explicit levels,
 auto-downsampling). The image item covers the raster's full-resolution pixel grid, so mouse positions are
 full-resolution pixel coordinates; map coordinates come from the geotransform and lon/lat from a coarse
@@ -91,12 +91,15 @@ def _load_job(path: str, max_size: int) -> dict:
 
 
 def _render_job(data, valid, mode, low, high, gamma, offset, manual):
-    """Levels of the chosen stretch (core.export.stretch_levels), then core.render's linear + gamma + RGBA."""
+    """Levels of the chosen stretch (or the user's own per-band levels), then core.render's levels + gamma + RGBA."""
     from s2desktop.core import render
-    from s2desktop.core.export import apply_levels, stretch_levels
 
-    levels = stretch_levels(data, valid, mode, low, high, offset, manual)
-    u8 = apply_levels(data, valid, levels, gamma)
+    if mode == "levels" and manual:
+        levels = [tuple(map(float, lv)) for lv in manual]
+    else:
+        levels = render.levels(data, valid, mode if mode in render.STRETCHES else "percentile",
+                               low=low, high=high, offset=offset)
+    u8 = render.apply_levels(data, valid, levels, gamma)
     return np.ascontiguousarray(render.to_rgba(u8 if u8.shape[0] >= 3 else u8[:1], valid)), levels
 
 
@@ -104,13 +107,12 @@ def _thumbnail_job(path: str, size: int, mode: str, low: float, high: float, gam
                    levels) -> np.ndarray:
     """(h, w, 4) RGBA: core.render.thumbnail for the named stretches, explicit levels for 'levels'."""
     from s2desktop.core import render
-    from s2desktop.core.export import apply_levels
     from s2desktop.core.rasterinfo import read_overview
 
     if mode in render.STRETCHES:
         return render.thumbnail(path, size, mode, offset=offset, low=low, high=high, gamma_value=gamma)
     data, valid, _info = read_overview(path, size)
-    u8 = apply_levels(data, valid, levels, gamma)
+    u8 = render.apply_levels(data, valid, levels, gamma)
     return render.to_rgba(u8 if u8.shape[0] >= 3 else u8[:1], valid)
 
 

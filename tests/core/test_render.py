@@ -134,3 +134,20 @@ def test_thumbnail_never_reads_full_resolution(tmp_path, monkeypatch):
     rgba = render.thumbnail(p, 64, "minmax")
     assert rgba.shape == (64, 64, 4)
     assert calls and all(c is not None and c[-1] <= 64 for c in calls)
+
+
+def test_levels_are_the_one_definition_of_each_stretch():
+    """The viewer and the export map through render.levels/apply_levels; the named stretches must agree."""
+    rng = np.random.default_rng(7)
+    data = rng.integers(1, 6000, size=(3, 40, 50), dtype=np.uint16)
+    valid = np.ones((40, 50), dtype=bool)
+    valid[:5] = False
+    for method, direct in (("percentile", render.percentile(data, valid)), ("minmax", render.minmax(data, valid)),
+                           ("truecolor", render.truecolor(data, valid, offset=-1000))):
+        lv = render.levels(data, valid, method, offset=-1000)
+        assert len(lv) == 3 and all(lo < hi for lo, hi in lv)
+        np.testing.assert_array_equal(render.apply_levels(data, valid, lv), direct)
+    assert render.levels(data, valid, "truecolor", offset=-1000)[0] == (1000.0, 5000.0)
+    assert render.levels(data, valid, "minmax")[0] == (float(data[0][valid].min()), float(data[0][valid].max()))
+    with pytest.raises(ValueError):
+        render.levels(data, valid, "percentile", low=50, high=10)
