@@ -8,8 +8,10 @@
    against boto3's ``download_file`` with its default TransferConfig run one file after another, and print both
    aggregate MB/s and the ratio. Caveat: moto reads the whole object for every ranged GET, so its throughput says
    nothing about real S3; the machine may also be shared.
-2. Requests. A tile with eight years of history (one scene every 5 days, 30 keys per scene, keys only) on an
-   in-process server: list requests of a one-year and a one-month search vs listing the whole tile prefix.
+2. Requests. A tile with eight years of history (one scene every 5 days, keys only) on an in-process server:
+   list requests of a one-year and a one-month search vs listing the whole tile prefix. Each scene holds the
+   keys of a real L1C scene of baseline 02.06 (87, from ../shared/s2-real's key lists) where that folder is
+   beside the checkout, else a 30-key stand-in.
 """
 
 from __future__ import annotations
@@ -106,6 +108,24 @@ def throughput(objects: int, size_mb: int) -> None:
         proc.wait(10)
 
 
+def _scene_key_names() -> list[str]:
+    """Key names inside one scene folder: a real L1C scene's where ../shared/s2-real is there."""
+    keylist = (Path(__file__).resolve().parents[3] / "shared" / "s2-real" / "metadata"
+               / "sentinelhub-py_aws_safe_keylists" / "L1C_02.06.csv")
+    if keylist.is_file():
+        names = []
+        for line in keylist.read_text().splitlines():
+            key = line.split(";", 1)[0]  # s3://sentinel-s2-l1c/tiles/59/H/NA/2015/12/17/0/B01.jp2
+            parts = key.split("/")
+            if len(parts) > 11 and parts[3] == "tiles":
+                names.append("/".join(parts[11:]))
+        if "tileInfo.json" not in names:
+            names.append("tileInfo.json")
+        return sorted(set(names))
+    return [f"B{i:02d}.jp2" for i in range(1, 13)] + ["B8A.jp2", "TCI.jp2", "tileInfo.json",
+            "productInfo.json", "metadata.xml", "preview.jpg"] + [f"qi/MSK_{i}.gml" for i in range(12)]
+
+
 def list_requests() -> None:
     import logging
 
@@ -123,8 +143,7 @@ def list_requests() -> None:
         client = _client(endpoint)
         client.create_bucket(Bucket=BUCKET)
         backend = next(b for acct in s3_backends.values() for b in acct.values() if BUCKET in b.buckets)
-        names = [f"B{i:02d}.jp2" for i in range(1, 13)] + ["B8A.jp2", "TCI.jp2", "tileInfo.json",
-                 "productInfo.json", "metadata.xml", "preview.jpg"] + [f"qi/MSK_{i}.gml" for i in range(12)]
+        names = _scene_key_names()
         day = dt.date(2016, 1, 1)
         n_keys = 0
         while day.year <= 2023:
