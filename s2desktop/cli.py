@@ -58,6 +58,15 @@ def _add_gui(sub) -> None:
 
 
 def _run_gui(args: argparse.Namespace) -> int:
+    import os
+
+    # Without a display Qt aborts the process with a page about platform plugins; say it in one line instead.
+    # An explicit QT_QPA_PLATFORM (offscreen for tests and screenshots, vnc, ...) is the user's choice.
+    if not os.environ.get("QT_QPA_PLATFORM") and not _has_display():
+        raise S2Error(
+            "no display to open the window on (DISPLAY/WAYLAND_DISPLAY not set): use the command-line "
+            "subcommands (`s2desktop --help`), `s2desktop demo --headless`, or run under a desktop or xvfb-run"
+        )
     from s2desktop.gui.app import run
 
     return run(getattr(args, "paths", []) or [])
