@@ -158,8 +158,12 @@ def _plan_windows(height: int, width: int, block: tuple[int, int], scale: int, t
     return wins, (wh, ww), (out_h, out_w)
 
 
-def _footprint_skips(geoms, transform, crs, wins, grid) -> list[frozenset[int]]:
-    """For each window, the dates whose data footprint (tileDataGeometry) does not touch it."""
+def _footprint_skips(geoms, transform, crs, wins, grid, dilate: bool = False) -> list[frozenset[int]]:
+    """For each window, the dates whose data footprint (tileDataGeometry) does not touch it.
+
+    dilate: the windows read may reach a few pixels into their neighbours (fractional reduced-resolution
+    windows); skip a date only when its footprint touches neither the window nor a neighbour.
+    """
     from affine import Affine
     from rasterio.features import rasterize
 
@@ -177,8 +181,13 @@ def _footprint_skips(geoms, transform, crs, wins, grid) -> list[frozenset[int]]:
             continue  # footprint in another CRS: do not risk skipping data
         try:
             g = {"type": geom["type"], "coordinates": geom["coordinates"]}
-            touched[d] = rasterize([(g, 1)], out_shape=(nrows, ncols), transform=grid_tf, all_touched=True,
-                                   fill=0, dtype="uint8").astype(bool)
+            t = rasterize([(g, 1)], out_shape=(nrows, ncols), transform=grid_tf, all_touched=True,
+                          fill=0, dtype="uint8").astype(bool)
+            if dilate:
+                p = np.pad(t, 1)
+                t = p[1:-1, 1:-1] | p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
+                t |= p[:-2, :-2] | p[:-2, 2:] | p[2:, :-2] | p[2:, 2:]
+            touched[d] = t
         except Exception as exc:  # a footprint we cannot use costs only speed
             log.debug("footprint of date %d unusable: %s", d, exc)
     skips = []
@@ -307,6 +316,11 @@ def _process_window(task):
     offsets = spec["offsets"]
     n = len(bands[0])
     window = Window(c, r, w, h)
+    if scale > 1:
+        # The source area of this output window on the output grid (pitch = size / output size, which is
+        # `scale` exactly when the size divides; fractional windows otherwise, as a whole-image read makes).
+        px, py = spec["pitch"]
+        window = Window(ocol * px, orow * py, ow * px, oh * py)
     out_shape = (oh, ow)
     stacks = np.empty((3, n, oh, ow), dtype=np.uint16)  # skipped dates stay invalid: values unused
     valid = np.zeros((n, oh, ow), dtype=bool)
@@ -541,8 +555,12 @@ def composite(
     from affine import Affine
 
     wins, grid, (out_h, out_w) = _plan_windows(height, width, block, scale, window_size)
-    out_transform = ref["transform"] @ Affine.scale(scale, scale)
-    skips = _footprint_skips([m["data_geometry"] for m in metas], ref["transform"], ref["crs"], wins, grid)
+    # The output grid covers the inputs' extent exactly (like GDAL's overviews): pixels are `scale` source
+    # pixels a side when the size divides by `scale`, a little less otherwise (10980 / 8 -> 1373 px).
+    pitch = (width / out_w, height / out_h)
+    out_transform = ref["transform"] @ Affine.scale(*pitch)
+    skips = _footprint_skips([m["data_geometry"] for m in metas], ref["transform"], ref["crs"], wins, grid,
+                             dilate=pitch != (scale, scale))
     total = len(wins)
 
     tiles = sorted({m["tile"] for m in metas if m["tile"]})
@@ -578,6 +596,7 @@ def composite(
         "scale": scale,
         "mask": mask == "auto",
         "out_transform": out_transform,
+        "pitch": pitch,
         "threads": max(1, (os.cpu_count() or 1) // max(1, workers)),
         "parent_pid": os.getpid(),
     }

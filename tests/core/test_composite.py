@@ -97,6 +97,32 @@ def test_scale_4_output_grid_and_values(raster_stack, tmp_path):
     np.testing.assert_array_equal(got, exp)
 
 
+@pytest.mark.parametrize("scale", [4, 8])
+def test_scaled_grid_of_a_size_not_divisible_by_scale_keeps_the_extent(raster_stack, tmp_path, scale):
+    # 301 px at scale 4 -> 76 px: the output must cover the inputs' extent (as GDAL's overviews do), and each
+    # output pixel hold what a whole-image decimated read puts there, across several windows.
+    from rasterio.enums import Resampling
+
+    st = raster_stack(dates=3, size=301, block=32)
+    out = tmp_path / "c.tif"
+    res = composite(st.red, st.green, st.blue, out, workers=0, scale=scale, mask="none", window_size=32)
+    assert res.windows > 4
+    n = -(-301 // scale)
+    with rasterio.open(out) as ds, rasterio.open(st.red[0]) as ref:
+        assert (ds.width, ds.height) == (n, n)
+        for got, want in zip(ds.bounds, ref.bounds):
+            assert got == pytest.approx(want, abs=1e-6)
+        got = ds.read()
+    data = np.zeros((3, 3, n, n), dtype=np.uint16)
+    for b, paths in enumerate((st.red, st.green, st.blue)):
+        for d, p in enumerate(paths):
+            with rasterio.open(p) as src:
+                data[b, d] = src.read(1, out_shape=(n, n), resampling=Resampling.nearest)
+    valid = (data != 0).all(axis=0)
+    exp = np.stack([reference_median(data[b], valid) for b in range(3)])
+    np.testing.assert_array_equal(got, exp)
+
+
 def test_offsets_for_loose_files_and_tags(raster_stack, tmp_path):
     st = raster_stack(dates=3, layout="loose")
     out = tmp_path / "c.tif"
