@@ -283,8 +283,9 @@ def _read(ds, window, out, scale):
             return ds.read(1, window=window, out=out)
         return ds.read(1, window=window, out=out, resampling=Resampling.nearest)
     except RasterioIOError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "read failed"
-        raise RasterError(f"{ds.name}: cannot read ({first}; truncated or corrupt?)") from None
+        from s2desktop.core.rasterinfo import gdal_error_text
+
+        raise RasterError(f"{ds.name}: cannot read ({gdal_error_text(exc)}; truncated or corrupt?)") from None
 
 
 def _read_scl(ds, out_bounds, out_shape):
@@ -300,7 +301,9 @@ def _read_scl(ds, out_bounds, out_shape):
         return ds.read(1, window=win, out_shape=out_shape, resampling=Resampling.nearest, boundless=True,
                        fill_value=0)
     except Exception as exc:
-        raise RasterError(f"{ds.name}: cannot read the scene classification ({str(exc).splitlines()[0]})") from None
+        from s2desktop.core.rasterinfo import gdal_error_text
+
+        raise RasterError(f"{ds.name}: cannot read the scene classification ({gdal_error_text(exc)})") from None
 
 
 def _process_window(task):
@@ -498,8 +501,9 @@ def composite(
                 ds.read(1, window=lw, out_shape=(max(1, int(lw.height) // 8), max(1, int(lw.width) // 8)),
                         resampling=Resampling.nearest)
             except RasterioIOError as exc:
-                first = str(exc).splitlines()[0] if str(exc) else "read failed"
-                raise RasterError(f"{p}: cannot read ({first}; truncated or corrupt?)") from None
+                from s2desktop.core.rasterinfo import gdal_error_text
+
+                raise RasterError(f"{p}: cannot read ({gdal_error_text(exc)}; truncated or corrupt?)") from None
     height, width = ref["shape"]
 
     # Scene metadata per date (from the red file; the three bands of a date share a scene).

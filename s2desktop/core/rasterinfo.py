@@ -48,6 +48,20 @@ _BASELINE_IN_NAME_RE = re.compile(r"_N(\d{2})(\d{2})(?:_|$)")
 # --- opening ---------------------------------------------------------------------------------------------------
 
 
+def gdal_error_text(exc: BaseException, default: str = "read failed") -> str:
+    """The first line of what GDAL reported for a rasterio error.
+
+    rasterio raises reads as "Read failed. See previous exception for details." with GDAL's own message
+    ("... IReadBlock failed at X offset 0, Y offset 1: TIFFReadEncodedTile() failed.") chained as the cause.
+    """
+    text = str(exc).strip()
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and (not text or "previous exception" in text):
+        inner = str(cause.args[-1] if getattr(cause, "args", None) else cause).strip()
+        text = inner or text
+    return text.splitlines()[0] if text else default
+
+
 def open_raster(path):
     """rasterio.open with a one-line RasterError / NotFoundError naming the file."""
     import rasterio
@@ -236,7 +250,7 @@ def read_overview(path, max_size: int, bands=None):
             else:
                 valid = np.ones((h, w), dtype=bool)
         except RasterioIOError as exc:
-            raise RasterError(f"{p}: cannot read ({str(exc).splitlines()[0]}; truncated or corrupt?)") from None
+            raise RasterError(f"{p}: cannot read ({gdal_error_text(exc)}; truncated or corrupt?)") from None
     return data, valid, info
 
 

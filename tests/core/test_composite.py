@@ -253,6 +253,26 @@ def test_corrupt_and_truncated_inputs_named(raster_stack, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tif" or p.name.startswith(".o.tif")]
 
 
+def test_truncated_cog_error_says_what_gdal_found(raster_stack, tmp_path):
+    # A COG keeps its overviews before the full-resolution tiles: cut it short and the quick probe (served from
+    # the overviews) passes, the windows fail. The message names the file and says what failed, not
+    # rasterio's "See previous exception for details." (there is no previous exception for the user to see).
+    from rasterio import shutil as rshutil
+
+    st = raster_stack(dates=2, size=600, block=128)
+    cog = tmp_path / "33UUP_2023-07-01_0_B04.tif"
+    rshutil.copy(st.red[0], cog, driver="COG", blocksize="128", compress="deflate", overview_count="3")
+    data = cog.read_bytes()
+    cog.write_bytes(data[: len(data) * 6 // 10])
+    for workers in (0, 1):
+        with pytest.raises(RasterError) as err:
+            composite([cog] + st.red[1:], st.green, st.blue, tmp_path / "o.tif", workers=workers, mask="none")
+        msg = str(err.value)
+        assert "33UUP_2023-07-01_0_B04.tif: cannot read" in msg and "previous exception" not in msg
+        assert "Read failed" not in msg  # GDAL's own words, e.g. "Cannot read 8813 bytes at offset 408261"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".o.tif")]
+
+
 def test_geotiff_named_jp2_opens_by_content(raster_stack, tmp_path):
     st = raster_stack(dates=2)
     renamed = []
