@@ -72,8 +72,15 @@ def open_raster(path):
         raise NotFoundError(f"{p}: no such file")
     if p.is_dir():
         raise RasterError(f"{p}: is a folder, not a raster")
+    import warnings
+
+    from rasterio.errors import NotGeoreferencedWarning
+
     try:
-        return rasterio.open(p)
+        with warnings.catch_warnings():
+            # a picture without georeferencing (preview.jpg) is fine to look at; its info says "CRS: none"
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(p)
     except RasterioIOError as exc:
         msg = str(exc).splitlines()[0] if str(exc) else "unreadable"
         if "not recognized" in msg or "supported file format" in msg:

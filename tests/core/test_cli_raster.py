@@ -157,3 +157,20 @@ def test_composite_tile_mode_local_source(capsys, tmp_path):
         red = ds.read(1)
     assert (red[:40, :40] == 0).all()  # SCL cloud (class 9) on every date -> no valid observation
     assert (red[60:120, 60:120] != 0).mean() > 0.95
+
+
+def test_info_and_thumbnail_of_a_picture_without_georeferencing_print_no_python_warning(capsys, shared_real,
+                                                                                       tmp_path):
+    # L1C's preview.jpg has no CRS or transform: `info` says "CRS: none"; rasterio's NotGeoreferencedWarning
+    # (a Python warning with a site-packages path on stderr) is noise on the command line.
+    import warnings
+
+    from rasterio.errors import NotGeoreferencedWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, out, _ = run(capsys, "info", shared_real / UDP / "preview.jpg")
+        assert code == 0 and "CRS:           none" in out
+        code, _, _ = run(capsys, "thumbnail", shared_real / UDP / "preview.jpg", "-o", tmp_path / "p.png")
+        assert code == 0
+    assert not [w for w in caught if issubclass(w.category, NotGeoreferencedWarning)]
