@@ -146,6 +146,26 @@ def _parse_date(text: str, what: str):
         raise InvalidInputError(f"{what} {text!r} is not a date like 2023-07-14") from None
 
 
+def _check_folder(path, what: str = "download folder") -> None:
+    """OutputError unless `path` is a folder or can be made one (checked before any search or download)."""
+    import os
+    from pathlib import Path
+
+    from s2desktop.core.errors import OutputError
+
+    folder = Path(path)
+    probe = folder
+    while not probe.exists() and probe.parent != probe:  # the nearest part of the path that exists
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        if probe == folder:
+            raise OutputError(f"{what} {folder} is a file, not a folder")
+        raise OutputError(f"{what} {folder} cannot be created: {probe} is a file")
+    if probe.is_dir() and not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {folder} is not writable" if probe == folder
+                          else f"{what} {folder} cannot be created: {probe} is not writable")
+
+
 def _tile_inputs(args: argparse.Namespace):
     """Tile mode: search, download (reusing what is there), -> (red, green, blue, scl-or-None)."""
     from pathlib import Path
@@ -161,13 +181,19 @@ def _tile_inputs(args: argparse.Namespace):
     start, end = _parse_date(args.start, "--start"), _parse_date(args.end, "--end")
     if end < start:
         raise InvalidInputError(f"--end {end} is before --start {start}")
+    _check_folder(args.out_dir)
     source = source_from_args(args)
     scenes = catalog.search(source, tile, start, end, max_cloud=args.max_cloud)
     if not scenes:
         raise NotFoundError(f"no scenes of {tile} between {start} and {end}"
                             + (f" with cloud cover <= {args.max_cloud:g}%" if args.max_cloud is not None else ""))
     out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from s2desktop.core.errors import OutputError
+
+        raise OutputError(f"cannot create download folder {out_dir}: {exc.strerror or exc}") from None
     print(f"{len(scenes)} scene(s) of {tile}; downloading what is missing to {out_dir}", file=sys.stderr)
     tasks = download.plan(scenes, list(BANDS), out_dir)
     scl_tasks = []
@@ -380,6 +406,7 @@ def _run_download(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise InvalidInputError(f"--workers {args.workers} must be 1 or more")
     bands = download.parse_bands(args.bands)
+    _check_folder(args.out, "output folder")
     source, scenes = _search_scenes(args)
     if not scenes:
         return 0

@@ -174,3 +174,18 @@ def test_info_and_thumbnail_of_a_picture_without_georeferencing_print_no_python_
         code, _, _ = run(capsys, "thumbnail", shared_real / UDP / "preview.jpg", "-o", tmp_path / "p.png")
         assert code == 0
     assert not [w for w in caught if issubclass(w.category, NotGeoreferencedWarning)]
+
+
+def test_download_folder_that_is_a_file_is_a_one_line_error_before_any_work(capsys, tmp_path):
+    src = tmp_path / "mirror"
+    _local_l2a_archive(src)
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    q = ["--tile", "33UUP", "--start", "2023-07-01", "--end", "2023-07-31", "--source", src]
+    for out_dir in (afile, afile / "sub"):
+        code, _, err = run(capsys, "composite", *q, "--out-dir", out_dir, "-o", tmp_path / "c.tif")
+        assert code == 2 and err.startswith("s2desktop: error: ") and err.count("\n") == 1, err
+        assert str(out_dir) in err
+        code, _, err = run(capsys, "download", *q, "--out", out_dir)
+        assert code == 2 and err.count("\n") == 1 and str(out_dir) in err and "downloading" not in err, err
+    assert afile.read_text() == "not a folder" and not (tmp_path / "c.tif").exists()
