@@ -392,6 +392,33 @@ def _normalise_offsets(offsets, n: int) -> list[list[int | None]]:
         f"{len(offsets)} offsets given for {n} date(s): give one, one per date ({n}) or one per file ({3 * n})")
 
 
+def _scene_identity(path: Path, md: dict) -> tuple | None:
+    """(tile, date, sequence or None) of a band file's scene when its name or metadata tell; else None."""
+    from s2desktop.core.rasterinfo import parse_band_filename
+
+    parsed = parse_band_filename(path)
+    if parsed:
+        return parsed["tile"], parsed["date"], parsed["seq"]
+    if md.get("tile") and md.get("date"):
+        return str(md["tile"]), str(md["date"]), None
+    return None
+
+
+def _check_same_scene(d: int, files: list[Path], ids: list[tuple | None]) -> None:
+    """InvalidInputError when the red, green and blue files of one date are known to be different scenes."""
+    known = [(f, i) for f, i in zip(files, ids) if i is not None]
+    for f, i in known[1:]:
+        f0, i0 = known[0]
+        same = i[:2] == i0[:2] and (i[2] is None or i0[2] is None or i[2] == i0[2])
+        if not same:
+            def label(x):
+                return "_".join(str(v) for v in x if v is not None)
+
+            raise InvalidInputError(
+                f"date {d + 1}: {f0.name} is scene {label(i0)} but {f.name} is {label(i)}: give the red, green "
+                "and blue files in the same date order")
+
+
 def _date_label(path: Path, md: dict) -> str:
     return str(md.get("date") or path.stem)
 
@@ -515,9 +542,11 @@ def composite(
     overridden = []
     for d in range(n):
         baselines.append(metas[d]["baseline"])
+        scenes_of_date = []
         for b in range(3):
             # The scene's own metadata decides; a given offset fills in where the baseline is unknown.
             md = metas[d] if b == 0 else scene_metadata(paths[b][d])
+            scenes_of_date.append(_scene_identity(paths[b][d], md))
             o = offset_for_baseline(md["baseline"])
             given = offsets_given[b][d]
             if o is not None:
@@ -532,6 +561,7 @@ def composite(
             offs[b][d] = o
             if b == 0:
                 offset_sources.append(src)
+        _check_same_scene(d, [paths[b][d] for b in range(3)], scenes_of_date)
     if unknown:
         log.warning("processing baseline unknown for %d file(s) (e.g. %s): assuming offset 0; pass --offset",
                     len(unknown), unknown[0].name)

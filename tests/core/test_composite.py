@@ -253,6 +253,18 @@ def test_corrupt_and_truncated_inputs_named(raster_stack, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tif" or p.name.startswith(".o.tif")]
 
 
+def test_bands_given_in_different_date_orders_are_refused(raster_stack, tmp_path):
+    # files mode pairs the n-th red, green and blue file; when the files say which scene they are, a green
+    # list in another order must not silently mix dates across bands
+    st = raster_stack(dates=3)
+    with pytest.raises(InvalidInputError, match=r"2023-07-01.*2023-07-03|2023-07-03.*2023-07-01") as err:
+        composite(st.red, st.green[::-1], st.blue, tmp_path / "o.tif", workers=0)
+    assert "same date order" in str(err.value)
+    assert not list(tmp_path.glob("*o.tif*"))
+    loose = raster_stack(dates=2, layout="loose")  # nothing to tell the scenes apart: the order is the user's
+    composite(loose.red, loose.green[::-1], loose.blue, tmp_path / "o.tif", workers=0)
+
+
 def test_truncated_cog_error_says_what_gdal_found(raster_stack, tmp_path):
     # A COG keeps its overviews before the full-resolution tiles: cut it short and the quick probe (served from
     # the overviews) passes, the windows fail. The message names the file and says what failed, not
