@@ -255,10 +255,23 @@ def _run_info(args: argparse.Namespace) -> int:
 
     info = raster_info(args.file)
     if args.json:
-        print(json.dumps(info.to_dict(), indent=2))
+        print(json.dumps(_json_safe(info.to_dict()), indent=2, allow_nan=False))
     else:
         print(info.summary())
     return 0
+
+
+def _json_safe(value):
+    """NaN / infinite floats (a float raster's nodata) as the strings 'nan', 'inf', '-inf': JSON has no NaN."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _add_thumbnail(sub) -> None:

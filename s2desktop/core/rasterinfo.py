@@ -248,10 +248,16 @@ def read_overview(path, max_size: int, bands=None):
         try:
             data = src.read(bands, out_shape=(len(bands), h, w), resampling=Resampling.nearest)
             alpha = [i for i, ci in zip(src.indexes, src.colorinterp) if ci == ColorInterp.alpha]
+            finite = None
+            if np.issubdtype(data.dtype, np.floating):  # NaN / inf are never values (and NaN != NaN)
+                finite = np.isfinite(data)
+                data[~finite] = 0
             if src.nodata is not None:
-                valid = np.any(data != src.nodata, axis=0)
+                valid = np.any((data != src.nodata) if finite is None else (finite & (data != src.nodata)), axis=0)
             elif alpha:
                 valid = src.read(alpha[0], out_shape=(h, w), resampling=Resampling.nearest) > 0
+            elif finite is not None:
+                valid = np.any(finite, axis=0)
             elif np.issubdtype(data.dtype, np.unsignedinteger):
                 valid = np.any(data != 0, axis=0)
             else:

@@ -106,3 +106,31 @@ def test_baselines_and_offsets(shared_real, tmp_path):
     assert file_offset(f)[:2] == (-1000, "05.09")
     assert parse_band_filename(f)["scene_id"] == "33UUP_2023-07-14_0"
     assert file_offset(tmp_path / "elsewhere.tif") == (None, None, None)
+
+
+def test_float_raster_with_nan_nodata(tmp_path, capsys):
+    # NaN is the usual nodata of float rasters: `info --json` must stay valid JSON, and a thumbnail must treat
+    # NaN as nodata (NaN != NaN, so a plain `data != nodata` called every NaN pixel valid).
+    import warnings
+
+    import rasterio
+
+    from s2desktop.cli import main
+    from s2desktop.core.rasterinfo import read_overview
+
+    arr = np.linspace(0, 1, 400, dtype="float32").reshape(1, 20, 20)
+    arr[:, :5] = np.nan
+    path = tmp_path / "nan.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=20, height=20, count=1, dtype="float32",
+                       crs="EPSG:32633", transform=rasterio.transform.from_origin(0, 20, 1, 1),
+                       nodata=float("nan")) as dst:
+        dst.write(arr)
+    assert main(["info", "--json", str(path)]) == 0
+    d = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert d["nodata"] == "nan"
+    data, valid, _info = read_overview(path, 20)
+    assert not valid[:5].any() and valid[5:].all()
+    assert np.isfinite(data).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert main(["thumbnail", str(path), "-o", str(tmp_path / "t.png")]) == 0
