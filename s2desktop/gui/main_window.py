@@ -213,7 +213,7 @@ class MainWindow(QMainWindow):
         sp.tileChanged.connect(self._tile_changed)
         sp.tile.textChanged.connect(lambda _t: self._update_actions())  # after the panel validated it
         sp.searchRequested.connect(self.search)
-        sp.sourceChanged.connect(self._update_actions)
+        sp.sourceChanged.connect(self._query_changed)
         if hasattr(self.map, "tileSelected"):
             self.map.tileSelected.connect(sp.set_tile)
         sc.searchRequested.connect(self.search)
@@ -268,6 +268,12 @@ class MainWindow(QMainWindow):
                 self.map.select_tile(tile, zoom=True)
             except Exception as exc:  # a syntactically valid id that is not in the grid
                 self.source_panel.tile_error.setText(str(exc))
+        self._query_changed()
+
+    def _query_changed(self) -> None:
+        """Source or tile changed: the scenes listed for another one go (they are not this tile's)."""
+        sp = self.source_panel
+        self.scene_panel.set_query(sp.source_spec(), sp.tile_id())
         self._update_actions()
 
     def search(self) -> workers.Worker | None:

@@ -303,6 +303,8 @@ class ScenePanel(QWidget):
         super().__init__(parent)
         self.source = None
         self._search_worker = None
+        self._search_seq = 0  # a result is shown only if it comes from the latest search of the current query
+        self._query = None  # (source spec, tile) of the listed scenes / the running search
         self._search_allowed = True  # the window says whether a search can run (a valid tile, ...)
         self._searching = False
         self._preview_pool = QThreadPool(self)
@@ -464,13 +466,39 @@ class ScenePanel(QWidget):
             return None
         if self._search_worker is not None:
             self._search_worker.cancel()
+        self._search_seq += 1
+        seq = self._search_seq
+        self._query = (dict(source_spec), tile)
         self._set_searching(True)
         self.status.setText(f"Searching {tile} {start} – {end}…")
         w = workers.start(_search_job, source_spec, tile, start, end, self.max_cloud(),
-                          on_result=self._found, on_error=self._failed,
-                          on_finished=lambda: self._set_searching(False), name="search", owner=self)
+                          on_result=lambda v: self._found(v) if seq == self._search_seq else None,
+                          on_error=lambda m, d: self._failed(m, d) if seq == self._search_seq else None,
+                          on_finished=lambda: self._set_searching(False) if seq == self._search_seq else None,
+                          name="search", owner=self)
         self._search_worker = w
         return w
+
+    def set_query(self, source_spec: dict, tile: str | None) -> None:
+        """The window's source and tile now: listed scenes (or a running search) of another source or tile are
+        dropped, so that nothing of the old tile can be ticked and downloaded under the new one. `tile` None (the
+        field holds no valid id, e.g. while typing): only the source is compared."""
+        if self._query is None:
+            return
+        spec, listed_tile = self._query
+        if spec == dict(source_spec) and tile in (None, listed_tile):
+            return
+        self._query = None
+        self._search_seq += 1  # the running search's result (or error) no longer applies
+        if self._search_worker is not None:
+            self._search_worker.cancel()
+            self._search_worker = None
+        self._set_searching(False)
+        self.source = None
+        self.model.set_scenes([])
+        self._dates_changed()
+        self.status.setText(f"Search to list the scenes of {tile}." if tile else
+                            "Pick a tile and a date range, then Search.")
 
     def set_search_allowed(self, allowed: bool) -> None:
         """The Search button follows the window's Search action (no tile: disabled), and is off while searching."""

@@ -1,0 +1,62 @@
+"""The scene list always belongs to the tile and source shown above it: changing either clears the listed
+scenes (they could otherwise be ticked and downloaded while the window names another tile), and a search's
+results that arrive after the tile or source changed are dropped."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from tests.fixtures_gui import use_s3
+
+
+def _search_33uup(qtbot, w, seeded):
+    use_s3(w, seeded, "l1c")
+    w.source_panel.tile.setText("33UUP")
+    w.scene_panel.set_dates(dt.date(2023, 7, 31), dt.date(2023, 8, 1))
+    with qtbot.waitSignal(w.scene_panel.searchFinished, timeout=30000) as found:
+        w.search()
+    scenes = found.args[0]
+    assert scenes and {s.tile for s in scenes} == {"33UUP"}
+    w.scene_panel.model.set_checked([s.scene_id for s in scenes], True)
+    assert w.act_download.isEnabled()
+    return scenes
+
+
+def _assert_cleared(w):
+    sc = w.scene_panel
+    assert sc.model.rowCount() == 0 and not sc.model.checked and sc.source is None
+    assert not w.act_download.isEnabled() and not w.download_panel.download_button.isEnabled()
+    assert "Search" in sc.status.text()
+    assert sc.count.text().startswith("<b>0</b> of 0 ")
+
+
+def test_changing_the_tile_clears_the_scenes_of_the_old_tile(qtbot, main_window, seeded_s3):
+    w = main_window
+    _search_33uup(qtbot, w, seeded_s3)
+    w.source_panel.tile.setText("t32tqm")  # another valid tile, typed in lower case
+    assert w.source_panel.tile_id() == "32TQM"
+    _assert_cleared(w)
+    assert w.download() is None  # nothing of 33UUP can be downloaded under 32TQM
+
+
+def test_changing_the_source_clears_the_scenes(qtbot, main_window, seeded_s3):
+    w = main_window
+    _search_33uup(qtbot, w, seeded_s3)
+    w.source_panel.folder.editingFinished.emit()  # focus leaving a field without a change: the list stays
+    assert w.scene_panel.model.rowCount() > 0
+    w.source_panel.set_source("cogs")
+    _assert_cleared(w)
+
+
+def test_results_of_a_search_for_the_old_tile_are_dropped(qtbot, qapp, main_window, seeded_s3):
+    w = main_window
+    use_s3(w, seeded_s3, "l1c")
+    w.source_panel.tile.setText("33UUP")
+    w.scene_panel.set_dates(dt.date(2023, 7, 31), dt.date(2023, 8, 1))
+    worker = w.search()
+    w.source_panel.tile.setText("32TQM")  # before the search's result is delivered (it is queued to this thread)
+    qtbot.waitUntil(worker.done.is_set, timeout=30000)
+    qapp.processEvents()  # its result and finished signals, posted before `done` was set
+    _assert_cleared(w)
+    assert w.scene_panel.search_button.isEnabled()
+
