@@ -218,6 +218,7 @@ class CompositePanel(QWidget):
 
     compositeReady = Signal(str, bool)  # path, is_preview
     compositeFailed = Signal(str)
+    startableChanged = Signal(bool)  # the Composite button's state (the window's action follows it)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -287,6 +288,10 @@ class CompositePanel(QWidget):
         self._clock.setInterval(500)
         self._clock.timeout.connect(self._tick)
 
+    def _set_startable(self, on: bool) -> None:
+        self.start_button.setEnabled(on)
+        self.startableChanged.emit(on)
+
     def _browse(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Composite output", self.output.text(), "GeoTIFF (*.tif)")
         if path:
@@ -303,7 +308,7 @@ class CompositePanel(QWidget):
             self.output.setText(str(default_output))
         elif default_output is not None:
             self.output.setText(str(default_output))
-        self.start_button.setEnabled(n > 0 and not self.runner.running)
+        self._set_startable(n > 0 and not self.runner.running)
 
     def _kwargs(self, output: Path, scale: int) -> dict:
         red, green, blue = self.inputs
@@ -336,7 +341,7 @@ class CompositePanel(QWidget):
     def _launch(self, kwargs: dict, preview: bool) -> None:
         self._is_preview = preview
         self.bar.setValue(0)
-        self.start_button.setEnabled(False)
+        self._set_startable(False)
         self.cancel_button.setEnabled(True)
         self.status.setText("Quick preview (¼ resolution)…" if preview else "Full resolution…")
         try:
@@ -395,7 +400,7 @@ class CompositePanel(QWidget):
             QTimer.singleShot(0, lambda: self._launch_when_free(kw))
             return
         self._full_kwargs = None
-        self.start_button.setEnabled(bool(self.inputs[0]))
+        self._set_startable(bool(self.inputs[0]))
 
     def _launch_when_free(self, kw: dict) -> None:
         if self.runner.process is not None:

@@ -224,6 +224,7 @@ class MainWindow(QMainWindow):
         dl.allFinished.connect(self._downloads_finished)
         dl.downloadFailed.connect(lambda m, d: self.report_error("Download failed", m, d))
         cp.compositeReady.connect(self._composite_ready)
+        cp.startableChanged.connect(lambda _on: self._update_actions())
         cp.compositeFailed.connect(lambda m: self.report_error("Composite failed", m, "", dialog=True))
         v.loaded.connect(self._raster_loaded)
         v.loadFailed.connect(lambda m, d: self.report_error("Cannot open the raster", m, d))

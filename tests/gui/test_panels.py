@@ -243,3 +243,20 @@ def test_app_run_opens_the_window_with_a_raster_and_logs(qtbot, gui_settings, ra
         if h not in handlers:
             logging.getLogger().removeHandler(h)
             h.close()
+
+
+def test_composite_action_follows_the_composite_button(qtbot, main_window, raster_stack, tmp_path):
+    """The toolbar/menu Composite is off while a composite runs and back on when it is cancelled."""
+    w = main_window
+    panel = w.composite_panel
+    stack = raster_stack(dates=3, size=300)
+    _composite_inputs(panel, stack, tmp_path / "out" / "c.tif")
+    assert w.act_composite.isEnabled()
+    with qtbot.waitSignal(panel.runner.cancelled, timeout=30000):
+        panel.start()
+        assert panel.runner.running and not panel.start_button.isEnabled()
+        assert not w.act_composite.isEnabled()
+        w.scene_panel.model.set_checked([], True)  # anything else refreshing the actions meanwhile
+        panel.cancel()
+    qtbot.waitUntil(lambda: panel.start_button.isEnabled(), timeout=15000)
+    assert w.act_composite.isEnabled()
