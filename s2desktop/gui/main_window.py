@@ -550,6 +550,7 @@ class MainWindow(QMainWindow):
         if self._shut_down:
             return
         self._shut_down = True
+        self.scene_panel.shutdown()
         self.download_panel.shutdown()
         self.composite_panel.shutdown()
         workers.registry.cancel_all()

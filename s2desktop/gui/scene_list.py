@@ -307,6 +307,7 @@ class ScenePanel(QWidget):
         self._query = None  # (source spec, tile) of the listed scenes / the running search
         self._search_allowed = True  # the window says whether a search can run (a valid tile, ...)
         self._searching = False
+        self._closed = False  # the window shut down: no more preview fetches
         self._preview_pool = QThreadPool(self)
         self._preview_pool.setMaxThreadCount(2)
         self._preview_source = None
@@ -562,8 +563,14 @@ class ScenePanel(QWidget):
         bottom = n - 1 if bottom < 0 else bottom
         return range(top, bottom + 1)
 
+    def shutdown(self) -> None:
+        """Window closing: no more preview fetches (the lazy-load timer may still be pending); queued ones go."""
+        self._closed = True
+        self._preview_timer.stop()
+        self._preview_pool.clear()
+
     def _load_visible_previews(self) -> None:
-        if self.source is None:
+        if self.source is None or self._closed:
             return
         for row in self.visible_rows():
             s = self.model.scenes[row]

@@ -60,3 +60,18 @@ def test_results_of_a_search_for_the_old_tile_are_dropped(qtbot, qapp, main_wind
     _assert_cleared(w)
     assert w.scene_panel.search_button.isEnabled()
 
+
+
+def test_no_preview_fetch_starts_after_the_window_shut_down(qtbot, main_window, seeded_s3):
+    """Closing right after a search: the pending lazy-preview timer must not start S3 fetches afterwards (they
+    would keep the quitting application waiting on the network)."""
+    from s2desktop.gui.workers import registry
+
+    w = main_window
+    _search_33uup(qtbot, w, seeded_s3)
+    sc = w.scene_panel
+    sc._schedule_previews()
+    assert sc._preview_timer.isActive()
+    w.shutdown()
+    qtbot.waitUntil(lambda: not sc._preview_timer.isActive(), timeout=5000)
+    assert not [x for x in registry.active if x.name == "preview"]
