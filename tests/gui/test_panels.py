@@ -212,7 +212,7 @@ def test_app_run_opens_the_window_with_a_raster_and_logs(qtbot, gui_settings, ra
     import logging
     import sys
 
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import QCoreApplication, QEvent, QTimer
 
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # run() installs its own; put it back afterwards
     handlers = list(logging.getLogger().handlers)
@@ -235,8 +235,19 @@ def test_app_run_opens_the_window_with_a_raster_and_logs(qtbot, gui_settings, ra
             QTimer.singleShot(50, check)
 
     QTimer.singleShot(0, check)
-    QTimer.singleShot(20000, qapp.quit)  # safety net
-    assert run([str(stack.red[0])]) == 0
+    # safety net, stopped afterwards: left pending it would quit the shared QApplication in the middle of a later
+    # test, and every wait of that test (and of the tests after it) would then end at once
+    safety = QTimer()
+    safety.setSingleShot(True)
+    safety.timeout.connect(qapp.quit)
+    safety.start(20000)
+    try:
+        assert run([str(stack.red[0])]) == 0
+    finally:
+        safety.stop()
+        # closing the last window also posted a Quit event; delivered in a later test it would make every event
+        # loop there (qtbot.waitSignal) return at once
+        QCoreApplication.removePostedEvents(None, QEvent.Type.Quit)
     assert "window" in seen
     assert (user_log_dir() / "s2desktop.log").read_text().count("window starting") >= 1
     for h in logging.getLogger().handlers[:]:
