@@ -373,7 +373,9 @@ class MainWindow(QMainWindow):
         self.report_error("Cannot prepare the demo archive", message, details)
 
     def _search_finished(self, scenes) -> None:
-        self.statusBar().showMessage(f"{len(scenes)} scenes found", 8000)
+        n = len(scenes)
+        self.statusBar().showMessage(f"{n} scene{'s' if n != 1 else ''} found" if n else
+                                     "No scenes found: try a longer date range or a higher cloud limit", 8000)
         self._update_actions()
 
     def download(self) -> workers.Worker | None:

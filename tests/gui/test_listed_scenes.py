@@ -75,3 +75,17 @@ def test_no_preview_fetch_starts_after_the_window_shut_down(qtbot, main_window, 
     w.shutdown()
     qtbot.waitUntil(lambda: not sc._preview_timer.isActive(), timeout=5000)
     assert not [x for x in registry.active if x.name == "preview"]
+
+
+def test_status_bar_counts_scenes_in_words(qtbot, main_window, seeded_s3):
+    w = main_window
+    use_s3(w, seeded_s3, "l1c")
+    w.source_panel.tile.setText("33UUP")
+    w.scene_panel.set_dates(dt.date(2023, 10, 12), dt.date(2023, 10, 12))
+    with qtbot.waitSignal(w.scene_panel.searchFinished, timeout=30000):
+        w.search()
+    assert w.statusBar().currentMessage() == "1 scene found"
+    w.scene_panel.set_dates(dt.date(2023, 10, 13), dt.date(2023, 10, 14))
+    with qtbot.waitSignal(w.scene_panel.searchFinished, timeout=30000):
+        w.search()
+    assert w.statusBar().currentMessage().startswith("No scenes found")
