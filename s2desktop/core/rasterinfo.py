@@ -217,16 +217,22 @@ def raster_info(path) -> RasterInfo:
         return _info_from_dataset(src, p)
 
 
-def overview_shape(width: int, height: int, max_size: int) -> tuple[int, int]:
-    """(h, w) with the longest side = max_size, aspect kept, each side at least 1."""
+def overview_shape(width: int, height: int, max_size: int, *, enlarge: bool = False) -> tuple[int, int]:
+    """(h, w) with the longest side = max_size, aspect kept, each side at least 1.
+
+    A raster smaller than max_size keeps its own size unless `enlarge` (thumbnails of an exact size do).
+    """
     if max_size < 1:
         raise ValueError("size must be at least 1")
     f = max_size / max(width, height)
+    if not enlarge:
+        f = min(f, 1.0)
     return max(1, int(round(height * f))), max(1, int(round(width * f)))
 
 
-def read_overview(path, max_size: int, bands=None):
-    """Decimated read: -> (data (bands, h, w), valid (h, w) bool, RasterInfo); longest side = max_size.
+def read_overview(path, max_size: int, bands=None, *, enlarge: bool = False):
+    """Decimated read: -> (data (bands, h, w), valid (h, w) bool, RasterInfo); longest side = max_size
+    (a smaller raster is read at its own size unless `enlarge`).
 
     `bands` are 1-based indexes (default: 1-3 for rasters with >= 3 bands, else 1). Valid = not nodata in at
     least one band; nodata is the declared value, else an alpha band, else 0 for unsigned integer data (the
@@ -244,7 +250,7 @@ def read_overview(path, max_size: int, bands=None):
         for b in bands:
             if not 1 <= b <= src.count:
                 raise RasterError(f"{p}: has no band {b} (it has {src.count})")
-        h, w = overview_shape(src.width, src.height, max_size)
+        h, w = overview_shape(src.width, src.height, max_size, enlarge=enlarge)
         try:
             data = src.read(bands, out_shape=(len(bands), h, w), resampling=Resampling.nearest)
             alpha = [i for i, ci in zip(src.indexes, src.colorinterp) if ci == ColorInterp.alpha]

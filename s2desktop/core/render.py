@@ -93,7 +93,7 @@ def levels(data: np.ndarray, valid: np.ndarray | None = None, method: str = "per
     """
     d3, _ = _as3d(data)
     if method == "truecolor":
-        lo = -float(offset)
+        lo = float(-int(offset))  # not -float(0): levels read "-0.0" in the viewer
         return [(lo, lo + 10000.0 / gain)] * d3.shape[0]
     if method not in ("percentile", "minmax"):
         raise ValueError(f"unknown stretch {method!r} (use {', '.join(STRETCHES)})")
@@ -202,7 +202,7 @@ def thumbnail(path, size: int = 200, stretch: str = "percentile", bands=None, *,
         raise InvalidInputError(f"give 1 band (grey) or 3 bands (RGB), not {len(bands)}")
     if size < 1:
         raise InvalidInputError("size must be at least 1 pixel")
-    data, valid, info = read_overview(path, size, bands)
+    data, valid, info = read_overview(path, size, bands, enlarge=True)
     if stretch == "truecolor" and offset is None:
         offset = _offset_of(Path(path), info)
     band_levels = levels(data, valid, stretch, low=low, high=high, offset=offset or 0)
@@ -218,6 +218,10 @@ def save_png(rgba: np.ndarray, path) -> Path:
     from s2desktop.core.errors import OutputError
 
     path = Path(path)
+    if path.suffix.lower() != ".png":
+        from s2desktop.core.errors import InvalidInputError
+
+        raise InvalidInputError(f"{path.name}: thumbnails are written as PNG; give the output a .png name")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
         Image.fromarray(np.ascontiguousarray(rgba)).save(tmp, format="PNG")

@@ -111,7 +111,7 @@ def _thumbnail_job(path: str, size: int, mode: str, low: float, high: float, gam
 
     if mode in render.STRETCHES:
         return render.thumbnail(path, size, mode, offset=offset, low=low, high=high, gamma_value=gamma)
-    data, valid, _info = read_overview(path, size)
+    data, valid, _info = read_overview(path, size, enlarge=True)
     u8 = render.apply_levels(data, valid, levels, gamma)
     return render.to_rgba(u8 if u8.shape[0] >= 3 else u8[:1], valid)
 

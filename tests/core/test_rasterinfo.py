@@ -134,3 +134,11 @@ def test_float_raster_with_nan_nodata(tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         assert main(["thumbnail", str(path), "-o", str(tmp_path / "t.png")]) == 0
+
+
+def test_overview_reads_never_enlarge_unless_asked(tmp_path):
+    from s2desktop.core.rasterinfo import overview_shape
+
+    assert overview_shape(200, 100, 800) == (100, 200)
+    assert overview_shape(200, 100, 800, enlarge=True) == (400, 800)
+    assert overview_shape(2000, 1000, 800) == (400, 800)

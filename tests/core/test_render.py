@@ -151,3 +151,17 @@ def test_levels_are_the_one_definition_of_each_stretch():
     assert render.levels(data, valid, "minmax")[0] == (float(data[0][valid].min()), float(data[0][valid].max()))
     with pytest.raises(ValueError):
         render.levels(data, valid, "percentile", low=50, high=10)
+
+
+def test_png_only_under_a_png_name(tmp_path):
+    rgba = np.zeros((4, 4, 4), dtype=np.uint8)
+    with pytest.raises(InvalidInputError, match="written as PNG"):
+        render.save_png(rgba, tmp_path / "q.tif")
+    assert not list(tmp_path.iterdir())
+    assert render.save_png(rgba, tmp_path / "q.PNG").is_file()
+
+
+def test_truecolor_levels_have_no_negative_zero():
+    data = np.ones((3, 2, 2), dtype=np.uint16)
+    lo, hi = render.levels(data, None, "truecolor")[0]
+    assert (lo, hi) == (0.0, 4000.0) and str(lo) == "0.0"
