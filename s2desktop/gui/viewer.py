@@ -146,6 +146,7 @@ class RasterViewer(QWidget):
         self.manual_levels: list[tuple[float, float]] | None = None
         self.image_rgba = None
         self._generation = 0
+        self._fit_pending = False  # a dropped first render still owes the view its fit
         self._loading = None
 
         lay = QVBoxLayout(self)
@@ -312,7 +313,9 @@ class RasterViewer(QWidget):
                              on_error=lambda m, d: self.statusMessage.emit(f"Cannot render: {m}"))
 
     def _rendered(self, r, gen: int, fit: bool) -> None:
-        if gen != self._generation:
+        # Stale: a newer render was started, or the stretch changed and its (debounced) render is pending.
+        if gen != self._generation or self._render_timer.isActive():
+            self._fit_pending = self._fit_pending or fit
             return
         rgba, levels = r
         self.image_rgba = rgba
@@ -320,7 +323,8 @@ class RasterViewer(QWidget):
         self.image.setImage(rgba, levels=(0, 255), autoLevels=False)
         self.image.setRect(QRectF(0, 0, self.info.width, self.info.height))
         self._sync_region()
-        if fit:
+        if fit or self._fit_pending:
+            self._fit_pending = False
             self.fit()
         self.statusMessage.emit(f"{Path(self.path).name}: {self.info.width} × {self.info.height} px, "
                                 f"shown at {rgba.shape[1]} × {rgba.shape[0]}")
