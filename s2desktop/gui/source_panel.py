@@ -197,6 +197,7 @@ class SourcePanel(QWidget):
     def _profile_changed(self, *_):
         if self.source_key() in st.REQUESTER_PAYS:
             self._cred_timer.start()
+        self.sourceChanged.emit()  # another account: scenes listed (and billed) under the old one go
 
     def check_credentials(self) -> workers.Worker:
         self.creds.setStyleSheet(MUTED_STYLE)

@@ -89,3 +89,12 @@ def test_status_bar_counts_scenes_in_words(qtbot, main_window, seeded_s3):
     with qtbot.waitSignal(w.scene_panel.searchFinished, timeout=30000):
         w.search()
     assert w.statusBar().currentMessage().startswith("No scenes found")
+
+
+def test_changing_the_aws_profile_clears_the_scenes(qtbot, main_window, seeded_s3):
+    """Scenes listed (and their downloads billed) under one AWS account are not carried over to another."""
+    w = main_window
+    _search_33uup(qtbot, w, seeded_s3)
+    w.source_panel.profile.setEditText("other-account")
+    _assert_cleared(w)
+    assert w.source_panel.source_spec()["profile"] == "other-account"
