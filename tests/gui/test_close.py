@@ -4,13 +4,12 @@ gone, and no partial output is left."""
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from pathlib import Path
 
 import psutil
 
-from tests.gui.test_downloads import BIG, _copy_scene_with_a_big_band, _partials
+from tests.gui.test_downloads import BIG, _partials, _search_the_big_scene
 
 
 def test_closing_the_window_cancels_download_and_composite(qtbot, main_window, seeded_s3, scratch_bucket,
@@ -18,12 +17,7 @@ def test_closing_the_window_cancels_download_and_composite(qtbot, main_window, s
     w = main_window
 
     # the scene of a 64 MiB file to download (seeded and searched first: the download starts mid-composite)
-    _copy_scene_with_a_big_band(seeded_s3, scratch_bucket)
-    w.source_panel.set_source("l1c", endpoint=seeded_s3.endpoint, bucket=scratch_bucket)
-    w.source_panel.tile.setText("33UUP")
-    w.scene_panel.set_dates(dt.date(2023, 7, 4), dt.date(2023, 7, 4))
-    with qtbot.waitSignal(w.scene_panel.searchFinished, timeout=30000) as found:
-        w.search()
+    scenes = _search_the_big_scene(qtbot, w, seeded_s3, scratch_bucket)
     # a composite that takes a few seconds, in its process with a pool of two
     stack = raster_stack(dates=4, size=1024, block=128)
     comp_dir = tmp_path / "composites"
@@ -53,7 +47,7 @@ def test_closing_the_window_cancels_download_and_composite(qtbot, main_window, s
     w.download_panel.started.connect(
         lambda _n: [r.changed.connect(lambda r=r: close_when_partway(r)) for r in w.download_panel.rows])
     dl_dir = tmp_path / "downloads"
-    w.download_panel.start(w.scene_panel.source, found.args[0], dl_dir, bands=["B04"], workers_count=1)
+    w.download_panel.start(w.scene_panel.source, scenes, dl_dir, bands=["B04"], workers_count=1)
     qtbot.waitUntil(lambda: len(closed) == 2, timeout=30000)
 
     got, composite_running, t0 = closed[0]

@@ -99,15 +99,20 @@ def _copy_scene_with_a_big_band(seeded, bucket: str, date: str = "2023/7/4") -> 
     return big_key
 
 
-def test_cancel_a_file_partway_leaves_nothing(qtbot, main_window, seeded_s3, scratch_bucket, tmp_path):
-    w = main_window
-    _copy_scene_with_a_big_band(seeded_s3, scratch_bucket)
-    w.source_panel.set_source("l1c", endpoint=seeded_s3.endpoint, bucket=scratch_bucket)
+def _search_the_big_scene(qtbot, w, seeded, bucket: str) -> list:
+    """Seed the scene with a 64 MiB band in `bucket`, point the window at it and search: -> the scenes found."""
+    _copy_scene_with_a_big_band(seeded, bucket)
+    w.source_panel.set_source("l1c", endpoint=seeded.endpoint, bucket=bucket)
     w.source_panel.tile.setText("33UUP")
     w.scene_panel.set_dates(dt.date(2023, 7, 4), dt.date(2023, 7, 4))
     with qtbot.waitSignal(w.scene_panel.searchFinished, timeout=30000) as found:
         w.search()
-    scenes = found.args[0]
+    return found.args[0]
+
+
+def test_cancel_a_file_partway_leaves_nothing(qtbot, main_window, seeded_s3, scratch_bucket, tmp_path):
+    w = main_window
+    scenes = _search_the_big_scene(qtbot, w, seeded_s3, scratch_bucket)
     assert len(scenes) == 1
     w.scene_panel.model.set_checked([scenes[0].scene_id], True)
 
