@@ -101,7 +101,12 @@ class Worker(QRunnable):
         try:
             sig.started.emit()
             try:
-                value = self.fn(*self.args, **self.kwargs)
+                try:
+                    value = self.fn(*self.args, **self.kwargs)
+                finally:
+                    # The work has returned (its files are closed) before anyone hears that it ended: a slot
+                    # reacting to `cancelled`/`finished` on the GUI thread may rely on `done`.
+                    self.done.set()
             except CancelledError:
                 sig.cancelled.emit()
             except Exception as exc:  # every failure becomes a signal, never a silent print
