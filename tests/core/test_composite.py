@@ -382,15 +382,21 @@ def test_auto_mask_ignores_an_scl_of_another_tile(shared_real, tmp_path):
     assert res.masked_dates == 0 and res.path.exists()
 
 
-def test_pool_workers_exit_when_the_gui_process_is_killed(raster_stack, tmp_path):
-    """The GUI's composite process killed outright (kill -9): its pool workers do not linger as orphans."""
+def _start_gui_process(raster_stack, output):
+    """The GUI's dedicated composite process (spawn, not daemonic, a pool of two) on a few-second composite."""
     st = raster_stack(dates=4, size=1536, block=256)
     ctx = multiprocessing.get_context("spawn")
     q, ev = ctx.Queue(), ctx.Event()
     kwargs = dict(red=[str(p) for p in st.red], green=[str(p) for p in st.green], blue=[str(p) for p in st.blue],
-                  output=str(tmp_path / "gui.tif"), workers=2, window_size=256)
+                  output=str(output), workers=2, window_size=256)
     proc = ctx.Process(target=worker_main, args=(q, ev, kwargs), daemon=False)
     proc.start()
+    return proc, q, ev
+
+
+def test_pool_workers_exit_when_the_gui_process_is_killed(raster_stack, tmp_path):
+    """The GUI's composite process killed outright (kill -9): its pool workers do not linger as orphans."""
+    proc, q, ev = _start_gui_process(raster_stack, tmp_path / "gui.tif")
     msg = q.get(timeout=60)
     assert msg[0] == "progress"
     ps = psutil.Process(proc.pid)
@@ -411,15 +417,9 @@ def test_pool_workers_exit_when_the_gui_process_is_killed(raster_stack, tmp_path
 
 def test_terminated_gui_process_cleans_up(raster_stack, tmp_path):
     """Process.terminate() (SIGTERM) of the composite process: no temporaries, no output, no workers."""
-    st = raster_stack(dates=4, size=1536, block=256)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    ctx = multiprocessing.get_context("spawn")
-    q, ev = ctx.Queue(), ctx.Event()
-    kwargs = dict(red=[str(p) for p in st.red], green=[str(p) for p in st.green], blue=[str(p) for p in st.blue],
-                  output=str(out_dir / "gui.tif"), workers=2, window_size=256)
-    proc = ctx.Process(target=worker_main, args=(q, ev, kwargs), daemon=False)
-    proc.start()
+    proc, q, ev = _start_gui_process(raster_stack, out_dir / "gui.tif")
     assert q.get(timeout=60)[0] == "progress"
     ps = psutil.Process(proc.pid)
     deadline = time.monotonic() + 30
