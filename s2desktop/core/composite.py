@@ -790,6 +790,9 @@ def _run_windows(spec, tasks, workers, tmp_raw, tmp_count_raw, out_h, out_w, out
 def _kill_pool(pool: cf.ProcessPoolExecutor) -> None:
     """Stop a pool now: cancel queued work and terminate the worker processes (no orphans)."""
     procs = list((getattr(pool, "_processes", None) or {}).values())
+    # shutdown(wait=False) drops the executor's references to its result queue and manager thread: keep them
+    result_queue = getattr(pool, "_result_queue", None)
+    thread = getattr(pool, "_executor_manager_thread", None)
     try:
         pool.shutdown(wait=False, cancel_futures=True)
     except Exception:  # pragma: no cover
@@ -813,11 +816,9 @@ def _kill_pool(pool: cf.ProcessPoolExecutor) -> None:
     # read ends with EOF (the workers, the only other writers, are gone), the pool turns "broken" and the
     # thread exits.
     try:
-        writer = pool._result_queue._writer  # CPython internals, guarded
-        writer.close()
+        result_queue._writer.close()  # CPython internals, guarded
     except Exception:
         pass
-    thread = getattr(pool, "_executor_manager_thread", None)
     if thread is not None:
         thread.join(5)
         if thread.is_alive():  # pragma: no cover

@@ -187,6 +187,25 @@ def test_cancel_midway_leaves_nothing_and_no_workers(raster_stack, tmp_path):
     assert not _children_alive()
 
 
+def test_cancel_leaves_no_pool_thread_for_exit_to_wait_on(raster_stack, tmp_path):
+    """Terminating the pool's workers can cut a result in half on its pipe; the executor's manager thread then
+    waits for the rest and interpreter exit joins that thread -- `s2desktop composite` hung after Ctrl-C in about
+    one run in ten. Cancel several times: each time the manager thread must be gone when composite() returns."""
+    st = raster_stack(dates=3, size=300, block=64)
+    for i in range(6):
+        cancel = threading.Event()
+
+        def progress(done, total, cancel=cancel):
+            if done >= 1:
+                cancel.set()
+
+        with pytest.raises(CancelledError):
+            composite(st.red, st.green, st.blue, tmp_path / f"c{i}.tif", workers=2, window_size=64,
+                      progress=progress, cancel=cancel)
+        left = [t.name for t in threading.enumerate() if type(t).__name__ == "_ExecutorManagerThread"]
+        assert left == [], f"run {i}: the pool's manager thread is still alive: exit would wait for it"
+
+
 def test_keyboard_interrupt_tears_down_pool(raster_stack, tmp_path):
     st = raster_stack(dates=3, size=300, block=64)
 
