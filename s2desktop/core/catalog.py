@@ -36,6 +36,7 @@ from pathlib import Path
 
 from s2desktop.core.errors import InvalidInputError, NotFoundError, S2Error
 from s2desktop.core.paths import user_cache_dir
+from s2desktop.core.threads import map_in_slices
 from s2desktop.core.tiles import parse_tile, split_tile
 
 __all__ = ["Scene", "search", "fetch_preview", "fetch_metadata", "parse_date", "parse_baseline", "BAND_RE"]
@@ -193,7 +194,7 @@ def _walk_tiles_layout(store, tile: str, start: _dt.date, end: _dt.date, pool) -
                 if start <= d <= end:
                     listings.append((dp, year, month, day))
     out: list[_Candidate] = []
-    for (prefix, year, month, day), objects in zip(listings, pool.map(lambda x: store.list_objects(x[0]), listings)):
+    for (prefix, year, month, day), objects in zip(listings, map_in_slices(pool, lambda x: store.list_objects(x[0]), listings)):
         groups: dict[tuple[int, int], list] = {}
         for obj in objects:
             parts = obj.key[len(prefix):].split("/")
@@ -229,7 +230,7 @@ def _walk_cogs_layout(store, tile: str, start: _dt.date, end: _dt.date, pool) ->
             if (start.year, start.month) <= (year, month) <= (end.year, end.month):
                 month_prefixes.append(mp)
     out: list[_Candidate] = []
-    for mp, objects in zip(month_prefixes, pool.map(store.list_objects, month_prefixes)):
+    for mp, objects in zip(month_prefixes, map_in_slices(pool, store.list_objects, month_prefixes)):
         by_scene: dict[str, list] = {}
         for obj in objects:
             rest = obj.key[len(mp):]
@@ -334,7 +335,7 @@ def search(source, tile: str, start, end, max_cloud: float | None = None, stats:
                         counts["metadata_cached"] += 1
             return _scene_from(tile, cand, bands, infos, preview, meta, doc)
 
-        scenes = list(pool.map(build, candidates))
+        scenes = map_in_slices(pool, build, candidates)
 
     if max_cloud is not None:
         scenes = [s for s in scenes if s.cloud_cover is None or s.cloud_cover <= float(max_cloud)]

@@ -38,13 +38,14 @@ import threading
 import time
 import uuid
 import zlib
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from s2desktop.core.catalog import BAND_RE, Scene, fetch_metadata
 from s2desktop.core.errors import CancelledError, IntegrityError, InvalidInputError, OutputError, S2Error
 from s2desktop.core.sources import DEFAULT_WORKERS, PART_CONCURRENCY, ensure_writable_dir
+from s2desktop.core.threads import WAKE_INTERVAL
 
 __all__ = [
     "BAND_FOLDERS", "DEFAULT_BANDS", "DownloadTask", "DownloadResult", "plan", "download_one", "download_all",
@@ -519,14 +520,18 @@ def download_all(source, tasks, workers: int | None = None, progress=None, cance
     try:
         futures = {pool.submit(download_one, source, t, per_file(i), cancel, part_concurrency=part_concurrency): i
                    for i, t in enumerate(tasks)}
-        for fut in as_completed(futures):
-            i = futures[fut]
-            try:
-                results[i] = fut.result()
-            except CancelledError:
-                cancelled = True
-            except S2Error as exc:
-                errors.append(exc)
+        pending = set(futures)
+        while pending:
+            # never an untimed wait: a Ctrl-C taken by a transfer thread is raised here (see core.threads)
+            finished, pending = wait(pending, timeout=WAKE_INTERVAL, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                i = futures[fut]
+                try:
+                    results[i] = fut.result()
+                except CancelledError:
+                    cancelled = True
+                except S2Error as exc:
+                    errors.append(exc)
     except KeyboardInterrupt:
         cancel.set()
         pool.shutdown(wait=True, cancel_futures=True)

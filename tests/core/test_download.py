@@ -146,6 +146,32 @@ def test_cancel_mid_transfer_leaves_nothing_under_final_names(seeded_s3, scratch
     assert leftovers == []
 
 
+def test_ctrl_c_caught_by_a_transfer_thread_still_stops_at_once(slow_s3, scratch_bucket, tmp_path):
+    """The kernel hands a Ctrl-C to whichever thread it likes. When a transfer thread gets it, Python only flags it
+    for the main thread, which must notice by itself: it used to sleep until a whole file had finished (16 s at
+    2 MiB/s), so Ctrl-C seemed to do nothing. Deliver SIGINT to a transfer thread on purpose."""
+    import signal
+
+    client = slow_s3.client()
+    data = os.urandom(16 * MiB)
+    keys = [f"k/{i}/B04.jp2" for i in range(2)]
+    for k in keys:
+        client.put_object(Bucket=scratch_bucket, Key=k, Body=data)
+    src = resolve_source("l1c", endpoint_url=slow_s3.endpoint, bucket=scratch_bucket)
+    tasks = [download.plan([_scene_for(k, tile=t)], ["B04"], tmp_path)[0] for k, t in zip(keys, ["33UUP", "32TNS"])]
+    sent = []
+
+    def progress(done, total):
+        if done > 0 and not sent:
+            sent.append(time.monotonic())
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # this thread is not the main one
+
+    with pytest.raises(KeyboardInterrupt):
+        download.download_all(src, tasks, workers=2, progress=progress)
+    assert sent and time.monotonic() - sent[0] < 1.5, f"stopped {time.monotonic() - sent[0]:.1f} s after Ctrl-C"
+    assert [n for n in _files(tmp_path) if not n.startswith("metadata/")] == []
+
+
 def test_keys_never_escape_the_output_folder(seeded_s3, scratch_bucket, tmp_path):
     client = seeded_s3.client()
     evil = "tiles/33/U/UP/2023/7/14/0/../../../../../../../../evil/B04.jp2"
