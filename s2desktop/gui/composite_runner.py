@@ -101,6 +101,8 @@ class CompositeRunner(QObject):
             self._timer.stop()
             return
         self._drain()
+        if self.process is None:  # a slot of one of the messages shut the runner down (the window closed)
+            return
         if self._terminal:
             self._reap()
             return
@@ -119,12 +121,10 @@ class CompositeRunner(QObject):
             self.process.terminate()
 
     def _drain(self) -> None:
-        while not self._terminal:
+        while not self._terminal and self.queue is not None:
             try:
                 msg = self.queue.get_nowait()
-            except queue_mod.Empty:
-                return
-            except (EOFError, OSError):
+            except (queue_mod.Empty, EOFError, OSError, ValueError):  # ValueError: closed meanwhile
                 return
             if not msg:
                 continue
@@ -172,6 +172,7 @@ class CompositeRunner(QObject):
             proc.join(timeout=0)
         if self.queue is not None:
             self.queue.close()
+            self.queue = None
         self.process = None
 
     def shutdown(self, timeout_s: float = SHUTDOWN_GRACE_S) -> None:
@@ -198,6 +199,7 @@ class CompositeRunner(QObject):
         self._timer.stop()
         if self.queue is not None:
             self.queue.close()
+            self.queue = None
         self.process = None
 
     def _join_draining(self, proc, timeout_s: float) -> None:
