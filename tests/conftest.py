@@ -36,3 +36,16 @@ def shared_real() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared/s2-real is not beside the repository")
     return SHARED
+
+
+EXIT_WATCHDOG_S = 120
+
+
+def pytest_unconfigure(config):
+    """Everything is reported by now; if the interpreter then fails to exit (a thread or child that exit waits
+    for), print every thread's stack and exit with an error after EXIT_WATCHDOG_S instead of hanging silently
+    until CI's wall-clock limit."""
+    import faulthandler
+    import sys
+
+    faulthandler.dump_traceback_later(EXIT_WATCHDOG_S, exit=True, file=sys.__stderr__)

@@ -9,6 +9,8 @@ Fixtures:
                   ``s2-many-prefixes`` with 1,100 year prefixes (keys only) to exercise pagination.
 - ``seeded_s3``   (function) the same, with fake AWS credentials in the environment (the autouse fixture clears
                   them); tests that change objects use ``scratch_bucket`` instead so nothing leaks between tests.
+- ``slow_s3``     (function) ``seeded_s3`` reached through ``ThrottledProxy``: downloads take seconds, so a test
+                  can cancel or close partway through a file however fast the machine is.
 - ``RequestRecorder(client)`` records every S3 operation and its API parameters through botocore's
                   ``before-parameter-build`` event: list request counts, RequestPayer checks.
 
@@ -18,8 +20,11 @@ No boto3 patching: everything goes over HTTP to the server.
 from __future__ import annotations
 
 import datetime as dt
+import dataclasses
 import logging
+import socket
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -121,6 +126,54 @@ class Seeded:
         return admin_client(self.endpoint)
 
 
+class ThrottledProxy:
+    """A TCP proxy on 127.0.0.1 in front of the S3 test server that forwards the server's replies at most `rate`
+    bytes per second per connection (requests go through unthrottled). Real sockets and real HTTP, only slower."""
+
+    def __init__(self, target: str, rate: int):
+        host, port = target.removeprefix("http://").rsplit(":", 1)
+        self._target = (host, int(port))
+        self._rate = rate
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self.endpoint = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, name="throttled-proxy", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+                upstream = socket.create_connection(self._target)
+            except OSError:
+                return
+            with self._lock:
+                self._sockets |= {client, upstream}
+            for src, dst, rate in ((client, upstream, None), (upstream, client, self._rate)):
+                threading.Thread(target=self._pipe, args=(src, dst, rate), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, rate: int | None) -> None:
+        chunk = max(4096, rate // 50) if rate else 256 * 1024
+        try:
+            while data := src.recv(chunk):
+                dst.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
+        except OSError:
+            pass
+        for s in (src, dst):  # one side is done: so is the connection
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._listener.close()
+        with self._lock:
+            for s in self._sockets:
+                s.close()
+
+
 class RequestRecorder:
     """Records (operation, params) of every request a botocore client makes."""
 
@@ -208,6 +261,14 @@ def seeded(s3_server, tmp_path_factory) -> Seeded:
 def seeded_s3(seeded, monkeypatch) -> Seeded:
     fake_credentials(monkeypatch)
     return seeded
+
+
+@pytest.fixture
+def slow_s3(seeded_s3):
+    """`seeded_s3` through a proxy that serves 2 MiB/s per connection: a 64 MiB file takes seconds."""
+    proxy = ThrottledProxy(seeded_s3.endpoint, rate=2 * 1024 * 1024)
+    yield dataclasses.replace(seeded_s3, endpoint=proxy.endpoint)
+    proxy.close()
 
 
 @pytest.fixture

@@ -110,7 +110,7 @@ def test_local_folder_source_and_bad_source(seeded_s3, capsys, tmp_path):
     assert code == 2 and "does not exist" in err
 
 
-def test_ctrl_c_cancels_download_cleanly(seeded_s3, scratch_bucket, tmp_path):
+def test_ctrl_c_cancels_download_cleanly(seeded_s3, slow_s3, scratch_bucket, tmp_path):
     """SIGINT in the middle of a transfer: exit 130, one line, no file under a final name, no temp file."""
     import os
     import signal
@@ -127,7 +127,7 @@ def test_ctrl_c_cancels_download_cleanly(seeded_s3, scratch_bucket, tmp_path):
     out_dir = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, "-m", "s2desktop", "download", "--tile", "33UUP", "--start", "2023-07-14", "--end",
-         "2023-07-14", "--endpoint-url", seeded_s3.endpoint, "--bucket", scratch_bucket, "--out", str(out_dir)],
+         "2023-07-14", "--endpoint-url", slow_s3.endpoint, "--bucket", scratch_bucket, "--out", str(out_dir)],
         stderr=subprocess.PIPE, text=True, env=dict(os.environ),
     )
     deadline = time.monotonic() + 30

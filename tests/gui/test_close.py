@@ -12,43 +12,42 @@ import psutil
 from tests.gui.test_downloads import BIG, _partials, _search_the_big_scene
 
 
-def test_closing_the_window_cancels_download_and_composite(qtbot, main_window, seeded_s3, scratch_bucket,
+def test_closing_the_window_cancels_download_and_composite(qtbot, main_window, slow_s3, scratch_bucket,
                                                            raster_stack, tmp_path):
     w = main_window
 
-    # the scene of a 64 MiB file to download (seeded and searched first: the download starts mid-composite)
-    scenes = _search_the_big_scene(qtbot, w, seeded_s3, scratch_bucket)
-    # a composite that takes a few seconds, in its process with a pool of two
-    stack = raster_stack(dates=4, size=1024, block=128)
+    # the download first: through the throttled server its 64 MiB file takes seconds
+    scenes = _search_the_big_scene(qtbot, w, slow_s3, scratch_bucket)
+    dl_dir = tmp_path / "downloads"
+    with qtbot.waitSignal(w.download_panel.started, timeout=30000):
+        w.download_panel.start(w.scene_panel.source, scenes, dl_dir, bands=["B04"], workers_count=1)
+    (row,) = w.download_panel.rows
+    qtbot.waitUntil(lambda: row.state == "running" and 0 < row.done_bytes < BIG, timeout=30000)
+
+    # then a composite in its process with a pool of two, 1,024 small windows: progress all along
+    stack = raster_stack(dates=4, size=2048, block=128)
     comp_dir = tmp_path / "composites"
     panel = w.composite_panel
     panel.workers = 2
-    panel.window_size = 128  # 64 windows: progress is reported all along
+    panel.window_size = 64
     panel.set_inputs(stack.red, stack.green, stack.blue, default_output=comp_dir / "c.tif")
     panel.quick.setChecked(False)
-    seen = []
-    panel.runner.progress.connect(lambda d, t: seen.append((d, t)))
-    panel.start()
-    proc = panel.runner.process
-    qtbot.waitUntil(lambda: bool(seen) and 0 < seen[-1][0] < seen[-1][1], timeout=60000)
-    kids = psutil.Process(proc.pid).children(recursive=True)  # the composite's pool processes
-    assert kids, "the composite process has no pool"
-    assert panel.runner.running
 
-    # the download, partway through that file when the window closes
-    closed = []
+    # the window closes at the composite's first partial progress, the download still partway
+    closed, kids = [], []
 
-    def close_when_partway(row):
-        if not closed and row.state == "running" and 0 < row.done_bytes < BIG:
+    def close_when_partway(done, total):
+        if not closed and 0 < done < total // 2:
+            kids.extend(psutil.Process(panel.runner.process.pid).children(recursive=True))  # its pool
             closed.append((row.done_bytes, panel.runner.running, time.monotonic()))
             w.close()  # what the window's close button does
             closed.append(time.monotonic())
 
-    w.download_panel.started.connect(
-        lambda _n: [r.changed.connect(lambda r=r: close_when_partway(r)) for r in w.download_panel.rows])
-    dl_dir = tmp_path / "downloads"
-    w.download_panel.start(w.scene_panel.source, scenes, dl_dir, bands=["B04"], workers_count=1)
-    qtbot.waitUntil(lambda: len(closed) == 2, timeout=30000)
+    panel.runner.progress.connect(close_when_partway)
+    panel.start()
+    proc = panel.runner.process
+    qtbot.waitUntil(lambda: len(closed) == 2, timeout=60000)
+    assert kids, "the composite process had no pool"
 
     got, composite_running, t0 = closed[0]
     assert 0 < got < BIG and composite_running  # both really were running at the close
@@ -65,7 +64,6 @@ def test_closing_the_window_cancels_download_and_composite(qtbot, main_window, s
     assert not comp_dir.exists() or list(comp_dir.iterdir()) == []
 
     # the download's worker has returned; neither the file nor its .part is left
-    (row,) = w.download_panel.rows
     assert row.worker.done.is_set()
     qtbot.waitUntil(lambda: row.state == "cancelled", timeout=5000)  # its queued signals still arrive
     dest = Path(row.task.dest)

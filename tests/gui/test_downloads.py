@@ -110,9 +110,9 @@ def _search_the_big_scene(qtbot, w, seeded, bucket: str) -> list:
     return found.args[0]
 
 
-def test_cancel_a_file_partway_leaves_nothing(qtbot, main_window, seeded_s3, scratch_bucket, tmp_path):
+def test_cancel_a_file_partway_leaves_nothing(qtbot, main_window, slow_s3, scratch_bucket, tmp_path):
     w = main_window
-    scenes = _search_the_big_scene(qtbot, w, seeded_s3, scratch_bucket)
+    scenes = _search_the_big_scene(qtbot, w, slow_s3, scratch_bucket)
     assert len(scenes) == 1
     w.scene_panel.model.set_checked([scenes[0].scene_id], True)
 
