@@ -9,6 +9,7 @@ import sys
 
 ORGANIZATION = "s2desktop"
 APPLICATION = "s2desktop"
+QUIT_GRACE_MS = 5000  # closing the window: how long background tasks get to stop before the process leaves
 
 log = logging.getLogger("s2desktop")
 
@@ -83,13 +84,23 @@ def run(paths=(), demo: bool = False) -> int:
     log.info("s2desktop window starting; log file %s", log_file)
     window = MainWindow()
     app.aboutToQuit.connect(window.shutdown)
-    app.aboutToQuit.connect(lambda: registry.shutdown(10000))
+    app.aboutToQuit.connect(lambda: registry.shutdown(QUIT_GRACE_MS))
     window.show()
     for p in paths:
         window.open_raster(p)
     if demo:
         window.start_demo()
-    return app.exec()
+    code = app.exec()
+    stuck = registry.active
+    if stuck:
+        # A task that ignored its cancel is blocked in a call that cannot be interrupted (a request to a server
+        # that never answers). Interpreter exit would wait on its thread, leaving an invisible process behind;
+        # downloads write under temporary names, so leaving now loses nothing.
+        log.warning("leaving with %d background task(s) still blocked: %s", len(stuck),
+                    ", ".join(w.name or "task" for w in stuck))
+        logging.shutdown()
+        os._exit(code)
+    return code
 
 
 def run_demo() -> int:
