@@ -144,9 +144,13 @@ class ThrottledProxy:
         while True:
             try:
                 client, _ = self._listener.accept()
-                upstream = socket.create_connection(self._target)
-            except OSError:
+            except OSError:  # closed
                 return
+            try:
+                upstream = socket.create_connection(self._target)
+            except OSError:  # the server is gone: so is this connection
+                client.close()
+                continue
             with self._lock:
                 self._sockets |= {client, upstream}
             for src, dst, rate in ((client, upstream, None), (upstream, client, self._rate)):
