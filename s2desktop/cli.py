@@ -67,9 +67,9 @@ def _run_gui(args: argparse.Namespace) -> int:
             "no display to open the window on (DISPLAY/WAYLAND_DISPLAY not set): use the command-line "
             "subcommands (`s2desktop --help`), `s2desktop demo --headless`, or run under a desktop or xvfb-run"
         )
-    from s2desktop.gui.app import run
+    from s2desktop.gui.app import main
 
-    return run(getattr(args, "paths", []) or [])
+    return main(getattr(args, "paths", []) or [])
 
 
 # --- composite / info / thumbnail (raster commands) -----------------------------------------------------------
@@ -492,9 +492,9 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     # the window fills in the demo source, tile and dates, generates the archive on a worker if needed (with
     # its progress in the status bar) and searches
-    from s2desktop.gui.app import run_demo
+    from s2desktop.gui.app import main
 
-    return run_demo()
+    return main(demo=True)
 
 
 # --- parser and entry point ----------------------------------------------------------------------------------

@@ -90,7 +90,15 @@ def run(paths=(), demo: bool = False) -> int:
         window.open_raster(p)
     if demo:
         window.start_demo()
-    code = app.exec()
+    return app.exec()
+
+
+def main(paths=(), demo: bool = False) -> int:
+    """The window as the process's main job (`s2desktop`, `s2desktop gui`, `s2desktop demo`): `run`, then leave at
+    once if a background task is still blocked."""
+    from s2desktop.gui.workers import registry
+
+    code = run(paths, demo=demo)
     stuck = registry.active
     if stuck:
         # A task that ignored its cancel is blocked in a call that cannot be interrupted (a request to a server
@@ -101,8 +109,3 @@ def run(paths=(), demo: bool = False) -> int:
         logging.shutdown()
         os._exit(code)
     return code
-
-
-def run_demo() -> int:
-    """`s2desktop demo` with a display: the window on the demo source, searching the demo tile."""
-    return run((), demo=True)

@@ -70,6 +70,7 @@ class Worker(QRunnable):
         self._last_emit = 0.0
         self._lock = threading.Lock()
         self.done = threading.Event()
+        self.running = threading.Event()  # run() was entered (a worker a pool clears before that never runs)
         if progress:
             self.kwargs["progress"] = self.report
         if cancel:
@@ -97,6 +98,7 @@ class Worker(QRunnable):
             pass
 
     def run(self) -> None:  # noqa: D401 - QRunnable API
+        self.running.set()
         sig = self.signals
         try:
             sig.started.emit()
@@ -174,9 +176,15 @@ class WorkerRegistry:
             left = max(0, int((deadline - time.monotonic()) * 1000))
             pool.clear()  # queued but not started: never run them
             ok = pool.waitForDone(left) and ok
-        # queued workers removed by clear() never ran: mark them done
-        for w in list(self._workers):
-            if not w.done.is_set() and not ok:
+        with self._lock:
+            workers = list(self._workers)
+        for w in workers:
+            if w.done.is_set():
+                continue
+            if ok or not w.running.is_set():  # removed from its queue by clear(): it never ran, never will
+                w.done.set()
+                self._forget(w)
+            else:
                 log.warning("worker %s still running at shutdown", w.name)
         return ok
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-# The application, run as `s2desktop` runs it (gui.app.run), in its own process: a search is sent to a TCP server
+# The application, run as `s2desktop gui` runs it, in its own process: a search is sent to a TCP server
 # that accepts connections and never replies, then the window is closed.
 SCRIPT = r"""
 import socket, sys, threading
@@ -34,7 +34,8 @@ def drive():
 
 appmod.create_application()
 QTimer.singleShot(300, drive)
-sys.exit(appmod.run())
+from s2desktop.cli import main
+sys.exit(main(["gui"]))
 """
 
 
