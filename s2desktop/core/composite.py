@@ -217,7 +217,8 @@ def _init_worker(spec: dict, ignore_sigint: bool = True) -> None:
     _W["env"] = env
     _W["spec"] = spec
     _W["bands"] = [[_open_named(p) for p in paths] for paths in spec["bands"]]
-    _W["scl"] = [(_open_named(p) if p else None) for p in spec["scl"]]
+    # SCL: classes read by nearest from full resolution (JP2 reduced resolutions average classes into others)
+    _W["scl"] = [(_open_named(p, no_overviews=True) if p else None) for p in spec["scl"]]
 
 
 def _die_with_parent(ppid: int | None) -> None:
@@ -267,10 +268,10 @@ def _close_worker() -> None:
     _W.clear()
 
 
-def _open_named(path: str):
+def _open_named(path: str, no_overviews: bool = False):
     from s2desktop.core.rasterinfo import open_raster
 
-    return open_raster(path)
+    return open_raster(path, no_overviews=no_overviews)
 
 
 def _read(ds, window, out, scale):

@@ -62,8 +62,12 @@ def gdal_error_text(exc: BaseException, default: str = "read failed") -> str:
     return text.splitlines()[0] if text else default
 
 
-def open_raster(path):
-    """rasterio.open with a one-line RasterError / NotFoundError naming the file."""
+def open_raster(path, *, no_overviews: bool = False):
+    """rasterio.open with a one-line RasterError / NotFoundError naming the file.
+
+    no_overviews: decimated reads decode full resolution and pick the nearest pixel, never an overview -- for
+    class rasters (SCL), whose JPEG 2000 reduced resolutions are wavelet averages that invent classes.
+    """
     import rasterio
     from rasterio.errors import RasterioIOError
 
@@ -80,7 +84,7 @@ def open_raster(path):
         with warnings.catch_warnings():
             # a picture without georeferencing (preview.jpg) is fine to look at; its info says "CRS: none"
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(p)
+            return rasterio.open(p, **({"OVERVIEW_LEVEL": "NONE"} if no_overviews else {}))
     except RasterioIOError as exc:
         msg = str(exc).splitlines()[0] if str(exc) else "unreadable"
         if "not recognized" in msg or "supported file format" in msg:
@@ -230,6 +234,14 @@ def overview_shape(width: int, height: int, max_size: int, *, enlarge: bool = Fa
     return max(1, int(round(height * f))), max(1, int(round(width * f)))
 
 
+def is_scene_classification(info: RasterInfo) -> bool:
+    """An L2A scene classification (SCL): one 8-bit band called SCL (file name or band description)."""
+    if info.count != 1 or info.dtypes[0] != "uint8":
+        return False
+    names = [Path(info.path).stem] + [d or "" for d in info.descriptions]
+    return any(re.search(r"(?<![A-Za-z])SCL(?![A-Za-z])", n, re.IGNORECASE) for n in names)
+
+
 def read_overview(path, max_size: int, bands=None, *, enlarge: bool = False):
     """Decimated read: -> (data (bands, h, w), valid (h, w) bool, RasterInfo); longest side = max_size
     (a smaller raster is read at its own size unless `enlarge`).
@@ -244,6 +256,7 @@ def read_overview(path, max_size: int, bands=None, *, enlarge: bool = False):
     p = Path(path)
     with open_raster(p) as src:
         info = _info_from_dataset(src, p)
+    with open_raster(p, no_overviews=is_scene_classification(info)) as src:
         if bands is None:
             bands = [1, 2, 3] if src.count >= 3 else [1]
         bands = [int(b) for b in bands]

@@ -372,6 +372,28 @@ COG_29RKH = "aws_tiles/l2a_cog_T29RKH_20200219_rio-tiler-pds/S2A_29RKH_20200219_
 L2A_19UDP = "aws_tiles/l2a_T19UDP_20170729_rio-tiler-pds/tiles/19/U/DP/2017/7/29/0/R10m"
 
 
+def test_quick_preview_masks_with_the_true_classes_of_a_jp2_scl(raster_stack, tmp_path):
+    """At --scale 4 the 20 m SCL is read at 40 m. A JPEG 2000's reduced resolutions are wavelet averages: they
+    turned cloud (9) beside vegetation (4) into 'water' (6) or 'unclassified' (7), unmasking clouds in the quick
+    preview. The same classes as JP2 and as GeoTIFF must give the same composite."""
+    from affine import Affine
+
+    st = raster_stack(dates=3, size=512, scl=True)
+    rng = np.random.default_rng(5)
+    jp2s, tifs = [], []
+    for d in range(3):  # salt-and-pepper cloud, shadow, cirrus over vegetation: every 40 m cell is mixed
+        classes = rng.choice(np.array([4, 9, 3, 10, 5], dtype=np.uint8), size=(256, 256), p=[.5, .2, .1, .1, .1])
+        t = Affine(20, 0, st.transform.c, 0, -20, st.transform.f)
+        jp2s.append(write_band(tmp_path / f"scl{d}.jp2", classes, driver="JP2OpenJPEG", block=128, transform=t))
+        tifs.append(write_band(tmp_path / f"scl{d}.tif", classes, block=128, transform=t))
+    outs = {}
+    for name, scl in (("jp2", jp2s), ("tif", tifs)):
+        outs[name] = tmp_path / f"c_{name}.tif"
+        composite(st.red, st.green, st.blue, outs[name], scale=4, workers=1, scl=scl)
+    with rasterio.open(outs["jp2"]) as a, rasterio.open(outs["tif"]) as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+
+
 def test_real_l2a_cog_with_its_scl(shared_real, tmp_path):
     """One real L2A COG date: the SCL beside it masks clouds/shadows; baseline 02.14 from the STAC item."""
     folder = shared_real / COG_29RKH

@@ -4,11 +4,13 @@ import json
 
 import numpy as np
 import pytest
+import rasterio
 
 from s2desktop.core.errors import NotFoundError, RasterError
 from s2desktop.core.rasterinfo import (
     baseline_of,
     file_offset,
+    is_scene_classification,
     offset_for_baseline,
     parse_band_filename,
     raster_info,
@@ -142,3 +144,18 @@ def test_overview_reads_never_enlarge_unless_asked(tmp_path):
     assert overview_shape(200, 100, 800) == (100, 200)
     assert overview_shape(200, 100, 800, enlarge=True) == (400, 800)
     assert overview_shape(2000, 1000, 800) == (400, 800)
+
+
+def test_scene_classification_is_recognised_and_read_with_its_own_classes(shared_real):
+    """A decimated read of a JP2 SCL through its reduced resolutions invents classes (wavelet averages: 1-13
+    from a file holding 0, 6 and 10); SCL rasters are read by nearest from full resolution instead."""
+    p = shared_real / "rasters" / "scl" / "T01CEM_SCL_60m_rio-tiler-pds.jp2"
+    with rasterio.open(p) as src:
+        present = set(np.unique(src.read(1)).tolist())
+    data, valid, info = read_overview(p, 300)
+    assert is_scene_classification(info)
+    assert data.shape == (1, 300, 300)
+    assert set(np.unique(data).tolist()) <= present
+    cog = shared_real / "aws_tiles" / "l2a_cog_T29RKH_20200219_rio-tiler-pds" / "S2A_29RKH_20200219_0_L2A"
+    assert is_scene_classification(raster_info(cog / "SCL.tif"))
+    assert not is_scene_classification(raster_info(cog / "B04.tif"))
