@@ -279,8 +279,10 @@ def _add_thumbnail(sub) -> None:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--size", type=int, default=200, help="longest side in pixels (default 200)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.png")
-    p.add_argument("--stretch", default="percentile", choices=("percentile", "minmax", "truecolor"),
-                   help="percentile: 2-98%% cut per band (default); truecolor: reflectance x 2.5")
+    p.add_argument("--stretch", default="auto", choices=("auto", "percentile", "minmax", "truecolor", "classes"),
+                   help="percentile: 2-98%% cut per band; truecolor: reflectance x 2.5; classes: an L2A scene "
+                        "classification (SCL) in its class colours; auto (default): classes for an SCL, else "
+                        "percentile")
     p.add_argument("--bands", metavar="1,2,3", help="1-based band indexes: three for RGB, one for grey")
     p.add_argument("--overwrite", action="store_true", help="replace an existing PNG")
 

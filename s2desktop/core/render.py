@@ -9,6 +9,7 @@ band layout; nodata pixels come out 0 and become transparent in `to_rgba`.
   reflectance = (DN + offset) / 10000 (offset -1000 for baseline >= 04.00 inputs; composites are on offset 0).
 - `gamma(u8, g)`: a LUT gamma on uint8.
 - `to_rgba(u8, valid)`: (h, w, 4) uint8, grey replicated for one band, alpha 0 on nodata.
+- `classes(data, valid)`: an L2A scene classification (SCL) in its class colours (`SCL_CLASSES`), RGBA.
 
 `thumbnail(path, size, stretch, bands)` is the decimated read + stretch + RGBA; `save_png` writes it.
 """
@@ -30,11 +31,31 @@ __all__ = [
     "gamma",
     "stretch",
     "to_rgba",
+    "SCL_CLASSES",
+    "classes",
     "thumbnail",
     "save_png",
 ]
 
 STRETCHES = ("percentile", "minmax", "truecolor")
+MODES = ("auto",) + STRETCHES + ("classes",)  # thumbnails; auto: classes for an SCL, else percentile
+
+# Sentinel-2 L2A scene classification: value -> (name, colour), in the colours of ESA's documentation
+SCL_CLASSES = {
+    0: ("No data", (0, 0, 0)),
+    1: ("Saturated or defective", (255, 0, 0)),
+    2: ("Dark area / cast shadow", (47, 47, 47)),
+    3: ("Cloud shadow", (100, 50, 0)),
+    4: ("Vegetation", (0, 160, 0)),
+    5: ("Not vegetated", (255, 230, 90)),
+    6: ("Water", (0, 0, 255)),
+    7: ("Unclassified", (128, 128, 128)),
+    8: ("Cloud, medium probability", (192, 192, 192)),
+    9: ("Cloud, high probability", (255, 255, 255)),
+    10: ("Thin cirrus", (100, 200, 255)),
+    11: ("Snow or ice", (255, 150, 255)),
+}
+UNKNOWN_CLASS = (255, 0, 255)  # a value outside 0-11: magenta, so it stands out
 _MAX_SAMPLES = 1_000_000
 
 
@@ -173,6 +194,26 @@ def to_rgba(u8: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+def class_name(value) -> str:
+    """'Vegetation' for 4; 'unknown class 14' for a value outside the SCL table."""
+    entry = SCL_CLASSES.get(int(value))
+    return entry[0] if entry else f"unknown class {int(value)}"
+
+
+def classes(data: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """(1, h, w) or (h, w) SCL values -> (h, w, 4) RGBA in the class colours; nodata (class 0) transparent."""
+    d3, _ = _as3d(data)
+    band = d3[0]
+    lut = np.zeros((256, 4), dtype=np.uint8)
+    lut[:] = (*UNKNOWN_CLASS, 255)
+    for value, (_name, colour) in SCL_CLASSES.items():
+        lut[value] = (*colour, 255)
+    lut[0, 3] = 0
+    out = lut[np.clip(band, 0, 255).astype(np.uint8)]
+    out[..., 3] &= np.where(_valid(valid, band.shape), 255, 0).astype(np.uint8)
+    return out
+
+
 def _offset_of(path: Path, info) -> int:
     """Radiometric offset for true colour: our composites say OUTPUT_OFFSET; band files via their metadata."""
     if "OUTPUT_OFFSET" in info.tags:
@@ -186,9 +227,12 @@ def _offset_of(path: Path, info) -> int:
     return off or 0
 
 
-def thumbnail(path, size: int = 200, stretch: str = "percentile", bands=None, *, offset: int | None = None,
+def thumbnail(path, size: int = 200, stretch: str = "auto", bands=None, *, offset: int | None = None,
               low: float = 2.0, high: float = 98.0, gamma_value: float = 1.0) -> np.ndarray:
     """(h, w, 4) RGBA uint8 thumbnail, longest side = size, from a decimated read (never full resolution).
+
+    stretch: one of MODES; 'classes' shows a scene classification (SCL) in its class colours, 'auto' picks
+    'classes' for an SCL and 'percentile' for anything else.
 
     bands: 1-based indexes, 3 for RGB or 1 for grey (default 1,2,3 when the file has 3+ bands, else 1).
     offset: for 'truecolor'; None reads it from the file's tags / scene metadata.
@@ -196,13 +240,19 @@ def thumbnail(path, size: int = 200, stretch: str = "percentile", bands=None, *,
     from s2desktop.core.errors import InvalidInputError
     from s2desktop.core.rasterinfo import read_overview
 
-    if stretch not in STRETCHES:
-        raise InvalidInputError(f"unknown stretch {stretch!r} (use {', '.join(STRETCHES)})")
+    if stretch not in MODES:
+        raise InvalidInputError(f"unknown stretch {stretch!r} (use {', '.join(MODES)})")
     if bands is not None and len(bands) not in (1, 3):
         raise InvalidInputError(f"give 1 band (grey) or 3 bands (RGB), not {len(bands)}")
     if size < 1:
         raise InvalidInputError("size must be at least 1 pixel")
+    from s2desktop.core.rasterinfo import is_scene_classification
+
     data, valid, info = read_overview(path, size, bands, enlarge=True)
+    if stretch == "auto":
+        stretch = "classes" if is_scene_classification(info) else "percentile"
+    if stretch == "classes":
+        return classes(data, valid)
     if stretch == "truecolor" and offset is None:
         offset = _offset_of(Path(path), info)
     band_levels = levels(data, valid, stretch, low=low, high=high, offset=offset or 0)

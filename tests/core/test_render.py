@@ -165,3 +165,27 @@ def test_truecolor_levels_have_no_negative_zero():
     data = np.ones((3, 2, 2), dtype=np.uint16)
     lo, hi = render.levels(data, None, "truecolor")[0]
     assert (lo, hi) == (0.0, 4000.0) and str(lo) == "0.0"
+
+
+def test_scene_classification_in_its_class_colours(tmp_path, shared_real):
+    """Every SCL value gets its class colour (unknown values magenta), class 0 and nodata are transparent; a
+    thumbnail of an SCL picks the class colours by itself (auto) and never averages classes into others."""
+    values = np.arange(16, dtype=np.uint8).reshape(4, 4)
+    rgba = render.classes(values)
+    for v in range(16):
+        r, c = divmod(v, 4)
+        want = render.SCL_CLASSES[v][1] if v in render.SCL_CLASSES else render.UNKNOWN_CLASS
+        assert tuple(rgba[r, c, :3]) == want and rgba[r, c, 3] == (0 if v == 0 else 255), v
+    valid = np.ones((4, 4), bool)
+    valid[3, 3] = False
+    assert render.classes(values[np.newaxis], valid)[3, 3, 3] == 0
+    assert render.class_name(9) == "Cloud, high probability" and render.class_name(14) == "unknown class 14"
+
+    p = shared_real / "rasters" / "scl" / "T01CEM_SCL_60m_rio-tiler-pds.jp2"  # classes 0, 6 and 10 only
+    thumb = render.thumbnail(p, 150)
+    assert thumb.shape == (150, 150, 4)
+    colours = {tuple(px) for px in thumb[thumb[..., 3] > 0][:, :3].tolist()}
+    assert colours <= {render.SCL_CLASSES[6][1], render.SCL_CLASSES[10][1]}, colours
+    assert render.SCL_CLASSES[10][1] in colours
+    grey = render.thumbnail(p, 150, "percentile")
+    assert (grey[..., 0] == grey[..., 2]).all()  # asked for a stretch: the grey one
