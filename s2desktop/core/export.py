@@ -61,10 +61,11 @@ def _valid_of(src, data: np.ndarray) -> np.ndarray:
 
 
 def write_rendered(src, dst, levels: Sequence[tuple[float, float]], gamma: float = 1.0, bands=None,
-                   driver: str | None = None, overwrite: bool = True,
+                   driver: str | None = None, overwrite: bool = True, classes: bool = False,
                    progress: Callable[[int, int], None] | None = None,
                    cancel: threading.Event | None = None) -> Path:
-    """Render `src` at full resolution with `levels`/`gamma` into an RGBA uint8 GeoTIFF or PNG at `dst`."""
+    """Render `src` at full resolution with `levels`/`gamma` (or, with `classes`, a scene classification in its
+    class colours) into an RGBA uint8 GeoTIFF or PNG at `dst`."""
     import rasterio
     import rasterio.shutil
     from rasterio.enums import ColorInterp
@@ -93,9 +94,13 @@ def write_rendered(src, dst, levels: Sequence[tuple[float, float]], gamma: float
                         raise CancelledError("export cancelled; nothing was written")
                     data = ds.read(list(bands), window=win)
                     valid = _valid_of(ds, data)
-                    rgb = render.apply_levels(data, valid, levels, gamma)
-                    out.write(rgb, [1, 2, 3], window=win)
-                    out.write((valid * 255).astype(np.uint8), 4, window=win)
+                    if classes:
+                        rgba = render.classes(data[:1], valid)
+                        out.write(np.moveaxis(rgba, -1, 0), [1, 2, 3, 4], window=win)
+                    else:
+                        rgb = render.apply_levels(data, valid, levels, gamma)
+                        out.write(rgb, [1, 2, 3], window=win)
+                        out.write((valid * 255).astype(np.uint8), 4, window=win)
                     if progress is not None:
                         progress(i, total)
         if driver == "GTiff":

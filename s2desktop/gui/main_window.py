@@ -44,13 +44,15 @@ EXPORT_FILTERS = {
 }
 
 
-def _export_job(kind: str, src: str, dst: str, levels, gamma: float, progress=None, cancel=None):
+def _export_job(kind: str, src: str, dst: str, levels, gamma: float, classes: bool = False, progress=None,
+                cancel=None):
     from s2desktop.core import export
 
     if kind == "composite":
         return str(export.copy_raster(src, dst))
     driver = "PNG" if kind == "png" else "GTiff"
-    return str(export.write_rendered(src, dst, levels, gamma, driver=driver, progress=progress, cancel=cancel))
+    return str(export.write_rendered(src, dst, levels, gamma, driver=driver, classes=classes, progress=progress,
+                                     cancel=cancel))
 
 
 def _demo_archive_job(size, progress=None):
@@ -467,8 +469,9 @@ class MainWindow(QMainWindow):
             self.report_error("Nothing to export", "Open a raster or run a composite first", dialog=False)
             return None
         levels = v.levels if len(v.levels) >= 3 else (v.levels * 3)
+        classes = v.stretch.currentData() == "classes"
         self.statusBar().showMessage(f"Exporting {Path(dst).name}…")
-        return workers.start(_export_job, kind, v.path, str(dst), levels, v.gamma.value(), progress=True,
+        return workers.start(_export_job, kind, v.path, str(dst), levels, v.gamma.value(), classes, progress=True,
                              cancel=True, name="export", on_result=self._exported,
                              on_error=lambda m, d: self.report_error("Export failed", m, d))
 

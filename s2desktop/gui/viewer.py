@@ -44,6 +44,7 @@ STRETCH_LABELS = [
     ("minmax", "Min – max"),
     ("truecolor", "True colour"),
     ("levels", "Per-band levels"),
+    ("classes", "SCL classes"),
 ]
 BAND_COLOURS = ["#d62728", "#2ca02c", "#1f77b4"]
 BACKGROUND = "#2b2d30"
@@ -94,6 +95,8 @@ def _render_job(data, valid, mode, low, high, gamma, offset, manual):
     """Levels of the chosen stretch (or the user's own per-band levels), then core.render's levels + gamma + RGBA."""
     from s2desktop.core import render
 
+    if mode == "classes":  # a scene classification in its class colours: no levels
+        return np.ascontiguousarray(render.classes(data, valid)), []
     if mode == "levels" and manual:
         levels = [tuple(map(float, lv)) for lv in manual]
     else:
@@ -109,7 +112,7 @@ def _thumbnail_job(path: str, size: int, mode: str, low: float, high: float, gam
     from s2desktop.core import render
     from s2desktop.core.rasterinfo import read_overview
 
-    if mode in render.STRETCHES:
+    if mode in render.MODES:
         return render.thumbnail(path, size, mode, offset=offset, low=low, high=high, gamma_value=gamma)
     data, valid, _info = read_overview(path, size, enlarge=True)
     u8 = render.apply_levels(data, valid, levels, gamma)
@@ -186,7 +189,8 @@ class RasterViewer(QWidget):
         controls.addWidget(self.cut_label)
         controls.addWidget(self.low)
         controls.addWidget(self.high)
-        controls.addWidget(QLabel("gamma"))
+        self.gamma_label = QLabel("gamma")
+        controls.addWidget(self.gamma_label)
         controls.addWidget(self.gamma)
         self.band_label = QLabel("band")
         controls.addWidget(self.band_label)
@@ -194,6 +198,11 @@ class RasterViewer(QWidget):
         controls.addStretch(1)
         controls.addWidget(self.fit_button)
         lay.addLayout(controls)
+        self.legend = QLabel()  # the classes of a scene classification and their colours
+        self.legend.setWordWrap(True)
+        self.legend.setContentsMargins(6, 0, 6, 0)
+        self.legend.setVisible(False)
+        lay.addWidget(self.legend)
 
         self.glw = pg.GraphicsLayoutWidget()
         self.glw.setBackground(BACKGROUND)
@@ -276,6 +285,7 @@ class RasterViewer(QWidget):
         self.data, self.valid, self.info = r["data"], r["valid"], r["info"]
         self.grid, self.offset = r["grid"], r["offset"]
         self.manual_levels = None
+        self._choose_mode_for(self.info)
         self._set_hists(r["hists"])
         self.placeholder.setVisible(False)
         self.hist.setVisible(True)
@@ -334,12 +344,48 @@ class RasterViewer(QWidget):
         if self.info is not None:
             self.vb.setRange(QRectF(0, 0, self.info.width, self.info.height), padding=0.02)
 
-    def _stretch_changed(self, *_):
+    def _choose_mode_for(self, info) -> None:
+        """A scene classification opens in its class colours; anything else never does."""
+        from s2desktop.core.rasterinfo import is_scene_classification
+
+        scl = is_scene_classification(info)
+        mode = self.stretch.currentData()
+        want = "classes" if scl else ("percentile" if mode == "classes" else mode)
+        if want != mode:
+            self.stretch.blockSignals(True)  # the load renders anyway: no second render from the change
+            self.stretch.setCurrentIndex(self.stretch.findData(want))
+            self.stretch.blockSignals(False)
+        self._update_controls()
+
+    def _update_controls(self) -> None:
         mode = self.stretch.currentData()
         for w in (self.low, self.high, self.cut_label):
             w.setVisible(mode == "percentile")
         for w in (self.band, self.band_label):
             w.setVisible(mode == "levels")
+        for w in (self.gamma, self.gamma_label):
+            w.setVisible(mode != "classes")
+        self.legend.setVisible(mode == "classes")
+        if mode == "classes":
+            self.legend.setText(self._legend_html())
+
+    def _legend_html(self) -> str:
+        from s2desktop.core.render import SCL_CLASSES, UNKNOWN_CLASS, class_name
+
+        present = []
+        if self.data is not None:
+            present = [int(v) for v in np.unique(self.data[0][self.valid]) if v != 0]
+        items = []
+        for v in present:
+            r, g, b = SCL_CLASSES[v][1] if v in SCL_CLASSES else UNKNOWN_CLASS
+            back = "background-color:#6b6b6b; " if min(r, g, b) >= 180 else ""  # white, light grey: on a light panel
+            name = f"{v} {class_name(v)}".replace(" ", "&nbsp;")  # an entry never breaks across lines
+            items.append(f"<span style='{back}color:rgb({r},{g},{b}); font-size:14px'>■</span>&nbsp;{name}")
+        return " &nbsp; ".join(items) or "No classified pixels"
+
+    def _stretch_changed(self, *_):
+        mode = self.stretch.currentData()
+        self._update_controls()
         if mode == "levels" and self.manual_levels is None and self.levels:
             self.manual_levels = list(self.levels)
         self._render_timer.start()
@@ -398,6 +444,10 @@ class RasterViewer(QWidget):
     def readout_text(self, px: dict) -> str:
         """Two lines: 'pixel col, row   values [...]' and 'EPSG:n x, y   lon .., lat ..'."""
         vals = ", ".join(str(v) for v in px["values"]) if px["valid"] else "nodata"
+        if px["valid"] and self.stretch.currentData() == "classes":
+            from s2desktop.core.render import class_name
+
+            vals += f" {class_name(px['values'][0])}"
         crs = f"EPSG:{self.info.crs_epsg}" if self.info is not None and self.info.crs_epsg else "map"
         line2 = f"{crs}  x {px['x']:.1f}  y {px['y']:.1f}"
         if px["lonlat"]:
