@@ -150,7 +150,7 @@ class SettingsDialog(QDialog):
             self.source.addItem(label, key)
         i = self.source.findData(get_str(SOURCE, "l1c"))
         self.source.setCurrentIndex(max(0, i))
-        form.addRow("Default source", self.source)
+        form.addRow("Source at start", self.source)
 
         self.endpoint = QLineEdit(get_str(ENDPOINT))
         self.endpoint.setPlaceholderText("https://… (empty: AWS)")
@@ -159,6 +159,12 @@ class SettingsDialog(QDialog):
         self.profile = QLineEdit(get_str(PROFILE))
         self.profile.setPlaceholderText("default")
         form.addRow("AWS profile", self.profile)
+
+        hint = QLabel("The download folder and parallel downloads apply to the next download. The source, "
+                      "endpoint and profile are what the window opens with; change the current ones in the "
+                      "Source and tile dock.")
+        hint.setWordWrap(True)
+        form.addRow(hint)
 
         note = QLabel(f"Settings file: {settings().fileName()}")
         note.setWordWrap(True)
