@@ -57,22 +57,31 @@ def _sorted_planes(keys: np.ndarray) -> np.ndarray:
     return np.stack(planes) if n > 1 else keys
 
 
-def _keys(stack: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+def _invalid_bits(valid: np.ndarray | None) -> np.ndarray | None:
+    """65535 where an observation is masked, 0 elsewhere: OR-ed into the keys (cheaper than a masked write)."""
+    if valid is None:
+        return None
+    return (~valid).view(np.uint8).astype(np.uint16) * np.uint16(65535)
+
+
+def _keys(stack: np.ndarray, invalid_bits: np.ndarray | None) -> np.ndarray:
     """uint16 sort keys: DN - 1 with wrap-around (0 -> 65535), masked observations -> 65535."""
     keys = stack - np.uint16(1)
-    if valid is not None:
-        np.putmask(keys, ~valid, np.uint16(65535))
+    if invalid_bits is not None:
+        np.bitwise_or(keys, invalid_bits, out=keys)
     return keys
 
 
 def _pick(keys: np.ndarray, lo_idx: np.ndarray, hi_idx: np.ndarray, empty: np.ndarray) -> np.ndarray:
+    """lo_idx, hi_idx: flat positions in the sorted (dates, h, w) keys of each pixel's middle value(s)."""
     n = keys.shape[0]
     if n == 1:
         med = keys[0] + np.uint16(1)  # 65535 (invalid) wraps to 0
     else:
-        srt = _sorted_planes(keys)
-        lo = np.take_along_axis(srt, lo_idx, axis=0)[0]
-        hi = np.take_along_axis(srt, hi_idx, axis=0)[0]
+        srt = _sorted_planes(keys).reshape(-1)
+        shape = keys.shape[1:]
+        lo = srt.take(lo_idx).reshape(shape)  # a flat gather: several times faster than take_along_axis
+        hi = srt.take(hi_idx).reshape(shape)
         # (lo + 1 + hi + 1 + 1) // 2: the middle value for odd counts (lo == hi), the mean of the two middle
         # values rounded half up for even counts.
         med = ((lo.astype(np.uint32) + hi + 3) >> 1).astype(np.uint16)
@@ -81,10 +90,12 @@ def _pick(keys: np.ndarray, lo_idx: np.ndarray, hi_idx: np.ndarray, empty: np.nd
 
 
 def _indexes(count: np.ndarray, n: int):
-    c = count.astype(np.intp)
-    lo_idx = (np.maximum(c, 1) - 1) >> 1
-    hi_idx = np.minimum(c >> 1, n - 1)
-    return lo_idx[np.newaxis], hi_idx[np.newaxis], count == 0
+    """Flat indexes into the sorted (n, h, w) keys of the lower and upper middle values; and where none is valid."""
+    c = count.astype(np.intp).reshape(-1)
+    plane = np.arange(c.size, dtype=np.intp)
+    lo_idx = ((np.maximum(c, 1) - 1) >> 1) * c.size + plane
+    hi_idx = np.minimum(c >> 1, n - 1) * c.size + plane
+    return lo_idx, hi_idx, count == 0
 
 
 def _validity(stack: np.ndarray, valid) -> np.ndarray | None:
@@ -107,7 +118,7 @@ def median_stack(stack: np.ndarray, valid: np.ndarray | None = None, *, return_c
     v = _validity(stack, valid)
     count = (stack != 0 if v is None else v).sum(axis=0, dtype=np.uint16)
     lo_idx, hi_idx, empty = _indexes(count, n)
-    med = _pick(_keys(stack, v), lo_idx, hi_idx, empty)
+    med = _pick(_keys(stack, _invalid_bits(v)), lo_idx, hi_idx, empty)
     return (med, count) if return_count else med
 
 
@@ -125,9 +136,10 @@ def median_bands(stacks: np.ndarray, valid: np.ndarray):
     n = stacks.shape[1]
     count = valid.sum(axis=0, dtype=np.uint16)
     lo_idx, hi_idx, empty = _indexes(count, n)
+    invalid_bits = _invalid_bits(valid)
     out = np.empty((stacks.shape[0],) + stacks.shape[2:], dtype=np.uint16)
     for b in range(stacks.shape[0]):
-        out[b] = _pick(_keys(stacks[b], valid), lo_idx, hi_idx, empty)
+        out[b] = _pick(_keys(stacks[b], invalid_bits), lo_idx, hi_idx, empty)
     return out, count
 
 
