@@ -254,9 +254,16 @@ def read_overview(path, max_size: int, bands=None, *, enlarge: bool = False):
     from rasterio.errors import RasterioIOError
 
     p = Path(path)
-    with open_raster(p) as src:
+    src = open_raster(p)
+    try:
         info = _info_from_dataset(src, p)
-    with open_raster(p, no_overviews=is_scene_classification(info)) as src:
+    except BaseException:
+        src.close()
+        raise
+    if is_scene_classification(info):  # classes: nearest from full resolution, not the averaged overviews
+        src.close()
+        src = open_raster(p, no_overviews=True)
+    with src:
         if bands is None:
             bands = [1, 2, 3] if src.count >= 3 else [1]
         bands = [int(b) for b in bands]
