@@ -88,7 +88,12 @@ def _load_job(path: str, max_size: int) -> dict:
         else:
             counts, edges = np.zeros(1), np.array([0.0, 1.0])
         hists.append((counts, edges))
-    return dict(path=path, data=data, valid=valid, info=info, offset=int(offset), grid=grid, hists=hists)
+    classes = None  # the classes a scene classification holds (for the legend), counted here, off the GUI thread
+    if rasterinfo.is_scene_classification(info):
+        counts = np.bincount(data[0][valid].ravel(), minlength=256)
+        classes = [int(v) for v in np.flatnonzero(counts) if v != 0]
+    return dict(path=path, data=data, valid=valid, info=info, offset=int(offset), grid=grid, hists=hists,
+                classes=classes)
 
 
 def _render_job(data, valid, mode, low, high, gamma, offset, manual):
@@ -148,6 +153,7 @@ class RasterViewer(QWidget):
         self.levels: list[tuple[float, float]] = []
         self.manual_levels: list[tuple[float, float]] | None = None
         self.image_rgba = None
+        self.classes: list[int] | None = None  # values present in a scene classification (the legend)
         self._generation = 0
         self._fit_pending = False  # a dropped first render still owes the view its fit
         self._loading = None
@@ -284,6 +290,7 @@ class RasterViewer(QWidget):
         self.path = r["path"]
         self.data, self.valid, self.info = r["data"], r["valid"], r["info"]
         self.grid, self.offset = r["grid"], r["offset"]
+        self.classes = r["classes"]
         self.manual_levels = None
         self._choose_mode_for(self.info)
         self._set_hists(r["hists"])
@@ -372,11 +379,8 @@ class RasterViewer(QWidget):
     def _legend_html(self) -> str:
         from s2desktop.core.render import SCL_CLASSES, UNKNOWN_CLASS, class_name
 
-        present = []
-        if self.data is not None:
-            present = [int(v) for v in np.unique(self.data[0][self.valid]) if v != 0]
         items = []
-        for v in present:
+        for v in self.classes or []:
             r, g, b = SCL_CLASSES[v][1] if v in SCL_CLASSES else UNKNOWN_CLASS
             back = "background-color:#6b6b6b; " if min(r, g, b) >= 180 else ""  # white, light grey: on a light panel
             name = f"{v} {class_name(v)}".replace(" ", "&nbsp;")  # an entry never breaks across lines
