@@ -435,21 +435,27 @@ def _start_gui_process(raster_stack, output):
     return proc, q, ev
 
 
+def _wait_for_pool(proc) -> list:
+    """The composite process's two pool workers, once both are up; skips the test if it finished first."""
+    ps = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 30
+    kids = []
+    while time.monotonic() < deadline and proc.is_alive():
+        kids = [k for k in ps.children(recursive=True) if "resource_tracker" not in " ".join(k.cmdline())]
+        if len(kids) >= 2:
+            break
+        time.sleep(0.05)
+    if not proc.is_alive():
+        pytest.skip("the composite finished before it could be stopped")
+    return kids
+
+
 def test_pool_workers_exit_when_the_gui_process_is_killed(raster_stack, tmp_path):
     """The GUI's composite process killed outright (kill -9): its pool workers do not linger as orphans."""
     proc, q, ev = _start_gui_process(raster_stack, tmp_path / "gui.tif")
     msg = q.get(timeout=60)
     assert msg[0] == "progress"
-    ps = psutil.Process(proc.pid)
-    deadline = time.monotonic() + 30
-    kids = []
-    while time.monotonic() < deadline:
-        kids = [k for k in ps.children(recursive=True) if "resource_tracker" not in " ".join(k.cmdline())]
-        if len(kids) >= 2 or not proc.is_alive():
-            break
-        time.sleep(0.05)
-    if not proc.is_alive():
-        pytest.skip("finished before it could be killed")
+    kids = _wait_for_pool(proc)
     proc.kill()
     proc.join(10)
     gone, alive = psutil.wait_procs(kids, timeout=15)
@@ -462,16 +468,7 @@ def test_terminated_gui_process_cleans_up(raster_stack, tmp_path):
     out_dir.mkdir()
     proc, q, ev = _start_gui_process(raster_stack, out_dir / "gui.tif")
     assert q.get(timeout=60)[0] == "progress"
-    ps = psutil.Process(proc.pid)
-    deadline = time.monotonic() + 30
-    kids = []
-    while time.monotonic() < deadline and proc.is_alive():
-        kids = [k for k in ps.children(recursive=True) if "resource_tracker" not in " ".join(k.cmdline())]
-        if len(kids) >= 2:
-            break
-        time.sleep(0.05)
-    if not proc.is_alive():
-        pytest.skip("finished before it could be terminated")
+    kids = _wait_for_pool(proc)
     proc.terminate()
     proc.join(30)
     msgs = []

@@ -120,17 +120,21 @@ def test_checksum_and_multipart_etag_are_verified(seeded_s3, scratch_bucket, tmp
         download.download_one(src, download.plan([_scene_for("ck/B04.jp2", tile="32TNS")], ["B04"], out)[0])
 
 
+def _band_files(seeded, bucket: str, out, tiles: list[str], size: int) -> tuple:
+    """One random B04 object of `size` bytes per tile in `bucket`; -> (source, download tasks into `out`)."""
+    client = seeded.client()
+    data = os.urandom(size)
+    keys = [f"c/{i}/B04.jp2" for i in range(len(tiles))]
+    for k in keys:
+        client.put_object(Bucket=bucket, Key=k, Body=data)
+    src = resolve_source("l1c", endpoint_url=seeded.endpoint, bucket=bucket)
+    return src, [download.plan([_scene_for(k, tile=t)], ["B04"], out)[0] for k, t in zip(keys, tiles)]
+
+
 def test_cancel_mid_transfer_leaves_nothing_under_final_names(seeded_s3, scratch_bucket, tmp_path, monkeypatch):
     monkeypatch.setattr(download, "MULTIPART_CHUNKSIZE", 2 * MiB)
     monkeypatch.setattr(download, "MULTIPART_THRESHOLD", 2 * MiB)
-    client = seeded_s3.client()
-    data = os.urandom(24 * MiB)
-    keys = [f"c/{i}/B04.jp2" for i in range(3)]
-    for k in keys:
-        client.put_object(Bucket=scratch_bucket, Key=k, Body=data)
-    src = resolve_source("l1c", endpoint_url=seeded_s3.endpoint, bucket=scratch_bucket)
-    tiles = ["33UUP", "32TNS", "31UDQ"]
-    tasks = [download.plan([_scene_for(k, tile=t)], ["B04"], tmp_path)[0] for k, t in zip(keys, tiles)]
+    src, tasks = _band_files(seeded_s3, scratch_bucket, tmp_path, ["33UUP", "32TNS", "31UDQ"], 24 * MiB)
     cancel = threading.Event()
     set_at = []
 
@@ -152,13 +156,7 @@ def test_ctrl_c_caught_by_a_transfer_thread_still_stops_at_once(slow_s3, scratch
     2 MiB/s), so Ctrl-C seemed to do nothing. Deliver SIGINT to a transfer thread on purpose."""
     import signal
 
-    client = slow_s3.client()
-    data = os.urandom(16 * MiB)
-    keys = [f"k/{i}/B04.jp2" for i in range(2)]
-    for k in keys:
-        client.put_object(Bucket=scratch_bucket, Key=k, Body=data)
-    src = resolve_source("l1c", endpoint_url=slow_s3.endpoint, bucket=scratch_bucket)
-    tasks = [download.plan([_scene_for(k, tile=t)], ["B04"], tmp_path)[0] for k, t in zip(keys, ["33UUP", "32TNS"])]
+    src, tasks = _band_files(slow_s3, scratch_bucket, tmp_path, ["33UUP", "32TNS"], 16 * MiB)
     sent = []
 
     def progress(done, total):
