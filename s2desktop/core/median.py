@@ -45,57 +45,102 @@ def sorting_network(n: int) -> tuple[tuple[int, int], ...]:
     return tuple(pairs)
 
 
-def _sorted_planes(keys: np.ndarray) -> np.ndarray:
-    n = keys.shape[0]
-    if n > NETWORK_MAX_DATES:
-        return np.sort(keys, axis=0)
-    planes = [keys[i] for i in range(n)]
+@lru_cache(maxsize=64)
+def _network_on_slots(n: int) -> tuple[tuple[tuple[int, int, int], ...], tuple[int, ...]]:
+    """The sorting network run in place on a buffer of n + 1 planes: each comparator writes the minimum into the
+    spare plane and the maximum over its second input, and the first input's plane becomes the spare. -> the
+    (first, second, spare) planes of every comparator, and the plane holding each rank at the end (the same for
+    every window, so the pick can index it directly)."""
+    plane_of = list(range(n))  # the buffer plane holding sort position i
+    spare = n
+    steps = []
     for a, b in sorting_network(n):
-        lo = np.minimum(planes[a], planes[b])
-        np.maximum(planes[a], planes[b], out=planes[b])
-        planes[a] = lo
-    return np.stack(planes) if n > 1 else keys
+        pa, pb = plane_of[a], plane_of[b]
+        steps.append((pa, pb, spare))
+        plane_of[a], spare = spare, pa
+    return tuple(steps), tuple(plane_of)
+
+
+def _rank_planes(n: int) -> tuple[int, ...]:
+    """The buffer plane holding each rank after `_sort_in_place`."""
+    if n <= 1 or n > NETWORK_MAX_DATES:
+        return tuple(range(n))
+    return _network_on_slots(n)[1]
+
+
+def _sort_in_place(buf: np.ndarray, n: int) -> None:
+    """Sort the keys in planes 0..n-1 of `buf` (n + 1 planes) along time; ranks land in `_rank_planes(n)`."""
+    if n <= 1:
+        return
+    if n > NETWORK_MAX_DATES:
+        buf[:n].sort(axis=0)
+        return
+    for pa, pb, spare in _network_on_slots(n)[0]:
+        np.minimum(buf[pa], buf[pb], out=buf[spare])
+        np.maximum(buf[pa], buf[pb], out=buf[pb])
 
 
 def _invalid_bits(valid: np.ndarray | None) -> np.ndarray | None:
     """65535 where an observation is masked, 0 elsewhere: OR-ed into the keys (cheaper than a masked write)."""
     if valid is None:
         return None
-    return (~valid).view(np.uint8).astype(np.uint16) * np.uint16(65535)
+    bits = valid.view(np.uint8).astype(np.uint16)
+    bits -= np.uint16(1)  # valid 1 -> 0, masked 0 -> 65535 (wraps)
+    return bits
 
 
-def _keys(stack: np.ndarray, invalid_bits: np.ndarray | None) -> np.ndarray:
-    """uint16 sort keys: DN - 1 with wrap-around (0 -> 65535), masked observations -> 65535."""
-    keys = stack - np.uint16(1)
+def _keys_into(buf: np.ndarray, stack: np.ndarray, invalid_bits: np.ndarray | None) -> None:
+    """Planes 0..n-1 of `buf` <- uint16 sort keys: DN - 1 with wrap-around (0 -> 65535), masked -> 65535."""
+    keys = buf[: stack.shape[0]]
+    np.subtract(stack, np.uint16(1), out=keys)
     if invalid_bits is not None:
         np.bitwise_or(keys, invalid_bits, out=keys)
-    return keys
 
 
-def _pick(keys: np.ndarray, lo_idx: np.ndarray, hi_idx: np.ndarray, empty: np.ndarray) -> np.ndarray:
-    """lo_idx, hi_idx: flat positions in the sorted (dates, h, w) keys of each pixel's middle value(s)."""
-    n = keys.shape[0]
+def _pick(buf: np.ndarray, n: int, lo_idx: np.ndarray, hi_idx: np.ndarray) -> np.ndarray:
+    """Sort the keys in `buf` and pick each pixel's middle value(s) at the flat positions lo_idx, hi_idx.
+
+    A pixel with no valid observation has only 65535 keys and comes out 0 by the same wrap-around."""
+    shape = buf.shape[1:]
     if n == 1:
-        med = keys[0] + np.uint16(1)  # 65535 (invalid) wraps to 0
-    else:
-        srt = _sorted_planes(keys).reshape(-1)
-        shape = keys.shape[1:]
-        lo = srt.take(lo_idx).reshape(shape)  # a flat gather: several times faster than take_along_axis
-        hi = srt.take(hi_idx).reshape(shape)
-        # (lo + 1 + hi + 1 + 1) // 2: the middle value for odd counts (lo == hi), the mean of the two middle
-        # values rounded half up for even counts.
-        med = ((lo.astype(np.uint32) + hi + 3) >> 1).astype(np.uint16)
-    np.putmask(med, empty, np.uint16(0))
+        return buf[0] + np.uint16(1)  # 65535 (invalid) wraps to 0
+    _sort_in_place(buf, n)
+    flat = buf.reshape(-1)
+    lo = flat.take(lo_idx).reshape(shape)  # a flat gather: several times faster than take_along_axis
+    hi = flat.take(hi_idx).reshape(shape)
+    # In DNs (key + 1): lo + ceil((hi - lo) / 2) -- the middle value for an odd count (lo == hi), the mean of the
+    # two middle values rounded half up for an even one -- all in uint16: valid keys are at most 65534 and
+    # hi >= lo, so nothing overflows.
+    med = hi - lo
+    med += np.uint16(1)
+    med >>= 1
+    med += lo
+    med += np.uint16(1)
     return med
 
 
+@lru_cache(maxsize=8)
+def _pixel_index(size: int) -> np.ndarray:
+    """0 .. size-1 (intp), kept: windows come in a few sizes, and this is a large array to fill every time."""
+    a = np.arange(size, dtype=np.intp)
+    a.flags.writeable = False
+    return a
+
+
 def _indexes(count: np.ndarray, n: int):
-    """Flat indexes into the sorted (n, h, w) keys of the lower and upper middle values; and where none is valid."""
-    c = count.astype(np.intp).reshape(-1)
-    plane = np.arange(c.size, dtype=np.intp)
-    lo_idx = ((np.maximum(c, 1) - 1) >> 1) * c.size + plane
-    hi_idx = np.minimum(c >> 1, n - 1) * c.size + plane
-    return lo_idx, hi_idx, count == 0
+    """Flat indexes into the sorted (n + 1, h, w) key buffer of the lower and upper middle values."""
+    size = count.size
+    counts = np.arange(n + 1)
+    planes = np.array(_rank_planes(n), dtype=np.intp)
+    lo_start = planes[(np.maximum(counts, 1) - 1) >> 1] * size  # per valid count: its lower middle's plane
+    hi_start = planes[np.minimum(counts >> 1, n - 1)] * size
+    c = count.reshape(-1)
+    pixel = _pixel_index(size)
+    lo_idx = lo_start[c]
+    lo_idx += pixel
+    hi_idx = hi_start[c]
+    hi_idx += pixel
+    return lo_idx, hi_idx
 
 
 def _validity(stack: np.ndarray, valid) -> np.ndarray | None:
@@ -117,8 +162,10 @@ def median_stack(stack: np.ndarray, valid: np.ndarray | None = None, *, return_c
     n = stack.shape[0]
     v = _validity(stack, valid)
     count = (stack != 0 if v is None else v).sum(axis=0, dtype=np.uint16)
-    lo_idx, hi_idx, empty = _indexes(count, n)
-    med = _pick(_keys(stack, _invalid_bits(v)), lo_idx, hi_idx, empty)
+    lo_idx, hi_idx = _indexes(count, n)
+    buf = np.empty((n + 1,) + stack.shape[1:], dtype=np.uint16)
+    _keys_into(buf, stack, _invalid_bits(v))
+    med = _pick(buf, n, lo_idx, hi_idx)
     return (med, count) if return_count else med
 
 
@@ -135,11 +182,13 @@ def median_bands(stacks: np.ndarray, valid: np.ndarray):
     valid = np.asarray(valid, dtype=bool)
     n = stacks.shape[1]
     count = valid.sum(axis=0, dtype=np.uint16)
-    lo_idx, hi_idx, empty = _indexes(count, n)
+    lo_idx, hi_idx = _indexes(count, n)
     invalid_bits = _invalid_bits(valid)
+    buf = np.empty((n + 1,) + stacks.shape[2:], dtype=np.uint16)  # the keys and a spare plane, for every band
     out = np.empty((stacks.shape[0],) + stacks.shape[2:], dtype=np.uint16)
     for b in range(stacks.shape[0]):
-        out[b] = _pick(_keys(stacks[b], invalid_bits), lo_idx, hi_idx, empty)
+        _keys_into(buf, stacks[b], invalid_bits)
+        out[b] = _pick(buf, n, lo_idx, hi_idx)
     return out, count
 
 
