@@ -97,17 +97,21 @@ def _keys_into(buf: np.ndarray, stack: np.ndarray, invalid_bits: np.ndarray | No
         np.bitwise_or(keys, invalid_bits, out=keys)
 
 
-def _pick(buf: np.ndarray, n: int, lo_idx: np.ndarray, hi_idx: np.ndarray) -> np.ndarray:
-    """Sort the keys in `buf` and pick each pixel's middle value(s) at the flat positions lo_idx, hi_idx.
+def _pick(buf: np.ndarray, n: int, lo_idx, hi_idx) -> np.ndarray:
+    """Sort the keys in `buf` and pick each pixel's middle value(s) at the flat positions lo_idx, hi_idx, or,
+    when every pixel has the same valid count (`_indexes` gave plane numbers), take those planes whole.
 
     A pixel with no valid observation has only 65535 keys and comes out 0 by the same wrap-around."""
     shape = buf.shape[1:]
     if n == 1:
         return buf[0] + np.uint16(1)  # 65535 (invalid) wraps to 0
     _sort_in_place(buf, n)
-    flat = buf.reshape(-1)
-    lo = flat.take(lo_idx).reshape(shape)  # a flat gather: several times faster than take_along_axis
-    hi = flat.take(hi_idx).reshape(shape)
+    if isinstance(lo_idx, int):
+        lo, hi = buf[lo_idx], buf[hi_idx]
+    else:
+        flat = buf.reshape(-1)
+        lo = flat.take(lo_idx).reshape(shape)  # a flat gather: several times faster than take_along_axis
+        hi = flat.take(hi_idx).reshape(shape)
     # In DNs (key + 1): lo + ceil((hi - lo) / 2) -- the middle value for an odd count (lo == hi), the mean of the
     # two middle values rounded half up for an even one -- all in uint16: valid keys are at most 65534 and
     # hi >= lo, so nothing overflows.
@@ -128,12 +132,19 @@ def _pixel_index(size: int) -> np.ndarray:
 
 
 def _indexes(count: np.ndarray, n: int):
-    """Flat indexes into the sorted (n + 1, h, w) key buffer of the lower and upper middle values."""
+    """Where the lower and upper middle values are in the sorted (n + 1, h, w) key buffer: flat indexes per
+    pixel, or two plane numbers when every pixel has the same valid count (all dates valid across a window is
+    the usual case without a cloud mask) -- then the pick is a plane, with no index arrays and no gather."""
     size = count.size
     counts = np.arange(n + 1)
     planes = np.array(_rank_planes(n), dtype=np.intp)
-    lo_start = planes[(np.maximum(counts, 1) - 1) >> 1] * size  # per valid count: its lower middle's plane
-    hi_start = planes[np.minimum(counts >> 1, n - 1)] * size
+    lo_plane = planes[(np.maximum(counts, 1) - 1) >> 1]  # per valid count: the plane of its lower middle
+    hi_plane = planes[np.minimum(counts >> 1, n - 1)]
+    if size and count.min() == count.max():
+        k = int(count.flat[0])
+        return int(lo_plane[k]), int(hi_plane[k])
+    lo_start = lo_plane * size
+    hi_start = hi_plane * size
     c = count.reshape(-1)
     pixel = _pixel_index(size)
     lo_idx = lo_start[c]
@@ -169,12 +180,13 @@ def median_stack(stack: np.ndarray, valid: np.ndarray | None = None, *, return_c
     return (med, count) if return_count else med
 
 
-def median_bands(stacks: np.ndarray, valid: np.ndarray):
+def median_bands(stacks: np.ndarray, valid: np.ndarray, *, scratch: np.ndarray | None = None):
     """Medians of several bands sharing one validity: stacks (bands, dates, h, w) uint16, valid (dates, h, w).
 
     The observations used are those where `valid` is True (callers pass validity already including nonzero
     DNs in every band). Returns ((bands, h, w) uint16 medians, (h, w) uint16 count). The index arithmetic is
-    done once for all bands.
+    done once for all bands. scratch: an optional C-contiguous uint16 (dates + 1, h, w) array for the sort keys,
+    for callers that reuse one across windows (its contents are overwritten).
     """
     stacks = np.asarray(stacks)
     if stacks.dtype != np.uint16:
@@ -184,7 +196,13 @@ def median_bands(stacks: np.ndarray, valid: np.ndarray):
     count = valid.sum(axis=0, dtype=np.uint16)
     lo_idx, hi_idx = _indexes(count, n)
     invalid_bits = _invalid_bits(valid)
-    buf = np.empty((n + 1,) + stacks.shape[2:], dtype=np.uint16)  # the keys and a spare plane, for every band
+    shape = (n + 1,) + stacks.shape[2:]
+    if scratch is None:
+        buf = np.empty(shape, dtype=np.uint16)  # the keys and a spare plane, for every band
+    elif scratch.shape != shape or scratch.dtype != np.uint16 or not scratch.flags.c_contiguous:
+        raise ValueError(f"scratch must be a C-contiguous uint16 array of shape {shape}")
+    else:
+        buf = scratch
     out = np.empty((stacks.shape[0],) + stacks.shape[2:], dtype=np.uint16)
     for b in range(stacks.shape[0]):
         _keys_into(buf, stacks[b], invalid_bits)
