@@ -39,17 +39,21 @@ import time
 import uuid
 import zlib
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from s2desktop.core.catalog import BAND_RE, Scene, fetch_metadata
 from s2desktop.core.errors import CancelledError, IntegrityError, InvalidInputError, OutputError, S2Error
-from s2desktop.core.sources import DEFAULT_WORKERS, PART_CONCURRENCY, ensure_writable_dir
+from s2desktop.core.progress import (
+    CANCELLED, DOWNLOADED, FAILED, FILE_DONE_STATES, QUEUED, RUNNING, SKIPPED, FileProgress, Progress, check_cancel,
+    item_cancel,
+)
+from s2desktop.core.sources import CONNECTIONS, DEFAULT_WORKERS, PART_CONCURRENCY, ensure_writable_dir
 from s2desktop.core.threads import WAKE_INTERVAL
 
 __all__ = [
     "BAND_FOLDERS", "DEFAULT_BANDS", "DownloadTask", "DownloadResult", "plan", "download_one", "download_all",
-    "read_scene_metadata", "write_scene_metadata", "parse_bands",
+    "read_scene_metadata", "write_scene_metadata", "parse_bands", "transfer_budget",
 ]
 
 log = logging.getLogger(__name__)
@@ -316,19 +320,28 @@ def _verify(path: Path, info, *, local: bool) -> str:
 
 
 class _FileProgress:
-    """Byte deltas from s3transfer threads (may be negative on a retried part) -> throttled (done, total)."""
+    """Byte deltas from s3transfer threads (may be negative on a retried part) -> this file's Progress events,
+    at most ~10 a second (a state change always passes)."""
 
-    def __init__(self, callback, total: int):
+    def __init__(self, callback, name: str, total: int):
         self.callback = callback
+        self.name = name
         self.total = total
         self.done = 0
         self._lock = threading.Lock()
         self._last = 0.0
 
+    def event(self, state: str = RUNNING, message: str = "") -> Progress:
+        with self._lock:
+            done, total = min(self.done, self.total), self.total
+        finished = state in FILE_DONE_STATES
+        return Progress("download", int(finished), 1, done, total,
+                        file=FileProgress(self.name, done, total, state, message))
+
     def reset(self, total: int) -> None:
         with self._lock:
             self.total, self.done = total, 0
-        self.emit(force=True)
+        self.emit()
 
     def __call__(self, delta: int) -> None:
         with self._lock:
@@ -337,16 +350,14 @@ class _FileProgress:
             if now - self._last < PROGRESS_INTERVAL:
                 return
             self._last = now
-            done, total = min(self.done, self.total), self.total
-        if self.callback is not None:
-            self.callback(done, total)
+        self.emit()
 
-    def emit(self, force: bool = False) -> None:
-        with self._lock:
-            self._last = time.monotonic()
-            done, total = min(self.done, self.total), self.total
+    def emit(self, state: str = RUNNING, message: str = "", done: int | None = None) -> None:
+        if done is not None:
+            with self._lock:
+                self.done = done
         if self.callback is not None:
-            self.callback(done, total)
+            self.callback(self.event(state, message))
 
 
 def _transfer_config(part_concurrency: int):
@@ -374,62 +385,72 @@ def download_one(source, task: DownloadTask, progress=None, cancel=None, *,
                  part_concurrency: int = PART_CONCURRENCY) -> DownloadResult:
     """Fetch one band file to ``task.dest`` (or skip it when already verified). Thread-safe.
 
-    ``progress(done_bytes, total_bytes)`` is called at most ~10 times a second from transfer threads, and once at
-    the end. ``cancel`` is a threading/multiprocessing Event; when set, CancelledError is raised within ~1 s and
-    no file is left behind.
+    ``progress(event)`` receives this file's :class:`Progress` events (``event.file`` is set) at most ~10 times
+    a second from transfer threads, and one with the final state. ``cancel`` is an Event (or a CancelToken's
+    item view); when set, CancelledError is raised within ~1 s and no file is left behind.
     """
     t0 = time.monotonic()
     store = source.store
     dest = Path(task.dest)
     if not _inside(dest, task.out_dir):
         raise OutputError(f"refusing to write {dest} outside {task.out_dir}")
-    if cancel is not None and cancel.is_set():
-        raise CancelledError("download cancelled")
+    check_cancel(cancel, "download cancelled")
     try:
         ensure_writable_dir(dest.parent)
         write_scene_metadata(source, task.scene, task.out_dir)
     except OSError as exc:
         raise _os_error(exc, dest) from None
-
-    # Already here and verified?
+    reporter = _FileProgress(progress, str(dest), task.size or 0)
     info = None
     if dest.exists():
-        rec = _read_record(dest)
-        st = dest.stat()
-        remote_etag, remote_size = task.etag, task.size
-        if rec is not None and remote_etag is None:
-            info = store.head(task.key)
-            remote_etag, remote_size = info.etag, info.size
-        if (rec is not None and rec.get("key") == task.key and rec.get("etag") == remote_etag
-                and rec.get("size") == st.st_size == remote_size and rec.get("mtime_ns") == st.st_mtime_ns):
-            if progress is not None:
-                progress(st.st_size, st.st_size)
-            return DownloadResult(task, "skipped", dest, st.st_size, 0, rec.get("verified", "size"),
-                                  time.monotonic() - t0)
-        info = info or _head(store, task.key)
-        try:
-            method = _verify(dest, info, local=store.is_local)
-        except _Mismatch as exc:
-            log.info("%s exists but %s; fetching it again", dest, exc)
-        else:
-            _write_record(dest, task.key, info.etag, method)
-            if progress is not None:
-                progress(info.size, info.size)
-            return DownloadResult(task, "skipped", dest, info.size, 0, method, time.monotonic() - t0)
-
+        skipped, info = _already_there(store, task, dest)
+        if skipped is not None:
+            reporter.total = skipped.size
+            reporter.emit(SKIPPED, done=skipped.size)
+            return replace(skipped, seconds=time.monotonic() - t0)
     info = info or _head(store, task.key)
-    reporter = _FileProgress(progress, info.size)
+    reporter.reset(info.size)
+    result = _fetch(store, task, dest, info, reporter, cancel, part_concurrency)
+    reporter.emit(DOWNLOADED, done=info.size)
+    return replace(result, seconds=time.monotonic() - t0)
+
+
+def _already_there(store, task: DownloadTask, dest: Path):
+    """-> (a 'skipped' DownloadResult or None, the HEAD info if one was made). A file whose verification
+    record still matches is skipped without a request; one without a record is verified once against a HEAD."""
+    rec = _read_record(dest)
+    st = dest.stat()
+    info = None
+    remote_etag, remote_size = task.etag, task.size
+    if rec is not None and remote_etag is None:
+        info = store.head(task.key)
+        remote_etag, remote_size = info.etag, info.size
+    if (rec is not None and rec.get("key") == task.key and rec.get("etag") == remote_etag
+            and rec.get("size") == st.st_size == remote_size and rec.get("mtime_ns") == st.st_mtime_ns):
+        return DownloadResult(task, "skipped", dest, st.st_size, 0, rec.get("verified", "size"), 0.0), info
+    info = info or _head(store, task.key)
+    try:
+        method = _verify(dest, info, local=store.is_local)
+    except _Mismatch as exc:
+        log.info("%s exists but %s; fetching it again", dest, exc)
+        return None, info
+    _write_record(dest, task.key, info.etag, method)
+    return DownloadResult(task, "skipped", dest, info.size, 0, method, 0.0), info
+
+
+def _fetch(store, task: DownloadTask, dest: Path, info, reporter: _FileProgress, cancel,
+           part_concurrency: int) -> DownloadResult:
+    """Download to a temporary name, verify, rename; one retry on a mismatch, then IntegrityError."""
     config = None if store.is_local else _transfer_config(part_concurrency)
     transferred = 0
     for attempt in (1, 2):
         tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.part"
         try:
             with open(tmp, "wb") as fh:
-                store.download(task.key, fh, progress=reporter, cancel=cancel, etag=None if store.is_local else info.etag,
-                               transfer_config=config)
+                store.download(task.key, fh, progress=reporter, cancel=cancel,
+                               etag=None if store.is_local else info.etag, transfer_config=config)
             transferred += tmp.stat().st_size
-            if cancel is not None and cancel.is_set():
-                raise CancelledError("download cancelled")
+            check_cancel(cancel, "download cancelled")
             method = _verify(tmp, info, local=store.is_local)
             os.replace(tmp, dest)
         except _Mismatch as exc:
@@ -448,9 +469,7 @@ def download_one(source, task: DownloadTask, progress=None, cancel=None, *,
             tmp.unlink(missing_ok=True)
             raise
         _write_record(dest, task.key, info.etag, method)
-        reporter.done = info.size
-        reporter.emit()
-        return DownloadResult(task, "downloaded", dest, info.size, transferred, method, time.monotonic() - t0)
+        return DownloadResult(task, "downloaded", dest, info.size, transferred, method, 0.0)
     raise AssertionError("unreachable")
 
 
@@ -467,8 +486,6 @@ def _head(store, key: str):
         except S2Error:
             part = None
         if part is not None and part.part_size and part.parts_count and part.part_size < info.size:
-            from dataclasses import replace
-
             info = replace(info, part_size=part.part_size, parts_count=part.parts_count)
     return info
 
@@ -476,50 +493,68 @@ def _head(store, key: str):
 # --- many files -----------------------------------------------------------------------------------------------
 
 
+def transfer_budget(workers: int | None) -> tuple[int, int]:
+    """-> (files at once, ranged GETs at once per file) for ``workers`` files, within the connection budget.
+
+    The one place that decides how many connections a download opens: files x parts never exceeds
+    CONNECTIONS, the size of the S3 client's connection pool (core.sources), whatever front end asks.
+    """
+    files = max(1, min(int(workers or DEFAULT_WORKERS), CONNECTIONS))
+    return files, max(1, min(PART_CONCURRENCY, CONNECTIONS // files))
+
+
+class _Totals:
+    """The download's aggregate: every file's bytes and state -> one Progress event per file event."""
+
+    def __init__(self, tasks, progress):
+        self.progress = progress
+        self.lock = threading.Lock()
+        self.done = {str(t.dest): 0 for t in tasks}
+        self.total = {str(t.dest): t.size or 0 for t in tasks}
+        self.finished: set[str] = set()
+
+    def start(self) -> None:
+        for name in self.done:
+            self(Progress("download", file=FileProgress(name, 0, self.total[name], QUEUED)))
+
+    def __call__(self, event: Progress) -> None:
+        f = event.file
+        with self.lock:
+            self.done[f.name], self.total[f.name] = f.bytes_done, f.bytes_total or self.total[f.name]
+            if f.finished:
+                self.finished.add(f.name)
+            agg = Progress("download", len(self.finished), len(self.done), sum(self.done.values()),
+                           sum(self.total.values()), file=f)
+            if self.progress is not None:
+                self.progress(agg)  # under the lock: events reach the front end in order
+
+    def file_ended(self, task, state: str, message: str = "") -> None:
+        name = str(task.dest)
+        self(Progress("download", file=FileProgress(name, self.done[name], self.total[name], state, message)))
+
+
 def download_all(source, tasks, workers: int | None = None, progress=None, cancel=None) -> list[DownloadResult]:
     """Run :func:`download_one` for every task, ``workers`` files at once (default 4).
 
-    ``progress(done_bytes, total_bytes)`` reports the aggregate over all files (throttled). A failing file does
-    not stop the others; the first error is raised at the end (its class kept, the count in the message). On
-    cancel (the event, or Ctrl-C in the calling thread) every transfer stops and CancelledError is raised.
+    ``progress(event)`` receives a :class:`Progress` per file event, with the totals over all files: bytes
+    done of the bytes planned (sizes come from the listing, so the total is right from the start) and files
+    finished; ``event.file`` is the file it concerns (queued, running, downloaded, skipped, failed, cancelled).
+    A failing file does not stop the others; the first error is raised at the end (its class kept, the count in
+    the message). ``cancel``: an Event or a CancelToken; when it is set (or on Ctrl-C in the calling thread)
+    every transfer stops and CancelledError is raised. A file cancelled on its own through the token
+    (``token.cancel_item(str(task.dest))``) ends as 'cancelled' and is left out of the results.
     """
-    import threading as _threading
-
     tasks = list(tasks)
-    workers = max(1, int(workers or DEFAULT_WORKERS))
-    cancel = cancel if cancel is not None else _threading.Event()
-    budget = DEFAULT_WORKERS * PART_CONCURRENCY
-    part_concurrency = max(2, min(PART_CONCURRENCY, budget // workers))
-    lock = _threading.Lock()
-    done = [0] * len(tasks)
-    total = [t.size or 0 for t in tasks]
-    last = [0.0]
-
-    def emit(force=False):
-        if progress is None:
-            return
-        with lock:
-            now = time.monotonic()
-            if not force and now - last[0] < PROGRESS_INTERVAL:
-                return
-            last[0] = now
-            d, t = sum(done), sum(total)
-        progress(d, t)
-
-    def per_file(i):
-        def cb(d, t):
-            with lock:
-                done[i], total[i] = d, t
-            emit()
-        return cb
-
+    files, parts = transfer_budget(workers)
+    cancel = cancel if cancel is not None else threading.Event()
+    totals = _Totals(tasks, progress)
+    totals.start()
     results: list[DownloadResult | None] = [None] * len(tasks)
     errors: list[S2Error] = []
-    cancelled = False
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s2-download")
+    pool = ThreadPoolExecutor(max_workers=files, thread_name_prefix="s2-download")
     try:
-        futures = {pool.submit(download_one, source, t, per_file(i), cancel, part_concurrency=part_concurrency): i
-                   for i, t in enumerate(tasks)}
+        futures = {pool.submit(download_one, source, t, totals, item_cancel(cancel, str(t.dest)),
+                               part_concurrency=parts): i for i, t in enumerate(tasks)}
         pending = set(futures)
         while pending:
             # never an untimed wait: a Ctrl-C taken by a transfer thread is raised here (see core.threads)
@@ -529,17 +564,16 @@ def download_all(source, tasks, workers: int | None = None, progress=None, cance
                 try:
                     results[i] = fut.result()
                 except CancelledError:
-                    cancelled = True
+                    totals.file_ended(tasks[i], CANCELLED)
                 except S2Error as exc:
                     errors.append(exc)
+                    totals.file_ended(tasks[i], FAILED, str(exc))
     except KeyboardInterrupt:
         cancel.set()
-        pool.shutdown(wait=True, cancel_futures=True)
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    emit(force=True)
-    if cancelled or cancel.is_set():
+    if cancel.is_set():
         n = sum(r is not None for r in results)
         raise CancelledError(f"download cancelled ({n} of {len(tasks)} files complete; no partial files left)")
     if errors:

@@ -22,7 +22,7 @@ from s2desktop.core.errors import CancelledError
 
 __all__ = [
     "Stage", "Progress", "FileProgress", "Finished", "Failed", "Cancelled", "ProgressFn", "Cancel",
-    "CancelToken", "check_cancel", "emit", "Throttle",
+    "CancelToken", "check_cancel", "emit", "Throttle", "Rate", "item_cancel",
 ]
 
 Stage = str  # 'archive' | 'search' | 'download' | 'composite' | 'render'
@@ -194,3 +194,52 @@ class Throttle:
                 return
             self._last = now
         self._progress(event)
+
+
+class Rate:
+    """Speed and time left of a stage, from its events.
+
+    Bytes (downloads) are timed over the last ``window`` seconds, so the estimate follows the network; a file
+    found already on disk adds its bytes at once and is not counted as speed. Items without bytes (composite
+    windows) are timed from the first event.
+    """
+
+    def __init__(self, window: float = 5.0, clock: Callable[[], float] = time.monotonic):
+        self.window = window
+        self.clock = clock
+        self.samples: list[tuple[float, int]] = []
+        self.instant = 0  # bytes that arrived without transfer (files skipped)
+        self.started = clock()
+        self.last: Progress | None = None
+
+    def update(self, event: Progress) -> None:
+        now = self.clock()
+        if event.file is not None and event.file.state == SKIPPED:
+            self.instant += event.file.bytes_total
+        self.last = event
+        done = event.bytes_done - self.instant if event.bytes_total else event.items_done
+        self.samples.append((now, done))
+        if event.bytes_total:
+            while len(self.samples) > 2 and now - self.samples[0][0] > self.window:
+                self.samples.pop(0)
+
+    @property
+    def speed(self) -> float:
+        """Bytes (or items) per second; 0 until two samples are apart in time."""
+        if self.last is None or not self.samples:
+            return 0.0
+        if self.last.bytes_total:
+            (t0, d0), (t1, d1) = self.samples[0], self.samples[-1]
+            return (d1 - d0) / (t1 - t0) if t1 > t0 else 0.0
+        elapsed = self.samples[-1][0] - self.started
+        return self.last.items_done / elapsed if elapsed > 0 else 0.0
+
+    def seconds_left(self) -> float | None:
+        ev = self.last
+        if ev is None:
+            return None
+        left = (ev.bytes_total - ev.bytes_done) if ev.bytes_total else (ev.items_total - ev.items_done)
+        speed = self.speed
+        if left <= 0:
+            return 0.0
+        return left / speed if speed > 0 else None

@@ -32,9 +32,11 @@ SOURCES = {
     "cogs": ("sentinel-cogs", "us-west-2", "cogs", False, True),
 }
 
-# Transfer tuning shared by the client pool size and the downloader (see download.py).
+# Transfer tuning shared by the client pool size and the downloader (download.transfer_budget splits it).
 DEFAULT_WORKERS = 4  # files at once
-PART_CONCURRENCY = 8  # ranged GETs at once within one file
+PART_CONCURRENCY = 8  # ranged GETs at once within one file, at most
+CONNECTIONS = DEFAULT_WORKERS * PART_CONCURRENCY  # ranged GETs at once over all files, whatever the workers
+CLIENT_POOL = CONNECTIONS + 16  # the S3 client's connection pool: the transfers plus searches and previews
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class S3Store:
         self.client = s3.make_client(
             region=region, profile=profile, endpoint_url=endpoint_url, unsigned=unsigned,
             require_credentials=requester_pays, bucket=bucket,
-            max_pool_connections=max_pool_connections or DEFAULT_WORKERS * PART_CONCURRENCY + 16,
+            max_pool_connections=max_pool_connections or CLIENT_POOL,
         )
 
     # --- helpers ---
@@ -395,7 +397,8 @@ def _first_scene(tiles: Path) -> Path | None:
 
 def resolve_source(name: str, endpoint_url: str | None = None, bucket: str | None = None,
                    profile: str | None = None) -> Source:
-    """'l1c' | 'l2a' | 'cogs' | 'demo' | a local folder path -> Source."""
+    """'l1c' | 'l2a' | 'cogs' | a local folder path -> Source. (The demo archive is a local folder: the caller
+    resolves 'demo' to it, see core.pipeline.SourceSpec.)"""
     key = (name or "l1c").strip()
     if key.lower() in SOURCES:
         default_bucket, region, layout, rp, unsigned = SOURCES[key.lower()]
@@ -405,12 +408,6 @@ def resolve_source(name: str, endpoint_url: str | None = None, bucket: str | Non
             name=key.lower(), layout=layout, bucket=bucket or default_bucket, region=region, requester_pays=rp,
             unsigned=unsigned, endpoint_url=endpoint_url, profile=profile,
         )
-    if key.lower() == "demo":
-        from s2desktop.core.demo import ensure_demo_archive
-
-        root = Path(ensure_demo_archive())
-        base, layout = detect_layout(root)
-        return Source(name="demo", layout=layout, root=base.resolve())
     path = Path(key).expanduser()
     if path.is_dir():
         base, layout = detect_layout(path)
