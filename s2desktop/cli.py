@@ -41,12 +41,11 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--profile", metavar="NAME", help="AWS profile from ~/.aws/config")
 
 
-def source_from_args(args: argparse.Namespace):
-    from s2desktop.core.sources import resolve_source
+def source_spec(args: argparse.Namespace):
+    """The request's source, as the user named it ('demo' is resolved when the job runs)."""
+    from s2desktop.core.pipeline import SourceSpec
 
-    return resolve_source(
-        args.source, endpoint_url=args.endpoint_url, bucket=args.bucket, profile=args.profile
-    )
+    return SourceSpec(args.source, endpoint_url=args.endpoint_url, bucket=args.bucket, profile=args.profile)
 
 
 # --- gui -----------------------------------------------------------------------------------------------------
@@ -111,109 +110,101 @@ def _add_composite(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
-class _ProgressLine:
-    """'composite: 12/121 windows (9%)' on stderr: rewritten in place on a terminal, every 10 % otherwise."""
+class _EventLine:
+    """Progress events on stderr: one live line on a terminal (redrawn ~5 times a second), a plain line every
+    few seconds (downloads) or every 10 % (composite) otherwise; messages of the other stages as they come."""
 
-    def __init__(self, label: str):
-        self.label = label
-        self.tty = sys.stderr.isatty()
-        self.last_pct = -1
-        self.last_t = 0.0
+    def __init__(self, stream=None, interval: float | None = None):
+        from s2desktop.core.progress import Rate
 
-    def __call__(self, done: int, total: int) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval = interval if interval is not None else (0.2 if self.tty else 2.0)
+        self.rate, self.stage = Rate(), None
+        self.last_t, self.last_pct, self.live = 0.0, -1, False
+
+    def __call__(self, event) -> None:
         import time
 
-        pct = int(100 * done / total) if total else 100
-        now = time.monotonic()
+        if event.stage != self.stage:
+            self.finish()
+            self.stage, self.last_t, self.last_pct = event.stage, 0.0, -1
+            self.rate = type(self.rate)()
+        self.rate.update(event)
+        if event.stage not in ("download", "composite"):
+            if event.message:
+                self.say(event.message)
+            return
+        now, pct = time.monotonic(), int(100 * event.fraction)
+        end = event.items_total and event.items_done >= event.items_total
+        due = now - self.last_t >= self.interval if (self.tty or event.stage == "download") else \
+            pct // 10 != self.last_pct // 10
+        if due or end:
+            self.last_t, self.last_pct = now, pct
+            self.draw(self.line(event, pct))
+
+    def line(self, ev, pct: int) -> str:
+        if ev.stage == "composite":
+            what = ev.message if ev.message and ev.items_done >= ev.items_total else f"{ev.items_done}/{ev.items_total}"
+            return f"composite: {what} ({pct}%)"
+        mb = 1e6
+        left = self.rate.seconds_left()
+        eta = "-" if left is None else f"{int(left) // 60}:{int(left) % 60:02d}"
+        return (f"downloading {ev.bytes_done / mb:8.1f} / {ev.bytes_total / mb:.1f} MB  {pct:3d}%  "
+                f"{ev.items_done}/{ev.items_total} files  {self.rate.speed / mb:6.1f} MB/s  ETA {eta}")
+
+    def draw(self, text: str) -> None:
         if self.tty:
-            if done == total or now - self.last_t >= 0.2:
-                self.last_t = now
-                end = "\n" if done == total else ""
-                print(f"\r{self.label}: {done}/{total} ({pct}%)", end=end, file=sys.stderr, flush=True)
-        elif pct // 10 != self.last_pct // 10 or done == total:
-            self.last_pct = pct
-            print(f"{self.label}: {done}/{total} ({pct}%)", file=sys.stderr, flush=True)
+            print("\r" + text + "\x1b[K", end="", file=self.stream, flush=True)
+            self.live = True
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def say(self, text: str) -> None:
+        self.finish()
+        print(text, file=self.stream, flush=True)
+
+    def finish(self) -> None:
+        if self.live:
+            print(file=self.stream)
+            self.live = False
 
 
-def _parse_date(text: str, what: str):
-    import datetime as dt
+def _tile_request(args: argparse.Namespace, composite=None):
+    """The job's request from the shared tile options (search, download, composite tile mode)."""
+    from pathlib import Path
 
     from s2desktop.core.errors import InvalidInputError
-
-    try:
-        return dt.date.fromisoformat(text)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"{what} {text!r} is not a date like 2023-07-14") from None
-
-
-def _check_folder(path, what: str = "download folder") -> None:
-    """OutputError unless `path` is a folder or can be made one (checked before any search or download)."""
-    import os
-    from pathlib import Path
-
-    from s2desktop.core.errors import OutputError
-
-    folder = Path(path)
-    probe = folder
-    while not probe.exists() and probe.parent != probe:  # the nearest part of the path that exists
-        probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        if probe == folder:
-            raise OutputError(f"{what} {folder} is a file, not a folder")
-        raise OutputError(f"{what} {folder} cannot be created: {probe} is a file")
-    if probe.is_dir() and not os.access(probe, os.W_OK | os.X_OK):
-        raise OutputError(f"{what} {folder} is not writable" if probe == folder
-                          else f"{what} {folder} cannot be created: {probe} is not writable")
-
-
-def _tile_inputs(args: argparse.Namespace):
-    """Tile mode: search, download (reusing what is there), -> (red, green, blue, scl-or-None)."""
-    from pathlib import Path
-
-    from s2desktop.core import catalog, download
-    from s2desktop.core.composite import BANDS, inputs_from_downloads
-    from s2desktop.core.errors import InvalidInputError, NotFoundError
+    from s2desktop.core.pipeline import Request
+    from s2desktop.core.dates import parse_date
+    from s2desktop.core.fsutil import check_folder_creatable
     from s2desktop.core.tiles import parse_tile
 
     if not (args.start and args.end):
         raise InvalidInputError("--tile needs --start and --end")
-    tile = parse_tile(args.tile)
-    start, end = _parse_date(args.start, "--start"), _parse_date(args.end, "--end")
+    start, end = parse_date(args.start, "--start"), parse_date(args.end, "--end")
     if end < start:
         raise InvalidInputError(f"--end {end} is before --start {start}")
-    _check_folder(args.out_dir)
-    source = source_from_args(args)
-    scenes = catalog.search(source, tile, start, end, max_cloud=args.max_cloud)
-    if not scenes:
-        raise NotFoundError(f"no scenes of {tile} between {start} and {end}"
-                            + (f" with cloud cover <= {args.max_cloud:g}%" if args.max_cloud is not None else ""))
-    out_dir = Path(args.out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        from s2desktop.core.errors import OutputError
+    out = getattr(args, "out_dir", None) or getattr(args, "out", None) or "./tmp"
+    if composite is not None or hasattr(args, "bands"):
+        check_folder_creatable(out, "download folder" if composite is not None else "output folder")
+    bands = tuple(_bands(args)) if hasattr(args, "bands") else None
+    return Request(source=source_spec(args), tile=parse_tile(args.tile), start=start, end=end,
+                   max_cloud=args.max_cloud, download_dir=Path(out), composite=composite,
+                   download_workers=getattr(args, "workers", None) if composite is None else None,
+                   **({"bands": bands} if bands else {}))
 
-        raise OutputError(f"cannot create download folder {out_dir}: {exc.strerror or exc}") from None
-    print(f"{len(scenes)} scene(s) of {tile}; downloading what is missing to {out_dir}", file=sys.stderr)
-    tasks = download.plan(scenes, list(BANDS), out_dir)
-    scl_tasks = []
-    if args.mask == "auto":  # the L2A scene classification, where the source has one
-        scl_tasks = download.plan([s for s in scenes if "SCL" in (s.bands or {})], ["SCL"], out_dir)
-    line = _ProgressLine("download (MiB)")
-    download.download_all(source, tasks + scl_tasks,
-                          progress=lambda done, total: line(done >> 20, max(total, 1) >> 20 or 1))
-    red, green, blue = inputs_from_downloads(out_dir, scenes)
-    scl = None
-    if scl_tasks:
-        scl_by_scene = {t.scene.scene_id: Path(t.dest) for t in scl_tasks}
-        scl = [scl_by_scene.get(s.scene_id) for s in scenes]
-        scl = [p if p is not None and p.is_file() else None for p in scl]
-    return red, green, blue, scl
+
+def _bands(args):
+    from s2desktop.core import download
+
+    return download.parse_bands(args.bands)
 
 
 def _run_composite(args: argparse.Namespace) -> int:
-    from s2desktop.core.composite import check_output, composite
+    from s2desktop.core.compositing import check_output
     from s2desktop.core.errors import InvalidInputError
+    from s2desktop.core.pipeline import CompositeInputs, CompositeOptions, Job, run_composite
 
     files_mode = bool(args.red or args.green or args.blue)
     if files_mode and args.tile:
@@ -224,19 +215,19 @@ def _run_composite(args: argparse.Namespace) -> int:
     check_output(args.output, args.overwrite)
     if args.count:
         check_output(args.count, args.overwrite, "count output")
-    scl = None
-    if files_mode:
-        red, green, blue = args.red or [], args.green or [], args.blue or []
-    else:
-        red, green, blue, scl = _tile_inputs(args)
-    offsets = args.offset
-    if offsets is not None and len(offsets) == 1:
-        offsets = offsets[0]
-    result = composite(
-        red, green, blue, args.output, workers=args.workers, scale=args.scale, mask=args.mask,
-        count_path=args.count, offsets=offsets, overwrite=args.overwrite, progress=_ProgressLine("composite"),
-        scl=scl, compress=args.compress,
-    )
+    options = CompositeOptions(output=args.output, scale=args.scale, mask=args.mask, workers=args.workers,
+                               count_path=args.count, compress=args.compress, overwrite=args.overwrite)
+    line = _EventLine()
+    try:
+        if files_mode:
+            offsets = args.offset[0] if args.offset is not None and len(args.offset) == 1 else args.offset
+            inputs = CompositeInputs(tuple(args.red or []), tuple(args.green or []), tuple(args.blue or []),
+                                     offsets=offsets)
+            result = run_composite(inputs, options, progress=line)
+        else:
+            result = Job(_tile_request(args, composite=options), progress=line).run().composite
+    finally:
+        line.finish()
     print(f"wrote {result.path} ({result.width}x{result.height}, {result.dates} date(s), "
           f"{result.seconds:.1f} s)" + (f" and {result.count_path}" if result.count_path else ""))
     return 0
@@ -288,7 +279,7 @@ def _add_thumbnail(sub) -> None:
 
 
 def _run_thumbnail(args: argparse.Namespace) -> int:
-    from s2desktop.core.composite import check_output
+    from s2desktop.core.compositing import check_output
     from s2desktop.core.errors import InvalidInputError
     from s2desktop.core.render import save_png, thumbnail
 
@@ -324,15 +315,15 @@ def _add_search(sub) -> None:
 
 
 def _search_scenes(args: argparse.Namespace):
-    from s2desktop.core import catalog
+    from s2desktop.core.pipeline import Job
 
-    source = source_from_args(args)
-    scenes = catalog.search(source, args.tile, args.start, args.end, max_cloud=args.max_cloud)
+    job = Job(_tile_request(args))
+    scenes = job.search()
     if not scenes:
         cloud = f" with cloud cover <= {args.max_cloud:g}%" if args.max_cloud is not None else ""
         print(f"s2desktop: no scenes of {args.tile} between {args.start} and {args.end}{cloud} in "
-              f"{source.describe()}", file=sys.stderr)
-    return source, scenes
+              f"{job.source.describe()}", file=sys.stderr)
+    return scenes
 
 
 def _fmt_pct(value) -> str:
@@ -342,7 +333,7 @@ def _fmt_pct(value) -> str:
 def _run_search(args: argparse.Namespace) -> int:
     import json
 
-    _source, scenes = _search_scenes(args)
+    scenes = _search_scenes(args)
     if args.json:
         print(json.dumps([s.to_dict() for s in scenes], indent=2))
         return 0
@@ -366,72 +357,28 @@ def _add_download(sub) -> None:
     p.add_argument("--workers", type=int, metavar="N", help="files downloaded at once (default: 4)")
 
 
-class _TransferLine:
-    """Total bytes with speed and ETA: one live line on a terminal, a plain line every few seconds otherwise."""
-
-    def __init__(self, stream=None, interval: float | None = None):
-        import time
-
-        self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.interval = interval if interval is not None else (0.2 if self.tty else 2.0)
-        self.t0 = time.monotonic()
-        self.last = 0.0
-        self.samples: list[tuple[float, int]] = []
-        self.done = self.total = 0
-
-    def __call__(self, done: int, total: int) -> None:
-        import time
-
-        now = time.monotonic()
-        self.done, self.total = done, total
-        self.samples.append((now, done))
-        while len(self.samples) > 2 and now - self.samples[0][0] > 5:  # speed over the last ~5 s
-            self.samples.pop(0)
-        if now - self.last < self.interval and done < total:
-            return
-        self.last = now
-        print(self.line(now), end="" if self.tty else "\n", file=self.stream, flush=True)
-
-    def line(self, now: float) -> str:
-        (t_a, d_a), (t_b, d_b) = self.samples[0], self.samples[-1]
-        speed = (d_b - d_a) / (t_b - t_a) if t_b > t_a else 0.0
-        mb = 1e6
-        pct = 100.0 * self.done / self.total if self.total else 100.0
-        eta = "-"
-        if speed > 0 and self.total > self.done:
-            secs = int((self.total - self.done) / speed)
-            eta = f"{secs // 60}:{secs % 60:02d}"
-        text = (f"downloading {self.done / mb:8.1f} / {self.total / mb:.1f} MB  {pct:5.1f}%  "
-                f"{speed / mb:6.1f} MB/s  ETA {eta}")
-        return ("\r" + text + "\x1b[K") if self.tty else text
-
-    def finish(self) -> None:
-        if self.tty and self.samples:
-            print(file=self.stream)
-
-
 def _run_download(args: argparse.Namespace) -> int:
     import time
-    from pathlib import Path
 
-    from s2desktop.core import download
     from s2desktop.core.errors import InvalidInputError
+    from s2desktop.core.pipeline import Job
 
     if args.workers is not None and args.workers < 1:
         raise InvalidInputError(f"--workers {args.workers} must be 1 or more")
-    bands = download.parse_bands(args.bands)
-    _check_folder(args.out, "output folder")
-    source, scenes = _search_scenes(args)
+    line = _EventLine()
+    job = Job(_tile_request(args), progress=line)
+    scenes = job.search()
     if not scenes:
+        print(f"s2desktop: no scenes of {args.tile} between {args.start} and {args.end} in "
+              f"{job.source.describe()}", file=sys.stderr)
         return 0
-    out = Path(args.out)
-    tasks = download.plan(scenes, bands, out)
-    print(f"{len(scenes)} scene(s), {len(tasks)} file(s) from {source.describe()} -> {out}", file=sys.stderr)
-    line = _TransferLine()
+    plan = job.plan(scenes)
+    out = job.request.download_dir
+    print(f"{len(scenes)} scene(s), {len(plan.tasks)} file(s) from {job.source.describe()} -> {out}",
+          file=sys.stderr)
     t0 = time.monotonic()
     try:
-        results = download.download_all(source, tasks, workers=args.workers, progress=line)
+        results = job.download(plan)
     finally:
         line.finish()
     got = [r for r in results if r.status == "downloaded"]
@@ -475,21 +422,28 @@ def _has_display() -> bool:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from s2desktop.core import demo
-
     if args.headless or not _has_display():
+        from s2desktop.headless_demo import run_headless_demo
+
         if not args.headless:
             print("no display: running the demo headless (use `s2desktop demo` on a desktop for the window)",
                   file=sys.stderr)
-        say = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
-        summary = demo.run_headless_demo(args.out, progress=say, workers=args.workers)
+        stream = sys.stderr if args.json else sys.stdout
+        line = _EventLine(stream)
+        try:
+            summary = run_headless_demo(args.out, progress=line, workers=args.workers)
+        finally:
+            line.finish()
         if args.json:
             import json
 
             print(json.dumps(summary, indent=2))
-        else:
-            print(f"\noutputs in {summary['out_dir']}:\n  {summary['composite']}\n  {summary['png']}\n"
-                  f"  {summary['cloudiest_png']}  (the cloudiest input date, for comparison)")
+            return 0
+        for s in summary["scenes"]:
+            print(f"  {s['date']}  baseline {s['baseline']}  cloud {s['cloud_cover']:5.1f} %  "
+                  f"coverage {s['data_coverage']:5.1f} %")
+        print(f"\noutputs in {summary['out_dir']}:\n  {summary['composite']}\n  {summary['png']}\n"
+              f"  {summary['cloudiest_png']}  (the cloudiest input date, for comparison)")
         return 0
 
     # the window fills in the demo source, tile and dates, generates the archive on a worker if needed (with

@@ -1,4 +1,4 @@
-"""The built-in offline demo: a small archive in the real L1C bucket layout, and the whole pipeline headless.
+"""The built-in offline demo archive: a small archive in the real L1C bucket layout.
 
 The archive holds 10 acquisitions of tile 29RKH (every 5 days, 2 Jan - 16 Feb 2022) generated deterministically
 from a real cloud-free ground (``resources/demo/ground_29RKH.jp2``, see its README) on first use:
@@ -16,8 +16,8 @@ from a real cloud-free ground (``resources/demo/ground_29RKH.jp2``, see its READ
 It is written with :func:`s2desktop.core.archive.write_scene` (the same code the test fixtures use) into a
 temporary folder beside ``user_data_dir()/demo-archive`` and renamed into place, so an interrupted generation
 never leaves half an archive; a version marker makes an archive of an older generator be rebuilt.
-``resolve_source('demo')`` serves it as a local-folder source, so search, download and composite run exactly as
-they do against the AWS buckets.
+``SourceSpec('demo').resolve()`` (core.pipeline) serves it as a local-folder source, so search, download and
+composite run exactly as they do against the AWS buckets; ``s2desktop.headless_demo`` runs the whole job on it.
 """
 
 from __future__ import annotations
@@ -31,16 +31,14 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
 import numpy as np
 
-from s2desktop.core.errors import NotFoundError, OutputError
+from s2desktop.core.errors import OutputError
+from s2desktop.core.progress import Progress, ProgressFn, emit
 
 __all__ = [
     "DEMO_TILE", "DEMO_START", "DEMO_END", "DEMO_DATES", "DEMO_SIZE", "DEMO_VERSION", "BASELINE_CHANGE",
     "DemoScene", "ensure_demo_archive", "write_demo_archive", "demo_archive_dir", "demo_ground", "demo_scenes",
-    "run_headless_demo",
 ]
 
 log = logging.getLogger(__name__)
@@ -279,8 +277,8 @@ def _marker_ok(root: Path, size: int | None) -> bool:
     return size is None or doc.get("size") == size
 
 
-def write_demo_archive(root, size: int = DEMO_SIZE, progress: Callable[[str], None] | None = None) -> Path:
-    """Write the archive into ``root`` (an empty or new folder). Returns ``root``."""
+def write_demo_archive(root, size: int = DEMO_SIZE, progress: ProgressFn | None = None) -> Path:
+    """Write the archive into ``root`` (an empty or new folder), one 'archive' event per date. Returns ``root``."""
     from s2desktop.core.archive import write_scene
 
     root = Path(root)
@@ -293,9 +291,9 @@ def write_demo_archive(root, size: int = DEMO_SIZE, progress: Callable[[str], No
             root, "l1c", DEMO_TILE, s.date, 0, s.bands, crs=crs, transform=transform, baseline=s.baseline,
             cloud_cover=s.cloud_cover, data_coverage=s.data_coverage,
         ))
-        if progress:
-            progress(f"  {DEMO_TILE} {s.date}  baseline {s.baseline}  cloud {s.cloud_cover:5.1f} %  "
-                     f"coverage {s.data_coverage:5.1f} %")
+        emit(progress, Progress("archive", len(prefixes), len(scenes), message=(
+            f"  {DEMO_TILE} {s.date}  baseline {s.baseline}  cloud {s.cloud_cover:5.1f} %  "
+            f"coverage {s.data_coverage:5.1f} %")))
     marker = {
         "version": DEMO_VERSION, "tile": DEMO_TILE, "size": size, "layout": "l1c",
         "dates": [d.isoformat() for d in DEMO_DATES], "scenes": prefixes,
@@ -305,8 +303,7 @@ def write_demo_archive(root, size: int = DEMO_SIZE, progress: Callable[[str], No
     return root
 
 
-def ensure_demo_archive(root=None, size: int | None = None,
-                        progress: Callable[[str], None] | None = None) -> Path:
+def ensure_demo_archive(root=None, size: int | None = None, progress: ProgressFn | None = None) -> Path:
     """The demo archive's folder (the bucket root holding ``tiles/``), generating it first if needed.
 
     ``root`` defaults to ``user_data_dir()/demo-archive``. An archive made by this version is reused whatever its
@@ -327,8 +324,8 @@ def ensure_demo_archive(root=None, size: int | None = None,
         raise OutputError(f"cannot create {parent}: {exc.strerror or exc}") from None
     tmp = parent / f".{root.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     t0 = time.perf_counter()
-    if progress:
-        progress(f"generating the demo archive in {root} (first run only) ...")
+    emit(progress, Progress("archive", 0, len(DEMO_DATES),
+                            message=f"generating the demo archive in {root} (first run only) ..."))
     try:
         write_demo_archive(tmp, size, progress)
         old = None
@@ -351,106 +348,6 @@ def ensure_demo_archive(root=None, size: int | None = None,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("demo archive generated in %s (%.1f s)", root, time.perf_counter() - t0)
-    if progress:
-        progress(f"demo archive ready ({time.perf_counter() - t0:.1f} s)")
+    emit(progress, Progress("archive", len(DEMO_DATES), len(DEMO_DATES),
+                            message=f"demo archive ready ({time.perf_counter() - t0:.1f} s)"))
     return root
-
-
-# --- the whole pipeline, headless --------------------------------------------------------------------------------
-
-
-def _true_colour_png(red, green, blue, path: Path, offset: int, size: int) -> Path:
-    """A true-colour PNG (reflectance x 2.5, the Sentinel Hub look) of three single-band files."""
-    from s2desktop.core import render
-    from s2desktop.core.rasterinfo import read_overview
-
-    chans, valid = [], None
-    for p in (red, green, blue):
-        data, v, _info = read_overview(p, size)
-        chans.append(data[0])
-        valid = v if valid is None else valid & v
-    u8 = render.truecolor(np.stack(chans), valid, offset=offset)
-    return render.save_png(render.to_rgba(u8, valid), path)
-
-
-def run_headless_demo(out_dir, progress: Callable[[str], None] | None = print, *, source=None,
-                      workers: int | None = None, png_size: int = 1024) -> dict:
-    """Search -> download -> composite -> PNG on the demo archive, with core APIs only. Returns a summary dict.
-
-    ``out_dir`` receives the downloads (``red/``, ``green/``, ``blue/``, ``metadata/``), the composite GeoTIFF,
-    ``composite.png`` (true colour) and ``cloudiest-date.png`` (the input with most clouds, for comparison).
-    ``source`` defaults to ``resolve_source('demo')`` (generating the archive on first use).
-    """
-    from s2desktop.core import catalog, download, render
-    from s2desktop.core.composite import BANDS, composite, inputs_from_downloads
-    from s2desktop.core.rasterinfo import offset_for_baseline
-    from s2desktop.core.sources import ensure_writable_dir, resolve_source
-
-    say = progress or (lambda _msg: None)
-    timings: dict[str, float] = {}
-    out_dir = ensure_writable_dir(Path(out_dir).expanduser().resolve())
-
-    t = time.perf_counter()
-    if source is None:
-        ensure_demo_archive(progress=say)
-        source = resolve_source("demo")
-    timings["archive"] = time.perf_counter() - t
-    say(f"source: {source.describe()}")
-
-    t = time.perf_counter()
-    scenes = catalog.search(source, DEMO_TILE, DEMO_START, DEMO_END)
-    timings["search"] = time.perf_counter() - t
-    if not scenes:
-        raise NotFoundError(f"the demo archive holds no scenes of {DEMO_TILE}; delete {source.root} and retry")
-    say(f"search: {len(scenes)} scenes of {DEMO_TILE} between {DEMO_START} and {DEMO_END}")
-    for s in scenes:
-        say(f"  {s.date}  baseline {s.baseline}  cloud {s.cloud_cover:5.1f} %  coverage {s.data_coverage:5.1f} %")
-
-    t = time.perf_counter()
-    tasks = download.plan(scenes, list(BANDS), out_dir)
-    results = download.download_all(source, tasks, workers=workers)
-    timings["download"] = time.perf_counter() - t
-    fetched = sum(r.status == "downloaded" for r in results)
-    say(f"download: {fetched} files fetched, {len(results) - fetched} already there, into {out_dir}")
-
-    t = time.perf_counter()
-    red, green, blue = inputs_from_downloads(out_dir, scenes)
-    out_tif = out_dir / f"composite_{DEMO_TILE}_{DEMO_START}_{DEMO_END}.tif"
-    last = [-1]
-
-    def composite_progress(done: int, total: int) -> None:
-        pct = int(100 * done / max(total, 1))
-        if pct >= last[0] + 25 or done == total:
-            last[0] = pct
-            say(f"  composite {done}/{total} windows")
-
-    result = composite(red, green, blue, out_tif, workers=workers, overwrite=True, progress=composite_progress)
-    timings["composite"] = time.perf_counter() - t
-    say(f"composite: median of {result.dates} dates, {result.width} x {result.height} px, "
-        f"{result.seconds:.1f} s -> {result.path}")
-
-    t = time.perf_counter()
-    png = render.save_png(render.thumbnail(result.path, png_size, "truecolor"), out_dir / "composite.png")
-    cloudiest = max(range(len(scenes)), key=lambda i: scenes[i].cloud_cover or 0)
-    s = scenes[cloudiest]
-    before = _true_colour_png(red[cloudiest], green[cloudiest], blue[cloudiest], out_dir / "cloudiest-date.png",
-                              offset_for_baseline(s.baseline) or 0, png_size)
-    timings["render"] = time.perf_counter() - t
-    say(f"rendered: {png} (the composite) and {before} ({s.date}, {s.cloud_cover:.0f} % cloud)")
-    return {
-        "tile": DEMO_TILE,
-        "start": DEMO_START.isoformat(),
-        "end": DEMO_END.isoformat(),
-        "source": source.describe(),
-        "archive": str(source.root) if source.root is not None else None,
-        "scenes": [s.to_dict() for s in scenes],
-        "downloaded": fetched,
-        "skipped": len(results) - fetched,
-        "out_dir": str(out_dir),
-        "composite": str(result.path),
-        "png": str(png),
-        "cloudiest_png": str(before),
-        "baselines": list(result.baselines),
-        "offsets": list(result.offsets),
-        "seconds": {k: round(v, 2) for k, v in timings.items()},
-    }

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 import rasterio
 
+from s2desktop import headless_demo
 from s2desktop.core import catalog, demo
-from s2desktop.core.sources import resolve_source
+from s2desktop.core.pipeline import SourceSpec
+from s2desktop.core.progress import Progress
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = 256  # px a side: small and quick; the generator scales everything with the size
@@ -42,7 +44,7 @@ def truth() -> list:
 
 
 def test_demo_source_is_a_local_l1c_mirror_the_search_finds(archive, truth):
-    src = resolve_source("demo")
+    src = SourceSpec("demo").resolve()
     assert src.name == "demo" and src.layout == "l1c" and src.is_local and not src.requester_pays
     assert Path(src.root) == archive.resolve()
     stats: dict = {}
@@ -95,12 +97,20 @@ def test_band_files_are_the_generated_data_with_the_new_baseline_offset(archive,
 
 
 def test_headless_demo_removes_the_clouds(archive, truth, tmp_path):
-    messages: list[str] = []
-    summary = demo.run_headless_demo(tmp_path / "out", progress=messages.append, workers=2, png_size=200)
+    events: list[Progress] = []
+    summary = headless_demo.run_headless_demo(tmp_path / "out", progress=events.append, workers=2, png_size=200)
     out = Path(summary["composite"])
     assert out.is_file() and out.parent == (tmp_path / "out").resolve()
     assert set(summary["baselines"]) == {"03.01", "04.00"} and set(summary["offsets"]) == {0, -1000}
-    assert summary["downloaded"] == 30 and any(str(out) in m for m in messages)
+    assert summary["downloaded"] == 30
+    # the job's typed events, stage by stage, in order; each stage ends complete
+    stages = [e.stage for e in events]
+    assert sorted(set(stages), key=stages.index) == ["search", "download", "composite", "render"]
+    last = {e.stage: e for e in events}
+    assert last["download"].items_done == last["download"].items_total == 30
+    assert last["download"].bytes_done == last["download"].bytes_total > 0
+    assert last["composite"].items_done == last["composite"].items_total > 0
+    assert set(summary["seconds"]) >= {"search", "download", "composite", "render"}
     for name in ("red", "green", "blue"):
         assert len(list((tmp_path / "out" / name).glob("29RKH_2022-*_0_B0*.jp2"))) == 10
     with rasterio.open(out) as ds:
@@ -124,16 +134,16 @@ def test_headless_demo_removes_the_clouds(archive, truth, tmp_path):
         with Image.open(summary[key]) as png:
             assert png.format == "PNG" and max(png.size) == 200
     # A second run reuses the downloads.
-    again = demo.run_headless_demo(tmp_path / "out", progress=None, workers=1, png_size=64)
+    again = headless_demo.run_headless_demo(tmp_path / "out", progress=None, workers=1, png_size=64)
     assert again["downloaded"] == 0 and again["skipped"] == 30
 
 
 def test_interrupted_generation_leaves_no_archive(tmp_path):
     root = tmp_path / "data" / "demo-archive"
-    seen: list[str] = []
+    seen: list[Progress] = []
 
-    def interrupt(msg: str) -> None:
-        seen.append(msg)
+    def interrupt(event: Progress) -> None:
+        seen.append(event)
         if len(seen) == 4:  # after a few scenes are on disk
             raise KeyboardInterrupt
 

@@ -1,0 +1,224 @@
+"""The one job: a request -> a plan (search, the files to fetch with their masks, the composite inputs) -> run.
+
+The command line, the headless demo and the window all build a :class:`Request` and run a :class:`Job`; they
+render its :class:`~s2desktop.core.progress.Progress` events and never wire search, download and composite
+themselves::
+
+    job = Job(Request(SourceSpec("l2a"), tile="33UUP", start=d0, end=d1, output=Path("out.tif")), progress=print)
+    result = job.run()                      # search -> plan -> download -> composite
+
+or step by step, as the window does (the user picks scenes between search and download, and the composite runs
+in another process)::
+
+    scenes = job.search()
+    plan = job.plan(chosen)                 # band files + SCL masks -> DownloadTasks, bytes to fetch
+    job.download(plan)                      # verified, resumable, byte progress
+    inputs = plan.inputs()                  # CompositeInputs: plain values, picklable
+    run_composite(inputs, options)          # in this process or a worker process
+
+Every step checks the cancel object between its parts and raises CancelledError; nothing partial is left.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from s2desktop.core import catalog, download
+from s2desktop.core.errors import InvalidInputError, NotFoundError
+from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
+from s2desktop.core.sources import Source, resolve_source
+
+__all__ = ["SourceSpec", "Request", "CompositeInputs", "CompositeOptions", "Plan", "Job", "JobResult",
+           "run_composite", "RGB_BANDS", "MASK_BAND"]
+
+RGB_BANDS = ("B04", "B03", "B02")  # the composite's R, G, B
+MASK_BAND = "SCL"  # the L2A scene classification: fetched with the bands when the mask is 'auto'
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where scenes come from, as plain values: 'l1c' | 'l2a' | 'cogs' | 'demo' | a folder path."""
+
+    name: str = "l1c"
+    endpoint_url: str | None = None
+    bucket: str | None = None
+    profile: str | None = None
+
+    def resolve(self, progress: ProgressFn | None = None) -> Source:
+        """The Source; 'demo' generates the built-in archive on first use (its progress as 'archive' events)."""
+        if self.name.strip().lower() == "demo":
+            from s2desktop.core.demo import ensure_demo_archive  # the archive writer: only when asked for
+
+            root = ensure_demo_archive(progress=progress)
+            return replace(resolve_source(str(root)), name="demo")
+        return resolve_source(self.name, endpoint_url=self.endpoint_url, bucket=self.bucket,
+                              profile=self.profile)
+
+
+@dataclass(frozen=True)
+class CompositeOptions:
+    """How to composite: everything but the inputs. Plain values (sent to the window's worker process)."""
+
+    output: str
+    scale: int = 1
+    mask: str = "auto"  # 'auto': SCL classes masked where a scene classification exists | 'none'
+    workers: int | None = None  # composite processes (None: all cores; 0: in this process)
+    count_path: str | None = None
+    compress: str = "ZSTD"
+    overwrite: bool = False
+    window_size: int | None = None
+
+
+@dataclass(frozen=True)
+class CompositeInputs:
+    """Co-registered band files, one per date in the same order per band, and the SCL of each date or None."""
+
+    red: tuple[str, ...]
+    green: tuple[str, ...]
+    blue: tuple[str, ...]
+    scl: tuple[str | None, ...] | None = None  # None: look for one beside each red file (files mode)
+    offsets: object = None  # None (from the scenes' metadata), one value, one per date or one per file
+    dates: tuple[str, ...] = ()
+    tile: str | None = None
+
+    def default_name(self) -> str:
+        if not self.dates:
+            return "composite.tif"
+        return f"{self.tile or 'composite'}_{min(self.dates)}_{max(self.dates)}_median.tif"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One job's worth of choices. ``scenes`` are the chosen acquisitions (None: every one the search finds)."""
+
+    source: SourceSpec = field(default_factory=SourceSpec)
+    tile: str | None = None
+    start: _dt.date | None = None
+    end: _dt.date | None = None
+    max_cloud: float | None = None
+    scenes: tuple | None = None
+    bands: tuple[str, ...] = RGB_BANDS
+    download_dir: Path = Path("tmp")
+    download_workers: int | None = None  # files at once (the connection budget is split by core.download)
+    composite: CompositeOptions | None = None  # None: search and download only
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a request needs on disk: one download task per scene and band, plus the SCL masks."""
+
+    scenes: tuple
+    tasks: tuple  # DownloadTask, bands then masks
+    mask: bool
+
+    @property
+    def bytes_total(self) -> int:
+        return sum(t.size or 0 for t in self.tasks)
+
+    def inputs(self) -> CompositeInputs:
+        """The composite inputs of the scenes whose three bands are on disk, in date order.
+
+        A scene with a band missing (a file the user cancelled) is left out; its SCL is used when it is there.
+        """
+        files = {(t.scene.scene_id, t.band): str(t.dest) for t in self.tasks if Path(t.dest).is_file()}
+        complete = [s for s in self.scenes if all((s.scene_id, b) in files for b in RGB_BANDS)]
+        if not complete:
+            raise NotFoundError("none of the scenes has its red, green and blue bands downloaded")
+        red, green, blue = ([files[(s.scene_id, b)] for s in complete] for b in RGB_BANDS)
+        scl = tuple(files.get((s.scene_id, MASK_BAND)) for s in complete) if self.mask else None
+        return CompositeInputs(tuple(red), tuple(green), tuple(blue), scl,
+                               dates=tuple(s.date.isoformat() for s in complete),
+                               tile=complete[0].tile)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    scenes: tuple
+    downloads: tuple  # DownloadResult
+    inputs: CompositeInputs | None
+    composite: object | None  # CompositeResult
+
+
+def run_composite(inputs: CompositeInputs, options: CompositeOptions, progress: ProgressFn | None = None,
+                  cancel=None):
+    """The composite step: the same call from the command line, the demo and the window's worker process."""
+    from s2desktop.core.compositing import composite
+
+    kwargs = {} if options.window_size is None else {"window_size": options.window_size}
+    return composite(
+        inputs.red, inputs.green, inputs.blue, options.output, workers=options.workers, scale=options.scale,
+        mask=options.mask, count_path=options.count_path, offsets=inputs.offsets, overwrite=options.overwrite,
+        progress=progress, cancel=cancel, scl=inputs.scl if options.mask == "auto" else None,
+        compress=options.compress, **kwargs,
+    )
+
+
+class Job:
+    """Runs a request's steps, reporting Progress events to ``progress`` and stopping when ``cancel`` is set."""
+
+    def __init__(self, request: Request, progress: ProgressFn | None = None, cancel=None,
+                 source: Source | None = None):
+        self.request = request
+        self.progress = progress
+        self.cancel = cancel
+        self._source = source
+
+    @property
+    def source(self) -> Source:
+        if self._source is None:
+            self._source = self.request.source.resolve(self.progress)
+        return self._source
+
+    def search(self) -> list:
+        r = self.request
+        if r.tile is None or r.start is None or r.end is None:
+            raise InvalidInputError("a search needs a tile, a start date and an end date")
+        check_cancel(self.cancel, "search cancelled")
+        emit(self.progress, Progress("search", message=f"searching {r.tile} {r.start} - {r.end} in "
+                                                       f"{self.source.describe()}"))
+        scenes = catalog.search(self.source, r.tile, r.start, r.end, max_cloud=r.max_cloud)
+        check_cancel(self.cancel, "search cancelled")
+        emit(self.progress, Progress("search", len(scenes), len(scenes), message=f"{len(scenes)} scene(s)"))
+        return scenes
+
+    def plan(self, scenes=None) -> Plan:
+        """The files to fetch for ``scenes`` (default: the request's, else a search): bands, and the SCL of
+        every scene that has one when the composite masks clouds."""
+        scenes = list(scenes if scenes is not None else (self.request.scenes or self.search()))
+        if not scenes:
+            raise NotFoundError(_nothing_found(self.request))
+        options = self.request.composite
+        mask = options is None or options.mask == "auto"
+        out = Path(self.request.download_dir)
+        tasks = download.plan(scenes, list(self.request.bands), out)
+        if mask:
+            tasks += download.plan([s for s in scenes if MASK_BAND in (s.bands or {})], [MASK_BAND], out)
+        return Plan(tuple(scenes), tuple(tasks), mask)
+
+    def download(self, plan: Plan) -> list:
+        check_cancel(self.cancel, "download cancelled")
+        return download.download_all(self.source, plan.tasks, workers=self.request.download_workers,
+                                     progress=self.progress, cancel=self.cancel)
+
+    def composite(self, inputs: CompositeInputs):
+        options = self.request.composite
+        if options is None:
+            raise InvalidInputError("the request has no composite output")
+        check_cancel(self.cancel, "composite cancelled")
+        return run_composite(inputs, options, self.progress, self.cancel)
+
+    def run(self) -> JobResult:
+        """search -> plan -> download -> composite (when the request has a composite output)."""
+        plan = self.plan()
+        results = self.download(plan)
+        if self.request.composite is None:
+            return JobResult(plan.scenes, tuple(results), None, None)
+        inputs = plan.inputs()
+        return JobResult(plan.scenes, tuple(results), inputs, self.composite(inputs))
+
+
+def _nothing_found(r: Request) -> str:
+    cloud = f" with cloud cover <= {r.max_cloud:g}%" if r.max_cloud is not None else ""
+    return f"no scenes of {r.tile} between {r.start} and {r.end}{cloud}"
