@@ -45,3 +45,20 @@ def main_window(qtbot, qapp, gui_settings, tmp_path):
 def use_s3(window, seeded, layout: str = "l1c") -> None:
     """Point the source panel at the local S3 server's bucket of `layout`."""
     window.source_panel.set_source(layout, endpoint=seeded.endpoint, bucket=seeded.buckets[layout])
+
+
+def inputs_of(stack):
+    """The composite panel's inputs for a raster stack fixture (what the download step hands it)."""
+    from s2desktop.core.pipeline import CompositeInputs
+
+    return CompositeInputs(*(tuple(str(p) for p in paths) for paths in (stack.red, stack.green, stack.blue)))
+
+
+def download_request(window, scenes, out, bands=("B04", "B03", "B02"), workers: int | None = None):
+    """The request the window makes for `scenes`, into `out`, with the given bands and files at once."""
+    from pathlib import Path
+
+    from s2desktop.core.pipeline import Request, SourceSpec
+
+    return Request(source=SourceSpec(**window.source_panel.source_spec()), scenes=tuple(scenes),
+                   download_dir=Path(out), bands=tuple(bands), download_workers=workers)

@@ -1,28 +1,69 @@
-"""The entry of the composite worker process (no Qt imports: the spawned child imports only this and the core).
+"""The entry of the window's composite worker process (no Qt imports: the spawned child imports only this and
+the core).
 
-It lowers the process's CPU priority before handing over to `core.composite.worker_main`, so the compositor's
-pool (its children inherit the priority) saturates the cores without starving the window's GUI thread.
+The window starts :func:`run` in a ``spawn`` process with the job's composite inputs and options (plain values)
+and a queue. The process runs the same composite step as the command line (`core.pipeline.run_composite`) and
+puts the core's own event dataclasses on the queue: :class:`Progress` while it works, then exactly one of
+:class:`Finished` (the output path), :class:`Failed` (one line + traceback) or :class:`Cancelled`. It lowers
+its CPU priority first, so the compositor's pool (its children inherit the priority) saturates the cores without
+starving the window's GUI thread.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import traceback
+
+from s2desktop.core.errors import CancelledError, S2Error
+from s2desktop.core.pipeline import CompositeInputs, CompositeOptions, run_composite
+from s2desktop.core.progress import Cancelled, Failed, Finished, Throttle
 
 NICENESS = 5
 
 
-def run(queue, cancel_event, kwargs: dict) -> None:
+def run(queue, cancel_event, inputs: CompositeInputs, options: CompositeOptions) -> None:
+    """Composite ``inputs`` per ``options``, reporting on ``queue``; stops when ``cancel_event`` is set or on
+    SIGTERM (unwinding like a cancel, so temporaries and the pool are cleaned up)."""
+    _lower_priority()
+    previous = _sigterm_unwinds()
+    try:
+        result = run_composite(inputs, options, progress=Throttle(queue.put), cancel=cancel_event)
+        queue.put(Finished(str(result.path)))
+    except (CancelledError, KeyboardInterrupt):
+        queue.put(Cancelled())
+    except S2Error as exc:
+        queue.put(Failed(_one_line(exc), traceback.format_exc()))
+    except BaseException as exc:  # every failure reaches the window as one line
+        queue.put(Failed(f"{type(exc).__name__}: {_one_line(exc)}".rstrip(": "), traceback.format_exc()))
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else ""
+
+
+def _sigterm_unwinds():
+    def on_sigterm(signum, frame):  # Process.terminate(): unwind like Ctrl-C
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread (called in-process by a test): leave it
+        return None
+
+
+def _lower_priority() -> None:
     try:
         if hasattr(os, "nice"):
             os.nice(NICENESS)
         else:  # Windows
             import ctypes
 
-            BELOW_NORMAL_PRIORITY_CLASS = 0x4000
+            below_normal = 0x4000
             handle = ctypes.windll.kernel32.GetCurrentProcess()
-            ctypes.windll.kernel32.SetPriorityClass(handle, BELOW_NORMAL_PRIORITY_CLASS)
+            ctypes.windll.kernel32.SetPriorityClass(handle, below_normal)
     except Exception:  # priority is a nicety; never fail the composite for it
         pass
-    from s2desktop.core.composite import worker_main
-
-    worker_main(queue, cancel_event, kwargs)

@@ -1,9 +1,9 @@
 """Composite in a dedicated worker process, and the composite dock.
 
-`CompositeRunner` starts `core.composite.worker_main(queue, cancel_event, kwargs)` in a `spawn` process
+`CompositeRunner` starts `gui.composite_process.run(queue, cancel_event, inputs, options)` in a `spawn` process
 (not daemonic: it creates its own process pool), drains its queue with `get_nowait()` on a QTimer and re-emits
-the messages as Qt signals. A process that exits without a final message is reported as crashed; the window
-never blocks on it.
+the core's event dataclasses (Progress, then Finished / Failed / Cancelled) as Qt signals. A process that exits
+without a final event is reported as crashed; the window never blocks on it.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from s2desktop.core.pipeline import CompositeInputs, CompositeOptions
+from s2desktop.core.progress import Cancelled, Failed, Finished, Progress
 from s2desktop.gui.downloads import human_duration
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ EXIT_GRACE_S = 2.0  # after its final message the process should exit at once; t
 class CompositeRunner(QObject):
     """One composite run in its own process."""
 
-    progress = Signal(int, int)  # done windows, total windows
+    progress = Signal(object)  # core.progress.Progress (stage 'composite': windows done / total)
     done = Signal(str)  # output path
     failed = Signal(str)  # one-line message
     cancelled = Signal()
@@ -70,21 +72,21 @@ class CompositeRunner(QObject):
     def running(self) -> bool:
         return self.process is not None and not self._terminal
 
-    def start(self, kwargs: dict, target=None) -> None:
-        """Start a run; `kwargs` go to `core.composite.composite` (paths and plain values only)."""
+    def start(self, inputs: CompositeInputs, options: CompositeOptions, target=None) -> None:
+        """Start a run of the job's composite step (`target`: the process entry, for tests)."""
         if self.running:
             raise RuntimeError("a composite is already running")
-        if target is None:  # core.composite.worker_main, at a lower CPU priority than the window
+        if target is None:  # the composite step at a lower CPU priority than the window
             from s2desktop.gui.composite_process import run as target
         self.queue = self._ctx.Queue()
         self.cancel_event = self._ctx.Event()
-        self.output = str(kwargs.get("output", ""))
+        self.output = str(options.output)
         self._terminal = False
         self._terminal_time = 0.0
         self._terminated = False
         self._cancel_time = 0.0
         self.last = (0, 0)
-        self.process = self._ctx.Process(target=target, args=(self.queue, self.cancel_event, kwargs),
+        self.process = self._ctx.Process(target=target, args=(self.queue, self.cancel_event, inputs, options),
                                          name="s2desktop-composite", daemon=False)
         self.started_at = time.monotonic()
         self.process.start()
@@ -126,18 +128,17 @@ class CompositeRunner(QObject):
                 msg = self.queue.get_nowait()
             except (queue_mod.Empty, EOFError, OSError, ValueError):  # ValueError: closed meanwhile
                 return
-            if not msg:
-                continue
-            kind = msg[0]
-            if kind == "progress":
-                self.last = (int(msg[1]), int(msg[2]))
-                self.progress.emit(*self.last)
-            elif kind == "done":
-                self.output = str(msg[1]) if len(msg) > 1 else self.output
+            if isinstance(msg, Progress):
+                self.last = (msg.items_done, msg.items_total)
+                self.progress.emit(msg)
+            elif isinstance(msg, Finished):
+                self.output = str(msg.result or self.output)
                 self._end("done", self.output)
-            elif kind == "error":
-                self._end("failed", str(msg[1]) if len(msg) > 1 else "The composite failed")
-            elif kind == "cancelled":
+            elif isinstance(msg, Failed):
+                if msg.details:
+                    log.debug("composite process traceback:\n%s", msg.details)
+                self._end("failed", msg.message or "The composite failed")
+            elif isinstance(msg, Cancelled):
                 self._end("cancelled")
 
     def _end(self, kind: str, value: str = "") -> None:
@@ -211,7 +212,7 @@ class CompositeRunner(QObject):
                     msg = self.queue.get_nowait()
                 except (queue_mod.Empty, EOFError, OSError, ValueError):
                     break
-                if msg and msg[0] in ("done", "error", "cancelled"):  # its work is over: it only has to exit
+                if isinstance(msg, (Finished, Failed, Cancelled)):  # its work is over: it only has to exit
                     deadline = min(deadline, time.monotonic() + EXIT_GRACE_S)
 
 
@@ -225,11 +226,9 @@ class CompositePanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.runner = CompositeRunner(self)
-        self.inputs: tuple[list, list, list] = ([], [], [])
-        self._queue_full_after_preview = False
-        self._full_kwargs: dict | None = None
+        self.inputs: CompositeInputs | None = None  # from the job's plan (the downloads panel)
+        self._full_options: CompositeOptions | None = None  # the full-resolution run queued after a preview
         self._is_preview = False
-        self.offsets = None
         self.workers: int | None = None  # processes of the compositor's pool (None: all cores)
         self.window_size: int | None = None  # px side of the compositor's windows (None: the core's default)
 
@@ -299,33 +298,27 @@ class CompositePanel(QWidget):
         if path:
             self.output.setText(path)
 
-    def set_inputs(self, red: list, green: list, blue: list, default_output: Path | None = None) -> None:
-        self.inputs = (list(red), list(green), list(blue))
-        n = len(red)
+    def set_inputs(self, inputs: CompositeInputs | None, default_output: Path | None = None) -> None:
+        """The job's composite inputs (downloaded bands and their SCL masks); None: nothing to composite."""
+        self.inputs = inputs if inputs is not None and inputs.red else None
+        n = len(self.inputs.red) if self.inputs else 0
         if n:
-            self.inputs_label.setText(f"{n} date{'s' if n != 1 else ''} ready (red, green, blue bands).")
+            masks = sum(1 for s in (self.inputs.scl or ()) if s)
+            self.inputs_label.setText(f"{n} date{'s' if n != 1 else ''} ready (red, green, blue bands"
+                                      + (f"; clouds masked on {masks} from the scene classification)" if masks
+                                         else ")") + ".")
         else:
             self.inputs_label.setText("No complete downloaded scenes (red, green and blue) to composite.")
-        if default_output is not None and not self.output.text():
-            self.output.setText(str(default_output))
-        elif default_output is not None:
+        if default_output is not None:
             self.output.setText(str(default_output))
         self._set_startable(n > 0 and not self.runner.running)
 
-    def _kwargs(self, output: Path, scale: int) -> dict:
-        red, green, blue = self.inputs
-        kw = dict(red=[str(p) for p in red], green=[str(p) for p in green], blue=[str(p) for p in blue],
-                  output=str(output), scale=scale, overwrite=True)
-        if self.offsets is not None:
-            kw["offsets"] = self.offsets
-        if self.workers is not None:
-            kw["workers"] = self.workers
-        if self.window_size is not None:
-            kw["window_size"] = self.window_size
-        return kw
+    def _options(self, output: Path, scale: int) -> CompositeOptions:
+        return CompositeOptions(output=str(output), scale=scale, workers=self.workers, overwrite=True,
+                                window_size=self.window_size)
 
     def start(self) -> None:
-        if self.runner.running or not self.inputs[0]:
+        if self.runner.running or self.inputs is None:
             return
         out = Path(self.output.text().strip() or "composite.tif").expanduser()
         try:
@@ -333,21 +326,21 @@ class CompositePanel(QWidget):
         except OSError as exc:
             self._failed(f"Cannot create {out.parent}: {exc.strerror}")
             return
-        self._full_kwargs = self._kwargs(out, 1)
+        self._full_options = self._options(out, 1)
         if self.quick.isChecked():
             preview = out.with_name(out.stem + "_preview" + out.suffix)
-            self._launch(self._kwargs(preview, 4), preview=True)
+            self._launch(self._options(preview, 4), preview=True)
         else:
-            self._launch(self._full_kwargs, preview=False)
+            self._launch(self._full_options, preview=False)
 
-    def _launch(self, kwargs: dict, preview: bool) -> None:
+    def _launch(self, options: CompositeOptions, preview: bool) -> None:
         self._is_preview = preview
         self.bar.setValue(0)
         self._set_startable(False)
         self.cancel_button.setEnabled(True)
         self.status.setText("Quick preview (¼ resolution)…" if preview else "Full resolution…")
         try:
-            self.runner.start(kwargs)
+            self.runner.start(self.inputs, options)
         except Exception as exc:  # e.g. the process could not be started
             self._failed(f"Could not start the composite process: {exc}")
             self._run_finished()
@@ -356,13 +349,14 @@ class CompositePanel(QWidget):
         self._tick()
 
     def cancel(self) -> None:
-        self._full_kwargs = None
+        self._full_options = None
         self.runner.cancel()
         self.status.setText("Cancelling…")
 
-    def _progress(self, done: int, total: int) -> None:
-        if total:
-            self.bar.setValue(int(1000 * done / total))
+    def _progress(self, event: Progress) -> None:
+        self.bar.setValue(int(1000 * event.fraction))
+        if event.message:
+            self.status.setText(event.message[:1].upper() + event.message[1:] + "…")
 
     def _tick(self) -> None:
         if not self.runner.running:
@@ -383,33 +377,33 @@ class CompositePanel(QWidget):
         self.compositeReady.emit(path, self._is_preview)
 
     def _failed(self, message: str) -> None:
-        self._full_kwargs = None
+        self._full_options = None
         self.status.setText(f"<span style='color:#b03a2e'>{message}</span>")
         self.compositeFailed.emit(message)
 
     def _cancelled(self) -> None:
-        self._full_kwargs = None
+        self._full_options = None
         self.status.setText("Cancelled; no output written.")
         self.bar.setValue(0)
 
     def _run_finished(self) -> None:
         self._clock.stop()
         self.cancel_button.setEnabled(False)
-        if self._is_preview and self._full_kwargs is not None:
-            kw, self._full_kwargs = self._full_kwargs, None
+        if self._is_preview and self._full_options is not None:
+            kw, self._full_options = self._full_options, None
             self._is_preview = False
             # start the full run once the preview process has gone (on the next event-loop pass)
             QTimer.singleShot(0, lambda: self._launch_when_free(kw))
             return
-        self._full_kwargs = None
-        self._set_startable(bool(self.inputs[0]))
+        self._full_options = None
+        self._set_startable(self.inputs is not None)
 
-    def _launch_when_free(self, kw: dict) -> None:
+    def _launch_when_free(self, kw: CompositeOptions) -> None:
         if self.runner.process is not None:
             QTimer.singleShot(POLL_MS, lambda: self._launch_when_free(kw))
             return
         self._launch(kw, preview=False)
 
     def shutdown(self) -> None:
-        self._full_kwargs = None
+        self._full_options = None
         self.runner.shutdown()

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from s2desktop import __version__
+from s2desktop.core.pipeline import Request, SourceSpec
 from s2desktop.gui import settings as st
 from s2desktop.gui import workers
 from s2desktop.gui.composite_runner import CompositePanel
@@ -61,12 +62,6 @@ def _demo_archive_job(size, progress=None):
     return str(ensure_demo_archive(size=size, progress=progress))
 
 
-def _inputs_job(out_dir: str, scenes):
-    from s2desktop.core.composite import inputs_from_downloads
-
-    return inputs_from_downloads(out_dir, scenes)
-
-
 class MainWindow(QMainWindow):
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -76,9 +71,6 @@ class MainWindow(QMainWindow):
         self._shut_down = False
         self._preparing_demo = False
         self._demo_bar = None
-        self.scenes_for_download: list = []
-        self.downloaded_scenes: list = []
-        self.download_dir: Path | None = None
         self.last_export: str | None = None
 
         # -- central viewer
@@ -224,6 +216,7 @@ class MainWindow(QMainWindow):
         sc.selectionChanged.connect(lambda _s: self._update_actions())
         dl.download_button.clicked.connect(self.download)
         dl.allFinished.connect(self._downloads_finished)
+        dl.inputsReady.connect(self._inputs_ready)
         dl.downloadFailed.connect(lambda m, d: self.report_error("Download failed", m, d))
         cp.compositeReady.connect(self._composite_ready)
         cp.startableChanged.connect(lambda _on: self._update_actions())
@@ -321,33 +314,18 @@ class MainWindow(QMainWindow):
         text = "Preparing the demo archive…"
         self.statusBar().showMessage(text)
         self.scene_panel.status.setText(text)
-        written = []
-
-        def progress(msg):
-            if not isinstance(msg, str):
-                return
-            if msg.strip().startswith(demo.DEMO_TILE):  # one line per date written
-                written.append(msg)
-                bar.setRange(0, n_dates)
-                bar.setValue(len(written))
-                line = f"Generating the demo archive (first run only): {len(written)} of {n_dates} dates…"
-            elif msg.startswith("generating"):
-                line = "Generating the demo archive (first run only, a few seconds)…"
-            else:
-                return
+        def progress(event) -> None:
+            bar.setRange(0, event.items_total)
+            bar.setValue(event.items_done)
+            line = (f"Generating the demo archive (first run only): {event.items_done} of {event.items_total} "
+                    "dates…" if event.items_done else "Generating the demo archive (first run only, a few seconds)…")
             self.statusBar().showMessage(line)
             self.scene_panel.status.setText(line)
 
         w = workers.Worker(_demo_archive_job, size, name="demo archive")
-
-        def emit(msg: str) -> None:  # from the worker thread: every line (no throttling), queued to the GUI
-            try:
-                w.signals.progress.emit(msg, None)
-            except RuntimeError:  # window gone
-                pass
-
-        w.kwargs["progress"] = emit
-        w.signals.progress.connect(workers._guarded(lambda m, _t: progress(m), self))
+        # every date's event, unthrottled (ten of them), queued to the GUI thread
+        w.kwargs["progress"] = w._emit_progress
+        w.signals.progress.connect(workers._guarded(progress, self))
         w.signals.result.connect(workers._guarded(self._demo_ready, self))
         w.signals.errored.connect(workers._guarded(self._demo_failed, self))
         w.signals.finished.connect(workers._guarded(self._demo_finished, self))
@@ -380,48 +358,41 @@ class MainWindow(QMainWindow):
                                      "No scenes found: try a longer date range or a higher cloud limit", 8000)
         self._update_actions()
 
+    def download_request(self) -> Request:
+        """The job's request for what the window shows: source, tile, dates, the ticked scenes, the folder."""
+        sp, sc = self.source_panel, self.scene_panel
+        start, end = sc.dates()
+        return Request(source=SourceSpec(**sp.source_spec()), tile=sp.tile_id(), start=start, end=end,
+                       max_cloud=sc.max_cloud(), scenes=tuple(sc.model.checked_scenes()),
+                       download_dir=st.download_dir(), download_workers=st.worker_count())
+
     def download(self) -> workers.Worker | None:
         scenes = self.scene_panel.model.checked_scenes()
-        source = self.scene_panel.source
-        if not scenes or source is None:
+        if not scenes or self.scene_panel.source is None:
             self.report_error("Nothing to download", "Search, then tick the scenes to download", dialog=False)
             return None
         if self.download_panel.running:
             return None
-        self.scenes_for_download = scenes
-        self.download_dir = st.download_dir()
-        self.statusBar().showMessage(f"Downloading {len(scenes)} scenes to {self.download_dir}…")
-        w = self.download_panel.start(source, scenes, self.download_dir, workers_count=st.worker_count())
+        request = self.download_request()
+        self.composite_panel.set_inputs(None)  # the next composite is of this download
+        self.statusBar().showMessage(f"Downloading {len(scenes)} scenes to {request.download_dir}…")
+        w = self.download_panel.start(request, source=self.scene_panel.source)
         self._update_actions()
         return w
 
     def _downloads_finished(self, counts: dict) -> None:
-        ok_states = ("downloaded", "skipped")
-        complete = []
-        for s in self.scenes_for_download:
-            rows = [r for r in self.download_panel.rows if r.task.scene.scene_id == s.scene_id]
-            if rows and all(r.state in ok_states for r in rows):
-                complete.append(s)
-        self.downloaded_scenes = complete
-        failed = counts.get("error", 0)
-        msg = f"Downloads finished: {len(complete)} complete scene(s)"
-        if failed:
-            msg += f", {failed} file(s) failed (see the Downloads rows)"
+        done = counts.get("downloaded", 0) + counts.get("skipped", 0)
+        msg = f"Downloads finished: {done} file(s) on disk"
+        if counts.get("failed"):
+            msg += f", {counts['failed']} failed (see the Downloads rows)"
+        if counts.get("cancelled"):
+            msg += f", {counts['cancelled']} cancelled"
         self.statusBar().showMessage(msg, 10000)
-        if complete:
-            workers.start(_inputs_job, str(self.download_dir), complete, name="composite inputs",
-                          on_result=self._inputs_ready,
-                          on_error=lambda m, d: self.report_error("Cannot composite", m, d, dialog=False))
         self._update_actions()
 
-    def _inputs_ready(self, rgb) -> None:
-        red, green, blue = rgb
-        scenes = self.downloaded_scenes
-        tile = scenes[0].tile if scenes else "composite"
-        d0 = min(s.date for s in scenes).isoformat() if scenes else ""
-        d1 = max(s.date for s in scenes).isoformat() if scenes else ""
-        out = Path(self.download_dir) / "composites" / f"{tile}_{d0}_{d1}_median.tif"
-        self.composite_panel.set_inputs(red, green, blue, default_output=out)
+    def _inputs_ready(self, inputs) -> None:
+        out = Path(inputs.red[0]).parent.parent / "composites" / inputs.default_name()  # beside the downloads
+        self.composite_panel.set_inputs(inputs, default_output=out)
         self.dock_composite.raise_()
         self._update_actions()
 

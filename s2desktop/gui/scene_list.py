@@ -592,8 +592,8 @@ class ScenePanel(QWidget):
 
 
 def _search_job(source_spec: dict, tile: str, start, end, max_cloud):
-    from s2desktop.core.catalog import search
-    from s2desktop.core.sources import resolve_source
+    """The job's search step (worker thread) -> (the resolved source, the scenes)."""
+    from s2desktop.core.pipeline import Job, Request, SourceSpec
 
-    source = resolve_source(**source_spec)
-    return source, search(source, tile, start, end, max_cloud=max_cloud)
+    job = Job(Request(SourceSpec(**source_spec), tile=tile, start=start, end=end, max_cloud=max_cloud))
+    return job.source, job.search()

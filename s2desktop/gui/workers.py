@@ -1,13 +1,19 @@
 """Background work for the window: a `QRunnable` with its own `WorkerSignals` QObject (the superqt pattern).
 
+Why not superqt's own `create_worker`: it would add a dependency and not remove code here -- what this module
+is for is the core's conventions (an injected `cancel` event and typed `progress` callback, one-line errors from
+`S2Error`, slots skipped once their widget is gone, and a registry that cancels and waits on quit), which
+superqt's workers would still need around them.
+
 A `QRunnable` is not a `QObject`, so each `Worker` owns a small `WorkerSignals` created on the GUI thread; its
 signals are emitted from a pool thread and delivered to GUI slots through queued connections.
 
 - `run()` turns every exception into `errored(message, details)`: the message is one line a user can act on
   (the core's `S2Error` text), the details are the traceback for the "details" part of a dialog and the log.
-- Each worker carries a `threading.Event` (`worker.cancel_event`) that the core functions take as `cancel=`.
-- `worker.report(done, total)` is a progress callback for the core; it throttles to ~10 signals a second but
-  always lets the final (done == total) report through.
+- Each worker carries a `core.progress.CancelToken` (`worker.cancel_event`, an Event that can also cancel one
+  item of the work) that the core functions take as `cancel=`.
+- `worker.report(event)` is the core's progress callback (a `core.progress.Progress`); it throttles to ~10
+  signals a second but always lets an event that ends a stage or a file through.
 - Started workers are kept referenced by the module-level `WorkerRegistry` until they finish, and
   `registry.shutdown()` (connected to `aboutToQuit`) cancels them and waits for the pools.
 """
@@ -24,10 +30,11 @@ import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from s2desktop.core.errors import CancelledError, S2Error
+from s2desktop.core.progress import CancelToken, Throttle
 
 log = logging.getLogger(__name__)
 
-PROGRESS_INTERVAL = 0.1  # seconds between two progress signals of one worker (~10/s)
+PROGRESS_RATE = 10.0  # progress signals a second of one worker, at most
 
 
 def one_line(exc: BaseException) -> str:
@@ -41,7 +48,7 @@ def one_line(exc: BaseException) -> str:
 
 class WorkerSignals(QObject):
     started = Signal()
-    progress = Signal(object, object)  # done, total (any numbers; bytes may exceed 2**31)
+    progress = Signal(object)  # core.progress.Progress
     result = Signal(object)
     errored = Signal(str, str)  # one-line message, details (traceback)
     cancelled = Signal()
@@ -66,9 +73,8 @@ class Worker(QRunnable):
         self.kwargs = kwargs
         self.name = name or getattr(fn, "__name__", "work")
         self.signals = WorkerSignals()
-        self.cancel_event = threading.Event()
-        self._last_emit = 0.0
-        self._lock = threading.Lock()
+        self.cancel_event = CancelToken()  # an Event that can also cancel single items (one file of a download)
+        self.report = Throttle(self._emit_progress, PROGRESS_RATE)
         self.done = threading.Event()
         self.running = threading.Event()  # run() was entered (a worker a pool clears before that never runs)
         if progress:
@@ -84,16 +90,10 @@ class Worker(QRunnable):
     def is_cancelled(self) -> bool:
         return self.cancel_event.is_set()
 
-    # -- called from the worker thread (possibly from several transfer threads at once)
-    def report(self, done, total=None) -> None:
-        now = time.monotonic()
-        final = total is not None and done is not None and done >= total
-        with self._lock:
-            if not final and now - self._last_emit < PROGRESS_INTERVAL:
-                return
-            self._last_emit = now
+    # -- called from the worker thread (possibly from several transfer threads at once), through `report`
+    def _emit_progress(self, event) -> None:
         try:
-            self.signals.progress.emit(done, total)
+            self.signals.progress.emit(event)
         except RuntimeError:  # signals object already gone (window closed)
             pass
 

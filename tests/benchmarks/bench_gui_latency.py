@@ -11,6 +11,7 @@ real MainWindow; the timer runs on the GUI thread until both are finished. Targe
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import sys
@@ -63,8 +64,7 @@ def main(argv=None) -> int:
 
     from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
 
-    from s2desktop.core.catalog import search
-    from s2desktop.core.sources import resolve_source
+    from s2desktop.core.pipeline import CompositeInputs, Job, Request, SourceSpec
     from s2desktop.gui.app import create_application
     from s2desktop.gui.main_window import MainWindow
     from s2desktop.gui.workers import registry
@@ -74,8 +74,9 @@ def main(argv=None) -> int:
     win.resize(1280, 800)
     win.show()
     app.processEvents()
-    source = resolve_source("l1c", endpoint_url=endpoint)
-    scenes = search(source, "33UUP", dt.date(2023, 6, 1), dt.date(2023, 8, 31))
+    request = Request(SourceSpec("l1c", endpoint_url=endpoint), tile="33UUP", start=dt.date(2023, 6, 1),
+                      end=dt.date(2023, 8, 31), download_dir=home / "downloads", download_workers=2)
+    scenes = Job(request).search()
 
     gaps: list[float] = []
     clock = QElapsedTimer()
@@ -97,13 +98,14 @@ def main(argv=None) -> int:
     win.download_panel.allFinished.connect(lambda c: done.__setitem__("download", (time.monotonic() - t0, c)))
     win.composite_panel.runner.finished.connect(lambda: done.__setitem__("composite", time.monotonic() - t0))
     win.composite_panel.workers = args.workers
-    win.composite_panel.set_inputs(stack.red, stack.green, stack.blue, default_output=home / "out" / "c.tif")
+    win.composite_panel.set_inputs(CompositeInputs(*(tuple(map(str, p)) for p in (stack.red, stack.green, stack.blue))),
+                                   default_output=home / "out" / "c.tif")
     win.composite_panel.quick.setChecked(False)
 
     clock.start()
     last[0] = 0.0
     timer.start()
-    win.download_panel.start(source, scenes, home / "downloads", workers_count=2)
+    win.download_panel.start(dataclasses.replace(request, scenes=tuple(scenes)))
     win.composite_panel.start()
     loop = QEventLoop()
     watch = QTimer()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psutil
 
+from tests.fixtures_gui import download_request, inputs_of
 from tests.gui.test_downloads import BIG, _partials, _search_the_big_scene
 
 
@@ -20,9 +21,10 @@ def test_closing_the_window_cancels_download_and_composite(qtbot, main_window, s
     scenes = _search_the_big_scene(qtbot, w, slow_s3, scratch_bucket)
     dl_dir = tmp_path / "downloads"
     with qtbot.waitSignal(w.download_panel.started, timeout=30000):
-        w.download_panel.start(w.scene_panel.source, scenes, dl_dir, bands=["B04"], workers_count=1)
+        w.download_panel.start(download_request(w, scenes, dl_dir, bands=["B04"], workers=1),
+                               source=w.scene_panel.source)
     (row,) = w.download_panel.rows
-    qtbot.waitUntil(lambda: row.state == "running" and 0 < row.done_bytes < BIG, timeout=30000)
+    qtbot.waitUntil(lambda: row.state == "running" and 0 < row.file.bytes_done < BIG, timeout=30000)
 
     # then a composite in its process with a pool of two, 1,024 small windows: progress all along
     stack = raster_stack(dates=4, size=2048, block=128)
@@ -30,16 +32,16 @@ def test_closing_the_window_cancels_download_and_composite(qtbot, main_window, s
     panel = w.composite_panel
     panel.workers = 2
     panel.window_size = 64
-    panel.set_inputs(stack.red, stack.green, stack.blue, default_output=comp_dir / "c.tif")
+    panel.set_inputs(inputs_of(stack), default_output=comp_dir / "c.tif")
     panel.quick.setChecked(False)
 
     # the window closes at the composite's first partial progress, the download still partway
     closed, kids = [], []
 
-    def close_when_partway(done, total):
-        if not closed and 0 < done < total // 2:
+    def close_when_partway(event):
+        if not closed and 0 < event.items_done < event.items_total // 2:
             kids.extend(psutil.Process(panel.runner.process.pid).children(recursive=True))  # its pool
-            closed.append((row.done_bytes, panel.runner.running, time.monotonic()))
+            closed.append((row.file.bytes_done, panel.runner.running, time.monotonic()))
             w.close()  # what the window's close button does
             closed.append(time.monotonic())
 
@@ -64,9 +66,9 @@ def test_closing_the_window_cancels_download_and_composite(qtbot, main_window, s
     assert not comp_dir.exists() or list(comp_dir.iterdir()) == []
 
     # the download's worker has returned; neither the file nor its .part is left
-    assert row.worker.done.is_set()
+    assert w.download_panel.worker.done.is_set()
     qtbot.waitUntil(lambda: row.state == "cancelled", timeout=5000)  # its queued signals still arrive
-    dest = Path(row.task.dest)
+    dest = row.path
     assert not dest.exists()
     assert not dest.parent.exists() or list(dest.parent.iterdir()) == []
     assert _partials(dl_dir) == []

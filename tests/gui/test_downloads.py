@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 
 from s2desktop.core.sources import resolve_source
-from tests.fixtures_gui import use_s3
+from tests.fixtures_gui import download_request, use_s3
 
 
 def _search(qtbot, w, seeded, start, end):
@@ -54,11 +54,9 @@ def test_cancel_all_leaves_no_partial_files(qtbot, main_window, seeded_s3, tmp_p
     dl = tmp_path / "downloads"
     assert _partials(dl) == []
     for r in w.download_panel.rows:
-        assert r.dest_exists() == (r.state == "downloaded"), (r.task.dest, r.state)
+        assert r.path.is_file() == (r.state == "downloaded"), (r.path, r.state)
     assert w.download_panel.download_button.isEnabled()
-    # and the composite gets only complete scenes
-    assert all(s.scene_id in {r.task.scene.scene_id for r in w.download_panel.rows if r.state == "downloaded"}
-               for s in w.downloaded_scenes)
+    assert w.composite_panel.inputs is None  # a cancelled job offers nothing to composite
 
 
 def test_errors_show_on_the_rows(qtbot, main_window, seeded_s3, tmp_path):
@@ -66,12 +64,13 @@ def test_errors_show_on_the_rows(qtbot, main_window, seeded_s3, tmp_path):
     scenes = _search(qtbot, w, seeded_s3, dt.date(2023, 7, 4), dt.date(2023, 7, 4))
     wrong = resolve_source("l1c", endpoint_url=seeded_s3.endpoint, bucket="no-such-bucket")
     with qtbot.waitSignal(w.download_panel.allFinished, timeout=30000) as done:
-        w.download_panel.start(wrong, scenes, tmp_path / "downloads")
-    assert done.args[0] == {"error": 3}
+        w.download_panel.start(download_request(w, scenes, tmp_path / "downloads"), source=wrong)
+    assert done.args[0] == {"failed": 3}
     for r in w.download_panel.rows:
-        assert r.state == "error"
+        assert r.state == "failed"
         assert "no-such-bucket" in r.item.text(1) and r.bar.format() == "failed"
     assert "failed" in w.download_panel.total_bar.format()
+    assert "no-such-bucket" in w.download_panel.total_label.text()  # the job's error, on the panel
     assert _partials(tmp_path / "downloads") == []
 
 
@@ -121,14 +120,15 @@ def test_cancel_a_file_partway_leaves_nothing(qtbot, main_window, slow_s3, scrat
 
     def on_change(row):
         if not cancelled_at and 0 < row.bar.value() < row.bar.maximum() and row.state == "running":
-            cancelled_at.append((time.monotonic(), row.bar.value(), row.done_bytes))
+            cancelled_at.append((time.monotonic(), row.bar.value(), row.file.bytes_done))
             qtbot.mouseClick(row.cancel_button, Qt.MouseButton.LeftButton)  # the row's ✕, as a user does
 
     w.download_panel.started.connect(
         lambda _n: [r.changed.connect(lambda r=r: on_change(r)) for r in w.download_panel.rows])
     out = tmp_path / "downloads"
     with qtbot.waitSignal(w.download_panel.allFinished, timeout=60000) as done:
-        w.download_panel.start(w.scene_panel.source, scenes, out, bands=["B04"], workers_count=1)
+        w.download_panel.start(download_request(w, scenes, out, bands=["B04"], workers=1),
+                               source=w.scene_panel.source)
     stopped = time.monotonic()
 
     assert done.args[0] == {"cancelled": 1}
@@ -137,11 +137,11 @@ def test_cancel_a_file_partway_leaves_nothing(qtbot, main_window, slow_s3, scrat
     t_cancel, shown, got = cancelled_at[0]
     assert 0 < got < BIG, got
     assert stopped - t_cancel < 2.0, f"the worker took {stopped - t_cancel:.2f} s to stop"
-    assert row.worker.done.is_set()  # the row finished only after its worker had returned
+    assert w.download_panel.worker.done.is_set()  # the row finished only after the job's worker had returned
     assert row.state == "cancelled" and row.item.text(1) == "cancelled" and row.bar.format() == "cancelled"
     assert not row.cancel_button.isEnabled()
     # neither the final file nor its temporary: nothing at all in the band folder
-    dest = Path(row.task.dest)
+    dest = row.path
     assert not dest.exists()
     assert not dest.parent.exists() or list(dest.parent.iterdir()) == []
     assert _partials(out) == []

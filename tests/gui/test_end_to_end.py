@@ -52,8 +52,8 @@ def test_tile_search_download_composite_view_export(qtbot, main_window, seeded_s
     rows = w.download_panel.rows
     assert len(rows) == 9
     for r in rows:
-        assert r.bar.value() == r.bar.maximum(), r.task.dest
-        assert Path(r.task.dest).is_file()
+        assert r.bar.value() == r.bar.maximum(), r.path
+        assert r.path.is_file()
     assert w.download_panel.total_bar.value() == w.download_panel.total_bar.maximum()
     dl = tmp_path / "downloads"
     assert sorted(p.name for p in (dl / "red").iterdir()) == [

@@ -12,6 +12,8 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from s2desktop.core.errors import CancelledError, NotFoundError
+from s2desktop.core.pipeline import CompositeInputs, CompositeOptions
+from tests.fixtures_gui import inputs_of
 
 
 def test_invalid_tile_shows_the_core_error(qtbot, main_window):
@@ -60,7 +62,7 @@ def test_layout_and_recent_tiles_persist(qtbot, gui_settings, tmp_path):
 
 
 def _composite_inputs(panel, stack, out: Path):
-    panel.set_inputs(stack.red, stack.green, stack.blue, default_output=out)
+    panel.set_inputs(inputs_of(stack), default_output=out)
     panel.quick.setChecked(False)
 
 
@@ -83,8 +85,10 @@ def test_composite_error_is_shown_and_window_stays_usable(qtbot, main_window, ra
     w = main_window
     panel = w.composite_panel
     stack = raster_stack(dates=2, size=64)
-    panel.set_inputs(stack.red + [tmp_path / "missing_B04.tif"], stack.green + [stack.green[0]],
-                     stack.blue + [stack.blue[0]], default_output=tmp_path / "out" / "c.tif")
+    good = inputs_of(stack)
+    bad = CompositeInputs(good.red + (str(tmp_path / "missing_B04.tif"),), good.green + good.green[:1],
+                          good.blue + good.blue[:1])
+    panel.set_inputs(bad, default_output=tmp_path / "out" / "c.tif")
     panel.quick.setChecked(False)
     with qtbot.waitSignal(panel.compositeFailed, timeout=30000) as failed:
         panel.start()
@@ -96,7 +100,7 @@ def test_composite_error_is_shown_and_window_stays_usable(qtbot, main_window, ra
     box.close()
     qtbot.waitUntil(lambda: panel.start_button.isEnabled(), timeout=10000)
     # still usable: a good run afterwards succeeds
-    panel.set_inputs(stack.red, stack.green, stack.blue, default_output=tmp_path / "out" / "c.tif")
+    panel.set_inputs(good, default_output=tmp_path / "out" / "c.tif")
     with qtbot.waitSignal(panel.compositeReady, timeout=60000):
         panel.start()
     assert (tmp_path / "out" / "c.tif").is_file()
@@ -106,7 +110,8 @@ def test_crashed_composite_process_is_reported(qtbot, main_window, tmp_path):
     runner = main_window.composite_panel.runner
     # os.abort takes no arguments: the child dies with a TypeError before sending any message (exit code 1)
     with qtbot.waitSignal(runner.failed, timeout=30000) as failed:
-        runner.start({"output": str(tmp_path / "x.tif")}, target=os.abort)
+        runner.start(CompositeInputs(("a.tif",), ("b.tif",), ("c.tif",)), CompositeOptions(str(tmp_path / "x.tif")),
+                     target=os.abort)
     assert "stopped unexpectedly" in failed.args[0] and "exit code" in failed.args[0]
     qtbot.waitUntil(lambda: runner.process is None, timeout=10000)
     assert not runner.running

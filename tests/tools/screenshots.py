@@ -191,7 +191,6 @@ def main(argv=None) -> int:
         done = sum(r.finished for r in rows)
         if done >= max(1, len(rows) // 3):
             grabbed.append(True)
-            win.download_panel._update_total()
             running = [r for r in rows if not r.finished]
             if running:
                 win.download_panel.tree.scrollToItem(running[0].item)
