@@ -16,8 +16,8 @@ How the work is laid out:
   dates x window x workers. Workers reuse their window arrays and keep freed memory (glibc) instead of paying
   page faults for fresh memory every window.
 - Per window and date: harmonise (DN - 1000, at least 1, for baseline >= 04.00), mask (SCL classes 0, 1, 3, 8,
-  9, 10 when an L2A scene classification exists), then the median kernel of `s2desktop.core.median` on
-  observations valid in all three bands.
+  9, 10 when an L2A scene classification exists), then the median kernel of
+  `s2desktop.core.compositing.rules` on observations valid in all three bands.
 - The parent writes results as they complete into a temporary uncompressed tiled GTiff in the destination
   folder, builds its overviews (average, nodata-aware), then GDAL's COG driver copies it (ZSTD or DEFLATE,
   predictor 2, existing overviews) to another temporary name, renamed over the output on success. On an error,
@@ -50,7 +50,7 @@ from s2desktop.core.errors import (
     RasterError,
     S2Error,
 )
-from s2desktop.core.median import median_bands
+from s2desktop.core.compositing.rules import median_bands
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from rasterio.transform import from_origin
 from s2desktop.core import composite as composite_module
 from s2desktop.core.composite import composite, harmonise, inputs_from_downloads, worker_main
 from s2desktop.core.errors import CancelledError, InvalidInputError, OutputError, RasterError
-from s2desktop.core.median import reference_median
+from s2desktop.core.compositing.rules import reference_median
 from tests.fixtures_rasters import write_band
 
 
