@@ -171,7 +171,7 @@ def _tile_inputs(args: argparse.Namespace):
     from pathlib import Path
 
     from s2desktop.core import catalog, download
-    from s2desktop.core.composite import BANDS, inputs_from_downloads
+    from s2desktop.core.compositing import BANDS, inputs_from_downloads
     from s2desktop.core.errors import InvalidInputError, NotFoundError
     from s2desktop.core.tiles import parse_tile
 
@@ -212,7 +212,7 @@ def _tile_inputs(args: argparse.Namespace):
 
 
 def _run_composite(args: argparse.Namespace) -> int:
-    from s2desktop.core.composite import check_output, composite
+    from s2desktop.core.compositing import check_output, composite
     from s2desktop.core.errors import InvalidInputError
 
     files_mode = bool(args.red or args.green or args.blue)
@@ -288,7 +288,7 @@ def _add_thumbnail(sub) -> None:
 
 
 def _run_thumbnail(args: argparse.Namespace) -> int:
-    from s2desktop.core.composite import check_output
+    from s2desktop.core.compositing import check_output
     from s2desktop.core.errors import InvalidInputError
     from s2desktop.core.render import save_png, thumbnail
 

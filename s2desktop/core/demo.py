@@ -382,7 +382,7 @@ def run_headless_demo(out_dir, progress: Callable[[str], None] | None = print, *
     ``source`` defaults to ``resolve_source('demo')`` (generating the archive on first use).
     """
     from s2desktop.core import catalog, download, render
-    from s2desktop.core.composite import BANDS, composite, inputs_from_downloads
+    from s2desktop.core.compositing import BANDS, composite, inputs_from_downloads
     from s2desktop.core.rasterinfo import offset_for_baseline
     from s2desktop.core.sources import ensure_writable_dir, resolve_source
 

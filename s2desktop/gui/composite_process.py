@@ -23,6 +23,6 @@ def run(queue, cancel_event, kwargs: dict) -> None:
             ctypes.windll.kernel32.SetPriorityClass(handle, BELOW_NORMAL_PRIORITY_CLASS)
     except Exception:  # priority is a nicety; never fail the composite for it
         pass
-    from s2desktop.core.composite import worker_main
+    from s2desktop.core.compositing import worker_main
 
     worker_main(queue, cancel_event, kwargs)

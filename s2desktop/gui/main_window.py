@@ -62,7 +62,7 @@ def _demo_archive_job(size, progress=None):
 
 
 def _inputs_job(out_dir: str, scenes):
-    from s2desktop.core.composite import inputs_from_downloads
+    from s2desktop.core.compositing import inputs_from_downloads
 
     return inputs_from_downloads(out_dir, scenes)
 
