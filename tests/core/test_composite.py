@@ -20,6 +20,7 @@ from rasterio.transform import from_origin
 from s2desktop.core.compositing import composite, harmonise
 from s2desktop.core.compositing import window as window_module
 from s2desktop.core.errors import CancelledError, InvalidInputError, OutputError, RasterError, S2Error
+from s2desktop.core.progress import Cancelled, Failed, Finished, Progress
 from s2desktop.core.compositing.rules import reference_median
 from tests.fixtures_rasters import write_band
 
@@ -46,7 +47,7 @@ def test_matches_reference_mixed_baselines_mask_count(raster_stack, tmp_path):
     out, cnt = tmp_path / "c.tif", tmp_path / "n.tif"
     seen = []
     res = composite(st.red, st.green, st.blue, out, workers=2, count_path=cnt, window_size=128,
-                    progress=lambda d, t: seen.append((d, t)))
+                    progress=seen.append)
     exp, exp_count = expected_composite(st, [0, -1000, -1000, 0])
     with rasterio.open(out) as ds:
         np.testing.assert_array_equal(ds.read(), exp)
@@ -54,7 +55,10 @@ def test_matches_reference_mixed_baselines_mask_count(raster_stack, tmp_path):
         tags = ds.tags()
     with rasterio.open(cnt) as ds:
         np.testing.assert_array_equal(ds.read(1), exp_count)
-    assert res.windows == 9 and seen[-1] == (9, 9) and seen[0] == (0, 9)
+    assert res.windows == 9 and {e.stage for e in seen} == {"composite"} and {e.items_total for e in seen} == {9}
+    assert [e.items_done for e in seen if not e.message] == list(range(10))  # the start, then each window
+    assert [(e.items_done, e.message) for e in seen if e.message] == [
+        (9, "building overviews"), (9, "writing the Cloud-Optimised GeoTIFF")]
     assert res.offsets == [0, -1000, -1000, 0] and res.masked_dates == 4
     assert tags["BASELINES"] == "02.09,04.00,05.10,03.01"
     assert tags["OFFSETS_RED"] == "0,-1000,-1000,0" and tags["OUTPUT_OFFSET"] == "0"
@@ -180,8 +184,8 @@ def test_cancel_midway_leaves_nothing_and_no_workers(raster_stack, tmp_path):
     cancel = threading.Event()
     out = tmp_path / "c.tif"
 
-    def progress(done, total):
-        if done >= 1:
+    def progress(event):
+        if event.items_done >= 1:
             cancel.set()
 
     with pytest.raises(CancelledError):
@@ -200,8 +204,8 @@ def test_cancel_leaves_no_pool_thread_for_exit_to_wait_on(raster_stack, tmp_path
     for i in range(6):
         cancel = threading.Event()
 
-        def progress(done, total, cancel=cancel):
-            if done >= 1:
+        def progress(event, cancel=cancel):
+            if event.items_done >= 1:
                 cancel.set()
 
         with pytest.raises(CancelledError):
@@ -214,8 +218,8 @@ def test_cancel_leaves_no_pool_thread_for_exit_to_wait_on(raster_stack, tmp_path
 def test_keyboard_interrupt_tears_down_pool(raster_stack, tmp_path):
     st = raster_stack(dates=3, size=300, block=64)
 
-    def progress(done, total):
-        if done >= 1:
+    def progress(event):
+        if event.items_done >= 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -419,8 +423,8 @@ def test_auto_mask_ignores_an_scl_of_another_tile(shared_real, tmp_path):
 
 
 def _composite_process(q, cancel_event, kwargs) -> None:
-    """What a dedicated composite process does (the GUI's runs this way): composite() with its progress on a
-    queue; SIGTERM (Process.terminate()) unwinds it like Ctrl-C, so the pool and the temporaries go."""
+    """What a dedicated composite process does (the GUI's runs this way): composite() with its progress events
+    on a queue; SIGTERM (Process.terminate()) unwinds it like Ctrl-C, so the pool and the temporaries go."""
     import signal
 
     def on_sigterm(signum, frame):
@@ -428,13 +432,12 @@ def _composite_process(q, cancel_event, kwargs) -> None:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        result = composite(progress=lambda done, total: q.put(("progress", done, total)), cancel=cancel_event,
-                           **kwargs)
-        q.put(("done", str(result.path)))
+        result = composite(progress=q.put, cancel=cancel_event, **kwargs)
+        q.put(Finished(str(result.path)))
     except (CancelledError, KeyboardInterrupt):
-        q.put(("cancelled",))
+        q.put(Cancelled())
     except S2Error as exc:
-        q.put(("error", str(exc)))
+        q.put(Failed(str(exc)))
 
 
 def _start_gui_process(raster_stack, output):
@@ -468,7 +471,7 @@ def test_pool_workers_exit_when_the_gui_process_is_killed(raster_stack, tmp_path
     """The GUI's composite process killed outright (kill -9): its pool workers do not linger as orphans."""
     proc, q, ev = _start_gui_process(raster_stack, tmp_path / "gui.tif")
     msg = q.get(timeout=60)
-    assert msg[0] == "progress"
+    assert isinstance(msg, Progress) and msg.stage == "composite"
     kids = _wait_for_pool(proc)
     proc.kill()
     proc.join(10)
@@ -481,7 +484,7 @@ def test_terminated_gui_process_cleans_up(raster_stack, tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     proc, q, ev = _start_gui_process(raster_stack, out_dir / "gui.tif")
-    assert q.get(timeout=60)[0] == "progress"
+    assert isinstance(q.get(timeout=60), Progress)
     kids = _wait_for_pool(proc)
     proc.terminate()
     proc.join(30)
@@ -491,9 +494,9 @@ def test_terminated_gui_process_cleans_up(raster_stack, tmp_path):
             msgs.append(q.get(timeout=1))
         except queue.Empty:
             break
-    if msgs and msgs[-1][0] == "done":
+    if msgs and isinstance(msgs[-1], Finished):
         pytest.skip("finished before the signal arrived")
-    assert msgs[-1] == ("cancelled",)
+    assert msgs[-1] == Cancelled()
     assert list(out_dir.iterdir()) == []
     gone, alive = psutil.wait_procs(kids, timeout=15)
     assert not alive

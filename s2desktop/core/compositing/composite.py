@@ -1,7 +1,10 @@
 """The compositor: plan -> windows (on a spawn pool, or in this process) -> COG -> rename.
 
     result = composite(red_paths, green_paths, blue_paths, "out.tif", workers=2, scale=1, mask="auto",
-                       progress=lambda done, total: ..., cancel=threading.Event())
+                       progress=print, cancel=threading.Event())
+
+`progress` receives `s2desktop.core.progress.Progress` events of stage "composite": items are windows (one event
+at 0, one per finished window), then one event per phase after the windows, with its message.
 
 Every check happens first (`plan`), before any decoding; the windows are block-aligned so each compressed
 block is decoded once (`plan`); workers decode, mask and reduce them (`window`, `rules`) on a spawn pool with
@@ -16,14 +19,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from s2desktop.core.compositing import cog
 from s2desktop.core.compositing.plan import TARGET_WINDOW, CompositePlan, make_plan
 from s2desktop.core.compositing.pool import CANCELLED, _keep_freed_memory, _run_pool
 from s2desktop.core.compositing.window import _close_worker, _init_worker, _process_window
 from s2desktop.core.errors import OutputError
-from s2desktop.core.progress import check_cancel
+from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
 
 
 @dataclass
@@ -44,14 +47,14 @@ class CompositeResult:
 
 def composite(red: Sequence, green: Sequence, blue: Sequence, output, *, workers: int | None = None,
               scale: int = 1, mask: str = "auto", count_path=None, offsets=None, overwrite: bool = False,
-              progress: Callable[[int, int], None] | None = None, cancel=None, scl: Sequence | None = None,
+              progress: ProgressFn | None = None, cancel=None, scl: Sequence | None = None,
               window_size: int = TARGET_WINDOW, compress: str = "ZSTD") -> CompositeResult:
     """Median composite of co-registered band files (same date order per band) into a COG GeoTIFF.
 
     workers: processes in the pool (None: all cores; 0: run in this process, for debugging). scale: 1, 2, 4 or
     8. mask: 'auto' (use an L2A SCL where one exists beside the inputs, or the `scl` list given per date) or
     'none'. offsets: None (from the scene metadata), one value (0 or -1000), one per date or one per file.
-    progress(done_windows, total_windows); cancel: any object with is_set() (threading/multiprocessing Event).
+    progress(Progress event) as above; cancel: any object with is_set() (threading/multiprocessing Event).
     compress: 'ZSTD' (default, fast) or 'DEFLATE' (for old libtiff-only readers), both with predictor 2.
     Raises S2Error subclasses with one-line messages; CancelledError when cancelled (no output left).
     """
@@ -61,6 +64,7 @@ def composite(red: Sequence, green: Sequence, blue: Sequence, output, *, workers
     temps = cog.temporaries(plan.output, plan.count_path)
     try:
         _write_raw(plan, temps, progress, cancel)
+        _report(progress, plan, len(plan.tasks), "writing the Cloud-Optimised GeoTIFF")
         cog.to_cogs(temps, plan.compress)
         check_cancel(cancel, CANCELLED)
         cog.publish(temps)
@@ -75,19 +79,18 @@ def _write_raw(plan: CompositePlan, temps: cog.Temporaries, progress, cancel) ->
     """Every window into the temporary raw file(s), then their overviews."""
     _keep_freed_memory()  # results arrive as fresh 6 MB arrays; GDAL's overview build and copy churn blocks too
     with cog.parent_env(), cog.RawOutput(plan, temps) as raw:
-        total, done = len(plan.tasks), 0
+        done = 0
 
         def on_result(result) -> None:
             nonlocal done
             raw.write(result)
             done += 1
-            if progress:
-                progress(done, total)
+            _report(progress, plan, done)
 
-        if progress:
-            progress(0, total)
+        _report(progress, plan, 0)
         _run_windows(plan, on_result, cancel)
         check_cancel(cancel, CANCELLED)
+        _report(progress, plan, done, "building overviews")
         raw.build_overviews()
 
 
@@ -104,6 +107,11 @@ def _run_windows(plan: CompositePlan, on_result, cancel) -> None:
             on_result(_process_window(task))
     finally:
         _close_worker()
+
+
+def _report(progress: ProgressFn | None, plan: CompositePlan, windows_done: int, message: str = "") -> None:
+    emit(progress, Progress(stage="composite", items_done=windows_done, items_total=len(plan.tasks),
+                            message=message))
 
 
 def _result(plan: CompositePlan, seconds: float) -> CompositeResult:
