@@ -135,7 +135,7 @@ def run_cli(args: list[str]) -> tuple[float, float]:
 
 
 def kernel_vs_nanmedian(dates: int = 5) -> tuple[float, float]:
-    from s2desktop.core.median import median_stack, reference_median
+    from s2desktop.core.compositing.rules import median_stack, reference_median
 
     rng = np.random.default_rng(0)
     s = rng.integers(1, 10000, (dates, 1024, 1024)).astype(np.uint16)

@@ -17,10 +17,11 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from s2desktop.core import composite as composite_module
-from s2desktop.core.composite import composite, harmonise, inputs_from_downloads, worker_main
-from s2desktop.core.errors import CancelledError, InvalidInputError, OutputError, RasterError
-from s2desktop.core.median import reference_median
+from s2desktop.core.compositing import composite, harmonise
+from s2desktop.core.compositing import window as window_module
+from s2desktop.core.errors import CancelledError, InvalidInputError, OutputError, RasterError, S2Error
+from s2desktop.core.progress import Cancelled, Failed, Finished, Progress
+from s2desktop.core.compositing.rules import reference_median
 from tests.fixtures_rasters import write_band
 
 
@@ -46,7 +47,7 @@ def test_matches_reference_mixed_baselines_mask_count(raster_stack, tmp_path):
     out, cnt = tmp_path / "c.tif", tmp_path / "n.tif"
     seen = []
     res = composite(st.red, st.green, st.blue, out, workers=2, count_path=cnt, window_size=128,
-                    progress=lambda d, t: seen.append((d, t)))
+                    progress=seen.append)
     exp, exp_count = expected_composite(st, [0, -1000, -1000, 0])
     with rasterio.open(out) as ds:
         np.testing.assert_array_equal(ds.read(), exp)
@@ -54,7 +55,10 @@ def test_matches_reference_mixed_baselines_mask_count(raster_stack, tmp_path):
         tags = ds.tags()
     with rasterio.open(cnt) as ds:
         np.testing.assert_array_equal(ds.read(1), exp_count)
-    assert res.windows == 9 and seen[-1] == (9, 9) and seen[0] == (0, 9)
+    assert res.windows == 9 and {e.stage for e in seen} == {"composite"} and {e.items_total for e in seen} == {9}
+    assert [e.items_done for e in seen if not e.message] == list(range(10))  # the start, then each window
+    assert [(e.items_done, e.message) for e in seen if e.message] == [
+        (9, "building overviews"), (9, "writing the Cloud-Optimised GeoTIFF")]
     assert res.offsets == [0, -1000, -1000, 0] and res.masked_dates == 4
     assert tags["BASELINES"] == "02.09,04.00,05.10,03.01"
     assert tags["OFFSETS_RED"] == "0,-1000,-1000,0" and tags["OUTPUT_OFFSET"] == "0"
@@ -180,8 +184,8 @@ def test_cancel_midway_leaves_nothing_and_no_workers(raster_stack, tmp_path):
     cancel = threading.Event()
     out = tmp_path / "c.tif"
 
-    def progress(done, total):
-        if done >= 1:
+    def progress(event):
+        if event.items_done >= 1:
             cancel.set()
 
     with pytest.raises(CancelledError):
@@ -200,8 +204,8 @@ def test_cancel_leaves_no_pool_thread_for_exit_to_wait_on(raster_stack, tmp_path
     for i in range(6):
         cancel = threading.Event()
 
-        def progress(done, total, cancel=cancel):
-            if done >= 1:
+        def progress(event, cancel=cancel):
+            if event.items_done >= 1:
                 cancel.set()
 
         with pytest.raises(CancelledError):
@@ -214,8 +218,8 @@ def test_cancel_leaves_no_pool_thread_for_exit_to_wait_on(raster_stack, tmp_path
 def test_keyboard_interrupt_tears_down_pool(raster_stack, tmp_path):
     st = raster_stack(dates=3, size=300, block=64)
 
-    def progress(done, total):
-        if done >= 1:
+    def progress(event):
+        if event.items_done >= 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -310,13 +314,13 @@ def test_truncated_cog_error_says_what_gdal_found(raster_stack, tmp_path):
 
 
 def test_worker_scratch_buffers_are_reused_across_window_sizes(monkeypatch):
-    monkeypatch.setattr(composite_module, "_W", {"scratch": {}})
-    big = composite_module._scratch("stacks", (3, 5, 64, 64), np.uint16)
-    edge = composite_module._scratch("stacks", (3, 5, 64, 20), np.uint16)  # a narrower edge window
+    monkeypatch.setattr(window_module, "_W", {"scratch": {}})
+    big = window_module._scratch("stacks", (3, 5, 64, 64), np.uint16)
+    edge = window_module._scratch("stacks", (3, 5, 64, 20), np.uint16)  # a narrower edge window
     assert edge.shape == (3, 5, 64, 20) and edge.flags.c_contiguous and np.shares_memory(big, edge)
-    other = composite_module._scratch("valid", (5, 64, 64), bool)
+    other = window_module._scratch("valid", (5, 64, 64), bool)
     assert not np.shares_memory(other, big)
-    grown = composite_module._scratch("stacks", (3, 6, 64, 64), np.uint16)  # more than the buffer holds
+    grown = window_module._scratch("stacks", (3, 6, 64, 64), np.uint16)  # more than the buffer holds
     assert grown.shape == (3, 6, 64, 64) and not np.shares_memory(grown, big)
 
 
@@ -327,7 +331,7 @@ def test_composite_processes_keep_freed_memory_for_the_next_window():
     code = textwrap.dedent("""
         import resource
         import numpy as np
-        from s2desktop.core.composite import _keep_freed_memory
+        from s2desktop.core.compositing.pool import _keep_freed_memory
         _keep_freed_memory()
         def window_array():
             a = np.empty(24 << 20, np.uint8)
@@ -354,57 +358,13 @@ def test_geotiff_named_jp2_opens_by_content(raster_stack, tmp_path):
     assert res.path.exists()
 
 
-def test_worker_main_in_a_spawned_process(raster_stack, tmp_path):
-    st = raster_stack(dates=3)
-    ctx = multiprocessing.get_context("spawn")
-    q, ev = ctx.Queue(), ctx.Event()
-    kwargs = dict(red=[str(p) for p in st.red], green=[str(p) for p in st.green], blue=[str(p) for p in st.blue],
-                  output=str(tmp_path / "gui.tif"), workers=1)
-    proc = ctx.Process(target=worker_main, args=(q, ev, kwargs), daemon=False)
-    proc.start()
-    messages = []
-    while True:
-        msg = q.get(timeout=60)
-        messages.append(msg)
-        if msg[0] != "progress":
-            break
-    proc.join(30)
-    assert proc.exitcode == 0
-    assert messages[-1] == ("done", str(tmp_path / "gui.tif"))
-    assert ("progress", 0, 1) in messages or messages[0][0] == "progress"
-
-
-def test_worker_main_reports_errors_and_cancel(raster_stack, tmp_path):
+def test_cancelled_before_the_first_window_leaves_no_output(raster_stack, tmp_path):
     st = raster_stack(dates=2)
-    q = queue.Queue()
-    worker_main(q, threading.Event(), dict(red=st.red, green=st.green[:1], blue=st.blue,
-                                           output=tmp_path / "o.tif"))
-    kind, text = q.get_nowait()
-    assert kind == "error" and "different numbers of dates" in text and "\n" not in text
-    ev = threading.Event()
-    ev.set()
-    worker_main(q, ev, dict(red=st.red, green=st.green, blue=st.blue, output=tmp_path / "o.tif", workers=0))
-    msgs = []
-    while not q.empty():
-        msgs.append(q.get_nowait())
-    assert msgs[-1] == ("cancelled",)
-    assert not (tmp_path / "o.tif").exists()
-
-
-def test_inputs_from_downloads_by_naming_convention(raster_stack):
-    st = raster_stack(dates=2)
-
-    class S:
-        def __init__(self, sid):
-            self.scene_id = sid
-
-    scenes = [S("33UUP_2023-07-01_0"), S("33UUP_2023-07-02_0")]
-    try:
-        r, g, b = inputs_from_downloads(st.root, scenes)
-    except Exception as exc:  # the download module may expect real catalog.Scene objects
-        pytest.skip(f"download.plan needs real scenes: {exc}")
-    assert [p.name for p in r] == [p.name for p in st.red]
-    assert [p.name for p in b] == [p.name for p in st.blue]
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(CancelledError, match="composite cancelled"):
+        composite(st.red, st.green, st.blue, tmp_path / "o.tif", workers=0, cancel=cancel)
+    assert not [p for p in tmp_path.iterdir() if p.is_file()]
 
 
 COG_29RKH = "aws_tiles/l2a_cog_T29RKH_20200219_rio-tiler-pds/S2A_29RKH_20200219_0_L2A"
@@ -462,14 +422,32 @@ def test_auto_mask_ignores_an_scl_of_another_tile(shared_real, tmp_path):
     assert res.masked_dates == 0 and res.path.exists()
 
 
+def _composite_process(q, cancel_event, kwargs) -> None:
+    """What a dedicated composite process does (the GUI's runs this way): composite() with its progress events
+    on a queue; SIGTERM (Process.terminate()) unwinds it like Ctrl-C, so the pool and the temporaries go."""
+    import signal
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        result = composite(progress=q.put, cancel=cancel_event, **kwargs)
+        q.put(Finished(str(result.path)))
+    except (CancelledError, KeyboardInterrupt):
+        q.put(Cancelled())
+    except S2Error as exc:
+        q.put(Failed(str(exc)))
+
+
 def _start_gui_process(raster_stack, output):
-    """The GUI's dedicated composite process (spawn, not daemonic, a pool of two) on a few-second composite."""
+    """A dedicated composite process (spawn, not daemonic, a pool of two) on a few-second composite."""
     st = raster_stack(dates=4, size=1536, block=256)
     ctx = multiprocessing.get_context("spawn")
     q, ev = ctx.Queue(), ctx.Event()
     kwargs = dict(red=[str(p) for p in st.red], green=[str(p) for p in st.green], blue=[str(p) for p in st.blue],
                   output=str(output), workers=2, window_size=256)
-    proc = ctx.Process(target=worker_main, args=(q, ev, kwargs), daemon=False)
+    proc = ctx.Process(target=_composite_process, args=(q, ev, kwargs), daemon=False)
     proc.start()
     return proc, q, ev
 
@@ -493,7 +471,7 @@ def test_pool_workers_exit_when_the_gui_process_is_killed(raster_stack, tmp_path
     """The GUI's composite process killed outright (kill -9): its pool workers do not linger as orphans."""
     proc, q, ev = _start_gui_process(raster_stack, tmp_path / "gui.tif")
     msg = q.get(timeout=60)
-    assert msg[0] == "progress"
+    assert isinstance(msg, Progress) and msg.stage == "composite"
     kids = _wait_for_pool(proc)
     proc.kill()
     proc.join(10)
@@ -506,7 +484,7 @@ def test_terminated_gui_process_cleans_up(raster_stack, tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     proc, q, ev = _start_gui_process(raster_stack, out_dir / "gui.tif")
-    assert q.get(timeout=60)[0] == "progress"
+    assert isinstance(q.get(timeout=60), Progress)
     kids = _wait_for_pool(proc)
     proc.terminate()
     proc.join(30)
@@ -516,9 +494,9 @@ def test_terminated_gui_process_cleans_up(raster_stack, tmp_path):
             msgs.append(q.get(timeout=1))
         except queue.Empty:
             break
-    if msgs and msgs[-1][0] == "done":
+    if msgs and isinstance(msgs[-1], Finished):
         pytest.skip("finished before the signal arrived")
-    assert msgs[-1] == ("cancelled",)
+    assert msgs[-1] == Cancelled()
     assert list(out_dir.iterdir()) == []
     gone, alive = psutil.wait_procs(kids, timeout=15)
     assert not alive

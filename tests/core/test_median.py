@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from s2desktop.core.median import _indexes, median_bands, median_stack, reference_median, sorting_network
+from s2desktop.core.compositing.rules import (
+    _indexes,
+    median_bands,
+    median_stack,
+    reference_median,
+    sorting_network,
+)
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 7, 8, 11, 16, 24])

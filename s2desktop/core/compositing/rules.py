@@ -1,4 +1,9 @@
-"""The nodata-aware temporal median kernel, pure numpy.
+"""Per-pixel rules that reduce a window's stack of dates to one value: today the nodata-aware temporal median.
+
+This is where other rules go (quantiles, least-cloudy, ...): each takes the (bands, dates, h, w) uint16 stacks
+and the (dates, h, w) validity of one window, as `median_bands` does, and knows nothing of files or processes.
+
+The median kernel, pure numpy.
 
 `median_stack(stack, valid)` takes a (dates, h, w) uint16 stack and returns the per-pixel median of the valid
 observations: for an even count the mean of the two middle values rounded half up, no valid observation -> 0.

@@ -1,0 +1,35 @@
+"""Windowed temporal median composites of Sentinel-2 band files, over a pool of spawned worker processes.
+
+One module per concern: `plan` (every check and decision before any decoding -> a `CompositePlan`), `pool` (the
+spawn process pool), `window` (the work on one window, in the workers), `rules` (the median kernel; other rules
+go there), `cog` (the temporary raw file, overviews, COG copy, rename) and `composite`, which runs them in turn.
+"""
+
+from s2desktop.core.compositing.cog import overview_factors
+from s2desktop.core.compositing.composite import CompositeResult, composite
+from s2desktop.core.compositing.plan import (
+    BANDS,
+    COMPRESSIONS,
+    SCL_MASKED_CLASSES,
+    VALID_SCALES,
+    CompositePlan,
+    check_output,
+    find_scl,
+)
+from s2desktop.core.compositing.rules import median_bands
+from s2desktop.core.compositing.window import harmonise
+
+__all__ = [
+    "composite",
+    "CompositeResult",
+    "CompositePlan",
+    "check_output",
+    "find_scl",
+    "harmonise",
+    "BANDS",
+    "SCL_MASKED_CLASSES",
+    "VALID_SCALES",
+    "COMPRESSIONS",
+    "overview_factors",
+    "median_bands",
+]

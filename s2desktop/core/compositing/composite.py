@@ -1,0 +1,123 @@
+"""The compositor: plan -> windows (on a spawn pool, or in this process) -> COG -> rename.
+
+    result = composite(red_paths, green_paths, blue_paths, "out.tif", workers=2, scale=1, mask="auto",
+                       progress=print, cancel=threading.Event())
+
+`progress` receives `s2desktop.core.progress.Progress` events of stage "composite": items are windows (one event
+at 0, one per finished window), then one event per phase after the windows, with its message.
+
+Every check happens first (`plan`), before any decoding; the windows are block-aligned so each compressed
+block is decoded once (`plan`); workers decode, mask and reduce them (`window`, `rules`) on a spawn pool with
+bounded work in flight (`pool`); the parent writes them into an uncompressed temporary file, builds its
+overviews and copies it to a COG under a temporary name, renamed on success (`cog`). On an error, cancel or
+Ctrl-C the pool is torn down and every temporary file removed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from s2desktop.core.compositing import cog
+from s2desktop.core.compositing.plan import TARGET_WINDOW, CompositePlan, make_plan
+from s2desktop.core.compositing.pool import CANCELLED, _keep_freed_memory, _run_pool
+from s2desktop.core.compositing.window import _close_worker, _init_worker, _process_window
+from s2desktop.core.errors import OutputError
+from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
+
+
+@dataclass
+class CompositeResult:
+    path: Path
+    count_path: Path | None
+    width: int
+    height: int
+    dates: int
+    windows: int
+    seconds: float
+    scale: int
+    offsets: list[int]
+    baselines: list[str | None]
+    masked_dates: int
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def composite(red: Sequence, green: Sequence, blue: Sequence, output, *, workers: int | None = None,
+              scale: int = 1, mask: str = "auto", count_path=None, offsets=None, overwrite: bool = False,
+              progress: ProgressFn | None = None, cancel=None, scl: Sequence | None = None,
+              window_size: int = TARGET_WINDOW, compress: str = "ZSTD") -> CompositeResult:
+    """Median composite of co-registered band files (same date order per band) into a COG GeoTIFF.
+
+    workers: processes in the pool (None: all cores; 0: run in this process, for debugging). scale: 1, 2, 4 or
+    8. mask: 'auto' (use an L2A SCL where one exists beside the inputs, or the `scl` list given per date) or
+    'none'. offsets: None (from the scene metadata), one value (0 or -1000), one per date or one per file.
+    progress(Progress event) as above; cancel: any object with is_set() (threading/multiprocessing Event).
+    compress: 'ZSTD' (default, fast) or 'DEFLATE' (for old libtiff-only readers), both with predictor 2.
+    Raises S2Error subclasses with one-line messages; CancelledError when cancelled (no output left).
+    """
+    t0 = time.perf_counter()
+    plan = make_plan(red, green, blue, output, workers=workers, scale=scale, mask=mask, count_path=count_path,
+                     offsets=offsets, overwrite=overwrite, scl=scl, window_size=window_size, compress=compress)
+    temps = cog.temporaries(plan.output, plan.count_path)
+    try:
+        _write_raw(plan, temps, progress, cancel)
+        _report(progress, plan, len(plan.tasks), "writing the Cloud-Optimised GeoTIFF")
+        cog.to_cogs(temps, plan.compress)
+        check_cancel(cancel, CANCELLED)
+        cog.publish(temps)
+    except OSError as exc:
+        raise OutputError(f"cannot write {plan.output}: {exc.strerror or exc}") from None
+    finally:
+        cog.remove(temps)
+    return _result(plan, time.perf_counter() - t0)
+
+
+def _write_raw(plan: CompositePlan, temps: cog.Temporaries, progress, cancel) -> None:
+    """Every window into the temporary raw file(s), then their overviews."""
+    _keep_freed_memory()  # results arrive as fresh 6 MB arrays; GDAL's overview build and copy churn blocks too
+    with cog.parent_env(), cog.RawOutput(plan, temps) as raw:
+        done = 0
+
+        def on_result(result) -> None:
+            nonlocal done
+            raw.write(result)
+            done += 1
+            _report(progress, plan, done)
+
+        _report(progress, plan, 0)
+        _run_windows(plan, on_result, cancel)
+        check_cancel(cancel, CANCELLED)
+        _report(progress, plan, done, "building overviews")
+        raw.build_overviews()
+
+
+def _run_windows(plan: CompositePlan, on_result, cancel) -> None:
+    """Every window of the plan through `on_result`: on a spawn pool, or here with workers=0 (debugging)."""
+    if plan.workers:
+        _run_pool(plan.tasks, plan.workers, _process_window, on_result, cancel, initializer=_init_worker,
+                  initargs=(plan, os.getpid()))
+        return
+    _init_worker(plan)
+    try:
+        for task in plan.tasks:
+            check_cancel(cancel, CANCELLED)
+            on_result(_process_window(task))
+    finally:
+        _close_worker()
+
+
+def _report(progress: ProgressFn | None, plan: CompositePlan, windows_done: int, message: str = "") -> None:
+    emit(progress, Progress(stage="composite", items_done=windows_done, items_total=len(plan.tasks),
+                            message=message))
+
+
+def _result(plan: CompositePlan, seconds: float) -> CompositeResult:
+    out_h, out_w = plan.out_shape
+    return CompositeResult(
+        path=plan.output, count_path=plan.count_path, width=out_w, height=out_h, dates=plan.dates,
+        windows=len(plan.tasks), seconds=seconds, scale=plan.scale, offsets=list(plan.offsets[0]),
+        baselines=list(plan.baselines), masked_dates=plan.masked_dates, tags=plan.tags,
+    )

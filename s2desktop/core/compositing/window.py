@@ -1,0 +1,144 @@
+"""The work on one window, run in the spawned workers (or in-process with workers=0).
+
+Each worker opens all its datasets once (`_init_worker`) inside `rasterio.Env(GDAL_CACHEMAX=64 MB,
+GDAL_NUM_THREADS=cores // workers)`, and reuses its window arrays (`_scratch`) instead of paying page faults for
+fresh memory every window. Per window and date: read each band straight into the stack (`out_shape` decimation
+for scale > 1, which GDAL serves from JP2 reduced-resolution levels / overviews), harmonise (DN - 1000, at least
+1, for baseline >= 04.00), mask (SCL classes 0, 1, 3, 8, 9, 10 where a scene classification exists), then the
+median of `rules` on observations valid in all three bands.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window, from_bounds
+from rasterio.windows import bounds as window_bounds
+
+from s2desktop.core.compositing.plan import SCL_MASKED_CLASSES, CompositePlan, WindowTask
+from s2desktop.core.compositing.pool import _die_with_parent, _keep_freed_memory
+from s2desktop.core.compositing.rules import median_bands
+from s2desktop.core.errors import InvalidInputError, RasterError
+from s2desktop.core.rasterinfo import gdal_error_text, open_raster
+
+GDAL_CACHEMAX_MB = 64
+
+_W: dict[str, Any] = {}  # this process's open datasets, GDAL environment, plan and scratch buffers
+
+
+def harmonise(arr: np.ndarray, offset: int) -> np.ndarray:
+    """Bring DNs onto the pre-04.00 scale: offset -1000 -> DN - 1000, at least 1 (0 stays nodata)."""
+    if not offset:
+        return arr
+    if offset != -1000:
+        raise InvalidInputError(f"offset {offset} is not supported (use 0 or -1000)")
+    out = arr - np.uint16(1000)
+    out[arr <= 1000] = 1
+    out[arr == 0] = 0
+    return out
+
+
+def _init_worker(plan: CompositePlan, parent_pid: int | None = None) -> None:
+    """Open the plan's datasets in this process. parent_pid: set in a pool worker (the pool owner's pid)."""
+    if parent_pid is not None:
+        # Ctrl-C goes to the whole process group; the parent handles it and tears the pool down.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # If the parent is killed outright (the GUI's composite process terminated), do not linger.
+        _die_with_parent(parent_pid)
+    _keep_freed_memory()
+    env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHEMAX_MB, GDAL_NUM_THREADS=str(plan.threads), CPL_LOG_ERRORS="OFF")
+    env.__enter__()
+    _W.clear()
+    _W["env"] = env
+    _W["scratch"] = {}
+    _W["plan"] = plan
+    _W["bands"] = [[open_raster(p) for p in paths] for paths in plan.bands]
+    # SCL: classes read by nearest from full resolution (JP2 reduced resolutions average classes into others)
+    _W["scl"] = [(open_raster(p, no_overviews=True) if p else None) for p in plan.scl]
+
+
+def _close_worker() -> None:
+    for lst in _W.get("bands", []):
+        for ds in lst:
+            ds.close()
+    for ds in _W.get("scl", []):
+        if ds is not None:
+            ds.close()
+    env = _W.get("env")
+    if env is not None:
+        env.__exit__(None, None, None)
+    _W.clear()
+
+
+def _scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A worker's reusable C-contiguous array of `shape`: the front of one buffer per name kept across windows
+    (windows come in a few sizes; the largest allocates it). The contents are left over from the last use."""
+    size = math.prod(shape)
+    flat = _W["scratch"].get(name)
+    if flat is None or flat.size < size or flat.dtype != np.dtype(dtype):
+        flat = np.empty(size, dtype=dtype)
+        _W["scratch"][name] = flat
+    return flat[:size].reshape(shape)
+
+
+def _read(ds, window, out, scale):
+    """Read band 1 of `window` straight into `out` (its shape sets the decimation for scale > 1)."""
+    try:
+        if scale == 1:
+            return ds.read(1, window=window, out=out)
+        return ds.read(1, window=window, out=out, resampling=Resampling.nearest)
+    except RasterioIOError as exc:
+        raise RasterError(f"{ds.name}: cannot read ({gdal_error_text(exc)}; truncated or corrupt?)") from None
+
+
+def _read_scl(ds, out_bounds, out_shape):
+    win = from_bounds(*out_bounds, transform=ds.transform)
+    inside = (win.col_off > -1e-6 and win.row_off > -1e-6 and win.col_off + win.width <= ds.width + 1e-6
+              and win.row_off + win.height <= ds.height + 1e-6)
+    try:
+        if inside:  # the usual case: a plain windowed read (boundless reads go through a VRT)
+            return ds.read(1, window=win, out_shape=out_shape, resampling=Resampling.nearest)
+        return ds.read(1, window=win, out_shape=out_shape, resampling=Resampling.nearest, boundless=True,
+                       fill_value=0)
+    except Exception as exc:
+        raise RasterError(f"{ds.name}: cannot read the scene classification ({gdal_error_text(exc)})") from None
+
+
+def _process_window(task: WindowTask) -> tuple[int, Window, np.ndarray, np.ndarray]:
+    """Composite one window: -> (index, output window, rgb uint16 (3, oh, ow), count uint8 (oh, ow))."""
+    plan: CompositePlan = _W["plan"]
+    n = plan.dates
+    oh, ow = int(task.output.height), int(task.output.width)
+    stacks = _scratch("stacks", (3, n, oh, ow), np.uint16)  # skipped dates are invalid: their values unused
+    valid = _scratch("valid", (n, oh, ow), bool)
+    out_bounds = None
+    for d in range(n):
+        if d in task.skip:
+            valid[d] = False
+            continue
+        v = _read_date(plan, task, d, stacks)
+        if plan.mask and _W["scl"][d] is not None:
+            if out_bounds is None:
+                out_bounds = window_bounds(task.output, plan.out_transform)
+            v &= ~np.isin(_read_scl(_W["scl"][d], out_bounds, (oh, ow)), SCL_MASKED_CLASSES)
+        valid[d] = v
+    rgb, count = median_bands(stacks, valid, scratch=_scratch("keys", (n + 1, oh, ow), np.uint16))
+    return task.index, task.output, rgb, np.minimum(count, 255).astype(np.uint8)
+
+
+def _read_date(plan: CompositePlan, task: WindowTask, d: int, stacks: np.ndarray) -> np.ndarray:
+    """Read date `d` of the three bands into `stacks`, harmonised. -> where all three are valid (nonzero)."""
+    v = None
+    for b in range(3):
+        arr = _read(_W["bands"][b][d], task.source, stacks[b, d], plan.scale)
+        if plan.offsets[b][d]:
+            stacks[b, d] = harmonise(arr, plan.offsets[b][d])
+        nz = stacks[b, d] != 0
+        v = nz if v is None else (v & nz)
+    return v
