@@ -1,5 +1,7 @@
 """Write a real Sentinel-2 scene folder in one of the AWS bucket layouts under a local root.
 
+The key patterns and file names come from :mod:`s2desktop.core.layouts`, which the search reads with.
+
 The test fixtures (seeding the local S3 server) and the built-in demo archive both use :func:`write_scene`, so
 everything downstream (search, download, compositing) reads files shaped exactly like the buckets':
 
@@ -31,21 +33,11 @@ import rasterio.shutil
 from affine import Affine
 from rasterio.crs import CRS
 
+from s2desktop.core import layouts
 from s2desktop.core.errors import InvalidInputError, OutputError
 from s2desktop.core.tiles import parse_tile, split_tile
 
-__all__ = ["LAYOUTS", "COG_ROOT", "L2A_RESOLUTION", "write_scene", "scene_prefix", "product_name", "platform_for"]
-
-LAYOUTS = ("l1c", "l2a", "cogs")
-COG_ROOT = "sentinel-s2-l2a-cogs"
-
-# Native resolution folder of each band in the L2A JP2 layout (the bucket also holds resampled copies in the
-# coarser folders; the finest one is what a user wants).
-L2A_RESOLUTION = {
-    "B02": "R10m", "B03": "R10m", "B04": "R10m", "B08": "R10m", "TCI": "R10m", "AOT": "R10m", "WVP": "R10m",
-    "B05": "R20m", "B06": "R20m", "B07": "R20m", "B8A": "R20m", "B11": "R20m", "B12": "R20m", "SCL": "R20m",
-    "B01": "R60m", "B09": "R60m",
-}
+__all__ = ["write_scene", "scene_prefix", "product_name", "platform_for"]
 
 _PREVIEW_SIZE = 343  # ESA's quick-look is 343 px square
 
@@ -77,22 +69,7 @@ def product_name(layout: str, tile: str, date: _dt.date, sequence: int = 0, base
 
 def scene_prefix(layout: str, tile: str, date: _dt.date, sequence: int = 0) -> str:
     """The scene folder's key prefix in the bucket (no trailing slash), as tileInfo.json's ``path``."""
-    zone, band, square = split_tile(tile)
-    tile = parse_tile(tile)
-    if layout in ("l1c", "l2a"):
-        return f"tiles/{zone}/{band}/{square}/{date.year}/{date.month}/{date.day}/{sequence}"
-    if layout == "cogs":
-        name = f"{platform_for(date)}_{tile}_{date:%Y%m%d}_{sequence}_L2A"
-        return f"{COG_ROOT}/{zone}/{band}/{square}/{date.year}/{date.month}/{name}"
-    raise InvalidInputError(f"unknown layout {layout!r} (expected one of {', '.join(LAYOUTS)})")
-
-
-def _band_relpath(layout: str, band: str) -> str:
-    if layout == "l1c":
-        return f"{band}.jp2"
-    if layout == "l2a":
-        return f"{L2A_RESOLUTION.get(band, 'R10m')}/{band}.jp2"
-    return f"{band}.tif"
+    return layouts.scene_prefix(layout, tile, date, sequence, platform_for(date))
 
 
 def _as_date(date) -> _dt.date:
@@ -234,8 +211,7 @@ def write_scene(
     realism. ``preview_rgb`` is (3, h, w) or (h, w, 3) uint8; by default a true-colour quick-look is derived.
     ``data_geometry`` is a GeoJSON polygon in the tile's UTM CRS; by default the non-zero area of the finest band.
     """
-    if layout not in LAYOUTS:
-        raise InvalidInputError(f"unknown layout {layout!r} (expected one of {', '.join(LAYOUTS)})")
+    layouts.check_layout(layout)
     if not bands:
         raise InvalidInputError("a scene needs at least one band")
     tile = parse_tile(tile)
@@ -269,10 +245,10 @@ def write_scene(
             raise InvalidInputError(f"band {name} must be a 2-D array, got shape {arr.shape}")
         if arr.dtype != np.uint16:
             arr = arr.astype(np.uint16)
-        _write_raster(folder / _band_relpath(layout, name), arr, crs=crs, transform=band_transform(arr.shape), fmt=fmt)
+        _write_raster(folder / layouts.band_relpath(layout, name), arr, crs=crs, transform=band_transform(arr.shape), fmt=fmt)
     if scl is not None and layout in ("l2a", "cogs"):
         scl = np.asarray(scl).astype(np.uint8)
-        _write_raster(folder / _band_relpath(layout, "SCL"), scl, crs=crs, transform=band_transform(scl.shape), fmt=fmt)
+        _write_raster(folder / layouts.band_relpath(layout, "SCL"), scl, crs=crs, transform=band_transform(scl.shape), fmt=fmt)
 
     name = product_name(layout, tile, date, sequence, baseline)
     offset = -1000 if int(baseline.split(".")[0]) >= 4 else 0
@@ -293,7 +269,7 @@ def write_scene(
         data_geometry = _data_geometry(small > 0, step_t, epsg, (left, bottom, right, top))
     else:
         data_geometry = {**data_geometry, "crs": data_geometry.get("crs", _crs_urn(epsg))}
-    tile_path = prefix if layout != "cogs" else f"tiles/{zone}/{lat_band}/{square}/{date.year}/{date.month}/{date.day}/{sequence}"
+    tile_path = layouts.tiles_scene_prefix(tile, date, sequence)
     tile_info = {
         "path": tile_path,
         "timestamp": timestamp,
@@ -336,20 +312,20 @@ def write_scene(
         (folder / rel).write_text(json.dumps(obj, indent=2), encoding="utf-8")
 
     if layout in ("l1c", "l2a"):
-        dump("tileInfo.json", tile_info)
-        dump("productInfo.json", product_info)
+        dump(layouts.METADATA_NAMES[layout], tile_info)
+        dump(layouts.PRODUCT_INFO_NAME, product_info)
         if preview_rgb is not None:
             if layout == "l1c":
-                (folder / "preview.jpg").write_bytes(_jpeg_bytes(preview_rgb))
+                (folder / layouts.L1C_PREVIEW).write_bytes(_jpeg_bytes(preview_rgb))
             else:
                 ph, pw = preview_rgb.shape[-2:]
                 pt = transform @ Affine.scale(ref_w / pw, ref_h / ph)
-                _write_rgb_jp2(folder / "qi" / "L2A_PVI.jp2", preview_rgb, crs, pt)
+                _write_rgb_jp2(folder / layouts.L2A_PREVIEW, preview_rgb, crs, pt)
     else:
-        dump("tileinfo_metadata.json", tile_info)
+        dump(layouts.METADATA_NAMES[layout], tile_info)
         item_id = prefix.rsplit("/", 1)[-1]
         if preview_rgb is not None:
-            (folder / "thumbnail.jpg").write_bytes(_jpeg_bytes(preview_rgb))
+            (folder / layouts.COG_THUMBNAIL).write_bytes(_jpeg_bytes(preview_rgb))
         dump(f"{item_id}.json", _stac_item(item_id, prefix, tile, zone, lat_band, square, date, sequence, name,
                                            baseline, cloud_cover, data_coverage, epsg, arrays, transform,
                                            ref_w, ref_h, scl is not None, preview_rgb is not None, timestamp))
@@ -380,8 +356,8 @@ def _stac_item(item_id, prefix, tile, zone, lat_band, square, date, sequence, na
         assets["scl"] = {"href": "./SCL.tif", "type": "image/tiff; application=geotiff; profile=cloud-optimized",
                          "roles": ["data"]}
     if has_thumb:
-        assets["thumbnail"] = {"href": "./thumbnail.jpg", "type": "image/jpeg", "roles": ["thumbnail"]}
-    assets["tileinfo_metadata"] = {"href": "./tileinfo_metadata.json", "type": "application/json",
+        assets["thumbnail"] = {"href": f"./{layouts.COG_THUMBNAIL}", "type": "image/jpeg", "roles": ["thumbnail"]}
+    assets["tileinfo_metadata"] = {"href": f"./{layouts.METADATA_NAMES['cogs']}", "type": "application/json",
                                    "roles": ["metadata"]}
     return {
         "type": "Feature",

@@ -34,19 +34,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from s2desktop.core import layouts
 from s2desktop.core.errors import InvalidInputError, NotFoundError, S2Error
 from s2desktop.core.paths import user_cache_dir
 from s2desktop.core.threads import map_in_slices
-from s2desktop.core.tiles import parse_tile, split_tile
+from s2desktop.core.tiles import parse_tile
 
 __all__ = ["Scene", "search", "fetch_preview", "fetch_metadata", "parse_date", "parse_baseline", "BAND_RE"]
 
 log = logging.getLogger(__name__)
 
 BAND_RE = re.compile(r"^(B0[1-9]|B1[0-2]|B8A|TCI|SCL|AOT|WVP)$")
-_COG_SCENE_RE = re.compile(r"^S2[A-D]_(\d{1,2}[A-Z]{3})_(\d{8})_(\d+)_L2A$")
 _BASELINE_RE = re.compile(r"_N(\d{2})(\d{2})_")
-_RES_ORDER = {"R10m": 0, "R20m": 1, "R60m": 2}
 METADATA_WORKERS = 8
 
 
@@ -170,8 +169,7 @@ class _Candidate:
 
 
 def _walk_tiles_layout(store, tile: str, start: _dt.date, end: _dt.date, pool) -> list[_Candidate]:
-    zone, band, square = split_tile(tile)
-    base = f"tiles/{zone}/{band}/{square}/"
+    base = layouts.tile_root("l1c", tile)
     # (prefix listed without delimiter, fixed day or None when the prefix is a whole month)
     listings: list[tuple[str, int, int, int | None]] = []
     for year, yp in _numeric_children(store.list_prefixes(base)):
@@ -213,15 +211,12 @@ def _walk_tiles_layout(store, tile: str, start: _dt.date, end: _dt.date, pool) -
             except ValueError:
                 continue
             if start <= date <= end:
-                out.append(_Candidate(date, seq, f"tiles/{zone}/{band}/{square}/{year}/{month}/{d}/{seq}", objs))
+                out.append(_Candidate(date, seq, layouts.tiles_scene_prefix(tile, date, seq), objs))
     return out
 
 
 def _walk_cogs_layout(store, tile: str, start: _dt.date, end: _dt.date, pool) -> list[_Candidate]:
-    from s2desktop.core.archive import COG_ROOT
-
-    zone, band, square = split_tile(tile)
-    base = f"{COG_ROOT}/{zone}/{band}/{square}/"
+    base = layouts.tile_root("cogs", tile)
     month_prefixes = []
     for year, yp in _numeric_children(store.list_prefixes(base)):
         if not start.year <= year <= end.year:
@@ -237,15 +232,15 @@ def _walk_cogs_layout(store, tile: str, start: _dt.date, end: _dt.date, pool) ->
             if "/" in rest:
                 by_scene.setdefault(rest.split("/", 1)[0], []).append(obj)
         for name, objs in by_scene.items():
-            m = _COG_SCENE_RE.match(name)
-            if not m or m.group(1) != tile:
+            m = layouts.COG_SCENE_RE.match(name)
+            if not m or m["tile"] != tile:
                 continue
             try:
-                d = _dt.datetime.strptime(m.group(2), "%Y%m%d").date()
+                d = _dt.datetime.strptime(m["date"], "%Y%m%d").date()
             except ValueError:
                 continue
             if start <= d <= end:
-                out.append(_Candidate(d, int(m.group(3)), mp + name, objs))
+                out.append(_Candidate(d, int(m["seq"]), mp + name, objs))
     return out
 
 
@@ -253,39 +248,25 @@ def _band_keys(layout: str, prefix: str, objects) -> tuple[dict, dict, str | Non
     """-> (bands {band: key}, objects {key: (size, etag)}, preview key, metadata ObjectInfo)."""
     bands: dict[str, tuple[int, str]] = {}  # band -> (resolution rank, key)
     infos = {}
-    preview = None
+    previews: dict[int, str] = {}  # preference rank -> key
     metadata = None
-    meta_name = "tileinfo_metadata.json" if layout == "cogs" else "tileInfo.json"
-    preview_names = {"l1c": ["preview.jpg"], "l2a": ["preview.jpg", "qi/L2A_PVI.jp2"], "cogs": ["thumbnail.jpg"]}
-    ranked_previews = preview_names[layout]
-    best_preview_rank = len(ranked_previews)
+    preview_names = layouts.PREVIEW_NAMES[layout]
     for obj in objects:
         rel = obj.key[len(prefix) + 1:]
-        if rel == meta_name:
+        if rel == layouts.METADATA_NAMES[layout]:
             metadata = obj
-            continue
-        if rel in ranked_previews and ranked_previews.index(rel) < best_preview_rank:
-            preview, best_preview_rank = obj.key, ranked_previews.index(rel)
-            continue
-        parts = rel.split("/")
-        ext = ".tif" if layout == "cogs" else ".jp2"
-        if not parts[-1].endswith(ext):
-            continue
-        name = parts[-1][: -len(ext)].upper()
-        if not BAND_RE.match(name):
-            continue
-        if layout == "l2a":
-            if len(parts) != 2 or parts[0] not in _RES_ORDER:
-                continue
-            rank = _RES_ORDER[parts[0]]
-        elif len(parts) != 1:
-            continue
+        elif rel in preview_names:
+            previews[preview_names.index(rel)] = obj.key
         else:
-            rank = 0
-        if name not in bands or rank < bands[name][0]:
-            bands[name] = (rank, obj.key)
-            infos[obj.key] = (obj.size, obj.etag)
+            parsed = layouts.parse_band_relpath(layout, rel)
+            if parsed is None or not BAND_RE.match(parsed[0]):
+                continue
+            name, rank = parsed
+            if name not in bands or rank < bands[name][0]:
+                bands[name] = (rank, obj.key)
+                infos[obj.key] = (obj.size, obj.etag)
     band_keys = {b: k for b, (_r, k) in sorted(bands.items())}
+    preview = previews[min(previews)] if previews else None
     return band_keys, {k: infos[k] for k in band_keys.values()}, preview, metadata
 
 

@@ -21,6 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from s2desktop.core import layouts
 from s2desktop.core.errors import CancelledError, InvalidInputError, NotFoundError, OutputError
 
 __all__ = ["Source", "ObjectInfo", "S3Store", "LocalStore", "resolve_source", "SOURCES", "detect_layout"]
@@ -351,9 +352,6 @@ class Source:
         return f"s3://{self.bucket}{where} ({self.layout} layout)"
 
 
-_LAYOUT_ROOTS = {"tiles": "tiles", "sentinel-s2-l2a-cogs": "cogs"}
-
-
 def detect_layout(root: Path) -> tuple[Path, str]:
     """Find the bucket layout held by a local folder -> (bucket root, layout).
 
@@ -363,17 +361,18 @@ def detect_layout(root: Path) -> tuple[Path, str]:
     """
     candidates = [root] + sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     for base in candidates:
-        if (base / "sentinel-s2-l2a-cogs").is_dir():
+        if (base / layouts.COG_ROOT).is_dir():
             return base, "cogs"
-        tiles = base / "tiles"
+        tiles = base / layouts.TILES_ROOT
         if tiles.is_dir():
             scene = _first_scene(tiles)
             if scene is None:
                 return base, "l2a" if "l2a" in base.name.lower() else "l1c"
-            return base, "l2a" if (scene / "R10m").is_dir() or (scene / "R20m").is_dir() else "l1c"
+            l2a = any((scene / res).is_dir() for res in layouts.RESOLUTION_FOLDERS)
+            return base, "l2a" if l2a else "l1c"
     raise NotFoundError(
-        f"no Sentinel-2 bucket layout in {root} (expected tiles/<zone>/<band>/<square>/... or "
-        "sentinel-s2-l2a-cogs/...)"
+        f"no Sentinel-2 bucket layout in {root} (expected {layouts.TILES_ROOT}/<zone>/<band>/<square>/... or "
+        f"{layouts.COG_ROOT}/...)"
     )
 
 
