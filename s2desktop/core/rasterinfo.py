@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from s2desktop.core import scenefiles
 from s2desktop.core.errors import NotFoundError, RasterError
+from s2desktop.core.scenefiles import parse_band_filename  # re-exported: composite.find_scl uses it from here
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +41,6 @@ __all__ = [
 ]
 
 NEW_BASELINE_OFFSET = -1000
-_BAND_NAME_RE = re.compile(
-    r"^(?P<tile>\d{1,2}[A-Z]{3})_(?P<date>\d{4}-\d{2}-\d{2})_(?P<seq>\d+)_(?P<band>[A-Z0-9]+)$"
-)
 _BASELINE_IN_NAME_RE = re.compile(r"_N(\d{2})(\d{2})(?:_|$)")
 
 
@@ -296,18 +295,6 @@ def read_overview(path, max_size: int, bands=None, *, enlarge: bool = False):
 # --- scene metadata of band files ------------------------------------------------------------------------------
 
 
-def parse_band_filename(path) -> dict | None:
-    """'33UUP_2023-07-14_0_B04.jp2' -> {'tile','date','seq','band','scene_id'}; None if not in that form."""
-    stem = Path(path).name.split(".")[0]
-    m = _BAND_NAME_RE.match(stem)
-    if not m:
-        return None
-    d = m.groupdict()
-    d["seq"] = int(d["seq"])
-    d["scene_id"] = f"{d['tile']}_{d['date']}_{d['seq']}"
-    return d
-
-
 def _read_json(p: Path) -> dict | None:
     try:
         with open(p, encoding="utf-8") as fh:
@@ -340,25 +327,13 @@ def offset_for_baseline(baseline: str | None) -> int | None:
 
 
 def _from_download_metadata(p: Path) -> dict | None:
-    try:
-        from s2desktop.core import download  # the S3 helper's module
-
-        reader = getattr(download, "read_scene_metadata", None)
-    except Exception:  # not there (yet) or failing to import: use the naming convention ourselves
-        reader = None
-    if reader is not None:
-        try:
-            md = reader(p)
-        except Exception as exc:
-            log.debug("read_scene_metadata(%s) failed: %s", p, exc)
-            md = None
-        if md:
-            return md
+    """The metadata json a download wrote for the file's scene (``out/metadata/{scene_id}.json``), also when the
+    file was moved one folder up or down from its band folder."""
     parsed = parse_band_filename(p)
     if not parsed:
         return None
     for folder in (p.parent.parent, p.parent, p.parent.parent.parent):
-        md = _read_json(folder / "metadata" / f"{parsed['scene_id']}.json")
+        md = _read_json(scenefiles.metadata_path(folder, parsed["scene_id"]))
         if md:
             return md
     return None
