@@ -22,8 +22,11 @@ from typing import Any
 import numpy as np
 
 from s2desktop.core import scenefiles
+# baseline_of, offset_for_baseline and parse_band_filename are re-exported: composite and demo import them here
+from s2desktop.core.baseline import NEW_BASELINE_OFFSET, baseline_of, offset_for_baseline
 from s2desktop.core.errors import NotFoundError, RasterError
-from s2desktop.core.scenefiles import parse_band_filename  # re-exported: composite.find_scl uses it from here
+from s2desktop.core.scenefiles import parse_band_filename
+from s2desktop.core.units import human_bytes
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +43,6 @@ __all__ = [
     "NEW_BASELINE_OFFSET",
 ]
 
-NEW_BASELINE_OFFSET = -1000
-_BASELINE_IN_NAME_RE = re.compile(r"_N(\d{2})(\d{2})(?:_|$)")
 
 
 # --- opening ---------------------------------------------------------------------------------------------------
@@ -130,7 +131,7 @@ class RasterInfo:
     def summary(self) -> str:
         """Human-readable multi-line text for `s2desktop info`."""
         lines = [
-            f"File:          {self.path} ({_human_size(self.file_size)})",
+            f"File:          {self.path} ({human_bytes(self.file_size)})",
             f"Driver:        {self.driver}",
             f"Size:          {self.width} x {self.height}, {self.count} band(s), {', '.join(self.dtypes)}",
             f"CRS:           {'EPSG:%d' % self.crs_epsg if self.crs_epsg else (self.crs_wkt or 'none')}",
@@ -154,14 +155,6 @@ class RasterInfo:
         if self.crs_wkt:
             lines.append("CRS WKT:       " + self.crs_wkt)
         return "\n".join(lines)
-
-
-def _human_size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def _info_from_dataset(src, path: Path) -> RasterInfo:
@@ -304,28 +297,6 @@ def _read_json(p: Path) -> dict | None:
         return None
 
 
-def baseline_of(text: str | None) -> str | None:
-    """'S2B_MSIL1C_20180617T001109_N0206_R073_...' -> '02.06'; '04.00' and '5.09' pass through normalised."""
-    if not text:
-        return None
-    text = str(text)
-    m = re.fullmatch(r"\s*(\d{1,2})\.(\d{1,2})\s*", text)
-    if m:
-        return f"{int(m.group(1)):02d}.{int(m.group(2)):02d}"
-    m = _BASELINE_IN_NAME_RE.search(text)
-    if m:
-        return f"{m.group(1)}.{m.group(2)}"
-    return None
-
-
-def offset_for_baseline(baseline: str | None) -> int | None:
-    """Radiometric offset of a processing baseline: -1000 from 04.00 on, 0 before; None when unknown."""
-    if not baseline:
-        return None
-    major, minor = (int(v) for v in baseline.split("."))
-    return NEW_BASELINE_OFFSET if (major, minor) >= (4, 0) else 0
-
-
 def _from_download_metadata(p: Path) -> dict | None:
     """The metadata json a download wrote for the file's scene (``out/metadata/{scene_id}.json``), also when the
     file was moved one folder up or down from its band folder."""
@@ -411,7 +382,7 @@ def scene_metadata(path) -> dict:
                     m = re.search(r"<PROCESSING_BASELINE>\s*([\d.]+)\s*<", head) or re.search(
                         r"_N(\d{2})(\d{2})_", head)
                     if m:
-                        b = baseline_of(m.group(1)) if m.lastindex == 1 else f"{m.group(1)}.{m.group(2)}"
+                        b = baseline_of(m.group(1) if m.lastindex == 1 else m.group(0))
                         if b:
                             out["baseline"], out["source"] = b, "metadata.xml beside the file"
                 except OSError:
