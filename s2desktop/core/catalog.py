@@ -26,26 +26,26 @@ import datetime as _dt
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from s2desktop.core import layouts
+from s2desktop.core.baseline import baseline_of
+from s2desktop.core.dates import parse_date
 from s2desktop.core.errors import InvalidInputError, NotFoundError, S2Error
+from s2desktop.core.fsutil import write_bytes_atomic, write_json_atomic
 from s2desktop.core.paths import user_cache_dir
 from s2desktop.core.threads import map_in_slices
 from s2desktop.core.tiles import parse_tile
 
-__all__ = ["Scene", "search", "fetch_preview", "fetch_metadata", "parse_date", "parse_baseline", "BAND_RE"]
+__all__ = ["Scene", "search", "fetch_preview", "fetch_metadata", "BAND_RE"]
 
 log = logging.getLogger(__name__)
 
 BAND_RE = re.compile(r"^(B0[1-9]|B1[0-2]|B8A|TCI|SCL|AOT|WVP)$")
-_BASELINE_RE = re.compile(r"_N(\d{2})(\d{2})_")
 METADATA_WORKERS = 8
 
 
@@ -92,26 +92,6 @@ class Scene:
         }
 
 
-def parse_date(value, what: str = "date") -> _dt.date:
-    if isinstance(value, _dt.datetime):
-        return value.date()
-    if isinstance(value, _dt.date):
-        return value
-    text = str(value).strip()
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        raise InvalidInputError(f"{what} '{text}' is not a date of the form YYYY-MM-DD")
-    try:
-        return _dt.date.fromisoformat(text)
-    except ValueError as exc:
-        raise InvalidInputError(f"{what} '{text}' is not a valid date ({exc})") from None
-
-
-def parse_baseline(product_name: str | None) -> str | None:
-    """'S2B_MSIL1C_20180617T001109_N0206_R073_...' -> '02.06'."""
-    m = _BASELINE_RE.search(product_name or "")
-    return f"{m.group(1)}.{m.group(2)}" if m else None
-
-
 def _numeric_children(prefixes: list[str]) -> list[tuple[int, str]]:
     """'tiles/.../2023/' style prefixes -> [(2023, prefix)] sorted as numbers (S3 returns '10/' before '6/')."""
     out = []
@@ -148,11 +128,7 @@ class _MetadataCache:
         if not etag:
             return
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"key": key, "etag": etag, "doc": doc}, fh)
-            os.replace(tmp, self._path(key))
+            write_json_atomic(self._path(key), {"key": key, "etag": etag, "doc": doc}, indent=None)
         except OSError as exc:  # a cache that cannot be written only costs requests
             log.debug("metadata cache not written: %s", exc)
 
@@ -345,7 +321,7 @@ def _scene_from(tile, cand: _Candidate, bands, infos, preview, meta, doc) -> Sce
         sequence=cand.sequence,
         cloud_cover=_num(doc.get("cloudyPixelPercentage")),
         data_coverage=_num(doc.get("dataCoveragePercentage")),
-        baseline=parse_baseline(name),
+        baseline=baseline_of(name),
         product_name=name,
         prefix=cand.prefix,
         bands=bands,
@@ -379,11 +355,7 @@ def fetch_preview(source, scene: Scene) -> bytes:
     raw = source.store.get_bytes(scene.preview)
     data = raw if raw[:3] == b"\xff\xd8\xff" else _to_jpeg(raw, scene.preview)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
+        write_bytes_atomic(path, data)
     except OSError as exc:
         log.debug("preview cache not written: %s", exc)
     return data

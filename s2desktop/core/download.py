@@ -45,6 +45,7 @@ from pathlib import Path, PurePosixPath
 from s2desktop.core import scenefiles
 from s2desktop.core.catalog import BAND_RE, Scene, fetch_metadata
 from s2desktop.core.errors import CancelledError, IntegrityError, InvalidInputError, OutputError, S2Error
+from s2desktop.core.fsutil import write_json_atomic
 from s2desktop.core.scenefiles import BAND_FOLDERS  # noqa: F401  (download.BAND_FOLDERS stays importable)
 from s2desktop.core.sources import DEFAULT_WORKERS, PART_CONCURRENCY, ensure_writable_dir
 from s2desktop.core.threads import WAKE_INTERVAL
@@ -145,17 +146,6 @@ def plan(scenes, bands, out_dir) -> list[DownloadTask]:
 # --- scene metadata beside the downloads ----------------------------------------------------------------------
 
 
-def _atomic_write_json(path: Path, doc) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_scene_metadata(source, scene: Scene, out_dir) -> Path:
     """``{out_dir}/metadata/{scene_id}.json``: tileInfo.json content plus our summary keys."""
     path = scenefiles.metadata_path(out_dir, scene.scene_id)
@@ -167,7 +157,7 @@ def write_scene_metadata(source, scene: Scene, out_dir) -> Path:
         product_name=scene.product_name, cloud_cover=scene.cloud_cover, data_coverage=scene.data_coverage,
         prefix=scene.prefix, source=source.describe(),
     )
-    _atomic_write_json(path, doc)
+    write_json_atomic(path, doc)
     return path
 
 
@@ -195,7 +185,7 @@ def _read_record(dest: Path) -> dict | None:
 def _write_record(dest: Path, key: str, etag: str | None, method: str) -> None:
     st = dest.stat()
     try:
-        _atomic_write_json(scenefiles.verified_record_path(dest), {"key": key, "etag": etag, "size": st.st_size,
+        write_json_atomic(scenefiles.verified_record_path(dest), {"key": key, "etag": etag, "size": st.st_size,
                                                 "mtime_ns": st.st_mtime_ns, "verified": method})
     except OSError as exc:  # without the record the file is re-verified next time; not fatal
         log.warning("could not record verification of %s: %s", dest, exc)

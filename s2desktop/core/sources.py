@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from s2desktop.core import layouts
-from s2desktop.core.errors import CancelledError, InvalidInputError, NotFoundError, OutputError
+from s2desktop.core.errors import CancelledError, InvalidInputError, NotFoundError
+from s2desktop.core.fsutil import ensure_writable_dir  # noqa: F401  (re-exported for download and demo)
 
 __all__ = ["Source", "ObjectInfo", "S3Store", "LocalStore", "resolve_source", "SOURCES", "detect_layout"]
 
@@ -419,14 +420,3 @@ def resolve_source(name: str, endpoint_url: str | None = None, bucket: str | Non
     if os.sep in key or key.startswith(".") or "/" in key:
         raise NotFoundError(f"source folder {key!r} does not exist")
     raise InvalidInputError(f"unknown source {key!r}: use l1c, l2a, cogs, demo or the path of a local mirror folder")
-
-
-def ensure_writable_dir(folder: Path) -> Path:
-    """Create ``folder`` if needed and check it can be written (OutputError otherwise)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create output folder {folder}: {exc.strerror or exc}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder {folder} is not writable; pick another with --out")
-    return folder
