@@ -107,24 +107,21 @@ class S3Store:
 
     # --- interface ---
     def _pages(self, prefix: str, delimiter: str | None):
+        """Every page of a ListObjectsV2 listing (boto3's paginator); each page is one request, counted."""
         kwargs = {"Bucket": self.bucket, "Prefix": prefix, **self.extra}
         if delimiter:
             kwargs["Delimiter"] = delimiter
-        token = None
+        pages = iter(self.client.get_paginator("list_objects_v2").paginate(**kwargs))
         while True:
-            if token:
-                kwargs["ContinuationToken"] = token
-            self._counter.add("list")
             try:
-                page = self.client.list_objects_v2(**kwargs)
+                page = next(pages)
+            except StopIteration:
+                return
             except Exception as exc:  # botocore raises many types; translate them all
+                self._counter.add("list")  # a failed request is still a request
                 raise self._error(exc) from exc
+            self._counter.add("list")
             yield page
-            if not page.get("IsTruncated"):
-                return
-            token = page.get("NextContinuationToken")
-            if not token:
-                return
 
     def list_prefixes(self, prefix: str) -> list[str]:
         out: list[str] = []
