@@ -22,7 +22,8 @@ from s2desktop.core.tiles import parse_tile, split_tile
 __all__ = [
     "LAYOUTS", "TILES_ROOT", "COG_ROOT", "L2A_RESOLUTION", "RESOLUTION_FOLDERS", "METADATA_NAMES",
     "PRODUCT_INFO_NAME", "L1C_PREVIEW", "L2A_PREVIEW", "COG_THUMBNAIL", "PREVIEW_NAMES", "BAND_EXTENSIONS",
-    "COG_SCENE_RE", "check_layout", "tile_root", "tiles_scene_prefix", "cog_scene_name", "scene_prefix", "band_relpath", "parse_band_relpath",
+    "COG_SCENE_RE", "check_layout", "tile_root", "tiles_scene_prefix", "cog_scene_name", "scene_prefix",
+    "band_relpath", "parse_band_relpath",
 ]
 
 LAYOUTS = ("l1c", "l2a", "cogs")
