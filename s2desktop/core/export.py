@@ -21,15 +21,20 @@ from typing import Callable, Sequence
 import numpy as np
 
 from s2desktop.core.errors import CancelledError, OutputError
-from s2desktop.core.fsutil import atomic_path, ensure_writable_dir, remove_with_side_files, temp_name
+from s2desktop.core.fsutil import (
+    atomic_path,
+    check_output_file,
+    ensure_writable_dir,
+    remove_with_side_files,
+    temp_name,
+)
 
 __all__ = ["copy_raster", "write_rendered", "lonlat_grid", "interpolate_lonlat"]
 
 
 def _check_destination(dst: Path, overwrite: bool) -> None:
-    if dst.exists() and not overwrite:
-        raise OutputError(f"{dst} exists; choose another name or allow overwriting")
     ensure_writable_dir(dst.parent, "folder")
+    check_output_file(dst, overwrite=overwrite, what="export")
 
 
 def copy_raster(src, dst, overwrite: bool = True) -> Path:

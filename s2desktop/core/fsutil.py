@@ -1,7 +1,8 @@
 """Files and folders written safely: writable-folder checks and the temp-name-then-rename pattern.
 
 - :func:`ensure_writable_dir` creates a folder and checks it can be written;
-  :func:`check_folder_creatable` checks, without creating anything, that it could be (before a long search).
+  :func:`check_folder_creatable` checks, without creating anything, that it could be (before a long search);
+  :func:`check_output_file` checks that one output file can be written (before a long computation).
 - :func:`atomic_path` yields a hidden temp name beside the destination and renames it over the destination
   only when the block succeeds; on any exception (KeyboardInterrupt included) the temp file and GDAL's side
   files of it are removed, so nothing partial ever appears under a final name.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +23,8 @@ from typing import Iterator
 from s2desktop.core.errors import OutputError
 
 __all__ = [
-    "ensure_writable_dir", "check_folder_creatable", "atomic_path", "write_bytes_atomic", "write_json_atomic",
+    "ensure_writable_dir", "check_folder_creatable", "check_output_file", "atomic_path", "temp_name",
+    "remove_with_side_files", "write_bytes_atomic", "write_json_atomic",
     "TEMP_SUFFIX", "SIDE_SUFFIXES",
 ]
 
@@ -38,7 +41,7 @@ def ensure_writable_dir(folder, what: str = "output folder") -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {what} {folder}: {exc.strerror or exc}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if not _writable(folder):
         raise OutputError(f"{what} {folder} is not writable; pick another folder")
     return folder
 
@@ -54,9 +57,36 @@ def check_folder_creatable(path, what: str = "output folder") -> None:
         if probe == folder:
             raise OutputError(f"{what} {folder} is a file, not a folder")
         raise OutputError(f"{what} {folder} cannot be created: {probe} is a file")
-    if probe.is_dir() and not os.access(probe, os.W_OK | os.X_OK):
+    if probe.is_dir() and not _writable(probe):
         raise OutputError(f"{what} {folder} is not writable" if probe == folder
                           else f"{what} {folder} cannot be created: {probe} is not writable")
+
+
+def check_output_file(path, *, overwrite: bool = False, what: str = "output") -> None:
+    """OutputError unless a file can be written at ``path``: not a folder, absent (or ``overwrite``), in an
+    existing writable folder. Leaves nothing behind."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise OutputError(f"{what} {path} is a folder")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{what} {path} already exists (allow overwriting or choose another name)")
+    if not folder.is_dir():
+        raise OutputError(f"destination folder {folder} does not exist")
+    if not _writable(folder):
+        raise OutputError(f"destination folder {folder} is not writable")
+
+
+def _writable(folder: Path) -> bool:
+    """Whether a file can be created in ``folder``, by creating one (permission bits do not tell about
+    read-only mounts, ACLs or root)."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".s2desktop-probe-", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(probe)
+    return True
 
 
 def temp_name(dest) -> Path:

@@ -34,7 +34,7 @@ def test_copy_refuses_itself_and_existing_files(rgb, tmp_path):
     with pytest.raises(OutputError, match="is the file being exported"):
         export.copy_raster(rgb, rgb)
     (tmp_path / "taken.tif").write_bytes(b"keep")
-    with pytest.raises(OutputError, match="exists; choose another name"):
+    with pytest.raises(OutputError, match=r"^export .*taken\.tif already exists \(allow overwriting or choose another name\)$"):
         export.copy_raster(rgb, tmp_path / "taken.tif", overwrite=False)
     assert (tmp_path / "taken.tif").read_bytes() == b"keep"
     (tmp_path / "blocker").write_text("x")

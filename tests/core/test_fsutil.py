@@ -83,3 +83,16 @@ def test_read_only_folders_are_named(tmp_path):
             fsutil.check_folder_creatable(ro / "sub")
     finally:
         ro.chmod(0o700)
+
+
+def test_check_output_file(tmp_path):
+    fsutil.check_output_file(tmp_path / "new.tif")
+    assert _names(tmp_path) == []  # the writability probe is gone again
+    (tmp_path / "old.tif").write_bytes(b"x")
+    with pytest.raises(OutputError, match=r"^composite .*old\.tif already exists"):
+        fsutil.check_output_file(tmp_path / "old.tif", what="composite")
+    fsutil.check_output_file(tmp_path / "old.tif", overwrite=True)
+    with pytest.raises(OutputError, match=r"^output .* is a folder$"):
+        fsutil.check_output_file(tmp_path)
+    with pytest.raises(OutputError, match=r"^destination folder .*missing does not exist$"):
+        fsutil.check_output_file(tmp_path / "missing" / "x.tif")
