@@ -1,5 +1,7 @@
 """Write a real Sentinel-2 scene folder in one of the AWS bucket layouts under a local root.
 
+The key patterns and file names come from :mod:`s2desktop.core.layouts`, which the search reads with.
+
 The test fixtures (seeding the local S3 server) and the built-in demo archive both use :func:`write_scene`, so
 everything downstream (search, download, compositing) reads files shaped exactly like the buckets':
 
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import io
-import json
 import uuid
 from pathlib import Path
 
@@ -31,21 +32,14 @@ import rasterio.shutil
 from affine import Affine
 from rasterio.crs import CRS
 
+from s2desktop.core import layouts
+from s2desktop.core.baseline import baseline_code, offset_for_baseline
+from s2desktop.core.dates import parse_date
 from s2desktop.core.errors import InvalidInputError, OutputError
+from s2desktop.core.fsutil import atomic_path, write_bytes_atomic, write_json_atomic
 from s2desktop.core.tiles import parse_tile, split_tile
 
-__all__ = ["LAYOUTS", "COG_ROOT", "L2A_RESOLUTION", "write_scene", "scene_prefix", "product_name", "platform_for"]
-
-LAYOUTS = ("l1c", "l2a", "cogs")
-COG_ROOT = "sentinel-s2-l2a-cogs"
-
-# Native resolution folder of each band in the L2A JP2 layout (the bucket also holds resampled copies in the
-# coarser folders; the finest one is what a user wants).
-L2A_RESOLUTION = {
-    "B02": "R10m", "B03": "R10m", "B04": "R10m", "B08": "R10m", "TCI": "R10m", "AOT": "R10m", "WVP": "R10m",
-    "B05": "R20m", "B06": "R20m", "B07": "R20m", "B8A": "R20m", "B11": "R20m", "B12": "R20m", "SCL": "R20m",
-    "B01": "R60m", "B09": "R60m",
-}
+__all__ = ["write_scene", "scene_prefix", "product_name", "platform_for"]
 
 _PREVIEW_SIZE = 343  # ESA's quick-look is 343 px square
 
@@ -55,14 +49,6 @@ def platform_for(date: _dt.date) -> str:
     return "S2A" if date.toordinal() % 2 == 0 else "S2B"
 
 
-def _baseline_code(baseline: str) -> str:
-    try:
-        major, minor = baseline.split(".")
-        return f"N{int(major):02d}{int(minor):02d}"
-    except (ValueError, AttributeError):
-        raise InvalidInputError(f"processing baseline {baseline!r} is not of the form '02.06'") from None
-
-
 def product_name(layout: str, tile: str, date: _dt.date, sequence: int = 0, baseline: str = "02.06") -> str:
     """``S2B_MSIL1C_20230714T100559_N0509_R022_T33UUP_20230714T121150``-style name for a synthetic scene."""
     level = "MSIL1C" if layout == "l1c" else "MSIL2A"
@@ -70,40 +56,14 @@ def product_name(layout: str, tile: str, date: _dt.date, sequence: int = 0, base
     generation = sensing + _dt.timedelta(hours=2, minutes=5, seconds=51)
     orbit = (date.toordinal() * 7) % 143 + 1
     return (
-        f"{platform_for(date)}_{level}_{sensing:%Y%m%dT%H%M%S}_{_baseline_code(baseline)}_R{orbit:03d}"
+        f"{platform_for(date)}_{level}_{sensing:%Y%m%dT%H%M%S}_{baseline_code(baseline)}_R{orbit:03d}"
         f"_T{tile}_{generation:%Y%m%dT%H%M%S}"
     )
 
 
 def scene_prefix(layout: str, tile: str, date: _dt.date, sequence: int = 0) -> str:
     """The scene folder's key prefix in the bucket (no trailing slash), as tileInfo.json's ``path``."""
-    zone, band, square = split_tile(tile)
-    tile = parse_tile(tile)
-    if layout in ("l1c", "l2a"):
-        return f"tiles/{zone}/{band}/{square}/{date.year}/{date.month}/{date.day}/{sequence}"
-    if layout == "cogs":
-        name = f"{platform_for(date)}_{tile}_{date:%Y%m%d}_{sequence}_L2A"
-        return f"{COG_ROOT}/{zone}/{band}/{square}/{date.year}/{date.month}/{name}"
-    raise InvalidInputError(f"unknown layout {layout!r} (expected one of {', '.join(LAYOUTS)})")
-
-
-def _band_relpath(layout: str, band: str) -> str:
-    if layout == "l1c":
-        return f"{band}.jp2"
-    if layout == "l2a":
-        return f"{L2A_RESOLUTION.get(band, 'R10m')}/{band}.jp2"
-    return f"{band}.tif"
-
-
-def _as_date(date) -> _dt.date:
-    if isinstance(date, _dt.datetime):
-        return date.date()
-    if isinstance(date, _dt.date):
-        return date
-    try:
-        return _dt.date.fromisoformat(str(date))
-    except ValueError:
-        raise InvalidInputError(f"date {date!r} is not YYYY-MM-DD") from None
+    return layouts.scene_prefix(layout, tile, date, sequence, platform_for(date))
 
 
 def _crs_urn(epsg: int | None) -> dict:
@@ -122,22 +82,25 @@ def _write_raster(path: Path, array: np.ndarray, *, crs: CRS, transform: Affine,
                 nodata=0 if fmt == "cog" else None,
             ) as ds:
                 ds.write(array, 1)
-            with mem.open() as src:
-                if fmt == "jp2":
-                    opts = {"QUALITY": "100", "REVERSIBLE": "YES", "YCBCR420": "NO"}
-                    if max(width, height) > 1024:
-                        opts.update(BLOCKXSIZE="1024", BLOCKYSIZE="1024")
-                    if dtype == "uint16" and array.size and int(array.max()) < 32768:
-                        opts["NBITS"] = "15"
-                    if src.count == 3:
-                        opts["YCC"] = "NO"
-                    rasterio.shutil.copy(src, str(path), driver="JP2OpenJPEG", **opts)
-                else:
-                    block = 1024 if max(width, height) > 1024 else 512
-                    rasterio.shutil.copy(
-                        src, str(path), driver="COG", COMPRESS="DEFLATE", PREDICTOR="2",
-                        BLOCKSIZE=str(block), OVERVIEWS="AUTO", RESAMPLING="AVERAGE",
-                    )
+            driver, opts = _creation_options(fmt, array)
+            with mem.open() as src, atomic_path(path) as tmp:
+                rasterio.shutil.copy(src, str(tmp), driver=driver, **opts)
+
+
+def _creation_options(fmt: str, array: np.ndarray) -> tuple[str, dict]:
+    """ESA-like lossless JP2 (1024 px blocks when large, NBITS=15 when the values fit) or a DEFLATE COG."""
+    height, width = array.shape
+    if fmt == "jp2":
+        # CODEC: the temp name's extension (.part) would otherwise make GDAL write a bare codestream, no georeference
+        opts = {"CODEC": "JP2", "QUALITY": "100", "REVERSIBLE": "YES", "YCBCR420": "NO"}
+        if max(width, height) > 1024:
+            opts.update(BLOCKXSIZE="1024", BLOCKYSIZE="1024")
+        if array.dtype == np.uint16 and array.size and int(array.max()) < 32768:
+            opts["NBITS"] = "15"
+        return "JP2OpenJPEG", opts
+    block = 1024 if max(width, height) > 1024 else 512
+    return "COG", {"COMPRESS": "DEFLATE", "PREDICTOR": "2", "BLOCKSIZE": str(block), "OVERVIEWS": "AUTO",
+                   "RESAMPLING": "AVERAGE"}
 
 
 def _write_rgb_jp2(path: Path, rgb: np.ndarray, crs: CRS, transform: Affine) -> None:
@@ -148,8 +111,9 @@ def _write_rgb_jp2(path: Path, rgb: np.ndarray, crs: CRS, transform: Affine) -> 
             with mem.open(driver="GTiff", width=width, height=height, count=bands, dtype="uint8",
                           crs=crs, transform=transform) as ds:
                 ds.write(rgb)
-            with mem.open() as src:
-                rasterio.shutil.copy(src, str(path), driver="JP2OpenJPEG", QUALITY="100", REVERSIBLE="YES")
+            with mem.open() as src, atomic_path(path) as tmp:
+                rasterio.shutil.copy(src, str(tmp), driver="JP2OpenJPEG", CODEC="JP2", QUALITY="100",
+                                     REVERSIBLE="YES")
 
 
 def _decimate(array: np.ndarray, size: int) -> np.ndarray:
@@ -234,13 +198,12 @@ def write_scene(
     realism. ``preview_rgb`` is (3, h, w) or (h, w, 3) uint8; by default a true-colour quick-look is derived.
     ``data_geometry`` is a GeoJSON polygon in the tile's UTM CRS; by default the non-zero area of the finest band.
     """
-    if layout not in LAYOUTS:
-        raise InvalidInputError(f"unknown layout {layout!r} (expected one of {', '.join(LAYOUTS)})")
+    layouts.check_layout(layout)
     if not bands:
         raise InvalidInputError("a scene needs at least one band")
     tile = parse_tile(tile)
     zone, lat_band, square = split_tile(tile)
-    date = _as_date(date)
+    date = parse_date(date)
     sequence = int(sequence)
     crs = CRS.from_user_input(crs)
     epsg = crs.to_epsg()
@@ -269,21 +232,21 @@ def write_scene(
             raise InvalidInputError(f"band {name} must be a 2-D array, got shape {arr.shape}")
         if arr.dtype != np.uint16:
             arr = arr.astype(np.uint16)
-        _write_raster(folder / _band_relpath(layout, name), arr, crs=crs, transform=band_transform(arr.shape), fmt=fmt)
+        _write_raster(folder / layouts.band_relpath(layout, name), arr, crs=crs, transform=band_transform(arr.shape), fmt=fmt)
     if scl is not None and layout in ("l2a", "cogs"):
         scl = np.asarray(scl).astype(np.uint8)
-        _write_raster(folder / _band_relpath(layout, "SCL"), scl, crs=crs, transform=band_transform(scl.shape), fmt=fmt)
+        _write_raster(folder / layouts.band_relpath(layout, "SCL"), scl, crs=crs, transform=band_transform(scl.shape), fmt=fmt)
 
     name = product_name(layout, tile, date, sequence, baseline)
-    offset = -1000 if int(baseline.split(".")[0]) >= 4 else 0
+    offset = offset_for_baseline(baseline)
     sensing = _dt.datetime.strptime(name.split("_")[2], "%Y%m%dT%H%M%S")
     timestamp = sensing.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     product_path = f"products/{date.year}/{date.month}/{date.day}/{name}"
     level = "L1C" if layout == "l1c" else "L2A"
     generation = name.split("_")[-1]
     datastrip = {
-        "id": f"{name[:3]}_OPER_MSI_{level}_DS_EPAE_{generation}_S{sensing:%Y%m%dT%H%M%S}_{_baseline_code(baseline)[:3]}."
-        f"{_baseline_code(baseline)[3:]}",
+        "id": f"{name[:3]}_OPER_MSI_{level}_DS_EPAE_{generation}_S{sensing:%Y%m%dT%H%M%S}_{baseline_code(baseline)[:3]}."
+        f"{baseline_code(baseline)[3:]}",
         "path": f"{product_path}/datastrip/0",
     }
     if data_geometry is None:
@@ -293,7 +256,7 @@ def write_scene(
         data_geometry = _data_geometry(small > 0, step_t, epsg, (left, bottom, right, top))
     else:
         data_geometry = {**data_geometry, "crs": data_geometry.get("crs", _crs_urn(epsg))}
-    tile_path = prefix if layout != "cogs" else f"tiles/{zone}/{lat_band}/{square}/{date.year}/{date.month}/{date.day}/{sequence}"
+    tile_path = layouts.tiles_scene_prefix(tile, date, sequence)
     tile_info = {
         "path": tile_path,
         "timestamp": timestamp,
@@ -333,23 +296,23 @@ def write_scene(
             preview_rgb = np.moveaxis(preview_rgb, -1, 0)
 
     def dump(rel: str, obj) -> None:
-        (folder / rel).write_text(json.dumps(obj, indent=2), encoding="utf-8")
+        write_json_atomic(folder / rel, obj)
 
     if layout in ("l1c", "l2a"):
-        dump("tileInfo.json", tile_info)
-        dump("productInfo.json", product_info)
+        dump(layouts.METADATA_NAMES[layout], tile_info)
+        dump(layouts.PRODUCT_INFO_NAME, product_info)
         if preview_rgb is not None:
             if layout == "l1c":
-                (folder / "preview.jpg").write_bytes(_jpeg_bytes(preview_rgb))
+                write_bytes_atomic(folder / layouts.L1C_PREVIEW, _jpeg_bytes(preview_rgb))
             else:
                 ph, pw = preview_rgb.shape[-2:]
                 pt = transform @ Affine.scale(ref_w / pw, ref_h / ph)
-                _write_rgb_jp2(folder / "qi" / "L2A_PVI.jp2", preview_rgb, crs, pt)
+                _write_rgb_jp2(folder / layouts.L2A_PREVIEW, preview_rgb, crs, pt)
     else:
-        dump("tileinfo_metadata.json", tile_info)
+        dump(layouts.METADATA_NAMES[layout], tile_info)
         item_id = prefix.rsplit("/", 1)[-1]
         if preview_rgb is not None:
-            (folder / "thumbnail.jpg").write_bytes(_jpeg_bytes(preview_rgb))
+            write_bytes_atomic(folder / layouts.COG_THUMBNAIL, _jpeg_bytes(preview_rgb))
         dump(f"{item_id}.json", _stac_item(item_id, prefix, tile, zone, lat_band, square, date, sequence, name,
                                            baseline, cloud_cover, data_coverage, epsg, arrays, transform,
                                            ref_w, ref_h, scl is not None, preview_rgb is not None, timestamp))
@@ -373,15 +336,15 @@ def _stac_item(item_id, prefix, tile, zone, lat_band, square, date, sequence, na
             "proj:shape": [h, w],
             "proj:transform": [t.a, t.b, t.c, t.d, t.e, t.f],
             "raster:bands": [{"nodata": 0, "data_type": "uint16", "scale": 0.0001,
-                              "offset": -0.1 if int(baseline.split(".")[0]) >= 4 else 0}],
+                              "offset": offset_for_baseline(baseline) / 10000}],
             "roles": ["data", "reflectance"],
         }
     if has_scl:
         assets["scl"] = {"href": "./SCL.tif", "type": "image/tiff; application=geotiff; profile=cloud-optimized",
                          "roles": ["data"]}
     if has_thumb:
-        assets["thumbnail"] = {"href": "./thumbnail.jpg", "type": "image/jpeg", "roles": ["thumbnail"]}
-    assets["tileinfo_metadata"] = {"href": "./tileinfo_metadata.json", "type": "application/json",
+        assets["thumbnail"] = {"href": f"./{layouts.COG_THUMBNAIL}", "type": "image/jpeg", "roles": ["thumbnail"]}
+    assets["tileinfo_metadata"] = {"href": f"./{layouts.METADATA_NAMES['cogs']}", "type": "application/json",
                                    "roles": ["metadata"]}
     return {
         "type": "Feature",

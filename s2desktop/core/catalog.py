@@ -26,27 +26,26 @@ import datetime as _dt
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from s2desktop.core import layouts
+from s2desktop.core.baseline import baseline_of
+from s2desktop.core.dates import parse_date
 from s2desktop.core.errors import InvalidInputError, NotFoundError, S2Error
+from s2desktop.core.fsutil import write_bytes_atomic, write_json_atomic
 from s2desktop.core.paths import user_cache_dir
 from s2desktop.core.threads import map_in_slices
-from s2desktop.core.tiles import parse_tile, split_tile
+from s2desktop.core.tiles import parse_tile
 
-__all__ = ["Scene", "search", "fetch_preview", "fetch_metadata", "parse_date", "parse_baseline", "BAND_RE"]
+__all__ = ["Scene", "search", "fetch_preview", "fetch_metadata", "BAND_RE"]
 
 log = logging.getLogger(__name__)
 
 BAND_RE = re.compile(r"^(B0[1-9]|B1[0-2]|B8A|TCI|SCL|AOT|WVP)$")
-_COG_SCENE_RE = re.compile(r"^S2[A-D]_(\d{1,2}[A-Z]{3})_(\d{8})_(\d+)_L2A$")
-_BASELINE_RE = re.compile(r"_N(\d{2})(\d{2})_")
-_RES_ORDER = {"R10m": 0, "R20m": 1, "R60m": 2}
 METADATA_WORKERS = 8
 
 
@@ -93,26 +92,6 @@ class Scene:
         }
 
 
-def parse_date(value, what: str = "date") -> _dt.date:
-    if isinstance(value, _dt.datetime):
-        return value.date()
-    if isinstance(value, _dt.date):
-        return value
-    text = str(value).strip()
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        raise InvalidInputError(f"{what} '{text}' is not a date of the form YYYY-MM-DD")
-    try:
-        return _dt.date.fromisoformat(text)
-    except ValueError as exc:
-        raise InvalidInputError(f"{what} '{text}' is not a valid date ({exc})") from None
-
-
-def parse_baseline(product_name: str | None) -> str | None:
-    """'S2B_MSIL1C_20180617T001109_N0206_R073_...' -> '02.06'."""
-    m = _BASELINE_RE.search(product_name or "")
-    return f"{m.group(1)}.{m.group(2)}" if m else None
-
-
 def _numeric_children(prefixes: list[str]) -> list[tuple[int, str]]:
     """'tiles/.../2023/' style prefixes -> [(2023, prefix)] sorted as numbers (S3 returns '10/' before '6/')."""
     out = []
@@ -149,11 +128,7 @@ class _MetadataCache:
         if not etag:
             return
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"key": key, "etag": etag, "doc": doc}, fh)
-            os.replace(tmp, self._path(key))
+            write_json_atomic(self._path(key), {"key": key, "etag": etag, "doc": doc}, indent=None)
         except OSError as exc:  # a cache that cannot be written only costs requests
             log.debug("metadata cache not written: %s", exc)
 
@@ -170,8 +145,7 @@ class _Candidate:
 
 
 def _walk_tiles_layout(store, tile: str, start: _dt.date, end: _dt.date, pool) -> list[_Candidate]:
-    zone, band, square = split_tile(tile)
-    base = f"tiles/{zone}/{band}/{square}/"
+    base = layouts.tile_root("l1c", tile)
     # (prefix listed without delimiter, fixed day or None when the prefix is a whole month)
     listings: list[tuple[str, int, int, int | None]] = []
     for year, yp in _numeric_children(store.list_prefixes(base)):
@@ -213,15 +187,12 @@ def _walk_tiles_layout(store, tile: str, start: _dt.date, end: _dt.date, pool) -
             except ValueError:
                 continue
             if start <= date <= end:
-                out.append(_Candidate(date, seq, f"tiles/{zone}/{band}/{square}/{year}/{month}/{d}/{seq}", objs))
+                out.append(_Candidate(date, seq, layouts.tiles_scene_prefix(tile, date, seq), objs))
     return out
 
 
 def _walk_cogs_layout(store, tile: str, start: _dt.date, end: _dt.date, pool) -> list[_Candidate]:
-    from s2desktop.core.archive import COG_ROOT
-
-    zone, band, square = split_tile(tile)
-    base = f"{COG_ROOT}/{zone}/{band}/{square}/"
+    base = layouts.tile_root("cogs", tile)
     month_prefixes = []
     for year, yp in _numeric_children(store.list_prefixes(base)):
         if not start.year <= year <= end.year:
@@ -237,15 +208,15 @@ def _walk_cogs_layout(store, tile: str, start: _dt.date, end: _dt.date, pool) ->
             if "/" in rest:
                 by_scene.setdefault(rest.split("/", 1)[0], []).append(obj)
         for name, objs in by_scene.items():
-            m = _COG_SCENE_RE.match(name)
-            if not m or m.group(1) != tile:
+            m = layouts.COG_SCENE_RE.match(name)
+            if not m or m["tile"] != tile:
                 continue
             try:
-                d = _dt.datetime.strptime(m.group(2), "%Y%m%d").date()
+                d = _dt.datetime.strptime(m["date"], "%Y%m%d").date()
             except ValueError:
                 continue
             if start <= d <= end:
-                out.append(_Candidate(d, int(m.group(3)), mp + name, objs))
+                out.append(_Candidate(d, int(m["seq"]), mp + name, objs))
     return out
 
 
@@ -253,39 +224,25 @@ def _band_keys(layout: str, prefix: str, objects) -> tuple[dict, dict, str | Non
     """-> (bands {band: key}, objects {key: (size, etag)}, preview key, metadata ObjectInfo)."""
     bands: dict[str, tuple[int, str]] = {}  # band -> (resolution rank, key)
     infos = {}
-    preview = None
+    previews: dict[int, str] = {}  # preference rank -> key
     metadata = None
-    meta_name = "tileinfo_metadata.json" if layout == "cogs" else "tileInfo.json"
-    preview_names = {"l1c": ["preview.jpg"], "l2a": ["preview.jpg", "qi/L2A_PVI.jp2"], "cogs": ["thumbnail.jpg"]}
-    ranked_previews = preview_names[layout]
-    best_preview_rank = len(ranked_previews)
+    preview_names = layouts.PREVIEW_NAMES[layout]
     for obj in objects:
         rel = obj.key[len(prefix) + 1:]
-        if rel == meta_name:
+        if rel == layouts.METADATA_NAMES[layout]:
             metadata = obj
-            continue
-        if rel in ranked_previews and ranked_previews.index(rel) < best_preview_rank:
-            preview, best_preview_rank = obj.key, ranked_previews.index(rel)
-            continue
-        parts = rel.split("/")
-        ext = ".tif" if layout == "cogs" else ".jp2"
-        if not parts[-1].endswith(ext):
-            continue
-        name = parts[-1][: -len(ext)].upper()
-        if not BAND_RE.match(name):
-            continue
-        if layout == "l2a":
-            if len(parts) != 2 or parts[0] not in _RES_ORDER:
-                continue
-            rank = _RES_ORDER[parts[0]]
-        elif len(parts) != 1:
-            continue
+        elif rel in preview_names:
+            previews[preview_names.index(rel)] = obj.key
         else:
-            rank = 0
-        if name not in bands or rank < bands[name][0]:
-            bands[name] = (rank, obj.key)
-            infos[obj.key] = (obj.size, obj.etag)
+            parsed = layouts.parse_band_relpath(layout, rel)
+            if parsed is None or not BAND_RE.match(parsed[0]):
+                continue
+            name, rank = parsed
+            if name not in bands or rank < bands[name][0]:
+                bands[name] = (rank, obj.key)
+                infos[obj.key] = (obj.size, obj.etag)
     band_keys = {b: k for b, (_r, k) in sorted(bands.items())}
+    preview = previews[min(previews)] if previews else None
     return band_keys, {k: infos[k] for k in band_keys.values()}, preview, metadata
 
 
@@ -364,7 +321,7 @@ def _scene_from(tile, cand: _Candidate, bands, infos, preview, meta, doc) -> Sce
         sequence=cand.sequence,
         cloud_cover=_num(doc.get("cloudyPixelPercentage")),
         data_coverage=_num(doc.get("dataCoveragePercentage")),
-        baseline=parse_baseline(name),
+        baseline=baseline_of(name),
         product_name=name,
         prefix=cand.prefix,
         bands=bands,
@@ -398,11 +355,7 @@ def fetch_preview(source, scene: Scene) -> bytes:
     raw = source.store.get_bytes(scene.preview)
     data = raw if raw[:3] == b"\xff\xd8\xff" else _to_jpeg(raw, scene.preview)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
+        write_bytes_atomic(path, data)
     except OSError as exc:
         log.debug("preview cache not written: %s", exc)
     return data

@@ -42,13 +42,16 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
+from s2desktop.core import scenefiles
 from s2desktop.core.catalog import BAND_RE, Scene, fetch_metadata
 from s2desktop.core.errors import CancelledError, IntegrityError, InvalidInputError, OutputError, S2Error
+from s2desktop.core.fsutil import ensure_writable_dir, write_json_atomic
 from s2desktop.core.progress import (
     CANCELLED, DOWNLOADED, FAILED, FILE_DONE_STATES, QUEUED, RUNNING, SKIPPED, FileProgress, Progress, check_cancel,
     item_cancel,
 )
-from s2desktop.core.sources import CONNECTIONS, DEFAULT_WORKERS, PART_CONCURRENCY, ensure_writable_dir
+from s2desktop.core.scenefiles import BAND_FOLDERS  # noqa: F401  (download.BAND_FOLDERS stays importable)
+from s2desktop.core.sources import CONNECTIONS, DEFAULT_WORKERS, PART_CONCURRENCY
 from s2desktop.core.threads import WAKE_INTERVAL
 
 __all__ = [
@@ -58,7 +61,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BAND_FOLDERS = {"B02": "blue", "B03": "green", "B04": "red"}
 DEFAULT_BANDS = ("B02", "B03", "B04")
 MiB = 1 << 20
 MULTIPART_THRESHOLD = 16 * MiB
@@ -67,7 +69,6 @@ IO_CHUNKSIZE = 256 * 1024
 COMMON_PART_SIZES = [8 * MiB, 16 * MiB, 5 * MiB, 15 * MiB, 32 * MiB, 64 * MiB, 50 * MiB, 100 * MiB, 128 * MiB,
                      256 * MiB, 512 * MiB]
 PROGRESS_INTERVAL = 0.1  # seconds between progress callbacks (~10 per second)
-_NAME_RE = re.compile(r"^(?P<tile>\d{1,2}[C-X][A-Z]{2})_(?P<date>\d{4}-\d{2}-\d{2})_(?P<seq>\d+)_(?P<band>[A-Z0-9]+)\.\w+$")
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", -1), errno.EFBIG}
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR}
 
@@ -138,7 +139,7 @@ def plan(scenes, bands, out_dir) -> list[DownloadTask]:
             ext = PurePosixPath(key).suffix.lower()
             if not re.fullmatch(r"\.[a-z0-9]{1,5}", ext):
                 ext = ".bin"
-            dest = out_dir / BAND_FOLDERS.get(band, band) / f"{scene.scene_id}_{band}{ext}"
+            dest = scenefiles.band_path(out_dir, scene.scene_id, band, ext)
             if not _inside(dest, out_dir):  # cannot happen with validated parts; belt and braces
                 raise OutputError(f"refusing to write {dest} outside {out_dir}")
             size, etag = (scene.objects or {}).get(key, (None, None))
@@ -149,20 +150,9 @@ def plan(scenes, bands, out_dir) -> list[DownloadTask]:
 # --- scene metadata beside the downloads ----------------------------------------------------------------------
 
 
-def _atomic_write_json(path: Path, doc) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_scene_metadata(source, scene: Scene, out_dir) -> Path:
     """``{out_dir}/metadata/{scene_id}.json``: tileInfo.json content plus our summary keys."""
-    path = Path(out_dir) / "metadata" / f"{scene.scene_id}.json"
+    path = scenefiles.metadata_path(out_dir, scene.scene_id)
     if path.exists():
         return path
     doc = dict(fetch_metadata(source, scene) or {})
@@ -171,17 +161,15 @@ def write_scene_metadata(source, scene: Scene, out_dir) -> Path:
         product_name=scene.product_name, cloud_cover=scene.cloud_cover, data_coverage=scene.data_coverage,
         prefix=scene.prefix, source=source.describe(),
     )
-    _atomic_write_json(path, doc)
+    write_json_atomic(path, doc)
     return path
 
 
 def read_scene_metadata(band_file) -> dict | None:
     """The metadata json of a downloaded band file (found from its name), or None."""
-    band_file = Path(band_file)
-    m = _NAME_RE.match(band_file.name)
-    if not m:
+    path = scenefiles.metadata_path_of(band_file)
+    if path is None:
         return None
-    path = band_file.parent.parent / "metadata" / f"{m['tile']}_{m['date']}_{m['seq']}.json"
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -191,13 +179,9 @@ def read_scene_metadata(band_file) -> dict | None:
 # --- verification ---------------------------------------------------------------------------------------------
 
 
-def _record_path(dest: Path) -> Path:
-    return dest.parent.parent / "metadata" / "verified" / f"{dest.name}.json"
-
-
 def _read_record(dest: Path) -> dict | None:
     try:
-        return json.loads(_record_path(dest).read_text(encoding="utf-8"))
+        return json.loads(scenefiles.verified_record_path(dest).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -205,7 +189,7 @@ def _read_record(dest: Path) -> dict | None:
 def _write_record(dest: Path, key: str, etag: str | None, method: str) -> None:
     st = dest.stat()
     try:
-        _atomic_write_json(_record_path(dest), {"key": key, "etag": etag, "size": st.st_size,
+        write_json_atomic(scenefiles.verified_record_path(dest), {"key": key, "etag": etag, "size": st.st_size,
                                                 "mtime_ns": st.st_mtime_ns, "verified": method})
     except OSError as exc:  # without the record the file is re-verified next time; not fatal
         log.warning("could not record verification of %s: %s", dest, exc)

@@ -1,6 +1,7 @@
 """Exports from the viewer: the composite GeoTIFF as it is, or an 8-bit rendering with explicit levels.
 
-- `copy_raster(src, dst)`: a byte copy (the composite is already a COG) through a temp name then rename.
+- `copy_raster(src, dst)`: a byte copy (the composite is already a COG) through a temp name then rename
+  (:func:`s2desktop.core.fsutil.atomic_path`, as every write here).
 - `write_rendered(src, dst, levels, gamma)`: the full-resolution rendering (`core.render.apply_levels`), read and written window by window
   (never the whole image in memory): a GeoTIFF (RGBA uint8, georeference kept, alpha = valid) or a PNG
   (RGBA, written by GDAL from a temporary GeoTIFF, with a world file).
@@ -10,6 +11,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import threading
@@ -19,21 +21,20 @@ from typing import Callable, Sequence
 import numpy as np
 
 from s2desktop.core.errors import CancelledError, OutputError
+from s2desktop.core.fsutil import (
+    atomic_path,
+    check_output_file,
+    ensure_writable_dir,
+    remove_with_side_files,
+    temp_name,
+)
 
 __all__ = ["copy_raster", "write_rendered", "lonlat_grid", "interpolate_lonlat"]
 
 
-def _tmp_name(dst: Path) -> Path:
-    return dst.with_name(f".{dst.name}.partial-{os.getpid()}-{threading.get_ident()}")
-
-
-def _check_writable(dst: Path, overwrite: bool) -> None:
-    if dst.exists() and not overwrite:
-        raise OutputError(f"{dst} exists; choose another name or allow overwriting")
-    try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create folder {dst.parent}: {exc.strerror}") from None
+def _check_destination(dst: Path, overwrite: bool) -> None:
+    ensure_writable_dir(dst.parent, "folder")
+    check_output_file(dst, overwrite=overwrite, what="export")
 
 
 def copy_raster(src, dst, overwrite: bool = True) -> Path:
@@ -41,13 +42,11 @@ def copy_raster(src, dst, overwrite: bool = True) -> Path:
     src, dst = Path(src), Path(dst)
     if src.resolve() == dst.resolve():
         raise OutputError(f"{dst} is the file being exported; choose another name")
-    _check_writable(dst, overwrite)
-    tmp = _tmp_name(dst)
+    _check_destination(dst, overwrite)
     try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {dst}: {exc.strerror or exc}") from None
     return dst
 
@@ -66,60 +65,71 @@ def write_rendered(src, dst, levels: Sequence[tuple[float, float]], gamma: float
                    cancel: threading.Event | None = None) -> Path:
     """Render `src` at full resolution with `levels`/`gamma` (or, with `classes`, a scene classification in its
     class colours) into an RGBA uint8 GeoTIFF or PNG at `dst`."""
+    src_path, dst = Path(src), Path(dst)
+    if driver is None:
+        driver = "PNG" if dst.suffix.lower() == ".png" else "GTiff"
+    _check_destination(dst, overwrite)
+    render_args = dict(levels=levels, gamma=gamma, bands=bands, classes=classes, progress=progress, cancel=cancel)
+    try:
+        if driver == "GTiff":
+            with atomic_path(dst) as tmp:
+                _render_tiff(src_path, tmp, **render_args)
+        else:
+            scratch = temp_name(dst)
+            try:
+                _render_tiff(src_path, scratch, **render_args)
+                _convert(scratch, dst, driver)
+            finally:
+                remove_with_side_files(scratch)
+    except OSError as exc:
+        raise OutputError(f"cannot write {dst}: {exc.strerror or exc}") from None
+    return dst
+
+
+def _render_tiff(src_path: Path, out_path: Path, *, levels, gamma, bands, classes, progress, cancel) -> None:
+    """The RGBA uint8 rendering as a tiled GeoTIFF, one source block window at a time."""
     import rasterio
-    import rasterio.shutil
     from rasterio.enums import ColorInterp
 
     from s2desktop.core import render
     from s2desktop.core.rasterinfo import open_raster
 
-    src_path, dst = Path(src), Path(dst)
-    if driver is None:
-        driver = "PNG" if dst.suffix.lower() == ".png" else "GTiff"
-    _check_writable(dst, overwrite)
-    tmp = _tmp_name(dst).with_suffix(".tif")
-    try:
-        with open_raster(src_path) as ds:
-            if bands is None:
-                bands = [1, 2, 3] if ds.count >= 3 else [1, 1, 1]
-            profile = dict(driver="GTiff", width=ds.width, height=ds.height, count=4, dtype="uint8",
-                           crs=ds.crs, transform=ds.transform, tiled=True, blockxsize=512, blockysize=512,
-                           compress="deflate", photometric="RGB", BIGTIFF="IF_SAFER")
-            windows = [w for _, w in ds.block_windows(1)]
-            total = len(windows)
-            with rasterio.open(tmp, "w", **profile) as out:
-                out.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
-                for i, win in enumerate(windows, 1):
-                    if cancel is not None and cancel.is_set():
-                        raise CancelledError("export cancelled; nothing was written")
-                    data = ds.read(list(bands), window=win)
-                    valid = _valid_of(ds, data)
-                    if classes:
-                        rgba = render.classes(data[:1], valid)
-                        out.write(np.moveaxis(rgba, -1, 0), [1, 2, 3, 4], window=win)
-                    else:
-                        rgb = render.apply_levels(data, valid, levels, gamma)
-                        out.write(rgb, [1, 2, 3], window=win)
-                        out.write((valid * 255).astype(np.uint8), 4, window=win)
-                    if progress is not None:
-                        progress(i, total)
-        if driver == "GTiff":
-            os.replace(tmp, dst)
-        else:
-            tmp2 = _tmp_name(dst).with_suffix(dst.suffix)
-            rasterio.shutil.copy(tmp, tmp2, driver=driver, WORLDFILE="YES")
-            os.replace(tmp2, dst)
-            for side in tmp2.parent.glob(tmp2.stem + ".*"):
-                ext = side.name[len(tmp2.stem):]
-                if side != tmp2 and ext.lower() in (".wld", ".pgw", ".pngw", ".png.aux.xml", ".aux.xml"):
-                    os.replace(side, dst.with_name(dst.stem + ext))
-    except OSError as exc:
-        raise OutputError(f"cannot write {dst}: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-        for leftover in dst.parent.glob(f".{dst.name}.partial-*"):
-            leftover.unlink(missing_ok=True)
-    return dst
+    with open_raster(src_path) as ds:
+        if bands is None:
+            bands = [1, 2, 3] if ds.count >= 3 else [1, 1, 1]
+        profile = dict(driver="GTiff", width=ds.width, height=ds.height, count=4, dtype="uint8",
+                       crs=ds.crs, transform=ds.transform, tiled=True, blockxsize=512, blockysize=512,
+                       compress="deflate", photometric="RGB", BIGTIFF="IF_SAFER")
+        windows = [w for _, w in ds.block_windows(1)]
+        with rasterio.open(out_path, "w", **profile) as out:
+            out.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
+            for i, win in enumerate(windows, 1):
+                if cancel is not None and cancel.is_set():
+                    raise CancelledError("export cancelled; nothing was written")
+                data = ds.read(list(bands), window=win)
+                valid = _valid_of(ds, data)
+                if classes:
+                    rgba = render.classes(data[:1], valid)
+                    out.write(np.moveaxis(rgba, -1, 0), [1, 2, 3, 4], window=win)
+                else:
+                    out.write(render.apply_levels(data, valid, levels, gamma), [1, 2, 3], window=win)
+                    out.write((valid * 255).astype(np.uint8), 4, window=win)
+                if progress is not None:
+                    progress(i, len(windows))
+
+
+def _convert(tiff: Path, dst: Path, driver: str) -> None:
+    """GDAL CreateCopy of the rendering to `driver` (PNG) with a world file; the side files GDAL writes beside
+    the temp name (``.wld``, ``.aux.xml``) follow it to `dst`'s name."""
+    import rasterio.shutil
+
+    with atomic_path(dst) as tmp:
+        rasterio.shutil.copy(tiff, tmp, driver=driver, WORLDFILE="YES")
+        for side in tmp.parent.glob(glob.escape(tmp.stem) + ".*"):
+            ext = side.name[len(tmp.stem):]
+            if side != tmp:
+                target = dst.name + ext[len(tmp.suffix):] if ext.startswith(tmp.suffix) else dst.stem + ext
+                os.replace(side, dst.with_name(target))
 
 
 def lonlat_grid(crs_wkt: str | None, transform: Sequence[float], width: int, height: int, n: int = 17):
@@ -155,6 +165,3 @@ def interpolate_lonlat(grid, col: float, row: float) -> tuple[float, float] | No
                 + (1 - tx) * ty * g[j + 1, i] + tx * ty * g[j + 1, i + 1])
 
     return float(bil(lon)), float(bil(lat))
-
-
-STRETCHES = ("percentile", "minmax", "truecolor", "levels")

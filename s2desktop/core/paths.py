@@ -1,4 +1,8 @@
-"""Per-user folders (data, cache, logs), following each platform's convention.
+"""Per-user folders (data, cache, logs), following each platform's convention (through platformdirs).
+
+Linux: ``~/.local/share/s2desktop``, ``~/.cache/s2desktop``, ``~/.local/state/s2desktop/logs`` (XDG variables
+respected); macOS: ``~/Library/Application Support/s2desktop``, ``~/Library/Caches/s2desktop``,
+``~/Library/Logs/s2desktop``; Windows: ``%LOCALAPPDATA%\\s2desktop\\Data``, ``...\\Cache``, ``...\\Logs``.
 
 `S2DESKTOP_HOME` overrides the root of all three (tests and portable installs use it).
 """
@@ -9,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+import platformdirs
+
 APP = "s2desktop"
 
 
@@ -16,23 +22,13 @@ def _base(kind: str) -> Path:
     override = os.environ.get("S2DESKTOP_HOME")
     if override:
         return Path(override) / kind
-    home = Path.home()
-    if sys.platform == "win32":
-        root = Path(os.environ.get("LOCALAPPDATA", home / "AppData" / "Local")) / APP
-        return root / kind.capitalize()
-    if sys.platform == "darwin":
-        if kind == "cache":
-            return home / "Library" / "Caches" / APP
-        if kind == "logs":
-            return home / "Library" / "Logs" / APP
-        return home / "Library" / "Application Support" / APP
-    xdg = {
-        "data": ("XDG_DATA_HOME", home / ".local" / "share"),
-        "cache": ("XDG_CACHE_HOME", home / ".cache"),
-        "logs": ("XDG_STATE_HOME", home / ".local" / "state"),
-    }[kind]
-    root = Path(os.environ.get(xdg[0]) or xdg[1]) / APP
-    return root / "logs" if kind == "logs" else root
+    dirs = platformdirs.PlatformDirs(APP, appauthor=False, roaming=False)
+    if kind == "cache":
+        return dirs.user_cache_path  # Windows: ...\s2desktop\Cache
+    if kind == "logs":
+        # platformdirs says .../state/s2desktop/log on Linux and BSD; the folder has always been called logs
+        return dirs.user_log_path if sys.platform in ("win32", "darwin") else dirs.user_state_path / "logs"
+    return dirs.user_data_path / "Data" if sys.platform == "win32" else dirs.user_data_path
 
 
 def user_data_dir() -> Path:

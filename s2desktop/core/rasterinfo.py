@@ -21,7 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from s2desktop.core import scenefiles
+# baseline_of, offset_for_baseline and parse_band_filename are re-exported: composite and demo import them here
+from s2desktop.core.baseline import NEW_BASELINE_OFFSET, baseline_of, offset_for_baseline
 from s2desktop.core.errors import NotFoundError, RasterError
+from s2desktop.core.scenefiles import parse_band_filename
+from s2desktop.core.units import human_bytes
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +43,6 @@ __all__ = [
     "NEW_BASELINE_OFFSET",
 ]
 
-NEW_BASELINE_OFFSET = -1000
-_BAND_NAME_RE = re.compile(
-    r"^(?P<tile>\d{1,2}[A-Z]{3})_(?P<date>\d{4}-\d{2}-\d{2})_(?P<seq>\d+)_(?P<band>[A-Z0-9]+)$"
-)
-_BASELINE_IN_NAME_RE = re.compile(r"_N(\d{2})(\d{2})(?:_|$)")
 
 
 # --- opening ---------------------------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ class RasterInfo:
     def summary(self) -> str:
         """Human-readable multi-line text for `s2desktop info`."""
         lines = [
-            f"File:          {self.path} ({_human_size(self.file_size)})",
+            f"File:          {self.path} ({human_bytes(self.file_size)})",
             f"Driver:        {self.driver}",
             f"Size:          {self.width} x {self.height}, {self.count} band(s), {', '.join(self.dtypes)}",
             f"CRS:           {'EPSG:%d' % self.crs_epsg if self.crs_epsg else (self.crs_wkt or 'none')}",
@@ -155,14 +155,6 @@ class RasterInfo:
         if self.crs_wkt:
             lines.append("CRS WKT:       " + self.crs_wkt)
         return "\n".join(lines)
-
-
-def _human_size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def _info_from_dataset(src, path: Path) -> RasterInfo:
@@ -296,18 +288,6 @@ def read_overview(path, max_size: int, bands=None, *, enlarge: bool = False):
 # --- scene metadata of band files ------------------------------------------------------------------------------
 
 
-def parse_band_filename(path) -> dict | None:
-    """'33UUP_2023-07-14_0_B04.jp2' -> {'tile','date','seq','band','scene_id'}; None if not in that form."""
-    stem = Path(path).name.split(".")[0]
-    m = _BAND_NAME_RE.match(stem)
-    if not m:
-        return None
-    d = m.groupdict()
-    d["seq"] = int(d["seq"])
-    d["scene_id"] = f"{d['tile']}_{d['date']}_{d['seq']}"
-    return d
-
-
 def _read_json(p: Path) -> dict | None:
     try:
         with open(p, encoding="utf-8") as fh:
@@ -317,48 +297,14 @@ def _read_json(p: Path) -> dict | None:
         return None
 
 
-def baseline_of(text: str | None) -> str | None:
-    """'S2B_MSIL1C_20180617T001109_N0206_R073_...' -> '02.06'; '04.00' and '5.09' pass through normalised."""
-    if not text:
-        return None
-    text = str(text)
-    m = re.fullmatch(r"\s*(\d{1,2})\.(\d{1,2})\s*", text)
-    if m:
-        return f"{int(m.group(1)):02d}.{int(m.group(2)):02d}"
-    m = _BASELINE_IN_NAME_RE.search(text)
-    if m:
-        return f"{m.group(1)}.{m.group(2)}"
-    return None
-
-
-def offset_for_baseline(baseline: str | None) -> int | None:
-    """Radiometric offset of a processing baseline: -1000 from 04.00 on, 0 before; None when unknown."""
-    if not baseline:
-        return None
-    major, minor = (int(v) for v in baseline.split("."))
-    return NEW_BASELINE_OFFSET if (major, minor) >= (4, 0) else 0
-
-
 def _from_download_metadata(p: Path) -> dict | None:
-    try:
-        from s2desktop.core import download  # the S3 helper's module
-
-        reader = getattr(download, "read_scene_metadata", None)
-    except Exception:  # not there (yet) or failing to import: use the naming convention ourselves
-        reader = None
-    if reader is not None:
-        try:
-            md = reader(p)
-        except Exception as exc:
-            log.debug("read_scene_metadata(%s) failed: %s", p, exc)
-            md = None
-        if md:
-            return md
+    """The metadata json a download wrote for the file's scene (``out/metadata/{scene_id}.json``), also when the
+    file was moved one folder up or down from its band folder."""
     parsed = parse_band_filename(p)
     if not parsed:
         return None
     for folder in (p.parent.parent, p.parent, p.parent.parent.parent):
-        md = _read_json(folder / "metadata" / f"{parsed['scene_id']}.json")
+        md = _read_json(scenefiles.metadata_path(folder, parsed["scene_id"]))
         if md:
             return md
     return None
@@ -436,7 +382,7 @@ def scene_metadata(path) -> dict:
                     m = re.search(r"<PROCESSING_BASELINE>\s*([\d.]+)\s*<", head) or re.search(
                         r"_N(\d{2})(\d{2})_", head)
                     if m:
-                        b = baseline_of(m.group(1)) if m.lastindex == 1 else f"{m.group(1)}.{m.group(2)}"
+                        b = baseline_of(m.group(1) if m.lastindex == 1 else m.group(0))
                         if b:
                             out["baseline"], out["source"] = b, "metadata.xml beside the file"
                 except OSError:

@@ -261,25 +261,19 @@ def thumbnail(path, size: int = 200, stretch: str = "auto", bands=None, *, offse
 
 def save_png(rgba: np.ndarray, path) -> Path:
     """Write an (h, w, 4) RGBA array as PNG (temp name, then rename)."""
-    import os
-
     from PIL import Image
 
     from s2desktop.core.errors import OutputError
+    from s2desktop.core.fsutil import atomic_path
 
     path = Path(path)
     if path.suffix.lower() != ".png":
         from s2desktop.core.errors import InvalidInputError
 
         raise InvalidInputError(f"{path.name}: thumbnails are written as PNG; give the output a .png name")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
-        Image.fromarray(np.ascontiguousarray(rgba)).save(tmp, format="PNG")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            Image.fromarray(np.ascontiguousarray(rgba)).save(tmp, format="PNG")
     except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path

@@ -21,7 +21,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from s2desktop.core.errors import CancelledError, InvalidInputError, NotFoundError, OutputError
+from s2desktop.core import layouts
+from s2desktop.core.errors import CancelledError, InvalidInputError, NotFoundError
+from s2desktop.core.fsutil import ensure_writable_dir  # noqa: F401  (re-exported for download and demo)
 
 __all__ = ["Source", "ObjectInfo", "S3Store", "LocalStore", "resolve_source", "SOURCES", "detect_layout"]
 
@@ -107,24 +109,21 @@ class S3Store:
 
     # --- interface ---
     def _pages(self, prefix: str, delimiter: str | None):
+        """Every page of a ListObjectsV2 listing (boto3's paginator); each page is one request, counted."""
         kwargs = {"Bucket": self.bucket, "Prefix": prefix, **self.extra}
         if delimiter:
             kwargs["Delimiter"] = delimiter
-        token = None
+        pages = iter(self.client.get_paginator("list_objects_v2").paginate(**kwargs))
         while True:
-            if token:
-                kwargs["ContinuationToken"] = token
-            self._counter.add("list")
             try:
-                page = self.client.list_objects_v2(**kwargs)
+                page = next(pages)
+            except StopIteration:
+                return
             except Exception as exc:  # botocore raises many types; translate them all
+                self._counter.add("list")  # a failed request is still a request
                 raise self._error(exc) from exc
+            self._counter.add("list")
             yield page
-            if not page.get("IsTruncated"):
-                return
-            token = page.get("NextContinuationToken")
-            if not token:
-                return
 
     def list_prefixes(self, prefix: str) -> list[str]:
         out: list[str] = []
@@ -353,9 +352,6 @@ class Source:
         return f"s3://{self.bucket}{where} ({self.layout} layout)"
 
 
-_LAYOUT_ROOTS = {"tiles": "tiles", "sentinel-s2-l2a-cogs": "cogs"}
-
-
 def detect_layout(root: Path) -> tuple[Path, str]:
     """Find the bucket layout held by a local folder -> (bucket root, layout).
 
@@ -365,17 +361,18 @@ def detect_layout(root: Path) -> tuple[Path, str]:
     """
     candidates = [root] + sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     for base in candidates:
-        if (base / "sentinel-s2-l2a-cogs").is_dir():
+        if (base / layouts.COG_ROOT).is_dir():
             return base, "cogs"
-        tiles = base / "tiles"
+        tiles = base / layouts.TILES_ROOT
         if tiles.is_dir():
             scene = _first_scene(tiles)
             if scene is None:
                 return base, "l2a" if "l2a" in base.name.lower() else "l1c"
-            return base, "l2a" if (scene / "R10m").is_dir() or (scene / "R20m").is_dir() else "l1c"
+            l2a = any((scene / res).is_dir() for res in layouts.RESOLUTION_FOLDERS)
+            return base, "l2a" if l2a else "l1c"
     raise NotFoundError(
-        f"no Sentinel-2 bucket layout in {root} (expected tiles/<zone>/<band>/<square>/... or "
-        "sentinel-s2-l2a-cogs/...)"
+        f"no Sentinel-2 bucket layout in {root} (expected {layouts.TILES_ROOT}/<zone>/<band>/<square>/... or "
+        f"{layouts.COG_ROOT}/...)"
     )
 
 
@@ -417,14 +414,3 @@ def resolve_source(name: str, endpoint_url: str | None = None, bucket: str | Non
     if os.sep in key or key.startswith(".") or "/" in key:
         raise NotFoundError(f"source folder {key!r} does not exist")
     raise InvalidInputError(f"unknown source {key!r}: use l1c, l2a, cogs, demo or the path of a local mirror folder")
-
-
-def ensure_writable_dir(folder: Path) -> Path:
-    """Create ``folder`` if needed and check it can be written (OutputError otherwise)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create output folder {folder}: {exc.strerror or exc}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder {folder} is not writable; pick another with --out")
-    return folder

@@ -9,10 +9,7 @@ from s2desktop.core import catalog
 from s2desktop.core.errors import InvalidInputError, InvalidTileError, NotFoundError
 from s2desktop.core.sources import resolve_source
 from tests.fixtures_s3 import MANY_BUCKET, TILE, RequestRecorder
-
-
-def _source(seeded, name, **kw):
-    return resolve_source(name, endpoint_url=seeded.endpoint, **kw)
+from tests.helpers import s3_source as _source
 
 
 def _expected(seeded, layout, start, end):

@@ -16,12 +16,9 @@ from s2desktop.core.catalog import Scene
 from s2desktop.core.errors import CancelledError, IntegrityError, InvalidInputError, NotFoundError, OutputError
 from s2desktop.core.sources import resolve_source
 from tests.fixtures_s3 import RequestRecorder, corrupt_object
+from tests.helpers import files_under, put_objects, s3_source
 
 MiB = 1 << 20
-
-
-def _files(folder):
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
 def _scene_for(key, size=None, etag=None, tile="33UUP"):
@@ -34,7 +31,7 @@ def _scene_for(key, size=None, etag=None, tile="33UUP"):
 
 @pytest.fixture
 def l1c(seeded_s3):
-    return resolve_source("l1c", endpoint_url=seeded_s3.endpoint)
+    return s3_source(seeded_s3)
 
 
 def test_download_is_byte_identical_and_second_run_fetches_nothing(seeded_s3, l1c, tmp_path):
@@ -48,7 +45,7 @@ def test_download_is_byte_identical_and_second_run_fetches_nothing(seeded_s3, l1
     for r in results:
         original = seeded_s3.roots["l1c"] / r.task.key
         assert r.path.read_bytes() == original.read_bytes()
-    names = _files(tmp_path)
+    names = files_under(tmp_path)
     assert "red/33UUP_2023-07-14_0_B04.jp2" in names and "blue/33UUP_2023-07-14_2_B02.jp2" in names
     assert "green/33UUP_2023-07-31_0_B03.jp2" in names and "B11/33UUP_2023-07-14_1_B11.jp2" in names
     assert not [n for n in names if n.endswith(".part")]
@@ -90,13 +87,13 @@ def test_corrupted_object_is_caught_and_retried_once(seeded_s3, scratch_bucket, 
     key = "tiles/33/U/UP/2023/7/14/0/B04.jp2"
     client.put_object(Bucket=scratch_bucket, Key=key, Body=data)
     corrupt_object(scratch_bucket, key)
-    src = resolve_source("l1c", endpoint_url=seeded_s3.endpoint, bucket=scratch_bucket)
+    src = s3_source(seeded_s3, bucket=scratch_bucket)
     rec = RequestRecorder(src.store.client)
     (task,) = download.plan([_scene_for(key)], ["B04"], tmp_path)
     with pytest.raises(IntegrityError, match="failed verification twice.*MD5"):
         download.download_one(src, task)
     assert rec.count("GetObject") == 2
-    assert [n for n in _files(tmp_path) if not n.startswith("metadata/")] == []
+    assert [n for n in files_under(tmp_path) if not n.startswith("metadata/")] == []
 
 
 def test_checksum_and_multipart_etag_are_verified(seeded_s3, scratch_bucket, tmp_path):
@@ -108,7 +105,7 @@ def test_checksum_and_multipart_etag_are_verified(seeded_s3, scratch_bucket, tmp
     client.upload_file(str(src_file), scratch_bucket, "mp/B04.jp2", Config=cfg)
     assert client.head_object(Bucket=scratch_bucket, Key="mp/B04.jp2")["ETag"].strip('"').endswith("-3")
     client.put_object(Bucket=scratch_bucket, Key="ck/B04.jp2", Body=big[:500_000], ChecksumAlgorithm="SHA256")
-    src = resolve_source("l1c", endpoint_url=seeded_s3.endpoint, bucket=scratch_bucket)
+    src = s3_source(seeded_s3, bucket=scratch_bucket)
     out = tmp_path / "out"
     r = download.download_one(src, download.plan([_scene_for("mp/B04.jp2")], ["B04"], out)[0])
     assert "multipart-md5" in r.verified and r.path.read_bytes() == big
@@ -122,12 +119,10 @@ def test_checksum_and_multipart_etag_are_verified(seeded_s3, scratch_bucket, tmp
 
 def _band_files(seeded, bucket: str, out, tiles: list[str], size: int) -> tuple:
     """One random B04 object of `size` bytes per tile in `bucket`; -> (source, download tasks into `out`)."""
-    client = seeded.client()
     data = os.urandom(size)
     keys = [f"c/{i}/B04.jp2" for i in range(len(tiles))]
-    for k in keys:
-        client.put_object(Bucket=bucket, Key=k, Body=data)
-    src = resolve_source("l1c", endpoint_url=seeded.endpoint, bucket=bucket)
+    put_objects(seeded, bucket, dict.fromkeys(keys, data))
+    src = s3_source(seeded, bucket=bucket)
     return src, [download.plan([_scene_for(k, tile=t)], ["B04"], out)[0] for k, t in zip(keys, tiles)]
 
 
@@ -146,7 +141,7 @@ def test_cancel_mid_transfer_leaves_nothing_under_final_names(seeded_s3, scratch
     with pytest.raises(CancelledError):
         download.download_all(src, tasks, workers=3, progress=progress, cancel=cancel)
     assert time.monotonic() - set_at[0] < 1.5
-    leftovers = [n for n in _files(tmp_path) if not n.startswith("metadata/")]
+    leftovers = [n for n in files_under(tmp_path) if not n.startswith("metadata/")]
     assert leftovers == []
 
 
@@ -167,14 +162,14 @@ def test_ctrl_c_caught_by_a_transfer_thread_still_stops_at_once(slow_s3, scratch
     with pytest.raises(KeyboardInterrupt):
         download.download_all(src, tasks, workers=2, progress=progress)
     assert sent and time.monotonic() - sent[0] < 1.5, f"stopped {time.monotonic() - sent[0]:.1f} s after Ctrl-C"
-    assert [n for n in _files(tmp_path) if not n.startswith("metadata/")] == []
+    assert [n for n in files_under(tmp_path) if not n.startswith("metadata/")] == []
 
 
 def test_keys_never_escape_the_output_folder(seeded_s3, scratch_bucket, tmp_path):
     client = seeded_s3.client()
     evil = "tiles/33/U/UP/2023/7/14/0/../../../../../../../../evil/B04.jp2"
     client.put_object(Bucket=scratch_bucket, Key=evil, Body=b"not a jp2")
-    src = resolve_source("l1c", endpoint_url=seeded_s3.endpoint, bucket=scratch_bucket)
+    src = s3_source(seeded_s3, bucket=scratch_bucket)
     out = tmp_path / "out"
     (task,) = download.plan([_scene_for(evil)], ["B04"], out)
     assert task.dest == out / "red" / "33UUP_2023-07-14_0_B04.jp2"
@@ -231,4 +226,4 @@ sys.exit(main(["download", "--tile", "33UUP", "--start", "2023-07-04", "--end", 
     last = p.stderr.strip().splitlines()[-1]
     assert last.startswith("s2desktop: error: disk full while writing") and "--out" in last
     assert "Traceback" not in p.stderr
-    assert [n for n in _files(tmp_path / "out") if not n.startswith("metadata/")] == []
+    assert [n for n in files_under(tmp_path / "out") if not n.startswith("metadata/")] == []

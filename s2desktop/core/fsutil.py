@@ -1,0 +1,137 @@
+"""Files and folders written safely: writable-folder checks and the temp-name-then-rename pattern.
+
+- :func:`ensure_writable_dir` creates a folder and checks it can be written;
+  :func:`check_folder_creatable` checks, without creating anything, that it could be (before a long search);
+  :func:`check_output_file` checks that one output file can be written (before a long computation).
+- :func:`atomic_path` yields a hidden temp name beside the destination and renames it over the destination
+  only when the block succeeds; on any exception (KeyboardInterrupt included) the temp file and GDAL's side
+  files of it are removed, so nothing partial ever appears under a final name.
+
+Errors are one-line :class:`OutputError` messages naming the folder and why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from s2desktop.core.errors import OutputError
+
+__all__ = [
+    "ensure_writable_dir", "check_folder_creatable", "check_output_file", "atomic_path", "temp_name",
+    "remove_with_side_files", "write_bytes_atomic", "write_json_atomic",
+    "TEMP_SUFFIX", "SIDE_SUFFIXES",
+]
+
+TEMP_SUFFIX = ".part"
+SIDE_SUFFIXES = (".aux.xml", ".msk", ".ovr")  # GDAL writes these beside a raster
+
+
+def ensure_writable_dir(folder, what: str = "output folder") -> Path:
+    """Create ``folder`` (and parents) if needed and check it can be written; -> the folder."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{what} {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {what} {folder}: {exc.strerror or exc}") from None
+    if not _writable(folder):
+        raise OutputError(f"{what} {folder} is not writable; pick another folder")
+    return folder
+
+
+def check_folder_creatable(path, what: str = "output folder") -> None:
+    """OutputError unless ``path`` is a writable folder or can be made one: its nearest existing part is a
+    writable folder. Creates nothing (for checks before a search or download starts)."""
+    folder = Path(path)
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        if probe == folder:
+            raise OutputError(f"{what} {folder} is a file, not a folder")
+        raise OutputError(f"{what} {folder} cannot be created: {probe} is a file")
+    if probe.is_dir() and not _writable(probe):
+        raise OutputError(f"{what} {folder} is not writable" if probe == folder
+                          else f"{what} {folder} cannot be created: {probe} is not writable")
+
+
+def check_output_file(path, *, overwrite: bool = False, what: str = "output") -> None:
+    """OutputError unless a file can be written at ``path``: not a folder, absent (or ``overwrite``), in an
+    existing writable folder. Leaves nothing behind."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise OutputError(f"{what} {path} is a folder")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{what} {path} already exists (allow overwriting or choose another name)")
+    if not folder.is_dir():
+        raise OutputError(f"destination folder {folder} does not exist")
+    if not _writable(folder):
+        raise OutputError(f"destination folder {folder} is not writable")
+
+
+def _writable(folder: Path) -> bool:
+    """Whether a file can be created in ``folder``, by creating one (permission bits do not tell about
+    read-only mounts, ACLs or root)."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".s2desktop-probe-", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(probe)
+    return True
+
+
+def temp_name(dest) -> Path:
+    """``dir/.name.1a2b3c4d.part``: hidden, unique, in the destination's folder (so the rename is atomic)."""
+    dest = Path(dest)
+    return dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
+
+
+def remove_with_side_files(path: Path) -> None:
+    """Remove a file and GDAL's side files of it (``.aux.xml``, ``.msk``, ``.ovr``); absent ones are fine."""
+    for p in [path] + [path.with_name(path.name + s) for s in SIDE_SUFFIXES]:
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+
+
+@contextmanager
+def atomic_path(dest) -> Iterator[Path]:
+    """``with atomic_path(dest) as tmp: write(tmp)`` -> ``tmp`` renamed over ``dest`` when the block succeeds.
+
+    On any exception, KeyboardInterrupt included, the temp file and its side files are removed and the
+    exception propagates; ``dest`` is left as it was. The destination folder must exist.
+    """
+    tmp = temp_name(dest)
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    finally:
+        remove_with_side_files(tmp)  # after a rename only orphaned side files of the temp name are left
+
+
+def write_bytes_atomic(dest, data: bytes) -> Path:
+    """``data`` to ``dest`` through a temp name; creates the folder if needed."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+    return dest
+
+
+def write_json_atomic(dest, doc, *, indent: int | None = 2) -> Path:
+    """``doc`` as JSON to ``dest`` through a temp name; creates the folder if needed."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp:
+        tmp.write_text(json.dumps(doc, indent=indent), encoding="utf-8")
+    return dest
