@@ -170,35 +170,26 @@ class _EventLine:
             self.live = False
 
 
-def _tile_request(args: argparse.Namespace, composite=None):
-    """The job's request from the shared tile options (search, download, composite tile mode)."""
+def _tile_request(args: argparse.Namespace, *, out: str | None = None, what: str = "download folder",
+                  **fields):
+    """The job's request from the shared tile options; ``out`` (a download folder) is checked before any work,
+    ``fields`` are the command's own Request fields (bands, composite, ...)."""
     from pathlib import Path
 
-    from s2desktop.core.errors import InvalidInputError
-    from s2desktop.core.pipeline import Request
     from s2desktop.core.dates import parse_date
+    from s2desktop.core.errors import InvalidInputError
     from s2desktop.core.fsutil import check_folder_creatable
+    from s2desktop.core.pipeline import Request
     from s2desktop.core.tiles import parse_tile
 
     if not (args.start and args.end):
         raise InvalidInputError("--tile needs --start and --end")
-    start, end = parse_date(args.start, "--start"), parse_date(args.end, "--end")
-    if end < start:
-        raise InvalidInputError(f"--end {end} is before --start {start}")
-    out = getattr(args, "out_dir", None) or getattr(args, "out", None) or "./tmp"
-    if composite is not None or hasattr(args, "bands"):
-        check_folder_creatable(out, "download folder" if composite is not None else "output folder")
-    bands = tuple(_bands(args)) if hasattr(args, "bands") else None
+    start, end = parse_date(args.start, "--start"), parse_date(args.end, "--end")  # their order: the search's
+    if out is not None:
+        check_folder_creatable(out, what)
+        fields["download_dir"] = Path(out)
     return Request(source=source_spec(args), tile=parse_tile(args.tile), start=start, end=end,
-                   max_cloud=args.max_cloud, download_dir=Path(out), composite=composite,
-                   download_workers=getattr(args, "workers", None) if composite is None else None,
-                   **({"bands": bands} if bands else {}))
-
-
-def _bands(args):
-    from s2desktop.core import download
-
-    return download.parse_bands(args.bands)
+                   max_cloud=args.max_cloud, **fields)
 
 
 def _run_composite(args: argparse.Namespace) -> int:
@@ -225,7 +216,8 @@ def _run_composite(args: argparse.Namespace) -> int:
                                      offsets=offsets)
             result = run_composite(inputs, options, progress=line)
         else:
-            result = Job(_tile_request(args, composite=options), progress=line).run().composite
+            request = _tile_request(args, out=args.out_dir, composite=options, mask=args.mask)
+            result = Job(request, progress=line).run().composite
     finally:
         line.finish()
     print(f"wrote {result.path} ({result.width}x{result.height}, {result.dates} date(s), "
@@ -365,8 +357,14 @@ def _run_download(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise InvalidInputError(f"--workers {args.workers} must be 1 or more")
+    from s2desktop.core.download import parse_bands
+
+    bands = tuple(parse_bands(args.bands))  # checked before the search
     line = _EventLine()
-    job = Job(_tile_request(args), progress=line)
+    # `download` fetches exactly the bands it is given: no masks added
+    request = _tile_request(args, out=args.out, what="output folder", bands=bands, mask="none",
+                            download_workers=args.workers)
+    job = Job(request, progress=line)
     scenes = job.search()
     if not scenes:
         print(f"s2desktop: no scenes of {args.tile} between {args.start} and {args.end} in "

@@ -16,11 +16,11 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from s2desktop.core.errors import CancelledError, OutputError
+from s2desktop.core.errors import OutputError
 from s2desktop.core.fsutil import (
     atomic_path,
     check_output_file,
@@ -28,6 +28,7 @@ from s2desktop.core.fsutil import (
     remove_with_side_files,
     temp_name,
 )
+from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
 
 __all__ = ["copy_raster", "write_rendered", "lonlat_grid", "interpolate_lonlat"]
 
@@ -61,10 +62,9 @@ def _valid_of(src, data: np.ndarray) -> np.ndarray:
 
 def write_rendered(src, dst, levels: Sequence[tuple[float, float]], gamma: float = 1.0, bands=None,
                    driver: str | None = None, overwrite: bool = True, classes: bool = False,
-                   progress: Callable[[int, int], None] | None = None,
-                   cancel: threading.Event | None = None) -> Path:
+                   progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> Path:
     """Render `src` at full resolution with `levels`/`gamma` (or, with `classes`, a scene classification in its
-    class colours) into an RGBA uint8 GeoTIFF or PNG at `dst`."""
+    class colours) into an RGBA uint8 GeoTIFF or PNG at `dst`; an 'export' Progress event per block window."""
     src_path, dst = Path(src), Path(dst)
     if driver is None:
         driver = "PNG" if dst.suffix.lower() == ".png" else "GTiff"
@@ -104,8 +104,7 @@ def _render_tiff(src_path: Path, out_path: Path, *, levels, gamma, bands, classe
         with rasterio.open(out_path, "w", **profile) as out:
             out.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
             for i, win in enumerate(windows, 1):
-                if cancel is not None and cancel.is_set():
-                    raise CancelledError("export cancelled; nothing was written")
+                check_cancel(cancel, "export cancelled; nothing was written")
                 data = ds.read(list(bands), window=win)
                 valid = _valid_of(ds, data)
                 if classes:
@@ -114,8 +113,7 @@ def _render_tiff(src_path: Path, out_path: Path, *, levels, gamma, bands, classe
                 else:
                     out.write(render.apply_levels(data, valid, levels, gamma), [1, 2, 3], window=win)
                     out.write((valid * 255).astype(np.uint8), 4, window=win)
-                if progress is not None:
-                    progress(i, len(windows))
+                emit(progress, Progress("export", i, len(windows)))
 
 
 def _convert(tiff: Path, dst: Path, driver: str) -> None:

@@ -100,6 +100,7 @@ class Request:
     max_cloud: float | None = None
     scenes: tuple | None = None
     bands: tuple[str, ...] = RGB_BANDS
+    mask: str = "auto"  # 'auto': fetch each scene's SCL too, to mask clouds | 'none'
     download_dir: Path = Path("tmp")
     download_workers: int | None = None  # files at once (the connection budget is split by core.download)
     composite: CompositeOptions | None = None  # None: search and download only
@@ -189,11 +190,11 @@ class Job:
         scenes = list(scenes if scenes is not None else (self.request.scenes or self.search()))
         if not scenes:
             raise NotFoundError(_nothing_found(self.request))
-        options = self.request.composite
-        mask = options is None or options.mask == "auto"
-        out = Path(self.request.download_dir)
-        tasks = download.plan(scenes, list(self.request.bands), out)
-        if mask:
+        r = self.request
+        mask = r.mask == "auto" and (r.composite is None or r.composite.mask == "auto")
+        out = Path(r.download_dir)
+        tasks = download.plan(scenes, list(r.bands), out)
+        if mask and MASK_BAND not in r.bands:
             tasks += download.plan([s for s in scenes if MASK_BAND in (s.bands or {})], [MASK_BAND], out)
         return Plan(tuple(scenes), tuple(tasks), mask)
 

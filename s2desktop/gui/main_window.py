@@ -442,8 +442,11 @@ class MainWindow(QMainWindow):
         levels = v.levels if len(v.levels) >= 3 else (v.levels * 3)
         classes = v.stretch.currentData() == "classes"
         self.statusBar().showMessage(f"Exporting {Path(dst).name}…")
+        name = Path(dst).name
         return workers.start(_export_job, kind, v.path, str(dst), levels, v.gamma.value(), classes, progress=True,
                              cancel=True, name="export", on_result=self._exported,
+                             on_progress=lambda ev: self.statusBar().showMessage(
+                                 f"Exporting {name}… {int(100 * ev.fraction)} %"),
                              on_error=lambda m, d: self.report_error("Export failed", m, d))
 
     def _exported(self, path: str) -> None:

@@ -39,7 +39,7 @@ def test_download_is_byte_identical_and_second_run_fetches_nothing(seeded_s3, l1
     tasks = download.plan(scenes, "B02,b03,B4,B11", tmp_path)
     assert len(tasks) == 4 * 4
     events = []
-    results = download.download_all(l1c, tasks, workers=3, progress=lambda d, t: events.append((d, t)))
+    results = download.download_all(l1c, tasks, workers=3, progress=events.append)
     assert [r.status for r in results] == ["downloaded"] * 16
     assert all("md5" in r.verified for r in results)
     for r in results:
@@ -49,7 +49,13 @@ def test_download_is_byte_identical_and_second_run_fetches_nothing(seeded_s3, l1
     assert "red/33UUP_2023-07-14_0_B04.jp2" in names and "blue/33UUP_2023-07-14_2_B02.jp2" in names
     assert "green/33UUP_2023-07-31_0_B03.jp2" in names and "B11/33UUP_2023-07-14_1_B11.jp2" in names
     assert not [n for n in names if n.endswith(".part")]
-    assert events[-1][0] == events[-1][1] == sum(r.size for r in results)
+    planned = sum(r.size for r in results)
+    assert events[-1].bytes_done == events[-1].bytes_total == planned
+    assert {e.bytes_total for e in events} == {planned}  # known from the listing before the first byte
+    assert [e.file.state for e in events[:16]] == ["queued"] * 16 and events[-1].items_done == 16
+    ends = [e.file for e in events if e.file.finished]
+    assert sorted(f.name for f in ends) == sorted(str(t.dest) for t in tasks)  # one end per file
+    assert all(f.state == "downloaded" and f.bytes_done == f.bytes_total for f in ends)
     meta = download.read_scene_metadata(tmp_path / "red/33UUP_2023-07-14_1_B04.jp2")
     assert meta["baseline"] == "05.09" and meta["sequence"] == 1 and meta["cloud_cover"] == 30.0
     assert meta["tileDataGeometry"]["type"] == "Polygon" and meta["productName"] == meta["product_name"]
@@ -133,8 +139,8 @@ def test_cancel_mid_transfer_leaves_nothing_under_final_names(seeded_s3, scratch
     cancel = threading.Event()
     set_at = []
 
-    def progress(done, total):
-        if done > 0 and not cancel.is_set():
+    def progress(event):
+        if event.bytes_done > 0 and not cancel.is_set():
             set_at.append(time.monotonic())
             cancel.set()
 
@@ -143,6 +149,36 @@ def test_cancel_mid_transfer_leaves_nothing_under_final_names(seeded_s3, scratch
     assert time.monotonic() - set_at[0] < 1.5
     leftovers = [n for n in files_under(tmp_path) if not n.startswith("metadata/")]
     assert leftovers == []
+
+
+def test_one_file_cancelled_on_its_own_the_others_complete(slow_s3, scratch_bucket, tmp_path):
+    """A CancelToken's item cancel (a row's cancel button in the window) stops that file only."""
+    from s2desktop.core.progress import CancelToken
+
+    src, tasks = _band_files(slow_s3, scratch_bucket, tmp_path, ["33UUP", "32TNS"], 4 * MiB)
+    token, victim = CancelToken(), str(tasks[0].dest)
+    states = {}
+
+    def progress(event):
+        states[event.file.name] = event.file.state
+        if event.file.name == victim and event.file.bytes_done > 0:
+            token.cancel_item(victim)
+
+    results = download.download_all(src, tasks, workers=2, progress=progress, cancel=token)
+    assert [r.task.dest for r in results] == [tasks[1].dest] and tasks[1].dest.is_file()
+    assert states == {victim: "cancelled", str(tasks[1].dest): "downloaded"}
+    assert not tasks[0].dest.exists() and not [n for n in files_under(tmp_path) if n.endswith(".part")]
+
+
+def test_the_connection_budget_is_decided_in_one_place():
+    from s2desktop.core.sources import CLIENT_POOL, CONNECTIONS, PART_CONCURRENCY
+
+    assert download.transfer_budget(None) == (4, PART_CONCURRENCY)
+    for workers in range(1, 80):
+        files, parts = download.transfer_budget(workers)
+        assert files * parts <= CONNECTIONS < CLIENT_POOL and files >= 1 and parts >= 1
+        assert files == min(workers, CONNECTIONS)
+    assert download.transfer_budget(16) == (16, 2)  # the window's largest setting: 32 GETs, not 128
 
 
 def test_ctrl_c_caught_by_a_transfer_thread_still_stops_at_once(slow_s3, scratch_bucket, tmp_path):
@@ -154,8 +190,8 @@ def test_ctrl_c_caught_by_a_transfer_thread_still_stops_at_once(slow_s3, scratch
     src, tasks = _band_files(slow_s3, scratch_bucket, tmp_path, ["33UUP", "32TNS"], 16 * MiB)
     sent = []
 
-    def progress(done, total):
-        if done > 0 and not sent:
+    def progress(event):
+        if event.bytes_done > 0 and not sent:
             sent.append(time.monotonic())
             signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # this thread is not the main one
 

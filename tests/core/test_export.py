@@ -46,12 +46,12 @@ def test_copy_refuses_itself_and_existing_files(rgb, tmp_path):
 
 def test_rendered_geotiff_is_rgba_georeferenced_with_alpha_for_valid(rgb, tmp_path):
     seen = []
-    out = export.write_rendered(rgb, tmp_path / "out" / "r.tif", LEVELS, progress=lambda d, t: seen.append((d, t)))
+    out = export.write_rendered(rgb, tmp_path / "out" / "r.tif", LEVELS, progress=seen.append)
     with rasterio.open(out) as ds, rasterio.open(rgb) as src:
         assert (ds.count, ds.dtypes[0], ds.crs, ds.transform) == (4, "uint8", src.crs, src.transform)
         alpha = ds.read(4)
         assert (alpha[:50, :50] == 0).all() and (alpha[50:, 50:] == 255).all()
-    assert seen[-1] == (9, 9) and len(seen) == 9
+    assert [(e.stage, e.items_done, e.items_total) for e in seen] == [("export", i, 9) for i in range(1, 10)]
     assert files_under(tmp_path / "out") == ["r.tif"]
 
 
@@ -70,8 +70,9 @@ def test_rendered_png_has_a_world_file_named_after_it(rgb, tmp_path):
 def test_cancel_leaves_nothing(rgb, tmp_path, name):
     cancel = threading.Event()
 
-    def progress(done, total):
-        if done == 3:
+    def progress(event):
+        assert event.stage == "export" and event.items_total > 3
+        if event.items_done == 3:
             cancel.set()
 
     (tmp_path / "out").mkdir()

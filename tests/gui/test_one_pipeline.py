@@ -115,7 +115,7 @@ def test_total_bar_and_eta_follow_bytes_on_a_throttled_server(qtbot, main_window
     t_half, eta, label = half[0]
     actual = ended - t_half
     assert eta is not None and actual / 2 <= eta <= actual * 2, (eta, actual, label)
-    assert "left" in label and "MB" in label
+    assert "left" in label and "MiB" in label
     # the files are the objects, byte for byte
     red = sorted((out / "red").iterdir())
     body = slow_s3.client().get_object(Bucket=scratch_bucket, Key="tiles/33/U/UP/2023/7/1/0/B04.jp2")["Body"]

@@ -13,6 +13,7 @@ from PySide6.QtGui import QDropEvent
 
 from s2desktop.core.errors import CancelledError, NotFoundError
 from s2desktop.core.pipeline import CompositeInputs, CompositeOptions
+from s2desktop.core.progress import Progress
 from tests.fixtures_gui import inputs_of
 
 
@@ -167,7 +168,7 @@ def test_worker_errors_and_cancel(qtbot):
 
     def slow(progress=None, cancel=None):
         for i in range(1000):
-            progress(i, 1000)
+            progress(Progress("composite", i, 1000))
             gate.set()
             if cancel.wait(0.01):
                 raise CancelledError("cancelled")
@@ -175,7 +176,7 @@ def test_worker_errors_and_cancel(qtbot):
 
     w = workers.Worker(slow, progress=True, cancel=True)
     seen = []
-    w.signals.progress.connect(lambda d, t: seen.append(d))
+    w.signals.progress.connect(lambda event: seen.append(event.items_done))
     with qtbot.waitSignal(w.signals.cancelled, timeout=10000):
         workers.registry.start(w)
         assert gate.wait(5)
