@@ -19,6 +19,7 @@ from s2desktop.core.errors import S2Error
 
 EXIT_ERROR = 2
 EXIT_CANCELLED = 130
+OVERWRITE_HINT = "use --overwrite to replace it"
 
 log = logging.getLogger("s2desktop")
 
@@ -144,14 +145,15 @@ class _EventLine:
             self.draw(self.line(event, pct))
 
     def line(self, ev, pct: int) -> str:
+        from s2desktop.core.units import human_bytes, human_duration
+
         if ev.stage == "composite":
             what = ev.message if ev.message and ev.items_done >= ev.items_total else f"{ev.items_done}/{ev.items_total}"
             return f"composite: {what} ({pct}%)"
-        mb = 1e6
         left = self.rate.seconds_left()
-        eta = "-" if left is None else f"{int(left) // 60}:{int(left) % 60:02d}"
-        return (f"downloading {ev.bytes_done / mb:8.1f} / {ev.bytes_total / mb:.1f} MB  {pct:3d}%  "
-                f"{ev.items_done}/{ev.items_total} files  {self.rate.speed / mb:6.1f} MB/s  ETA {eta}")
+        eta = "-" if left is None else human_duration(left)
+        return (f"downloading {human_bytes(ev.bytes_done)} / {human_bytes(ev.bytes_total)}  {pct:3d}%  "
+                f"{ev.items_done}/{ev.items_total} files  {human_bytes(self.rate.speed)}/s  ETA {eta}")
 
     def draw(self, text: str) -> None:
         if self.tty:
@@ -193,8 +195,8 @@ def _tile_request(args: argparse.Namespace, *, out: str | None = None, what: str
 
 
 def _run_composite(args: argparse.Namespace) -> int:
-    from s2desktop.core.compositing import check_output
     from s2desktop.core.errors import InvalidInputError
+    from s2desktop.core.fsutil import check_output_file
     from s2desktop.core.pipeline import CompositeInputs, CompositeOptions, Job, run_composite
 
     files_mode = bool(args.red or args.green or args.blue)
@@ -203,9 +205,9 @@ def _run_composite(args: argparse.Namespace) -> int:
     if not files_mode and not args.tile:
         raise InvalidInputError("no inputs: give --tile with --start/--end, or --red/--green/--blue files")
     # The destination is checked before any download or decoding.
-    check_output(args.output, args.overwrite)
+    check_output_file(args.output, overwrite=args.overwrite, hint=OVERWRITE_HINT)
     if args.count:
-        check_output(args.count, args.overwrite, "count output")
+        check_output_file(args.count, overwrite=args.overwrite, what="count output", hint=OVERWRITE_HINT)
     options = CompositeOptions(output=args.output, scale=args.scale, mask=args.mask, workers=args.workers,
                                count_path=args.count, compress=args.compress, overwrite=args.overwrite)
     line = _EventLine()
@@ -271,8 +273,8 @@ def _add_thumbnail(sub) -> None:
 
 
 def _run_thumbnail(args: argparse.Namespace) -> int:
-    from s2desktop.core.compositing import check_output
     from s2desktop.core.errors import InvalidInputError
+    from s2desktop.core.fsutil import check_output_file
     from s2desktop.core.render import save_png, thumbnail
 
     bands = None
@@ -281,7 +283,7 @@ def _run_thumbnail(args: argparse.Namespace) -> int:
             bands = [int(b) for b in args.bands.split(",") if b.strip()]
         except ValueError:
             raise InvalidInputError(f"--bands {args.bands!r} is not a list like 1,2,3") from None
-    check_output(args.output, args.overwrite)
+    check_output_file(args.output, overwrite=args.overwrite, hint=OVERWRITE_HINT)
     rgba = thumbnail(args.file, args.size, args.stretch, bands)
     save_png(rgba, args.output)
     print(f"wrote {args.output} ({rgba.shape[1]}x{rgba.shape[0]})")

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from s2desktop.core import demo, render
+from s2desktop.core.baseline import offset_for_baseline
 from s2desktop.core.fsutil import ensure_writable_dir
 from s2desktop.core.pipeline import CompositeOptions, Job, Request, SourceSpec
 from s2desktop.core.progress import Progress, ProgressFn, emit
-from s2desktop.core.rasterinfo import offset_for_baseline, read_overview
+from s2desktop.core.rasterinfo import read_overview
 
 __all__ = ["run_headless_demo", "demo_request"]
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from s2desktop.core.errors import OutputError
+from s2desktop.core.fsutil import ensure_writable_dir
 from s2desktop.core.progress import Progress, ProgressFn, emit
 
 __all__ = [
@@ -317,11 +318,7 @@ def ensure_demo_archive(root=None, size: int | None = None, progress: ProgressFn
     size = int(size or DEMO_SIZE)
     if size < 64:
         raise OutputError(f"demo archive size {size} px is too small (at least 64)")
-    parent = root.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create {parent}: {exc.strerror or exc}") from None
+    parent = ensure_writable_dir(root.parent, "demo archive folder")
     tmp = parent / f".{root.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     t0 = time.perf_counter()
     emit(progress, Progress("archive", 0, len(DEMO_DATES),

@@ -7,15 +7,20 @@ Layout of an output folder (the original design's)::
     out/metadata/verified/<file name>.json   what was verified, against which ETag (see "Skipping" below)
 
 One object -> one file:
-- s3transfer's TransferManager fetches it with concurrent ranged GETs (16 MiB parts, 8 at once per file; files
-  run in parallel in :func:`download_all`), pinned to the listed ETag (IfMatch) so parts cannot mix versions.
-- Bytes go to a hidden temp name in the destination folder and are renamed only after verification: size;
+- s3transfer's TransferManager fetches it with concurrent ranged GETs (16 MiB parts), pinned to the listed ETag
+  (IfMatch) so parts cannot mix versions. Files run in parallel in :func:`download_all`; :func:`transfer_budget`
+  splits one connection budget between files and parts (files x parts <= sources.CONNECTIONS).
+- Bytes go to a hidden temp name in the destination folder (fsutil.atomic_path) and are renamed only after
+  verification: size;
   MD5 when the ETag is a plain MD5; the multipart ETag (md5 of the part md5s + '-N') when the part size is known
   (HEAD PartNumber=1) or one of the common part sizes reproduces it; the S3 full-object checksum (SHA256, SHA1,
   CRC32; CRC32C/CRC64NVME when awscrt is installed) when the object has one. All digests come from one read.
   A mismatch deletes the file and retries once, then raises IntegrityError.
-- Cancel (an Event) cancels the transfer future; s3transfer stops each part at its next 256 KiB chunk, so all
-  transfers stop within a fraction of a second and the temp file is removed: nothing partial under a final name.
+- Cancel (an Event, or a CancelToken that can also cancel one file) cancels the transfer future; s3transfer stops
+  each part at its next 256 KiB chunk, so all transfers stop within a fraction of a second and the temp file is
+  removed: nothing partial under a final name.
+- Progress: typed events (core.progress) with this file's bytes and state and, from download_all, the totals
+  over all files in bytes planned from the listing.
 - Keys never become paths: the destination is built from the validated tile, date, sequence and band only.
 
 Skipping: re-hashing every finished 1 GB band on each run would be slow, so after verifying a file we record
@@ -36,7 +41,6 @@ import os
 import re
 import threading
 import time
-import uuid
 import zlib
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -45,7 +49,7 @@ from pathlib import Path, PurePosixPath
 from s2desktop.core import scenefiles
 from s2desktop.core.catalog import BAND_RE, Scene, fetch_metadata
 from s2desktop.core.errors import CancelledError, IntegrityError, InvalidInputError, OutputError, S2Error
-from s2desktop.core.fsutil import ensure_writable_dir, write_json_atomic
+from s2desktop.core.fsutil import atomic_path, ensure_writable_dir, write_json_atomic
 from s2desktop.core.progress import (
     CANCELLED, DOWNLOADED, FAILED, FILE_DONE_STATES, QUEUED, RUNNING, SKIPPED, FileProgress, Progress, check_cancel,
     item_cancel,
@@ -428,17 +432,15 @@ def _fetch(store, task: DownloadTask, dest: Path, info, reporter: _FileProgress,
     config = None if store.is_local else _transfer_config(part_concurrency)
     transferred = 0
     for attempt in (1, 2):
-        tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.part"
         try:
-            with open(tmp, "wb") as fh:
-                store.download(task.key, fh, progress=reporter, cancel=cancel,
-                               etag=None if store.is_local else info.etag, transfer_config=config)
-            transferred += tmp.stat().st_size
-            check_cancel(cancel, "download cancelled")
-            method = _verify(tmp, info, local=store.is_local)
-            os.replace(tmp, dest)
+            with atomic_path(dest) as tmp:  # renamed over dest only once verified; removed on any error
+                with open(tmp, "wb") as fh:
+                    store.download(task.key, fh, progress=reporter, cancel=cancel,
+                                   etag=None if store.is_local else info.etag, transfer_config=config)
+                transferred += tmp.stat().st_size
+                check_cancel(cancel, "download cancelled")
+                method = _verify(tmp, info, local=store.is_local)
         except _Mismatch as exc:
-            tmp.unlink(missing_ok=True)
             if attempt == 2:
                 raise IntegrityError(
                     f"{_url(store, task.key)} failed verification twice ({exc}); the file was not kept"
@@ -447,11 +449,7 @@ def _fetch(store, task: DownloadTask, dest: Path, info, reporter: _FileProgress,
             reporter.reset(info.size)
             continue
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise _os_error(exc, dest) from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
         _write_record(dest, task.key, info.etag, method)
         return DownloadResult(task, "downloaded", dest, info.size, transferred, method, 0.0)
     raise AssertionError("unreachable")

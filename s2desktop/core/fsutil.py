@@ -62,7 +62,8 @@ def check_folder_creatable(path, what: str = "output folder") -> None:
                           else f"{what} {folder} cannot be created: {probe} is not writable")
 
 
-def check_output_file(path, *, overwrite: bool = False, what: str = "output") -> None:
+def check_output_file(path, *, overwrite: bool = False, what: str = "output",
+                      hint: str = "allow overwriting or choose another name") -> None:
     """OutputError unless a file can be written at ``path``: not a folder, absent (or ``overwrite``), in an
     existing writable folder. Leaves nothing behind."""
     path = Path(path)
@@ -70,7 +71,7 @@ def check_output_file(path, *, overwrite: bool = False, what: str = "output") ->
     if path.is_dir():
         raise OutputError(f"{what} {path} is a folder")
     if path.exists() and not overwrite:
-        raise OutputError(f"{what} {path} already exists (allow overwriting or choose another name)")
+        raise OutputError(f"{what} {path} already exists ({hint})")
     if not folder.is_dir():
         raise OutputError(f"destination folder {folder} does not exist")
     if not _writable(folder):

@@ -31,8 +31,8 @@ from PySide6.QtWidgets import (
 )
 
 from s2desktop.core.pipeline import CompositeInputs, CompositeOptions
-from s2desktop.core.progress import Cancelled, Failed, Finished, Progress
-from s2desktop.gui.downloads import human_duration
+from s2desktop.core.progress import Cancelled, Failed, Finished, Progress, Rate
+from s2desktop.core.units import human_duration
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class CompositeRunner(QObject):
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._poll)
         self.started_at = 0.0
-        self.last = (0, 0)
+        self.rate = Rate()  # windows per second since the start: the time left
 
     @property
     def running(self) -> bool:
@@ -85,7 +85,7 @@ class CompositeRunner(QObject):
         self._terminal_time = 0.0
         self._terminated = False
         self._cancel_time = 0.0
-        self.last = (0, 0)
+        self.rate = Rate()
         self.process = self._ctx.Process(target=target, args=(self.queue, self.cancel_event, inputs, options),
                                          name="s2desktop-composite", daemon=False)
         self.started_at = time.monotonic()
@@ -129,7 +129,7 @@ class CompositeRunner(QObject):
             except (queue_mod.Empty, EOFError, OSError, ValueError):  # ValueError: closed meanwhile
                 return
             if isinstance(msg, Progress):
-                self.last = (msg.items_done, msg.items_total)
+                self.rate.update(msg)
                 self.progress.emit(msg)
             elif isinstance(msg, Finished):
                 self.output = str(msg.result or self.output)
@@ -362,10 +362,10 @@ class CompositePanel(QWidget):
         if not self.runner.running:
             return
         elapsed = time.monotonic() - self.runner.started_at
-        done, total = self.runner.last
+        left = self.runner.rate.seconds_left()
         text = f"Elapsed {human_duration(elapsed)}"
-        if total and done:
-            text += f", about {human_duration(elapsed * (total - done) / done)} left"
+        if left:
+            text += f", about {human_duration(left)} left"
         self.time_label.setText(text)
 
     def _done(self, path: str) -> None:

@@ -16,7 +16,6 @@ import datetime as _dt
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,14 +26,11 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window, subdivide
 
-from s2desktop.core.errors import InvalidInputError, OutputError, RasterError
-from s2desktop.core.rasterinfo import (
-    gdal_error_text,
-    offset_for_baseline,
-    open_raster,
-    parse_band_filename,
-    scene_metadata,
-)
+from s2desktop.core.baseline import offset_for_baseline
+from s2desktop.core.errors import InvalidInputError, RasterError
+from s2desktop.core.fsutil import check_output_file
+from s2desktop.core.rasterinfo import gdal_error_text, open_raster, scene_metadata
+from s2desktop.core.scenefiles import parse_band_filename, scl_files
 
 log = logging.getLogger(__name__)
 
@@ -150,32 +146,16 @@ def _check_arguments(paths, scale, mask, compress, offsets, workers):
 def _check_outputs(output: Path, count_path: Path | None, overwrite: bool, inputs: list[Path]) -> None:
     if count_path is not None and count_path.resolve() == output.resolve():
         raise InvalidInputError("the count raster cannot be the composite output itself")
-    _check_destination(output, overwrite, "output")
+    check_output(output, overwrite, "output")
     if count_path is not None:
-        _check_destination(count_path, overwrite, "count output")
+        check_output(count_path, overwrite, "count output")
     if output.resolve() in {p.resolve() for p in inputs}:
         raise InvalidInputError(f"output {output} is one of the inputs")
 
 
 def check_output(path, overwrite: bool = False, what: str = "output") -> None:
     """OutputError unless `path` can be written: not a folder, absent (or overwrite), folder writable."""
-    _check_destination(Path(path), overwrite, what)
-
-
-def _check_destination(path: Path, overwrite: bool, what: str) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise OutputError(f"{what} {path} is a folder")
-    if path.exists() and not overwrite:
-        raise OutputError(f"{what} {path} already exists (use --overwrite to replace it)")
-    if not folder.is_dir():
-        raise OutputError(f"destination folder {folder} does not exist")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".s2desktop-probe-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError:
-        raise OutputError(f"destination folder {folder} is not writable") from None
+    check_output_file(path, overwrite=overwrite, what=what)
 
 
 def _open_inputs(inputs: list[Path]) -> dict:
@@ -328,10 +308,9 @@ def find_scl(band_path) -> Path | None:
     p = Path(band_path)
     parsed = parse_band_filename(p)
     candidates: list[Path] = []
-    if parsed:
-        stem = f"{parsed['scene_id']}_SCL"
-        for folder in (p.parent.parent / "SCL", p.parent):
-            candidates += sorted(folder.glob(stem + ".*"))
+    if parsed:  # downloaded: {out}/SCL/{scene}_SCL.* beside {out}/red/, or in the band's own folder
+        candidates += scl_files(p.parent.parent, parsed["scene_id"])
+        candidates += sorted(p.parent.glob(f"{parsed['scene_id']}_SCL.*"))
     if p.parent.name in ("R10m", "R20m", "R60m"):
         candidates += [p.parent.parent / "R20m" / "SCL.jp2", p.parent.parent / "R60m" / "SCL.jp2"]
     candidates.append(p.parent / f"SCL{p.suffix}")
