@@ -37,6 +37,8 @@ from s2desktop.core.units import human_duration
 log = logging.getLogger(__name__)
 
 POLL_MS = 100
+NO_INPUTS = "Download scenes first: their red, green and blue bands are composited (clouds masked where the " \
+            "scenes have a scene classification)."
 CANCEL_GRACE_S = 15.0
 SHUTDOWN_GRACE_S = 6.0
 EXIT_GRACE_S = 2.0  # after its final message the process should exit at once; then it is terminated  # closing the window: wait this long for a cancelled run before terminating it
@@ -234,7 +236,7 @@ class CompositePanel(QWidget):
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
-        self.inputs_label = QLabel("Download scenes first: their red, green and blue bands are composited.")
+        self.inputs_label = QLabel(NO_INPUTS)
         self.inputs_label.setWordWrap(True)
         lay.addWidget(self.inputs_label)
 
@@ -308,7 +310,7 @@ class CompositePanel(QWidget):
                                       + (f"; clouds masked on {masks} from the scene classification)" if masks
                                          else ")") + ".")
         else:
-            self.inputs_label.setText("No complete downloaded scenes (red, green and blue) to composite.")
+            self.inputs_label.setText(NO_INPUTS)
         if default_output is not None:
             self.output.setText(str(default_output))
         self._set_startable(n > 0 and not self.runner.running)

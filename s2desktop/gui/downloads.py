@@ -246,7 +246,8 @@ class DownloadPanel(QWidget):
     def _draw_total(self) -> None:
         ev = self.last
         self.total_bar.setValue(int(SCALE * ev.fraction))
-        text = f"{ev.items_done}/{ev.items_total} files, {human_bytes(ev.bytes_done)} of {human_bytes(ev.bytes_total)}"
+        self.total_bar.setFormat(f"%p %  ·  {ev.items_done}/{ev.items_total} files")
+        text = f"{human_bytes(ev.bytes_done)} of {human_bytes(ev.bytes_total)}"
         if self.rate.speed > 0 and ev.bytes_done < ev.bytes_total:
             text += f", {human_bytes(self.rate.speed)}/s"
             left = self.rate.seconds_left()
