@@ -23,7 +23,6 @@ from pathlib import Path, PurePosixPath
 
 from s2desktop.core import layouts
 from s2desktop.core.errors import CancelledError, InvalidInputError, NotFoundError
-from s2desktop.core.fsutil import ensure_writable_dir  # noqa: F401  (re-exported for download and demo)
 
 __all__ = ["Source", "ObjectInfo", "S3Store", "LocalStore", "resolve_source", "SOURCES", "detect_layout"]
 

@@ -302,7 +302,6 @@ class MainWindow(QMainWindow):
         self.scene_panel.set_dates(demo.DEMO_START, demo.DEMO_END)
         self._preparing_demo = True
         # a search now would generate the archive twice: _update_actions disables Search until it is ready
-        n_dates = len(demo.DEMO_DATES)
         from PySide6.QtWidgets import QProgressBar
 
         bar = QProgressBar()

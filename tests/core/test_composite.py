@@ -1,14 +1,11 @@
 """The compositor on small real rasters: values against a numpy reference, grid, COG layout, errors, cancel."""
 
 import json
-import multiprocessing
 import platform
-import queue
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 import numpy as np
 import psutil
@@ -19,8 +16,7 @@ from rasterio.transform import from_origin
 
 from s2desktop.core.compositing import composite, harmonise
 from s2desktop.core.compositing import window as window_module
-from s2desktop.core.errors import CancelledError, InvalidInputError, OutputError, RasterError, S2Error
-from s2desktop.core.progress import Cancelled, Failed, Finished, Progress
+from s2desktop.core.errors import CancelledError, InvalidInputError, OutputError, RasterError
 from s2desktop.core.compositing.rules import reference_median
 from tests.fixtures_rasters import write_band
 
@@ -420,83 +416,3 @@ def test_auto_mask_ignores_an_scl_of_another_tile(shared_real, tmp_path):
     res = composite([folder / "B04.jp2"], [folder / "B03.jp2"], [folder / "B02.jp2"], tmp_path / "o.tif",
                     workers=0)
     assert res.masked_dates == 0 and res.path.exists()
-
-
-def _composite_process(q, cancel_event, kwargs) -> None:
-    """What a dedicated composite process does (the GUI's runs this way): composite() with its progress events
-    on a queue; SIGTERM (Process.terminate()) unwinds it like Ctrl-C, so the pool and the temporaries go."""
-    import signal
-
-    def on_sigterm(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        result = composite(progress=q.put, cancel=cancel_event, **kwargs)
-        q.put(Finished(str(result.path)))
-    except (CancelledError, KeyboardInterrupt):
-        q.put(Cancelled())
-    except S2Error as exc:
-        q.put(Failed(str(exc)))
-
-
-def _start_gui_process(raster_stack, output):
-    """A dedicated composite process (spawn, not daemonic, a pool of two) on a few-second composite."""
-    st = raster_stack(dates=4, size=1536, block=256)
-    ctx = multiprocessing.get_context("spawn")
-    q, ev = ctx.Queue(), ctx.Event()
-    kwargs = dict(red=[str(p) for p in st.red], green=[str(p) for p in st.green], blue=[str(p) for p in st.blue],
-                  output=str(output), workers=2, window_size=256)
-    proc = ctx.Process(target=_composite_process, args=(q, ev, kwargs), daemon=False)
-    proc.start()
-    return proc, q, ev
-
-
-def _wait_for_pool(proc) -> list:
-    """The composite process's two pool workers, once both are up; skips the test if it finished first."""
-    ps = psutil.Process(proc.pid)
-    deadline = time.monotonic() + 30
-    kids = []
-    while time.monotonic() < deadline and proc.is_alive():
-        kids = [k for k in ps.children(recursive=True) if "resource_tracker" not in " ".join(k.cmdline())]
-        if len(kids) >= 2:
-            break
-        time.sleep(0.05)
-    if not proc.is_alive():
-        pytest.skip("the composite finished before it could be stopped")
-    return kids
-
-
-def test_pool_workers_exit_when_the_gui_process_is_killed(raster_stack, tmp_path):
-    """The GUI's composite process killed outright (kill -9): its pool workers do not linger as orphans."""
-    proc, q, ev = _start_gui_process(raster_stack, tmp_path / "gui.tif")
-    msg = q.get(timeout=60)
-    assert isinstance(msg, Progress) and msg.stage == "composite"
-    kids = _wait_for_pool(proc)
-    proc.kill()
-    proc.join(10)
-    gone, alive = psutil.wait_procs(kids, timeout=15)
-    assert not alive
-
-
-def test_terminated_gui_process_cleans_up(raster_stack, tmp_path):
-    """Process.terminate() (SIGTERM) of the composite process: no temporaries, no output, no workers."""
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    proc, q, ev = _start_gui_process(raster_stack, out_dir / "gui.tif")
-    assert isinstance(q.get(timeout=60), Progress)
-    kids = _wait_for_pool(proc)
-    proc.terminate()
-    proc.join(30)
-    msgs = []
-    while True:
-        try:
-            msgs.append(q.get(timeout=1))
-        except queue.Empty:
-            break
-    if msgs and isinstance(msgs[-1], Finished):
-        pytest.skip("finished before the signal arrived")
-    assert msgs[-1] == Cancelled()
-    assert list(out_dir.iterdir()) == []
-    gone, alive = psutil.wait_procs(kids, timeout=15)
-    assert not alive

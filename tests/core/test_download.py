@@ -1,6 +1,5 @@
 """Downloads from the real S3 test server: byte-identical, verified, skipped when done, cancellable, confined."""
 
-import hashlib
 import os
 import subprocess
 import sys

@@ -5,7 +5,6 @@ gone, and no partial output is left."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import psutil
 

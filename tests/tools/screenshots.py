@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     for var in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.pop(var, None)
 
-    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtCore import QEventLoop
 
     from s2desktop.gui import settings as st
     from s2desktop.gui.app import create_application
