@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import errno
+import glob
 import hashlib
 import json
 import logging
@@ -73,6 +74,10 @@ IO_CHUNKSIZE = 256 * 1024
 COMMON_PART_SIZES = [8 * MiB, 16 * MiB, 5 * MiB, 15 * MiB, 32 * MiB, 64 * MiB, 50 * MiB, 100 * MiB, 128 * MiB,
                      256 * MiB, 512 * MiB]
 PROGRESS_INTERVAL = 0.1  # seconds between progress callbacks (~10 per second)
+MAX_PART_CANDIDATES = 64  # part sizes tried against a multipart ETag whose part size the server does not tell
+UNVERIFIED = "unverified"  # a file whose content nothing could check: kept, reported, re-checked next time
+STALE_TEMP_SECONDS = 60  # a download's temporary file untouched this long was left by a killed run
+FETCH_ATTEMPTS = 3  # downloads of one file: a mismatch, or an unverifiable file not yet seen twice, fetches again
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", -1), errno.EFBIG}
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR}
 
@@ -234,43 +239,58 @@ def _crc_hasher(name: str):
         return None
 
 
-def _verify(path: Path, info, *, local: bool) -> str:
-    """Check a file against the object's size, ETag and checksum in one read; -> what was checked."""
-    size = path.stat().st_size
-    if size != info.size:
-        raise _Mismatch(f"size {size} bytes, expected {info.size}")
-    if local:
-        return "size"
-    etag = (info.etag or "").lower()
-    whole_md5 = hashlib.md5() if re.fullmatch(r"[0-9a-f]{32}", etag) else None
-    multipart = re.fullmatch(r"([0-9a-f]{32})-(\d+)", etag)
-    candidates: dict[int, list] = {}
-    if multipart:
-        n = int(multipart.group(2))
-        sizes = [info.part_size] if info.part_size else COMMON_PART_SIZES
-        for ps in sizes:
-            if ps and -(-size // ps) == n and (n > 1 or ps >= size):
-                candidates[ps] = []  # list of part md5 digests
-    checks = {}
+def _part_sizes(size: int, parts: int, known: int | None) -> list[int]:
+    """Part sizes that could have made a multipart ETag of ``parts`` parts for ``size`` bytes.
+
+    The server's answer when it gave one; else every 1 MiB multiple that cuts ``size`` into exactly ``parts``
+    parts ((parts - 1) x ps < size <= parts x ps) -- the part sizes clients use are whole MiB -- when there are
+    at most MAX_PART_CANDIDATES of them, else the common ones in that range.
+    """
+    if known:
+        return [known]
+    if parts == 1:
+        return [-(-max(size, 1) // MiB) * MiB]
+    lo, hi = -(-size // parts), (size - 1) // (parts - 1)
+    fitting = list(range(-(-lo // MiB) * MiB, hi + 1, MiB))
+    if len(fitting) > MAX_PART_CANDIDATES:
+        fitting = [ps for ps in COMMON_PART_SIZES if lo <= ps <= hi]
+    return fitting
+
+
+def _full_object_checks(info, multipart: bool) -> dict:
+    """{name: (hasher, expected b64)} for the S3 checksums that cover the whole object."""
     # A checksum covers the whole file when the server says FULL_OBJECT, or (older servers, no type given)
     # when the object was not uploaded in parts; a multipart object's checksum may be composite.
     full_object = info.checksum_type == "FULL_OBJECT" or (info.checksum_type is None and not multipart)
+    checks = {}
     for name, value in (info.checksums or {}).items():
-        if "-" in value or not full_object:
-            continue  # composite (per-part) checksums cannot be checked from the whole file
-        hasher = _crc_hasher(name)
+        hasher = _crc_hasher(name) if full_object and "-" not in value else None
         if hasher is not None:
             checks[name] = (hasher, value)
-    if whole_md5 is None and not candidates and not checks:
-        return "size"
+    return checks
+
+
+def _verify(path: Path, info, *, local: bool) -> tuple[str, str]:
+    """Check a file against the object's size, ETag and checksums in one read.
+
+    -> (what was checked, e.g. 'md5', 'multipart-md5+sha256', or UNVERIFIED when nothing but the size could be
+    checked; the file's own MD5). _Mismatch when a check fails. A local mirror's files are checked by size.
+    """
+    size = path.stat().st_size
+    if size != info.size:
+        raise _Mismatch(f"size {size} bytes, expected {info.size}")
+    if local:  # a mirror on this machine: nothing was transferred
+        return "size", ""
+    etag = (info.etag or "").lower()
+    plain = re.fullmatch(r"[0-9a-f]{32}", etag)
+    multipart = re.fullmatch(r"([0-9a-f]{32})-(\d+)", etag)
+    candidates = {ps: [] for ps in _part_sizes(size, int(multipart.group(2)), info.part_size)} if multipart else {}
+    checks = _full_object_checks(info, bool(multipart))
+    whole = hashlib.md5()
     part_state = {ps: [hashlib.md5(), 0] for ps in candidates}
     with open(path, "rb") as fh:
-        while True:
-            block = fh.read(MiB)
-            if not block:
-                break
-            if whole_md5 is not None:
-                whole_md5.update(block)
+        while block := fh.read(MiB):
+            whole.update(block)
             for hasher, _v in checks.values():
                 hasher.update(block)
             for ps, state in part_state.items():  # every candidate part size is a multiple of 1 MiB
@@ -278,30 +298,26 @@ def _verify(path: Path, info, *, local: bool) -> str:
                 state[1] += len(block)
                 if state[1] >= ps:
                     candidates[ps].append(state[0].digest())
-                    part_state[ps] = state = [hashlib.md5(), 0]
+                    part_state[ps] = [hashlib.md5(), 0]
     methods = []
-    if whole_md5 is not None:
-        if whole_md5.hexdigest() != etag:
-            raise _Mismatch(f"MD5 {whole_md5.hexdigest()} does not match the ETag {etag}")
+    if plain:
+        if whole.hexdigest() != etag:
+            raise _Mismatch(f"MD5 {whole.hexdigest()} does not match the ETag {etag}")
         methods.append("md5")
     if multipart:
         for ps, state in part_state.items():
             if state[1]:
                 candidates[ps].append(state[0].digest())
-        matched = [ps for ps, digests in candidates.items()
-                   if f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}" == etag]
-        if matched:
+        if any(f"{hashlib.md5(b''.join(d)).hexdigest()}-{len(d)}" == etag for d in candidates.values()):
             methods.append("multipart-md5")
         elif info.part_size:
             raise _Mismatch(f"multipart ETag {etag} does not match ({info.part_size} byte parts)")
-        else:
-            log.debug("%s: part size of multipart ETag %s unknown; not checked", path.name, etag)
     for name, (hasher, value) in checks.items():
         got = base64.b64encode(hasher.digest()).decode()
         if got != value:
             raise _Mismatch(f"{name} checksum {got} does not match {value}")
         methods.append(name.lower())
-    return "+".join(methods) or "size"
+    return "+".join(methods) or UNVERIFIED, whole.hexdigest()
 
 
 # --- one file -------------------------------------------------------------------------------------------------
@@ -394,18 +410,27 @@ def download_one(source, task: DownloadTask, progress=None, cancel=None, *,
         skipped, info = _already_there(store, task, dest)
         if skipped is not None:
             reporter.total = skipped.size
-            reporter.emit(SKIPPED, done=skipped.size)
+            reporter.emit(SKIPPED, _unverified_note(skipped), done=skipped.size)
             return replace(skipped, seconds=time.monotonic() - t0)
     info = info or _head(store, task.key)
+    _remove_stale_temps(dest)
     reporter.reset(info.size)
     result = _fetch(store, task, dest, info, reporter, cancel, part_concurrency)
-    reporter.emit(DOWNLOADED, done=info.size)
+    reporter.emit(DOWNLOADED, _unverified_note(result), done=info.size)
     return replace(result, seconds=time.monotonic() - t0)
+
+
+def _unverified_note(result: DownloadResult) -> str:
+    if result.verified != UNVERIFIED:
+        return ""
+    return ("unverified: the server's ETag and checksums give nothing to check the content against "
+            "(size checked only)")
 
 
 def _already_there(store, task: DownloadTask, dest: Path):
     """-> (a 'skipped' DownloadResult or None, the HEAD info if one was made). A file whose verification
-    record still matches is skipped without a request; one without a record is verified once against a HEAD."""
+    record still matches is skipped without a request; one without a record, or recorded as unverified, is
+    checked (again) against a HEAD."""
     rec = _read_record(dest)
     st = dest.stat()
     info = None
@@ -414,11 +439,12 @@ def _already_there(store, task: DownloadTask, dest: Path):
         info = store.head(task.key)
         remote_etag, remote_size = info.etag, info.size
     if (rec is not None and rec.get("key") == task.key and rec.get("etag") == remote_etag
-            and rec.get("size") == st.st_size == remote_size and rec.get("mtime_ns") == st.st_mtime_ns):
-        return DownloadResult(task, "skipped", dest, st.st_size, 0, rec.get("verified", "size"), 0.0), info
+            and rec.get("size") == st.st_size == remote_size and rec.get("mtime_ns") == st.st_mtime_ns
+            and rec.get("verified", UNVERIFIED) != UNVERIFIED):
+        return DownloadResult(task, "skipped", dest, st.st_size, 0, rec["verified"], 0.0), info
     info = info or _head(store, task.key)
     try:
-        method = _verify(dest, info, local=store.is_local)
+        method, _digest = _verify(dest, info, local=store.is_local)
     except _Mismatch as exc:
         log.info("%s exists but %s; fetching it again", dest, exc)
         return None, info
@@ -426,12 +452,21 @@ def _already_there(store, task: DownloadTask, dest: Path):
     return DownloadResult(task, "skipped", dest, info.size, 0, method, 0.0), info
 
 
+class _Unconfirmed(Exception):
+    """A download nothing could check, not yet seen twice byte for byte."""
+
+
 def _fetch(store, task: DownloadTask, dest: Path, info, reporter: _FileProgress, cancel,
            part_concurrency: int) -> DownloadResult:
-    """Download to a temporary name, verify, rename; one retry on a mismatch, then IntegrityError."""
+    """Download to a temporary name, verify, rename.
+
+    A copy that fails a check is fetched again once (then IntegrityError). A copy that nothing can check (a
+    multipart ETag whose part size neither the server nor any likely size gives, and no checksum) is kept, as
+    UNVERIFIED, only when two downloads agree byte for byte: a transfer that flipped a byte does not.
+    """
     config = None if store.is_local else _transfer_config(part_concurrency)
-    transferred = 0
-    for attempt in (1, 2):
+    transferred, mismatches, seen = 0, 0, set()
+    for attempt in range(1, FETCH_ATTEMPTS + 1):
         try:
             with atomic_path(dest) as tmp:  # renamed over dest only once verified; removed on any error
                 with open(tmp, "wb") as fh:
@@ -439,20 +474,44 @@ def _fetch(store, task: DownloadTask, dest: Path, info, reporter: _FileProgress,
                                    etag=None if store.is_local else info.etag, transfer_config=config)
                 transferred += tmp.stat().st_size
                 check_cancel(cancel, "download cancelled")
-                method = _verify(tmp, info, local=store.is_local)
+                method, digest = _verify(tmp, info, local=store.is_local)
+                if method == UNVERIFIED and digest not in seen:
+                    seen.add(digest)
+                    raise _Unconfirmed
         except _Mismatch as exc:
-            if attempt == 2:
+            mismatches += 1
+            if mismatches == 2 or attempt == FETCH_ATTEMPTS:
                 raise IntegrityError(
-                    f"{_url(store, task.key)} failed verification twice ({exc}); the file was not kept"
-                ) from None
-            log.warning("%s: %s; retrying once", _url(store, task.key), exc)
-            reporter.reset(info.size)
-            continue
+                    f"{_url(store, task.key)} failed verification twice ({exc}); the file was not kept") from None
+            log.warning("%s: %s; fetching it again", _url(store, task.key), exc)
+        except _Unconfirmed:
+            if attempt == FETCH_ATTEMPTS:
+                raise IntegrityError(f"{_url(store, task.key)}: {attempt} downloads differ and nothing can tell "
+                                     "which is right; the file was not kept") from None
+            log.info("%s: nothing to check its content against; fetching it again to compare",
+                     _url(store, task.key))
         except OSError as exc:
             raise _os_error(exc, dest) from None
-        _write_record(dest, task.key, info.etag, method)
-        return DownloadResult(task, "downloaded", dest, info.size, transferred, method, 0.0)
+        else:
+            _write_record(dest, task.key, info.etag, method)
+            if method == UNVERIFIED:
+                log.warning("%s: kept unverified (two downloads agree; nothing else to check)", dest)
+            return DownloadResult(task, "downloaded", dest, info.size, transferred, method, 0.0)
+        reporter.reset(info.size)
     raise AssertionError("unreachable")
+
+
+def _remove_stale_temps(dest: Path) -> None:
+    """Temporary files of ``dest`` left by a run that was killed (``.name.1a2b3c4d.part``), untouched for
+    STALE_TEMP_SECONDS: removed before fetching it again (a live download writes to its temp all the time)."""
+    now = time.time()
+    for tmp in dest.parent.glob(f".{glob.escape(dest.name)}.*.part"):
+        try:
+            if now - tmp.stat().st_mtime > STALE_TEMP_SECONDS:
+                tmp.unlink()
+                log.info("removed %s, left by an interrupted download", tmp)
+        except OSError:
+            pass
 
 
 def _url(store, key: str) -> str:
@@ -515,6 +574,21 @@ class _Totals:
         self(Progress("download", file=FileProgress(name, self.done[name], self.total[name], state, message)))
 
 
+def _shut_down(pool: ThreadPoolExecutor, cancel) -> None:
+    """Wait for every transfer thread to finish its clean-up (their temp files are removed as they unwind),
+    however many Ctrl-Cs arrive meanwhile: each one cancels, and the last is raised once all have stopped."""
+    interrupted = False
+    while True:
+        try:
+            pool.shutdown(wait=True, cancel_futures=True)
+            break
+        except KeyboardInterrupt:  # a second Ctrl-C during the wait: keep waiting, cancelled
+            cancel.set()
+            interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt
+
+
 def download_all(source, tasks, workers: int | None = None, progress=None, cancel=None) -> list[DownloadResult]:
     """Run :func:`download_one` for every task, ``workers`` files at once (default 4).
 
@@ -554,7 +628,7 @@ def download_all(source, tasks, workers: int | None = None, progress=None, cance
         cancel.set()
         raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        _shut_down(pool, cancel)
     if cancel.is_set():
         n = sum(r is not None for r in results)
         raise CancelledError(f"download cancelled ({n} of {len(tasks)} files complete; no partial files left)")

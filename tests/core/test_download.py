@@ -1,5 +1,6 @@
 """Downloads from the real S3 test server: byte-identical, verified, skipped when done, cancellable, confined."""
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -262,3 +263,53 @@ sys.exit(main(["download", "--tile", "33UUP", "--start", "2023-07-04", "--end", 
     assert last.startswith("s2desktop: error: disk full while writing") and "--out" in last
     assert "Traceback" not in p.stderr
     assert [n for n in files_under(tmp_path / "out") if not n.startswith("metadata/")] == []
+
+
+def _multipart_etag(data: bytes, part: int) -> str:
+    digests = [hashlib.md5(data[i:i + part]).digest() for i in range(0, len(data), part)]
+    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
+
+
+def test_a_multipart_etag_is_checked_even_when_the_server_does_not_tell_the_part_size(tmp_path):
+    """Defect: with no part size from the server, a file with a flipped byte used to pass on its size alone."""
+    from s2desktop.core.sources import ObjectInfo
+
+    data = os.urandom(21 * MiB + 12345)
+    path = tmp_path / "f.jp2"
+    path.write_bytes(data)
+    for part in (6 * MiB, 7 * MiB, 11 * MiB):  # none of them a 'common' size but 8/16 MiB; derived from '-N'
+        info = ObjectInfo("k", len(data), _multipart_etag(data, part))
+        assert download._verify(path, info, local=False)[0] == "multipart-md5"
+    bad = bytearray(data)
+    bad[5 * MiB] ^= 1
+    path.write_bytes(bytes(bad))
+    info = ObjectInfo("k", len(data), _multipart_etag(data, 6 * MiB))
+    method, digest = download._verify(path, info, local=False)
+    assert method == download.UNVERIFIED and digest == hashlib.md5(bytes(bad)).hexdigest()  # never "size"
+    with pytest.raises(download._Mismatch, match="multipart ETag"):  # the server's part size: a mismatch
+        download._verify(path, ObjectInfo("k", len(data), info.etag, part_size=6 * MiB), local=False)
+
+
+def test_part_size_candidates_are_bounded_and_include_the_real_one():
+    for size, part in ((100 * MiB + 1, 8 * MiB), (5 * MiB, 16 * MiB), (1 << 30, 64 * MiB), (300 * MiB, 50 * MiB)):
+        n = -(-size // part)
+        sizes = download._part_sizes(size, n, None)
+        assert part in sizes or n == 1
+        assert 0 < len(sizes) <= download.MAX_PART_CANDIDATES
+        assert all(-(-size // ps) == n for ps in sizes)
+    assert download._part_sizes(10 * MiB, 2, 7 * MiB) == [7 * MiB]  # the server's answer wins
+
+
+def test_stale_temporary_files_of_a_killed_run_are_removed(seeded_s3, scratch_bucket, tmp_path):
+    src, (task,) = _band_files(seeded_s3, scratch_bucket, tmp_path, ["33UUP"], MiB)
+    task.dest.parent.mkdir(parents=True)
+    stale = task.dest.parent / f".{task.dest.name}.0badf00d.part"
+    fresh = task.dest.parent / f".{task.dest.name}.1234abcd.part"  # a download running right now elsewhere
+    other = task.dest.parent / ".33UUP_2023-07-14_0_B03.jp2.0badf00d.part"  # another file's
+    for p in (stale, fresh, other):
+        p.write_bytes(b"x" * 1000)
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    assert download.download_one(src, task).status == "downloaded"
+    assert not stale.exists() and fresh.exists() and other.exists()
