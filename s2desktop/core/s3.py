@@ -14,6 +14,7 @@ process.
 from __future__ import annotations
 
 import os
+import random
 
 import boto3
 import botocore
@@ -24,10 +25,12 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    IncompleteReadError,
     NoCredentialsError,
     PartialCredentialsError,
     ProfileNotFound,
     ReadTimeoutError,
+    ResponseStreamingError,
 )
 
 from s2desktop.core.errors import (
@@ -38,9 +41,18 @@ from s2desktop.core.errors import (
     S2Error,
 )
 
-__all__ = ["make_client", "translate_error", "max_attempts", "CREDENTIALS_HINT"]
+__all__ = ["make_client", "translate_error", "max_attempts", "backoff", "BODY_ERRORS", "CREDENTIALS_HINT"]
 
 CREDENTIALS_HINT = "run `aws configure`, set AWS_PROFILE (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), or pass --profile NAME"
+
+
+# A body that breaks off while it is read: after botocore's own retries, which cover the request only.
+BODY_ERRORS = (IncompleteReadError, ResponseStreamingError, ReadTimeoutError, ConnectionClosedError, ConnectionError)
+
+
+def backoff(attempt: int, base: float = 0.1, cap: float = 5.0) -> float:
+    """Seconds to wait before attempt ``attempt + 1``: exponential with full jitter, as botocore's standard mode."""
+    return random.uniform(0, min(cap, base * 2 ** attempt))
 
 
 def max_attempts() -> int:

@@ -18,11 +18,12 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from s2desktop.core import layouts
-from s2desktop.core.errors import CancelledError, InvalidInputError, NotFoundError
+from s2desktop.core.errors import CancelledError, InvalidInputError, NetworkError, NotFoundError
 
 __all__ = ["Source", "ObjectInfo", "S3Store", "LocalStore", "resolve_source", "SOURCES", "detect_layout"]
 
@@ -138,12 +139,29 @@ class S3Store:
         return out
 
     def get_bytes(self, key: str) -> bytes:
-        self._counter.add("get")
-        try:
-            resp = self.client.get_object(Bucket=self.bucket, Key=key, **self.extra)
-            return resp["Body"].read()
-        except Exception as exc:
-            raise self._error(exc, key) from exc
+        """A small object (metadata, a preview) whole.
+
+        botocore retries a request, but not a body that breaks off while it is read (a reset, a body cut short
+        of its Content-Length), so the read is tried again here, with back-off, AWS_MAX_ATTEMPTS times in all;
+        then a one-line NetworkError.
+        """
+        from s2desktop.core.s3 import BODY_ERRORS, backoff, max_attempts
+
+        attempts = max_attempts()
+        for attempt in range(1, attempts + 1):
+            self._counter.add("get")
+            try:
+                body = self.client.get_object(Bucket=self.bucket, Key=key, **self.extra)["Body"]
+            except Exception as exc:  # botocore raises many types (after its own retries); translate them all
+                raise self._error(exc, key) from exc
+            try:
+                return body.read()
+            except BODY_ERRORS as exc:
+                if attempt == attempts:
+                    raise NetworkError(f"{self.url(key)}: the transfer kept breaking off ({type(exc).__name__}) "
+                                       f"after {attempts} attempts; check the network and try again") from None
+                time.sleep(backoff(attempt))
+        raise AssertionError("unreachable")
 
     def head(self, key: str, *, part_number: int | None = None) -> ObjectInfo:
         self._counter.add("head")
