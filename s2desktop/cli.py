@@ -359,7 +359,7 @@ def _run_download(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise InvalidInputError(f"--workers {args.workers} must be 1 or more")
-    from s2desktop.core.download import parse_bands
+    from s2desktop.core.download import UNVERIFIED, parse_bands
 
     bands = tuple(parse_bands(args.bands))  # checked before the search
     line = _EventLine()
@@ -389,6 +389,10 @@ def _run_download(args: argparse.Namespace) -> int:
           + (f" ({mb / seconds:.1f} MB/s)" if got and seconds > 0 else "")
           + (f"; {skipped} already present and verified" if skipped else "")
           + f"; files in {out}", file=sys.stderr)
+    unverified = [r.path.name for r in results if r.verified == UNVERIFIED]
+    if unverified:
+        print(f"s2desktop: warning: {len(unverified)} file(s) checked by size only -- the server gave nothing to "
+              f"check their content against (two downloads agreed): {', '.join(unverified)}", file=sys.stderr)
     return 0
 
 
@@ -487,6 +491,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from s2desktop.core.redact import RedactSecrets
+
+    for handler in logging.getLogger().handlers:  # botocore's debug log prints keys, tokens and signatures
+        handler.addFilter(RedactSecrets())
     runners = {name: run for name, _add, run in _COMMANDS}
     run = runners[args.command or "gui"]
     try:
@@ -495,8 +503,10 @@ def main(argv: list[str] | None = None) -> int:
         print("s2desktop: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
     except S2Error as exc:
-        if args.debug:
-            raise
+        if args.debug:  # the traceback too; the exit status stays that of an error
+            import traceback
+
+            traceback.print_exc()
         print(f"s2desktop: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:

@@ -17,6 +17,7 @@ log = logging.getLogger("s2desktop")
 def setup_logging() -> str:
     """Log INFO and above to `<user_log_dir>/s2desktop.log` (rotated); returns the file path."""
     from s2desktop.core.paths import user_log_dir
+    from s2desktop.core.redact import RedactSecrets
 
     folder = user_log_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -28,6 +29,7 @@ def setup_logging() -> str:
     handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
+    handler.addFilter(RedactSecrets())  # credentials never reach the log file
     root.addHandler(handler)
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)

@@ -39,6 +39,7 @@ SCALE = 1000  # progress bars count in per-mille (byte counts overflow a Qt int)
 STATE_TEXT = {pg.QUEUED: "queued", pg.RUNNING: "downloading…", pg.SKIPPED: "already there",
               pg.CANCELLED: "cancelled"}
 STATE_COLOUR = {pg.FAILED: "#b03a2e", pg.DOWNLOADED: "#1e7b34", pg.SKIPPED: "#666666"}
+UNVERIFIED_COLOUR = "#b9770e"
 
 
 def _download_job(request: Request, source=None, progress=None, cancel=None):
@@ -95,6 +96,9 @@ class DownloadRow(QObject):
             text = f"{human_bytes(f.bytes_done)} / {human_bytes(f.bytes_total)}"
         elif f.state == pg.DOWNLOADED:
             text = f"done ({human_bytes(f.bytes_total)})"
+        if f.finished and f.message.startswith("unverified"):  # kept, usable, but nothing checked its content
+            text = f"{text}, unverified"
+            self.item.setToolTip(1, f.message)
         elif f.state == pg.FAILED:
             text = f.message
             self.item.setToolTip(1, f.message)
@@ -105,8 +109,9 @@ class DownloadRow(QObject):
                                .get(f.state, "%p %"))
             if f.state in (pg.DOWNLOADED, pg.SKIPPED):
                 self.bar.setValue(SCALE)
-            if f.state in STATE_COLOUR:
-                self.item.setForeground(1, QColor(STATE_COLOUR[f.state]))
+            colour = UNVERIFIED_COLOUR if f.message.startswith("unverified") else STATE_COLOUR.get(f.state)
+            if colour:
+                self.item.setForeground(1, QColor(colour))
         self.changed.emit()
 
 
