@@ -15,7 +15,8 @@ import pytest  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "s2-real"
 
-pytest_plugins: list[str] = ["tests.fixtures_rasters", "tests.fixtures_s3", "tests.fixtures_gui"]
+pytest_plugins: list[str] = ["tests.fixtures_rasters", "tests.fixtures_s3", "tests.fixtures_gui",
+                             "tests.fixtures_faults"]
 
 
 @pytest.fixture(autouse=True)
