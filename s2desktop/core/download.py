@@ -574,17 +574,25 @@ class _Totals:
         self(Progress("download", file=FileProgress(name, self.done[name], self.total[name], state, message)))
 
 
-def _shut_down(pool: ThreadPoolExecutor, cancel) -> None:
-    """Wait for every transfer thread to finish its clean-up (their temp files are removed as they unwind),
-    however many Ctrl-Cs arrive meanwhile: each one cancels, and the last is raised once all have stopped."""
+def _shut_down(pool: ThreadPoolExecutor, futures, cancel) -> None:
+    """Wait until every started download has returned (each removes its temp file as it unwinds), however many
+    Ctrl-Cs arrive meanwhile: each one cancels, and one is raised once all have stopped.
+
+    It waits on the futures, not on the threads: on Python 3.11 a Ctrl-C that interrupts Thread.join() can mark
+    a thread that is still running as finished, so a second join returned while a transfer still held its
+    temp file.
+    """
     interrupted = False
-    while True:
+    for f in futures:
+        f.cancel()  # not started yet: never starts
+    pending = {f for f in futures if not f.done()}
+    while pending:
         try:
-            pool.shutdown(wait=True, cancel_futures=True)
-            break
+            _done, pending = wait(pending, timeout=WAKE_INTERVAL)
         except KeyboardInterrupt:  # a second Ctrl-C during the wait: keep waiting, cancelled
             cancel.set()
             interrupted = True
+    pool.shutdown(wait=False, cancel_futures=True)  # its threads are idle now and leave by themselves
     if interrupted:
         raise KeyboardInterrupt
 
@@ -608,9 +616,11 @@ def download_all(source, tasks, workers: int | None = None, progress=None, cance
     results: list[DownloadResult | None] = [None] * len(tasks)
     errors: list[S2Error] = []
     pool = ThreadPoolExecutor(max_workers=files, thread_name_prefix="s2-download")
+    futures: dict = {}
     try:
-        futures = {pool.submit(download_one, source, t, totals, item_cancel(cancel, str(t.dest)),
-                               part_concurrency=parts): i for i, t in enumerate(tasks)}
+        for i, t in enumerate(tasks):  # one at a time: a Ctrl-C during submission leaves every one tracked
+            futures[pool.submit(download_one, source, t, totals, item_cancel(cancel, str(t.dest)),
+                                part_concurrency=parts)] = i
         pending = set(futures)
         while pending:
             # never an untimed wait: a Ctrl-C taken by a transfer thread is raised here (see core.threads)
@@ -628,7 +638,7 @@ def download_all(source, tasks, workers: int | None = None, progress=None, cance
         cancel.set()
         raise
     finally:
-        _shut_down(pool, cancel)
+        _shut_down(pool, futures, cancel)
     if cancel.is_set():
         n = sum(r is not None for r in results)
         raise CancelledError(f"download cancelled ({n} of {len(tasks)} files complete; no partial files left)")

@@ -156,10 +156,10 @@ class S3Store:
                 raise self._error(exc, key) from exc
             try:
                 return body.read()
-            except BODY_ERRORS as exc:
+            except BODY_ERRORS:
                 if attempt == attempts:
-                    raise NetworkError(f"{self.url(key)}: the transfer kept breaking off ({type(exc).__name__}) "
-                                       f"after {attempts} attempts; check the network and try again") from None
+                    raise NetworkError(f"{self.url(key)}: the transfer broke off (connection reset or body cut short) "
+                                       f"{attempts} times; check the network and try again") from None
                 time.sleep(backoff(attempt))
         raise AssertionError("unreachable")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import io
 import json
 import os
 import re
@@ -24,8 +23,6 @@ import threading
 import time
 from pathlib import Path
 
-import boto3.s3.transfer
-import numpy as np
 import pytest
 
 from s2desktop.cli import main as cli_main
@@ -33,9 +30,8 @@ from s2desktop.core import catalog, download
 from s2desktop.core.errors import IntegrityError, NetworkError, OutputError, S2Error
 from s2desktop.core.pipeline import Job, Request, SourceSpec
 from tests.fixtures_faults import FaultProxy
+from tests.helpers import BANDS, MiB, l1c_prefix, seed_l1c_scenes, seed_scene_with_b04
 
-MiB = 1 << 20
-BANDS = ("B04", "B03", "B02")
 BAND_SIZE = 1536 * 1024
 CONTENT_CHECKS = {"md5", "multipart-md5", "sha256", "sha1", "crc32", "crc32c", "crc64nvme"}
 FAKE_KEY, FAKE_SECRET = "AKIAFAKEFAKEFAKE1234", "fAkEsEcReT0123456789fAkEsEcReT0123456789"
@@ -44,48 +40,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 # --- seeding and checking -----------------------------------------------------------------------------------
-
-
-def _prefix(day: int) -> str:
-    return f"tiles/33/U/UP/2023/7/{day}/0/"
-
-
-def _seed(client, bucket: str, days=(1, 2), size: int = BAND_SIZE, seed: int = 0, preview: bool = False) -> dict:
-    """L1C scenes of three random bands (and tileInfo.json, optionally preview.jpg) -> {key: bytes}."""
-    rng = np.random.default_rng(seed)
-    objects = {}
-    for day in days:
-        prefix = _prefix(day)
-        info = {"path": prefix.rstrip("/"), "productName": f"S2B_MSIL1C_202307{day:02d}T100559_N0509_R022_T33UUP_x",
-                "cloudyPixelPercentage": 1.0 + day, "dataCoveragePercentage": 100.0}
-        objects[prefix + "tileInfo.json"] = json.dumps(info).encode()
-        if preview:
-            objects[prefix + "preview.jpg"] = b"\xff\xd8\xff" + rng.integers(0, 256, 20_000, dtype=np.uint8).tobytes()
-        for band in BANDS:
-            objects[prefix + f"{band}.jp2"] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
-    for key, body in objects.items():
-        client.put_object(Bucket=bucket, Key=key, Body=body)
-    return objects
-
-
-def _put_multipart(client, bucket: str, key: str, body: bytes, part_size: int) -> str:
-    cfg = boto3.s3.transfer.TransferConfig(multipart_threshold=part_size, multipart_chunksize=part_size)
-    client.upload_fileobj(io.BytesIO(body), bucket, key, Config=cfg)
-    etag = client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
-    assert re.fullmatch(rf"[0-9a-f]{{32}}-{-(-len(body) // part_size)}", etag), etag
-    return etag
-
-
-def _one_scene_with(client, bucket: str, b04: bytes, part_size: int | None = None, **put) -> dict:
-    """Scene 2023-07-01 with small B03/B02 and ``b04`` as its B04 (multipart when ``part_size``)."""
-    objects = _seed(client, bucket, days=(1,), size=256 * 1024)
-    key = _prefix(1) + "B04.jp2"
-    objects[key] = b04
-    if part_size:
-        _put_multipart(client, bucket, key, b04, part_size)
-    else:
-        client.put_object(Bucket=bucket, Key=key, Body=b04, **put)
-    return objects
 
 
 def _job(endpoint: str, bucket: str, out: Path, last_day: int = 9, progress=None, workers=None) -> Job:
@@ -166,7 +120,7 @@ def test_5xx_on_a_fifth_of_gets_every_file_intact(seeded_s3, scratch_bucket, fau
     """Baseline (defects 1/2 context): 503 on a seeded fifth of all GETs (lists, tileInfo.json, band parts):
     botocore's retries carry the run; every file intact and verified by content; a clean re-run skips them all."""
     attempts(6)
-    objects = _seed(seeded_s3.client(), scratch_bucket, days=(1, 2, 3))
+    objects = seed_l1c_scenes(seeded_s3.client(), scratch_bucket, days=(1, 2, 3))
     fault_proxy.add("status", method="GET", fraction=0.2, seed=5, code=503)
     out = tmp_path / "dl"
     results = _run(fault_proxy.endpoint, scratch_bucket, out)
@@ -183,7 +137,7 @@ def test_resets_and_truncations_on_band_parts_are_survived(seeded_s3, scratch_bu
     """Baseline: the first two ranged GETs of B04 are reset, the first two of B03 truncated; s3transfer
     retries the parts; files intact, verified by content; a clean re-run skips them all."""
     attempts(3)
-    objects = _seed(seeded_s3.client(), scratch_bucket, days=(1, 2))
+    objects = seed_l1c_scenes(seeded_s3.client(), scratch_bucket, days=(1, 2))
     fault_proxy.add("reset", method="GET", key=r"/B04\.jp2$", ranged=True, first=2)
     fault_proxy.add("truncate", method="GET", key=r"/B03\.jp2$", ranged=True, first=2)
     out = tmp_path / "dl"
@@ -200,7 +154,7 @@ def test_reset_and_truncated_tileinfo_during_search_are_survived(seeded_s3, scra
                                                                 attempts):
     """Defect 2: one reset and one truncated body of tileInfo.json during the search must not abort the run."""
     attempts(3)
-    objects = _seed(seeded_s3.client(), scratch_bucket, days=(1, 2))
+    objects = seed_l1c_scenes(seeded_s3.client(), scratch_bucket, days=(1, 2))
     fault_proxy.add("reset", method="GET", key=r"/7/1/0/tileInfo\.json$", first=1)
     fault_proxy.add("truncate", method="GET", key=r"/7/2/0/tileInfo\.json$", first=1)
     out = tmp_path / "dl"
@@ -216,11 +170,11 @@ def test_reset_and_truncated_tileinfo_during_search_are_survived(seeded_s3, scra
 def test_reset_preview_is_survived(seeded_s3, scratch_bucket, fault_proxy, attempts):
     """Defect 2: one reset while reading a preview (catalog.fetch_preview) must not fail the preview."""
     attempts(3)
-    objects = _seed(seeded_s3.client(), scratch_bucket, days=(1,), size=64 * 1024, preview=True)
+    objects = seed_l1c_scenes(seeded_s3.client(), scratch_bucket, days=(1,), size=64 * 1024, preview=True)
     job = _job(fault_proxy.endpoint, scratch_bucket, Path("unused"))
     (scene,) = job.search()
     fault_proxy.add("reset", method="GET", key=r"/preview\.jpg$", first=1)
-    assert catalog.fetch_preview(job.source, scene) == objects[_prefix(1) + "preview.jpg"]
+    assert catalog.fetch_preview(job.source, scene) == objects[l1c_prefix(1) + "preview.jpg"]
     assert fault_proxy.injected == {"reset": 1}
 
 
@@ -229,7 +183,7 @@ def test_truncated_metadata_beside_downloads_is_survived(seeded_s3, scratch_buck
     """Defect 2: the scene metadata written beside the downloads (fetched when the scene does not carry it) is
     read once truncated; the download must still complete with the metadata written."""
     attempts(3)
-    objects = _seed(seeded_s3.client(), scratch_bucket, days=(1,), size=256 * 1024)
+    objects = seed_l1c_scenes(seeded_s3.client(), scratch_bucket, days=(1,), size=256 * 1024)
     out = tmp_path / "dl"
     job = _job(fault_proxy.endpoint, scratch_bucket, out)
     scenes = [dataclasses.replace(s, tile_info=None) for s in job.search()]  # as a window's saved selection
@@ -246,7 +200,7 @@ def test_small_object_failing_every_attempt_is_one_line_of_our_own(seeded_s3, sc
     """Defect 2: tileInfo.json reset on every attempt: retried, then one line from an S2Error subclass (e.g.
     NetworkError) without urllib3's text."""
     attempts(3)
-    _seed(seeded_s3.client(), scratch_bucket, days=(1,), size=1024)
+    seed_l1c_scenes(seeded_s3.client(), scratch_bucket, days=(1,), size=1024)
     fault_proxy.add("reset", method="GET", key=r"/tileInfo\.json$")
     with pytest.raises(S2Error) as caught:
         _job(fault_proxy.endpoint, scratch_bucket, tmp_path / "dl").search()
@@ -265,7 +219,7 @@ def test_transient_flip_single_part_is_refetched(seeded_s3, scratch_bucket, faul
     """Defect 1 (baseline for a plain MD5 ETag): one flipped byte in the first transfer -> fetched again, equal to
     the source, verified by MD5."""
     b04 = os.urandom(2 * MiB)
-    objects = _one_scene_with(seeded_s3.client(), scratch_bucket, b04)
+    objects = seed_scene_with_b04(seeded_s3.client(), scratch_bucket, b04)
     fault_proxy.add("flip", method="GET", key=r"/B04\.jp2$", first=1)
     out = tmp_path / "dl"
     results = {r.task.band: r for r in _run(fault_proxy.endpoint, scratch_bucket, out)}
@@ -279,7 +233,7 @@ def test_transient_flip_multipart_with_part_size_is_refetched(seeded_s3, scratch
     """Defect 1 (baseline, the server answers HEAD ?partNumber=1): a flipped byte in a multipart object's first
     transfer is caught by the multipart ETag; fetched again, equal to the source."""
     b04 = os.urandom(11 * MiB + 4321)
-    objects = _one_scene_with(seeded_s3.client(), scratch_bucket, b04, part_size=5 * MiB)
+    objects = seed_scene_with_b04(seeded_s3.client(), scratch_bucket, b04, part_size=5 * MiB)
     fault_proxy.add("flip", method="GET", key=r"/B04\.jp2$", first=1)
     out = tmp_path / "dl"
     results = {r.task.band: r for r in _run(fault_proxy.endpoint, scratch_bucket, out)}
@@ -294,7 +248,7 @@ def test_transient_flip_multipart_without_part_size_is_refetched(seeded_s3, scra
     part size is derivable from the ETag's -2; a flipped byte in the first transfer must be caught and the file
     fetched again, equal to the source, verified by content. Today it passes on size alone."""
     b04 = os.urandom(13 * MiB + 77)
-    objects = _one_scene_with(seeded_s3.client(), scratch_bucket, b04, part_size=8 * MiB)
+    objects = seed_scene_with_b04(seeded_s3.client(), scratch_bucket, b04, part_size=8 * MiB)
     fault_proxy.add("hide_parts", method="HEAD")
     fault_proxy.add("flip", method="GET", key=r"/B04\.jp2$", first=1)
     out = tmp_path / "dl"
@@ -313,7 +267,7 @@ def test_persistent_flip_multipart_without_part_size_is_never_recorded_verified(
     not be recorded as verified: either IntegrityError and nothing under the final name, or kept as 'unverified'
     (result, record, final progress message) and re-checked by a later run."""
     b04 = os.urandom(13 * MiB + 77)
-    objects = _one_scene_with(seeded_s3.client(), scratch_bucket, b04, part_size=8 * MiB)
+    objects = seed_scene_with_b04(seeded_s3.client(), scratch_bucket, b04, part_size=8 * MiB)
     fault_proxy.add("hide_parts", method="HEAD")
     fault_proxy.add("flip", method="GET", key=r"/B04\.jp2$")
     out, events = tmp_path / "dl", []
@@ -339,7 +293,7 @@ def test_multipart_with_unknown_part_size_is_kept_unverified_and_rechecked(seede
     sizes cannot be checked by content: it is kept as 'unverified' (result, record, final progress message) and a
     later run checks it again instead of reporting a plain verified skip."""
     b04 = os.urandom(12 * MiB)
-    objects = _one_scene_with(seeded_s3.client(), scratch_bucket, b04, part_size=5 * MiB + 512 * 1024)
+    objects = seed_scene_with_b04(seeded_s3.client(), scratch_bucket, b04, part_size=5 * MiB + 512 * 1024)
     fault_proxy.add("hide_parts", method="HEAD")
     out, events = tmp_path / "dl", []
     dest = out / "red" / "33UUP_2023-07-01_0_B04.jp2"
@@ -359,7 +313,7 @@ def test_transient_flip_checksummed_object_is_refetched(seeded_s3, scratch_bucke
     """Defect 1 (baseline, an S3 SHA256 checksum): a flipped byte in the first transfer -> fetched again, equal to
     the source, the checksum checked."""
     b04 = os.urandom(3 * MiB + 5)
-    objects = _one_scene_with(seeded_s3.client(), scratch_bucket, b04, ChecksumAlgorithm="SHA256")
+    objects = seed_scene_with_b04(seeded_s3.client(), scratch_bucket, b04, ChecksumAlgorithm="SHA256")
     fault_proxy.add("flip", method="GET", key=r"/B04\.jp2$", first=1)
     out = tmp_path / "dl"
     results = {r.task.band: r for r in _run(fault_proxy.endpoint, scratch_bucket, out)}
@@ -377,7 +331,7 @@ def test_server_going_away_mid_run_is_one_line_network_error(seeded_s3, scratch_
     """Defect 2 context: the server disappears while band files stream: one-line NetworkError, nothing partial; a
     re-run through a new proxy completes and every file is intact."""
     attempts(2)
-    objects = _seed(seeded_s3.client(), scratch_bucket, days=(1, 2))
+    objects = seed_l1c_scenes(seeded_s3.client(), scratch_bucket, days=(1, 2))
     fault_proxy.add("slow", method="GET", key=r"\.jp2$", rate=512 * 1024)
     closing = []
 
@@ -407,7 +361,7 @@ def test_server_going_away_mid_run_is_one_line_network_error(seeded_s3, scratch_
 def test_access_denied_is_one_line(seeded_s3, scratch_bucket, fault_proxy, tmp_path, capsys, attempts):
     """Baseline: a server answering 403 to everything -> exit 2, one line naming access denied, no files."""
     attempts(2)
-    _seed(seeded_s3.client(), scratch_bucket, days=(1,), size=1024)
+    seed_l1c_scenes(seeded_s3.client(), scratch_bucket, days=(1,), size=1024)
     fault_proxy.add("deny")
     out = tmp_path / "dl"
     rc = cli_main(["download", "--tile", "33UUP", "--start", "2023-07-01", "--end", "2023-07-09",
@@ -438,7 +392,7 @@ def small_disk(tmp_path):
 
 def test_full_disk_is_one_line_and_leaves_nothing_partial(seeded_s3, scratch_bucket, small_disk):
     """Baseline: 9 MiB of bands into a 3 MiB disk -> OutputError 'disk full', no temp file, nothing partial."""
-    objects = _seed(seeded_s3.client(), scratch_bucket, days=(1, 2))
+    objects = seed_l1c_scenes(seeded_s3.client(), scratch_bucket, days=(1, 2))
     out = small_disk / "dl"
     with pytest.raises(OutputError, match="disk full") as caught:
         _run(seeded_s3.endpoint, scratch_bucket, out)
@@ -452,7 +406,7 @@ def test_full_disk_is_one_line_and_leaves_nothing_partial(seeded_s3, scratch_buc
 def test_double_ctrl_c_leaves_no_temp_file(seeded_s3, scratch_bucket, fault_proxy, tmp_path):
     """Defect 3: a second Ctrl-C a few ms after the first (while the pool shuts down): when the interrupt
     reaches the caller, no temp file is left and nothing partial is under a final name. Three gaps tried."""
-    objects = _seed(seeded_s3.client(), scratch_bucket, days=(1, 2))
+    objects = seed_l1c_scenes(seeded_s3.client(), scratch_bucket, days=(1, 2))
     fault_proxy.add("slow", method="GET", key=r"\.jp2$", rate=384 * 1024)
     main = threading.get_ident()
     for gap in (0.005, 0.02, 0.04):
@@ -491,7 +445,7 @@ def test_repeated_ctrl_c_on_the_cli_leaves_nothing_partial(seeded_s3, scratch_bu
     """Defect 3: `s2desktop download` in a process of its own, interrupted three times by two or three SIGINTs
     20 ms apart once bytes flow: it exits within 20 s, no temp file is left, nothing partial; a last clean run
     completes."""
-    objects = _seed(seeded_s3.client(), scratch_bucket, days=(1, 2))
+    objects = seed_l1c_scenes(seeded_s3.client(), scratch_bucket, days=(1, 2))
     fault_proxy.add("slow", method="GET", key=r"\.jp2$", rate=384 * 1024)
     out = tmp_path / "dl"
     argv = [sys.executable, "-m", "s2desktop", "download", "--tile", "33UUP", "--start", "2023-07-01", "--end",
@@ -521,13 +475,15 @@ def test_repeated_ctrl_c_on_the_cli_leaves_nothing_partial(seeded_s3, scratch_bu
 def test_stale_temp_files_are_removed_by_a_later_run(seeded_s3, scratch_bucket, tmp_path):
     """Defect 3: temp files of a killed process (``.<name>.<8 hex>.part``) beside the files a run fetches are
     removed by that run."""
-    objects = _seed(seeded_s3.client(), scratch_bucket, days=(1,), size=256 * 1024)
+    objects = seed_l1c_scenes(seeded_s3.client(), scratch_bucket, days=(1,), size=256 * 1024)
     out = tmp_path / "dl"
     stale = [out / "red" / ".33UUP_2023-07-01_0_B04.jp2.0badc0de.part",
              out / "blue" / ".33UUP_2023-07-01_0_B02.jp2.1234abcd.part"]
+    old = time.time() - 3600  # untouched for an hour: no running download is writing them
     for p in stale:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"half a file")
+        os.utime(p, (old, old))
     results = _run(seeded_s3.endpoint, scratch_bucket, out)
     assert [r.status for r in results] == ["downloaded"] * 3
     assert [p.name for p in stale if p.exists()] == []
@@ -565,7 +521,7 @@ def test_debug_does_not_print_credentials(seeded_s3, scratch_bucket, fault_proxy
 
 def test_debug_exits_2_like_a_normal_run(seeded_s3, scratch_bucket, fault_proxy, tmp_path):
     """Defect 5: the same error exits 2 with and without --debug; --debug still prints the traceback."""
-    _seed(seeded_s3.client(), scratch_bucket, days=(1,), size=1024)
+    seed_l1c_scenes(seeded_s3.client(), scratch_bucket, days=(1,), size=1024)
     fault_proxy.add("deny")
     args = _download_args(fault_proxy.endpoint, scratch_bucket, tmp_path / "dl")
     normal = _cli(args, {"AWS_MAX_ATTEMPTS": "1"})

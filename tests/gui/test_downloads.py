@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import os
 import time
 
 from PySide6.QtCore import Qt
@@ -145,3 +146,30 @@ def test_cancel_a_file_partway_leaves_nothing(qtbot, main_window, slow_s3, scrat
     assert not dest.parent.exists() or list(dest.parent.iterdir()) == []
     assert _partials(out) == []
     assert w.download_panel.download_button.isEnabled()
+
+
+def test_an_unverified_file_shows_in_its_row_and_is_still_composited(qtbot, main_window, seeded_s3,
+                                                                    scratch_bucket, fault_proxy):
+    """A server that does not tell part sizes, and an odd part size: nothing can check the file's content. The
+    row says so (amber, with the reason), and the composite's inputs still include it."""
+    from tests.helpers import MiB, seed_scene_with_b04
+
+    b04 = os.urandom(12 * MiB)
+    seed_scene_with_b04(seeded_s3.client(), scratch_bucket, b04, part_size=5 * MiB + 512 * 1024)
+    fault_proxy.add("hide_parts", method="HEAD")
+    w = main_window
+    w.source_panel.set_source("l1c", endpoint=fault_proxy.endpoint, bucket=scratch_bucket)
+    w.source_panel.tile.setText("33UUP")
+    w.scene_panel.set_dates(dt.date(2023, 7, 1), dt.date(2023, 7, 1))
+    with qtbot.waitSignal(w.scene_panel.searchFinished, timeout=30000) as found:
+        w.search()
+    w.scene_panel.model.set_checked([s.scene_id for s in found.args[0]], True)
+    with qtbot.waitSignal(w.download_panel.inputsReady, timeout=60000) as ready:
+        w.download()
+    qtbot.waitUntil(lambda: not w.download_panel.running, timeout=10000)
+    (row,) = [r for r in w.download_panel.rows if r.path.name.endswith("_B04.jp2")]
+    assert row.item.text(1).endswith(", unverified") and "unverified" in row.item.toolTip(1)
+    assert row.item.foreground(1).color().name() == "#b9770e"
+    others = [r for r in w.download_panel.rows if r is not row]
+    assert others and all("unverified" not in r.item.text(1) for r in others)
+    assert ready.args[0].red == (str(row.path),) and row.path.read_bytes() == b04

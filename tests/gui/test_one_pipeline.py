@@ -15,6 +15,7 @@ from PySide6.QtCore import QTimer
 
 from s2desktop.cli import main as cli_main
 from tests.fixtures_gui import use_s3
+from tests.helpers import seed_l1c_scenes
 
 
 def _search(qtbot, w, start, end):
@@ -61,24 +62,6 @@ def test_window_and_command_line_composite_the_same_masked_pixels(qtbot, main_wi
         assert not np.array_equal(pixels, u.read())  # the masks changed pixels: they really were applied
 
 
-def _seed_big_scenes(client, bucket: str, scenes: int = 3, size: int = 1536 * 1024) -> int:
-    """L1C scenes of three bands of `size` random bytes each (and their tileInfo.json); -> bytes planned."""
-    import json
-
-    rng = np.random.default_rng(7)
-    total = 0
-    for day in range(1, scenes + 1):
-        prefix = f"tiles/33/U/UP/2023/7/{day}/0/"
-        info = {"path": prefix.rstrip("/"), "productName": f"S2B_MSIL1C_202307{day:02d}T100559_N0509_R022_T33UUP_x",
-                "cloudyPixelPercentage": 1.0, "dataCoveragePercentage": 100.0}
-        client.put_object(Bucket=bucket, Key=prefix + "tileInfo.json", Body=json.dumps(info).encode())
-        for band in ("B02", "B03", "B04"):
-            body = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
-            client.put_object(Bucket=bucket, Key=prefix + f"{band}.jp2", Body=body)
-            total += len(body)
-    return total
-
-
 def _bytes_on_disk(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*.jp2*") if p.is_file()) if folder.exists() else 0
 
@@ -86,7 +69,8 @@ def _bytes_on_disk(folder: Path) -> int:
 def test_total_bar_and_eta_follow_bytes_on_a_throttled_server(qtbot, main_window, slow_s3, scratch_bucket,
                                                                tmp_path):
     w = main_window
-    planned = _seed_big_scenes(slow_s3.client(), scratch_bucket)
+    objects = seed_l1c_scenes(slow_s3.client(), scratch_bucket, days=(1, 2, 3), size=1536 * 1024, seed=7)
+    planned = sum(len(v) for k, v in objects.items() if k.endswith(".jp2"))
     w.source_panel.set_source("l1c", endpoint=slow_s3.endpoint, bucket=scratch_bucket)
     _search(qtbot, w, dt.date(2023, 7, 1), dt.date(2023, 7, 31))
     panel, out = w.download_panel, tmp_path / "downloads"
