@@ -20,6 +20,10 @@ from s2desktop.core.errors import S2Error
 EXIT_ERROR = 2
 EXIT_CANCELLED = 130
 OVERWRITE_HINT = "use --overwrite to replace it"
+EXAMPLES = """examples:
+  s2desktop demo                                   the offline demo (no account, no network)
+  s2desktop search --source cogs --tile 33UUP --start 2023-06-01 --end 2023-08-31 --max-cloud 20
+  s2desktop composite --source cogs --tile 33UUP --start 2023-06-01 --end 2023-08-31 -o summer.tif"""
 
 log = logging.getLogger("s2desktop")
 
@@ -115,9 +119,10 @@ class _EventLine:
     """Progress events on stderr: one live line on a terminal (redrawn ~5 times a second), a plain line every
     few seconds (downloads) or every 10 % (composite) otherwise; messages of the other stages as they come."""
 
-    def __init__(self, stream=None, interval: float | None = None):
+    def __init__(self, stream=None, interval: float | None = None, quiet: tuple[str, ...] = ()):
         from s2desktop.core.progress import Rate
 
+        self.quiet = quiet  # stages whose messages are not shown
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interval = interval if interval is not None else (0.2 if self.tty else 2.0)
@@ -133,9 +138,11 @@ class _EventLine:
             self.rate = type(self.rate)()
         self.rate.update(event)
         if event.stage not in ("download", "composite"):
-            if event.message:
+            if event.message and event.stage not in self.quiet:
                 self.say(event.message)
             return
+        if event.stage == "download" and event.bytes_done <= self.rate.instant:
+            return  # nothing transferred yet (or only files already there): nothing to show
         now, pct = time.monotonic(), int(100 * event.fraction)
         end = event.items_total and event.items_done >= event.items_total
         due = now - self.last_t >= self.interval if (self.tty or event.stage == "download") else \
@@ -229,7 +236,7 @@ def _run_composite(args: argparse.Namespace) -> int:
 
 def _add_info(sub) -> None:
     p = sub.add_parser("info", help="attributes of a raster (any format GDAL opens)")
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", help="a raster: GeoTIFF, JPEG 2000, or anything GDAL opens")
     p.add_argument("--json", action="store_true", help="machine-readable JSON")
 
 
@@ -261,9 +268,9 @@ def _json_safe(value):
 
 def _add_thumbnail(sub) -> None:
     p = sub.add_parser("thumbnail", help="PNG thumbnail of a raster from a decimated read")
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", help="a raster: GeoTIFF, JPEG 2000, or anything GDAL opens")
     p.add_argument("--size", type=int, default=200, help="longest side in pixels (default 200)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.png")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.png", help="the PNG to write")
     p.add_argument("--stretch", default="auto", choices=("auto", "percentile", "minmax", "truecolor", "classes"),
                    help="percentile: 2-98%% cut per band; truecolor: reflectance x 2.5; classes: an L2A scene "
                         "classification (SCL) in its class colours; auto (default): classes for an SCL, else "
@@ -347,24 +354,26 @@ def _add_download(sub) -> None:
                        "with the scenes' metadata in metadata/. Files already present and verified are skipped.")
     _add_scene_query(p)
     p.add_argument("--bands", default="B02,B03,B04", help="comma-separated bands (default: B02,B03,B04)")
-    p.add_argument("--out", default="./tmp", metavar="DIR", help="output folder (default: ./tmp)")
+    p.add_argument("--out-dir", "--out", dest="out_dir", default="./tmp", metavar="DIR",
+                   help="download folder (default: ./tmp); --out is the same")
     p.add_argument("--workers", type=int, metavar="N", help="files downloaded at once (default: 4)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="only print the plan (files, bytes) and, for requester-pays buckets, what it will cost")
 
 
 def _run_download(args: argparse.Namespace) -> int:
     import time
 
+    from s2desktop.core.download import parse_bands
     from s2desktop.core.errors import InvalidInputError
     from s2desktop.core.pipeline import Job
 
     if args.workers is not None and args.workers < 1:
         raise InvalidInputError(f"--workers {args.workers} must be 1 or more")
-    from s2desktop.core.download import UNVERIFIED, parse_bands
-
     bands = tuple(parse_bands(args.bands))  # checked before the search
-    line = _EventLine()
+    line = _EventLine(quiet=("search",))
     # `download` fetches exactly the bands it is given: no masks added
-    request = _tile_request(args, out=args.out, what="output folder", bands=bands, mask="none",
+    request = _tile_request(args, out=args.out_dir, what="output folder", bands=bands, mask="none",
                             download_workers=args.workers)
     job = Job(request, progress=line)
     scenes = job.search()
@@ -373,27 +382,40 @@ def _run_download(args: argparse.Namespace) -> int:
               f"{job.source.describe()}", file=sys.stderr)
         return 0
     plan = job.plan(scenes)
-    out = job.request.download_dir
-    print(f"{len(scenes)} scene(s), {len(plan.tasks)} file(s) from {job.source.describe()} -> {out}",
-          file=sys.stderr)
+    what = f"{len(scenes)} scene(s), {len(plan.tasks)} file(s) from {job.source.describe()}"
+    if args.dry_run:
+        print(f"{what} -> {request.download_dir}\nto download: {job.cost(plan).describe()}")
+        for t in plan.tasks:
+            print(f"  {t.key}  {t.size or 0:>12,d} B  -> {t.dest}")
+        return 0
     t0 = time.monotonic()
     try:
         results = job.download(plan)
     finally:
         line.finish()
+    print(_download_summary(what, results, request.download_dir, time.monotonic() - t0), file=sys.stderr)
+    return 0
+
+
+def _download_summary(what: str, results, out, seconds: float) -> str:
+    """One line: what came down (bytes, time, speed), what was already there, where; and unverified files."""
+    from s2desktop.core.download import UNVERIFIED
+    from s2desktop.core.units import human_bytes, human_duration
+
     got = [r for r in results if r.status == "downloaded"]
-    skipped = len(results) - len(got)
-    seconds = time.monotonic() - t0
-    mb = sum(r.bytes_transferred for r in got) / 1e6
-    print(f"downloaded {len(got)} file(s), {mb:.1f} MB in {seconds:.1f} s"
-          + (f" ({mb / seconds:.1f} MB/s)" if got and seconds > 0 else "")
-          + (f"; {skipped} already present and verified" if skipped else "")
-          + f"; files in {out}", file=sys.stderr)
+    if not got:
+        text = f"{what}: all already present and verified in {out}"
+    else:
+        size = sum(r.bytes_transferred for r in got)
+        text = (f"{what}: downloaded {len(got)} file(s), {human_bytes(size)} in {human_duration(seconds)} "
+                f"({human_bytes(size / max(seconds, 1e-3))}/s)"
+                + (f"; {len(results) - len(got)} already present and verified" if len(results) > len(got) else "")
+                + f"; files in {out}")
     unverified = [r.path.name for r in results if r.verified == UNVERIFIED]
     if unverified:
-        print(f"s2desktop: warning: {len(unverified)} file(s) checked by size only -- the server gave nothing to "
-              f"check their content against (two downloads agreed): {', '.join(unverified)}", file=sys.stderr)
-    return 0
+        text += (f"\ns2desktop: warning: {len(unverified)} file(s) checked by size only -- the server gave nothing "
+                 f"to check their content against (two downloads agreed): {', '.join(unverified)}")
+    return text
 
 
 # --- demo ----------------------------------------------------------------------------------------------------
@@ -475,10 +497,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="s2desktop",
         description="Search, download, composite and view Sentinel-2 imagery.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"s2desktop {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help="what to do (none: open the window)")
     for _name, add, _run in _COMMANDS:
         add(sub)
     return parser

@@ -61,7 +61,7 @@ from s2desktop.core.threads import WAKE_INTERVAL
 
 __all__ = [
     "BAND_FOLDERS", "DEFAULT_BANDS", "DownloadTask", "DownloadResult", "plan", "download_one", "download_all",
-    "read_scene_metadata", "write_scene_metadata", "parse_bands", "transfer_budget",
+    "read_scene_metadata", "write_scene_metadata", "parse_bands", "transfer_budget", "is_verified", "UNVERIFIED",
 ]
 
 log = logging.getLogger(__name__)
@@ -425,6 +425,18 @@ def _unverified_note(result: DownloadResult) -> str:
         return ""
     return ("unverified: the server's ETag and checksums give nothing to check the content against "
             "(size checked only)")
+
+
+def is_verified(task: DownloadTask) -> bool:
+    """True when ``task.dest`` is on disk and its verification record matches the listing: a download would
+    skip it without a request (what a cost estimate leaves out)."""
+    dest = Path(task.dest)
+    rec = _read_record(dest)
+    if rec is None or task.etag is None or not dest.is_file():
+        return False
+    st = dest.stat()
+    return (rec.get("key") == task.key and rec.get("etag") == task.etag and rec.get("size") == st.st_size
+            == task.size and rec.get("mtime_ns") == st.st_mtime_ns and rec.get("verified", UNVERIFIED) != UNVERIFIED)
 
 
 def _already_there(store, task: DownloadTask, dest: Path):

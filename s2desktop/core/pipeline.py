@@ -25,7 +25,7 @@ import datetime as _dt
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from s2desktop.core import catalog, download
+from s2desktop.core import catalog, download, pricing
 from s2desktop.core.errors import InvalidInputError, NotFoundError
 from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
 from s2desktop.core.sources import Source, resolve_source
@@ -197,6 +197,11 @@ class Job:
         if mask and MASK_BAND not in r.bands:
             tasks += download.plan([s for s in scenes if MASK_BAND in (s.bands or {})], [MASK_BAND], out)
         return Plan(tuple(scenes), tuple(tasks), mask)
+
+    def cost(self, plan: Plan):
+        """What downloading ``plan`` will cost (files already verified on disk left out): a pricing.Cost."""
+        to_fetch = [t.size for t in plan.tasks if not download.is_verified(t)]
+        return pricing.estimate(to_fetch, requester_pays=self.source.requester_pays, region=self.source.region)
 
     def download(self, plan: Plan) -> list:
         check_cancel(self.cancel, "download cancelled")

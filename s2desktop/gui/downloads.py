@@ -42,6 +42,13 @@ STATE_COLOUR = {pg.FAILED: "#b03a2e", pg.DOWNLOADED: "#1e7b34", pg.SKIPPED: "#66
 UNVERIFIED_COLOUR = "#b9770e"
 
 
+def _cost_job(request: Request, source=None) -> str:
+    """What downloading the request's files will cost (worker thread: reads the verification records)."""
+    job = Job(request, source=source)
+    plan = job.plan()
+    return f"{len(plan.scenes)} scene(s), {len(plan.tasks)} file(s): {job.cost(plan).describe()}"
+
+
 def _download_job(request: Request, source=None, progress=None, cancel=None):
     """Plan and download the request's files (worker thread); -> the composite inputs of complete scenes."""
     job = Job(request, progress, cancel, source=source)
@@ -149,6 +156,9 @@ class DownloadPanel(QWidget):
         for wdg, stretch in ((self.download_button, 0), (self.cancel_all_button, 0), (self.folder_label, 1)):
             top.addWidget(wdg, stretch)
         lay.addLayout(top)
+        self.cost_label = QLabel("")  # what the selected scenes will cost, before the download starts
+        self.cost_label.setWordWrap(True)
+        lay.addWidget(self.cost_label)
         lay.addWidget(self._make_tree(), 1)
 
         bottom = QHBoxLayout()
@@ -185,6 +195,17 @@ class DownloadPanel(QWidget):
     @property
     def running(self) -> bool:
         return self._active
+
+    def show_cost(self, request: Request | None, source=None) -> workers.Worker | None:
+        """Estimate the request's download (files already verified left out) on a worker; None clears it."""
+        self._cost_seq = getattr(self, "_cost_seq", 0) + 1
+        if request is None or not request.scenes:
+            self.cost_label.setText("")
+            return None
+        seq = self._cost_seq
+        return workers.start(_cost_job, request, source, name="download cost", owner=self,
+                             on_result=lambda text: self.cost_label.setText(text) if seq == self._cost_seq else None,
+                             on_error=lambda m, _d: self.cost_label.setText("") if seq == self._cost_seq else None)
 
     def start(self, request: Request, source=None) -> workers.Worker | None:
         """Run the request's download step; `source` is the already resolved source of the search, if any."""

@@ -214,6 +214,7 @@ class MainWindow(QMainWindow):
         sc.searchFinished.connect(self._search_finished)
         sc.searchFailed.connect(lambda m, d: self.report_error("Search failed", m, d, dialog=False))
         sc.selectionChanged.connect(lambda _s: self._update_actions())
+        sc.selectionChanged.connect(lambda _s: self._show_cost())
         dl.download_button.clicked.connect(self.download)
         dl.allFinished.connect(self._downloads_finished)
         dl.inputsReady.connect(self._inputs_ready)
@@ -379,6 +380,12 @@ class MainWindow(QMainWindow):
         self._update_actions()
         return w
 
+    def _show_cost(self):
+        """The downloads panel says what the ticked scenes will cost before anything starts."""
+        sc = self.scene_panel
+        request = self.download_request() if sc.model.checked and sc.source is not None else None
+        return self.download_panel.show_cost(request, sc.source)
+
     def _downloads_finished(self, counts: dict) -> None:
         done = counts.get("downloaded", 0) + counts.get("skipped", 0)
         msg = f"Downloads finished: {done} file(s) on disk"
@@ -387,6 +394,7 @@ class MainWindow(QMainWindow):
         if counts.get("cancelled"):
             msg += f", {counts['cancelled']} cancelled"
         self.statusBar().showMessage(msg, 10000)
+        self._show_cost()  # what is left to fetch
         self._update_actions()
 
     def _inputs_ready(self, inputs) -> None:

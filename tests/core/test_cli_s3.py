@@ -53,7 +53,41 @@ def test_download_command_and_rerun(seeded_s3, capsys, tmp_path):
     assert (out_dir / "SCL/33UUP_2023-07-14_1_SCL.tif").is_file()
     assert json.loads((out_dir / "metadata/33UUP_2023-07-14_1.json").read_text())["baseline"] == "05.09"
     code, out, err = _run(capsys, *args)
-    assert code == 0 and "downloaded 0 file(s)" in err and "8 already present and verified" in err
+    # everything there: one line, no progress and no speed
+    assert code == 0 and err.strip().splitlines() == [
+        f"2 scene(s), 8 file(s) from s3://sentinel-cogs at {seeded_s3.endpoint} (cogs layout): all already present "
+        f"and verified in {out_dir}"]
+
+
+def test_download_dry_run_prints_the_plan_and_what_it_will_cost(seeded_s3, capsys, tmp_path):
+    out_dir = tmp_path / "dl"
+    query = ["download", "--tile", "33UUP", "--start", "2023-07-14", "--end", "2023-07-14", "--endpoint-url",
+             seeded_s3.endpoint, "--out-dir", str(out_dir)]
+    code, out, err = _run(capsys, *query, "--dry-run")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("3 scene(s), 9 file(s) from s3://sentinel-s2-l1c")
+    assert "billed to your AWS account (requester pays; AWS prices of" in lines[1] and "US$" in lines[1]
+    assert len(lines) == 2 + 9 and all("tiles/33/U/UP/2023/7/14/" in line for line in lines[2:])
+    assert not out_dir.exists()  # nothing downloaded, not even a folder
+    code, out, err = _run(capsys, *query, "--source", "cogs", "--dry-run")
+    assert code == 0 and "free of charge" in out.splitlines()[1]
+
+
+def test_every_argument_has_help_and_the_help_ends_with_examples(capsys):
+    from s2desktop.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command").choices
+    for name, sub in [("s2desktop", parser), *subparsers.items()]:
+        for action in sub._actions:
+            assert action.help, f"{name}: {action.option_strings or action.dest} has no help"
+    text = parser.format_help()
+    assert text.rstrip().splitlines()[-4] == "examples:"
+    assert len([line for line in text.splitlines() if line.strip().startswith("s2desktop ")]) == 3
+    download = subparsers["download"]
+    assert download.parse_args(["--tile", "x", "--start", "a", "--end", "b", "--out", "D"]).out_dir == "D"
+    assert download.parse_args(["--tile", "x", "--start", "a", "--end", "b", "--out-dir", "D"]).out_dir == "D"
 
 
 @pytest.mark.parametrize(

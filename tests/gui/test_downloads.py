@@ -173,3 +173,24 @@ def test_an_unverified_file_shows_in_its_row_and_is_still_composited(qtbot, main
     others = [r for r in w.download_panel.rows if r is not row]
     assert others and all("unverified" not in r.item.text(1) for r in others)
     assert ready.args[0].red == (str(row.path),) and row.path.read_bytes() == b04
+
+
+def test_the_panel_says_what_a_download_will_cost_before_it_starts(qtbot, main_window, seeded_s3, tmp_path):
+    """Requester pays: the ticked scenes' bytes (from the listing) and US$, before anything is fetched."""
+    from s2desktop.core import pricing
+
+    w = main_window
+    scenes = _search(qtbot, w, seeded_s3, dt.date(2023, 7, 31), dt.date(2023, 8, 1))
+    label = w.download_panel.cost_label
+    w.scene_panel.model.set_checked([s.scene_id for s in scenes], True)
+    qtbot.waitUntil(lambda: "US$" in label.text(), timeout=10000)
+    planned = sum(size for s in scenes for key, (size, _e) in s.objects.items()
+                  if key.rsplit("/", 1)[-1] in ("B02.jp2", "B03.jp2", "B04.jp2"))
+    assert label.text().startswith("2 scene(s), 6 file(s): ")
+    assert pricing.estimate([planned], requester_pays=True).describe().split(",")[0] in label.text()
+    assert "requester pays" in label.text() and not (tmp_path / "downloads").exists()
+    with qtbot.waitSignal(w.download_panel.allFinished, timeout=30000):
+        w.download()
+    qtbot.waitUntil(lambda: label.text().endswith("already here and verified"), timeout=10000)
+    w.scene_panel.model.set_checked([s.scene_id for s in scenes], False)
+    qtbot.waitUntil(lambda: label.text() == "", timeout=5000)
