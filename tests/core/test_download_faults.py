@@ -115,6 +115,19 @@ def ranged_parts(monkeypatch):
 # --- 5xx, resets, truncations -------------------------------------------------------------------------------
 
 
+def _all_come_down_intact(proxy, bucket: str, out: Path, objects: dict, n: int) -> dict:
+    """Download through the faults: all n files downloaded, checked by content (or reported unverified), equal
+    to their objects, no temp file; then a clean re-run (rules cleared) skips them all. -> the faults injected."""
+    results = _run(proxy.endpoint, bucket, out)
+    assert sorted(r.status for r in results) == ["downloaded"] * n
+    _verified_by_content_or_unverified(results)
+    assert _check_disk(out, objects) == n
+    injected = dict(proxy.injected)
+    proxy.clear()
+    _clean_rerun_skips(proxy.endpoint, bucket, out, objects, n)
+    return injected
+
+
 def test_5xx_on_a_fifth_of_gets_every_file_intact(seeded_s3, scratch_bucket, fault_proxy, tmp_path, attempts,
                                                   ranged_parts):
     """Baseline (defects 1/2 context): 503 on a seeded fifth of all GETs (lists, tileInfo.json, band parts):
@@ -122,14 +135,8 @@ def test_5xx_on_a_fifth_of_gets_every_file_intact(seeded_s3, scratch_bucket, fau
     attempts(6)
     objects = seed_l1c_scenes(seeded_s3.client(), scratch_bucket, days=(1, 2, 3))
     fault_proxy.add("status", method="GET", fraction=0.2, seed=5, code=503)
-    out = tmp_path / "dl"
-    results = _run(fault_proxy.endpoint, scratch_bucket, out)
+    _all_come_down_intact(fault_proxy, scratch_bucket, tmp_path / "dl", objects, 9)
     assert fault_proxy.injected["status"] >= 3
-    assert sorted(r.status for r in results) == ["downloaded"] * 9
-    _verified_by_content_or_unverified(results)
-    assert _check_disk(out, objects) == 9
-    fault_proxy.clear()
-    _clean_rerun_skips(fault_proxy.endpoint, scratch_bucket, out, objects, 9)
 
 
 def test_resets_and_truncations_on_band_parts_are_survived(seeded_s3, scratch_bucket, fault_proxy, tmp_path,
@@ -140,14 +147,8 @@ def test_resets_and_truncations_on_band_parts_are_survived(seeded_s3, scratch_bu
     objects = seed_l1c_scenes(seeded_s3.client(), scratch_bucket, days=(1, 2))
     fault_proxy.add("reset", method="GET", key=r"/B04\.jp2$", ranged=True, first=2)
     fault_proxy.add("truncate", method="GET", key=r"/B03\.jp2$", ranged=True, first=2)
-    out = tmp_path / "dl"
-    results = _run(fault_proxy.endpoint, scratch_bucket, out)
-    assert fault_proxy.injected == {"reset": 2, "truncate": 2}
-    assert sorted(r.status for r in results) == ["downloaded"] * 6
-    _verified_by_content_or_unverified(results)
-    assert _check_disk(out, objects) == 6
-    fault_proxy.clear()
-    _clean_rerun_skips(fault_proxy.endpoint, scratch_bucket, out, objects, 6)
+    injected = _all_come_down_intact(fault_proxy, scratch_bucket, tmp_path / "dl", objects, 6)
+    assert injected == {"reset": 2, "truncate": 2}
 
 
 def test_reset_and_truncated_tileinfo_during_search_are_survived(seeded_s3, scratch_bucket, fault_proxy, tmp_path,
@@ -215,47 +216,27 @@ def test_small_object_failing_every_attempt_is_one_line_of_our_own(seeded_s3, sc
 # --- flipped bytes: verified by content, or unverified ---------------------------------------------------------
 
 
-def test_transient_flip_single_part_is_refetched(seeded_s3, scratch_bucket, fault_proxy, tmp_path):
-    """Defect 1 (baseline for a plain MD5 ETag): one flipped byte in the first transfer -> fetched again, equal to
-    the source, verified by MD5."""
-    b04 = os.urandom(2 * MiB)
-    objects = seed_scene_with_b04(seeded_s3.client(), scratch_bucket, b04)
+@pytest.mark.parametrize("size, put, hide_parts, check", [
+    (2 * MiB, {}, False, "md5"),  # a plain MD5 ETag
+    (11 * MiB + 4321, {"part_size": 5 * MiB}, False, "multipart-md5"),  # the server answers HEAD ?partNumber=1
+    # Defect 1: no part size from the server; 8 MiB is derived from the ETag's -2 (today: passes on size alone)
+    (13 * MiB + 77, {"part_size": 8 * MiB}, True, "multipart-md5"),
+    (3 * MiB + 5, {"ChecksumAlgorithm": "SHA256"}, False, "sha256"),  # an S3 checksum
+], ids=["single-part", "multipart", "multipart-no-part-size", "sha256"])
+def test_a_transient_flipped_byte_is_caught_and_fetched_again(seeded_s3, scratch_bucket, fault_proxy, tmp_path,
+                                                              size, put, hide_parts, check):
+    """One flipped byte in the first transfer: caught by the content check, fetched again, equal to the source,
+    verified by that check; a clean re-run skips every file."""
+    b04 = os.urandom(size)
+    objects = seed_scene_with_b04(seeded_s3.client(), scratch_bucket, b04, **put)
+    if hide_parts:
+        fault_proxy.add("hide_parts", method="HEAD")
     fault_proxy.add("flip", method="GET", key=r"/B04\.jp2$", first=1)
     out = tmp_path / "dl"
     results = {r.task.band: r for r in _run(fault_proxy.endpoint, scratch_bucket, out)}
-    assert fault_proxy.injected == {"flip": 1}
-    assert results["B04"].path.read_bytes() == b04 and "md5" in results["B04"].verified.split("+")
-    assert _check_disk(out, objects) == 3
-    _clean_rerun_skips(fault_proxy.endpoint, scratch_bucket, out, objects, 3)
-
-
-def test_transient_flip_multipart_with_part_size_is_refetched(seeded_s3, scratch_bucket, fault_proxy, tmp_path):
-    """Defect 1 (baseline, the server answers HEAD ?partNumber=1): a flipped byte in a multipart object's first
-    transfer is caught by the multipart ETag; fetched again, equal to the source."""
-    b04 = os.urandom(11 * MiB + 4321)
-    objects = seed_scene_with_b04(seeded_s3.client(), scratch_bucket, b04, part_size=5 * MiB)
-    fault_proxy.add("flip", method="GET", key=r"/B04\.jp2$", first=1)
-    out = tmp_path / "dl"
-    results = {r.task.band: r for r in _run(fault_proxy.endpoint, scratch_bucket, out)}
-    assert fault_proxy.injected == {"flip": 1}
-    assert results["B04"].path.read_bytes() == b04 and "multipart-md5" in results["B04"].verified.split("+")
-    assert _check_disk(out, objects) == 3
-    _clean_rerun_skips(fault_proxy.endpoint, scratch_bucket, out, objects, 3)
-
-
-def test_transient_flip_multipart_without_part_size_is_refetched(seeded_s3, scratch_bucket, fault_proxy, tmp_path):
-    """Defect 1: the server does not report part sizes (HEAD ?partNumber=1 answered as a plain HEAD). The 8 MiB
-    part size is derivable from the ETag's -2; a flipped byte in the first transfer must be caught and the file
-    fetched again, equal to the source, verified by content. Today it passes on size alone."""
-    b04 = os.urandom(13 * MiB + 77)
-    objects = seed_scene_with_b04(seeded_s3.client(), scratch_bucket, b04, part_size=8 * MiB)
-    fault_proxy.add("hide_parts", method="HEAD")
-    fault_proxy.add("flip", method="GET", key=r"/B04\.jp2$", first=1)
-    out = tmp_path / "dl"
-    results = {r.task.band: r for r in _run(fault_proxy.endpoint, scratch_bucket, out)}
-    assert fault_proxy.injected["flip"] == 1 and fault_proxy.injected["hide_parts"] >= 1
+    assert fault_proxy.injected["flip"] == 1 and (fault_proxy.injected.get("hide_parts", 0) >= 1) == hide_parts
     assert results["B04"].path.read_bytes() == b04, "a corrupt file was kept"
-    assert "multipart-md5" in results["B04"].verified.split("+")
+    assert check in results["B04"].verified.split("+")
     assert _check_disk(out, objects) == 3
     fault_proxy.clear()
     _clean_rerun_skips(fault_proxy.endpoint, scratch_bucket, out, objects, 3)
@@ -307,20 +288,6 @@ def test_multipart_with_unknown_part_size_is_kept_unverified_and_rechecked(seede
     assert fault_proxy.count(r"/B04\.jp2$") > seen, "the unverified file was skipped without a check"
     assert again["B04"].verified == "unverified" and dest.read_bytes() == b04
     assert [again[b].status for b in ("B03", "B02")] == ["skipped", "skipped"]
-
-
-def test_transient_flip_checksummed_object_is_refetched(seeded_s3, scratch_bucket, fault_proxy, tmp_path):
-    """Defect 1 (baseline, an S3 SHA256 checksum): a flipped byte in the first transfer -> fetched again, equal to
-    the source, the checksum checked."""
-    b04 = os.urandom(3 * MiB + 5)
-    objects = seed_scene_with_b04(seeded_s3.client(), scratch_bucket, b04, ChecksumAlgorithm="SHA256")
-    fault_proxy.add("flip", method="GET", key=r"/B04\.jp2$", first=1)
-    out = tmp_path / "dl"
-    results = {r.task.band: r for r in _run(fault_proxy.endpoint, scratch_bucket, out)}
-    assert fault_proxy.injected == {"flip": 1}
-    assert results["B04"].path.read_bytes() == b04 and "sha256" in results["B04"].verified.split("+")
-    assert _check_disk(out, objects) == 3
-    _clean_rerun_skips(fault_proxy.endpoint, scratch_bucket, out, objects, 3)
 
 
 # --- the server goes away, refuses, the disk fills --------------------------------------------------------------
