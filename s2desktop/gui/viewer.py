@@ -463,6 +463,12 @@ class RasterViewer(QWidget):
         ev.ignore()
 
 
+def plain_number(v: float) -> str:
+    """A float as plain digits, never exponent notation: map coordinates must read as coordinates
+    (2690220.0, not 2.69022e+06), and every digit the file holds is kept."""
+    return np.format_float_positional(v, trim="0")
+
+
 class AttributesPanel(QTreeWidget):
     """The core's RasterInfo as a tree (nested dicts and lists expand)."""
 
@@ -499,9 +505,9 @@ class AttributesPanel(QTreeWidget):
                 self._add(item, f"[{i}]", v)
         else:
             if isinstance(value, (list, tuple)):
-                text = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+                text = ", ".join(plain_number(v) if isinstance(v, float) else str(v) for v in value)
             elif isinstance(value, float):
-                text = f"{value:g}"
+                text = plain_number(value)
             elif value is None:
                 text = "–"
             else:
