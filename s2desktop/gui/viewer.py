@@ -296,7 +296,11 @@ class RasterViewer(QWidget):
         self._set_hists(r["hists"])
         self.placeholder.setVisible(False)
         self.hist.setVisible(True)
+        self.readout.setText(READOUT_EMPTY)  # the last raster's pixel is not this one's
+        # The image item takes the new raster's extent now, and the view fits it at once: a view left at the
+        # last raster's range would show a crop until the new render arrives (preview -> full resolution).
         self.image.setRect(QRectF(0, 0, self.info.width, self.info.height))
+        self.fit()
         self.loaded.emit(self.path, self.info)
         self.render(fit=True)
 

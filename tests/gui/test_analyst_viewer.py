@@ -35,6 +35,30 @@ def _range_covers(vb, width, height) -> bool:
 # -- 3. readouts that follow ----------------------------------------------------------------------------------
 
 
+def test_the_pixel_readout_clears_when_another_raster_opens(qtbot, main_window, raster_stack, tmp_path):
+    from s2desktop.gui.viewer import READOUT_EMPTY
+
+    w, v = main_window, main_window.viewer
+    _open(qtbot, w, _rgb_raster(tmp_path / "rgb.tif"))
+    v.readout.setText(v.readout_text(v.pixel_at(10, 10)))
+    assert v.readout.text() != READOUT_EMPTY
+    _open(qtbot, w, raster_stack(dates=1, size=100).red[0])
+    assert v.readout.text() == READOUT_EMPTY
+
+
+def test_a_new_raster_opens_whole_from_its_first_frame(qtbot, main_window, raster_stack, tmp_path):
+    w, v = main_window, main_window.viewer
+    _open(qtbot, w, raster_stack(dates=1, size=60).red[0])
+    big = _rgb_raster(tmp_path / "big.tif", size=480)
+    seen = []  # whether the whole raster is in view at each step the user could see
+    v.loaded.connect(lambda *_: seen.append(("loaded", _range_covers(v.vb, 480, 480))))
+    v.rendered.connect(lambda: seen.append(("rendered", _range_covers(v.vb, 480, 480))))
+    _open(qtbot, w, big)
+    assert seen and all(ok for _step, ok in seen), seen
+    (x0, x1), (y0, y1) = v.vb.viewRange()
+    assert min(x1 - x0, y1 - y0) < 480 * 1.1  # fitted (aspect locked: one side tight), not zoomed out
+
+
 def test_attributes_show_bounds_as_plain_coordinates(qtbot, tmp_path):
     from s2desktop.core.rasterinfo import raster_info
     from s2desktop.gui.viewer import AttributesPanel
