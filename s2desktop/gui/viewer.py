@@ -537,6 +537,8 @@ class ThumbnailPanel(QWidget):
         self.qimage: QImage | None = None
         self.rgba = None
         self._made_for: str | None = None
+        self.made_with: dict | None = None  # the viewer's stretch the thumbnail shows
+        self._generation = 0
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         row = QHBoxLayout()
@@ -565,7 +567,8 @@ class ThumbnailPanel(QWidget):
         viewer.rendered.connect(self._viewer_rendered)
 
     def _viewer_rendered(self) -> None:
-        if self._made_for != self.viewer.path:
+        """Another raster or another stretch in the viewer: the thumbnail shows it the same way."""
+        if self._made_for != self.viewer.path or self.made_with != self.viewer.stretch_params():
             self.make()
 
     def make(self) -> workers.Worker | None:
@@ -573,15 +576,19 @@ class ThumbnailPanel(QWidget):
         if v.path is None or not v.levels:
             return None
         p = v.stretch_params()
-        self._made_for = v.path
+        self._made_for, self.made_with = v.path, p
+        self._generation += 1
+        gen = self._generation
         self.make_button.setEnabled(False)
         return workers.start(_thumbnail_job, v.path, int(self.size.currentData()), p["mode"], p["low"],
                              p["high"], p["gamma"], p["offset"], p["manual"] or v.levels,
-                             name="thumbnail", on_result=self._made,
+                             name="thumbnail", on_result=lambda rgba: self._made(rgba, gen),
                              on_error=lambda m, d: self.label.setText(f"Cannot make the thumbnail: {m}"),
                              on_finished=lambda: self.make_button.setEnabled(True))
 
-    def _made(self, rgba) -> None:
+    def _made(self, rgba, gen: int | None = None) -> None:
+        if gen is not None and gen != self._generation:  # an older stretch's thumbnail, finished late
+            return
         self.rgba = rgba
         img = rgba_to_qimage(rgba)
         self.qimage = img

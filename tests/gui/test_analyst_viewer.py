@@ -46,6 +46,17 @@ def test_the_pixel_readout_clears_when_another_raster_opens(qtbot, main_window, 
     assert v.readout.text() == READOUT_EMPTY
 
 
+def test_the_thumbnail_follows_the_stretch(qtbot, main_window, tmp_path):
+    w, v, t = main_window, main_window.viewer, main_window.thumbnail
+    with qtbot.waitSignal(t.thumbnailReady, timeout=20000):
+        _open(qtbot, w, _rgb_raster(tmp_path / "rgb.tif"))
+    first = t.rgba.copy()
+    with qtbot.waitSignal(t.thumbnailReady, timeout=20000):
+        v.stretch.setCurrentIndex(v.stretch.findData("minmax"))
+    assert not np.array_equal(first, t.rgba)
+    assert t.made_with == v.stretch_params()
+
+
 def test_a_new_raster_opens_whole_from_its_first_frame(qtbot, main_window, raster_stack, tmp_path):
     w, v = main_window, main_window.viewer
     _open(qtbot, w, raster_stack(dates=1, size=60).red[0])
