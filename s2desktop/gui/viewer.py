@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 STRETCH_LABELS = [
     ("percentile", "Percentile cut"),
+    ("shared", "Shared cut"),
     ("minmax", "Min – max"),
     ("truecolor", "True colour"),
     ("levels", "Per-band levels"),
@@ -167,7 +168,14 @@ class RasterViewer(QWidget):
         self.stretch = QComboBox()
         for key, label in STRETCH_LABELS:
             self.stretch.addItem(label, key)
-        self.stretch.setItemData(2, "Sentinel Hub true colour: reflectance 0–0.4 → 0–255", Qt.ItemDataRole.ToolTipRole)
+        self.stretch.setItemData(self.stretch.findData("truecolor"), "Sentinel Hub true colour: reflectance 0–0.4 → 0–255",
+                                 Qt.ItemDataRole.ToolTipRole)
+        self.stretch.setItemData(self.stretch.findData("shared"), "One percentile cut for all bands: colours keep "
+                                 "their balance (the default for RGB composites)", Qt.ItemDataRole.ToolTipRole)
+        self.stretch.setItemData(self.stretch.findData("percentile"), "A percentile cut per band: more contrast, "
+                                 "but each band is pulled to its own range (tints)", Qt.ItemDataRole.ToolTipRole)
+        self._user_mode: str | None = None  # a stretch the user picked is kept for the next raster
+        self.stretch.activated.connect(lambda _i: setattr(self, "_user_mode", self.stretch.currentData()))
         self.stretch.setToolTip("How raw values become screen brightness (the export uses the same)")
         self.low = QDoubleSpinBox()
         self.high = QDoubleSpinBox()
@@ -237,6 +245,14 @@ class RasterViewer(QWidget):
         self.hist.addItem(self.region)
         self.region.sigRegionChangeFinished.connect(self._region_changed)
         self._hist_curves = []
+        self.cut_marks = []  # each band's own (lo, hi), in its colour, when the bands' cuts differ
+        for col in BAND_COLOURS:
+            for _edge in (0, 1):
+                m = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(col, width=1.2, style=Qt.PenStyle.DashLine))
+                m.setZValue(11)
+                m.setVisible(False)
+                self.hist.addItem(m)
+                self.cut_marks.append(m)
 
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.glw)
@@ -356,12 +372,15 @@ class RasterViewer(QWidget):
             self.vb.setRange(QRectF(0, 0, self.info.width, self.info.height), padding=0.02)
 
     def _choose_mode_for(self, info) -> None:
-        """A scene classification opens in its class colours; anything else never does."""
+        """A scene classification opens in its class colours, anything else in the stretch the user picked or,
+        until they pick one, in its kind's default (core.render.default_stretch: a shared cut for RGB)."""
         from s2desktop.core.rasterinfo import is_scene_classification
+        from s2desktop.core.render import default_stretch
 
         scl = is_scene_classification(info)
         mode = self.stretch.currentData()
-        want = "classes" if scl else ("percentile" if mode == "classes" else mode)
+        chosen = self._user_mode if self._user_mode not in (None, "classes") else None
+        want = "classes" if scl else (chosen or default_stretch(info.count, info.dtypes))
         if want != mode:
             self.stretch.blockSignals(True)  # the load renders anyway: no second render from the change
             self.stretch.setCurrentIndex(self.stretch.findData(want))
@@ -371,7 +390,7 @@ class RasterViewer(QWidget):
     def _update_controls(self) -> None:
         mode = self.stretch.currentData()
         for w in (self.low, self.high, self.cut_label):
-            w.setVisible(mode == "percentile")
+            w.setVisible(mode in ("percentile", "shared"))
         for w in (self.band, self.band_label):
             w.setVisible(mode == "levels")
         for w in (self.gamma, self.gamma_label):
@@ -402,6 +421,7 @@ class RasterViewer(QWidget):
         self._sync_region()
 
     def _sync_region(self) -> None:
+        self._show_cut_marks()
         if not self.levels:
             return
         i = min(self.band.currentIndex(), len(self.levels) - 1)
@@ -409,6 +429,14 @@ class RasterViewer(QWidget):
         self.region.blockSignals(True)
         self.region.setRegion(lv)
         self.region.blockSignals(False)
+
+    def _show_cut_marks(self) -> None:
+        """The region edits one band; when the bands' cuts differ, each band's own cut shows in its colour."""
+        differ = len(self.levels) >= 3 and len(set(self.levels[:3])) > 1
+        for i, m in enumerate(self.cut_marks):
+            if differ:
+                m.setValue(self.levels[i // 2][i % 2])
+            m.setVisible(differ)
 
     def _region_changed(self, *_):
         if not self.levels:

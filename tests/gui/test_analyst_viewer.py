@@ -32,6 +32,44 @@ def _range_covers(vb, width, height) -> bool:
     return x0 <= 0.5 and x1 >= width - 0.5 and y0 <= 0.5 and y1 >= height - 0.5
 
 
+# -- 2. natural colours by default ----------------------------------------------------------------------------
+
+
+def test_an_rgb_composite_opens_with_its_colour_balance_kept(qtbot, main_window, tmp_path):
+    w, v = main_window, main_window.viewer
+    _open(qtbot, w, _rgb_raster(tmp_path / "rgb.tif"))
+    r, g, b = (int(c) for c in v.image_rgba[50, 50, :3])
+    assert max(r, g, b) - min(r, g, b) <= 3, f"grey rendered as {r, g, b} with {v.stretch.currentData()}"
+    assert 40 < r < 215  # and neither black nor white
+
+    # the per-band cut (still offered) is what turned grey into a colour
+    with qtbot.waitSignal(v.rendered, timeout=10000):
+        v.stretch.setCurrentIndex(v.stretch.findData("percentile"))
+    r, g, b = (int(c) for c in v.image_rgba[50, 50, :3])
+    assert max(r, g, b) - min(r, g, b) > 20
+
+
+def test_single_band_rasters_keep_the_per_band_cut(qtbot, main_window, raster_stack, tmp_path):
+    w, v = main_window, main_window.viewer
+    _open(qtbot, w, _rgb_raster(tmp_path / "rgb.tif"))
+    _open(qtbot, w, raster_stack(dates=1, size=100).red[0])
+    assert v.stretch.currentData() == "percentile"
+
+
+def test_the_histogram_marks_each_bands_cut_when_the_cuts_differ(qtbot, main_window, tmp_path):
+    w, v = main_window, main_window.viewer
+    _open(qtbot, w, _rgb_raster(tmp_path / "rgb.tif"))
+    assert len(set(v.levels)) == 1  # one cut shared by the three bands: the region shows it
+    assert v.region.getRegion() == pytest.approx(v.levels[0])
+    assert not any(m.isVisible() for m in v.cut_marks)
+
+    with qtbot.waitSignal(v.rendered, timeout=10000):
+        v.stretch.setCurrentIndex(v.stretch.findData("percentile"))
+    assert len(set(v.levels)) == 3
+    shown = [m.value() for m in v.cut_marks if m.isVisible()]
+    assert sorted(shown) == pytest.approx(sorted(x for lv in v.levels for x in lv))
+
+
 # -- 3. readouts that follow ----------------------------------------------------------------------------------
 
 
