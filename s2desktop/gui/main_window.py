@@ -206,6 +206,7 @@ class MainWindow(QMainWindow):
                              self.viewer)
         sp.tileChanged.connect(self._tile_changed)
         sp.tile.textChanged.connect(lambda _t: self._update_actions())  # after the panel validated it
+        sp.tile.textChanged.connect(lambda _t: self._tile_text_changed())
         sp.searchRequested.connect(self.search)
         sp.sourceChanged.connect(self._query_changed)
         if hasattr(self.map, "tileSelected"):
@@ -263,8 +264,14 @@ class MainWindow(QMainWindow):
             try:
                 self.map.select_tile(tile, zoom=True)
             except Exception as exc:  # a syntactically valid id that is not in the grid
+                self.map.clear_selection()
                 self.source_panel.tile_error.setText(str(exc))
         self._query_changed()
+
+    def _tile_text_changed(self) -> None:
+        """The field no longer names a tile (cleared, mid-edit, invalid): the map no longer shows one either."""
+        if self.source_panel.tile_id() is None and hasattr(self.map, "clear_selection"):
+            self.map.clear_selection()
 
     def _query_changed(self) -> None:
         """Source or tile changed: the scenes listed for another one go (they are not this tile's)."""
