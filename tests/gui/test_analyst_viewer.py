@@ -32,6 +32,44 @@ def _range_covers(vb, width, height) -> bool:
     return x0 <= 0.5 and x1 >= width - 0.5 and y0 <= 0.5 and y1 >= height - 0.5
 
 
+# -- 1. map first ---------------------------------------------------------------------------------------------
+
+
+def test_the_map_has_the_room_until_a_raster_opens(qtbot, main_window, tmp_path):
+    w = main_window
+    w.resize(1280, 800)
+    qtbot.waitUntil(lambda: w.map.isVisible())
+    central = w.centralWidget()
+    assert w.map.height() >= central.height() / 2
+    assert not w.viewer.isVisible()
+
+    _open(qtbot, w, _rgb_raster(tmp_path / "rgb.tif"))
+    assert w.viewer.isVisible() and w.viewer.glw.height() >= central.height() / 2
+    w.show_map()  # still reachable (its tab)
+    assert w.map.isVisible() and w.map.height() >= central.height() / 2
+    w.show_image()
+    assert w.viewer.isVisible()
+
+
+def test_a_restored_tile_is_selected_and_zoomed_on_the_map(qtbot, gui_settings):
+    from s2desktop.core.tiles import footprint
+    from s2desktop.gui import settings as st
+    from s2desktop.gui.main_window import MainWindow
+
+    st.settings().setValue(st.LAST_TILE, "33UUP")
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    assert w.source_panel.tile_id() == "33UUP"
+    assert w.map.selected_tile == "33UUP"
+    lon0, lat0, lon1, lat1 = footprint("33UUP").bbox
+    (x0, x1), (y0, y1) = w.map.view.viewRange()
+    assert x0 <= lon0 and x1 >= lon1 and y0 <= lat0 and y1 >= lat1  # the tile in view...
+    assert x1 - x0 < 6 * (lon1 - lon0)  # ...and the view around it, not the world
+    w.close()
+
+
 # -- 2. natural colours by default ----------------------------------------------------------------------------
 
 
@@ -71,6 +109,20 @@ def test_the_histogram_marks_each_bands_cut_when_the_cuts_differ(qtbot, main_win
 
 
 # -- 3. readouts that follow ----------------------------------------------------------------------------------
+
+
+def test_a_typed_tile_is_highlighted_and_labelled_on_the_map(qtbot, main_window):
+    w, m = main_window, main_window.map
+    qtbot.keyClicks(w.source_panel.tile, "33uup")
+    assert m.selected_tile == "33UUP" and m._select_item.isVisible()
+    assert "33UUP" in m.tile_label.text()
+    qtbot.waitUntil(lambda: any(t.isVisible() and t.textItem.toPlainText() == "33UUP" for t in m._labels))
+
+    w.source_panel.tile.clear()  # the field no longer names a tile: neither does the map
+    assert m.selected_tile is None and not m._select_item.isVisible()
+    assert "33UUP" not in m.tile_label.text()
+    qtbot.keyClicks(w.source_panel.tile, "33UIP")  # well-formed, but not in the grid
+    assert m.selected_tile is None and "does not exist" in w.source_panel.tile_error.text()
 
 
 def test_the_pixel_readout_clears_when_another_raster_opens(qtbot, main_window, raster_stack, tmp_path):
