@@ -4,6 +4,8 @@ Every stretch takes `data` (bands, h, w) (or (h, w)) and `valid` (h, w) bool and
 band layout; nodata pixels come out 0 and become transparent in `to_rgba`.
 
 - `percentile(data, valid, low=2, high=98)`: per-band cumulative cut excluding nodata (QGIS's default).
+- `shared(data, valid, low=2, high=98)`: one cut over the pixels of all bands, the same for each band, so the
+  bands keep their balance (a grey surface stays grey); the viewer's default for an RGB composite.
 - `minmax(data, valid)`: per-band min..max of the valid pixels.
 - `truecolor(data, valid, offset=0)`: Sentinel Hub's true colour, reflectance x 2.5 clipped to 0..1, with
   reflectance = (DN + offset) / 10000 (offset -1000 for baseline >= 04.00 inputs; composites are on offset 0).
@@ -23,6 +25,8 @@ import numpy as np
 __all__ = [
     "STRETCHES",
     "percentile",
+    "shared",
+    "default_stretch",
     "minmax",
     "truecolor",
     "levels",
@@ -37,7 +41,7 @@ __all__ = [
     "save_png",
 ]
 
-STRETCHES = ("percentile", "minmax", "truecolor")
+STRETCHES = ("percentile", "shared", "minmax", "truecolor")
 MODES = ("auto",) + STRETCHES + ("classes",)  # thumbnails; auto: classes for an SCL, else percentile
 
 # Sentinel-2 L2A scene classification: value -> (name, colour), in the colours of ESA's documentation
@@ -116,11 +120,15 @@ def levels(data: np.ndarray, valid: np.ndarray | None = None, method: str = "per
     if method == "truecolor":
         lo = float(-int(offset))  # not -float(0): levels read "-0.0" in the viewer
         return [(lo, lo + 10000.0 / gain)] * d3.shape[0]
-    if method not in ("percentile", "minmax"):
+    if method not in ("percentile", "shared", "minmax"):
         raise ValueError(f"unknown stretch {method!r} (use {', '.join(STRETCHES)})")
-    if method == "percentile" and not 0 <= low < high <= 100:
+    if method in ("percentile", "shared") and not 0 <= low < high <= 100:
         raise ValueError("percentiles need 0 <= low < high <= 100")
     v = _valid(valid, d3.shape[1:])
+    if method == "shared":
+        s = np.concatenate([_samples(band, v) for band in d3])
+        cut = tuple(float(x) for x in np.percentile(s, [low, high])) if s.size else (0.0, 1.0)
+        return [cut] * d3.shape[0]
     out: list[tuple[float, float]] = []
     for band in d3:
         if method == "minmax":
@@ -145,6 +153,22 @@ def apply_levels(data: np.ndarray, valid: np.ndarray | None, band_levels, gamma_
 def percentile(data: np.ndarray, valid: np.ndarray | None = None, low: float = 2.0, high: float = 98.0):
     """Per-band low..high percentile cut of the valid pixels -> uint8."""
     return apply_levels(data, valid, levels(data, valid, "percentile", low=low, high=high))
+
+
+def shared(data: np.ndarray, valid: np.ndarray | None = None, low: float = 2.0, high: float = 98.0):
+    """One low..high percentile cut over all bands' valid pixels, applied to each band -> uint8."""
+    return apply_levels(data, valid, levels(data, valid, "shared", low=low, high=high))
+
+
+def default_stretch(count: int, dtypes, scene_classification: bool = False) -> str:
+    """The stretch a raster opens in: 'classes' for a scene classification; 'shared' for 3+ uint16 bands (a
+    Sentinel-2 RGB composite or band stack: a per-band cut would pull each band to its own range and tint a
+    grey surface); 'percentile' for anything else (a single band, 8-bit pictures, floats)."""
+    if scene_classification:
+        return "classes"
+    if count >= 3 and all(str(d) == "uint16" for d in list(dtypes)[:3]):
+        return "shared"
+    return "percentile"
 
 
 def minmax(data: np.ndarray, valid: np.ndarray | None = None):
@@ -172,7 +196,7 @@ def gamma(u8: np.ndarray, g: float = 1.0) -> np.ndarray:
 
 def stretch(data, valid=None, method: str = "percentile", *, low: float = 2.0, high: float = 98.0,
             offset: int = 0, gamma_value: float = 1.0) -> np.ndarray:
-    """Dispatch by name: 'percentile' | 'minmax' | 'truecolor'; then gamma."""
+    """Dispatch by name: 'percentile' | 'shared' | 'minmax' | 'truecolor'; then gamma."""
     band_levels = levels(data, valid, method, low=low, high=high, offset=offset)
     return apply_levels(data, valid, band_levels, gamma_value)
 

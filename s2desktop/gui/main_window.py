@@ -1,7 +1,8 @@
 """The main window: docks around the viewer, in the order of the work.
 
-Left: source & tile (with the map), dates & scenes. Right: composite, then attributes / thumbnail.
-Bottom: downloads. Centre: the viewer. Geometry and dock layout persist in QSettings.
+Left: source & tile, dates & scenes. Right: composite, then attributes / thumbnail. Bottom: downloads.
+Centre: the map, until a raster opens; then the viewer, with the map one tab away. Geometry and dock layout
+persist in QSettings.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
-    QVBoxLayout,
+    QTabWidget,
     QWidget,
 )
 
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 RASTER_FILTER = "Rasters (*.tif *.tiff *.jp2 *.vrt *.img);;All files (*)"
 RASTER_SUFFIXES = {".tif", ".tiff", ".jp2", ".vrt", ".img", ".png"}
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the map moved from the source dock to the centre; a v1 state sized that dock for it
 ATTRIBUTION = "Contains modified Copernicus Sentinel data"
 
 EXPORT_FILTERS = {
@@ -73,27 +74,27 @@ class MainWindow(QMainWindow):
         self._demo_bar = None
         self.last_export: str | None = None
 
-        # -- central viewer
+        # -- centre: the map has the room until there is an image to show
         self.viewer = RasterViewer()
-        self.setCentralWidget(self.viewer)
+        self.map = self._make_map()
+        self.central = QTabWidget()
+        self.central.setObjectName("centralTabs")
+        self.central.setDocumentMode(True)
+        self.central.addTab(self.map, "Map")
+        self.central.addTab(self.viewer, "Image")
+        self.setCentralWidget(self.central)
+        self.viewer.loaded.connect(lambda *_: self.show_image())
 
         # -- panels
         self.source_panel = SourcePanel()
-        self.map = self._make_map()
         self.scene_panel = ScenePanel()
         self.download_panel = DownloadPanel()
         self.composite_panel = CompositePanel()
         self.attributes = AttributesPanel()
         self.thumbnail = ThumbnailPanel(self.viewer)
 
-        src = QWidget()
-        lay = QVBoxLayout(src)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(0)
-        lay.addWidget(self.source_panel, 0)
-        lay.addWidget(self.map, 1)
-
-        self.dock_source = self._dock("Source and tile", "dockSource", src, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.dock_source = self._dock("Source and tile", "dockSource", self.source_panel,
+                                      Qt.DockWidgetArea.LeftDockWidgetArea)
         self.dock_scenes = self._dock("Dates and scenes", "dockScenes", self.scene_panel,
                                       Qt.DockWidgetArea.LeftDockWidgetArea)
         self.dock_downloads = self._dock("Downloads", "dockDownloads", self.download_panel,
@@ -119,6 +120,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Pick a tile on the map or type its id, choose dates, then Search.", 10000)
 
         self._connect()
+        if self.source_panel.tile_id():  # restored from the last session before the map was connected
+            self._select_on_map(self.source_panel.tile_id())
         self._default_layout()
         self.restore_layout()
         self._update_actions()
@@ -136,6 +139,12 @@ class MainWindow(QMainWindow):
             lab = QLabel(f"Map unavailable: {exc}")
             lab.setWordWrap(True)
             return lab
+
+    def show_map(self) -> None:
+        self.central.setCurrentWidget(self.map)
+
+    def show_image(self) -> None:
+        self.central.setCurrentWidget(self.viewer)
 
     def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
         d = QDockWidget(title, self)
@@ -206,6 +215,7 @@ class MainWindow(QMainWindow):
                              self.viewer)
         sp.tileChanged.connect(self._tile_changed)
         sp.tile.textChanged.connect(lambda _t: self._update_actions())  # after the panel validated it
+        sp.tile.textChanged.connect(lambda _t: self._tile_text_changed())
         sp.searchRequested.connect(self.search)
         sp.sourceChanged.connect(self._query_changed)
         if hasattr(self.map, "tileSelected"):
@@ -234,7 +244,8 @@ class MainWindow(QMainWindow):
             d.show()
         self.resize(1280, 800)
         self.resizeDocks([self.dock_source, self.dock_composite], [410, 300], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.dock_source, self.dock_scenes], [280, 520], Qt.Orientation.Vertical)
+        self.resizeDocks([self.dock_source, self.dock_scenes], [self.source_panel.sizeHint().height(), 800],
+                         Qt.Orientation.Vertical)
         self.resizeDocks([self.dock_downloads], [180], Qt.Orientation.Vertical)
         self.resizeDocks([self.dock_composite, self.dock_attributes], [215, 435], Qt.Orientation.Vertical)
 
@@ -260,12 +271,22 @@ class MainWindow(QMainWindow):
 
     # -- flow: tile -> search -> select -> download -> composite -> view
     def _tile_changed(self, tile: str) -> None:
+        self._select_on_map(tile)
+        self._query_changed()
+
+    def _select_on_map(self, tile: str) -> None:
+        """Highlight the tile on the map and zoom to it (the map may be the 'unavailable' label instead)."""
         if hasattr(self.map, "select_tile"):
             try:
                 self.map.select_tile(tile, zoom=True)
             except Exception as exc:  # a syntactically valid id that is not in the grid
+                self.map.clear_selection()
                 self.source_panel.tile_error.setText(str(exc))
-        self._query_changed()
+
+    def _tile_text_changed(self) -> None:
+        """The field no longer names a tile (cleared, mid-edit, invalid): the map no longer shows one either."""
+        if self.source_panel.tile_id() is None and hasattr(self.map, "clear_selection"):
+            self.map.clear_selection()
 
     def _query_changed(self) -> None:
         """Source or tile changed: the scenes listed for another one go (they are not this tile's)."""

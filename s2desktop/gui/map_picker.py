@@ -52,6 +52,7 @@ HOVER = QColor(25, 70, 150)
 SELECT_PEN = QColor(220, 90, 0)
 SELECT_FILL = QColor(255, 140, 0, 70)
 LABEL = QColor(30, 60, 110)
+NO_TILE = "No tile selected"
 
 
 @functools.cache
@@ -166,6 +167,8 @@ class MapPicker(QWidget):
         self._select_dot.setZValue(31)
         self.view.addItem(self._select_dot)
 
+        self.tile_label = QLabel(NO_TILE, self)  # the selected tile, whatever selected it (click, field, restore)
+        self.tile_label.setStyleSheet("font-weight: bold;")
         self.coords_label = QLabel("Click the map to pick a tile", self)
         self.coords_label.setMinimumWidth(150)
         self.hover_label = QLabel("", self)
@@ -180,6 +183,8 @@ class MapPicker(QWidget):
 
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 0, 4, 0)
+        bar.addWidget(self.tile_label)
+        bar.addSpacing(8)
         bar.addWidget(self.coords_label)
         bar.addWidget(self.hover_label, 1)
         bar.addWidget(self.hint_label)
@@ -238,6 +243,7 @@ class MapPicker(QWidget):
         self._select_item.setVisible(True)
         self._select_dot.setData([fp.centre[0]], [fp.centre[1]])
         self._select_dot.setVisible(not self._grid_visible)
+        self.tile_label.setText(f"Tile {fp.id}")
         if changed and self._label_candidates:
             self._show_labels(self._label_candidates)  # the selected tile's name wins a collision
         if zoom:
@@ -250,6 +256,7 @@ class MapPicker(QWidget):
         self._selected = None
         self._select_item.setVisible(False)
         self._select_dot.setData([], [])
+        self.tile_label.setText(NO_TILE)
 
     def click_lonlat(self, lon: float, lat: float) -> str | None:
         """Select the tile containing (lon, lat), exactly as a mouse click there does.

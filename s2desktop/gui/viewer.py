@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 STRETCH_LABELS = [
     ("percentile", "Percentile cut"),
+    ("shared", "Shared cut"),
     ("minmax", "Min – max"),
     ("truecolor", "True colour"),
     ("levels", "Per-band levels"),
@@ -167,7 +168,14 @@ class RasterViewer(QWidget):
         self.stretch = QComboBox()
         for key, label in STRETCH_LABELS:
             self.stretch.addItem(label, key)
-        self.stretch.setItemData(2, "Sentinel Hub true colour: reflectance 0–0.4 → 0–255", Qt.ItemDataRole.ToolTipRole)
+        self.stretch.setItemData(self.stretch.findData("truecolor"), "Sentinel Hub true colour: reflectance 0–0.4 → 0–255",
+                                 Qt.ItemDataRole.ToolTipRole)
+        self.stretch.setItemData(self.stretch.findData("shared"), "One percentile cut for all bands: colours keep "
+                                 "their balance (the default for RGB composites)", Qt.ItemDataRole.ToolTipRole)
+        self.stretch.setItemData(self.stretch.findData("percentile"), "A percentile cut per band: more contrast, "
+                                 "but each band is pulled to its own range (tints)", Qt.ItemDataRole.ToolTipRole)
+        self._user_mode: str | None = None  # a stretch the user picked is kept for the next raster
+        self.stretch.activated.connect(lambda _i: setattr(self, "_user_mode", self.stretch.currentData()))
         self.stretch.setToolTip("How raw values become screen brightness (the export uses the same)")
         self.low = QDoubleSpinBox()
         self.high = QDoubleSpinBox()
@@ -237,6 +245,14 @@ class RasterViewer(QWidget):
         self.hist.addItem(self.region)
         self.region.sigRegionChangeFinished.connect(self._region_changed)
         self._hist_curves = []
+        self.cut_marks = []  # each band's own (lo, hi), in its colour, when the bands' cuts differ
+        for col in BAND_COLOURS:
+            for _edge in (0, 1):
+                m = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(col, width=1.2, style=Qt.PenStyle.DashLine))
+                m.setZValue(11)
+                m.setVisible(False)
+                self.hist.addItem(m)
+                self.cut_marks.append(m)
 
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.glw)
@@ -296,7 +312,11 @@ class RasterViewer(QWidget):
         self._set_hists(r["hists"])
         self.placeholder.setVisible(False)
         self.hist.setVisible(True)
+        self.readout.setText(READOUT_EMPTY)  # the last raster's pixel is not this one's
+        # The image item takes the new raster's extent now, and the view fits it at once: a view left at the
+        # last raster's range would show a crop until the new render arrives (preview -> full resolution).
         self.image.setRect(QRectF(0, 0, self.info.width, self.info.height))
+        self.fit()
         self.loaded.emit(self.path, self.info)
         self.render(fit=True)
 
@@ -352,12 +372,15 @@ class RasterViewer(QWidget):
             self.vb.setRange(QRectF(0, 0, self.info.width, self.info.height), padding=0.02)
 
     def _choose_mode_for(self, info) -> None:
-        """A scene classification opens in its class colours; anything else never does."""
+        """A scene classification opens in its class colours, anything else in the stretch the user picked or,
+        until they pick one, in its kind's default (core.render.default_stretch: a shared cut for RGB)."""
         from s2desktop.core.rasterinfo import is_scene_classification
+        from s2desktop.core.render import default_stretch
 
         scl = is_scene_classification(info)
         mode = self.stretch.currentData()
-        want = "classes" if scl else ("percentile" if mode == "classes" else mode)
+        chosen = self._user_mode if self._user_mode not in (None, "classes") else None
+        want = "classes" if scl else (chosen or default_stretch(info.count, info.dtypes))
         if want != mode:
             self.stretch.blockSignals(True)  # the load renders anyway: no second render from the change
             self.stretch.setCurrentIndex(self.stretch.findData(want))
@@ -367,7 +390,7 @@ class RasterViewer(QWidget):
     def _update_controls(self) -> None:
         mode = self.stretch.currentData()
         for w in (self.low, self.high, self.cut_label):
-            w.setVisible(mode == "percentile")
+            w.setVisible(mode in ("percentile", "shared"))
         for w in (self.band, self.band_label):
             w.setVisible(mode == "levels")
         for w in (self.gamma, self.gamma_label):
@@ -398,6 +421,7 @@ class RasterViewer(QWidget):
         self._sync_region()
 
     def _sync_region(self) -> None:
+        self._show_cut_marks()
         if not self.levels:
             return
         i = min(self.band.currentIndex(), len(self.levels) - 1)
@@ -405,6 +429,14 @@ class RasterViewer(QWidget):
         self.region.blockSignals(True)
         self.region.setRegion(lv)
         self.region.blockSignals(False)
+
+    def _show_cut_marks(self) -> None:
+        """The region edits one band; when the bands' cuts differ, each band's own cut shows in its colour."""
+        differ = len(self.levels) >= 3 and len(set(self.levels[:3])) > 1
+        for i, m in enumerate(self.cut_marks):
+            if differ:
+                m.setValue(self.levels[i // 2][i % 2])
+            m.setVisible(differ)
 
     def _region_changed(self, *_):
         if not self.levels:
@@ -463,6 +495,12 @@ class RasterViewer(QWidget):
         ev.ignore()
 
 
+def plain_number(v: float) -> str:
+    """A float as plain digits, never exponent notation: map coordinates must read as coordinates
+    (2690220.0, not 2.69022e+06), and every digit the file holds is kept."""
+    return np.format_float_positional(v, trim="0")
+
+
 class AttributesPanel(QTreeWidget):
     """The core's RasterInfo as a tree (nested dicts and lists expand)."""
 
@@ -499,9 +537,9 @@ class AttributesPanel(QTreeWidget):
                 self._add(item, f"[{i}]", v)
         else:
             if isinstance(value, (list, tuple)):
-                text = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+                text = ", ".join(plain_number(v) if isinstance(v, float) else str(v) for v in value)
             elif isinstance(value, float):
-                text = f"{value:g}"
+                text = plain_number(value)
             elif value is None:
                 text = "–"
             else:
@@ -527,6 +565,8 @@ class ThumbnailPanel(QWidget):
         self.qimage: QImage | None = None
         self.rgba = None
         self._made_for: str | None = None
+        self.made_with: dict | None = None  # the viewer's stretch the thumbnail shows
+        self._generation = 0
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         row = QHBoxLayout()
@@ -555,7 +595,8 @@ class ThumbnailPanel(QWidget):
         viewer.rendered.connect(self._viewer_rendered)
 
     def _viewer_rendered(self) -> None:
-        if self._made_for != self.viewer.path:
+        """Another raster or another stretch in the viewer: the thumbnail shows it the same way."""
+        if self._made_for != self.viewer.path or self.made_with != self.viewer.stretch_params():
             self.make()
 
     def make(self) -> workers.Worker | None:
@@ -563,15 +604,19 @@ class ThumbnailPanel(QWidget):
         if v.path is None or not v.levels:
             return None
         p = v.stretch_params()
-        self._made_for = v.path
+        self._made_for, self.made_with = v.path, p
+        self._generation += 1
+        gen = self._generation
         self.make_button.setEnabled(False)
         return workers.start(_thumbnail_job, v.path, int(self.size.currentData()), p["mode"], p["low"],
                              p["high"], p["gamma"], p["offset"], p["manual"] or v.levels,
-                             name="thumbnail", on_result=self._made,
+                             name="thumbnail", on_result=lambda rgba: self._made(rgba, gen),
                              on_error=lambda m, d: self.label.setText(f"Cannot make the thumbnail: {m}"),
                              on_finished=lambda: self.make_button.setEnabled(True))
 
-    def _made(self, rgba) -> None:
+    def _made(self, rgba, gen: int | None = None) -> None:
+        if gen is not None and gen != self._generation:  # an older stretch's thumbnail, finished late
+            return
         self.rgba = rgba
         img = rgba_to_qimage(rgba)
         self.qimage = img

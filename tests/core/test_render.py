@@ -189,3 +189,23 @@ def test_scene_classification_in_its_class_colours(tmp_path, shared_real):
     assert render.SCL_CLASSES[10][1] in colours
     grey = render.thumbnail(p, 150, "percentile")
     assert (grey[..., 0] == grey[..., 2]).all()  # asked for a stretch: the grey one
+
+
+def test_shared_cut_keeps_the_balance_of_the_bands():
+    """One cut over all bands: equal values render equal in every band (grey stays grey), unlike per band."""
+    ramp = np.tile(np.arange(1000, 3000, 20, dtype=np.uint16), (10, 1))
+    data = np.stack([ramp, ramp + 400, ramp + 800])
+    data[:, 0, 0] = 2200  # a grey pixel
+    lv = render.levels(data, None, "shared")
+    assert lv[0] == lv[1] == lv[2] and lv[0][0] < 1200 and lv[0][1] > 3500  # spans all three bands
+    u8 = render.shared(data, None)
+    assert len(set(u8[:, 0, 0].tolist())) == 1
+    assert len(set(render.percentile(data, None)[:, 0, 0].tolist())) == 3
+    np.testing.assert_array_equal(render.stretch(data, None, "shared"), u8)
+
+
+def test_default_stretch_by_raster_kind():
+    assert render.default_stretch(3, ["uint16"] * 3) == "shared"
+    assert render.default_stretch(1, ["uint16"]) == "percentile"
+    assert render.default_stretch(3, ["uint8"] * 3) == "percentile"
+    assert render.default_stretch(1, ["uint8"], scene_classification=True) == "classes"
