@@ -282,10 +282,25 @@ class MainWindow(QMainWindow):
             self.report_error("No tile", self.source_panel.tile_error.text() if text else
                               "Type a tile id (e.g. 33UUP) or click the map first", dialog=False)
             return None
-        self.source_panel.push_recent_tile(tile)
-        self.source_panel.remember()
+        if self._not_in_demo(tile):
+            return None
+        if not self.source_panel.demo_session:  # the demo's tile and source are not the user's choices
+            self.source_panel.push_recent_tile(tile)
+            self.source_panel.remember()
         self.statusBar().showMessage(f"Searching {tile}…")
         return self.scene_panel.run_search(self.source_panel.source_spec(), tile)
+
+    def _not_in_demo(self, tile: str) -> bool:
+        """The demo source holds one tile: say so (rather than 'no scenes found') for any other."""
+        from s2desktop.core.demo import DEMO_TILE
+
+        if self.source_panel.source_key() != "demo" or tile == DEMO_TILE:
+            return False
+        message = (f"The demo archive holds only tile {DEMO_TILE}; search {DEMO_TILE}, or pick another source "
+                   f"for {tile}")
+        self.scene_panel.status.setText(message)
+        self.report_error("Not in the demo", message, dialog=False)
+        return True
 
     # -- the built-in demo (`s2desktop demo`)
     def start_demo(self, size: int | None = None) -> workers.Worker:
@@ -299,6 +314,7 @@ class MainWindow(QMainWindow):
         self.source_panel.set_source("demo")
         self.source_panel.set_tile(demo.DEMO_TILE)  # validates it (and selects it on the map when it changed)
         self._tile_changed(demo.DEMO_TILE)  # the field may already hold it (last tile): select and zoom anyway
+        self.source_panel.demo_session = True  # the demo's source and tile are not remembered as the user's
         self.scene_panel.set_dates(demo.DEMO_START, demo.DEMO_END)
         self._preparing_demo = True
         # a search now would generate the archive twice: _update_actions disables Search until it is ready

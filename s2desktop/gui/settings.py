@@ -50,6 +50,7 @@ SOURCES = [
     ("local", "Local folder…"),
 ]
 REQUESTER_PAYS = {"l1c", "l2a"}
+DEFAULT_SOURCE = "cogs"  # public: works on first start without an AWS account (the JP2 buckets bill one)
 
 
 def configure_qsettings() -> None:
@@ -148,7 +149,7 @@ class SettingsDialog(QDialog):
         self.source = QComboBox()
         for key, label in SOURCES:
             self.source.addItem(label, key)
-        i = self.source.findData(get_str(SOURCE, "l1c"))
+        i = self.source.findData(get_str(SOURCE, DEFAULT_SOURCE))
         self.source.setCurrentIndex(max(0, i))
         form.addRow("Source at start", self.source)
 
