@@ -412,17 +412,19 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _composite_ready(self, path: str, preview: bool) -> None:
-        self.open_raster(path)
+        self.open_raster(path, remember=not preview)  # the preview is a temporary file: not a recent one
         if not preview:
             self.statusBar().showMessage(f"Composite written: {path}", 15000)
 
     # -- viewer
-    def open_raster(self, path) -> workers.Worker | None:
+    def open_raster(self, path, remember: bool = True) -> workers.Worker | None:
+        """Show a raster in the viewer; `remember`: list it in File → Open recent."""
         p = Path(path)
         if not p.exists():
             self.report_error("Cannot open", f"{p} does not exist", dialog=False)
             return None
-        st.push_recent(st.RECENT_FILES, str(p.resolve()))
+        if remember:
+            st.push_recent(st.RECENT_FILES, str(p.resolve()))
         return self.viewer.open(str(p))
 
     def _raster_loaded(self, path: str, info) -> None:
