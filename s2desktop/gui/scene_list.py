@@ -112,9 +112,10 @@ class SceneModel(QAbstractTableModel):
         self.preview_uris: dict[str, str] = {}  # scene_id -> data URI of the larger preview (tooltip)
 
     def set_scenes(self, scenes: list) -> None:
+        """The listed scenes; ticks of scenes listed again stay (a repeated search keeps the selection)."""
         self.beginResetModel()
         self.scenes = list(scenes)
-        self.checked = set()
+        self.checked &= {s.scene_id for s in self.scenes}
         self.preview_state = {k: v for k, v in self.preview_state.items() if v != "loading"}
         self.endResetModel()
         self.checkedChanged.emit()
@@ -194,9 +195,19 @@ class SceneModel(QAbstractTableModel):
                 self.checked.discard(sid)
                 changed = True
         if changed:
-            self.dataChanged.emit(self.index(0, 0), self.index(max(0, self.rowCount() - 1), 0),
-                                  [Qt.ItemDataRole.CheckStateRole])
-            self.checkedChanged.emit()
+            self._checks_changed()
+
+    def _checks_changed(self) -> None:
+        self.dataChanged.emit(self.index(0, 0), self.index(max(0, self.rowCount() - 1), 0),
+                              [Qt.ItemDataRole.CheckStateRole])
+        self.checkedChanged.emit()
+
+    def select_only(self, scene_ids) -> None:
+        """Tick exactly these scenes (the others are unticked)."""
+        ids = set(scene_ids)
+        if ids != self.checked:
+            self.checked = ids
+            self._checks_changed()
 
     def toggle(self, row: int) -> None:
         sid = self.scenes[row].scene_id
@@ -530,7 +541,7 @@ class ScenePanel(QWidget):
     def select_under_cloud(self) -> None:
         n = self.under.value()
         ids = [s.scene_id for s in self.model.scenes if s.cloud_cover is not None and s.cloud_cover < n]
-        self.model.set_checked(ids, True)
+        self.model.select_only(ids)
 
     def _checked_changed(self) -> None:
         scenes = self.model.checked_scenes()
