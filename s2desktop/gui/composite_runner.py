@@ -435,12 +435,14 @@ class CompositePanel(QWidget):
 
     def _failed(self, message: str) -> None:
         self._full_options = None
+        self.time_label.setText("")  # no run to time any more
         self.status.setText(f"<span style='color:#b03a2e'>{message}</span>")
         self.compositeFailed.emit(message)
 
     def _cancelled(self) -> None:
         self._full_options = None
         self.status.setText("Cancelled; no output written.")
+        self.time_label.setText("")  # the last 'Elapsed …, about … left' no longer applies
         self.bar.setValue(0)
 
     def _run_finished(self) -> None:
