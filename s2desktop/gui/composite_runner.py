@@ -36,6 +36,7 @@ from s2desktop.core.fsutil import remove_with_side_files
 from s2desktop.core.pipeline import CompositeInputs, CompositeOptions
 from s2desktop.core.progress import Cancelled, Failed, Finished, Progress, Rate
 from s2desktop.core.units import human_duration
+from s2desktop.gui.wording import in_window_words
 
 log = logging.getLogger(__name__)
 
@@ -434,6 +435,7 @@ class CompositePanel(QWidget):
         self._preview_file = None
 
     def _failed(self, message: str) -> None:
+        message = in_window_words(message)
         self._full_options = None
         self.time_label.setText("")  # no run to time any more
         self.status.setText(f"<span style='color:#b03a2e'>{message}</span>")

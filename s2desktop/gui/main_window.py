@@ -30,6 +30,7 @@ from s2desktop.gui.downloads import DownloadPanel
 from s2desktop.gui.scene_list import ScenePanel
 from s2desktop.gui.source_panel import SourcePanel
 from s2desktop.gui.viewer import AttributesPanel, RasterViewer, ThumbnailPanel
+from s2desktop.gui.wording import in_window_words
 
 log = logging.getLogger(__name__)
 
@@ -364,7 +365,7 @@ class MainWindow(QMainWindow):
             self.search()
 
     def _demo_failed(self, message: str, details: str) -> None:
-        self.scene_panel.status.setText(f"<span style='color:#b03a2e'>{message}</span>")
+        self.scene_panel.status.setText(f"<span style='color:#b03a2e'>{in_window_words(message)}</span>")
         self.report_error("Cannot prepare the demo archive", message, details)
 
     def _search_finished(self, scenes) -> None:
@@ -501,7 +502,9 @@ class MainWindow(QMainWindow):
             "<p>World outlines: Natural Earth (public domain). Tile grid: ESA Sentinel-2 tiling grid.</p>")
 
     def report_error(self, title: str, message: str, details: str = "", dialog: bool = True) -> None:
-        """Errors go to the status bar, the log, and (for failures of a whole step) a dialog with details."""
+        """Errors go to the status bar, the log, and (for failures of a whole step) a dialog with details; the
+        core's hints for the command line are put in the window's words."""
+        message = in_window_words(message)
         self.statusBar().showMessage(f"{title}: {message}", 15000)
         if dialog:
             st.show_error(self, title, message, details)

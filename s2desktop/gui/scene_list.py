@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from s2desktop.gui import workers
+from s2desktop.gui.wording import in_window_words
 
 log = logging.getLogger(__name__)
 
@@ -533,6 +534,7 @@ class ScenePanel(QWidget):
         self.searchFinished.emit(scenes)
 
     def _failed(self, message: str, details: str) -> None:
+        message = in_window_words(message)
         self.status.setText(f"<span style='color:#b03a2e'>{message}</span>")
         log.warning("search failed: %s", message)
         self.searchFailed.emit(message, details)

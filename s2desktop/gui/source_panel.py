@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from s2desktop.gui import settings as st
 from s2desktop.gui import workers
+from s2desktop.gui.wording import in_window_words
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +244,7 @@ class SourcePanel(QWidget):
 
     def _credentials_failed(self, message: str, _details: str) -> None:
         self.creds.setStyleSheet(BAD_STYLE)
-        self.creds.setText(message)
+        self.creds.setText(in_window_words(message))
 
     # -- tile
     def tile_id(self) -> str | None:

@@ -229,7 +229,8 @@ CLI_MESSAGES = [
     "bucket 'b' does not exist at http://127.0.0.1:9; check --bucket and --endpoint-url",
     "cannot write /x/B04.jp2 (Permission denied); pick a writable folder with --out",
     "disk full while writing /x/B04.jp2 (No space left on device); free some space or use --out elsewhere",
-    "output /x/c.tif already exists (pass --overwrite to replace it)",
+    "output /x/c.tif already exists (use --overwrite to replace it)",
+    "--max-cloud 120 is not a percentage between 0 and 100",
 ]
 
 
