@@ -17,7 +17,6 @@ from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QDateEdit,
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
@@ -32,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from s2desktop.gui import workers
+from s2desktop.gui.date_field import DateField
 from s2desktop.gui.wording import in_window_words
 
 log = logging.getLogger(__name__)
@@ -329,12 +329,10 @@ class ScenePanel(QWidget):
 
         grid = QGridLayout()
         today = dt.date.today()
-        self.start = QDateEdit(_qdate(today - dt.timedelta(days=90)))
-        self.end = QDateEdit(_qdate(today))
+        self.start = DateField(_qdate(today - dt.timedelta(days=90)))  # typed as 2023-07-14 or 14/07/2023
+        self.end = DateField(_qdate(today))
         for w in (self.start, self.end):
-            w.setCalendarPopup(True)
-            w.setDisplayFormat("yyyy-MM-dd")
-            w.setMinimumDate(QDate(2015, 6, 23))
+            w.setMinimumDate(QDate(2015, 6, 23))  # the first Sentinel-2 launch
         grid.addWidget(QLabel("From"), 0, 0)
         grid.addWidget(self.start, 0, 1)
         grid.addWidget(QLabel("to"), 0, 2)
