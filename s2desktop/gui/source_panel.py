@@ -29,9 +29,11 @@ log = logging.getLogger(__name__)
 OK_STYLE = "color: #1e7b34;"
 BAD_STYLE = "color: #b03a2e;"
 MUTED_STYLE = "color: #666666;"
-PAYS_NOTE = ("Requester pays: needs an AWS account with credentials; downloads are billed to that account. "
-             "“L2A COGs (public)” needs no account.")
-NO_CREDENTIALS = "✖ no AWS credentials found: set them up with `aws configure`, or choose a profile"
+# one short line each: the source dock is low (the details are in the tooltips)
+PAYS_NOTE = "Needs an AWS account: downloads are billed to it."
+PAYS_TIP = ("Requester pays: this bucket needs an AWS account with credentials, and every download is billed "
+            "to that account. “L2A COGs (public)” needs no account.")
+NO_CREDENTIALS = "✖ no AWS credentials: run `aws configure`"
 
 
 def _credentials_job(profile: str | None):
@@ -91,6 +93,7 @@ class SourcePanel(QWidget):
         self.pays_note = QLabel(PAYS_NOTE)
         self.pays_note.setWordWrap(True)
         self.pays_note.setStyleSheet(MUTED_STYLE)
+        self.pays_note.setToolTip(PAYS_TIP)
         form.addRow("", self.pays_note)
         self.creds = QLabel("")
         self.creds.setWordWrap(True)
@@ -240,7 +243,8 @@ class SourcePanel(QWidget):
         self.creds.setText(("✔ credentials found" + (f" ({status.method})" if status.method else ""))
                            if status.found else NO_CREDENTIALS)
         self.creds.setToolTip(status.message[0].upper() + status.message[1:]
-                              + "\nRequester-pays buckets bill downloads to the AWS account of these credentials")
+                              + "\nRequester-pays buckets bill downloads to the AWS account of these credentials"
+                              + ("" if status.found else "\n“L2A COGs (public)” needs no account"))
 
     def _credentials_failed(self, message: str, _details: str) -> None:
         self.creds.setStyleSheet(BAD_STYLE)
