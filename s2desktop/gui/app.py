@@ -15,7 +15,8 @@ log = logging.getLogger("s2desktop")
 
 
 def setup_logging() -> str:
-    """Log INFO and above to `<user_log_dir>/s2desktop.log` (rotated); returns the file path."""
+    """Log INFO and above to `<user_log_dir>/s2desktop.log` (rotated), and nothing to the terminal unless
+    `--debug`; returns the file path."""
     from s2desktop.core.paths import user_log_dir
     from s2desktop.core.redact import RedactSecrets
 
@@ -23,6 +24,7 @@ def setup_logging() -> str:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "s2desktop.log"
     root = logging.getLogger()
+    _quiet_terminal(root)
     for h in root.handlers:
         if isinstance(h, logging.FileHandler) and getattr(h, "baseFilename", None) == str(path):
             return str(path)
@@ -34,6 +36,18 @@ def setup_logging() -> str:
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)
     return str(path)
+
+
+def _quiet_terminal(root: logging.Logger) -> None:
+    """The command line's console handler (cli.main's basicConfig, level unset) would print every INFO line
+    meant for the log file once the root level is lowered for it: the window drops it, unless `--debug` (which
+    sets the root to DEBUG) asked for the log on the terminal."""
+    if root.level != logging.NOTSET and root.level <= logging.DEBUG:
+        return
+    terminals = (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__)
+    for h in root.handlers[:]:
+        if type(h) is logging.StreamHandler and h.stream in terminals:
+            root.removeHandler(h)
 
 
 def create_application(argv: list[str] | None = None):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue as queue_mod
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSizePolicy,
@@ -30,9 +32,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from s2desktop.core.fsutil import remove_with_side_files
 from s2desktop.core.pipeline import CompositeInputs, CompositeOptions
 from s2desktop.core.progress import Cancelled, Failed, Finished, Progress, Rate
 from s2desktop.core.units import human_duration
+from s2desktop.gui.wording import in_window_words
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +222,15 @@ class CompositeRunner(QObject):
                     deadline = min(deadline, time.monotonic() + EXIT_GRACE_S)
 
 
+def _preview_path(out: Path) -> Path:
+    """Where the quick preview of `out` is written: the cache, not beside the result."""
+    from s2desktop.core.paths import user_cache_dir
+
+    folder = user_cache_dir() / "previews"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{out.stem}_preview_{os.getpid()}{out.suffix}"
+
+
 class CompositePanel(QWidget):
     """Inputs, output path, quick-preview option, Start/Cancel, progress, elapsed and remaining time."""
 
@@ -233,6 +246,10 @@ class CompositePanel(QWidget):
         self._is_preview = False
         self.workers: int | None = None  # processes of the compositor's pool (None: all cores)
         self.window_size: int | None = None  # px side of the compositor's windows (None: the core's default)
+        self._default_output: str | None = None  # the default name last put in the field (the next replaces it)
+        self._confirmed_output: str | None = None  # chosen in the save dialog, which asked about overwriting
+        self._preview_file: Path | None = None  # the quick preview, in the cache; removed after the full run
+        self.confirm_overwrite = self._ask_overwrite  # (path) -> bool: may an existing output be replaced?
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
@@ -299,6 +316,7 @@ class CompositePanel(QWidget):
         path, _ = QFileDialog.getSaveFileName(self, "Composite output", self.output.text(), "GeoTIFF (*.tif)")
         if path:
             self.output.setText(path)
+            self._confirmed_output = str(Path(path).expanduser())
 
     def set_inputs(self, inputs: CompositeInputs | None, default_output: Path | None = None) -> None:
         """The job's composite inputs (downloaded bands and their SCL masks); None: nothing to composite."""
@@ -312,8 +330,32 @@ class CompositePanel(QWidget):
         else:
             self.inputs_label.setText(NO_INPUTS)
         if default_output is not None:
-            self.output.setText(str(default_output))
+            self._offer_default(str(default_output))
         self._set_startable(n > 0 and not self.runner.running)
+
+    def _offer_default(self, path: str) -> None:
+        """The default output name goes in an empty field or replaces the previous default; a typed path stays."""
+        current = self.output.text().strip()
+        if not current or current == self._default_output:
+            self.output.setText(path)
+        self._default_output = path
+
+    def _ask_overwrite(self, path: Path) -> bool:
+        box = QMessageBox(QMessageBox.Icon.Question, "Replace the composite?",
+                          f"{path.name} already exists in {path.parent}.\nReplace it with the new composite?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setObjectName("overwriteBox")
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        return box.exec() == QMessageBox.StandardButton.Yes
+
+    def _may_write(self, out: Path) -> bool:
+        """An existing output is replaced only once the user said so (here, or in the save dialog)."""
+        if not out.exists() or str(out) == self._confirmed_output:
+            return True
+        if self.confirm_overwrite(out):
+            return True
+        self.status.setText(f"{out.name} kept: choose another output name to composite.")
+        return False
 
     def _options(self, output: Path, scale: int) -> CompositeOptions:
         return CompositeOptions(output=str(output), scale=scale, workers=self.workers, overwrite=True,
@@ -323,6 +365,8 @@ class CompositePanel(QWidget):
         if self.runner.running or self.inputs is None:
             return
         out = Path(self.output.text().strip() or "composite.tif").expanduser()
+        if not self._may_write(out):
+            return
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -330,8 +374,9 @@ class CompositePanel(QWidget):
             return
         self._full_options = self._options(out, 1)
         if self.quick.isChecked():
-            preview = out.with_name(out.stem + "_preview" + out.suffix)
-            self._launch(self._options(preview, 4), preview=True)
+            self._drop_preview()
+            self._preview_file = _preview_path(out)
+            self._launch(self._options(self._preview_file, 4), preview=True)
         else:
             self._launch(self._full_options, preview=False)
 
@@ -377,15 +422,29 @@ class CompositePanel(QWidget):
         self.status.setText(("Preview ready: " if self._is_preview else "Composite ready: ") + Path(path).name)
         self.status.setToolTip(path)
         self.compositeReady.emit(path, self._is_preview)
+        if not self._is_preview:  # the full result replaces the preview in the viewer
+            self._drop_preview()
+
+    def _drop_preview(self) -> None:
+        if self._preview_file is None:
+            return
+        try:
+            remove_with_side_files(self._preview_file)
+        except OSError as exc:  # still open elsewhere (Windows): it is in the cache, which may be cleared
+            log.info("could not remove the preview %s: %s", self._preview_file, exc)
+        self._preview_file = None
 
     def _failed(self, message: str) -> None:
+        message = in_window_words(message)
         self._full_options = None
+        self.time_label.setText("")  # no run to time any more
         self.status.setText(f"<span style='color:#b03a2e'>{message}</span>")
         self.compositeFailed.emit(message)
 
     def _cancelled(self) -> None:
         self._full_options = None
         self.status.setText("Cancelled; no output written.")
+        self.time_label.setText("")  # the last 'Elapsed …, about … left' no longer applies
         self.bar.setValue(0)
 
     def _run_finished(self) -> None:

@@ -31,6 +31,7 @@ from s2desktop.gui.downloads import DownloadPanel
 from s2desktop.gui.scene_list import ScenePanel
 from s2desktop.gui.source_panel import SourcePanel
 from s2desktop.gui.viewer import AttributesPanel, RasterViewer, ThumbnailPanel
+from s2desktop.gui.wording import in_window_words
 
 log = logging.getLogger(__name__)
 
@@ -304,10 +305,25 @@ class MainWindow(QMainWindow):
             self.report_error("No tile", self.source_panel.tile_error.text() if text else
                               "Type a tile id (e.g. 33UUP) or click the map first", dialog=False)
             return None
-        self.source_panel.push_recent_tile(tile)
-        self.source_panel.remember()
+        if self._not_in_demo(tile):
+            return None
+        if not self.source_panel.demo_session:  # the demo's tile and source are not the user's choices
+            self.source_panel.push_recent_tile(tile)
+            self.source_panel.remember()
         self.statusBar().showMessage(f"Searching {tile}…")
         return self.scene_panel.run_search(self.source_panel.source_spec(), tile)
+
+    def _not_in_demo(self, tile: str) -> bool:
+        """The demo source holds one tile: say so (rather than 'no scenes found') for any other."""
+        from s2desktop.core.demo import DEMO_TILE
+
+        if self.source_panel.source_key() != "demo" or tile == DEMO_TILE:
+            return False
+        message = (f"The demo archive holds only tile {DEMO_TILE}; search {DEMO_TILE}, or pick another source "
+                   f"for {tile}")
+        self.scene_panel.status.setText(message)
+        self.report_error("Not in the demo", message, dialog=False)
+        return True
 
     # -- the built-in demo (`s2desktop demo`)
     def start_demo(self, size: int | None = None) -> workers.Worker:
@@ -321,6 +337,7 @@ class MainWindow(QMainWindow):
         self.source_panel.set_source("demo")
         self.source_panel.set_tile(demo.DEMO_TILE)  # validates it (and selects it on the map when it changed)
         self._tile_changed(demo.DEMO_TILE)  # the field may already hold it (last tile): select and zoom anyway
+        self.source_panel.demo_session = True  # the demo's source and tile are not remembered as the user's
         self.scene_panel.set_dates(demo.DEMO_START, demo.DEMO_END)
         self._preparing_demo = True
         # a search now would generate the archive twice: _update_actions disables Search until it is ready
@@ -370,7 +387,7 @@ class MainWindow(QMainWindow):
             self.search()
 
     def _demo_failed(self, message: str, details: str) -> None:
-        self.scene_panel.status.setText(f"<span style='color:#b03a2e'>{message}</span>")
+        self.scene_panel.status.setText(f"<span style='color:#b03a2e'>{in_window_words(message)}</span>")
         self.report_error("Cannot prepare the demo archive", message, details)
 
     def _search_finished(self, scenes) -> None:
@@ -425,17 +442,19 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _composite_ready(self, path: str, preview: bool) -> None:
-        self.open_raster(path)
+        self.open_raster(path, remember=not preview)  # the preview is a temporary file: not a recent one
         if not preview:
             self.statusBar().showMessage(f"Composite written: {path}", 15000)
 
     # -- viewer
-    def open_raster(self, path) -> workers.Worker | None:
+    def open_raster(self, path, remember: bool = True) -> workers.Worker | None:
+        """Show a raster in the viewer; `remember`: list it in File → Open recent."""
         p = Path(path)
         if not p.exists():
             self.report_error("Cannot open", f"{p} does not exist", dialog=False)
             return None
-        st.push_recent(st.RECENT_FILES, str(p.resolve()))
+        if remember:
+            st.push_recent(st.RECENT_FILES, str(p.resolve()))
         return self.viewer.open(str(p))
 
     def _raster_loaded(self, path: str, info) -> None:
@@ -512,7 +531,9 @@ class MainWindow(QMainWindow):
             "<p>World outlines: Natural Earth (public domain). Tile grid: ESA Sentinel-2 tiling grid.</p>")
 
     def report_error(self, title: str, message: str, details: str = "", dialog: bool = True) -> None:
-        """Errors go to the status bar, the log, and (for failures of a whole step) a dialog with details."""
+        """Errors go to the status bar, the log, and (for failures of a whole step) a dialog with details; the
+        core's hints for the command line are put in the window's words."""
+        message = in_window_words(message)
         self.statusBar().showMessage(f"{title}: {message}", 15000)
         if dialog:
             st.show_error(self, title, message, details)

@@ -17,7 +17,6 @@ from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QDateEdit,
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
@@ -32,6 +31,8 @@ from PySide6.QtWidgets import (
 )
 
 from s2desktop.gui import workers
+from s2desktop.gui.date_field import DateField
+from s2desktop.gui.wording import in_window_words
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +113,10 @@ class SceneModel(QAbstractTableModel):
         self.preview_uris: dict[str, str] = {}  # scene_id -> data URI of the larger preview (tooltip)
 
     def set_scenes(self, scenes: list) -> None:
+        """The listed scenes; ticks of scenes listed again stay (a repeated search keeps the selection)."""
         self.beginResetModel()
         self.scenes = list(scenes)
-        self.checked = set()
+        self.checked &= {s.scene_id for s in self.scenes}
         self.preview_state = {k: v for k, v in self.preview_state.items() if v != "loading"}
         self.endResetModel()
         self.checkedChanged.emit()
@@ -194,9 +196,19 @@ class SceneModel(QAbstractTableModel):
                 self.checked.discard(sid)
                 changed = True
         if changed:
-            self.dataChanged.emit(self.index(0, 0), self.index(max(0, self.rowCount() - 1), 0),
-                                  [Qt.ItemDataRole.CheckStateRole])
-            self.checkedChanged.emit()
+            self._checks_changed()
+
+    def _checks_changed(self) -> None:
+        self.dataChanged.emit(self.index(0, 0), self.index(max(0, self.rowCount() - 1), 0),
+                              [Qt.ItemDataRole.CheckStateRole])
+        self.checkedChanged.emit()
+
+    def select_only(self, scene_ids) -> None:
+        """Tick exactly these scenes (the others are unticked)."""
+        ids = set(scene_ids)
+        if ids != self.checked:
+            self.checked = ids
+            self._checks_changed()
 
     def toggle(self, row: int) -> None:
         sid = self.scenes[row].scene_id
@@ -317,12 +329,10 @@ class ScenePanel(QWidget):
 
         grid = QGridLayout()
         today = dt.date.today()
-        self.start = QDateEdit(_qdate(today - dt.timedelta(days=90)))
-        self.end = QDateEdit(_qdate(today))
+        self.start = DateField(_qdate(today - dt.timedelta(days=90)))  # typed as 2023-07-14 or 14/07/2023
+        self.end = DateField(_qdate(today))
         for w in (self.start, self.end):
-            w.setCalendarPopup(True)
-            w.setDisplayFormat("yyyy-MM-dd")
-            w.setMinimumDate(QDate(2015, 6, 23))
+            w.setMinimumDate(QDate(2015, 6, 23))  # the first Sentinel-2 launch
         grid.addWidget(QLabel("From"), 0, 0)
         grid.addWidget(self.start, 0, 1)
         grid.addWidget(QLabel("to"), 0, 2)
@@ -522,6 +532,7 @@ class ScenePanel(QWidget):
         self.searchFinished.emit(scenes)
 
     def _failed(self, message: str, details: str) -> None:
+        message = in_window_words(message)
         self.status.setText(f"<span style='color:#b03a2e'>{message}</span>")
         log.warning("search failed: %s", message)
         self.searchFailed.emit(message, details)
@@ -530,7 +541,7 @@ class ScenePanel(QWidget):
     def select_under_cloud(self) -> None:
         n = self.under.value()
         ids = [s.scene_id for s in self.model.scenes if s.cloud_cover is not None and s.cloud_cover < n]
-        self.model.set_checked(ids, True)
+        self.model.select_only(ids)
 
     def _checked_changed(self) -> None:
         scenes = self.model.checked_scenes()

@@ -50,6 +50,7 @@ SOURCES = [
     ("local", "Local folder…"),
 ]
 REQUESTER_PAYS = {"l1c", "l2a"}
+DEFAULT_SOURCE = "cogs"  # public: works on first start without an AWS account (the JP2 buckets bill one)
 
 
 def configure_qsettings() -> None:
@@ -138,6 +139,12 @@ class SettingsDialog(QDialog):
         row.addWidget(self.folder, 1)
         row.addWidget(browse)
         form.addRow("Download folder", row)
+        self.folder_error = QLabel("")
+        self.folder_error.setWordWrap(True)
+        self.folder_error.setStyleSheet("color: #b03a2e;")
+        self.folder_error.setVisible(False)
+        form.addRow("", self.folder_error)
+        self.folder.textChanged.connect(lambda _t: self.folder_error.setVisible(False))
 
         self.workers = QSpinBox()
         self.workers.setRange(1, 16)
@@ -148,7 +155,7 @@ class SettingsDialog(QDialog):
         self.source = QComboBox()
         for key, label in SOURCES:
             self.source.addItem(label, key)
-        i = self.source.findData(get_str(SOURCE, "l1c"))
+        i = self.source.findData(get_str(SOURCE, DEFAULT_SOURCE))
         self.source.setCurrentIndex(max(0, i))
         form.addRow("Source at start", self.source)
 
@@ -181,9 +188,28 @@ class SettingsDialog(QDialog):
         if d:
             self.folder.setText(d)
 
+    def _folder_problem(self, folder: str) -> str | None:
+        """Why downloads could not go to `folder` (a file, not writable), in one line; None: fine."""
+        from s2desktop.core.errors import OutputError
+        from s2desktop.core.fsutil import check_folder_creatable
+
+        try:
+            check_folder_creatable(Path(folder).expanduser() if folder else default_download_dir(),
+                                   "download folder")
+        except OutputError as exc:
+            return str(exc)[:1].upper() + str(exc)[1:]
+        return None
+
     def accept(self) -> None:
+        """Save, unless the download folder cannot hold downloads: then say why here and stay open."""
         s = settings()
         folder = self.folder.text().strip()
+        problem = self._folder_problem(folder)
+        if problem:
+            self.folder_error.setText(problem)
+            self.folder_error.setVisible(True)
+            self.folder.setFocus()
+            return
         if folder and Path(folder).expanduser() != default_download_dir():
             s.setValue(DOWNLOAD_DIR, str(Path(folder).expanduser()))
         else:

@@ -22,12 +22,18 @@ from PySide6.QtWidgets import (
 
 from s2desktop.gui import settings as st
 from s2desktop.gui import workers
+from s2desktop.gui.wording import in_window_words
 
 log = logging.getLogger(__name__)
 
 OK_STYLE = "color: #1e7b34;"
 BAD_STYLE = "color: #b03a2e;"
 MUTED_STYLE = "color: #666666;"
+# one short line each: the source dock is low (the details are in the tooltips)
+PAYS_NOTE = "Needs an AWS account: downloads are billed to it."
+PAYS_TIP = ("Requester pays: this bucket needs an AWS account with credentials, and every download is billed "
+            "to that account. “L2A COGs (public)” needs no account.")
+NO_CREDENTIALS = "✖ no AWS credentials: run `aws configure`"
 
 
 def _credentials_job(profile: str | None):
@@ -84,6 +90,11 @@ class SourcePanel(QWidget):
         self.profile.setEditText(st.get_str(st.PROFILE))
         self.profile.setToolTip("AWS profile from ~/.aws/config (requester-pays buckets bill this account)")
         form.addRow("AWS profile", self.profile)
+        self.pays_note = QLabel(PAYS_NOTE)
+        self.pays_note.setWordWrap(True)
+        self.pays_note.setStyleSheet(MUTED_STYLE)
+        self.pays_note.setToolTip(PAYS_TIP)
+        form.addRow("", self.pays_note)
         self.creds = QLabel("")
         self.creds.setWordWrap(True)
         form.addRow("", self.creds)
@@ -107,9 +118,13 @@ class SourcePanel(QWidget):
         lay.addLayout(form)
 
         self._refresh_recent()
-        i = self.source.findData(st.get_str(st.SOURCE, "l1c"))
+        i = self.source.findData(st.get_str(st.SOURCE, st.DEFAULT_SOURCE))
         self.source.setCurrentIndex(max(0, i))
+        # True while the window shows `s2desktop demo`: its source is not the user's choice, so it is not
+        # remembered; picking a source by hand ends it
+        self.demo_session = False
         self.source.currentIndexChanged.connect(self._source_changed)
+        self.source.activated.connect(self._source_picked)
         self.custom.toggled.connect(self._source_changed)
         self.folder.editingFinished.connect(self.sourceChanged)
         self.endpoint.editingFinished.connect(self.sourceChanged)
@@ -167,10 +182,14 @@ class SourcePanel(QWidget):
         for w in (self.endpoint, self.bucket):
             self._set_row_visible(w, remote and self.custom.isChecked())
         self._set_row_visible(self.profile, key in st.REQUESTER_PAYS)
+        self._set_row_visible(self.pays_note, key in st.REQUESTER_PAYS)
         self._set_row_visible(self.creds, key in st.REQUESTER_PAYS)
         if key in st.REQUESTER_PAYS:
             self._cred_timer.start()
         self.sourceChanged.emit()
+
+    def _source_picked(self, _index: int) -> None:
+        self.demo_session = False
 
     def _set_row_visible(self, field: QWidget, visible: bool) -> None:
         form = self.layout().itemAt(0).layout()
@@ -185,8 +204,11 @@ class SourcePanel(QWidget):
             self.sourceChanged.emit()
 
     def remember(self) -> None:
+        """The current source, profile, endpoint and folder as what the window opens with next time (the demo's
+        source excepted: `s2desktop demo` must not change what a plain `s2desktop` opens)."""
         s = st.settings()
-        s.setValue(st.SOURCE, self.source_key())
+        if not self.demo_session:
+            s.setValue(st.SOURCE, self.source_key())
         s.setValue(st.PROFILE, self.profile.currentText().strip())
         s.setValue(st.ENDPOINT, self.endpoint.text().strip() if self.custom.isChecked() else "")
         s.setValue(st.BUCKET, self.bucket.text().strip() if self.custom.isChecked() else "")
@@ -219,13 +241,14 @@ class SourcePanel(QWidget):
             self.profile.blockSignals(False)
         self.creds.setStyleSheet(OK_STYLE if status.found else BAD_STYLE)
         self.creds.setText(("✔ credentials found" + (f" ({status.method})" if status.method else ""))
-                           if status.found else "✖ no AWS credentials found")
+                           if status.found else NO_CREDENTIALS)
         self.creds.setToolTip(status.message[0].upper() + status.message[1:]
-                              + "\nRequester-pays buckets bill downloads to the AWS account of these credentials")
+                              + "\nRequester-pays buckets bill downloads to the AWS account of these credentials"
+                              + ("" if status.found else "\n“L2A COGs (public)” needs no account"))
 
     def _credentials_failed(self, message: str, _details: str) -> None:
         self.creds.setStyleSheet(BAD_STYLE)
-        self.creds.setText(message)
+        self.creds.setText(in_window_words(message))
 
     # -- tile
     def tile_id(self) -> str | None:
