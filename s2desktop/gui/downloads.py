@@ -32,6 +32,7 @@ from s2desktop.core import progress as pg
 from s2desktop.core.pipeline import Job, Request
 from s2desktop.core.units import human_bytes, human_duration
 from s2desktop.gui import workers
+from s2desktop.gui.wording import in_window_words
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +108,8 @@ class DownloadRow(QObject):
             text = f"{text}, unverified"
             self.item.setToolTip(1, f.message)
         elif f.state == pg.FAILED:
-            text = f.message
-            self.item.setToolTip(1, f.message)
+            text = in_window_words(f.message)
+            self.item.setToolTip(1, text)
         self.item.setText(1, text)
         if f.finished:
             self.cancel_button.setEnabled(False)
@@ -282,6 +283,7 @@ class DownloadPanel(QWidget):
         self.total_label.setText(text)
 
     def _failed(self, message: str, details: str) -> None:
+        message = in_window_words(message)
         self.total_label.setText(f"<span style='color:#b03a2e'>{message}</span>")
         self.downloadFailed.emit(message, details)
 
