@@ -149,7 +149,6 @@ def main(argv=None) -> int:
 
     st.settings().setValue(st.DOWNLOAD_DIR, str(home / "downloads"))
     st.settings().setValue(st.WORKERS, 1)
-    st.settings().setValue(st.SOURCE, "l1c")
     win = MainWindow()
     win.resize(width, height)
     win.show()
