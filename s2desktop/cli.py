@@ -31,6 +31,13 @@ log = logging.getLogger("s2desktop")
 # --- shared option groups ------------------------------------------------------------------------------------
 
 
+def add_area_options(group) -> None:
+    """--bbox / --aoi: an area instead of a tile (search, composite)."""
+    group.add_argument("--bbox", metavar="W,S,E,N", help="an area: west, south, east, north in degrees")
+    group.add_argument("--aoi", metavar="FILE", help="an area: a GeoJSON Polygon or MultiPolygon; pixels outside it "
+                       "are nodata")
+
+
 def add_source_options(parser: argparse.ArgumentParser) -> None:
     """--source/--endpoint-url/--bucket/--profile, shared by every command that reads scenes."""
     g = parser.add_argument_group("source")
@@ -96,6 +103,12 @@ def _add_composite(sub) -> None:
     t.add_argument("--out-dir", default="./tmp", metavar="DIR", help="download folder (reused as a cache; "
                    "default ./tmp)")
     add_source_options(p)
+    a = p.add_argument_group("area mode: the windows of an area streamed from Cloud-Optimised GeoTIFFs "
+                             "(--source cogs), no download")
+    add_area_options(a)
+    a.add_argument("--resolution", type=float, default=10.0, metavar="M",
+                   help="output pixel size in metres (default 10; e.g. 80 for a preview from overviews)")
+    a.add_argument("--crs", metavar="EPSG:N", help="output CRS (default: the UTM zone of the area's centre)")
     f = p.add_argument_group("files mode: co-registered band files, one per date, same date order per band")
     f.add_argument("--red", nargs="+", metavar="FILE", help="B04 files")
     f.add_argument("--green", nargs="+", metavar="FILE", help="B03 files")
@@ -191,14 +204,34 @@ def _tile_request(args: argparse.Namespace, *, out: str | None = None, what: str
     from s2desktop.core.pipeline import Request
     from s2desktop.core.tiles import parse_tile
 
+    where = _area_of(args)
     if not (args.start and args.end):
-        raise InvalidInputError("--tile needs --start and --end")
+        raise InvalidInputError(f"--{'tile' if where is None else 'bbox/--aoi'} needs --start and --end")
     start, end = parse_date(args.start, "--start"), parse_date(args.end, "--end")  # their order: the search's
     if out is not None:
         check_folder_creatable(out, what)
         fields["download_dir"] = Path(out)
-    return Request(source=source_spec(args), tile=parse_tile(args.tile), start=start, end=end,
-                   max_cloud=args.max_cloud, **fields)
+    if where is not None:
+        fields.update(area=where, resolution=getattr(args, "resolution", 10.0), crs=getattr(args, "crs", None))
+    return Request(source=source_spec(args), tile=parse_tile(args.tile) if where is None else None, start=start,
+                   end=end, max_cloud=args.max_cloud, **fields)
+
+
+def _area_of(args: argparse.Namespace):
+    """The area of --bbox or --aoi, or None (a tile); one of --tile, --bbox, --aoi."""
+    from s2desktop.core import areas
+    from s2desktop.core.errors import InvalidInputError
+
+    given = [o for o in ("tile", "bbox", "aoi") if getattr(args, o, None)]
+    if len(given) > 1:
+        raise InvalidInputError(f"give one of --tile, --bbox, --aoi (not --{' and --'.join(given)})")
+    if getattr(args, "bbox", None):
+        return areas.parse_bbox(args.bbox)
+    if getattr(args, "aoi", None):
+        return areas.read_aoi(args.aoi)
+    if not getattr(args, "tile", None):
+        raise InvalidInputError("give a tile (--tile) or an area (--bbox W,S,E,N or --aoi FILE)")
+    return None
 
 
 def _run_composite(args: argparse.Namespace) -> int:
@@ -207,10 +240,13 @@ def _run_composite(args: argparse.Namespace) -> int:
     from s2desktop.core.pipeline import CompositeInputs, CompositeOptions, Job, run_composite
 
     files_mode = bool(args.red or args.green or args.blue)
-    if files_mode and args.tile:
-        raise InvalidInputError("give either --tile (with --start/--end) or --red/--green/--blue files, not both")
-    if not files_mode and not args.tile:
-        raise InvalidInputError("no inputs: give --tile with --start/--end, or --red/--green/--blue files")
+    scenes_mode = bool(args.tile or args.bbox or args.aoi)
+    if files_mode and scenes_mode:
+        raise InvalidInputError("give either --tile/--bbox/--aoi (with --start/--end) or --red/--green/--blue "
+                                "files, not both")
+    if not files_mode and not scenes_mode:
+        raise InvalidInputError("no inputs: give --tile or an area (--bbox, --aoi) with --start/--end, or "
+                                "--red/--green/--blue files")
     # The destination is checked before any download or decoding.
     check_output_file(args.output, overwrite=args.overwrite, hint=OVERWRITE_HINT)
     if args.count:
@@ -225,7 +261,8 @@ def _run_composite(args: argparse.Namespace) -> int:
                                      offsets=offsets)
             result = run_composite(inputs, options, progress=line)
         else:
-            request = _tile_request(args, out=args.out_dir, composite=options, mask=args.mask)
+            area_mode = bool(args.bbox or args.aoi)  # streamed: nothing to download
+            request = _tile_request(args, out=None if area_mode else args.out_dir, composite=options, mask=args.mask)
             result = Job(request, progress=line).run().composite
     finally:
         line.finish()
@@ -300,8 +337,11 @@ def _run_thumbnail(args: argparse.Namespace) -> int:
 # --- search / download (S3 sources) ------------------------------------------------------------------------
 
 
-def _add_scene_query(p) -> None:
-    p.add_argument("--tile", required=True, help="tile id, e.g. 33UUP or T33UUP")
+def _add_scene_query(p, areas: bool = False) -> None:
+    p.add_argument("--tile", required=not areas, help="tile id, e.g. 33UUP or T33UUP"
+                   + (" (or an area: --bbox, --aoi)" if areas else ""))
+    if areas:
+        add_area_options(p)
     p.add_argument("--start", required=True, metavar="YYYY-MM-DD", help="first date (inclusive)")
     p.add_argument("--end", required=True, metavar="YYYY-MM-DD", help="last date (inclusive)")
     p.add_argument("--max-cloud", type=float, metavar="PCT", help="drop scenes with more cloud cover than this (%%)")
@@ -311,7 +351,7 @@ def _add_scene_query(p) -> None:
 def _add_search(sub) -> None:
     p = sub.add_parser("search", help="list the acquisitions of a tile in a date range",
                        description="List every acquisition (date + sequence) of a tile between two dates.")
-    _add_scene_query(p)
+    _add_scene_query(p, areas=True)
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
 
 
@@ -322,7 +362,8 @@ def _search_scenes(args: argparse.Namespace):
     scenes = job.search()
     if not scenes:
         cloud = f" with cloud cover <= {args.max_cloud:g}%" if args.max_cloud is not None else ""
-        print(f"s2desktop: no scenes of {args.tile} between {args.start} and {args.end}{cloud} in "
+        where = job.request.tile or job.request.area.name
+        print(f"s2desktop: no scenes of {where} between {args.start} and {args.end}{cloud} in "
               f"{job.source.describe()}", file=sys.stderr)
     return scenes
 

@@ -22,10 +22,12 @@ Every step checks the cancel object between its parts and raises CancelledError;
 from __future__ import annotations
 
 import datetime as _dt
+import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from s2desktop.core import catalog, download, pricing
+from s2desktop.core import areas, catalog, download, pricing, streaming
+from s2desktop.core.areas import Area
 from s2desktop.core.errors import InvalidInputError, NotFoundError
 from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
 from s2desktop.core.sources import Source, resolve_source
@@ -69,6 +71,8 @@ class CompositeOptions:
     compress: str = "ZSTD"
     overwrite: bool = False
     window_size: int | None = None
+    gdal_env: dict | None = None  # GDAL options the inputs need (an area's mosaics read through /vsis3/)
+    clip: dict | None = None  # a GeoJSON (Multi)Polygon in the inputs' CRS: pixels outside are nodata
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,9 @@ class Request:
 
     source: SourceSpec = field(default_factory=SourceSpec)
     tile: str | None = None
+    area: Area | None = None  # instead of a tile: streamed from COGs on its own grid (resolution m, crs)
+    resolution: float = 10.0
+    crs: str | None = None
     start: _dt.date | None = None
     end: _dt.date | None = None
     max_cloud: float | None = None
@@ -152,7 +159,7 @@ def run_composite(inputs: CompositeInputs, options: CompositeOptions, progress: 
         inputs.red, inputs.green, inputs.blue, options.output, workers=options.workers, scale=options.scale,
         mask=options.mask, count_path=options.count_path, offsets=inputs.offsets, overwrite=options.overwrite,
         progress=progress, cancel=cancel, scl=inputs.scl if options.mask == "auto" else None,
-        compress=options.compress, **kwargs,
+        compress=options.compress, gdal_env=options.gdal_env, clip=options.clip, **kwargs,
     )
 
 
@@ -173,16 +180,21 @@ class Job:
         return self._source
 
     def search(self) -> list:
+        """The scenes of the tile, or of every tile under the area, in date order."""
         r = self.request
-        if r.tile is None or r.start is None or r.end is None:
-            raise InvalidInputError("a search needs a tile, a start date and an end date")
-        check_cancel(self.cancel, "search cancelled")
-        emit(self.progress, Progress("search", message=f"searching {r.tile} {r.start} - {r.end} in "
-                                                       f"{self.source.describe()}"))
-        scenes = catalog.search(self.source, r.tile, r.start, r.end, max_cloud=r.max_cloud)
-        check_cancel(self.cancel, "search cancelled")
-        emit(self.progress, Progress("search", len(scenes), len(scenes), message=f"{len(scenes)} scene(s)"))
-        return scenes
+        if (r.tile is None and r.area is None) or r.start is None or r.end is None:
+            raise InvalidInputError("a search needs a tile or an area, a start date and an end date")
+        names = [r.tile] if r.area is None else areas.area_tiles(r.area)
+        where = r.tile if r.area is None else f"{r.area.name} ({len(names)} tiles)"
+        emit(self.progress, Progress("search", 0, len(names), message=f"searching {where} {r.start} - {r.end} in "
+                                                                     f"{self.source.describe()}"))
+        scenes = []
+        for i, tile in enumerate(names, 1):
+            check_cancel(self.cancel, "search cancelled")
+            scenes += catalog.search(self.source, tile, r.start, r.end, max_cloud=r.max_cloud)
+            emit(self.progress, Progress("search", i, len(names), message="" if i < len(names) else
+                                         f"{len(scenes)} scene(s)"))
+        return sorted(scenes, key=lambda s: (s.date, s.tile, s.sequence))
 
     def plan(self, scenes=None) -> Plan:
         """The files to fetch for ``scenes`` (default: the request's, else a search): bands, and the SCL of
@@ -216,7 +228,10 @@ class Job:
         return run_composite(inputs, options, self.progress, self.cancel)
 
     def run(self) -> JobResult:
-        """search -> plan -> download -> composite (when the request has a composite output)."""
+        """search -> plan -> download -> composite (when the request has a composite output); for an area,
+        search -> stream the windows of the area from COGs -> composite."""
+        if self.request.area is not None:
+            return self.run_area()
         plan = self.plan()
         results = self.download(plan)
         if self.request.composite is None:
@@ -224,7 +239,36 @@ class Job:
         inputs = plan.inputs()
         return JobResult(plan.scenes, tuple(results), inputs, self.composite(inputs))
 
+    def run_area(self, scenes=None) -> JobResult:
+        """The area's composite, streamed: the acquisitions' warped mosaics on the area's grid, composited."""
+        r = self.request
+        if r.composite is None:
+            raise InvalidInputError("an area has no files to download: give it a composite output")
+        if self.source.layout != "cogs":
+            raise InvalidInputError("an area is streamed from Cloud-Optimised GeoTIFFs: use the cogs source (or a "
+                                    "COG mirror); the JPEG 2000 sources take a tile")
+        scenes = list(scenes if scenes is not None else (r.scenes or self.search()))
+        if not scenes:
+            raise NotFoundError(_nothing_found(r))
+        grid = areas.output_grid(r.area, r.resolution, r.crs)
+        acqs = streaming.acquisitions(scenes)
+        emit(self.progress, Progress("plan", message=f"{len(acqs)} acquisition(s) of {len({s.tile for s in scenes})} "
+                                                     f"tile(s) on a {grid.width} x {grid.height} px grid at "
+                                                     f"{grid.resolution:g} m ({grid.crs})"))
+        built = streaming.build_inputs(self.source, acqs, grid)
+        try:
+            inputs = CompositeInputs(built.red, built.green, built.blue, built.scl, offsets=list(built.offsets),
+                                     dates=built.dates, tile=",".join(sorted({s.tile for s in scenes})))
+            options = replace(r.composite, gdal_env=streaming.gdal_env(self.source),
+                              clip=areas.geometry_in(r.area, grid.crs))
+            check_cancel(self.cancel, "composite cancelled")
+            result = run_composite(inputs, options, self.progress, self.cancel)
+        finally:
+            shutil.rmtree(built.folder, ignore_errors=True)
+        return JobResult(tuple(scenes), (), inputs, result)
+
 
 def _nothing_found(r: Request) -> str:
     cloud = f" with cloud cover <= {r.max_cloud:g}%" if r.max_cloud is not None else ""
-    return f"no scenes of {r.tile} between {r.start} and {r.end}{cloud}"
+    where = r.tile if r.area is None else r.area.name
+    return f"no scenes of {where} between {r.start} and {r.end}{cloud}"

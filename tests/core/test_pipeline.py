@@ -87,7 +87,7 @@ def test_cancel_stops_the_job_before_the_next_step(seeded_s3, tmp_path):
 
 
 def test_bad_requests_say_what_is_missing(seeded_s3, tmp_path):
-    with pytest.raises(InvalidInputError, match="tile, a start date and an end date"):
+    with pytest.raises(InvalidInputError, match="a tile or an area, a start date and an end date"):
         Job(Request(SourceSpec("l1c", endpoint_url=seeded_s3.endpoint), tile="33UUP")).search()
     with pytest.raises(NotFoundError, match="no scenes of 33UUP between 2019-01-01 and 2019-01-31"):
         Job(Request(SourceSpec("l1c", endpoint_url=seeded_s3.endpoint), tile="33UUP",

@@ -52,7 +52,8 @@ def _init_worker(plan: CompositePlan, parent_pid: int | None = None) -> None:
         # If the parent is killed outright (the GUI's composite process terminated), do not linger.
         _die_with_parent(parent_pid)
     _keep_freed_memory()
-    env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHEMAX_MB, GDAL_NUM_THREADS=str(plan.threads), CPL_LOG_ERRORS="OFF")
+    env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHEMAX_MB, GDAL_NUM_THREADS=str(plan.threads), CPL_LOG_ERRORS="OFF",
+                       **plan.gdal_env)
     env.__enter__()
     _W.clear()
     _W["env"] = env
@@ -128,8 +129,19 @@ def _process_window(task: WindowTask) -> tuple[int, Window, np.ndarray, np.ndarr
                 out_bounds = window_bounds(task.output, plan.out_transform)
             v &= ~np.isin(_read_scl(_W["scl"][d], out_bounds, (oh, ow)), SCL_MASKED_CLASSES)
         valid[d] = v
+    if plan.clip is not None:
+        valid &= _inside(plan.clip, task.output, plan.out_transform)
     rgb, count = median_bands(stacks, valid, scratch=_scratch("keys", (n + 1, oh, ow), np.uint16))
     return task.index, task.output, rgb, np.minimum(count, 255).astype(np.uint8)
+
+
+def _inside(clip: dict, window: Window, transform) -> np.ndarray:
+    """Where the window's pixel centres fall inside the clip polygon (bool, the window's shape)."""
+    from rasterio.features import geometry_mask
+    from rasterio.windows import transform as window_transform
+
+    shape = (int(window.height), int(window.width))
+    return geometry_mask([clip], out_shape=shape, transform=window_transform(window, transform), invert=True)
 
 
 def _read_date(plan: CompositePlan, task: WindowTask, d: int, stacks: np.ndarray) -> np.ndarray:

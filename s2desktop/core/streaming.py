@@ -1,0 +1,198 @@
+"""Composite inputs for an area, streamed from Cloud-Optimised GeoTIFFs: nothing is downloaded whole.
+
+For each acquisition (a date and an orbit, seen in one or more tiles) and each band, a GDAL VRT on the area's
+output grid is written to a scratch folder: one warped VRT per tile (``VRTWarpedDataset``, so tiles of another
+UTM zone are reprojected on the fly) and, when the acquisition covers several tiles, a mosaic of them in which a
+pixel takes the first tile that has data -- so an acquisition seen in two tiles is one observation, not two.
+The compositor reads these VRTs window by window: GDAL fetches only the byte ranges of the COG tiles (internal
+512/1024 px blocks) under each window, through ``/vsis3/`` (unsigned for the free bucket, any endpoint, bucket
+or credentials) or from a local mirror. A coarse grid reads the COG overview level that matches (``vrt://...?
+ovr=n``), so an 80 m preview costs overview bytes only.
+
+Resampling: the scene classification (SCL) by nearest neighbour, always; reflectance by nearest neighbour where
+output pixels coincide with the source's (same CRS, resolution and pixel edges: the values are copied
+unchanged), else bilinear (nodata excluded).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import tempfile
+import xml.sax.saxutils as xml
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from s2desktop.core.areas import OutputGrid
+from s2desktop.core.baseline import offset_for_baseline
+from s2desktop.core.errors import NotFoundError, RasterError
+
+__all__ = ["Acquisition", "acquisitions", "gdal_env", "object_path", "AreaInputs", "build_inputs"]
+
+BLOCK = 512  # px: the VRTs' block size, which sets the compositor's windows
+_ORBIT_RE = re.compile(r"_R(\d{3})_")
+RGB = ("B04", "B03", "B02")
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """One pass of the satellite: the scenes of one date and relative orbit, one per tile."""
+
+    date: str
+    orbit: int | None
+    scenes: tuple
+
+    @property
+    def baseline(self) -> str | None:
+        return next((s.baseline for s in self.scenes if s.baseline), None)
+
+
+def acquisitions(scenes) -> list[Acquisition]:
+    """Scenes of several tiles grouped by acquisition (date + relative orbit from the product name), by date."""
+    groups: dict[tuple, list] = {}
+    for s in scenes:
+        m = _ORBIT_RE.search(s.product_name or "")
+        groups.setdefault((s.date.isoformat(), int(m.group(1)) if m else None), []).append(s)
+    return [Acquisition(d, o, tuple(g)) for (d, o), g in sorted(groups.items(), key=lambda kv: (kv[0][0],
+                                                                                                  kv[0][1] or 0))]
+
+
+def gdal_env(source) -> dict:
+    """GDAL options that let it read the source's objects: /vsis3/ access, range merging, no directory reads."""
+    env = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+           "GDAL_HTTP_MULTIPLEX": "YES", "GDAL_HTTP_MAX_RETRY": "5", "GDAL_HTTP_RETRY_DELAY": "0.5",
+           "VSI_CACHE": "TRUE", "CPL_VSIL_CURL_CACHE_SIZE": str(64 << 20)}
+    if source.is_local:
+        return env
+    if source.unsigned:
+        env["AWS_NO_SIGN_REQUEST"] = "YES"
+    if source.requester_pays:
+        env["AWS_REQUEST_PAYER"] = "requester"
+    if source.region:
+        env["AWS_REGION"] = source.region
+    if source.profile:
+        env["AWS_PROFILE"] = source.profile
+    if source.endpoint_url:
+        url = urlsplit(source.endpoint_url)
+        env["AWS_S3_ENDPOINT"] = url.netloc or url.path
+        env["AWS_HTTPS"] = "NO" if url.scheme == "http" else "YES"
+        env["AWS_VIRTUAL_HOSTING"] = "FALSE"
+    return env
+
+
+def object_path(source, key: str) -> str:
+    """The GDAL path of an object: /vsis3/bucket/key, or the file of a local mirror."""
+    if source.is_local:
+        return str(Path(source.root) / key)
+    return f"/vsis3/{source.bucket}/{key}"
+
+
+@dataclass(frozen=True)
+class AreaInputs:
+    """The VRTs of an area's acquisitions, [date] per band, in the scratch folder ``folder`` (delete it after)."""
+
+    red: tuple[str, ...]
+    green: tuple[str, ...]
+    blue: tuple[str, ...]
+    scl: tuple[str | None, ...]
+    offsets: tuple[int, ...]
+    dates: tuple[str, ...]
+    folder: Path
+
+
+def build_inputs(source, acqs: list[Acquisition], grid: OutputGrid, folder=None) -> AreaInputs:
+    """Write the warped mosaics of every acquisition and band (and SCL where the scenes have one)."""
+    import rasterio
+
+    folder = Path(folder or tempfile.mkdtemp(prefix="s2desktop-area-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with rasterio.Env(**gdal_env(source)):
+            bands = {b: [_mosaic(source, a, b, grid, folder, i) for i, a in enumerate(acqs)] for b in RGB}
+            scl = [_mosaic(source, a, "SCL", grid, folder, i) if all("SCL" in s.bands for s in a.scenes) else None
+                   for i, a in enumerate(acqs)]
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return AreaInputs(tuple(bands["B04"]), tuple(bands["B03"]), tuple(bands["B02"]), tuple(scl),
+                      tuple(offset_for_baseline(a.baseline) or 0 for a in acqs), tuple(a.date for a in acqs),
+                      folder)
+
+
+def _mosaic(source, acq: Acquisition, band: str, grid: OutputGrid, folder: Path, index: int) -> str:
+    """One VRT of ``band`` of the acquisition on the grid: the tile's warped VRT, or a mosaic of them."""
+    parts = [_warped(source, s, band, grid, folder / f"{index:03d}_{band}_{s.tile}.vrt") for s in acq.scenes]
+    if len(parts) == 1:
+        return parts[0]
+    path = folder / f"{index:03d}_{band}.vrt"
+    path.write_text(_mosaic_xml(parts, grid), encoding="utf-8")
+    return str(path)
+
+
+def _warped(source, scene, band: str, grid: OutputGrid, path: Path) -> str:
+    """A VRTWarpedDataset of the scene's band on the grid, from the overview level that matches its resolution."""
+    import rasterio
+    from affine import Affine
+    from rasterio.enums import Resampling
+    from rasterio.errors import RasterioIOError
+    from rasterio.vrt import WarpedVRT
+
+    key = scene.bands.get(band)
+    if key is None:
+        raise NotFoundError(f"scene {scene.scene_id} has no {band}")
+    name = object_path(source, key)
+    try:
+        with rasterio.open(name) as full:
+            level = _overview_level(full, grid.resolution)
+            exact = band != "SCL" and level is None and _aligned(full, grid)
+        opened = name if level is None else f"vrt://{name}?ovr={level}"
+        with rasterio.open(opened) as src, WarpedVRT(
+                src, crs=grid.crs, transform=Affine(*grid.transform), width=grid.width, height=grid.height,
+                nodata=0, src_nodata=0,
+                resampling=Resampling.nearest if band == "SCL" or exact else Resampling.bilinear) as vrt:
+            doc = vrt.tags(ns="xml:VRT")["xml:VRT"]
+    except RasterioIOError as exc:
+        raise RasterError(f"{name}: cannot read ({str(exc).splitlines()[0]})") from None
+    doc = re.sub(r"<BlockXSize>\d+</BlockXSize>", f"<BlockXSize>{BLOCK}</BlockXSize>", doc)
+    doc = re.sub(r"<BlockYSize>\d+</BlockYSize>", f"<BlockYSize>{BLOCK}</BlockYSize>", doc)
+    path.write_text(doc, encoding="utf-8")
+    return str(path)
+
+
+def _overview_level(ds, resolution: float) -> int | None:
+    """The coarsest overview level still at least as fine as ``resolution`` (None: the full resolution)."""
+    base = abs(ds.transform.a)
+    level = None
+    for i, factor in enumerate(ds.overviews(1)):
+        if base * factor <= resolution * (1 + 1e-6):
+            level = i
+    return level
+
+
+def _aligned(ds, grid: OutputGrid) -> bool:
+    """Whether the grid's pixels are the source's: same CRS, same resolution, edges a whole pixel apart."""
+    res = grid.resolution
+    if ds.crs is None or ds.crs.to_string() != grid.crs or not math.isclose(abs(ds.transform.a), res):
+        return False
+    dx, dy = (grid.transform[2] - ds.transform.c) / res, (grid.transform[5] - ds.transform.f) / res
+    return math.isclose(dx, round(dx), abs_tol=1e-6) and math.isclose(dy, round(dy), abs_tol=1e-6)
+
+
+def _mosaic_xml(parts: list[str], grid: OutputGrid) -> str:
+    """A VRT on the grid whose pixel is the first part's with data (nodata 0 lets the next one through)."""
+    from rasterio.crs import CRS
+
+    a, b, c, d, e, f = grid.transform
+    w, h = grid.width, grid.height
+    sources = "".join(
+        f'    <ComplexSource><SourceFilename relativeToVRT="0">{xml.escape(p)}</SourceFilename>'
+        f'<SourceBand>1</SourceBand><SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
+        f'<DstRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/><NODATA>0</NODATA></ComplexSource>\n'
+        for p in reversed(parts))  # later sources are drawn over earlier ones: the first part wins
+    return (f'<VRTDataset rasterXSize="{w}" rasterYSize="{h}">\n'
+            f"  <SRS>{xml.escape(CRS.from_string(grid.crs).to_wkt())}</SRS>\n"
+            f"  <GeoTransform>{c!r}, {a!r}, {b!r}, {f!r}, {d!r}, {e!r}</GeoTransform>\n"
+            f'  <VRTRasterBand dataType="UInt16" band="1" blockXSize="{BLOCK}" blockYSize="{BLOCK}">\n'
+            f"    <NoDataValue>0</NoDataValue>\n{sources}  </VRTRasterBand>\n</VRTDataset>\n")

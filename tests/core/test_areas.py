@@ -1,0 +1,70 @@
+"""Areas of interest: boxes and GeoJSON polygons, the tiles under them, the grid of their composite."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from s2desktop.core import areas
+from s2desktop.core.errors import InvalidInputError, NotFoundError
+
+
+@pytest.mark.parametrize("text, message", [
+    ("12.5,47.8,12.4,47.9", "west 12.5 is not west of east 12.4"),
+    ("12.4,47.9,12.5,47.8", "south 47.9 is not south of north 47.8"),
+    ("12.4,47.8,12.5", "is not four numbers W,S,E,N"),
+    ("a,b,c,d", "is not four numbers"),
+    ("190,47,191,48", "longitudes must be within -180..180"),
+    ("12,-95,13,48", "latitudes must be within -90..90"),
+])
+def test_bad_boxes_are_one_line_errors(text, message):
+    with pytest.raises(InvalidInputError, match=message) as caught:
+        areas.parse_bbox(text)
+    assert "\n" not in str(caught.value)
+
+
+def _write(tmp_path, doc, name="aoi.geojson"):
+    path = tmp_path / name
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return path
+
+
+def test_geojson_polygons_features_and_their_errors(tmp_path):
+    ring = [[12.4, 47.7], [12.5, 47.7], [12.45, 47.8], [12.4, 47.7]]
+    feature = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    area = areas.read_aoi(_write(tmp_path, {"type": "FeatureCollection", "features": [feature, feature]}))
+    assert area.bounds == (12.4, 47.7, 12.5, 47.8) and len(area.geometry["coordinates"]) == 2
+    for doc, message in ((b"{", "is not valid JSON"), ({"type": "Point", "coordinates": [1, 2]}, "a Point has no area"),
+                         ({"type": "Polygon", "coordinates": [ring[:-1]]}, "must be closed"),
+                         ({"type": "FeatureCollection", "features": []}, "holds no Polygon"),
+                         ({"hello": 1}, "is not GeoJSON")):
+        path = _write(tmp_path, doc.decode() if isinstance(doc, bytes) else doc, "bad.geojson")
+        with pytest.raises(InvalidInputError, match=message):
+            areas.read_aoi(path)
+    with pytest.raises(NotFoundError, match="missing.geojson"):
+        areas.read_aoi(tmp_path / "missing.geojson")
+
+
+def test_the_tiles_under_an_area_and_none_at_the_pole():
+    assert {"33UUP", "32UQU"} <= set(areas.area_tiles(areas.parse_bbox("12.3,47.9,12.5,48.0")))
+    with pytest.raises(NotFoundError, match="no Sentinel-2 tile under bbox"):
+        areas.area_tiles(areas.parse_bbox("10,88,11,89"))
+
+
+def test_the_grid_is_the_centres_utm_zone_on_the_tiles_pixel_edges():
+    grid = areas.output_grid(areas.parse_bbox("12.40,47.70,12.55,47.80"))
+    assert grid.crs == "EPSG:32633" and grid.resolution == 10
+    a, _b, x0, _d, e, y1 = grid.transform
+    assert (a, e) == (10, -10) and (x0 - 300000) % 10 == 0 and (5400000 - y1) % 10 == 0
+    assert 1000 < grid.width < 1300 and 1000 < grid.height < 1300  # ~11.3 x 11.1 km
+    west = areas.output_grid(areas.parse_bbox("11.90,47.70,12.05,47.80"), resolution=20)
+    assert west.crs == "EPSG:32632" and (west.transform[2] - 699960) % 20 == 0
+    forced = areas.output_grid(areas.parse_bbox("11.90,47.70,12.05,47.80"), resolution=80, crs="EPSG:32633")
+    assert forced.crs == "EPSG:32633" and forced.width < west.width
+    with pytest.raises(InvalidInputError, match="more than the 1.6 billion px"):
+        areas.output_grid(areas.parse_bbox("0,40,20,60"), resolution=10)
+    with pytest.raises(InvalidInputError, match="projected CRS"):
+        areas.output_grid(areas.parse_bbox("12.4,47.7,12.5,47.8"), crs="EPSG:4326")
+    with pytest.raises(InvalidInputError, match="not a coordinate reference system"):
+        areas.output_grid(areas.parse_bbox("12.4,47.7,12.5,47.8"), crs="EPSG:nope")

@@ -1,0 +1,166 @@
+"""An area composited straight from COGs on the S3 test server (/vsis3/, nothing downloaded whole)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.features import geometry_mask
+from rasterio.warp import transform_bounds
+from rasterio.windows import from_bounds
+
+from s2desktop.core import archive, areas, streaming
+from s2desktop.core.pipeline import CompositeOptions, Job, Request, SourceSpec
+from tests.fixtures_s3 import EPSG, TRANSFORM, _upload_tree
+
+JULY = dict(start=dt.date(2023, 6, 1), end=dt.date(2023, 7, 10))  # 06-30 and 07-04: one scene each
+
+
+def _cogs(seeded, bucket=None):
+    return SourceSpec("cogs", endpoint_url=seeded.endpoint, bucket=bucket)
+
+
+def _lonlat_box(col0, row0, col1, row1):
+    """The lon/lat box just inside pixels [col0, col1) x [row0, row1) of the fixture tile."""
+    left, top = TRANSFORM * (col0 + 0.5, row0 + 0.5)
+    right, bottom = TRANSFORM * (col1 - 0.5, row1 - 0.5)
+    return transform_bounds(f"EPSG:{EPSG}", "EPSG:4326", left, bottom, right, top)
+
+
+def test_a_streamed_area_equals_the_downloaded_tile_composite_clipped(seeded_s3, tmp_path):
+    tile_out, area_out = tmp_path / "tile.tif", tmp_path / "area.tif"
+    Job(Request(_cogs(seeded_s3), tile="33UUP", download_dir=tmp_path / "dl", **JULY,
+                composite=CompositeOptions(str(tile_out), workers=0))).run()
+    # The fixture's "33UUP" lies on 33TUN's real grid; its top rows are also under the real 33UUP's footprint,
+    # which is where the search for the area looks.
+    box = _lonlat_box(10, 0, 40, 6)
+    area = areas.parse_bbox(",".join(f"{v:.6f}" for v in box))
+    events = []
+    result = Job(Request(_cogs(seeded_s3), area=area, resolution=TRANSFORM.a, **JULY,
+                         composite=CompositeOptions(str(area_out), workers=0)), progress=events.append).run()
+    assert result.downloads == () and not (tmp_path / "dl2").exists()  # nothing downloaded
+    assert result.inputs.scl and all(result.inputs.scl)  # masked through the same windows
+    with rasterio.open(tile_out) as t, rasterio.open(area_out) as a:
+        assert a.crs == t.crs and a.res == t.res
+        win = from_bounds(*a.bounds, transform=t.transform)
+        assert win.col_off == round(win.col_off) and win.row_off == round(win.row_off)  # the tile's pixel edges
+        tile_part = t.read(window=win.round_offsets().round_lengths(), boundless=True, fill_value=0)
+        area_pixels = a.read()
+        assert a.tags()["MASK"].startswith("SCL classes") and "on 2 date(s)" in a.tags()["MASK"]
+        inside = geometry_mask([areas.geometry_in(area, a.crs.to_string())], out_shape=a.shape,
+                               transform=a.transform, invert=True)
+    assert inside.sum() >= 30 * 5 and (~inside).sum() > 0  # the box, in a grid that covers a little more
+    np.testing.assert_array_equal(area_pixels[:, inside], tile_part[:, inside])  # pixel for pixel
+    assert area_pixels[:, inside].any() and (area_pixels[:, ~inside] == 0).all()  # outside the box: nodata
+    assert {e.stage for e in events} >= {"search", "plan", "composite"}
+
+
+def _constant_scene(root, tile, date, value):
+    f = areas.tiles.footprint(tile)
+    n = 60
+    transform = Affine(109800 / n, 0, f.utm_bounds[0], 0, -109800 / n, f.utm_bounds[3])
+    bands = {b: np.full((n, n), value, np.uint16) for b in ("B02", "B03", "B04")}
+    archive.write_scene(root, "cogs", tile, date, 0, bands, crs=f.epsg, transform=transform, baseline="02.09",
+                        cloud_cover=1.0, data_coverage=100.0)
+
+
+def test_an_area_over_two_utm_zones_is_continuous_and_counts_each_acquisition_once(seeded_s3, scratch_bucket,
+                                                                                    tmp_path):
+    """32UQU (zone 32) and 33UUP (zone 33) overlap around 12.3 E. Acquisition A (both tiles, 1000), B (33UUP
+    only, 3000), C (32UQU only, 3000): where the tiles overlap the median of A, B, C is 3000 -- counting A twice
+    would give 2000 -- and where one tile alone covers it, the median of two values, 2000."""
+    root = tmp_path / "bucket"
+    a, b, c = dt.date(2023, 7, 1), dt.date(2023, 7, 3), dt.date(2023, 7, 5)
+    for tile, date, value in (("32UQU", a, 1000), ("33UUP", a, 1000), ("33UUP", b, 3000), ("32UQU", c, 3000)):
+        _constant_scene(root, tile, date, value)
+    with ThreadPoolExecutor(4) as pool:
+        _upload_tree(seeded_s3.client(), scratch_bucket, root, pool, public=True)
+    area = areas.parse_bbox("12.10,48.00,12.50,48.30")  # on zone 32's grid (--crs): 33UUP is reprojected
+    assert set(areas.area_tiles(area)) >= {"32UQU", "33UUP"}
+    out = tmp_path / "two.tif"
+    result = Job(Request(_cogs(seeded_s3, scratch_bucket), area=area, resolution=500, crs="EPSG:32632", start=a,
+                         end=c,
+                         composite=CompositeOptions(str(out), workers=0))).run()
+    assert len(result.inputs.red) == 3  # three acquisitions, not four scenes
+    with rasterio.open(out) as ds:
+        assert ds.crs.to_epsg() == 32632
+        red = ds.read(1)
+        mask = geometry_mask([areas.geometry_in(area, ds.crs.to_string())], out_shape=red.shape,
+                             transform=ds.transform, invert=True)
+    values = set(np.unique(red[mask]).tolist())
+    assert 0 not in values, "a seam of nodata inside the area"
+    assert values == {2000, 3000}
+    # west of 33UUP's edge (~12.3 E here) only 32UQU: two acquisitions, 2000; east of it both tiles: 3000
+    cols = np.indices(red.shape)[1]
+    assert cols[mask & (red == 3000)].mean() > cols[mask & (red == 2000)].max() - 2
+
+
+def test_jpeg2000_sources_take_a_tile(seeded_s3, tmp_path):
+    from s2desktop.core.errors import InvalidInputError
+
+    area = areas.parse_bbox("12.40,47.70,12.55,47.80")
+    with pytest.raises(InvalidInputError, match="streamed from Cloud-Optimised GeoTIFFs"):
+        Job(Request(SourceSpec("l2a", endpoint_url=seeded_s3.endpoint), area=area, **JULY,
+                    composite=CompositeOptions(str(tmp_path / "x.tif")))).run()
+
+
+def test_acquisitions_group_the_same_pass_over_several_tiles():
+    from s2desktop.core.catalog import Scene
+
+    def scene(tile, day, orbit):
+        return Scene(tile, dt.date(2023, 7, day), 0, 1.0, 100.0, "05.09",
+                     f"S2B_MSIL2A_202307{day:02d}T100559_N0509_R{orbit:03d}_T{tile}_x", f"p/{tile}/{day}")
+
+    groups = streaming.acquisitions([scene("33UUP", 1, 22), scene("32UQU", 1, 22), scene("33UUP", 1, 65),
+                                     scene("33UUP", 4, 22)])
+    assert [(g.date, g.orbit, len(g.scenes)) for g in groups] == [("2023-07-01", 22, 2), ("2023-07-01", 65, 1),
+                                                                   ("2023-07-04", 22, 1)]
+
+
+def test_the_command_line_composites_an_area_and_searches_it(seeded_s3, capsys, tmp_path):
+    from s2desktop.cli import main
+
+    box = ",".join(f"{v:.6f}" for v in _lonlat_box(10, 0, 40, 6))
+    common = ["--source", "cogs", "--endpoint-url", seeded_s3.endpoint, "--start", "2023-06-01", "--end",
+              "2023-07-10"]
+    assert main(["search", "--bbox", box, *common, "--json"]) == 0
+    out, _err = capsys.readouterr()
+    assert "33UUP" in {s["tile"] for s in json.loads(out)}
+    out_tif = tmp_path / "area.tif"
+    assert main(["composite", "--bbox", box, *common, "--resolution", str(TRANSFORM.a), "--workers", "0",
+                 "-o", str(out_tif)]) == 0
+    out, err = capsys.readouterr()
+    assert f"wrote {out_tif}" in out and "acquisition(s)" in err and not (tmp_path / "tmp").exists()
+    with rasterio.open(out_tif) as ds:
+        assert ds.count == 3 and ds.read(1).any()
+    for argv, message in ((["--bbox", "1,2,3"], "is not four numbers"), (["--bbox", box, "--tile", "33UUP"],
+                          "give one of --tile, --bbox, --aoi"), (["--bbox", "13,47.8,12.5,48"], "is not west of")):
+        assert main(["composite", *argv, *common, "-o", str(tmp_path / "x.tif")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    aoi = tmp_path / "aoi.geojson"
+    aoi.write_text('{"type": "Point", "coordinates": [12.4, 47.8]}')
+    assert main(["composite", "--aoi", str(aoi), *common, "-o", str(tmp_path / "x.tif")]) == 2
+    assert "a Point has no area" in capsys.readouterr().err
+
+
+def test_a_polygon_masks_the_pixels_outside_it(seeded_s3, tmp_path):
+    w, s, e, n = _lonlat_box(10, 0, 40, 6)
+    triangle = {"type": "Polygon", "coordinates": [[[w, s], [e, s], [w, n], [w, s]]]}
+    aoi = tmp_path / "triangle.geojson"
+    aoi.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": triangle}))
+    area = areas.read_aoi(aoi)
+    out = tmp_path / "tri.tif"
+    Job(Request(_cogs(seeded_s3), area=area, resolution=TRANSFORM.a, **JULY,
+                composite=CompositeOptions(str(out), workers=0))).run()
+    with rasterio.open(out) as ds:
+        data = ds.read(1)
+        inside = geometry_mask([areas.geometry_in(area, ds.crs.to_string())], out_shape=data.shape,
+                               transform=ds.transform, invert=True)
+    assert data[inside].any() and (data[~inside] == 0).all()
+    assert inside.sum() < 0.6 * inside.size  # a triangle: about half of its box
