@@ -137,6 +137,7 @@ class ThrottledProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self.bytes_sent = 0  # server -> client, over all connections (what a client fetched)
         self.endpoint = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         threading.Thread(target=self._accept, name="throttled-proxy", daemon=True).start()
 
@@ -162,6 +163,8 @@ class ThrottledProxy:
             while data := src.recv(chunk):
                 dst.sendall(data)
                 if rate:
+                    with self._lock:
+                        self.bytes_sent += len(data)
                     time.sleep(len(data) / rate)
         except OSError:
             pass

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,14 +79,19 @@ def check_output_file(path, *, overwrite: bool = False, what: str = "output",
 
 def _writable(folder: Path) -> bool:
     """Whether a file can be created in ``folder``, by creating one (permission bits do not tell about
-    read-only mounts, ACLs or root)."""
+    read-only mounts, ACLs or root). The probe is named before it exists, so that it is removed whatever
+    interrupts the check (a Ctrl-C right after the file was created left it behind)."""
+    probe = Path(folder) / f".s2desktop-probe-{uuid.uuid4().hex[:8]}"
     try:
-        fd, probe = tempfile.mkstemp(prefix=".s2desktop-probe-", dir=folder)
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        return True
     except OSError:
         return False
-    os.close(fd)
-    os.unlink(probe)
-    return True
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
 
 
 def temp_name(dest) -> Path:
