@@ -427,16 +427,21 @@ def _unverified_note(result: DownloadResult) -> str:
             "(size checked only)")
 
 
+def _record_holds(rec: dict | None, key: str, etag: str | None, size: int | None, st: os.stat_result) -> bool:
+    """A verification record that still vouches for the file: same object and ETag, the file untouched since,
+    and verified by content (an 'unverified' record is checked again)."""
+    return (rec is not None and rec.get("key") == key and rec.get("etag") == etag
+            and rec.get("size") == st.st_size == size and rec.get("mtime_ns") == st.st_mtime_ns
+            and rec.get("verified", UNVERIFIED) != UNVERIFIED)
+
+
 def is_verified(task: DownloadTask) -> bool:
     """True when ``task.dest`` is on disk and its verification record matches the listing: a download would
     skip it without a request (what a cost estimate leaves out)."""
     dest = Path(task.dest)
-    rec = _read_record(dest)
-    if rec is None or task.etag is None or not dest.is_file():
+    if task.etag is None or not dest.is_file():
         return False
-    st = dest.stat()
-    return (rec.get("key") == task.key and rec.get("etag") == task.etag and rec.get("size") == st.st_size
-            == task.size and rec.get("mtime_ns") == st.st_mtime_ns and rec.get("verified", UNVERIFIED) != UNVERIFIED)
+    return _record_holds(_read_record(dest), task.key, task.etag, task.size, dest.stat())
 
 
 def _already_there(store, task: DownloadTask, dest: Path):
@@ -450,9 +455,7 @@ def _already_there(store, task: DownloadTask, dest: Path):
     if rec is not None and remote_etag is None:
         info = store.head(task.key)
         remote_etag, remote_size = info.etag, info.size
-    if (rec is not None and rec.get("key") == task.key and rec.get("etag") == remote_etag
-            and rec.get("size") == st.st_size == remote_size and rec.get("mtime_ns") == st.st_mtime_ns
-            and rec.get("verified", UNVERIFIED) != UNVERIFIED):
+    if _record_holds(rec, task.key, remote_etag, remote_size, st):
         return DownloadResult(task, "skipped", dest, st.st_size, 0, rec["verified"], 0.0), info
     info = info or _head(store, task.key)
     try:

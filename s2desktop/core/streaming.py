@@ -134,10 +134,8 @@ def _mosaic(source, acq: Acquisition, band: str, grid: OutputGrid, folder: Path,
 def _warped(source, scene, band: str, grid: OutputGrid, path: Path) -> str:
     """A VRTWarpedDataset of the scene's band on the grid, from the overview level that matches its resolution."""
     import rasterio
-    from affine import Affine
     from rasterio.enums import Resampling
     from rasterio.errors import RasterioIOError
-    from rasterio.vrt import WarpedVRT
 
     key = scene.bands.get(band)
     if key is None:
@@ -147,18 +145,28 @@ def _warped(source, scene, band: str, grid: OutputGrid, path: Path) -> str:
         with rasterio.open(name) as full:
             level = _overview_level(full, grid.resolution)
             exact = band != "SCL" and level is None and _aligned(full, grid)
-        opened = name if level is None else f"vrt://{name}?ovr={level}"
-        with rasterio.open(opened) as src, WarpedVRT(
-                src, crs=grid.crs, transform=Affine(*grid.transform), width=grid.width, height=grid.height,
-                nodata=0, src_nodata=0,
-                resampling=Resampling.nearest if band == "SCL" or exact else Resampling.bilinear) as vrt:
-            doc = vrt.tags(ns="xml:VRT")["xml:VRT"]
+            resampling = Resampling.nearest if band == "SCL" or exact else Resampling.bilinear
+            if level is None:  # the full resolution: warp the dataset already open
+                doc = _warped_xml(full, grid, resampling)
+        if level is not None:  # an overview level, opened as a dataset of its own (georeferenced)
+            with rasterio.open(f"vrt://{name}?ovr={level}") as src:
+                doc = _warped_xml(src, grid, resampling)
     except RasterioIOError as exc:
         raise RasterError(f"{name}: cannot read ({str(exc).splitlines()[0]})") from None
     doc = re.sub(r"<BlockXSize>\d+</BlockXSize>", f"<BlockXSize>{BLOCK}</BlockXSize>", doc)
     doc = re.sub(r"<BlockYSize>\d+</BlockYSize>", f"<BlockYSize>{BLOCK}</BlockYSize>", doc)
     path.write_text(doc, encoding="utf-8")
     return str(path)
+
+
+def _warped_xml(src, grid: OutputGrid, resampling) -> str:
+    """GDAL's own XML of a warped VRT of ``src`` on the grid (nodata 0 in and out)."""
+    from affine import Affine
+    from rasterio.vrt import WarpedVRT
+
+    with WarpedVRT(src, crs=grid.crs, transform=Affine(*grid.transform), width=grid.width, height=grid.height,
+                   nodata=0, src_nodata=0, resampling=resampling) as vrt:
+        return vrt.tags(ns="xml:VRT")["xml:VRT"]
 
 
 def _overview_level(ds, resolution: float) -> int | None:
