@@ -111,6 +111,8 @@ class Request:
     download_dir: Path = Path("tmp")
     download_workers: int | None = None  # files at once (the connection budget is split by core.download)
     composite: CompositeOptions | None = None  # None: search and download only
+    cache_dir: Path | None = None  # an area's fetched windows (None: the user cache folder's 'areas')
+    cache_limit: int = 2 << 30  # bytes the area cache may hold; the least recently used go first
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ __all__ = [
     "CancelToken", "check_cancel", "emit", "Throttle", "Rate", "item_cancel",
 ]
 
-Stage = str  # 'archive' | 'search' | 'plan' | 'download' | 'composite' | 'render' | 'export'
-STAGES = ("archive", "search", "plan", "download", "composite", "render", "export")
+Stage = str  # 'archive' | 'search' | 'plan' | 'download' | 'fetch' | 'composite' | 'render' | 'export'
+STAGES = ("archive", "search", "plan", "download", "fetch", "composite", "render", "export")
 
 # File states in download events.
 QUEUED, RUNNING, DOWNLOADED, SKIPPED, FAILED, CANCELLED = (
