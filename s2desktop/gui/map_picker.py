@@ -10,9 +10,14 @@ Public API (what the main window uses):
 - signal ``tileSelected(str)``: the user picked a tile (click, overlap menu) or :meth:`select_tile` changed it.
 - signal ``overlapOffered(list)``: a click hit 2+ overlapping tiles, nearest centre first.
 - signal ``hovered(str)``: the tile names under the cursor changed ('' when none).
+- signal ``areaSelected(tuple)``: the user drew an area (W, S, E, N in degrees) or :meth:`select_area` changed it.
 - :meth:`select_tile` ``(tile_id, zoom=True)``: highlight a tile (and zoom to it); raises the core's
   InvalidTileError / NotFoundError for a bad id, so a text field can show that message.
 - :meth:`click_lonlat` ``(lon, lat)``: what a mouse click does; returns the selected tile id or None.
+- :meth:`select_area` ``(bounds, zoom=False)``: outline a lon/lat box and highlight the tiles under it;
+  :meth:`clear_area`; :meth:`set_draw_mode` (the "Draw area" button): a drag draws a box instead of panning.
+  A shift-drag draws one in either mode; Escape cancels a box being drawn (and then leaves the draw mode).
+  A click on a tile selects it and drops the area (tile mode again).
 - attribute ``choose_overlap``: ``callable(tiles: list[str]) -> str | None`` asked when tiles overlap. The default
   pops a non-blocking menu of the tiles (the nearest one is selected at once; picking another in the menu
   selects that one). Tests replace it with a plain function.
@@ -25,9 +30,19 @@ from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QBrush, QColor, QFont, QFontMetrics, QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem, QHBoxLayout, QLabel, QMenu, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QGraphicsPathItem,
+    QGraphicsRectItem,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from s2desktop.core import tiles as core_tiles
 from s2desktop.core.resources import resource_path
@@ -52,7 +67,12 @@ HOVER = QColor(25, 70, 150)
 SELECT_PEN = QColor(220, 90, 0)
 SELECT_FILL = QColor(255, 140, 0, 70)
 LABEL = QColor(30, 60, 110)
+AREA_PEN = QColor(190, 20, 110)  # the area: magenta, apart from the tile selection's orange
+AREA_FILL = QColor(190, 20, 110, 30)
+AREA_TILES_FILL = QColor(255, 140, 0, 45)  # the tiles under the area
 NO_TILE = "No tile selected"
+DRAW_HINT = "Drag a box over your area (Esc cancels)"
+MIN_DRAW_PX = 4  # a smaller drag is a slip of the hand, not an area
 
 
 @functools.cache
@@ -91,6 +111,25 @@ def _copies(ring: np.ndarray) -> list[np.ndarray]:
     return out
 
 
+def _box_path(bounds) -> QPainterPath:
+    w, s, e, n = bounds
+    path = QPainterPath()
+    path.addRect(QRectF(w, s, e - w, n - s))
+    return path
+
+
+class _MapViewBox(pg.ViewBox):
+    """The map's view box: a drag that ``draws(ev)`` claims draws an area; any other drag pans as usual."""
+
+    def __init__(self, draws: Callable[[object], bool]):
+        super().__init__(enableMenu=False)
+        self._draws = draws
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 (pyqtgraph name)
+        if not self._draws(ev):
+            super().mouseDragEvent(ev, axis)
+
+
 def _format_lonlat(lon: float, lat: float) -> str:
     lon = (lon + 180.0) % 360.0 - 180.0
     ew = "E" if lon >= 0 else "W"
@@ -104,6 +143,7 @@ class MapPicker(QWidget):
     tileSelected = Signal(str)
     overlapOffered = Signal(list)
     hovered = Signal(str)
+    areaSelected = Signal(tuple)  # (W, S, E, N) degrees
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -116,8 +156,13 @@ class MapPicker(QWidget):
         self.overlap_menu: QMenu | None = None
         self._last_click = (0.0, 0.0)
         self.choose_overlap: Callable[[list[str]], str | None] = self._offer_overlap_menu
+        self._area: tuple[float, float, float, float] | None = None
+        self._area_tiles: list[str] = []
+        self._draw_mode = False
+        self._drag: str | None = None  # None | 'drawing' | 'cancelled' (Esc: the rest of that drag is ignored)
+        self._drag_from = QPointF()
 
-        self.plot = pg.PlotWidget(background=OCEAN)
+        self.plot = pg.PlotWidget(background=OCEAN, viewBox=_MapViewBox(self._area_drag))
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.plot.setAntialiasing(True)
@@ -166,6 +211,7 @@ class MapPicker(QWidget):
         )
         self._select_dot.setZValue(31)
         self.view.addItem(self._select_dot)
+        self._make_area_items()
 
         self.tile_label = QLabel(NO_TILE, self)  # the selected tile, whatever selected it (click, field, restore)
         self.tile_label.setStyleSheet("font-weight: bold;")
@@ -181,8 +227,16 @@ class MapPicker(QWidget):
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.hint_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
+        self.draw_button = QToolButton(self)
+        self.draw_button.setText("Draw area")
+        self.draw_button.setCheckable(True)
+        self.draw_button.setToolTip("Drag a box on the map to composite that area instead of a tile (Shift-drag "
+                                    "draws one at any time; Esc cancels; a click on a tile goes back to the tile)")
+        self.draw_button.toggled.connect(self.set_draw_mode)
+
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 0, 4, 0)
+        bar.addWidget(self.draw_button)
         bar.addWidget(self.tile_label)
         bar.addSpacing(8)
         bar.addWidget(self.coords_label)
@@ -204,6 +258,7 @@ class MapPicker(QWidget):
         scene = self.plot.scene()
         scene.sigMouseMoved.connect(self._mouse_moved)
         scene.sigMouseClicked.connect(self._mouse_clicked)
+        self.plot.installEventFilter(self)  # Esc cancels a drawing
 
         # Until the user or the program moves the map, keep the whole world in view as the widget gets its size.
         self._fit_world = True
@@ -237,7 +292,9 @@ class MapPicker(QWidget):
         Emits ``tileSelected`` when the selection changes. Raises the core's InvalidTileError or NotFoundError.
         """
         fp = core_tiles.footprint(tile_id)
-        changed = fp.id != self._selected
+        changed = fp.id != self._selected or self._area is not None
+        self.clear_area()
+        self.set_draw_mode(False)
         self._selected = fp.id
         self._select_item.setPath(_ring_path(_copies(fp.ring)))
         self._select_item.setVisible(True)
@@ -256,7 +313,82 @@ class MapPicker(QWidget):
         self._selected = None
         self._select_item.setVisible(False)
         self._select_dot.setData([], [])
-        self.tile_label.setText(NO_TILE)
+        if self._area is None:
+            self.tile_label.setText(NO_TILE)
+
+    # ------------------------------------------------------------------ areas
+
+    @property
+    def area(self) -> tuple[float, float, float, float] | None:
+        """The selected area (W, S, E, N in degrees), or None in tile mode."""
+        return self._area
+
+    @property
+    def area_tiles(self) -> list[str]:
+        """The tiles under the selected area, as highlighted (nearest to its centre first)."""
+        return list(self._area_tiles)
+
+    @property
+    def draw_mode(self) -> bool:
+        return self._draw_mode
+
+    def select_area(self, bounds, zoom: bool = False) -> list[str]:
+        """Outline the box (W, S, E, N degrees) and highlight the tiles under it; the tile selection goes.
+        Emits ``areaSelected`` when the area changes. Returns the tiles under it (none near the poles)."""
+        box = tuple(float(v) for v in bounds)
+        changed = box != self._area
+        found = core_tiles.tiles_in_bbox(*box, limit=GRID_MAX_TILES)
+        self._area, self._area_tiles = box, [fp.id for fp in found]
+        self._selected = None
+        self._select_item.setVisible(False)
+        self._select_dot.setData([], [])
+        self._area_item.setPath(_box_path(box))
+        self._area_item.setVisible(True)
+        self._area_tiles_item.setPath(_ring_path([r for fp in found for r in _copies(fp.ring)]))
+        self._area_tiles_item.setVisible(bool(found))
+        n = len(found)
+        self.tile_label.setText(f"Area · {n} tile{'s' if n != 1 else ''}" if n else "Area · no tile under it")
+        self.tile_label.setToolTip(", ".join(self._area_tiles))
+        if zoom:
+            self.zoom_to_box(box)
+        if changed:
+            self.areaSelected.emit(box)
+        return list(self._area_tiles)
+
+    def clear_area(self) -> None:
+        self._area, self._area_tiles = None, []
+        self._area_item.setVisible(False)
+        self._area_tiles_item.setVisible(False)
+        self.tile_label.setToolTip("")
+        if self._selected is None:
+            self.tile_label.setText(NO_TILE)
+
+    def set_draw_mode(self, on: bool) -> None:
+        """Draw mode: a plain drag draws an area instead of panning the map (the button follows)."""
+        if bool(on) == self._draw_mode:
+            return
+        self._draw_mode = bool(on)
+        if self.draw_button.isChecked() != self._draw_mode:
+            self.draw_button.setChecked(self._draw_mode)
+        self.plot.viewport().setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
+        self.hint_label.setText(DRAW_HINT if on else "")
+        if not on:
+            self.update_grid()  # its hint back
+
+    def cancel_drawing(self) -> None:
+        """Esc: drop the box being drawn (the previous area stays); with none being drawn, leave draw mode."""
+        if self._drag == "drawing":
+            self._drag = "cancelled"
+            self._rubber_item.setVisible(False)
+            self.hint_label.setText("Drawing cancelled")
+        elif self._draw_mode:
+            self.set_draw_mode(False)
+
+    def zoom_to_box(self, box) -> None:
+        self._fit_world = False
+        w, s, e, n = box
+        pad = max(e - w, n - s) * 0.5
+        self.view.setRange(xRange=(w - pad, e + pad), yRange=(s - pad, n + pad), padding=0.0)
 
     def click_lonlat(self, lon: float, lat: float) -> str | None:
         """Select the tile containing (lon, lat), exactly as a mouse click there does.
@@ -318,6 +450,23 @@ class MapPicker(QWidget):
 
     # ------------------------------------------------------------------ drawing
 
+    def _make_area_items(self) -> None:
+        """The selected area's outline, the tiles under it, and the rubber band of a box being drawn."""
+        def item(pen_colour, width, brush, z, style=Qt.PenStyle.SolidLine):
+            it = QGraphicsPathItem()
+            pen = QPen(pen_colour, width, style)
+            pen.setCosmetic(True)
+            it.setPen(pen)
+            it.setBrush(QBrush(brush))
+            it.setZValue(z)
+            it.setVisible(False)
+            self.view.addItem(it)
+            return it
+
+        self._area_tiles_item = item(SELECT_PEN, 1.5, AREA_TILES_FILL, 28)
+        self._area_item = item(AREA_PEN, 2.5, AREA_FILL, 32)
+        self._rubber_item = item(AREA_PEN, 1.5, AREA_FILL, 33, Qt.PenStyle.DashLine)
+
     def _draw_world(self) -> None:
         world = _world()
         land = np.asarray(world["land_xy"], dtype=np.float64)
@@ -369,10 +518,10 @@ class MapPicker(QWidget):
         span = x1 - x0
         if span > GRID_MAX_SPAN:
             self._set_grid([], labels=False)
-            self.hint_label.setText("Zoom in to see the Sentinel-2 tile grid")
+            self.hint_label.setText(DRAW_HINT if self._draw_mode else "Zoom in to see the Sentinel-2 tile grid")
             return
         fps = core_tiles.tiles_in_bbox(x0, max(y0, -90.0), x1, min(y1, 90.0), limit=GRID_MAX_TILES)
-        self.hint_label.setText("")
+        self.hint_label.setText(DRAW_HINT if self._draw_mode else "")
         self._set_grid(fps, labels=span <= LABEL_MAX_SPAN and len(fps) <= LABEL_MAX_COUNT, view=(x0, x1))
 
     def _update_aspect(self) -> None:
@@ -478,6 +627,49 @@ class MapPicker(QWidget):
         if ll is None:
             return
         self.hover_lonlat(*ll)
+
+    def _area_drag(self, ev) -> bool:
+        """A drag in draw mode or with Shift draws a box (True: handled here); any other drag pans the map."""
+        if ev.button() != Qt.MouseButton.LeftButton:
+            return False
+        if ev.isStart():
+            shift = bool(ev.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+            self._drag = "drawing" if (self._draw_mode or shift) else None
+            self._drag_from = self.view.mapSceneToView(ev.buttonDownScenePos())
+            if self._drag:
+                self.plot.setFocus(Qt.FocusReason.MouseFocusReason)  # so that Esc reaches the map
+        if self._drag is None:
+            return False
+        ev.accept()
+        if self._drag == "drawing":
+            box = self._box_to(self.view.mapSceneToView(ev.scenePos()))
+            self._rubber_item.setPath(_box_path(box))
+            self._rubber_item.setVisible(True)
+            if ev.isFinish():
+                self._finish_box(box, ev.scenePos() - ev.buttonDownScenePos())
+        if ev.isFinish():
+            self._drag = None
+        return True
+
+    def _box_to(self, corner: QPointF) -> tuple[float, float, float, float]:
+        """The box between the drag's start and ``corner``, kept on the map (lon -180..180, lat -90..90)."""
+        p0, p1 = self._drag_from, corner
+        lon = sorted(min(180.0, max(-180.0, v)) for v in (p0.x(), p1.x()))
+        lat = sorted(min(90.0, max(-90.0, v)) for v in (p0.y(), p1.y()))
+        return lon[0], lat[0], lon[1], lat[1]
+
+    def _finish_box(self, box, moved) -> None:
+        self._rubber_item.setVisible(False)
+        if abs(moved.x()) < MIN_DRAW_PX or abs(moved.y()) < MIN_DRAW_PX or box[0] >= box[2] or box[1] >= box[3]:
+            return
+        self.select_area(box)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt name)
+        if obj is self.plot and event.type() == QEvent.Type.KeyPress and event.key() == Qt.Key.Key_Escape:
+            if self._drag == "drawing" or self._draw_mode:
+                self.cancel_drawing()
+                return True
+        return super().eventFilter(obj, event)
 
     def _mouse_clicked(self, ev) -> None:
         if ev.button() != Qt.MouseButton.LeftButton or ev.double():
