@@ -215,17 +215,20 @@ class MainWindow(QMainWindow):
         sp, sc, dl, cp, v = (self.source_panel, self.scene_panel, self.download_panel, self.composite_panel,
                              self.viewer)
         sp.tileChanged.connect(self._tile_changed)
+        sp.areaChanged.connect(self._area_changed)
         sp.tile.textChanged.connect(lambda _t: self._update_actions())  # after the panel validated it
         sp.tile.textChanged.connect(lambda _t: self._tile_text_changed())
         sp.searchRequested.connect(self.search)
         sp.sourceChanged.connect(self._query_changed)
         if hasattr(self.map, "tileSelected"):
             self.map.tileSelected.connect(sp.set_tile)
+            self.map.areaSelected.connect(sp.set_area_bounds)
         sc.searchRequested.connect(self.search)
         sc.searchFinished.connect(self._search_finished)
         sc.searchFailed.connect(lambda m, d: self.report_error("Search failed", m, d, dialog=False))
         sc.selectionChanged.connect(lambda _s: self._update_actions())
         sc.selectionChanged.connect(lambda _s: self._show_cost())
+        sc.selectionChanged.connect(lambda _s: self._offer_area_composite())
         dl.download_button.clicked.connect(self.download)
         dl.allFinished.connect(self._downloads_finished)
         dl.inputsReady.connect(self._inputs_ready)
@@ -233,6 +236,7 @@ class MainWindow(QMainWindow):
         cp.compositeReady.connect(self._composite_ready)
         cp.startableChanged.connect(lambda _on: self._update_actions())
         cp.compositeFailed.connect(lambda m: self.report_error("Composite failed", m, "", dialog=True))
+        cp.runner.cancelled.connect(self._composite_cancelled)
         v.loaded.connect(self._raster_loaded)
         v.loadFailed.connect(lambda m, d: self.report_error("Cannot open the raster", m, d))
         v.statusMessage.connect(lambda m: self.statusBar().showMessage(m, 8000))
@@ -284,26 +288,40 @@ class MainWindow(QMainWindow):
                 self.map.clear_selection()
                 self.source_panel.tile_error.setText(str(exc))
 
+    def _area_changed(self, area) -> None:
+        """An area typed or drawn: outlined on the map with its tiles (zoomed to when it was typed)."""
+        if hasattr(self.map, "select_area"):
+            drawn = self.map.area is not None and all(abs(a - b) < 1e-3 for a, b in zip(self.map.area, area.bounds))
+            self.map.select_area(area.bounds, zoom=not drawn)
+        self._query_changed()
+
     def _tile_text_changed(self) -> None:
-        """The field no longer names a tile (cleared, mid-edit, invalid): the map no longer shows one either."""
-        if self.source_panel.tile_id() is None and hasattr(self.map, "clear_selection"):
+        """The field no longer names a tile or an area (cleared, mid-edit, invalid): nor does the map."""
+        sp = self.source_panel
+        if sp.tile_id() is None and sp.area() is None and hasattr(self.map, "clear_selection"):
             self.map.clear_selection()
+            self.map.clear_area()
 
     def _query_changed(self) -> None:
-        """Source or tile changed: the scenes listed for another one go (they are not this tile's)."""
+        """Source, tile or area changed: the scenes listed for another one go (they are not this one's)."""
         sp = self.source_panel
-        self.scene_panel.set_query(sp.source_spec(), sp.tile_id())
+        area = sp.area()
+        self.scene_panel.set_query(sp.source_spec(), sp.tile_id() or (area.name if area is not None else None))
+        self._offer_area_composite()
         self._update_actions()
 
     def search(self) -> workers.Worker | None:
         if self._preparing_demo:
             self.statusBar().showMessage("The demo archive is still being prepared; the search follows", 5000)
             return None
-        tile = self.source_panel.tile_id()
+        tile, area = self.source_panel.tile_id(), self.source_panel.area()
+        if area is not None:
+            self.statusBar().showMessage("Searching the tiles under the area…")
+            return self.scene_panel.run_search(self.source_panel.source_spec(), None, area=area)
         if tile is None:
             text = self.source_panel.tile.text().strip()
             self.report_error("No tile", self.source_panel.tile_error.text() if text else
-                              "Type a tile id (e.g. 33UUP) or click the map first", dialog=False)
+                              "Type a tile id (e.g. 33UUP), click the map or draw an area first", dialog=False)
             return None
         if self._not_in_demo(tile):
             return None
@@ -400,19 +418,45 @@ class MainWindow(QMainWindow):
         """The job's request for what the window shows: source, tile, dates, the ticked scenes, the folder."""
         sp, sc = self.source_panel, self.scene_panel
         start, end = sc.dates()
-        return Request(source=SourceSpec(**sp.source_spec()), tile=sp.tile_id(), start=start, end=end,
-                       max_cloud=sc.max_cloud(), scenes=tuple(sc.model.checked_scenes()),
-                       download_dir=st.download_dir(), download_workers=st.worker_count())
+        return Request(source=SourceSpec(**sp.source_spec()), tile=sp.tile_id(), area=sp.area(), start=start,
+                       end=end, max_cloud=sc.max_cloud(), scenes=tuple(sc.model.chosen_scenes()),
+                       download_dir=st.download_dir(), download_workers=st.worker_count(),
+                       cache_limit=st.area_cache_limit())
+
+    def _area_streamed(self) -> bool:
+        """Whether the area is read straight from COGs (the cogs source or a COG mirror): nothing to download."""
+        source = self.scene_panel.source
+        if source is not None:
+            return source.layout == "cogs"
+        return self.source_panel.source_key() == "cogs"
+
+    def _offer_area_composite(self) -> None:
+        """In area mode the composite dock runs the job's area step on the ticked acquisitions; else tile mode."""
+        cp, area = self.composite_panel, self.source_panel.area()
+        if area is None:
+            if cp.area_request is not None:
+                cp.set_area(None)
+            return
+        request = self.download_request()
+        start, end = request.start, request.end
+        name = "area_" + "_".join(f"{v:.3f}" for v in area.bounds) + f"_{start}_{end}_median.tif"
+        cp.set_area(request, streamed=self._area_streamed(),
+                    default_output=Path(request.download_dir) / "composites" / name)
 
     def download(self) -> workers.Worker | None:
-        scenes = self.scene_panel.model.checked_scenes()
+        scenes = self.scene_panel.model.chosen_scenes()
         if not scenes or self.scene_panel.source is None:
             self.report_error("Nothing to download", "Search, then tick the scenes to download", dialog=False)
             return None
         if self.download_panel.running:
             return None
+        if self.source_panel.area() is not None and self._area_streamed():
+            self.report_error("Nothing to download", "An area on the COG archive is streamed: Composite reads "
+                              "only the parts it needs", dialog=False)
+            return None
         request = self.download_request()
-        self.composite_panel.set_inputs(None)  # the next composite is of this download
+        if self.source_panel.area() is None:
+            self.composite_panel.set_inputs(None)  # the next composite is of this download
         self.statusBar().showMessage(f"Downloading {len(scenes)} scenes to {request.download_dir}…")
         w = self.download_panel.start(request, source=self.scene_panel.source)
         self._update_actions()
@@ -421,7 +465,8 @@ class MainWindow(QMainWindow):
     def _show_cost(self):
         """The downloads panel says what the ticked scenes will cost before anything starts."""
         sc = self.scene_panel
-        request = self.download_request() if sc.model.checked and sc.source is not None else None
+        streamed = self.source_panel.area() is not None and self._area_streamed()  # nothing is downloaded
+        request = self.download_request() if sc.model.checked and sc.source is not None and not streamed else None
         return self.download_panel.show_cost(request, sc.source)
 
     def _downloads_finished(self, counts: dict) -> None:
@@ -436,6 +481,10 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _inputs_ready(self, inputs) -> None:
+        if self.source_panel.area() is not None:  # the area's tiles are on disk: its composite clips them
+            self._offer_area_composite()
+            self.dock_composite.raise_()
+            return
         out = Path(inputs.red[0]).parent.parent / "composites" / inputs.default_name()  # beside the downloads
         self.composite_panel.set_inputs(inputs, default_output=out)
         self.dock_composite.raise_()
@@ -443,8 +492,14 @@ class MainWindow(QMainWindow):
 
     def _composite_ready(self, path: str, preview: bool) -> None:
         self.open_raster(path, remember=not preview)  # the preview is a temporary file: not a recent one
+        self.viewer.set_note(f"{self.composite_panel.preview_title()}: the full resolution is on its way"
+                             if preview else "")
         if not preview:
             self.statusBar().showMessage(f"Composite written: {path}", 15000)
+
+    def _composite_cancelled(self) -> None:
+        if self.viewer.note:  # a preview is shown: say that no full composite follows it
+            self.viewer.set_note(f"{self.composite_panel.preview_title()} only: the full composite was cancelled")
 
     # -- viewer
     def open_raster(self, path, remember: bool = True) -> workers.Worker | None:
@@ -455,6 +510,7 @@ class MainWindow(QMainWindow):
             return None
         if remember:
             st.push_recent(st.RECENT_FILES, str(p.resolve()))
+        self.viewer.set_note("")  # a preview says so itself (see _composite_ready)
         return self.viewer.open(str(p))
 
     def _raster_loaded(self, path: str, info) -> None:
@@ -542,15 +598,20 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         sc = self.scene_panel
-        self.act_search.setEnabled(self.source_panel.tile_id() is not None and not self._preparing_demo)
+        sp = self.source_panel
+        where = sp.tile_id() is not None or sp.area() is not None
+        self.act_search.setEnabled(where and not self._preparing_demo)
         sc.set_search_allowed(self.act_search.isEnabled())
-        can_dl = bool(sc.model.checked) and sc.source is not None and not self.download_panel.running
+        streamed = sp.area() is not None and self._area_streamed()  # nothing to download: it is streamed
+        can_dl = bool(sc.model.checked) and sc.source is not None and not self.download_panel.running \
+            and not streamed
         self.act_download.setEnabled(can_dl)
         self.download_panel.download_button.setEnabled(can_dl)
         self.act_composite.setEnabled(self.composite_panel.start_button.isEnabled())
         self.act_export.setEnabled(self.viewer.path is not None)
         n = len(sc.model.checked)
-        self.status_label.setText(f"{n} selected" if n else "")
+        self.status_label.setText((f"{n} acquisition{'s' if n != 1 else ''} selected" if streamed or
+                                   sp.area() is not None else f"{n} selected") if n else "")
 
     # -- drag and drop
     def dragEnterEvent(self, ev) -> None:

@@ -1,14 +1,17 @@
 """Dates and scenes: the date range, the search (on a worker), the result table with lazy preview thumbnails,
 and a timeline plot of cloud cover against date where clicking a point toggles that scene.
 
-The search itself is `core.catalog.search`; the previews are `core.catalog.fetch_preview` (cached on disk by
-the core); this module only shows them.
+The search itself is the job's (`core.pipeline.Job.search`); the previews are `core.catalog.fetch_preview`
+(cached on disk by the core); this module only shows them. For an area, the scenes of all the tiles under it are
+listed by acquisition (`core.streaming.acquisitions`: one date and orbit, one row listing its tiles): ticking a
+row chooses the acquisition, i.e. all its scenes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import pyqtgraph as pg
@@ -39,8 +42,8 @@ log = logging.getLogger(__name__)
 THUMB = 24  # px, preview thumbnail in a table row (small rows: 6-7 scenes visible at 1280x800)
 PREVIEW_TIP = 240  # px, the larger preview in the row's tooltip (hover)
 
-COLUMNS = ["Date", "Preview", "Cloud %", "Coverage %", "Baseline"]
-COL_DATE, COL_PREVIEW, COL_CLOUD, COL_COVER, COL_BASELINE = range(5)
+COLUMNS = ["Date", "Preview", "Cloud %", "Coverage %", "Baseline", "Tiles"]
+COL_DATE, COL_PREVIEW, COL_CLOUD, COL_COVER, COL_BASELINE, COL_TILES = range(6)  # Tiles: areas only
 COL_PRODUCT = -1  # the product name is in the row tooltip
 
 SEASONS = {  # northern-hemisphere meteorological seasons: (start month, end month)
@@ -75,6 +78,76 @@ def _fmt(v: Any, digits: int = 1) -> str:
         return f"{float(v):.{digits}f}"
     except (TypeError, ValueError):
         return str(v)
+
+
+def _mean(values) -> float | None:
+    values = [float(v) for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+@dataclass(frozen=True)
+class AcquisitionRow:
+    """One row of an area's list: an acquisition (core.streaming.Acquisition: a date and orbit over one or
+    more tiles), read like a scene by the model and the timeline; cloud and coverage are the tiles' means."""
+
+    acquisition: Any
+
+    @property
+    def scenes(self) -> tuple:
+        return self.acquisition.scenes
+
+    @property
+    def scene_id(self) -> str:  # stable across searches, so ticks survive a repeated search
+        orbit = self.acquisition.orbit
+        return f"{self.acquisition.date}_R{orbit:03d}" if orbit is not None else f"{self.acquisition.date}_R?"
+
+    @property
+    def date(self) -> dt.date:
+        return dt.date.fromisoformat(self.acquisition.date)
+
+    @property
+    def date_label(self) -> str:
+        orbit = self.acquisition.orbit
+        return self.acquisition.date + (f" · R{orbit:03d}" if orbit is not None else "")
+
+    sequence = 0
+    prefix = ""
+
+    @property
+    def tiles(self) -> str:
+        return ", ".join(s.tile for s in self.scenes)
+
+    @property
+    def cloud_cover(self) -> float | None:
+        return _mean(s.cloud_cover for s in self.scenes)
+
+    @property
+    def data_coverage(self) -> float | None:
+        return _mean(s.data_coverage for s in self.scenes)
+
+    @property
+    def baseline(self) -> str | None:
+        return self.acquisition.baseline
+
+    @property
+    def product_name(self) -> str:
+        return "; ".join(f"{s.tile} cloud {_fmt(s.cloud_cover)} %, coverage {_fmt(s.data_coverage)} %"
+                         for s in self.scenes)
+
+    @property
+    def preview_scene(self):
+        """The scene whose preview stands for the row: the first tile that has one."""
+        return next((s for s in self.scenes if getattr(s, "preview", None)), self.scenes[0])
+
+    @property
+    def preview(self) -> str | None:
+        return getattr(self.preview_scene, "preview", None)
+
+
+def acquisition_rows(scenes) -> list[AcquisitionRow]:
+    from s2desktop.core.streaming import acquisitions
+
+    return [AcquisitionRow(a) for a in acquisitions(scenes)]
 
 
 def _decode_preview(source, scene, size: int, tip_size: int = PREVIEW_TIP):
@@ -146,6 +219,8 @@ class SceneModel(QAbstractTableModel):
         c = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             if c == COL_DATE:
+                if hasattr(s, "date_label"):
+                    return s.date_label
                 seq = getattr(s, "sequence", 0)
                 return s.date.isoformat() + (f" #{seq}" if seq else "")
             if c == COL_PREVIEW:
@@ -161,6 +236,8 @@ class SceneModel(QAbstractTableModel):
                 return _fmt(s.data_coverage)
             if c == COL_BASELINE:
                 return s.baseline or "–"
+            if c == COL_TILES:
+                return s.tiles if hasattr(s, "tiles") else s.tile
             if c == COL_PRODUCT:
                 return s.product_name or ""
         elif role == Qt.ItemDataRole.CheckStateRole and c == COL_DATE:
@@ -215,7 +292,12 @@ class SceneModel(QAbstractTableModel):
         self.set_checked([sid], sid not in self.checked)
 
     def checked_scenes(self) -> list:
+        """The ticked rows: scenes, or for an area acquisitions (AcquisitionRow)."""
         return [s for s in self.scenes if s.scene_id in self.checked]
+
+    def chosen_scenes(self) -> list:
+        """The scenes the ticked rows stand for (every tile of a ticked acquisition), in row order."""
+        return [sc for row in self.checked_scenes() for sc in getattr(row, "scenes", (row,))]
 
     def tooltip(self, s) -> str:
         """Rich tooltip of a row: the larger preview (once loaded), the scene id, product name and prefix."""
@@ -316,7 +398,8 @@ class ScenePanel(QWidget):
         self.source = None
         self._search_worker = None
         self._search_seq = 0  # a result is shown only if it comes from the latest search of the current query
-        self._query = None  # (source spec, tile) of the listed scenes / the running search
+        self._query = None  # (source spec, tile or area name) of the listed scenes / the running search
+        self._area_listed = False  # the rows are an area's acquisitions
         self._search_allowed = True  # the window says whether a search can run (a valid tile, ...)
         self._searching = False
         self._closed = False  # the window shut down: no more preview fetches
@@ -395,6 +478,7 @@ class ScenePanel(QWidget):
         self.table.doubleClicked.connect(lambda ix: self.model.toggle(ix.row()))
         self.table.verticalScrollBar().valueChanged.connect(self._schedule_previews)
         self.table.setMinimumHeight(110)
+        self.table.setColumnHidden(COL_TILES, True)
 
         self.timeline = CloudTimeline()
         self.timeline.pointClicked.connect(self.model.toggle)
@@ -469,8 +553,9 @@ class ScenePanel(QWidget):
         self.quick.setCurrentIndex(0)
 
     # -- search
-    def run_search(self, source_spec: dict, tile: str) -> workers.Worker | None:
-        """Resolve the source and search on a worker; results land in the table."""
+    def run_search(self, source_spec: dict, tile: str | None, area=None) -> workers.Worker | None:
+        """Resolve the source and search the tile, or every tile under ``area`` (core.areas.Area), on a worker;
+        results land in the table (an area's grouped by acquisition)."""
         start, end = self.dates()
         if start > end:
             self._failed("The start date is after the end date", "")
@@ -479,11 +564,13 @@ class ScenePanel(QWidget):
             self._search_worker.cancel()
         self._search_seq += 1
         seq = self._search_seq
-        self._query = (dict(source_spec), tile)
+        where = tile if area is None else area.name
+        self._query = (dict(source_spec), where)
         self._set_searching(True)
-        self.status.setText(f"Searching {tile} {start} – {end}…")
-        w = workers.start(_search_job, source_spec, tile, start, end, self.max_cloud(),
-                          on_result=lambda v: self._found(v) if seq == self._search_seq else None,
+        self.status.setText(f"Searching {'the tiles under the area' if area is not None else tile} "
+                            f"{start} – {end}…")
+        w = workers.start(_search_job, source_spec, tile, area, start, end, self.max_cloud(),
+                          on_result=lambda v: self._found(v, where != tile) if seq == self._search_seq else None,
                           on_error=lambda m, d: self._failed(m, d) if seq == self._search_seq else None,
                           on_finished=lambda: self._set_searching(False) if seq == self._search_seq else None,
                           name="search", owner=self)
@@ -508,7 +595,8 @@ class ScenePanel(QWidget):
         self.source = None
         self.model.set_scenes([])
         self._dates_changed()
-        self.status.setText(f"Search to list the scenes of {tile}." if tile else
+        where = "the tiles under the area" if tile and tile.startswith("bbox ") else tile
+        self.status.setText(f"Search to list the scenes of {where}." if tile else
                             "Pick a tile and a date range, then Search.")
 
     def set_search_allowed(self, allowed: bool) -> None:
@@ -520,15 +608,21 @@ class ScenePanel(QWidget):
         self._searching = on
         self.search_button.setEnabled(self._search_allowed and not on)
 
-    def _found(self, value) -> None:
+    def _found(self, value, area: bool = False) -> None:
         source, scenes = value
         self.source = source
         self.sourceResolved.emit(source)
-        self.model.set_scenes(scenes)
+        self._area_listed = area
+        self.table.setColumnHidden(COL_TILES, not area)
+        self.model.set_scenes(acquisition_rows(scenes) if area else scenes)
         self.timeline.set_scenes(self.model.scenes, self.model.checked)
         n = len(scenes)
-        self.status.setText(f"{n} scene{'s' if n != 1 else ''} found" if n else
-                            "No scenes in this range (try a longer range or a higher cloud limit)")
+        found = f"{n} scene{'s' if n != 1 else ''} found"
+        if area and n:
+            rows, tiles = len(self.model.scenes), len({s.tile for s in scenes})
+            found = (f"{n} scene{'s' if n != 1 else ''} of {tiles} tile{'s' if tiles != 1 else ''}: "
+                     f"{rows} acquisition{'s' if rows != 1 else ''}")
+        self.status.setText(found if n else "No scenes in this range (try a longer range or a higher cloud limit)")
         self.searchFinished.emit(scenes)
 
     def _failed(self, message: str, details: str) -> None:
@@ -547,7 +641,13 @@ class ScenePanel(QWidget):
         scenes = self.model.checked_scenes()
         dates = len({s.date for s in scenes})
         total = len(self.model.scenes)
-        self.count.setText(f"<b>{len(scenes)}</b> of {total} selected<br>on {dates} date{'s' if dates != 1 else ''}")
+        if self._area_listed:
+            tiles = len({sc.tile for sc in self.model.chosen_scenes()})
+            self.count.setText(f"<b>{len(scenes)}</b> of {total} acquisitions<br>over {tiles} "
+                               f"tile{'s' if tiles != 1 else ''}")
+        else:
+            self.count.setText(f"<b>{len(scenes)}</b> of {total} selected<br>on {dates} date"
+                               f"{'s' if dates != 1 else ''}")
         self.timeline.set_scenes(self.model.scenes, self.model.checked)
         self.selectionChanged.emit(scenes)
 
@@ -592,7 +692,8 @@ class ScenePanel(QWidget):
                 self.model.set_preview(sid, None, "none")
                 continue
             self.model.set_preview(sid, None, "loading")
-            workers.start(_decode_preview, self.source, s, THUMB, pool=self._preview_pool, name="preview",
+            workers.start(_decode_preview, self.source, getattr(s, "preview_scene", s), THUMB,
+                          pool=self._preview_pool, name="preview",
                           on_result=lambda res, sid=sid: self.model.set_preview(sid, QPixmap.fromImage(res[0]),
                                                                                 uri=res[1]),
                           on_error=lambda msg, _d, sid=sid: self._preview_failed(sid, msg))
@@ -602,9 +703,9 @@ class ScenePanel(QWidget):
         self.model.set_preview(sid, None, "error")
 
 
-def _search_job(source_spec: dict, tile: str, start, end, max_cloud):
-    """The job's search step (worker thread) -> (the resolved source, the scenes)."""
+def _search_job(source_spec: dict, tile: str | None, area, start, end, max_cloud):
+    """The job's search step (worker thread): the tile, or every tile under the area -> (the source, scenes)."""
     from s2desktop.core.pipeline import Job, Request, SourceSpec
 
-    job = Job(Request(SourceSpec(**source_spec), tile=tile, start=start, end=end, max_cloud=max_cloud))
+    job = Job(Request(SourceSpec(**source_spec), tile=tile, area=area, start=start, end=end, max_cloud=max_cloud))
     return job.source, job.search()

@@ -1,5 +1,7 @@
 """Source and tile: where scenes come from (bucket layout, local folder, custom endpoint, AWS profile with a
-credentials indicator) and which tile (validated as you type with the core's message; recent tiles; the map).
+credentials indicator) and which tile or area (validated as you type with the core's message; recent tiles; the
+map). The field takes a tile id (33UUP) or an area as W,S,E,N in degrees, which is also how an area drawn on the
+map is shown: one place to read, copy or type it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ PAYS_TIP = ("Requester pays: this bucket needs an AWS account with credentials, 
 NO_CREDENTIALS = "✖ no AWS credentials: run `aws configure`"
 
 
+def format_bounds(bounds) -> str:
+    """'W,S,E,N' with 4 decimals (about 10 m): how the field shows, and takes, an area."""
+    return ",".join(f"{v:.4f}" for v in bounds)
+
+
 def _credentials_job(profile: str | None):
     from s2desktop.core.credentials import available_profiles, credential_status
 
@@ -44,12 +51,14 @@ def _credentials_job(profile: str | None):
 
 class SourcePanel(QWidget):
     tileChanged = Signal(str)  # canonical id, only for valid text
+    areaChanged = Signal(object)  # core.areas.Area, only for a valid W,S,E,N with tiles under it
     sourceChanged = Signal()
     searchRequested = Signal()  # Return in the tile field
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._tile: str | None = None
+        self._area = None  # core.areas.Area when the field holds W,S,E,N
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         form = QFormLayout()
@@ -100,9 +109,11 @@ class SourcePanel(QWidget):
         form.addRow("", self.creds)
 
         self.tile = QLineEdit()
-        self.tile.setPlaceholderText("e.g. 33UUP (or click the map)")
+        self.tile.setPlaceholderText("33UUP, or an area W,S,E,N (click or draw on the map)")
+        self.tile.setToolTip("A tile id (33UUP), or an area as west,south,east,north in degrees "
+                             "(12.1,48.0,12.5,48.3); drawing an area on the map fills it in")
         self.tile.setClearButtonEnabled(True)
-        self.tile.setMaxLength(12)
+        self.tile.setMaxLength(80)
         self.recent = QComboBox()
         self.recent.setToolTip("Recent tiles")
         self.recent.setMinimumContentsLength(6)
@@ -110,7 +121,7 @@ class SourcePanel(QWidget):
         trow.setContentsMargins(0, 0, 0, 0)
         trow.addWidget(self.tile, 1)
         trow.addWidget(self.recent)
-        form.addRow("Tile", trow)
+        form.addRow("Tile or area", trow)
         self.tile_error = QLabel("")
         self.tile_error.setWordWrap(True)
         self.tile_error.setObjectName("tileError")
@@ -250,40 +261,80 @@ class SourcePanel(QWidget):
         self.creds.setStyleSheet(BAD_STYLE)
         self.creds.setText(in_window_words(message))
 
-    # -- tile
+    # -- tile or area
     def tile_id(self) -> str | None:
         return self._tile
+
+    def area(self):
+        """The area the field names (core.areas.Area), or None (a tile, or nothing valid)."""
+        return self._area
 
     def set_tile(self, tile: str) -> None:
         if self.tile.text() != tile:
             self.tile.setText(tile)
 
+    def set_area_bounds(self, bounds) -> None:
+        """Show an area drawn on the map as W,S,E,N in the field (which validates it and emits areaChanged)."""
+        self.set_tile(format_bounds(bounds))
+
     def _tile_edited(self, text: str) -> None:
-        from s2desktop.core.errors import InvalidTileError
+        from s2desktop.core.errors import S2Error
         from s2desktop.core.tiles import parse_tile
 
         text = text.strip()
         if not text:
-            self._tile = None
+            self._tile = self._area = None
             self.tile_error.setText("")
             self.tile.setStyleSheet("")
             return
         try:
+            if "," in text:
+                self._area_edited(text)
+                return
             tile = parse_tile(text)
-        except InvalidTileError as exc:
-            self._tile = None
-            self.tile_error.setStyleSheet(BAD_STYLE)
-            msg = str(exc)
-            self.tile_error.setText(msg[0].upper() + msg[1:])
-            self.tile.setStyleSheet("QLineEdit { border: 1px solid #b03a2e; }")
+        except S2Error as exc:
+            self._tile = self._area = None
+            self._show_error(in_window_words(str(exc)).replace("bbox ", "area "))
             return
-        self.tile.setStyleSheet("")
-        self.tile_error.setStyleSheet(MUTED_STYLE)
-        self.tile_error.setText(self._describe(tile))
-        changed = tile != self._tile
-        self._tile = tile
+        self._show_ok(self._describe(tile))
+        changed = tile != self._tile or self._area is not None
+        self._tile, self._area = tile, None
         if changed:
             self.tileChanged.emit(tile)
+
+    def _area_edited(self, text: str) -> None:
+        """W,S,E,N: an area, when it is one and tiles lie under it (else the core's one-line error)."""
+        from s2desktop.core import areas
+
+        area = areas.parse_bbox(text)
+        names = areas.area_tiles(area)
+        self._show_ok(self._describe_area(area, names))
+        changed = self._area is None or area.bounds != self._area.bounds
+        self._tile, self._area = None, area
+        if changed:
+            self.areaChanged.emit(area)
+
+    def _show_error(self, message: str) -> None:
+        self.tile_error.setStyleSheet(BAD_STYLE)
+        self.tile_error.setText(message[0].upper() + message[1:])
+        self.tile.setStyleSheet("QLineEdit { border: 1px solid #b03a2e; }")
+
+    def _show_ok(self, text: str) -> None:
+        self.tile.setStyleSheet("")
+        self.tile_error.setStyleSheet(MUTED_STYLE)
+        self.tile_error.setText(text)
+
+    @staticmethod
+    def _describe_area(area, names: list[str]) -> str:
+        """'Area ≈ 30 × 33 km · 2 tiles: 33UUP, 32UQU' (the size from the box's centre latitude)."""
+        import math
+
+        w, s, e, n = area.bounds
+        km_x = (e - w) * 111.32 * math.cos(math.radians((s + n) / 2))
+        km_y = (n - s) * 110.57
+        listed = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        return (f"Area ≈ {km_x:.3g} × {km_y:.3g} km · {len(names)} tile{'s' if len(names) != 1 else ''}: "
+                f"{listed}")
 
     @staticmethod
     def _describe(tile: str) -> str:

@@ -212,6 +212,11 @@ class RasterViewer(QWidget):
         controls.addStretch(1)
         controls.addWidget(self.fit_button)
         lay.addLayout(controls)
+        self.note_label = QLabel()  # what the image is when it is not the final result (a preview)
+        self.note_label.setObjectName("viewerNote")
+        self.note_label.setStyleSheet("background: #fff3cd; color: #6b4e00; padding: 3px 6px; font-weight: bold;")
+        self.note_label.setVisible(False)
+        lay.addWidget(self.note_label)
         self.legend = QLabel()  # the classes of a scene classification and their colours
         self.legend.setWordWrap(True)
         self.legend.setContentsMargins(6, 0, 6, 0)
@@ -283,6 +288,15 @@ class RasterViewer(QWidget):
             sb.valueChanged.connect(lambda _v: self._render_timer.start())
         self.band.currentIndexChanged.connect(self._band_changed)
         self._stretch_changed()
+
+    @property
+    def note(self) -> str:
+        return self.note_label.text()
+
+    def set_note(self, text: str) -> None:
+        """A banner above the image saying what it is when it is not the final result ('' removes it)."""
+        self.note_label.setText(text)
+        self.note_label.setVisible(bool(text))
 
     # -- loading
     def open(self, path) -> workers.Worker:
