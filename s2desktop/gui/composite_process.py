@@ -7,6 +7,11 @@ puts the core's own event dataclasses on the queue: :class:`Progress` while it w
 :class:`Finished` (the output path), :class:`Failed` (one line + traceback) or :class:`Cancelled`. It lowers
 its CPU priority first, so the compositor's pool (its children inherit the priority) saturates the cores without
 starving the window's GUI thread.
+
+:func:`run_area` is the same for an area: it runs the job's area step (`Job(request).run_area(scenes)`: the
+windows of the area streamed from COGs -- or, for the JPEG 2000 sources, the area's downloaded tiles --
+composited on the area's grid and clipped to it) with the request as plain values (Request, Area and Scene are
+picklable dataclasses), and speaks the same events.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import signal
 import traceback
 
 from s2desktop.core.errors import CancelledError, S2Error
-from s2desktop.core.pipeline import CompositeInputs, CompositeOptions, run_composite
+from s2desktop.core.pipeline import CompositeInputs, CompositeOptions, Job, Request, run_composite
 from s2desktop.core.progress import Cancelled, Failed, Finished, Throttle
 
 NICENESS = 5
@@ -25,11 +30,21 @@ NICENESS = 5
 def run(queue, cancel_event, inputs: CompositeInputs, options: CompositeOptions) -> None:
     """Composite ``inputs`` per ``options``, reporting on ``queue``; stops when ``cancel_event`` is set or on
     SIGTERM (unwinding like a cancel, so temporaries and the pool are cleaned up)."""
+    _report(queue, lambda progress: run_composite(inputs, options, progress=progress, cancel=cancel_event).path)
+
+
+def run_area(queue, cancel_event, request: Request) -> None:
+    """Composite the request's area from its chosen scenes, reporting on ``queue`` like :func:`run`."""
+    _report(queue, lambda progress: Job(request, progress, cancel_event).run_area(request.scenes).composite.path)
+
+
+def _report(queue, work) -> None:
+    """Run ``work(progress)`` -> the output path; its events, then exactly one final event, go on ``queue``."""
     _lower_priority()
     previous = _sigterm_unwinds()
     try:
-        result = run_composite(inputs, options, progress=Throttle(queue.put), cancel=cancel_event)
-        queue.put(Finished(str(result.path)))
+        path = work(Throttle(queue.put))
+        queue.put(Finished(str(path)))
     except (CancelledError, KeyboardInterrupt):
         queue.put(Cancelled())
     except S2Error as exc:

@@ -1,5 +1,10 @@
 """Composite in a dedicated worker process, and the composite dock.
 
+The dock composites either the downloaded inputs of a tile (`set_inputs`) or an area (`set_area`: the job's
+request with the area and the chosen scenes), streamed from the COG archive or made from the area's downloaded
+tiles by the same job step (`Job.run_area`); an area's quick preview is a coarse (80 m) run of the same job
+before the full resolution.
+
 `CompositeRunner` starts `gui.composite_process.run(queue, cancel_event, inputs, options)` in a `spawn` process
 (not daemonic: it creates its own process pool), drains its queue with `get_nowait()` on a QTimer and re-emits
 the core's event dataclasses (Progress, then Finished / Failed / Cancelled) as Qt signals. A process that exits
@@ -13,6 +18,7 @@ import multiprocessing
 import os
 import queue as queue_mod
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -27,15 +33,18 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSizePolicy,
+    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from s2desktop.core import areas
+from s2desktop.core.errors import S2Error
 from s2desktop.core.fsutil import remove_with_side_files
-from s2desktop.core.pipeline import CompositeInputs, CompositeOptions
+from s2desktop.core.pipeline import CompositeInputs, CompositeOptions, Request
 from s2desktop.core.progress import Cancelled, Failed, Finished, Progress, Rate
-from s2desktop.core.units import human_duration
+from s2desktop.core.units import human_bytes, human_duration
 from s2desktop.gui.wording import in_window_words
 
 log = logging.getLogger(__name__)
@@ -43,6 +52,11 @@ log = logging.getLogger(__name__)
 POLL_MS = 100
 NO_INPUTS = "Download scenes first: their red, green and blue bands are composited (clouds masked where the " \
             "scenes have a scene classification)."
+NO_ACQUISITIONS = "Tick the acquisitions to composite in Dates and scenes."
+PREVIEW_RESOLUTION = 80.0  # m: an area's quick preview (reads the COG overviews only)
+STAGE_WORDS = {"search": "Searching", "plan": "Planning", "download": "Downloading", "fetch": "Fetching",
+               "composite": "Compositing"}
+ITEM_WORDS = {"search": "tiles", "download": "files", "fetch": "pieces", "composite": "windows"}
 CANCEL_GRACE_S = 15.0
 SHUTDOWN_GRACE_S = 6.0
 EXIT_GRACE_S = 2.0  # after its final message the process should exit at once; then it is terminated  # closing the window: wait this long for a cancelled run before terminating it
@@ -80,19 +94,28 @@ class CompositeRunner(QObject):
 
     def start(self, inputs: CompositeInputs, options: CompositeOptions, target=None) -> None:
         """Start a run of the job's composite step (`target`: the process entry, for tests)."""
-        if self.running:
-            raise RuntimeError("a composite is already running")
         if target is None:  # the composite step at a lower CPU priority than the window
             from s2desktop.gui.composite_process import run as target
+        self._spawn(target, (inputs, options), options.output)
+
+    def start_area(self, request: Request, target=None) -> None:
+        """Start a run of the job's area step for ``request`` (an area, its chosen scenes, a composite output)."""
+        if target is None:
+            from s2desktop.gui.composite_process import run_area as target
+        self._spawn(target, (request,), request.composite.output)
+
+    def _spawn(self, target, args: tuple, output) -> None:
+        if self.running:
+            raise RuntimeError("a composite is already running")
         self.queue = self._ctx.Queue()
         self.cancel_event = self._ctx.Event()
-        self.output = str(options.output)
+        self.output = str(output)
         self._terminal = False
         self._terminal_time = 0.0
         self._terminated = False
         self._cancel_time = 0.0
         self.rate = Rate()
-        self.process = self._ctx.Process(target=target, args=(self.queue, self.cancel_event, inputs, options),
+        self.process = self._ctx.Process(target=target, args=(self.queue, self.cancel_event, *args),
                                          name="s2desktop-composite", daemon=False)
         self.started_at = time.monotonic()
         self.process.start()
@@ -135,6 +158,8 @@ class CompositeRunner(QObject):
             except (queue_mod.Empty, EOFError, OSError, ValueError):  # ValueError: closed meanwhile
                 return
             if isinstance(msg, Progress):
+                if self.rate.last is not None and self.rate.last.stage != msg.stage:
+                    self.rate = Rate()  # a new stage (fetch, then composite): its own speed and time left
                 self.rate.update(msg)
                 self.progress.emit(msg)
             elif isinstance(msg, Finished):
@@ -222,6 +247,24 @@ class CompositeRunner(QObject):
                     deadline = min(deadline, time.monotonic() + EXIT_GRACE_S)
 
 
+def preview_resolution(full: float) -> float:
+    """The pixel size of an area's quick preview: 80 m, or 4 x the full resolution when that is coarser."""
+    return max(PREVIEW_RESOLUTION, 4.0 * float(full))
+
+
+def describe_event(event: Progress) -> str:
+    """Any stage of the job in one line: 'Fetching 3.1 MiB of 12.0 MiB, 8.9 MiB left · 2 of 8 pieces'."""
+    parts = []
+    if event.bytes_total:
+        left = max(0, event.bytes_total - event.bytes_done)
+        parts.append(f"{human_bytes(event.bytes_done)} of {human_bytes(event.bytes_total)}, "
+                     f"{human_bytes(left)} left")
+    if event.items_total:
+        parts.append(f"{event.items_done} of {event.items_total} {ITEM_WORDS.get(event.stage, 'parts')}")
+    text = " ".join([STAGE_WORDS.get(event.stage, event.stage.capitalize()), " · ".join(parts)]).strip()
+    return f"{text} — {event.message}" if event.message else text
+
+
 def _preview_path(out: Path) -> Path:
     """Where the quick preview of `out` is written: the cache, not beside the result."""
     from s2desktop.core.paths import user_cache_dir
@@ -242,7 +285,11 @@ class CompositePanel(QWidget):
         super().__init__(parent)
         self.runner = CompositeRunner(self)
         self.inputs: CompositeInputs | None = None  # from the job's plan (the downloads panel)
-        self._full_options: CompositeOptions | None = None  # the full-resolution run queued after a preview
+        self.area_request: Request | None = None  # area mode: the area, its chosen scenes, the source
+        self._streamed = True  # the area is read from COGs (else from its downloaded tiles)
+        self._full_options: CompositeOptions | Request | None = None  # the full run queued after a preview
+        self._run_title = ""
+        self._preview_title = "Preview"
         self._is_preview = False
         self.workers: int | None = None  # processes of the compositor's pool (None: all cores)
         self.window_size: int | None = None  # px side of the compositor's windows (None: the core's default)
@@ -266,10 +313,20 @@ class CompositePanel(QWidget):
         grid.addWidget(QLabel("Output"), 0, 0)
         grid.addWidget(self.output, 0, 1)
         grid.addWidget(browse, 0, 2)
-        self.quick = QCheckBox("Quick preview first (¼ resolution)")
+        self.resolution_label = QLabel("Resolution")
+        self.resolution = QSpinBox()
+        self.resolution.setRange(10, 2000)
+        self.resolution.setSingleStep(10)
+        self.resolution.setValue(10)
+        self.resolution.setSuffix(" m")
+        self.resolution.setToolTip("Pixel size of the area's composite (on the UTM zone of its centre)")
+        self.resolution.valueChanged.connect(lambda _v: self._describe_area())
+        grid.addWidget(self.resolution_label, 1, 0)
+        grid.addWidget(self.resolution, 1, 1)
+        self.quick = QCheckBox()
         self.quick.setChecked(True)
-        self.quick.setToolTip("Composite at scale 4 first and show it, then run the full resolution")
-        grid.addWidget(self.quick, 1, 0, 1, 3)
+        grid.addWidget(self.quick, 2, 0, 1, 3)
+        self._show_area_fields(False)
         grid.setColumnStretch(1, 1)
         lay.addLayout(grid)
 
@@ -318,8 +375,55 @@ class CompositePanel(QWidget):
             self.output.setText(path)
             self._confirmed_output = str(Path(path).expanduser())
 
+    def _show_area_fields(self, area: bool) -> None:
+        self.resolution_label.setVisible(area)
+        self.resolution.setVisible(area)
+        self.quick.setText("Quick preview first (80 m)" if area else "Quick preview first (¼ resolution)")
+        self.quick.setToolTip("Composite a coarse preview first and show it, then the full resolution"
+                              + (" (an 80 m preview reads only the COGs' overviews)" if area else ""))
+
+    def set_area(self, request: Request | None, streamed: bool = True, default_output: Path | None = None) -> None:
+        """Area mode: ``request`` holds the area, the chosen scenes (maybe none yet) and the source; Composite runs
+        the job's area step, from the COGs (``streamed``) or the area's downloaded tiles. None: tile mode."""
+        self.area_request, self._streamed = request, streamed
+        self._show_area_fields(request is not None)
+        if request is None:
+            self.set_inputs(self.inputs)
+            return
+        if default_output is not None:
+            self._offer_default(str(default_output))
+        self._describe_area()
+
+    def _describe_area(self) -> None:
+        """What Composite will make of the area: acquisitions, tiles, the grid; a bad area's one-line error."""
+        r = self.area_request
+        if r is None:
+            return
+        if not r.scenes:
+            self.inputs_label.setText(NO_ACQUISITIONS)
+            self._set_startable(False)
+            return
+        try:
+            grid = areas.output_grid(r.area, self.resolution.value(), r.crs)
+        except S2Error as exc:
+            self.inputs_label.setText(f"<span style='color:#b03a2e'>{in_window_words(str(exc))}</span>")
+            self._set_startable(False)
+            return
+        from s2desktop.core.streaming import acquisitions
+
+        n, tiles = len(acquisitions(r.scenes)), len({s.tile for s in r.scenes})
+        how = "streamed from the COG archive, nothing downloaded whole" if self._streamed else \
+            "from the area's downloaded tiles (missing files are downloaded first)"
+        self.inputs_label.setText(f"{n} acquisition{'s' if n != 1 else ''} over {tiles} tile"
+                                  f"{'s' if tiles != 1 else ''} → {grid.width} × {grid.height} px at "
+                                  f"{grid.resolution:g} m ({grid.crs}); {how}.")
+        self._set_startable(not self.runner.running)
+
     def set_inputs(self, inputs: CompositeInputs | None, default_output: Path | None = None) -> None:
         """The job's composite inputs (downloaded bands and their SCL masks); None: nothing to composite."""
+        if inputs is not None and self.area_request is not None:  # a tile's download: back to tile mode
+            self.area_request = None
+            self._show_area_fields(False)
         self.inputs = inputs if inputs is not None and inputs.red else None
         n = len(self.inputs.red) if self.inputs else 0
         if n:
@@ -361,16 +465,29 @@ class CompositePanel(QWidget):
         return CompositeOptions(output=str(output), scale=scale, workers=self.workers, overwrite=True,
                                 window_size=self.window_size)
 
-    def start(self) -> None:
-        if self.runner.running or self.inputs is None:
-            return
+    def _output_path(self) -> Path | None:
+        """The output to write, once it may be written and its folder exists; None (and why) otherwise."""
         out = Path(self.output.text().strip() or "composite.tif").expanduser()
         if not self._may_write(out):
-            return
+            return None
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             self._failed(f"Cannot create {out.parent}: {exc.strerror}")
+            return None
+        return out
+
+    def start(self) -> None:
+        if self.runner.running:
+            return
+        if self.area_request is not None:
+            if self.area_request.scenes:
+                self._start_area()
+            return
+        if self.inputs is None:
+            return
+        out = self._output_path()
+        if out is None:
             return
         self._full_options = self._options(out, 1)
         if self.quick.isChecked():
@@ -380,14 +497,47 @@ class CompositePanel(QWidget):
         else:
             self._launch(self._full_options, preview=False)
 
-    def _launch(self, options: CompositeOptions, preview: bool) -> None:
+    def _start_area(self) -> None:
+        """The area's preview at 80 m (shown as soon as it is written), then its full resolution behind it."""
+        res = float(self.resolution.value())
+        out = self._output_path()
+        if out is None:
+            return
+        full = replace(self.area_request, resolution=res, composite=CompositeOptions(
+            output=str(out), workers=self.workers, overwrite=True, window_size=self.window_size))
+        self._full_options = full
+        if self.quick.isChecked():
+            self._drop_preview()
+            self._preview_file = _preview_path(out)
+            preview = replace(full, resolution=preview_resolution(res),
+                              composite=replace(full.composite, output=str(self._preview_file)))
+            self._launch(preview, preview=True)
+        else:
+            self._launch(full, preview=False)
+
+    def preview_title(self) -> str:
+        """How the running (or last) preview is named: 'Preview at 80 m' or 'Quick preview (¼ resolution)'."""
+        return self._preview_title
+
+    def _launch(self, job: CompositeOptions | Request, preview: bool) -> None:
+        """Start one run: the tile's composite step (options) or the area's job step (a request)."""
         self._is_preview = preview
         self.bar.setValue(0)
         self._set_startable(False)
         self.cancel_button.setEnabled(True)
-        self.status.setText("Quick preview (¼ resolution)…" if preview else "Full resolution…")
+        if isinstance(job, Request):
+            res = f"{job.resolution:g} m"
+            self._run_title = f"Preview at {res}" if preview else f"Full resolution ({res})"
+        else:
+            self._run_title = "Quick preview (¼ resolution)" if preview else "Full resolution"
+        if preview:
+            self._preview_title = self._run_title
+        self.status.setText(self._run_title + "…")
         try:
-            self.runner.start(self.inputs, options)
+            if isinstance(job, Request):
+                self.runner.start_area(job)
+            else:
+                self.runner.start(self.inputs, job)
         except Exception as exc:  # e.g. the process could not be started
             self._failed(f"Could not start the composite process: {exc}")
             self._run_finished()
@@ -402,8 +552,7 @@ class CompositePanel(QWidget):
 
     def _progress(self, event: Progress) -> None:
         self.bar.setValue(int(1000 * event.fraction))
-        if event.message:
-            self.status.setText(event.message[:1].upper() + event.message[1:] + "…")
+        self.status.setText(f"{self._run_title}: {describe_event(event)}")
 
     def _tick(self) -> None:
         if not self.runner.running:
@@ -419,7 +568,8 @@ class CompositePanel(QWidget):
         self.bar.setValue(1000)
         elapsed = time.monotonic() - self.runner.started_at
         self.time_label.setText(f"Took {human_duration(elapsed)}")
-        self.status.setText(("Preview ready: " if self._is_preview else "Composite ready: ") + Path(path).name)
+        self.status.setText((f"{self._run_title} ready: " if self._is_preview else "Composite ready: ")
+                            + Path(path).name + ("; the full resolution follows" if self._full_options else ""))
         self.status.setToolTip(path)
         self.compositeReady.emit(path, self._is_preview)
         if not self._is_preview:  # the full result replaces the preview in the viewer
@@ -457,9 +607,12 @@ class CompositePanel(QWidget):
             QTimer.singleShot(0, lambda: self._launch_when_free(kw))
             return
         self._full_options = None
-        self._set_startable(self.inputs is not None)
+        if self.area_request is not None:
+            self._describe_area()
+        else:
+            self._set_startable(self.inputs is not None)
 
-    def _launch_when_free(self, kw: CompositeOptions) -> None:
+    def _launch_when_free(self, kw: CompositeOptions | Request) -> None:
         if self.runner.process is not None:
             QTimer.singleShot(POLL_MS, lambda: self._launch_when_free(kw))
             return
@@ -468,3 +621,4 @@ class CompositePanel(QWidget):
     def shutdown(self) -> None:
         self._full_options = None
         self.runner.shutdown()
+        self._drop_preview()

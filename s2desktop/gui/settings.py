@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMessageBox,
     QPushButton,
+    QDoubleSpinBox,
     QSpinBox,
     QWidget,
 )
@@ -40,6 +41,9 @@ RECENT_TILES = "tiles/recent"
 RECENT_FILES = "viewer/recent"
 LAST_TILE = "tiles/last"
 MAX_CLOUD = "search/max_cloud"
+AREA_CACHE_GIB = "areas/cache_gib"
+
+AREA_CACHE_DEFAULT_GIB = 2.0  # the core's default (Request.cache_limit)
 
 # Source choices shown in the window: (key, label)
 SOURCES = [
@@ -84,6 +88,20 @@ def worker_count() -> int:
     return max(1, min(16, n))
 
 
+def area_cache_gib() -> float:
+    """The size limit of the on-disk cache of an area's fetched windows, in GiB (0: keep nothing)."""
+    try:
+        gib = float(settings().value(AREA_CACHE_GIB, AREA_CACHE_DEFAULT_GIB))
+    except (TypeError, ValueError):
+        gib = AREA_CACHE_DEFAULT_GIB
+    return max(0.0, min(1024.0, gib))
+
+
+def area_cache_limit() -> int:
+    """The same limit in bytes, for the job's Request.cache_limit."""
+    return int(area_cache_gib() * (1 << 30))
+
+
 def get_str(key: str, default: str = "") -> str:
     value = settings().value(key, default)
     return "" if value is None else str(value)
@@ -123,7 +141,7 @@ def show_error(parent: QWidget | None, title: str, message: str, details: str = 
 
 
 class SettingsDialog(QDialog):
-    """Download folder, worker count, default source, endpoint, profile."""
+    """Download folder, worker count, area cache size, default source, endpoint, profile."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -151,6 +169,17 @@ class SettingsDialog(QDialog):
         self.workers.setValue(worker_count())
         self.workers.setToolTip("Files downloaded at the same time")
         form.addRow("Parallel downloads", self.workers)
+
+        self.area_cache = QDoubleSpinBox()
+        self.area_cache.setRange(0.0, 1024.0)
+        self.area_cache.setDecimals(1)
+        self.area_cache.setSingleStep(0.5)
+        self.area_cache.setSuffix(" GiB")
+        self.area_cache.setValue(area_cache_gib())
+        self.area_cache.setToolTip("What an area's composite fetched from the COG archive is kept on disk up to "
+                                   "this size, so a second run over the same area fetches nothing again (the "
+                                   "least recently used parts go first; 0 keeps nothing)")
+        form.addRow("Area cache", self.area_cache)
 
         self.source = QComboBox()
         for key, label in SOURCES:
@@ -215,6 +244,7 @@ class SettingsDialog(QDialog):
         else:
             s.remove(DOWNLOAD_DIR)
         s.setValue(WORKERS, self.workers.value())
+        s.setValue(AREA_CACHE_GIB, self.area_cache.value())
         s.setValue(SOURCE, self.source.currentData())
         s.setValue(ENDPOINT, self.endpoint.text().strip())
         s.setValue(PROFILE, self.profile.text().strip())
