@@ -1,0 +1,276 @@
+"""An area in the window: drawn on the map over a tile edge, its tiles searched and listed by acquisition, then
+composited straight from COGs on the local S3 server behind a throttling proxy -- a coarse preview first, the
+full resolution behind it, the same pixels as the command line; cancelled, it leaves nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+import rasterio
+from affine import Affine
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from s2desktop.cli import main as cli_main
+from s2desktop.core import archive, areas, tiles
+from s2desktop.gui.source_panel import format_bounds
+from tests.fixtures_s3 import ThrottledProxy, _upload_tree
+
+# 13.59-13.86 E, 48.11-48.25 N: over the edge between 33UUP and 33UVP (the only tiles under it)
+BOX = (13.5856, 48.1146, 13.8579, 48.2525)
+TILES = {"33UUP", "33UVP"}
+N = 1098  # px: 100 m pixels, 1024 px COG blocks and one overview level, as the real bucket writes them
+DATES = [("2023-07-01", ("33UUP", "33UVP"), 3.0), ("2023-07-06", ("33UUP", "33UVP"), 12.0),
+         ("2023-07-11", ("33UUP",), 0.5), ("2023-07-16", ("33UUP", "33UVP"), 40.0)]
+START, END = dt.date(2023, 6, 28), dt.date(2023, 7, 20)
+BUCKET = "gui-area-cogs"
+
+
+def _scene(root: Path, tile: str, date: str, index: int, cloud: float) -> None:
+    """A COG scene whose ground is one smooth function of the UTM coordinates (the tiles agree where they
+    overlap), a little brighter each date; on the cloudy date a cloud the scene classification marks (9)."""
+    f = tiles.footprint(tile)
+    transform = Affine(100.0, 0, f.utm_bounds[0], 0, -100.0, f.utm_bounds[3])
+    cols, rows = np.meshgrid(np.arange(N) + 0.5, np.arange(N) + 0.5)
+    x, y = transform * (cols, rows)
+    ground = 900 + 350 * np.sin(x / 2300.0) + 250 * np.cos(y / 1700.0) + 30 * index
+    bands = {b: (ground + 150 * i).astype(np.uint16) for i, b in enumerate(("B02", "B03", "B04"))}
+    scl = np.full((N // 2, N // 2), 4, np.uint8)
+    if cloud > 30:
+        cloudy = (x - 405000) ** 2 + (y - 5338000) ** 2 < 4000 ** 2
+        for b in bands.values():
+            b[cloudy] = 6000
+        scl[cloudy[::2, ::2]] = 9
+    archive.write_scene(root, "cogs", tile, dt.date.fromisoformat(date), 0, bands, crs=f.epsg, transform=transform,
+                        baseline="05.09", cloud_cover=cloud, data_coverage=100.0, scl=scl)
+
+
+@pytest.fixture(scope="module")
+def area_bucket(seeded, tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("area-cogs")
+    for i, (date, names, cloud) in enumerate(DATES):
+        for tile in names:
+            _scene(root, tile, date, i, cloud)
+    client = seeded.client()
+    client.create_bucket(Bucket=BUCKET)
+    with ThreadPoolExecutor(8) as pool:
+        _upload_tree(client, BUCKET, root, pool, public=True)
+    return BUCKET
+
+
+@pytest.fixture
+def slow_cogs(seeded_s3, area_bucket):
+    """The area's bucket behind a proxy serving 1 MiB/s per connection: a full composite takes seconds."""
+    proxy = ThrottledProxy(seeded_s3.endpoint, rate=1 << 20)
+    yield proxy
+    proxy.close()
+
+
+# -- driving the map with the mouse
+
+def _viewport_pos(picker, lon, lat) -> QPointF:
+    return QPointF(picker.plot.mapFromScene(picker.view.mapViewToScene(QPointF(lon, lat))))
+
+
+def _mouse(picker, kind, pos: QPointF, buttons, button, modifiers) -> None:
+    vp = picker.plot.viewport()
+    QApplication.sendEvent(vp, QMouseEvent(kind, pos, QPointF(vp.mapToGlobal(pos.toPoint())), button, buttons,
+                                           modifiers))
+
+
+def _drag(picker, a, b, modifiers=Qt.KeyboardModifier.NoModifier, escape_midway: bool = False) -> None:
+    """Press at lon/lat ``a``, move in steps to ``b`` and release, as a hand on the mouse does (QTest's own
+    mouseMove carries no keyboard modifiers, so the events are made here). The moves are paced at pyqtgraph's
+    mouse rate limit, which drops moves that come faster (a dropped first move turns the drag into a click)."""
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    pace_ms = int(1000 / max(1, pg.getConfigOption("mouseRateLimit"))) + 5
+    QTest.qWait(pace_ms)  # and a view that was just moved has settled
+    p0, p1 = _viewport_pos(picker, *a), _viewport_pos(picker, *b)
+    _mouse(picker, QEvent.Type.MouseButtonPress, p0, left, left, modifiers)
+    for i in range(1, 11):
+        QTest.qWait(pace_ms)
+        _mouse(picker, QEvent.Type.MouseMove, p0 + (p1 - p0) * (i / 10), left, none, modifiers)
+        if escape_midway and i == 5:
+            QTest.keyClick(picker.plot, Qt.Key.Key_Escape)
+    _mouse(picker, QEvent.Type.MouseButtonRelease, p1, none, left, modifiers)
+
+
+def _show_box(picker, box) -> None:
+    picker.zoom_to_box(box)
+    picker.update_grid()
+
+
+def _draw(qtbot, w, box=BOX):
+    """Shift-drag the box on the window's map, from its north-west corner to its south-east corner."""
+    w.show_map()
+    _show_box(w.map, box)
+    with qtbot.waitSignal(w.source_panel.areaChanged, timeout=5000):
+        _drag(w.map, (box[0], box[3]), (box[2], box[1]), Qt.KeyboardModifier.ShiftModifier)
+    return w.source_panel.area()
+
+
+def test_shift_drag_draws_an_area_and_highlights_the_tiles_under_it(qtbot, main_window):
+    w = main_window
+    w.source_panel.set_tile("33UUP")
+    assert w.map.selected_tile == "33UUP"
+    area = _draw(qtbot, w)
+    px = w.map.view_span() / w.map.plot.viewport().width()  # degrees per screen pixel
+    assert all(abs(got - want) < 2 * px + 1e-4 for got, want in zip(area.bounds, BOX)), (area.bounds, BOX)
+    assert w.map.selected_tile is None and w.source_panel.tile_id() is None  # tile mode is over
+    assert w.source_panel.tile.text() == format_bounds(area.bounds)  # the area to read, copy or type
+    assert set(w.map.area_tiles) == TILES == set(areas.area_tiles(area))
+    assert w.map._area_item.isVisible() and w.map._area_tiles_item.isVisible()
+    outline = w.map._area_item.path().boundingRect()
+    assert (outline.left(), outline.top()) == pytest.approx(area.bounds[:2], abs=1e-6)
+    assert "2 tiles" in w.map.tile_label.text() and "33UUP" in w.source_panel.tile_error.text()
+    assert w.act_search.isEnabled()
+
+    # Esc during a drag cancels that drawing: the area stays what it was
+    inner = (13.62, 48.24), (13.75, 48.15)
+    _drag(w.map, *inner, Qt.KeyboardModifier.ShiftModifier, escape_midway=True)
+    assert w.source_panel.area().bounds == area.bounds and not w.map._rubber_item.isVisible()
+    assert "cancelled" in w.map.hint_label.text()
+
+    # a plain drag pans the map; in draw mode it draws
+    before = w.map.view.viewRange()
+    _drag(w.map, *inner)
+    assert w.source_panel.area().bounds == area.bounds and w.map.view.viewRange() != before
+    _show_box(w.map, BOX)
+    w.map.draw_button.click()
+    assert w.map.draw_mode
+    with qtbot.waitSignal(w.source_panel.areaChanged, timeout=5000):
+        _drag(w.map, *inner)
+    assert w.source_panel.area().bounds[0] == pytest.approx(13.62, abs=0.01)
+    QTest.keyClick(w.map.plot, Qt.Key.Key_Escape)  # no drawing under way: Esc leaves draw mode
+    assert not w.map.draw_mode and not w.map.draw_button.isChecked()
+
+    # a click on a tile goes back to tile mode
+    with qtbot.waitSignal(w.source_panel.tileChanged, timeout=5000):
+        w.map.choose_overlap = lambda found: "33UUP" if "33UUP" in found else None
+        w.map.click_lonlat(12.9, 48.4)
+    assert w.source_panel.tile_id() == "33UUP" and w.source_panel.area() is None
+    assert w.map.area is None and not w.map._area_item.isVisible()
+
+
+def test_a_typed_area_is_shown_and_bad_ones_get_one_line(qtbot, main_window):
+    w = main_window
+    with qtbot.waitSignal(w.map.areaSelected, timeout=5000):
+        w.source_panel.tile.setText(format_bounds(BOX))
+    assert w.map.area == pytest.approx(BOX) and set(w.map.area_tiles) == TILES
+    for text, words in (("13.8,48.1,13.5,48.2", "west 13.8 is not west of east 13.5"), ("0,89.9,1,89.95", "No Sentinel-2 tile under area"),
+                        ("1,2,3", "is not four numbers")):
+        w.source_panel.tile.setText(text)
+        message = w.source_panel.tile_error.text()
+        assert words in message and "\n" not in message and "--" not in message, message
+        assert w.source_panel.area() is None and not w.act_search.isEnabled()
+        assert w.map.area is None  # the map no longer shows an area the field does not name
+
+
+def _search_area(qtbot, w, endpoint):
+    w.source_panel.set_source("cogs", endpoint=endpoint, bucket=BUCKET)
+    w.scene_panel.set_dates(START, END)
+    area = _draw(qtbot, w)
+    with qtbot.waitSignal(w.scene_panel.searchFinished, timeout=30000) as found:
+        w.search()
+    return area, found.args[0]
+
+
+def test_an_area_is_searched_by_acquisition_previewed_then_composited_like_the_command_line(
+        qtbot, main_window, slow_cogs, tmp_path):
+    w = main_window
+    area, scenes = _search_area(qtbot, w, slow_cogs.endpoint)
+    assert {s.tile for s in scenes} == TILES and len(scenes) == 7
+    model = w.scene_panel.model
+    rows = [(model.data(model.index(r, 0)), model.data(model.index(r, 5))) for r in range(model.rowCount())]
+    assert [r[0][:10] for r in rows] == [d for d, _t, _c in DATES]  # one row per acquisition (date + orbit)
+    assert [set(r[1].split(", ")) for r in rows] == [set(t) for _d, t, _c in DATES]
+    assert not w.scene_panel.table.isColumnHidden(5) and "4 acquisitions" in w.scene_panel.status.text()
+    model.set_checked([s.scene_id for s in model.scenes], True)
+    assert len(model.chosen_scenes()) == 7
+    assert not w.act_download.isEnabled()  # streamed: nothing to download whole
+
+    cp = w.composite_panel
+    assert cp.area_request is not None and cp.start_button.isEnabled()
+    assert "4 acquisitions over 2 tiles" in cp.inputs_label.text()
+    cp.resolution.setValue(100)
+    out = tmp_path / "out" / "area.tif"
+    cp.output.setText(str(out))
+    ready, statuses = [], []
+    cp.compositeReady.connect(lambda path, preview: ready.append((path, preview, w.viewer.note)))
+    cp.runner.progress.connect(lambda _e: statuses.append(cp.status.text()))
+    cp.start()
+    qtbot.waitUntil(lambda: len(ready) == 2, timeout=120000)
+    (preview, is_preview, _), (full, is_full_preview, _) = ready
+    assert is_preview and not is_full_preview and full == str(out)
+    assert Path(preview).parent != out.parent  # the preview lives in the cache, never beside the result
+    qtbot.waitUntil(lambda: w.viewer.path == full, timeout=10000)
+    assert w.viewer.note == ""  # the full composite replaced the marked preview
+    with rasterio.open(full) as ds:
+        window_pixels, res = ds.read(), ds.res
+    assert res == (100.0, 100.0) and window_pixels.any()
+    assert any("Preview at 400 m" in s for s in statuses) and any("Full resolution (100 m)" in s for s in statuses)
+    assert not any(p.suffix in (".jp2", ".tif") for p in (tmp_path / "downloads").rglob("*") if "composites"
+                   not in p.parts)  # nothing was downloaded
+
+    cli_out = tmp_path / "cli.tif"
+    assert cli_main(["composite", "--bbox", format_bounds(area.bounds), "--source", "cogs", "--endpoint-url",
+                     slow_cogs.endpoint, "--bucket", BUCKET, "--start", str(START), "--end", str(END),
+                     "--resolution", "100", "--workers", "0", "-o", str(cli_out)]) == 0
+    with rasterio.open(cli_out) as ds:
+        assert ds.res == res
+        np.testing.assert_array_equal(window_pixels, ds.read())  # the window and the command line: one job
+
+
+def test_the_preview_is_shown_marked_before_the_full_composite(qtbot, main_window, slow_cogs, tmp_path):
+    w = main_window
+    _search_area(qtbot, w, slow_cogs.endpoint)
+    w.scene_panel.model.set_checked([s.scene_id for s in w.scene_panel.model.scenes], True)
+    cp = w.composite_panel
+    cp.resolution.setValue(100)
+    cp.output.setText(str(tmp_path / "area.tif"))
+    with qtbot.waitSignal(cp.compositeReady, timeout=60000) as first:
+        cp.start()
+    assert first.args[1] is True
+    qtbot.waitUntil(lambda: w.viewer.path == first.args[0], timeout=10000)
+    assert w.viewer.note.startswith("Preview at 400 m") and w.viewer.note_label.isVisible()
+    qtbot.waitUntil(lambda: cp.runner.running and not cp._is_preview, timeout=10000)  # the full run, behind it
+    assert cp.status.text().startswith("Full resolution (100 m)") and w.viewer.note.startswith("Preview")
+    with rasterio.open(first.args[0]) as ds:
+        assert ds.res == (400.0, 400.0)
+    with qtbot.waitSignal(cp.compositeReady, timeout=120000) as second:
+        pass
+    assert second.args == [str(tmp_path / "area.tif"), False]
+
+
+def test_cancel_while_fetching_leaves_nothing(qtbot, main_window, slow_cogs, tmp_path):
+    w = main_window
+    _search_area(qtbot, w, slow_cogs.endpoint)
+    w.scene_panel.model.set_checked([s.scene_id for s in w.scene_panel.model.scenes], True)
+    cp = w.composite_panel
+    cp.quick.setChecked(False)
+    cp.resolution.setValue(100)
+    out_dir = tmp_path / "out"
+    cp.output.setText(str(out_dir / "area.tif"))
+    ready, stages = [], []
+    cp.compositeReady.connect(lambda *a: ready.append(a))
+
+    def on_event(event):  # cancel as soon as bytes are being fetched (or the windows that fetch them start)
+        stages.append(event.stage)
+        if event.stage in ("fetch", "composite") and not cp.runner.cancel_event.is_set():
+            cp.cancel()
+
+    cp.runner.progress.connect(on_event)
+    with qtbot.waitSignal(cp.runner.cancelled, timeout=60000):
+        cp.start()
+    qtbot.waitUntil(lambda: cp.runner.process is None, timeout=30000)
+    assert not ready and "Cancelled" in cp.status.text()
+    assert set(stages) & {"fetch", "composite"}
+    assert list(out_dir.iterdir()) == []  # no output, no temporary, no preview under the final name
+    assert cp.start_button.isEnabled()  # ready to run again
