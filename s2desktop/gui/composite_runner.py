@@ -399,14 +399,14 @@ class CompositePanel(QWidget):
         r = self.area_request
         if r is None:
             return
-        if not r.scenes:
-            self.inputs_label.setText(NO_ACQUISITIONS)
-            self._set_startable(False)
-            return
-        try:
+        try:  # a bad area (too large for the resolution) says so before any search
             grid = areas.output_grid(r.area, self.resolution.value(), r.crs)
         except S2Error as exc:
             self.inputs_label.setText(f"<span style='color:#b03a2e'>{in_window_words(str(exc))}</span>")
+            self._set_startable(False)
+            return
+        if not r.scenes:
+            self.inputs_label.setText(NO_ACQUISITIONS)
             self._set_startable(False)
             return
         from s2desktop.core.streaming import acquisitions

@@ -173,6 +173,32 @@ def test_a_typed_area_is_shown_and_bad_ones_get_one_line(qtbot, main_window):
         assert w.map.area is None  # the map no longer shows an area the field does not name
 
 
+def test_an_area_too_large_for_the_resolution_says_so_in_one_line(qtbot, main_window):
+    w = main_window
+    w.source_panel.tile.setText("5,40,15,50")  # ~800 x 1100 km: fine at 100 m, too large at 10 m
+    cp = w.composite_panel
+    assert cp.area_request is not None and cp.resolution.isVisible()
+    assert "more than the" in cp.inputs_label.text() and "--" not in cp.inputs_label.text()
+    assert not cp.start_button.isEnabled()
+    cp.resolution.setValue(100)
+    assert cp.inputs_label.text() == "Tick the acquisitions to composite in Dates and scenes."
+    w.source_panel.tile.setText("33UUP")  # a tile: back to the downloaded inputs
+    assert cp.area_request is None and not cp.resolution.isVisible()
+
+
+def test_the_area_cache_limit_is_a_setting_the_request_carries(qtbot, main_window):
+    from s2desktop.gui import settings as st
+
+    dialog = st.SettingsDialog(main_window)
+    assert dialog.area_cache.value() == 2.0  # the core's default, 2 GiB
+    dialog.area_cache.setValue(0.5)
+    dialog.accept()
+    assert st.settings().value(st.AREA_CACHE_GIB) is not None and st.area_cache_limit() == 512 << 20
+    assert st.SettingsDialog(main_window).area_cache.value() == 0.5  # kept for the next time
+    main_window.source_panel.tile.setText(format_bounds(BOX))
+    assert main_window.download_request().cache_limit == 512 << 20
+
+
 def _search_area(qtbot, w, endpoint):
     w.source_panel.set_source("cogs", endpoint=endpoint, bucket=BUCKET)
     w.scene_panel.set_dates(START, END)
