@@ -479,6 +479,7 @@ class ScenePanel(QWidget):
         self.table.verticalScrollBar().valueChanged.connect(self._schedule_previews)
         self.table.setMinimumHeight(110)
         self.table.setColumnHidden(COL_TILES, True)
+        hh.moveSection(COL_TILES, COL_CLOUD)  # an area's tiles beside its date, where a narrow dock shows them
 
         self.timeline = CloudTimeline()
         self.timeline.pointClicked.connect(self.model.toggle)

@@ -5,7 +5,10 @@
 Stages: 01 empty window, 02 tile picked on the map, 03 scenes listed with previews, 04 downloading,
 05 composite shown in the viewer with its attributes. Data: the built-in demo archive when
 `s2desktop.core.demo` exists, else a small local mirror in the L1C bucket layout written with
-`core.archive.write_scene` into a temporary folder. Everything (settings, downloads) stays in a temp home.
+`core.archive.write_scene` into a temporary folder. Then an area: 06 drawn over the edge between 33UUP and
+33UVP, its acquisitions listed; 07 its composite, streamed from a local mirror in the COG layout (two tiles, one
+made-up landscape across both, drifting clouds that the scene classification marks). Everything (settings,
+downloads) stays in a temp home.
 """
 
 from __future__ import annotations
@@ -95,10 +98,78 @@ def make_mirror(root: Path) -> Path:
     return root
 
 
+AREA_TILES = ("33UUP", "33UVP")
+AREA_PX = 120.0  # m: 33UVP starts 833 such pixels east of 33UUP, so one landscape array serves both tiles
+AREA_SIZE = 915  # px per tile (109.8 km)
+AREA_BOX = (13.45, 48.05, 13.95, 48.33)  # over the tiles' shared edge (~13.7 E)
+AREA_DATES = [("2023-06-05", 35.0), ("2023-06-15", 5.0), ("2023-06-25", 20.0), ("2023-07-05", 50.0),
+              ("2023-07-15", 10.0)]
+
+
+def make_area_mirror(root: Path) -> Path:
+    """Two neighbouring tiles in the COG layout over one landscape, with clouds marked in their SCL."""
+    from affine import Affine
+
+    from s2desktop.core import archive, tiles
+
+    offset = int(round((tiles.footprint(AREA_TILES[1]).utm_bounds[0] - 300000) / AREA_PX))
+    ground = landscape(offset + AREA_SIZE, seed=5)[:, :AREA_SIZE, :]
+    for i, (date, cloud) in enumerate(AREA_DATES):
+        rng = np.random.default_rng(200 + i)
+        cl = _smooth_noise(rng, offset + AREA_SIZE, 90)[:AREA_SIZE]
+        cloudy = cl > np.quantile(cl, 1 - cloud / 100)
+        for t, tile in enumerate(AREA_TILES):
+            if i == 2 and t == 1:
+                continue  # one pass sees only the western tile: a one-tile acquisition in the list
+            cols = slice(t * offset, t * offset + AREA_SIZE)
+            img = np.where(cloudy[:, cols], 5200.0, ground[:, :, cols])
+            bands = {b: np.clip(a + 1000, 1, 65535).astype(np.uint16) for b, a in zip(("B04", "B03", "B02"), img)}
+            scl = np.where(cloudy[::2, cols][:, ::2], 9, 4).astype(np.uint8)
+            fp = tiles.footprint(tile)
+            archive.write_scene(root, "cogs", tile, dt.date.fromisoformat(date), 0, bands, crs=fp.epsg,
+                                transform=Affine(AREA_PX, 0, fp.utm_bounds[0], 0, -AREA_PX, fp.utm_bounds[3]),
+                                baseline="05.09", cloud_cover=float(cloudy[:, cols].mean() * 100),
+                                data_coverage=100.0, scl=scl)
+    return root
+
+
+def area_shots(app, home: Path, shot, wait_until, width: int, height: int) -> None:
+    """06: an area drawn over a tile edge, its acquisitions listed; 07: its composite in the viewer."""
+    from s2desktop.gui.main_window import MainWindow
+
+    mirror = make_area_mirror(home / "cog-mirror")
+    win = MainWindow()
+    win.resize(width, height)
+    win.show()
+    win.source_panel.set_source("local", folder=str(mirror))
+    win.scene_panel.set_dates(dt.date(2023, 6, 1), dt.date(2023, 7, 31))
+    win.show_map()
+    win.map.select_area(AREA_BOX, zoom=True)  # what a Shift-drag over the box ends with
+    wait_until(lambda: win.source_panel.area() is not None, what="area")
+    win.search()
+    wait_until(lambda: win.scene_panel.model.rowCount() > 0, what="area search")
+    model = win.scene_panel.model
+    model.set_checked([s.scene_id for s in model.scenes], True)
+    wait_until(lambda: all(s.scene_id in model.previews or model.preview_state.get(s.scene_id) in ("none", "error")
+                           for s in model.scenes), what="area previews")
+    win.map.zoom_to_box(AREA_BOX)
+    shot("06_area_drawn", win)
+
+    cp = win.composite_panel
+    cp.resolution.setValue(int(AREA_PX))
+    target = cp.output.text()
+    cp.start()
+    wait_until(lambda: win.viewer.path == target and win.viewer.image_rgba is not None
+               and not cp.runner.running, timeout=300, what="area composite")
+    shot("07_area_composite", win)
+    win.close()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(REPO / "resources" / "screenshots"))
     ap.add_argument("--size", default="1280x800")
+    ap.add_argument("--area-only", action="store_true", help="only the area's screenshots (06, 07)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -131,11 +202,12 @@ def main(argv=None) -> int:
             app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
             time.sleep(0.01)
 
-    def shot(name):
+    def shot(name, window=None):
+        window = window or win
         settle()
         path = out / f"{name}.png"
-        win.grab().save(str(path))
-        print(f"screenshots: {path} ({win.width()}x{win.height()})")
+        window.grab().save(str(path))
+        print(f"screenshots: {path} ({window.width()}x{window.height()})")
 
     try:
         from s2desktop.core import demo  # noqa: F401
@@ -149,6 +221,9 @@ def main(argv=None) -> int:
 
     st.settings().setValue(st.DOWNLOAD_DIR, str(home / "downloads"))
     st.settings().setValue(st.WORKERS, 1)
+    if args.area_only:
+        area_shots(app, home, shot, wait_until, width, height)
+        return 0
     win = MainWindow()
     win.resize(width, height)
     win.show()
@@ -221,6 +296,8 @@ def main(argv=None) -> int:
         win.viewer.readout.setText(win.viewer.readout_text(px))
     shot("05_composite")
     win.close()
+    app.processEvents()
+    area_shots(app, home, shot, wait_until, width, height)
     app.processEvents()
     return 0
 
