@@ -121,12 +121,15 @@ def build_inputs(acqs: list[Acquisition], grid: OutputGrid, locate, folder: Path
 
 
 def _mosaic(acq: Acquisition, band: str, grid: OutputGrid, folder: Path, index: int, locate) -> str | None:
-    """One VRT of ``band`` of the acquisition on the grid: the tile's warped VRT, or a mosaic of them."""
-    parts = [_warped(name, band, grid, folder / f"{index:03d}_{band}_{s.tile}.vrt")
-             for s in acq.scenes if (name := locate(s, band))]
-    if len(parts) <= 1:
-        return parts[0] if parts else None
-    path = folder / f"{index:03d}_{band}.vrt"
+    """One VRT of ``band`` of the acquisition on the grid: the tile's warped VRT, or a mosaic of them. Named
+    like downloaded band files (``33UUP_2023-07-04_3_B04.vrt``), so the composite's tags say its dates."""
+    scenes = [(s, name) for s in acq.scenes if (name := locate(s, band))]
+    if len(scenes) == 1:
+        return _warped(scenes[0][1], band, grid, folder / f"{scenes[0][0].tile}_{acq.date}_{index}_{band}.vrt")
+    parts = [_warped(name, band, grid, folder / f"{s.tile}_{acq.date}_{index}_{band}.part.vrt") for s, name in scenes]
+    if not parts:
+        return None
+    path = folder / f"{scenes[0][0].tile}_{acq.date}_{index}_{band}.vrt"
     path.write_text(_mosaic_xml(parts, grid), encoding="utf-8")
     return str(path)
 

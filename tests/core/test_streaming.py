@@ -68,6 +68,8 @@ def test_a_streamed_area_equals_the_downloaded_tile_composite_clipped(seeded_s3,
     assert result.downloads == ()  # nothing downloaded whole: only windows fetched
     assert result.inputs.scl and all(result.inputs.scl)  # masked through the same windows
     _assert_clipped_tile(tile_out, area_out, area, dates=2)
+    with rasterio.open(area_out) as ds:  # provenance: the acquisitions' dates and tiles, not scratch names
+        assert ds.tags()["DATES"] == ",".join(result.inputs.dates) and ds.tags()["TILE"] == "33UUP"
     assert {e.stage for e in events} >= {"search", "plan", "fetch", "composite"}
     fetched = [e for e in events if e.stage == "fetch"]
     assert fetched[0].bytes_done == 0 and fetched[0].bytes_total > 0  # the bytes to fetch known up front
