@@ -103,12 +103,16 @@ def _add_composite(sub) -> None:
     t.add_argument("--out-dir", default="./tmp", metavar="DIR", help="download folder (reused as a cache; "
                    "default ./tmp)")
     add_source_options(p)
-    a = p.add_argument_group("area mode: the windows of an area streamed from Cloud-Optimised GeoTIFFs "
-                             "(--source cogs), no download")
+    a = p.add_argument_group("area mode: a composite of an area on its own grid; from Cloud-Optimised GeoTIFFs "
+                             "(--source cogs) only the windows under it are fetched, from JPEG 2000 sources "
+                             "the tiles' files are downloaded (--out-dir) first")
     add_area_options(a)
     a.add_argument("--resolution", type=float, default=10.0, metavar="M",
                    help="output pixel size in metres (default 10; e.g. 80 for a preview from overviews)")
     a.add_argument("--crs", metavar="EPSG:N", help="output CRS (default: the UTM zone of the area's centre)")
+    a.add_argument("--cache-size", type=float, default=2.0, metavar="GB",
+                   help="keep up to this much of the fetched windows for the next run over the area (default 2; "
+                   "0 keeps none)")
     f = p.add_argument_group("files mode: co-registered band files, one per date, same date order per band")
     f.add_argument("--red", nargs="+", metavar="FILE", help="B04 files")
     f.add_argument("--green", nargs="+", metavar="FILE", help="B03 files")
@@ -150,15 +154,17 @@ class _EventLine:
             self.stage, self.last_t, self.last_pct = event.stage, 0.0, -1
             self.rate = type(self.rate)()
         self.rate.update(event)
-        if event.stage not in ("download", "composite"):
+        if event.stage not in ("download", "fetch", "composite"):
             if event.message and event.stage not in self.quiet:
                 self.say(event.message)
             return
-        if event.stage == "download" and event.bytes_done <= self.rate.instant:
+        if event.stage in ("download", "fetch") and event.bytes_done <= self.rate.instant:
+            if event.message:  # 'fetching 12 window(s), 40 MB': what is coming
+                self.say(event.message)
             return  # nothing transferred yet (or only files already there): nothing to show
         now, pct = time.monotonic(), int(100 * event.fraction)
         end = event.items_total and event.items_done >= event.items_total
-        due = now - self.last_t >= self.interval if (self.tty or event.stage == "download") else \
+        due = now - self.last_t >= self.interval if (self.tty or event.stage != "composite") else \
             pct // 10 != self.last_pct // 10
         if due or end:
             self.last_t, self.last_pct = now, pct
@@ -172,8 +178,9 @@ class _EventLine:
             return f"composite: {what} ({pct}%)"
         left = self.rate.seconds_left()
         eta = "-" if left is None else human_duration(left)
-        return (f"downloading {human_bytes(ev.bytes_done)} / {human_bytes(ev.bytes_total)}  {pct:3d}%  "
-                f"{ev.items_done}/{ev.items_total} files  {human_bytes(self.rate.speed)}/s  ETA {eta}")
+        verb, items = ("fetching", "windows") if ev.stage == "fetch" else ("downloading", "files")
+        return (f"{verb} {human_bytes(ev.bytes_done)} / {human_bytes(ev.bytes_total)}  {pct:3d}%  "
+                f"{ev.items_done}/{ev.items_total} {items}  {human_bytes(self.rate.speed)}/s  ETA {eta}")
 
     def draw(self, text: str) -> None:
         if self.tty:
@@ -213,6 +220,10 @@ def _tile_request(args: argparse.Namespace, *, out: str | None = None, what: str
         fields["download_dir"] = Path(out)
     if where is not None:
         fields.update(area=where, resolution=getattr(args, "resolution", 10.0), crs=getattr(args, "crs", None))
+        if getattr(args, "cache_size", None) is not None:
+            if not args.cache_size >= 0:
+                raise InvalidInputError(f"--cache-size {args.cache_size:g}: give a size in GB, 0 or more")
+            fields["cache_limit"] = int(args.cache_size * (1 << 30))
     return Request(source=source_spec(args), tile=parse_tile(args.tile) if where is None else None, start=start,
                    end=end, max_cloud=args.max_cloud, **fields)
 
@@ -261,8 +272,7 @@ def _run_composite(args: argparse.Namespace) -> int:
                                      offsets=offsets)
             result = run_composite(inputs, options, progress=line)
         else:
-            area_mode = bool(args.bbox or args.aoi)  # streamed: nothing to download
-            request = _tile_request(args, out=None if area_mode else args.out_dir, composite=options, mask=args.mask)
+            request = _tile_request(args, out=args.out_dir, composite=options, mask=args.mask)
             result = Job(request, progress=line).run().composite
     finally:
         line.finish()

@@ -76,3 +76,27 @@ def seed_scene_with_b04(client, bucket: str, b04: bytes, part_size: int | None =
     else:
         client.put_object(Bucket=bucket, Key=key, Body=b04, **put)
     return objects
+
+
+def constant_cog_scene(root: Path, tile: str, date, value: int, n: int = 60) -> None:
+    """A scene of ``tile`` in the sentinel-cogs layout under ``root`` whose three bands are ``value`` everywhere
+    (``n`` px over the tile's real footprint)."""
+    from affine import Affine
+
+    from s2desktop.core import archive, tiles
+
+    f = tiles.footprint(tile)
+    transform = Affine(109800 / n, 0, f.utm_bounds[0], 0, -109800 / n, f.utm_bounds[3])
+    bands = {b: np.full((n, n), value, np.uint16) for b in ("B02", "B03", "B04")}
+    archive.write_scene(root, "cogs", tile, date, 0, bands, crs=f.epsg, transform=transform, baseline="02.09",
+                        cloud_cover=1.0, data_coverage=100.0)
+
+
+def upload_public(seeded, bucket: str, root: Path) -> None:
+    """Every file under ``root`` into ``bucket``, world-readable (as the free COG bucket is)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.fixtures_s3 import _upload_tree
+
+    with ThreadPoolExecutor(4) as pool:
+        _upload_tree(seeded.client(), bucket, root, pool, public=True)

@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import shutil
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from s2desktop.core import areas, catalog, download, pricing, streaming
+from s2desktop.core import areas, catalog, download, fetch, pricing, streaming
 from s2desktop.core.areas import Area
 from s2desktop.core.errors import InvalidInputError, NotFoundError
 from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
 from s2desktop.core.sources import Source, resolve_source
+from s2desktop.core.windowcache import DEFAULT_LIMIT, WindowCache
 
 __all__ = ["SourceSpec", "Request", "CompositeInputs", "CompositeOptions", "Plan", "Job", "JobResult",
            "run_composite", "RGB_BANDS", "MASK_BAND"]
@@ -112,7 +114,7 @@ class Request:
     download_workers: int | None = None  # files at once (the connection budget is split by core.download)
     composite: CompositeOptions | None = None  # None: search and download only
     cache_dir: Path | None = None  # an area's fetched windows (None: the user cache folder's 'areas')
-    cache_limit: int = 2 << 30  # bytes the area cache may hold; the least recently used go first
+    cache_limit: int = DEFAULT_LIMIT  # bytes the area cache may hold; the least recently used go first
 
 
 @dataclass(frozen=True)
@@ -242,13 +244,11 @@ class Job:
         return JobResult(plan.scenes, tuple(results), inputs, self.composite(inputs))
 
     def run_area(self, scenes=None) -> JobResult:
-        """The area's composite, streamed: the acquisitions' warped mosaics on the area's grid, composited."""
+        """The area's composite on its own grid, clipped to it: from COGs, the windows under the area fetched
+        (or found in the cache); from JPEG 2000 sources, the tiles' files downloaded first."""
         r = self.request
         if r.composite is None:
             raise InvalidInputError("an area has no files to download: give it a composite output")
-        if self.source.layout != "cogs":
-            raise InvalidInputError("an area is streamed from Cloud-Optimised GeoTIFFs: use the cogs source (or a "
-                                    "COG mirror); the JPEG 2000 sources take a tile")
         scenes = list(scenes if scenes is not None else (r.scenes or self.search()))
         if not scenes:
             raise NotFoundError(_nothing_found(r))
@@ -257,17 +257,43 @@ class Job:
         emit(self.progress, Progress("plan", message=f"{len(acqs)} acquisition(s) of {len({s.tile for s in scenes})} "
                                                      f"tile(s) on a {grid.width} x {grid.height} px grid at "
                                                      f"{grid.resolution:g} m ({grid.crs})"))
-        built = streaming.build_inputs(self.source, acqs, grid)
+        scratch = Path(tempfile.mkdtemp(prefix="s2desktop-area-"))
         try:
+            locate, downloads = self._area_rasters(scenes, grid, scratch)
+            check_cancel(self.cancel, "composite cancelled")
+            built = streaming.build_inputs(acqs, grid, locate, scratch)
             inputs = CompositeInputs(built.red, built.green, built.blue, built.scl, offsets=list(built.offsets),
                                      dates=built.dates, tile=",".join(sorted({s.tile for s in scenes})))
-            options = replace(r.composite, gdal_env=streaming.gdal_env(self.source),
-                              clip=areas.geometry_in(r.area, grid.crs))
-            check_cancel(self.cancel, "composite cancelled")
+            options = replace(r.composite, clip=areas.geometry_in(r.area, grid.crs))
             result = run_composite(inputs, options, self.progress, self.cancel)
         finally:
-            shutil.rmtree(built.folder, ignore_errors=True)
-        return JobResult(tuple(scenes), (), inputs, result)
+            shutil.rmtree(scratch, ignore_errors=True)
+            self._cache().trim()
+        return JobResult(tuple(scenes), downloads, inputs, result)
+
+    def _area_rasters(self, scenes, grid, scratch: Path):
+        """-> (locate(scene, band) -> the raster to read or None, downloads): fetched windows of remote COGs,
+        the files of a local mirror, or the downloaded files of a JPEG 2000 source."""
+        masked = self.request.mask == "auto" and self.request.composite.mask == "auto"
+        bands = RGB_BANDS + ((MASK_BAND,) if masked else ())
+        if self.source.layout != "cogs":
+            plan = self.plan(scenes)
+            downloads = tuple(self.download(plan))
+            files = {(t.scene.scene_id, t.band): str(Path(t.dest).resolve()) for t in plan.tasks
+                     if Path(t.dest).is_file()}
+            return (lambda s, b: files.get((s.scene_id, b))), downloads
+        if self.source.is_local:
+            return (lambda s, b: streaming.object_path(self.source, s.bands[b]) if b in s.bands else None), ()
+        wanted = {(s.scene_id, b): (streaming.object_path(self.source, k), (s.objects.get(k) or (0, None))[1])
+                  for s in scenes for b, k in s.bands.items() if b in bands}
+        env = streaming.gdal_env(self.source)
+        pieces = fetch.plan_pieces(wanted, grid, env, self._cache(), self.progress, self.cancel)
+        pieces = {item: p for item, p in pieces.items() if p is not None}
+        paths = fetch.fetch_pieces(pieces, self._cache(), scratch, env, self.progress, self.cancel)
+        return (lambda s, b: str(paths[(s.scene_id, b)]) if (s.scene_id, b) in paths else None), ()
+
+    def _cache(self) -> WindowCache:
+        return WindowCache(self.request.cache_dir, self.request.cache_limit)
 
 
 def _nothing_found(r: Request) -> str:

@@ -1,25 +1,23 @@
-"""Composite inputs for an area, streamed from Cloud-Optimised GeoTIFFs: nothing is downloaded whole.
+"""Composite inputs for an area: one VRT per acquisition and band on the area's output grid.
 
 For each acquisition (a date and an orbit, seen in one or more tiles) and each band, a GDAL VRT on the area's
-output grid is written to a scratch folder: one warped VRT per tile (``VRTWarpedDataset``, so tiles of another
-UTM zone are reprojected on the fly) and, when the acquisition covers several tiles, a mosaic of them in which a
-pixel takes the first tile that has data -- so an acquisition seen in two tiles is one observation, not two.
-The compositor reads these VRTs window by window: GDAL fetches only the byte ranges of the COG tiles (internal
-512/1024 px blocks) under each window, through ``/vsis3/`` (unsigned for the free bucket, any endpoint, bucket
-or credentials) or from a local mirror. A coarse grid reads the COG overview level that matches (``vrt://...?
-ovr=n``), so an 80 m preview costs overview bytes only.
+grid is written to a scratch folder: one warped VRT per tile (``VRTWarpedDataset``, so tiles of another UTM zone
+are reprojected on the fly) and, when the acquisition covers several tiles, a mosaic of them in which a pixel
+takes the first tile that has data -- so an acquisition seen in two tiles is one observation, not two. What each
+warped VRT reads is the caller's (``locate``): the window of a remote COG that :mod:`s2desktop.core.fetch` put
+in the cache, a local COG mirror's file, or a downloaded JPEG 2000. A coarse grid reads the overview level that
+matches (``vrt://...?ovr=n``) of a file that has overviews; fetched windows are already at that level.
 
 Resampling: the scene classification (SCL) by nearest neighbour, always; reflectance by nearest neighbour where
 output pixels coincide with the source's (same CRS, resolution and pixel edges: the values are copied
 unchanged), else bilinear (nodata excluded).
 """
 
+
 from __future__ import annotations
 
 import math
 import re
-import shutil
-import tempfile
 import xml.sax.saxutils as xml
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from urllib.parse import urlsplit
 from s2desktop.core.areas import OutputGrid
 from s2desktop.core.baseline import offset_for_baseline
 from s2desktop.core.errors import NotFoundError, RasterError
+from s2desktop.core.fetch import overview_level
 
 __all__ = ["Acquisition", "acquisitions", "gdal_env", "object_path", "AreaInputs", "build_inputs"]
 
@@ -66,6 +65,9 @@ def gdal_env(source) -> dict:
            "VSI_CACHE": "TRUE", "CPL_VSIL_CURL_CACHE_SIZE": str(64 << 20)}
     if source.is_local:
         return env
+    # GDAL keeps what it read of a remote file for the life of the process, whatever its ETag: a window cache
+    # keyed by ETag must not be filled from it (a run re-reads the small headers instead)
+    env["CPL_VSIL_CURL_NON_CACHED"] = f"/vsis3/{source.bucket}/"
     if source.unsigned:
         env["AWS_NO_SIGN_REQUEST"] = "YES"
     if source.requester_pays:
@@ -102,48 +104,45 @@ class AreaInputs:
     folder: Path
 
 
-def build_inputs(source, acqs: list[Acquisition], grid: OutputGrid, folder=None) -> AreaInputs:
-    """Write the warped mosaics of every acquisition and band (and SCL where the scenes have one)."""
-    import rasterio
-
-    folder = Path(folder or tempfile.mkdtemp(prefix="s2desktop-area-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        with rasterio.Env(**gdal_env(source)):
-            bands = {b: [_mosaic(source, a, b, grid, folder, i) for i, a in enumerate(acqs)] for b in RGB}
-            scl = [_mosaic(source, a, "SCL", grid, folder, i) if all("SCL" in s.bands for s in a.scenes) else None
-                   for i, a in enumerate(acqs)]
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+def build_inputs(acqs: list[Acquisition], grid: OutputGrid, locate, folder: Path) -> AreaInputs:
+    """Write the warped mosaics of every acquisition and band (and SCL where every scene has one) into
+    ``folder``. ``locate(scene, band)`` is the GDAL path of that band's raster (a fetched window, a local COG, a
+    downloaded JPEG 2000), or None where the scene has nothing under the area. An acquisition with no red under
+    the area is left out."""
+    acqs = [a for a in acqs if any(locate(s, "B04") for s in a.scenes)]
+    if not acqs:
+        raise NotFoundError("none of the scenes has data under the area")
+    bands = {b: [_mosaic(a, b, grid, folder, i, locate) for i, a in enumerate(acqs)] for b in RGB}
+    scl = [_mosaic(a, "SCL", grid, folder, i, locate) if all("SCL" in s.bands for s in a.scenes) else None
+           for i, a in enumerate(acqs)]
     return AreaInputs(tuple(bands["B04"]), tuple(bands["B03"]), tuple(bands["B02"]), tuple(scl),
                       tuple(offset_for_baseline(a.baseline) or 0 for a in acqs), tuple(a.date for a in acqs),
                       folder)
 
 
-def _mosaic(source, acq: Acquisition, band: str, grid: OutputGrid, folder: Path, index: int) -> str:
-    """One VRT of ``band`` of the acquisition on the grid: the tile's warped VRT, or a mosaic of them."""
-    parts = [_warped(source, s, band, grid, folder / f"{index:03d}_{band}_{s.tile}.vrt") for s in acq.scenes]
-    if len(parts) == 1:
-        return parts[0]
-    path = folder / f"{index:03d}_{band}.vrt"
+def _mosaic(acq: Acquisition, band: str, grid: OutputGrid, folder: Path, index: int, locate) -> str | None:
+    """One VRT of ``band`` of the acquisition on the grid: the tile's warped VRT, or a mosaic of them. Named
+    like downloaded band files (``33UUP_2023-07-04_3_B04.vrt``), so the composite's tags say its dates."""
+    scenes = [(s, name) for s in acq.scenes if (name := locate(s, band))]
+    if len(scenes) == 1:
+        return _warped(scenes[0][1], band, grid, folder / f"{scenes[0][0].tile}_{acq.date}_{index}_{band}.vrt")
+    parts = [_warped(name, band, grid, folder / f"{s.tile}_{acq.date}_{index}_{band}.part.vrt") for s, name in scenes]
+    if not parts:
+        return None
+    path = folder / f"{scenes[0][0].tile}_{acq.date}_{index}_{band}.vrt"
     path.write_text(_mosaic_xml(parts, grid), encoding="utf-8")
     return str(path)
 
 
-def _warped(source, scene, band: str, grid: OutputGrid, path: Path) -> str:
-    """A VRTWarpedDataset of the scene's band on the grid, from the overview level that matches its resolution."""
+def _warped(name: str, band: str, grid: OutputGrid, path: Path) -> str:
+    """A VRTWarpedDataset of raster ``name`` on the grid, from the overview level that matches its resolution."""
     import rasterio
     from rasterio.enums import Resampling
     from rasterio.errors import RasterioIOError
 
-    key = scene.bands.get(band)
-    if key is None:
-        raise NotFoundError(f"scene {scene.scene_id} has no {band}")
-    name = object_path(source, key)
     try:
         with rasterio.open(name) as full:
-            level = _overview_level(full, grid.resolution)
+            level = overview_level(full, grid.resolution)
             exact = band != "SCL" and level is None and _aligned(full, grid)
             resampling = Resampling.nearest if band == "SCL" or exact else Resampling.bilinear
             if level is None:  # the full resolution: warp the dataset already open
@@ -167,16 +166,6 @@ def _warped_xml(src, grid: OutputGrid, resampling) -> str:
     with WarpedVRT(src, crs=grid.crs, transform=Affine(*grid.transform), width=grid.width, height=grid.height,
                    nodata=0, src_nodata=0, resampling=resampling) as vrt:
         return vrt.tags(ns="xml:VRT")["xml:VRT"]
-
-
-def _overview_level(ds, resolution: float) -> int | None:
-    """The coarsest overview level still at least as fine as ``resolution`` (None: the full resolution)."""
-    base = abs(ds.transform.a)
-    level = None
-    for i, factor in enumerate(ds.overviews(1)):
-        if base * factor <= resolution * (1 + 1e-6):
-            level = i
-    return level
 
 
 def _aligned(ds, grid: OutputGrid) -> bool:

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pytest
 import rasterio
-from affine import Affine
 from rasterio.features import geometry_mask
 from rasterio.warp import transform_bounds
 from rasterio.windows import from_bounds
 
-from s2desktop.core import archive, areas, streaming
+from s2desktop.core import areas, streaming
 from s2desktop.core.pipeline import CompositeOptions, Job, Request, SourceSpec
-from tests.fixtures_s3 import EPSG, TRANSFORM, _upload_tree
+from tests.fixtures_s3 import EPSG, TRANSFORM
+from tests.helpers import constant_cog_scene, upload_public
 
 JULY = dict(start=dt.date(2023, 6, 1), end=dt.date(2023, 7, 10))  # 06-30 and 07-04: one scene each
 
@@ -32,41 +30,61 @@ def _lonlat_box(col0, row0, col1, row1):
     return transform_bounds(f"EPSG:{EPSG}", "EPSG:4326", left, bottom, right, top)
 
 
-def test_a_streamed_area_equals_the_downloaded_tile_composite_clipped(seeded_s3, tmp_path):
+def _tile_then_area(source: SourceSpec, tmp_path, **area_kw):
+    """The tile composite, then the composite of a small box inside it (the same download folder): -> (tile
+    output, area output, area, the area job's result and events)."""
     tile_out, area_out = tmp_path / "tile.tif", tmp_path / "area.tif"
-    Job(Request(_cogs(seeded_s3), tile="33UUP", download_dir=tmp_path / "dl", **JULY,
+    Job(Request(source, tile="33UUP", download_dir=tmp_path / "dl", **JULY,
                 composite=CompositeOptions(str(tile_out), workers=0))).run()
     # The fixture's "33UUP" lies on 33TUN's real grid; its top rows are also under the real 33UUP's footprint,
     # which is where the search for the area looks.
-    box = _lonlat_box(10, 0, 40, 6)
-    area = areas.parse_bbox(",".join(f"{v:.6f}" for v in box))
+    area = areas.parse_bbox(",".join(f"{v:.6f}" for v in _lonlat_box(10, 0, 40, 6)))
     events = []
-    result = Job(Request(_cogs(seeded_s3), area=area, resolution=TRANSFORM.a, **JULY,
-                         composite=CompositeOptions(str(area_out), workers=0)), progress=events.append).run()
-    assert result.downloads == () and not (tmp_path / "dl2").exists()  # nothing downloaded
-    assert result.inputs.scl and all(result.inputs.scl)  # masked through the same windows
+    result = Job(Request(source, area=area, resolution=TRANSFORM.a, download_dir=tmp_path / "dl", **JULY,
+                         composite=CompositeOptions(str(area_out), workers=0), **area_kw),
+                 progress=events.append).run()
+    return tile_out, area_out, area, result, events
+
+
+def _assert_clipped_tile(tile_out, area_out, area, dates: int):
+    """The area's composite is the tile's, pixel for pixel, inside the area, and nodata outside it."""
     with rasterio.open(tile_out) as t, rasterio.open(area_out) as a:
         assert a.crs == t.crs and a.res == t.res
         win = from_bounds(*a.bounds, transform=t.transform)
         assert win.col_off == round(win.col_off) and win.row_off == round(win.row_off)  # the tile's pixel edges
         tile_part = t.read(window=win.round_offsets().round_lengths(), boundless=True, fill_value=0)
         area_pixels = a.read()
-        assert a.tags()["MASK"].startswith("SCL classes") and "on 2 date(s)" in a.tags()["MASK"]
+        assert a.tags()["MASK"].startswith("SCL classes") and f"on {dates} date(s)" in a.tags()["MASK"]
         inside = geometry_mask([areas.geometry_in(area, a.crs.to_string())], out_shape=a.shape,
                                transform=a.transform, invert=True)
     assert inside.sum() >= 30 * 5 and (~inside).sum() > 0  # the box, in a grid that covers a little more
     np.testing.assert_array_equal(area_pixels[:, inside], tile_part[:, inside])  # pixel for pixel
     assert area_pixels[:, inside].any() and (area_pixels[:, ~inside] == 0).all()  # outside the box: nodata
-    assert {e.stage for e in events} >= {"search", "plan", "composite"}
 
 
-def _constant_scene(root, tile, date, value):
-    f = areas.tiles.footprint(tile)
-    n = 60
-    transform = Affine(109800 / n, 0, f.utm_bounds[0], 0, -109800 / n, f.utm_bounds[3])
-    bands = {b: np.full((n, n), value, np.uint16) for b in ("B02", "B03", "B04")}
-    archive.write_scene(root, "cogs", tile, date, 0, bands, crs=f.epsg, transform=transform, baseline="02.09",
-                        cloud_cover=1.0, data_coverage=100.0)
+def test_a_streamed_area_equals_the_downloaded_tile_composite_clipped(seeded_s3, tmp_path):
+    cache = tmp_path / "cache"
+    tile_out, area_out, area, result, events = _tile_then_area(_cogs(seeded_s3), tmp_path, cache_dir=cache)
+    assert result.downloads == ()  # nothing downloaded whole: only windows fetched
+    assert result.inputs.scl and all(result.inputs.scl)  # masked through the same windows
+    _assert_clipped_tile(tile_out, area_out, area, dates=2)
+    with rasterio.open(area_out) as ds:  # provenance: the acquisitions' dates and tiles, not scratch names
+        assert ds.tags()["DATES"] == ",".join(result.inputs.dates) and ds.tags()["TILE"] == "33UUP"
+    assert {e.stage for e in events} >= {"search", "plan", "fetch", "composite"}
+    fetched = [e for e in events if e.stage == "fetch"]
+    assert fetched[0].bytes_done == 0 and fetched[0].bytes_total > 0  # the bytes to fetch known up front
+    assert fetched[-1].bytes_done == fetched[-1].bytes_total and fetched[-1].items_done == fetched[-1].items_total
+    assert len(list(cache.glob("*/*.tif"))) == fetched[-1].items_total == 2 * 4  # 2 dates x B04, B03, B02, SCL
+
+
+def test_a_jpeg2000_area_is_downloaded_then_clipped_to_the_area(seeded_s3, tmp_path):
+    tile_out, area_out, area, result, events = _tile_then_area(SourceSpec("l2a", endpoint_url=seeded_s3.endpoint),
+                                                              tmp_path)
+    dates = len(result.scenes)
+    assert dates and len(result.downloads) == dates * 4  # B04, B03, B02, SCL of each scene
+    assert all(d.status == "skipped" for d in result.downloads)  # the tile's files, downloaded once
+    assert not any(e.stage == "fetch" for e in events)
+    _assert_clipped_tile(tile_out, area_out, area, dates)
 
 
 def test_an_area_over_two_utm_zones_is_continuous_and_counts_each_acquisition_once(seeded_s3, scratch_bucket,
@@ -77,9 +95,8 @@ def test_an_area_over_two_utm_zones_is_continuous_and_counts_each_acquisition_on
     root = tmp_path / "bucket"
     a, b, c = dt.date(2023, 7, 1), dt.date(2023, 7, 3), dt.date(2023, 7, 5)
     for tile, date, value in (("32UQU", a, 1000), ("33UUP", a, 1000), ("33UUP", b, 3000), ("32UQU", c, 3000)):
-        _constant_scene(root, tile, date, value)
-    with ThreadPoolExecutor(4) as pool:
-        _upload_tree(seeded_s3.client(), scratch_bucket, root, pool, public=True)
+        constant_cog_scene(root, tile, date, value)
+    upload_public(seeded_s3, scratch_bucket, root)
     area = areas.parse_bbox("12.10,48.00,12.50,48.30")  # on zone 32's grid (--crs): 33UUP is reprojected
     assert set(areas.area_tiles(area)) >= {"32UQU", "33UUP"}
     out = tmp_path / "two.tif"
@@ -98,15 +115,6 @@ def test_an_area_over_two_utm_zones_is_continuous_and_counts_each_acquisition_on
     # west of 33UUP's edge (~12.3 E here) only 32UQU: two acquisitions, 2000; east of it both tiles: 3000
     cols = np.indices(red.shape)[1]
     assert cols[mask & (red == 3000)].mean() > cols[mask & (red == 2000)].max() - 2
-
-
-def test_jpeg2000_sources_take_a_tile(seeded_s3, tmp_path):
-    from s2desktop.core.errors import InvalidInputError
-
-    area = areas.parse_bbox("12.40,47.70,12.55,47.80")
-    with pytest.raises(InvalidInputError, match="streamed from Cloud-Optimised GeoTIFFs"):
-        Job(Request(SourceSpec("l2a", endpoint_url=seeded_s3.endpoint), area=area, **JULY,
-                    composite=CompositeOptions(str(tmp_path / "x.tif")))).run()
 
 
 def test_acquisitions_group_the_same_pass_over_several_tiles():
@@ -136,8 +144,14 @@ def test_the_command_line_composites_an_area_and_searches_it(seeded_s3, capsys, 
                  "-o", str(out_tif)]) == 0
     out, err = capsys.readouterr()
     assert f"wrote {out_tif}" in out and "acquisition(s)" in err and not (tmp_path / "tmp").exists()
+    assert "fetching 8 window(s)" in err  # 2 dates x B04, B03, B02, SCL
     with rasterio.open(out_tif) as ds:
         assert ds.count == 3 and ds.read(1).any()
+    again = ["composite", "--bbox", box, *common, "--resolution", str(TRANSFORM.a), "--workers", "0"]
+    assert main([*again, "-o", str(tmp_path / "again.tif")]) == 0
+    assert "all 8 window(s) already cached: nothing to fetch" in capsys.readouterr().err
+    assert main([*again, "--cache-size", "-1", "-o", str(tmp_path / "x.tif")]) == 2
+    assert "--cache-size -1: give a size in GB" in capsys.readouterr().err
     for argv, message in ((["--bbox", "1,2,3"], "is not four numbers"), (["--bbox", box, "--tile", "33UUP"],
                           "give one of --tile, --bbox, --aoi"), (["--bbox", "13,47.8,12.5,48"], "is not west of")):
         assert main(["composite", *argv, *common, "-o", str(tmp_path / "x.tif")]) == 2
