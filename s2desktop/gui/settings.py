@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -22,7 +23,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMessageBox,
     QPushButton,
-    QDoubleSpinBox,
     QSpinBox,
     QWidget,
 )
@@ -196,7 +196,8 @@ class SettingsDialog(QDialog):
         self.profile.setPlaceholderText("default")
         form.addRow("AWS profile", self.profile)
 
-        hint = QLabel("The download folder and parallel downloads apply to the next download. The source, "
+        hint = QLabel("The download folder and parallel downloads apply to the next download, the area cache "
+                      "to the next area composite. The source, "
                       "endpoint and profile are what the window opens with; change the current ones in the "
                       "Source and tile dock.")
         hint.setWordWrap(True)

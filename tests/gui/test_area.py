@@ -164,8 +164,8 @@ def test_a_typed_area_is_shown_and_bad_ones_get_one_line(qtbot, main_window):
     with qtbot.waitSignal(w.map.areaSelected, timeout=5000):
         w.source_panel.tile.setText(format_bounds(BOX))
     assert w.map.area == pytest.approx(BOX) and set(w.map.area_tiles) == TILES
-    for text, words in (("13.8,48.1,13.5,48.2", "west 13.8 is not west of east 13.5"), ("0,89.9,1,89.95", "No Sentinel-2 tile under area"),
-                        ("1,2,3", "is not four numbers")):
+    for text, words in (("13.8,48.1,13.5,48.2", "west 13.8 is not west of east 13.5"),
+                        ("0,89.9,1,89.95", "No Sentinel-2 tile under area"), ("1,2,3", "is not four numbers")):
         w.source_panel.tile.setText(text)
         message = w.source_panel.tile_error.text()
         assert words in message and "\n" not in message and "--" not in message, message
@@ -242,6 +242,8 @@ def test_an_area_is_searched_by_acquisition_previewed_then_composited_like_the_c
         window_pixels, res = ds.read(), ds.res
     assert res == (100.0, 100.0) and window_pixels.any()
     assert any("Preview at 400 m" in s for s in statuses) and any("Full resolution (100 m)" in s for s in statuses)
+    fetching = [s for s in statuses if ": Fetching " in s]  # 'Fetching 1.2 MiB of 3.4 MiB, 2.2 MiB left · ...'
+    assert fetching and all(" left" in s and ("MiB" in s or "KiB" in s) for s in fetching), statuses
     assert not any(p.suffix in (".jp2", ".tif") for p in (tmp_path / "downloads").rglob("*") if "composites"
                    not in p.parts)  # nothing was downloaded
 
@@ -287,9 +289,9 @@ def test_cancel_while_fetching_leaves_nothing(qtbot, main_window, slow_cogs, tmp
     ready, stages = [], []
     cp.compositeReady.connect(lambda *a: ready.append(a))
 
-    def on_event(event):  # cancel as soon as bytes are being fetched (or the windows that fetch them start)
-        stages.append(event.stage)
-        if event.stage in ("fetch", "composite") and not cp.runner.cancel_event.is_set():
+    def on_event(event):  # cancel while the COG bytes are being fetched
+        stages.append((event.stage, event.bytes_done, event.bytes_total))
+        if event.stage == "fetch" and event.bytes_done < event.bytes_total and not cp.runner.cancel_event.is_set():
             cp.cancel()
 
     cp.runner.progress.connect(on_event)
@@ -297,6 +299,6 @@ def test_cancel_while_fetching_leaves_nothing(qtbot, main_window, slow_cogs, tmp
         cp.start()
     qtbot.waitUntil(lambda: cp.runner.process is None, timeout=30000)
     assert not ready and "Cancelled" in cp.status.text()
-    assert set(stages) & {"fetch", "composite"}
+    assert stages[-1][0] == "fetch" and "composite" not in {s for s, _d, _t in stages}, stages  # stopped there
     assert list(out_dir.iterdir()) == []  # no output, no temporary, no preview under the final name
     assert cp.start_button.isEnabled()  # ready to run again
