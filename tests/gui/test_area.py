@@ -302,3 +302,19 @@ def test_cancel_while_fetching_leaves_nothing(qtbot, main_window, slow_cogs, tmp
     assert stages[-1][0] == "fetch" and "composite" not in {s for s, _d, _t in stages}, stages  # stopped there
     assert list(out_dir.iterdir()) == []  # no output, no temporary, no preview under the final name
     assert cp.start_button.isEnabled()  # ready to run again
+
+
+def test_an_area_on_a_jpeg2000_source_downloads_its_tiles_then_composites_them(qtbot, main_window, seeded_s3):
+    w = main_window
+    w.source_panel.set_source("l2a", endpoint=seeded_s3.endpoint, bucket=seeded_s3.buckets["l2a"])
+    w.scene_panel.set_dates(dt.date(2023, 7, 1), dt.date(2023, 8, 31))
+    w.source_panel.tile.setText(format_bounds(BOX))
+    with qtbot.waitSignal(w.scene_panel.searchFinished, timeout=30000) as found:
+        w.search()
+    assert {s.tile for s in found.args[0]} == {"33UUP"}  # the seeded bucket holds 33UUP only
+    w.scene_panel.model.set_checked([s.scene_id for s in w.scene_panel.model.scenes], True)
+    assert w.act_download.isEnabled()  # the JPEG 2000 files come down as for a tile
+    request = w.download_request()
+    assert request.area is not None and len(request.scenes) == 4
+    cp = w.composite_panel
+    assert cp.area_request is not None and "from the area's downloaded tiles" in cp.inputs_label.text()
