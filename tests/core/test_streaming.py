@@ -77,6 +77,14 @@ def test_a_streamed_area_equals_the_downloaded_tile_composite_clipped(seeded_s3,
     assert len(list(cache.glob("*/*.tif"))) == fetched[-1].items_total == 2 * 4  # 2 dates x B04, B03, B02, SCL
 
 
+def test_a_local_cog_mirror_is_read_in_place(seeded_s3, tmp_path):
+    """The same area from the bucket's files on disk: nothing fetched or cached, the same pixels."""
+    mirror = SourceSpec(str(seeded_s3.roots["cogs"]))
+    tile_out, area_out, area, result, events = _tile_then_area(mirror, tmp_path, cache_dir=tmp_path / "cache")
+    assert not any(e.stage == "fetch" for e in events) and not (tmp_path / "cache").exists()
+    _assert_clipped_tile(tile_out, area_out, area, dates=2)
+
+
 def test_a_jpeg2000_area_is_downloaded_then_clipped_to_the_area(seeded_s3, tmp_path):
     tile_out, area_out, area, result, events = _tile_then_area(SourceSpec("l2a", endpoint_url=seeded_s3.endpoint),
                                                               tmp_path)
