@@ -40,11 +40,12 @@ from PySide6.QtWidgets import (
 )
 
 from s2desktop.core import areas
-from s2desktop.core.errors import S2Error
 from s2desktop.core.fsutil import remove_with_side_files
 from s2desktop.core.pipeline import CompositeInputs, CompositeOptions, Request
 from s2desktop.core.progress import Cancelled, Failed, Finished, Progress, Rate
+from s2desktop.core.streaming import acquisitions
 from s2desktop.core.units import human_bytes, human_duration
+from s2desktop.gui import workers
 from s2desktop.gui.wording import in_window_words
 
 log = logging.getLogger(__name__)
@@ -289,6 +290,7 @@ class CompositePanel(QWidget):
         self._streamed = True  # the area is read from COGs (else from its downloaded tiles)
         self._full_options: CompositeOptions | Request | None = None  # the full run queued after a preview
         self._run_title = ""
+        self._area_seq = 0  # the latest area description; older ones' results are dropped
         self._preview_title = "Preview"
         self._is_preview = False
         self.workers: int | None = None  # processes of the compositor's pool (None: all cores)
@@ -394,23 +396,32 @@ class CompositePanel(QWidget):
             self._offer_default(str(default_output))
         self._describe_area()
 
-    def _describe_area(self) -> None:
-        """What Composite will make of the area: acquisitions, tiles, the grid; a bad area's one-line error."""
+    def _describe_area(self) -> workers.Worker | None:
+        """What Composite will make of the area: acquisitions, tiles, the grid; a bad area's one-line error
+        (too large for the resolution) before any search. The grid is worked out on a worker: a continent-sized
+        box takes the core a second."""
         r = self.area_request
         if r is None:
-            return
-        try:  # a bad area (too large for the resolution) says so before any search
-            grid = areas.output_grid(r.area, self.resolution.value(), r.crs)
-        except S2Error as exc:
-            self.inputs_label.setText(f"<span style='color:#b03a2e'>{in_window_words(str(exc))}</span>")
-            self._set_startable(False)
+            return None
+        self._area_seq += 1
+        seq = self._area_seq
+        self._set_startable(False)
+        return workers.start(areas.output_grid, r.area, float(self.resolution.value()), r.crs, name="area grid",
+                             owner=self, on_result=lambda grid: self._area_described(grid, seq),
+                             on_error=lambda m, _d: self._area_failed(m, seq))
+
+    def _area_failed(self, message: str, seq: int) -> None:
+        if seq == self._area_seq:
+            self.inputs_label.setText(f"<span style='color:#b03a2e'>{in_window_words(message)}</span>")
+
+    def _area_described(self, grid, seq: int) -> None:
+        r = self.area_request
+        if seq != self._area_seq or r is None:
             return
         if not r.scenes:
             self.inputs_label.setText(NO_ACQUISITIONS)
             self._set_startable(False)
             return
-        from s2desktop.core.streaming import acquisitions
-
         n, tiles = len(acquisitions(r.scenes)), len({s.tile for s in r.scenes})
         how = "streamed from the COG archive, nothing downloaded whole" if self._streamed else \
             "from the area's downloaded tiles (missing files are downloaded first)"

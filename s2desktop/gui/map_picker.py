@@ -349,7 +349,8 @@ class MapPicker(QWidget):
         self._area_tiles_item.setPath(tiles_path)
         self._area_tiles_item.setVisible(bool(found))
         n = len(found)
-        self.tile_label.setText(f"Area · {n} tile{'s' if n != 1 else ''}" if n else "Area · no tile under it")
+        count = "many tiles" if n >= GRID_MAX_TILES else f"{n} tile{'s' if n != 1 else ''}"  # only so many drawn
+        self.tile_label.setText(f"Area · {count}" if n else "Area · no tile under it")
         self.tile_label.setToolTip(", ".join(self._area_tiles))
         if zoom:
             self.zoom_to_box(box)

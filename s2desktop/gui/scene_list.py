@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from s2desktop.core.streaming import acquisitions
 from s2desktop.gui import workers
 from s2desktop.gui.date_field import DateField
 from s2desktop.gui.wording import in_window_words
@@ -145,8 +146,6 @@ class AcquisitionRow:
 
 
 def acquisition_rows(scenes) -> list[AcquisitionRow]:
-    from s2desktop.core.streaming import acquisitions
-
     return [AcquisitionRow(a) for a in acquisitions(scenes)]
 
 

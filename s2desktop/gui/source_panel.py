@@ -7,6 +7,7 @@ map is shown: one place to read, copy or type it.
 from __future__ import annotations
 
 import logging
+import math
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
@@ -36,6 +37,11 @@ PAYS_NOTE = "Needs an AWS account: downloads are billed to it."
 PAYS_TIP = ("Requester pays: this bucket needs an AWS account with credentials, and every download is billed "
             "to that account. “L2A COGs (public)” needs no account.")
 NO_CREDENTIALS = "✖ no AWS credentials: run `aws configure`"
+DESCRIBED_TILES = 6  # an area's tiles named under the field
+
+
+def _km(value: float) -> str:
+    return f"{value:.3g}" if value < 100 else f"{value:,.0f}"
 
 
 def format_bounds(bounds) -> str:
@@ -304,10 +310,13 @@ class SourcePanel(QWidget):
 
     def _area_edited(self, text: str) -> None:
         """W,S,E,N: an area, when it is one and tiles lie under it (else the core's one-line error)."""
-        from s2desktop.core import areas
+        from s2desktop.core import areas, tiles
 
         area = areas.parse_bbox(text)
-        names = areas.area_tiles(area)
+        # the nearest few are enough to describe it (all of a continent's take a second to list)
+        names = [f.id for f in tiles.tiles_in_bbox(*area.bounds, limit=DESCRIBED_TILES + 1)]
+        if not names:
+            areas.area_tiles(area)  # raises the core's one-line 'no Sentinel-2 tile under ...'
         self._show_ok(self._describe_area(area, names))
         changed = self._area is None or area.bounds != self._area.bounds
         self._tile, self._area = None, area
@@ -327,14 +336,12 @@ class SourcePanel(QWidget):
     @staticmethod
     def _describe_area(area, names: list[str]) -> str:
         """'Area ≈ 30 × 33 km · 2 tiles: 33UUP, 32UQU' (the size from the box's centre latitude)."""
-        import math
-
         w, s, e, n = area.bounds
-        km_x = (e - w) * 111.32 * math.cos(math.radians((s + n) / 2))
-        km_y = (n - s) * 110.57
-        listed = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
-        return (f"Area ≈ {km_x:.3g} × {km_y:.3g} km · {len(names)} tile{'s' if len(names) != 1 else ''}: "
-                f"{listed}")
+        size = f"{_km((e - w) * 111.32 * math.cos(math.radians((s + n) / 2)))} × {_km((n - s) * 110.57)} km"
+        if len(names) > DESCRIBED_TILES:
+            return f"Area ≈ {size} · many tiles: {', '.join(names[:DESCRIBED_TILES])} and more"
+        return f"Area ≈ {size} · {len(names)} tile{'s' if len(names) != 1 else ''}: " \
+            + ", ".join(names)
 
     @staticmethod
     def _describe(tile: str) -> str:

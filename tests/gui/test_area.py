@@ -5,6 +5,7 @@ full resolution behind it, the same pixels as the command line; cancelled, it le
 from __future__ import annotations
 
 import datetime as dt
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -178,10 +179,15 @@ def test_an_area_too_large_for_the_resolution_says_so_in_one_line(qtbot, main_wi
     w.source_panel.tile.setText("5,40,15,50")  # ~800 x 1100 km: fine at 100 m, too large at 10 m
     cp = w.composite_panel
     assert cp.area_request is not None and cp.resolution.isVisible()
-    assert "more than the" in cp.inputs_label.text() and "--" not in cp.inputs_label.text()
-    assert not cp.start_button.isEnabled()
+    qtbot.waitUntil(lambda: "more than the" in cp.inputs_label.text(), timeout=10000)  # worked out on a worker
+    assert "--" not in cp.inputs_label.text() and not cp.start_button.isEnabled()
     cp.resolution.setValue(100)
-    assert cp.inputs_label.text() == "Tick the acquisitions to composite in Dates and scenes."
+    qtbot.waitUntil(lambda: cp.inputs_label.text() == "Tick the acquisitions to composite in Dates and scenes.",
+                    timeout=10000)
+    t0 = time.perf_counter()
+    w.source_panel.tile.setText("-180,-80,180,80")  # the world: 55,000 tiles, which the GUI thread never lists
+    assert time.perf_counter() - t0 < 1.0
+    assert "many tiles" in w.source_panel.tile_error.text() and w.map.tile_label.text() == "Area · many tiles"
     w.source_panel.tile.setText("33UUP")  # a tile: back to the downloaded inputs
     assert cp.area_request is None and not cp.resolution.isVisible()
 
@@ -223,8 +229,8 @@ def test_an_area_is_searched_by_acquisition_previewed_then_composited_like_the_c
     assert not w.act_download.isEnabled()  # streamed: nothing to download whole
 
     cp = w.composite_panel
-    assert cp.area_request is not None and cp.start_button.isEnabled()
-    assert "4 acquisitions over 2 tiles" in cp.inputs_label.text()
+    qtbot.waitUntil(lambda: cp.start_button.isEnabled(), timeout=10000)
+    assert cp.area_request is not None and "4 acquisitions over 2 tiles" in cp.inputs_label.text()
     cp.resolution.setValue(100)
     out = tmp_path / "out" / "area.tif"
     cp.output.setText(str(out))
@@ -301,7 +307,7 @@ def test_cancel_while_fetching_leaves_nothing(qtbot, main_window, slow_cogs, tmp
     assert not ready and "Cancelled" in cp.status.text()
     assert stages[-1][0] == "fetch" and "composite" not in {s for s, _d, _t in stages}, stages  # stopped there
     assert list(out_dir.iterdir()) == []  # no output, no temporary, no preview under the final name
-    assert cp.start_button.isEnabled()  # ready to run again
+    qtbot.waitUntil(lambda: cp.start_button.isEnabled(), timeout=10000)  # ready to run again
 
 
 def test_an_area_on_a_jpeg2000_source_downloads_its_tiles_then_composites_them(qtbot, main_window, seeded_s3):
@@ -317,4 +323,5 @@ def test_an_area_on_a_jpeg2000_source_downloads_its_tiles_then_composites_them(q
     request = w.download_request()
     assert request.area is not None and len(request.scenes) == 4
     cp = w.composite_panel
-    assert cp.area_request is not None and "from the area's downloaded tiles" in cp.inputs_label.text()
+    qtbot.waitUntil(lambda: "from the area's downloaded tiles" in cp.inputs_label.text(), timeout=10000)
+    assert cp.start_button.isEnabled()
