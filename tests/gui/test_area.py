@@ -14,6 +14,7 @@ import pyqtgraph as pg
 import pytest
 import rasterio
 from affine import Affine
+from rasterio.features import geometry_mask
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
@@ -34,36 +35,46 @@ START, END = dt.date(2023, 6, 28), dt.date(2023, 7, 20)
 BUCKET = "gui-area-cogs"
 
 
-def _scene(root: Path, tile: str, date: str, index: int, cloud: float) -> None:
-    """A COG scene whose ground is one smooth function of the UTM coordinates (the tiles agree where they
-    overlap), a little brighter each date; on the cloudy date a cloud the scene classification marks (9)."""
+def _scene(root: Path, tile: str, date: str, index: int, cloud: float, layout: str = "cogs", n: int = N) -> None:
+    """A scene whose ground is one smooth function of the UTM coordinates (the tiles agree where they overlap),
+    a little brighter each date; on the cloudy date a cloud the scene classification marks (9)."""
     f = tiles.footprint(tile)
-    transform = Affine(100.0, 0, f.utm_bounds[0], 0, -100.0, f.utm_bounds[3])
-    cols, rows = np.meshgrid(np.arange(N) + 0.5, np.arange(N) + 0.5)
+    px = 109800 / n
+    transform = Affine(px, 0, f.utm_bounds[0], 0, -px, f.utm_bounds[3])
+    cols, rows = np.meshgrid(np.arange(n) + 0.5, np.arange(n) + 0.5)
     x, y = transform * (cols, rows)
     ground = 900 + 350 * np.sin(x / 2300.0) + 250 * np.cos(y / 1700.0) + 30 * index
     bands = {b: (ground + 150 * i).astype(np.uint16) for i, b in enumerate(("B02", "B03", "B04"))}
-    scl = np.full((N // 2, N // 2), 4, np.uint8)
+    scl = np.full((n // 2, n // 2), 4, np.uint8)
     if cloud > 30:
         cloudy = (x - 405000) ** 2 + (y - 5338000) ** 2 < 4000 ** 2
         for b in bands.values():
             b[cloudy] = 6000
         scl[cloudy[::2, ::2]] = 9
-    archive.write_scene(root, "cogs", tile, dt.date.fromisoformat(date), 0, bands, crs=f.epsg, transform=transform,
+    archive.write_scene(root, layout, tile, dt.date.fromisoformat(date), 0, bands, crs=f.epsg, transform=transform,
                         baseline="05.09", cloud_cover=cloud, data_coverage=100.0, scl=scl)
+
+
+def _bucket(seeded, root: Path, name: str, layout: str, n: int) -> str:
+    for i, (date, names, cloud) in enumerate(DATES):
+        for tile in names:
+            _scene(root, tile, date, i, cloud, layout, n)
+    client = seeded.client()
+    client.create_bucket(Bucket=name)
+    with ThreadPoolExecutor(8) as pool:
+        _upload_tree(client, name, root, pool, public=layout == "cogs")
+    return name
 
 
 @pytest.fixture(scope="module")
 def area_bucket(seeded, tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("area-cogs")
-    for i, (date, names, cloud) in enumerate(DATES):
-        for tile in names:
-            _scene(root, tile, date, i, cloud)
-    client = seeded.client()
-    client.create_bucket(Bucket=BUCKET)
-    with ThreadPoolExecutor(8) as pool:
-        _upload_tree(client, BUCKET, root, pool, public=True)
-    return BUCKET
+    return _bucket(seeded, tmp_path_factory.mktemp("area-cogs"), BUCKET, "cogs", N)
+
+
+@pytest.fixture(scope="module")
+def area_l2a_bucket(seeded, tmp_path_factory) -> str:
+    """The same ground in the L2A JPEG 2000 layout, at 300 m (366 px): small files to download whole."""
+    return _bucket(seeded, tmp_path_factory.mktemp("area-l2a"), "gui-area-l2a", "l2a", 366)
 
 
 @pytest.fixture
@@ -310,18 +321,42 @@ def test_cancel_while_fetching_leaves_nothing(qtbot, main_window, slow_cogs, tmp
     qtbot.waitUntil(lambda: cp.start_button.isEnabled(), timeout=10000)  # ready to run again
 
 
-def test_an_area_on_a_jpeg2000_source_downloads_its_tiles_then_composites_them(qtbot, main_window, seeded_s3):
+def test_an_area_on_a_jpeg2000_source_downloads_its_tiles_then_composites_them_clipped(
+        qtbot, main_window, seeded_s3, area_l2a_bucket, tmp_path):
     w = main_window
-    w.source_panel.set_source("l2a", endpoint=seeded_s3.endpoint, bucket=seeded_s3.buckets["l2a"])
-    w.scene_panel.set_dates(dt.date(2023, 7, 1), dt.date(2023, 8, 31))
+    w.source_panel.set_source("l2a", endpoint=seeded_s3.endpoint, bucket=area_l2a_bucket)
+    w.scene_panel.set_dates(START, END)
     w.source_panel.tile.setText(format_bounds(BOX))
     with qtbot.waitSignal(w.scene_panel.searchFinished, timeout=30000) as found:
         w.search()
-    assert {s.tile for s in found.args[0]} == {"33UUP"}  # the seeded bucket holds 33UUP only
+    assert {s.tile for s in found.args[0]} == TILES and w.scene_panel.model.rowCount() == 4
     w.scene_panel.model.set_checked([s.scene_id for s in w.scene_panel.model.scenes], True)
     assert w.act_download.isEnabled()  # the JPEG 2000 files come down as for a tile
-    request = w.download_request()
-    assert request.area is not None and len(request.scenes) == 4
+    with qtbot.waitSignal(w.download_panel.allFinished, timeout=60000) as finished:
+        w.download()
+    assert finished.args[0] == {"downloaded": 28}  # 7 scenes x (3 bands + the scene classification)
     cp = w.composite_panel
-    qtbot.waitUntil(lambda: "from the area's downloaded tiles" in cp.inputs_label.text(), timeout=10000)
-    assert cp.start_button.isEnabled()
+    qtbot.waitUntil(lambda: cp.start_button.isEnabled(), timeout=10000)
+    assert "from the area's downloaded tiles" in cp.inputs_label.text()
+    assert cp.area_request.area.bounds == w.source_panel.area().bounds
+    cp.resolution.setValue(300)
+    cp.quick.setChecked(False)
+    out = tmp_path / "out" / "area.tif"
+    cp.output.setText(str(out))
+    stages = []
+    cp.runner.progress.connect(lambda e: stages.append(e.stage))
+    with qtbot.waitSignal(cp.compositeReady, timeout=120000) as ready:
+        cp.start()
+    assert ready.args == [str(out), False] and "fetch" not in stages  # the downloaded files, nothing streamed
+    cli_out = tmp_path / "cli.tif"
+    assert cli_main(["composite", "--bbox", format_bounds(BOX), "--source", "l2a", "--endpoint-url",
+                     seeded_s3.endpoint, "--bucket", area_l2a_bucket, "--start", str(START), "--end", str(END),
+                     "--out-dir", str(tmp_path / "cli-dl"), "--resolution", "300", "--workers", "0",
+                     "-o", str(cli_out)]) == 0
+    with rasterio.open(out) as a, rasterio.open(cli_out) as b:
+        assert (a.crs, a.transform, a.shape) == (b.crs, b.transform, b.shape) and a.res == (300.0, 300.0)
+        pixels = a.read()
+        np.testing.assert_array_equal(pixels, b.read())
+        inside = geometry_mask([areas.geometry_in(areas.parse_bbox(format_bounds(BOX)), a.crs.to_string())],
+                               out_shape=a.shape, transform=a.transform, invert=True)
+    assert pixels[:, inside].all() and not pixels[:, ~inside].any()  # clipped to the area, nothing missing in it
