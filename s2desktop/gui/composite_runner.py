@@ -322,7 +322,7 @@ class CompositePanel(QWidget):
         self.resolution.setValue(10)
         self.resolution.setSuffix(" m")
         self.resolution.setToolTip("Pixel size of the area's composite (on the UTM zone of its centre)")
-        self.resolution.valueChanged.connect(lambda _v: self._describe_area())
+        self.resolution.valueChanged.connect(lambda _v: self._resolution_changed())
         grid.addWidget(self.resolution_label, 1, 0)
         grid.addWidget(self.resolution, 1, 1)
         self.quick = QCheckBox()
@@ -380,9 +380,14 @@ class CompositePanel(QWidget):
     def _show_area_fields(self, area: bool) -> None:
         self.resolution_label.setVisible(area)
         self.resolution.setVisible(area)
-        self.quick.setText("Quick preview first (80 m)" if area else "Quick preview first (¼ resolution)")
+        preview = f"{preview_resolution(self.resolution.value()):g} m" if area else "¼ resolution"
+        self.quick.setText(f"Quick preview first ({preview})")
         self.quick.setToolTip("Composite a coarse preview first and show it, then the full resolution"
-                              + (" (an 80 m preview reads only the COGs' overviews)" if area else ""))
+                              + (" (a coarse preview reads only the COGs' overviews)" if area else ""))
+
+    def _resolution_changed(self) -> None:
+        self._show_area_fields(self.area_request is not None)  # the preview's resolution follows
+        self._describe_area()
 
     def set_area(self, request: Request | None, streamed: bool = True, default_output: Path | None = None) -> None:
         """Area mode: ``request`` holds the area, the chosen scenes (maybe none yet) and the source; Composite runs

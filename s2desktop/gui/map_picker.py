@@ -215,7 +215,7 @@ class MapPicker(QWidget):
 
         self.tile_label = QLabel(NO_TILE, self)  # the selected tile, whatever selected it (click, field, restore)
         self.tile_label.setStyleSheet("font-weight: bold;")
-        self.coords_label = QLabel("Click the map to pick a tile", self)
+        self.coords_label = QLabel("Click a tile, or Shift-drag an area", self)
         self.coords_label.setMinimumWidth(150)
         self.hover_label = QLabel("", self)
         self.hover_label.setTextFormat(Qt.TextFormat.PlainText)
@@ -665,6 +665,7 @@ class MapPicker(QWidget):
         self._rubber_item.setVisible(False)
         if abs(moved.x()) < MIN_DRAW_PX or abs(moved.y()) < MIN_DRAW_PX or box[0] >= box[2] or box[1] >= box[3]:
             return
+        self.set_draw_mode(False)  # one box drawn: a drag pans the map again (the button draws another)
         self.select_area(box)
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt name)

@@ -160,6 +160,8 @@ def test_shift_drag_draws_an_area_and_highlights_the_tiles_under_it(qtbot, main_
     with qtbot.waitSignal(w.source_panel.areaChanged, timeout=5000):
         _drag(w.map, *inner)
     assert w.source_panel.area().bounds[0] == pytest.approx(13.62, abs=0.01)
+    assert not w.map.draw_mode and not w.map.draw_button.isChecked()  # one box drawn: dragging pans again
+    w.map.draw_button.click()
     QTest.keyClick(w.map.plot, Qt.Key.Key_Escape)  # no drawing under way: Esc leaves draw mode
     assert not w.map.draw_mode and not w.map.draw_button.isChecked()
 
@@ -242,7 +244,9 @@ def test_an_area_is_searched_by_acquisition_previewed_then_composited_like_the_c
     cp = w.composite_panel
     qtbot.waitUntil(lambda: cp.start_button.isEnabled(), timeout=10000)
     assert cp.area_request is not None and "4 acquisitions over 2 tiles" in cp.inputs_label.text()
+    assert cp.quick.text() == "Quick preview first (80 m)"  # at the default 10 m
     cp.resolution.setValue(100)
+    assert cp.quick.text() == "Quick preview first (400 m)"  # always coarser than the full resolution
     out = tmp_path / "out" / "area.tif"
     cp.output.setText(str(out))
     ready, statuses = [], []
