@@ -300,7 +300,7 @@ class SourcePanel(QWidget):
             tile = parse_tile(text)
         except S2Error as exc:
             self._tile = self._area = None
-            self._show_error(in_window_words(str(exc)).replace("bbox ", "area "))
+            self._show_error(in_window_words(str(exc)))
             return
         self._show_ok(self._describe(tile))
         changed = tile != self._tile or self._area is not None

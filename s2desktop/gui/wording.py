@@ -25,6 +25,7 @@ _HINTS = [
      "free some space or choose another download folder (File → Settings)"),
     (r"pick a writable folder with --out", "choose a writable download folder (File → Settings)"),
     (r"(?:use|pass) --overwrite to replace it", "choose another name, or confirm replacing it"),
+    (r"(?<![\w-])(?:--)?bbox (?=['\"\-\d.])", "area "),  # the core names an area by its option: 'bbox 12.1,…'
 ]
 _OPTION = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
 

@@ -193,7 +193,8 @@ def test_an_area_too_large_for_the_resolution_says_so_in_one_line(qtbot, main_wi
     cp = w.composite_panel
     assert cp.area_request is not None and cp.resolution.isVisible()
     qtbot.waitUntil(lambda: "more than the" in cp.inputs_label.text(), timeout=10000)  # worked out on a worker
-    assert "--" not in cp.inputs_label.text() and not cp.start_button.isEnabled()
+    assert "area 5,40,15,50 at 10 m" in cp.inputs_label.text() and "--" not in cp.inputs_label.text()
+    assert not cp.start_button.isEnabled()
     cp.resolution.setValue(100)
     qtbot.waitUntil(lambda: cp.inputs_label.text() == "Tick the acquisitions to composite in Dates and scenes.",
                     timeout=10000)
