@@ -299,30 +299,36 @@ def test_the_preview_is_shown_marked_before_the_full_composite(qtbot, main_windo
     assert second.args == [str(tmp_path / "area.tif"), False]
 
 
-def test_cancel_while_fetching_leaves_nothing(qtbot, main_window, slow_cogs, tmp_path):
+@pytest.mark.parametrize("during", ["preview", "full"])
+def test_cancel_while_fetching_leaves_nothing(qtbot, main_window, slow_cogs, tmp_path, during):
+    """Cancelled while the preview's bytes, or the full resolution's (the preview shown), are being fetched."""
     w = main_window
     _search_area(qtbot, w, slow_cogs.endpoint)
     w.scene_panel.model.set_checked([s.scene_id for s in w.scene_panel.model.scenes], True)
     cp = w.composite_panel
-    cp.quick.setChecked(False)
     cp.resolution.setValue(100)
     out_dir = tmp_path / "out"
     cp.output.setText(str(out_dir / "area.tif"))
-    ready, stages = [], []
-    cp.compositeReady.connect(lambda *a: ready.append(a))
+    ready, events = [], []
+    cp.compositeReady.connect(lambda path, preview: ready.append(preview))
+    cancelled_run = during == "preview"  # the _is_preview of the run to cancel
 
-    def on_event(event):  # cancel while the COG bytes are being fetched
-        stages.append((event.stage, event.bytes_done, event.bytes_total))
-        if event.stage == "fetch" and event.bytes_done < event.bytes_total and not cp.runner.cancel_event.is_set():
+    def on_event(event):  # cancel that run while its COG bytes are being fetched
+        events.append((cp._is_preview, event.stage))
+        if event.stage == "fetch" and event.bytes_done < event.bytes_total and cp._is_preview == cancelled_run \
+                and not cp.runner.cancel_event.is_set():
             cp.cancel()
 
     cp.runner.progress.connect(on_event)
     with qtbot.waitSignal(cp.runner.cancelled, timeout=60000):
         cp.start()
     qtbot.waitUntil(lambda: cp.runner.process is None, timeout=30000)
-    assert not ready and "Cancelled" in cp.status.text()
-    assert stages[-1][0] == "fetch" and "composite" not in {s for s, _d, _t in stages}, stages  # stopped there
+    stages = [stage for run, stage in events if run == cancelled_run]
+    assert "fetch" in stages and "composite" not in stages, events  # it stopped while fetching
+    assert ready == ([] if during == "preview" else [True]) and "Cancelled" in cp.status.text()
     assert list(out_dir.iterdir()) == []  # no output, no temporary, no preview under the final name
+    if during == "full":  # the preview stays in view, saying that nothing follows it
+        assert w.viewer.note == "Preview at 400 m only: the full composite was cancelled"
     qtbot.waitUntil(lambda: cp.start_button.isEnabled(), timeout=10000)  # ready to run again
 
 
