@@ -253,7 +253,8 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.dock_source, self.dock_scenes], [self.source_panel.sizeHint().height(), 800],
                          Qt.Orientation.Vertical)
         self.resizeDocks([self.dock_downloads], [180], Qt.Orientation.Vertical)
-        self.resizeDocks([self.dock_composite, self.dock_attributes], [215, 435], Qt.Orientation.Vertical)
+        # the composite dock: room for an area's resolution row and a two-line fetch status
+        self.resizeDocks([self.dock_composite, self.dock_attributes], [285, 365], Qt.Orientation.Vertical)
 
     def restore_layout(self) -> None:
         s = st.settings()
