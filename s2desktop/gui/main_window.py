@@ -171,7 +171,7 @@ class MainWindow(QMainWindow):
         self.act_export = act("&Export…", self.export_dialog, "Ctrl+E",
                               "Export the composite GeoTIFF or the rendered image (PNG / GeoTIFF)")
         self.act_settings = act("&Settings…", self.settings_dialog, QKeySequence.StandardKey.Preferences,
-                                "Download folder, parallel downloads, default source, endpoint, profile")
+                                "Download folder, parallel downloads, area cache, default source, endpoint, profile")
         self.act_quit = act("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_search = act("&Search", self.search, "Ctrl+F",
                               "Search scenes of the tile, or of every tile under the area, in the date range")
