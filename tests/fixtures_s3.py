@@ -128,16 +128,23 @@ class Seeded:
 
 class ThrottledProxy:
     """A TCP proxy on 127.0.0.1 in front of the S3 test server that forwards the server's replies at most `rate`
-    bytes per second per connection (requests go through unthrottled). Real sockets and real HTTP, only slower."""
+    bytes per second per connection (requests go through unthrottled). Real sockets and real HTTP, only slower.
 
-    def __init__(self, target: str, rate: int):
+    ``latency`` (seconds, default 0) holds back the first bytes of every request for that long: the first chunk a
+    client sends on a new connection, and the first it sends after the server has answered (the next request on
+    a kept-alive connection), so each request/response round trip costs at least ``latency`` more, like a
+    distant server. It does not model TCP/TLS handshakes (a new connection costs no extra round trips)."""
+
+    def __init__(self, target: str, rate: int, latency: float = 0.0):
         host, port = target.removeprefix("http://").rsplit(":", 1)
         self._target = (host, int(port))
         self._rate = rate
+        self._latency = latency
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self.bytes_sent = 0  # server -> client, over all connections (what a client fetched)
+        self.requests = 0  # requests begun (a client's bytes after a reply, or the first on a connection)
         self.endpoint = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         threading.Thread(target=self._accept, name="throttled-proxy", daemon=True).start()
 
@@ -154,13 +161,24 @@ class ThrottledProxy:
                 continue
             with self._lock:
                 self._sockets |= {client, upstream}
-            for src, dst, rate in ((client, upstream, None), (upstream, client, self._rate)):
-                threading.Thread(target=self._pipe, args=(src, dst, rate), daemon=True).start()
+            answered = threading.Event()  # the server has sent something since the client's last request began
+            answered.set()
+            for src, dst, reply in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pipe, args=(src, dst, reply, answered), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket, rate: int | None) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, reply: bool, answered: threading.Event) -> None:
+        rate = self._rate if reply else None
         chunk = max(4096, rate // 50) if rate else 256 * 1024
         try:
             while data := src.recv(chunk):
+                if reply:
+                    answered.set()
+                elif answered.is_set():  # the first bytes of a request
+                    answered.clear()
+                    with self._lock:
+                        self.requests += 1
+                    if self._latency:
+                        time.sleep(self._latency)
                 dst.sendall(data)
                 if rate:
                     with self._lock:

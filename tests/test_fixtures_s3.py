@@ -1,0 +1,43 @@
+"""The S3 test fixtures themselves: the throttling proxy's added latency per request."""
+
+import http.client
+import time
+from urllib.parse import urlsplit
+
+from tests.fixtures_s3 import ThrottledProxy
+
+
+def _get_twice(endpoint: str) -> list[float]:
+    """Seconds of two GETs on one kept-alive connection."""
+    conn = http.client.HTTPConnection(urlsplit(endpoint).netloc, timeout=10)
+    took = []
+    try:
+        for _ in range(2):
+            t0 = time.perf_counter()
+            conn.request("GET", "/")
+            resp = conn.getresponse()
+            resp.read()
+            took.append(time.perf_counter() - t0)
+            assert resp.status == 200
+    finally:
+        conn.close()
+    return took
+
+
+def test_latency_delays_every_request(s3_server):
+    proxy = ThrottledProxy(s3_server, rate=10_000_000, latency=0.5)
+    try:
+        first, second = _get_twice(proxy.endpoint)
+        assert first >= 0.5 and second >= 0.5  # a new connection and a kept-alive one alike
+        assert proxy.requests == 2
+    finally:
+        proxy.close()
+
+
+def test_no_latency_by_default(s3_server):
+    proxy = ThrottledProxy(s3_server, rate=10_000_000)
+    try:
+        assert sum(_get_twice(proxy.endpoint)) < 0.5  # a local server answers a listing in milliseconds
+        assert proxy.requests == 2
+    finally:
+        proxy.close()
