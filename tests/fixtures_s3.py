@@ -133,13 +133,17 @@ class ThrottledProxy:
     ``latency`` (seconds, default 0) holds back the first bytes of every request for that long: the first chunk a
     client sends on a new connection, and the first it sends after the server has answered (the next request on
     a kept-alive connection), so each request/response round trip costs at least ``latency`` more, like a
-    distant server. It does not model TCP/TLS handshakes (a new connection costs no extra round trips)."""
+    distant server. It does not model TCP/TLS handshakes (a new connection costs no extra round trips).
+    ``total_rate`` (bytes per second, default None: no limit) caps the replies of all connections together, like
+    one user's link: with it, many parallel connections are no faster than the link."""
 
-    def __init__(self, target: str, rate: int, latency: float = 0.0):
+    def __init__(self, target: str, rate: int, latency: float = 0.0, total_rate: int | None = None):
         host, port = target.removeprefix("http://").rsplit(":", 1)
         self._target = (host, int(port))
         self._rate = rate
         self._latency = latency
+        self._total_rate = total_rate
+        self._link_free_at = 0.0  # monotonic time at which the shared link has sent everything booked so far
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -183,7 +187,7 @@ class ThrottledProxy:
                 if rate:
                     with self._lock:
                         self.bytes_sent += len(data)
-                    time.sleep(len(data) / rate)
+                    time.sleep(max(len(data) / rate, self._book_link(len(data))))
         except OSError:
             pass
         for s in (src, dst):  # one side is done: so is the connection
@@ -191,6 +195,15 @@ class ThrottledProxy:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def _book_link(self, n: int) -> float:
+        """Books ``n`` bytes on the shared link (``total_rate``); the seconds until they have gone through it."""
+        if not self._total_rate:
+            return 0.0
+        with self._lock:
+            now = time.monotonic()
+            self._link_free_at = max(now, self._link_free_at) + n / self._total_rate
+            return self._link_free_at - now
 
     def close(self) -> None:
         self._listener.close()

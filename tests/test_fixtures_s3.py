@@ -41,3 +41,37 @@ def test_no_latency_by_default(s3_server):
         assert proxy.requests == 2
     finally:
         proxy.close()
+
+
+def test_total_rate_is_shared_by_connections(s3_server):
+    """Two connections at once through a 2 MB/s link take as long as 2 MB at 2 MB/s, not half of it."""
+    import threading
+
+    from tests.fixtures_s3 import admin_client
+
+    client = admin_client(s3_server)
+    client.create_bucket(Bucket="proxy-total-rate")
+    client.put_object(Bucket="proxy-total-rate", Key="one-mb", Body=b"x" * 1_000_000, ACL="public-read")
+    proxy = ThrottledProxy(s3_server, rate=2_000_000, total_rate=2_000_000)
+    netloc = urlsplit(proxy.endpoint).netloc
+    sizes = []
+
+    def fetch():
+        conn = http.client.HTTPConnection(netloc, timeout=30)
+        conn.request("GET", "/proxy-total-rate/one-mb")
+        sizes.append(len(conn.getresponse().read()))
+        conn.close()
+
+    try:
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=fetch) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sizes == [1_000_000] * 2
+        assert time.perf_counter() - t0 >= 0.9  # each alone at 2 MB/s would take 0.5 s
+    finally:
+        proxy.close()
+        client.delete_object(Bucket="proxy-total-rate", Key="one-mb")
+        client.delete_bucket(Bucket="proxy-total-rate")
