@@ -135,7 +135,12 @@ class ThrottledProxy:
     a kept-alive connection), so each request/response round trip costs at least ``latency`` more, like a
     distant server. It does not model TCP/TLS handshakes (a new connection costs no extra round trips).
     ``total_rate`` (bytes per second, default None: no limit) caps the replies of all connections together, like
-    one user's link: with it, many parallel connections are no faster than the link."""
+    one user's link: with it, many parallel connections are no faster than the link, and a chunk of a reply is
+    forwarded once its time on the link is over (without it, a chunk is forwarded at once and the connection
+    then waits, so a reply smaller than one chunk, rate / 50 bytes, is not slowed at all).
+
+    ``timings`` holds (start, first reply byte, last reply byte) of every finished request, ``time.monotonic()``
+    seconds (the reply times None for a request never answered): a benchmark can tell waiting from moving bytes."""
 
     def __init__(self, target: str, rate: int, latency: float = 0.0, total_rate: int | None = None):
         host, port = target.removeprefix("http://").rsplit(":", 1)
@@ -149,6 +154,7 @@ class ThrottledProxy:
         self._lock = threading.Lock()
         self.bytes_sent = 0  # server -> client, over all connections (what a client fetched)
         self.requests = 0  # requests begun (a client's bytes after a reply, or the first on a connection)
+        self.timings: list[tuple[float, float | None, float | None]] = []
         self.endpoint = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         threading.Thread(target=self._accept, name="throttled-proxy", daemon=True).start()
 
@@ -165,41 +171,54 @@ class ThrottledProxy:
                 continue
             with self._lock:
                 self._sockets |= {client, upstream}
-            answered = threading.Event()  # the server has sent something since the client's last request began
-            answered.set()
+            exchange = [None, None, None]  # this connection's request under way: start, first and last reply byte
             for src, dst, reply in ((client, upstream, False), (upstream, client, True)):
-                threading.Thread(target=self._pipe, args=(src, dst, reply, answered), daemon=True).start()
+                threading.Thread(target=self._pipe, args=(src, dst, reply, exchange), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket, reply: bool, answered: threading.Event) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, reply: bool, exchange: list) -> None:
         rate = self._rate if reply else None
         chunk = max(4096, rate // 50) if rate else 256 * 1024
         try:
             while data := src.recv(chunk):
-                if reply:
-                    answered.set()
-                elif answered.is_set():  # the first bytes of a request
-                    answered.clear()
+                if not reply and (exchange[0] is None or exchange[1] is not None):  # the first bytes of a request
                     with self._lock:
                         self.requests += 1
+                        self._finish(exchange)
+                        exchange[:] = [time.monotonic(), None, None]
                     if self._latency:
                         time.sleep(self._latency)
-                dst.sendall(data)
-                if rate:
-                    with self._lock:
-                        self.bytes_sent += len(data)
+                elif reply and exchange[1] is None:
+                    exchange[1] = time.monotonic()
+                if not rate:
+                    dst.sendall(data)
+                    continue
+                with self._lock:
+                    self.bytes_sent += len(data)
+                if self._total_rate:  # a link delivers a chunk once it has gone through
                     time.sleep(max(len(data) / rate, self._book_link(len(data))))
+                    dst.sendall(data)
+                else:  # send, then keep the connection quiet for as long
+                    dst.sendall(data)
+                    time.sleep(len(data) / rate)
+                exchange[2] = time.monotonic()
         except OSError:
             pass
+        if reply:
+            with self._lock:
+                self._finish(exchange)
         for s in (src, dst):  # one side is done: so is the connection
             try:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 
+    def _finish(self, exchange: list) -> None:
+        if exchange[0] is not None:
+            self.timings.append(tuple(exchange))
+            exchange[0] = None
+
     def _book_link(self, n: int) -> float:
         """Books ``n`` bytes on the shared link (``total_rate``); the seconds until they have gone through it."""
-        if not self._total_rate:
-            return 0.0
         with self._lock:
             now = time.monotonic()
             self._link_free_at = max(now, self._link_free_at) + n / self._total_rate

@@ -1,4 +1,4 @@
-"""The S3 test fixtures themselves: the throttling proxy's added latency per request."""
+"""The S3 test fixtures themselves: the throttling proxy's latency, shared link and request timings."""
 
 import http.client
 import time
@@ -30,6 +30,8 @@ def test_latency_delays_every_request(s3_server):
         first, second = _get_twice(proxy.endpoint)
         assert first >= 0.5 and second >= 0.5  # a new connection and a kept-alive one alike
         assert proxy.requests == 2
+        start, first_byte, last_byte = proxy.timings[0]  # the first request (the second ends with the connection)
+        assert first_byte - start >= 0.5 and last_byte >= first_byte
     finally:
         proxy.close()
 

@@ -50,6 +50,7 @@ import argparse
 import datetime as dt
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -213,11 +214,27 @@ class Leg:
     fetched: int
     requests: int
     whole: int  # bytes of the whole files of the dates of the tiles the leg covers
+    timings: list  # the proxy's (start, first reply byte, last reply byte) of the leg's requests
     target: str = ""
 
     @property
     def share(self) -> float:
         return 100 * self.fetched / self.whole
+
+    def breakdown(self) -> dict:
+        """Seconds with at least one request in flight, the mean number in flight then, and the time to the
+        first reply byte (the added latency + the server's time) per request."""
+        spans = sorted((s, max(x for x in (s, f, e) if x is not None)) for s, f, e in self.timings)
+        busy, end = 0.0, None
+        for s, e in spans:
+            if end is None or s > end:
+                busy, end = busy + e - s, e
+            elif e > end:
+                busy, end = busy + e - end, e
+        ttfb = sorted(f - s for s, f, _ in self.timings if f is not None) or [0.0]
+        return {"busy": busy, "in_flight": sum(e - s for s, e in spans) / busy if busy else 0.0,
+                "ttfb_mean": sum(ttfb) / len(ttfb), "ttfb_median": ttfb[len(ttfb) // 2],
+                "waiting": sum(ttfb)}
 
 
 class Runner:
@@ -227,13 +244,13 @@ class Runner:
     def home(self, name: str) -> Path:
         return self.work / f"home-{name}"
 
-    def command(self, name: str, args: list[str], home: str) -> tuple[float, int, int]:
-        """Runs ``python -m s2desktop *args``; seconds, bytes and requests through the proxy."""
+    def command(self, name: str, args: list[str], home: str) -> tuple[float, int, int, list]:
+        """Runs ``python -m s2desktop *args``; seconds, bytes, requests and request timings through the proxy."""
         env = dict(os.environ, S2DESKTOP_HOME=str(self.home(home)), PYTHONPATH=str(REPO),
                    AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=os.devnull,
                    AWS_SHARED_CREDENTIALS_FILE=os.devnull)
         log = self.work / f"{name}.log"
-        b0, r0 = self.proxy.bytes_sent, self.proxy.requests
+        b0, r0, n0 = self.proxy.bytes_sent, self.proxy.requests, len(self.proxy.timings)
         t0 = time.perf_counter()
         with log.open("w") as out:
             rc = subprocess.run([sys.executable, "-m", "s2desktop", *args], env=env, stdout=out, stderr=out,
@@ -241,7 +258,8 @@ class Runner:
         seconds = time.perf_counter() - t0
         if rc:
             sys.exit(f"leg {name} failed (exit {rc}):\n{log.read_text()[-3000:]}")
-        return seconds, self.proxy.bytes_sent - b0, self.proxy.requests - r0
+        time.sleep(0.5)  # the proxy records a request when its connection closes
+        return seconds, self.proxy.bytes_sent - b0, self.proxy.requests - r0, self.proxy.timings[n0:]
 
 
 def main() -> int:
@@ -257,6 +275,7 @@ def main() -> int:
     ap.add_argument("--skip-old-way", action="store_true", help="leave out (d), the whole-file download")
     ap.add_argument("--quick", action="store_true", help="a smoke run: --size 2745 --dates 3 --variants 1")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed benchmark still stops its server
     if args.quick:
         args.size, args.dates, args.variants = 2745, 3, 1
     res = 109800 / args.size
@@ -296,8 +315,9 @@ def main() -> int:
             legs = []
 
             def leg(name, label, argv, home, tiles_in, target=""):
-                seconds, fetched, requests = run.command(name, argv, home)
-                legs.append(Leg(name, label, seconds, fetched, requests, sum(whole[t] for t in tiles_in), target))
+                seconds, fetched, requests, timings = run.command(name, argv, home)
+                legs.append(Leg(name, label, seconds, fetched, requests, sum(whole[t] for t in tiles_in), timings,
+                                target))
                 print(f"  {name}: {seconds:.1f} s, {fetched / 1e6:.1f} MB, {requests} requests{_output(work, argv)}",
                       flush=True)
 
@@ -351,32 +371,46 @@ def moto_range_cost(client, sizes: dict[str, int]) -> None:
 
 
 def report(legs: list[Leg], args) -> None:
+    """The table of the legs against the targets, the ratios, then where each leg's time went."""
     by = {g.name: g for g in legs}
     link = args.rate_mbit * 1e6 / 8
     print()
     print(f"{'leg':4} {'':34} {'seconds':>8} {'MB fetched':>11} {'% whole':>8} {'requests':>9} {'link floor s':>13}"
           f"  target")
     for g in legs:
-        ok = ""
-        if g.target:
-            ok = "met" if g.seconds < float(g.target.split()[1]) else "MISSED"
-            ok = f"{g.target} {ok}"
-        if g.name in ("a", "b", "c"):
-            ok += f"{'; ' if ok else ''}bytes < {TARGETS['share']:g} % {'met' if g.share < TARGETS['share'] else 'MISSED'}"
         print(f"({g.name}) {g.label:34} {g.seconds:8.1f} {g.fetched / 1e6:11.1f} {g.share:8.2f} {g.requests:9d} "
-              f"{g.fetched / link:13.1f}  {ok}")
+              f"{g.fetched / link:13.1f}  {_verdict(g)}")
     if "d1" in by:
         d = by["d1"].seconds + by["d2"].seconds
         fetched = by["d1"].fetched + by["d2"].fetched
         print(f"(d)  {'old way, download + composite':34} {d:8.1f} {fetched / 1e6:11.1f} "
               f"{100 * fetched / by['d1'].whole:8.2f} {by['d1'].requests + by['d2'].requests:9d} "
               f"{fetched / link:13.1f}")
-        print(f"ratios, old way / streamed: time (d)/(a) {d / by['a'].seconds:.1f}x, (d)/(b) "
-              f"{d / by['b'].seconds:.1f}x; bytes (d)/(a) {fetched / max(1, by['a'].fetched):.0f}x, "
-              f"(d)/(b) {fetched / max(1, by['b'].fetched):.0f}x")
-    print(f"second run (e) fetched {by['e'].fetched / 1e6:.1f} MB = {100 * by['e'].fetched / max(1, by['b'].fetched):.1f} % "
-          f"of (b)'s, in {by['e'].seconds / by['b'].seconds:.2f}x its time; two tiles (c) / one tile (b): "
-          f"{by['c'].seconds / by['b'].seconds:.2f}x time, {by['c'].fetched / max(1, by['b'].fetched):.2f}x bytes")
+        print(f"old way / streamed: time (d)/(a) {d / by['a'].seconds:.1f}x, (d)/(b) {d / by['b'].seconds:.1f}x; "
+              f"bytes (d)/(a) {fetched / max(1, by['a'].fetched):.0f}x, (d)/(b) {fetched / max(1, by['b'].fetched):.0f}x")
+    print(f"second run (e) fetched {by['e'].fetched / 1e6:.1f} MB = "
+          f"{100 * by['e'].fetched / max(1, by['b'].fetched):.1f} % of (b)'s, in {by['e'].seconds / by['b'].seconds:.2f}x "
+          f"its time; two tiles (c) / one tile (b): {by['c'].seconds / by['b'].seconds:.2f}x time, "
+          f"{by['c'].fetched / max(1, by['b'].fetched):.2f}x bytes")
+    print()
+    print(f"where the time goes ({args.latency_ms:g} ms added per request; 'first byte' = that latency + moto's time):")
+    print(f"{'leg':4} {'seconds':>8} {'network busy s':>15} {'other s':>8} {'in flight':>10} {'first byte ms':>14}"
+          f" {'median':>7} {'sum of waits s':>15}")
+    for g in legs:
+        b = g.breakdown()
+        print(f"({g.name}) {g.seconds:8.1f} {b['busy']:15.1f} {g.seconds - b['busy']:8.1f} {b['in_flight']:10.1f} "
+              f"{1000 * b['ttfb_mean']:14.0f} {1000 * b['ttfb_median']:7.0f} {b['waiting']:15.1f}")
+    print("'network busy': at least one request in flight; 'other': none in flight (start-up, search, compositing, "
+          "writing); 'in flight': mean requests at once while busy")
+
+
+def _verdict(g: Leg) -> str:
+    out = []
+    if g.target:
+        out.append(f"{g.target} {'met' if g.seconds < float(g.target.split()[1]) else 'MISSED'}")
+    if g.name in ("a", "b", "c"):
+        out.append(f"bytes < {TARGETS['share']:g} % {'met' if g.share < TARGETS['share'] else 'MISSED'}")
+    return "; ".join(out)
 
 
 if __name__ == "__main__":
