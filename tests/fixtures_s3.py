@@ -139,8 +139,9 @@ class ThrottledProxy:
     forwarded once its time on the link is over (without it, a chunk is forwarded at once and the connection
     then waits, so a reply smaller than one chunk, rate / 50 bytes, is not slowed at all).
 
-    ``timings`` holds (start, first reply byte, last reply byte) of every finished request, ``time.monotonic()``
-    seconds (the reply times None for a request never answered): a benchmark can tell waiting from moving bytes."""
+    ``timings`` holds (start, first reply byte, last reply byte, request line, Range header) of every finished
+    request, times in ``time.monotonic()`` seconds (None for a request never answered): a benchmark can tell
+    waiting from moving bytes, and see what was asked for."""
 
     def __init__(self, target: str, rate: int, latency: float = 0.0, total_rate: int | None = None):
         host, port = target.removeprefix("http://").rsplit(":", 1)
@@ -154,7 +155,7 @@ class ThrottledProxy:
         self._lock = threading.Lock()
         self.bytes_sent = 0  # server -> client, over all connections (what a client fetched)
         self.requests = 0  # requests begun (a client's bytes after a reply, or the first on a connection)
-        self.timings: list[tuple[float, float | None, float | None]] = []
+        self.timings: list[tuple[float, float | None, float | None, str, str | None]] = []
         self.endpoint = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         threading.Thread(target=self._accept, name="throttled-proxy", daemon=True).start()
 
@@ -171,7 +172,7 @@ class ThrottledProxy:
                 continue
             with self._lock:
                 self._sockets |= {client, upstream}
-            exchange = [None, None, None]  # this connection's request under way: start, first and last reply byte
+            exchange = [None] * 5  # this connection's request under way: start, first and last reply byte, head
             for src, dst, reply in ((client, upstream, False), (upstream, client, True)):
                 threading.Thread(target=self._pipe, args=(src, dst, reply, exchange), daemon=True).start()
 
@@ -184,7 +185,7 @@ class ThrottledProxy:
                     with self._lock:
                         self.requests += 1
                         self._finish(exchange)
-                        exchange[:] = [time.monotonic(), None, None]
+                        exchange[:] = [time.monotonic(), None, None, *_request_head(data)]
                     if self._latency:
                         time.sleep(self._latency)
                 elif reply and exchange[1] is None:
@@ -229,6 +230,13 @@ class ThrottledProxy:
         with self._lock:
             for s in self._sockets:
                 s.close()
+
+
+def _request_head(data: bytes) -> tuple[str, str | None]:
+    """The request line and the Range header of the first bytes of an HTTP request."""
+    lines = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    ranges = [v.strip() for k, _, v in (h.partition(":") for h in lines[1:]) if k.strip().lower() == "range"]
+    return lines[0], ranges[0] if ranges else None
 
 
 class RequestRecorder:

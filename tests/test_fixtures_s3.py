@@ -30,8 +30,9 @@ def test_latency_delays_every_request(s3_server):
         first, second = _get_twice(proxy.endpoint)
         assert first >= 0.5 and second >= 0.5  # a new connection and a kept-alive one alike
         assert proxy.requests == 2
-        start, first_byte, last_byte = proxy.timings[0]  # the first request (the second ends with the connection)
+        start, first_byte, last_byte, line, ranges = proxy.timings[0]  # the second ends with the connection
         assert first_byte - start >= 0.5 and last_byte >= first_byte
+        assert line == "GET / HTTP/1.1" and ranges is None
     finally:
         proxy.close()
 

@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -224,17 +225,40 @@ class Leg:
     def breakdown(self) -> dict:
         """Seconds with at least one request in flight, the mean number in flight then, and the time to the
         first reply byte (the added latency + the server's time) per request."""
-        spans = sorted((s, max(x for x in (s, f, e) if x is not None)) for s, f, e in self.timings)
+        spans = sorted((s, max(x for x in (s, f, e) if x is not None)) for s, f, e, *_ in self.timings)
         busy, end = 0.0, None
         for s, e in spans:
             if end is None or s > end:
                 busy, end = busy + e - s, e
             elif e > end:
                 busy, end = busy + e - end, e
-        ttfb = sorted(f - s for s, f, _ in self.timings if f is not None) or [0.0]
+        ttfb = sorted(f - s for s, f, *_ in self.timings if f is not None) or [0.0]
         return {"busy": busy, "in_flight": sum(e - s for s, e in spans) / busy if busy else 0.0,
                 "ttfb_mean": sum(ttfb) / len(ttfb), "ttfb_median": ttfb[len(ttfb) // 2],
                 "waiting": sum(ttfb)}
+
+    def asked(self) -> dict:
+        """What the requests asked for: HEADs, ranged GETs, other requests (listings, whole small objects), the
+        objects read by range, and the bytes of all ranges vs of their union per object (the rest: read again)."""
+        heads = other = 0
+        ranges: dict[str, list] = {}
+        for *_, line, header in self.timings:
+            method, path = (line.split(" ") + [""])[:2]
+            m = re.fullmatch(r"bytes=(\d+)-(\d+)", header or "")
+            if method == "HEAD":
+                heads += 1
+            elif method == "GET" and m:
+                ranges.setdefault(path, []).append((int(m[1]), int(m[2]) + 1))
+            else:
+                other += 1
+        distinct = 0
+        for spans in ranges.values():
+            end = -1
+            for a, b in sorted(spans):
+                distinct += max(0, b - max(a, end))
+                end = max(end, b)
+        return {"heads": heads, "ranged": sum(map(len, ranges.values())), "other": other, "objects": len(ranges),
+                "asked": sum(b - a for spans in ranges.values() for a, b in spans), "distinct": distinct}
 
 
 class Runner:
@@ -402,6 +426,16 @@ def report(legs: list[Leg], args) -> None:
               f"{1000 * b['ttfb_mean']:14.0f} {1000 * b['ttfb_median']:7.0f} {b['waiting']:15.1f}")
     print("'network busy': at least one request in flight; 'other': none in flight (start-up, search, compositing, "
           "writing); 'in flight': mean requests at once while busy")
+    print()
+    print(f"{'leg':4} {'HEAD':>5} {'ranged GET':>11} {'other':>6} {'objects':>8} {'MB in ranges':>13} "
+          f"{'MB distinct':>12} {'read again':>11}")
+    for g in legs:
+        q = g.asked()
+        again = 100 * (q["asked"] - q["distinct"]) / q["asked"] if q["asked"] else 0.0
+        print(f"({g.name}) {q['heads']:5d} {q['ranged']:11d} {q['other']:6d} {q['objects']:8d} {q['asked'] / 1e6:13.1f} "
+              f"{q['distinct'] / 1e6:12.1f} {again:10.0f}%")
+    print("'other': listings and whole small objects (metadata); 'objects': objects read by range; 'MB distinct': "
+          "the union of the ranges per object; 'read again': ranges asked more than once (by any process)")
 
 
 def _verdict(g: Leg) -> str:
