@@ -1,14 +1,17 @@
 """Benchmark: areas streamed from full-size COGs over a slow, distant link vs the old way, each timed from the command.
 
-    .venv/bin/python tests/benchmarks/bench_area.py                  # the issue's benchmark (~20 min, ~15 GB disk)
-    .venv/bin/python tests/benchmarks/bench_area.py --skip-old-way   # legs (a)-(c), (e) only
+    .venv/bin/python tests/benchmarks/bench_area.py                  # the issue's benchmark (~20 min)
+    .venv/bin/python tests/benchmarks/bench_area.py --skip-old-way   # legs (a)-(c), (e) only (~10 min)
     .venv/bin/python tests/benchmarks/bench_area.py --quick          # a smoke run in about a minute
+
+Disk: ~3 GB of generated scenes kept in --cache, ~10 GB of moto's temporary files while it runs, ~5 GB for the
+old way's download (in a temporary folder, removed at the end).
 
 The archive: ``--dates`` (10) L2A scenes of two tiles that share an edge, 33UUP and its east neighbour 33UVP,
 in the ``sentinel-cogs`` layout, written like the real bucket by ``archive.write_scene`` (DEFLATE with predictor
 2, 1024 px blocks, internal overviews, SCL at half the 10 m size) at ``--size`` px a side (10980: the real 10 m
 grid). The pixels look like imagery to the compressor (a smooth ground pattern continuous across the tiles plus
-uniform noise of 0..63, a cloud band on the SCL) so a band file is ~160 MB, within the real bucket's 100-230 MB.
+uniform noise of 0..63, a cloud band on the SCL) so a band file is ~169 MB, within the real bucket's 100-230 MB.
 
 Generating a full-size scene takes ~30 s, so ``--variants`` (3) distinct scenes per tile are generated once into
 ``--cache`` (default /tmp/s2bench-area, reused across runs, keyed by size and variant) and reused across dates:
@@ -18,11 +21,11 @@ and no cache keyed by ETag can serve one date for another. Metadata (tileinfo_me
 thumbnail) is written for every date.
 
 The server: moto's standalone server in its own process (so it does not share our GIL), loaded once per run
-with both tiles' dates (~9.6 GB at full size). moto keeps objects over ~5 MB in temporary files on disk
-(SpooledTemporaryFile under $TMPDIR), not in memory; the run prints its resident memory after loading. In front of
-it, ``ThrottledProxy``: one shared link of ``--rate-mbit`` (100) Mbit/s for all connections together
-(``--per-connection``: that rate for each connection instead, as before) and ``--latency-ms`` (40) added before
-every request.
+with all dates of both tiles (10.2 GB at full size, ~100 s). moto keeps objects over ~5 MB in temporary files on
+disk (SpooledTemporaryFile under $TMPDIR), not in memory; its resident memory peaks at ~4 GB while loading (the
+request bodies) and the run prints it. In front of it, ``ThrottledProxy``: one shared link of ``--rate-mbit``
+(100) Mbit/s for all connections together (``--per-connection``: that rate for each connection instead, as
+before) and ``--latency-ms`` (40) added before every request (no TCP/TLS handshakes are modelled).
 
 The legs, each the ``s2desktop`` command in a subprocess, timed from its start to its exit (the written COG),
 with the bytes and requests that crossed the proxy; ``S2DESKTOP_HOME`` is a fresh folder per leg (cold metadata
@@ -37,11 +40,15 @@ and fetch caches), except (e) which reuses (b)'s:
       ``s2desktop composite --tile`` of the tile from them (``--skip-old-way`` leaves it out: ~6 min at 100 Mbit/s)
 
 "% whole" is the share of the whole B02/B03/B04/SCL objects of the dates of the tile(s) a leg covers.
-Targets (issue 10): preview < 10 s, 10 m composite < 60 s, bytes fetched < 5 % of the whole files.
+Targets (issue 10): preview < 10 s, 10 m composite < 60 s, bytes fetched < 5 % of the whole files. Two more
+tables say where the time went, from the proxy's record of every request: seconds with a request in flight vs
+none (start-up, search, compositing, writing), requests in flight at once, time to the first reply byte (the
+added latency + moto's time); and what was asked for: HEADs, ranged GETs, the objects read, the bytes of all
+ranges vs their union per object (the difference was fetched more than once, e.g. by two processes).
 
-Figures depend on this machine and on moto, which reads the whole object for every ranged GET (~0.1 s for a
-160 MB object; the run measures it): compare ratios, not seconds, with the real bucket. At ``--size`` below 10980
-the "10 m" legs run at the tile's own resolution (109800 / size m).
+Figures depend on this machine and on moto, which reads the whole object for every ranged GET (0.13-0.2 s for
+a 169 MB object here, against ~5 ms for a small one; the run measures it): compare ratios, not seconds, with
+the real bucket. At ``--size`` below 10980 the "10 m" legs run at the tile's own resolution (109800 / size m).
 """
 
 from __future__ import annotations
@@ -434,8 +441,9 @@ def report(legs: list[Leg], args) -> None:
         again = 100 * (q["asked"] - q["distinct"]) / q["asked"] if q["asked"] else 0.0
         print(f"({g.name}) {q['heads']:5d} {q['ranged']:11d} {q['other']:6d} {q['objects']:8d} {q['asked'] / 1e6:13.1f} "
               f"{q['distinct'] / 1e6:12.1f} {again:10.0f}%")
-    print("'other': listings and whole small objects (metadata); 'objects': objects read by range; 'MB distinct': "
-          "the union of the ranges per object; 'read again': ranges asked more than once (by any process)")
+    print("'other': listings and whole small objects (metadata); 'objects': objects read by range; ranges as asked "
+          "(one past an object's end counts in full); 'MB distinct': their union per object; 'read again': asked "
+          "more than once (by any process)")
 
 
 def _verdict(g: Leg) -> str:
