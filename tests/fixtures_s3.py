@@ -128,16 +128,34 @@ class Seeded:
 
 class ThrottledProxy:
     """A TCP proxy on 127.0.0.1 in front of the S3 test server that forwards the server's replies at most `rate`
-    bytes per second per connection (requests go through unthrottled). Real sockets and real HTTP, only slower."""
+    bytes per second per connection (requests go through unthrottled). Real sockets and real HTTP, only slower.
 
-    def __init__(self, target: str, rate: int):
+    ``latency`` (seconds, default 0) holds back the first bytes of every request for that long: the first chunk a
+    client sends on a new connection, and the first it sends after the server has answered (the next request on
+    a kept-alive connection), so each request/response round trip costs at least ``latency`` more, like a
+    distant server. It does not model TCP/TLS handshakes (a new connection costs no extra round trips).
+    ``total_rate`` (bytes per second, default None: no limit) caps the replies of all connections together, like
+    one user's link: with it, many parallel connections are no faster than the link, and a chunk of a reply is
+    forwarded once its time on the link is over (without it, a chunk is forwarded at once and the connection
+    then waits, so a reply smaller than one chunk, rate / 50 bytes, is not slowed at all).
+
+    ``timings`` holds (start, first reply byte, last reply byte, request line, Range header) of every finished
+    request, times in ``time.monotonic()`` seconds (None for a request never answered): a benchmark can tell
+    waiting from moving bytes, and see what was asked for."""
+
+    def __init__(self, target: str, rate: int, latency: float = 0.0, total_rate: int | None = None):
         host, port = target.removeprefix("http://").rsplit(":", 1)
         self._target = (host, int(port))
         self._rate = rate
+        self._latency = latency
+        self._total_rate = total_rate
+        self._link_free_at = 0.0  # monotonic time at which the shared link has sent everything booked so far
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self.bytes_sent = 0  # server -> client, over all connections (what a client fetched)
+        self.requests = 0  # requests begun (a client's bytes after a reply, or the first on a connection)
+        self.timings: list[tuple[float, float | None, float | None, str, str | None]] = []
         self.endpoint = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         threading.Thread(target=self._accept, name="throttled-proxy", daemon=True).start()
 
@@ -154,31 +172,71 @@ class ThrottledProxy:
                 continue
             with self._lock:
                 self._sockets |= {client, upstream}
-            for src, dst, rate in ((client, upstream, None), (upstream, client, self._rate)):
-                threading.Thread(target=self._pipe, args=(src, dst, rate), daemon=True).start()
+            exchange = [None] * 5  # this connection's request under way: start, first and last reply byte, head
+            for src, dst, reply in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pipe, args=(src, dst, reply, exchange), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket, rate: int | None) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, reply: bool, exchange: list) -> None:
+        rate = self._rate if reply else None
         chunk = max(4096, rate // 50) if rate else 256 * 1024
         try:
             while data := src.recv(chunk):
-                dst.sendall(data)
-                if rate:
+                if not reply and (exchange[0] is None or exchange[1] is not None):  # the first bytes of a request
                     with self._lock:
-                        self.bytes_sent += len(data)
+                        self.requests += 1
+                        self._finish(exchange)
+                        exchange[:] = [time.monotonic(), None, None, *_request_head(data)]
+                    if self._latency:
+                        time.sleep(self._latency)
+                elif reply and exchange[1] is None:
+                    exchange[1] = time.monotonic()
+                if not rate:
+                    dst.sendall(data)
+                    continue
+                with self._lock:
+                    self.bytes_sent += len(data)
+                if self._total_rate:  # a link delivers a chunk once it has gone through
+                    time.sleep(max(len(data) / rate, self._book_link(len(data))))
+                    dst.sendall(data)
+                else:  # send, then keep the connection quiet for as long
+                    dst.sendall(data)
                     time.sleep(len(data) / rate)
+                exchange[2] = time.monotonic()
         except OSError:
             pass
+        if reply:
+            with self._lock:
+                self._finish(exchange)
         for s in (src, dst):  # one side is done: so is the connection
             try:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 
+    def _finish(self, exchange: list) -> None:
+        if exchange[0] is not None:
+            self.timings.append(tuple(exchange))
+            exchange[0] = None
+
+    def _book_link(self, n: int) -> float:
+        """Books ``n`` bytes on the shared link (``total_rate``); the seconds until they have gone through it."""
+        with self._lock:
+            now = time.monotonic()
+            self._link_free_at = max(now, self._link_free_at) + n / self._total_rate
+            return self._link_free_at - now
+
     def close(self) -> None:
         self._listener.close()
         with self._lock:
             for s in self._sockets:
                 s.close()
+
+
+def _request_head(data: bytes) -> tuple[str, str | None]:
+    """The request line and the Range header of the first bytes of an HTTP request."""
+    lines = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    ranges = [v.strip() for k, _, v in (h.partition(":") for h in lines[1:]) if k.strip().lower() == "range"]
+    return lines[0], ranges[0] if ranges else None
 
 
 class RequestRecorder:

@@ -1,29 +1,70 @@
-"""Benchmark: an area streamed from COGs vs the old way (download whole files, then composite), side by side.
+"""Benchmark: areas streamed from full-size COGs over a slow, distant link vs the old way, each timed from the command.
 
-    .venv/bin/python tests/benchmarks/bench_area.py [--size 5490] [--dates 5] [--rate-mbit 100]
+    .venv/bin/python tests/benchmarks/bench_area.py                  # the issue's benchmark (~20 min)
+    .venv/bin/python tests/benchmarks/bench_area.py --skip-old-way   # legs (a)-(c), (e) only (~10 min)
+    .venv/bin/python tests/benchmarks/bench_area.py --quick          # a smoke run in about a minute
 
-A local S3 server (moto, in its own process) holds ``--dates`` L2A scenes of tile 33UUP in the ``sentinel-cogs``
-layout, written like the real bucket (DEFLATE, 1024 px blocks, internal overviews, SCL at half resolution),
-``--size`` px a side (5490: the real 20 m grid; 10980 is the full 10 m size but takes minutes to generate). A
-throttling proxy in front of it serves each connection at ``--rate-mbit``. We time from the job's start to the
-written COG and count the bytes that crossed the proxy for:
+Disk: ~3 GB of generated scenes kept in --cache, ~10 GB of moto's temporary files while it runs, ~5 GB for the
+old way's download (in a temporary folder, removed at the end).
 
-  (a) a 10 x 10 km area at 80 m (a preview: overview bytes only),
-  (b) the same area at the tile's own resolution,
-  (c) the old way: download the whole band and SCL files of those scenes, then composite the tile.
+The archive: ``--dates`` (10) L2A scenes of two tiles that share an edge, 33UUP and its east neighbour 33UVP,
+in the ``sentinel-cogs`` layout, written like the real bucket by ``archive.write_scene`` (DEFLATE with predictor
+2, 1024 px blocks, internal overviews, SCL at half the 10 m size) at ``--size`` px a side (10980: the real 10 m
+grid). The pixels look like imagery to the compressor (a smooth ground pattern continuous across the tiles plus
+uniform noise of 0..63, a cloud band on the SCL) so a band file is ~169 MB, within the real bucket's 100-230 MB.
 
-Figures depend on the machine and on moto (which reads a whole object for every ranged GET): compare the
-ratios, not the seconds, with the real bucket.
+Generating a full-size scene takes ~30 s, so ``--variants`` (3) distinct scenes per tile are generated once into
+``--cache`` (default /tmp/s2bench-area, reused across runs, keyed by size and variant) and reused across dates:
+date i serves variant i % variants. Every date's objects are still distinct: each is uploaded with a few bytes
+naming its key appended after the TIFF's data (readers ignore them), so objects differ in content, size and ETag
+and no cache keyed by ETag can serve one date for another. Metadata (tileinfo_metadata.json, the STAC item, the
+thumbnail) is written for every date.
+
+The server: moto's standalone server in its own process (so it does not share our GIL), loaded once per run
+with all dates of both tiles (10.2 GB at full size, ~100 s). moto keeps objects over ~5 MB in temporary files on
+disk (SpooledTemporaryFile under $TMPDIR), not in memory; its resident memory peaks at ~4 GB while loading (the
+request bodies) and the run prints it. In front of it, ``ThrottledProxy``: one shared link of ``--rate-mbit``
+(100) Mbit/s for all connections together (``--per-connection``: that rate for each connection instead, as
+before) and ``--latency-ms`` (40) added before every request (no TCP/TLS handshakes are modelled).
+
+The legs, each the ``s2desktop`` command in a subprocess, timed from its start to its exit (the written COG),
+with the bytes and requests that crossed the proxy; ``S2DESKTOP_HOME`` is a fresh folder per leg (cold metadata
+and fetch caches), except (e) which reuses (b)'s:
+
+  (a) a 10 x 10 km area at the centre of 33UUP at 80 m: the preview (overview bytes only)
+  (b) the same area at 10 m (the tile's own pixels)
+  (e) (b) again with (b)'s cache folder: what a second run fetches
+  (c) a 10 x 10 km area straddling the 33UUP/33UVP edge at 10 m: in both tiles (it reaches a little past the
+      ~9.8 km overlap on both sides), each acquisition a mosaic of the two
+  (d) the old way: ``s2desktop download`` of the whole B02/B03/B04/SCL files of 33UUP's dates, then
+      ``s2desktop composite --tile`` of the tile from them (``--skip-old-way`` leaves it out: ~6 min at 100 Mbit/s)
+
+"% whole" is the share of the whole B02/B03/B04/SCL objects of the dates of the tile(s) a leg covers.
+Targets (issue 10): preview < 10 s, 10 m composite < 60 s, bytes fetched < 5 % of the whole files. Two more
+tables say where the time went, from the proxy's record of every request: seconds with a request in flight vs
+none (start-up, search, compositing, writing), requests in flight at once, time to the first reply byte (the
+added latency + moto's time); and what was asked for: HEADs, ranged GETs, the objects read, the bytes of all
+ranges vs their union per object (the difference was fetched more than once, e.g. by two processes).
+
+Figures depend on this machine and on moto, which reads the whole object for every ranged GET (0.13-0.2 s for
+a 169 MB object here, against ~5 ms for a small one; the run measures it): compare ratios, not seconds, with
+the real bucket. At ``--size`` below 10980 the "10 m" legs run at the tile's own resolution (109800 / size m).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import re
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,96 +74,385 @@ from tests.benchmarks.bench_download import SERVER, _client  # noqa: E402
 from tests.fixtures_s3 import ThrottledProxy  # noqa: E402
 
 BUCKET = "sentinel-cogs"
-TILE = "33UUP"
+TILES = ("33UUP", "33UVP")  # east neighbours in UTM zone 33: 33UVP starts 9.84 km west of 33UUP's east edge
+BANDS = ("B02", "B03", "B04", "SCL")
+DAY0 = dt.date(2023, 7, 1)
+EVERY = 3  # days between dates
+NOISE = 64  # uniform noise 0..63 on the ground pattern: ~160 MB per 10980 px band COG
+SIDE = 10_000  # m: the areas are 10 x 10 km
+PREVIEW_M = 80
+TARGETS = {"preview": 10.0, "full": 60.0, "share": 5.0}
 
 
-def _seed(root: Path, size: int, dates: int) -> None:
+# --- the scenes ----------------------------------------------------------------------------------------------
+
+
+def _variant(tile: str, index: int, size: int, dest: str) -> str:
+    """One distinct scene of ``tile`` (B02, B03, B04, SCL) written by archive.write_scene; the band files moved to
+    ``dest``. Runs in a pool process (~2 GB of memory at full size)."""
     import numpy as np
     from affine import Affine
 
     from s2desktop.core import archive, tiles
 
-    f = tiles.footprint(TILE)
-    transform = Affine(109800 / size, 0, f.utm_bounds[0], 0, -109800 / size, f.utm_bounds[3])
-    rng = np.random.default_rng(1)
-    yy, xx = np.mgrid[0:size, 0:size]
-    ground = (800 + 600 * np.sin(xx / 97.0) * np.cos(yy / 131.0)).astype(np.uint16)
-    for d in range(dates):
+    f = tiles.footprint(tile)
+    left, _, _, top = f.utm_bounds
+    res = tiles.TILE_SIZE_M / size
+    gx = left / res + np.arange(size)  # the ground is a function of the map position: continuous across tiles
+    gy = top / res - np.arange(size)
+    ground = (800 + 600 * np.outer(np.cos(gy / 131.0).astype(np.float32), np.sin(gx / 97.0).astype(np.float32)))
+    ground = ground.astype(np.uint16)
+    noise = np.random.default_rng(index).integers(0, NOISE, (size, size), dtype=np.uint16)
+    bands = {b: ground + noise + np.uint16(300 * i) for i, b in enumerate(BANDS[:3])}
+    del ground, noise
+    half = size // 2
+    scl = np.full((half, half), 4, np.uint8)  # vegetation, with a band of cloud and its shadow that moves per variant
+    row = (index * 37 % 80 + 10) * half // 100
+    scl[row: row + half // 10] = 9
+    scl[row + half // 10: row + half // 8] = 3
+    tmp = Path(dest + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    prefix = archive.write_scene(tmp, "cogs", tile, DAY0, 0, bands, crs=f.epsg,
+                                 transform=Affine(res, 0, left, 0, -res, top), baseline="05.09", scl=scl)
+    out = tmp / "bands"
+    out.mkdir()
+    for b in BANDS:
+        (tmp / prefix / f"{b}.tif").rename(out / f"{b}.tif")
+    out.rename(dest)
+    shutil.rmtree(tmp)
+    return dest
+
+
+def ensure_variants(cache: Path, size: int, variants: int) -> dict[str, list[Path]]:
+    """{tile: [folder of B02/B03/B04/SCL.tif per variant]}, generating the missing ones (two processes)."""
+    import multiprocessing
+
+    folders = {t: [cache / f"{size}px" / t / f"v{i}" for i in range(variants)] for t in TILES}
+    todo = [(t, i, size, str(p)) for t in TILES for i, p in enumerate(folders[t]) if not p.is_dir()]
+    if todo:
+        print(f"generating {len(todo)} scene(s) of {size} px into {cache} (once; ~30 s each at 10980 px) ...",
+              flush=True)
+        for p in {Path(d).parent for *_, d in todo}:
+            p.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        noise = rng.integers(0, 200, (size, size), dtype=np.uint16)
-        bands = {b: ground + noise + 300 * i for i, b in enumerate(("B02", "B03", "B04"))}
-        scl = np.full((size // 2, size // 2), 4, np.uint8)
-        scl[: size // 8] = 9  # a cloud band
-        archive.write_scene(root, "cogs", TILE, dt.date(2023, 7, 1 + 3 * d), 0, bands, crs=f.epsg,
-                            transform=transform, baseline="05.09", scl=scl)
-        print(f"  generated scene {d + 1}/{dates} in {time.perf_counter() - t0:.0f} s", flush=True)
+        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for dest in pool.map(_variant, *zip(*todo)):
+                print(f"  {Path(dest).relative_to(cache)} after {time.perf_counter() - t0:.0f} s", flush=True)
+    return folders
 
 
-def _area():
-    from s2desktop.core import areas, tiles
-
-    lon, lat = tiles.footprint(TILE).centre  # a 10 x 10 km box at the tile's centre
-    dlat, dlon = 0.045, 0.045 / max(0.2, __import__("math").cos(__import__("math").radians(lat)))
-    return areas.parse_bbox(f"{lon - dlon:.5f},{lat - dlat:.5f},{lon + dlon:.5f},{lat + dlat:.5f}")
+def _dates(n: int) -> list[dt.date]:
+    return [DAY0 + dt.timedelta(days=EVERY * i) for i in range(n)]
 
 
-def _timed(label: str, proxy: ThrottledProxy, fn) -> tuple[float, int]:
-    before = proxy.bytes_sent
-    t0 = time.perf_counter()
-    fn()
-    seconds, fetched = time.perf_counter() - t0, proxy.bytes_sent - before
-    print(f"{label:44} {seconds:7.1f} s  {fetched / 1e6:9.1f} MB fetched", flush=True)
-    return seconds, fetched
+def _metadata(root: Path, tile: str, date: dt.date) -> tuple[str, list[Path]]:
+    """The scene's key prefix and its metadata files (tileinfo_metadata.json, STAC item, thumbnail), written by
+    write_scene for tiny bands on the same footprint (the band files come from the variants)."""
+    import numpy as np
+    from affine import Affine
+
+    from s2desktop.core import archive, tiles
+
+    f = tiles.footprint(tile)
+    left, _, _, top = f.utm_bounds
+    tiny = {b: np.full((8, 8), 1000 + 300 * i, np.uint16) for i, b in enumerate(BANDS[:3])}
+    prefix = archive.write_scene(root, "cogs", tile, date, 0, tiny, crs=f.epsg,
+                                 transform=Affine(tiles.TILE_SIZE_M / 8, 0, left, 0, -tiles.TILE_SIZE_M / 8, top),
+                                 baseline="05.09", scl=np.full((4, 4), 4, np.uint8))
+    return prefix, [p for p in (root / prefix).iterdir() if p.suffix != ".tif"]
+
+
+def upload(client, folders: dict[str, list[Path]], dates: list[dt.date], scratch: Path) -> dict[str, int]:
+    """Every date of every tile onto the server; {key: size} of the band and SCL objects."""
+    jobs = []
+    for tile in TILES:
+        for i, date in enumerate(dates):
+            prefix, meta = _metadata(scratch, tile, date)
+            jobs += [(f"{prefix}/{p.name}", p, b"") for p in meta]
+            for band in BANDS:
+                key = f"{prefix}/{band}.tif"
+                jobs.append((key, folders[tile][i % len(folders[tile])] / f"{band}.tif", f"\n{key}\n".encode()))
+    return dict(_put_all(client, jobs))
+
+
+def _put_all(client, jobs):
+    """(key, size) of the objects put that have a suffix (the band files)."""
+
+    def put(job):
+        key, path, suffix = job
+        body = path.read_bytes() + suffix
+        client.put_object(Bucket=BUCKET, Key=key, Body=body, ACL="public-read")
+        return key, len(body)
+
+    with ThreadPoolExecutor(4) as pool:
+        yield from ((key, n) for (key, n), (_, _, suffix) in zip(pool.map(put, jobs), jobs) if suffix)
+
+
+# --- the areas -----------------------------------------------------------------------------------------------
+
+
+def bbox_around(tile: str, x: float, y: float) -> str:
+    """'W,S,E,N' (lon/lat) enclosing the SIDE x SIDE m square centred on (x, y) in the tile's UTM zone."""
+    from rasterio.warp import transform_bounds
+
+    from s2desktop.core import tiles
+
+    w, s, e, n = transform_bounds(f"EPSG:{tiles.footprint(tile).epsg}", "EPSG:4326", x - SIDE / 2, y - SIDE / 2,
+                                  x + SIDE / 2, y + SIDE / 2, densify_pts=21)
+    return f"{w:.6f},{s:.6f},{e:.6f},{n:.6f}"
+
+
+def areas() -> tuple[str, str]:
+    """The one-tile area (the centre of 33UUP) and the two-tile one (centred on the middle of the overlap)."""
+    from s2desktop.core import tiles
+
+    a, b = (tiles.footprint(t).utm_bounds for t in TILES)
+    cy = (a[1] + a[3]) / 2
+    return bbox_around(TILES[0], (a[0] + a[2]) / 2, cy), bbox_around(TILES[0], (b[0] + a[2]) / 2, cy)
+
+
+# --- the legs ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Leg:
+    name: str
+    label: str
+    seconds: float
+    fetched: int
+    requests: int
+    whole: int  # bytes of the whole files of the dates of the tiles the leg covers
+    timings: list  # the proxy's (start, first reply byte, last reply byte) of the leg's requests
+    target: str = ""
+
+    @property
+    def share(self) -> float:
+        return 100 * self.fetched / self.whole
+
+    def breakdown(self) -> dict:
+        """Seconds with at least one request in flight, the mean number in flight then, and the time to the
+        first reply byte (the added latency + the server's time) per request."""
+        spans = sorted((s, max(x for x in (s, f, e) if x is not None)) for s, f, e, *_ in self.timings)
+        busy, end = 0.0, None
+        for s, e in spans:
+            if end is None or s > end:
+                busy, end = busy + e - s, e
+            elif e > end:
+                busy, end = busy + e - end, e
+        ttfb = sorted(f - s for s, f, *_ in self.timings if f is not None) or [0.0]
+        return {"busy": busy, "in_flight": sum(e - s for s, e in spans) / busy if busy else 0.0,
+                "ttfb_mean": sum(ttfb) / len(ttfb), "ttfb_median": ttfb[len(ttfb) // 2],
+                "waiting": sum(ttfb)}
+
+    def asked(self) -> dict:
+        """What the requests asked for: HEADs, ranged GETs, other requests (listings, whole small objects), the
+        objects read by range, and the bytes of all ranges vs of their union per object (the rest: read again)."""
+        heads = other = 0
+        ranges: dict[str, list] = {}
+        for *_, line, header in self.timings:
+            method, path = (line.split(" ") + [""])[:2]
+            m = re.fullmatch(r"bytes=(\d+)-(\d+)", header or "")
+            if method == "HEAD":
+                heads += 1
+            elif method == "GET" and m:
+                ranges.setdefault(path, []).append((int(m[1]), int(m[2]) + 1))
+            else:
+                other += 1
+        distinct = 0
+        for spans in ranges.values():
+            end = -1
+            for a, b in sorted(spans):
+                distinct += max(0, b - max(a, end))
+                end = max(end, b)
+        return {"heads": heads, "ranged": sum(map(len, ranges.values())), "other": other, "objects": len(ranges),
+                "asked": sum(b - a for spans in ranges.values() for a, b in spans), "distinct": distinct}
+
+
+class Runner:
+    def __init__(self, proxy: ThrottledProxy, work: Path):
+        self.proxy, self.work = proxy, work
+
+    def home(self, name: str) -> Path:
+        return self.work / f"home-{name}"
+
+    def command(self, name: str, args: list[str], home: str) -> tuple[float, int, int, list]:
+        """Runs ``python -m s2desktop *args``; seconds, bytes, requests and request timings through the proxy."""
+        env = dict(os.environ, S2DESKTOP_HOME=str(self.home(home)), PYTHONPATH=str(REPO),
+                   AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=os.devnull,
+                   AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+        log = self.work / f"{name}.log"
+        b0, r0, n0 = self.proxy.bytes_sent, self.proxy.requests, len(self.proxy.timings)
+        t0 = time.perf_counter()
+        with log.open("w") as out:
+            rc = subprocess.run([sys.executable, "-m", "s2desktop", *args], env=env, stdout=out, stderr=out,
+                                cwd=self.work).returncode
+        seconds = time.perf_counter() - t0
+        if rc:
+            sys.exit(f"leg {name} failed (exit {rc}):\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)  # the proxy records a request when its connection closes
+        return seconds, self.proxy.bytes_sent - b0, self.proxy.requests - r0, self.proxy.timings[n0:]
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--size", type=int, default=5490)
-    ap.add_argument("--dates", type=int, default=5)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=10980, help="px a side of a 10 m band (default 10980)")
+    ap.add_argument("--dates", type=int, default=10)
+    ap.add_argument("--variants", type=int, default=3, help="distinct scenes generated per tile (default 3)")
     ap.add_argument("--rate-mbit", type=float, default=100.0)
+    ap.add_argument("--latency-ms", type=float, default=40.0)
+    ap.add_argument("--per-connection", action="store_true", help="the rate per connection, not one shared link")
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "s2bench-area",
+                    help="where generated scenes are kept between runs (default: $TMPDIR/s2bench-area)")
+    ap.add_argument("--skip-old-way", action="store_true", help="leave out (d), the whole-file download")
+    ap.add_argument("--quick", action="store_true", help="a smoke run: --size 2745 --dates 3 --variants 1")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed benchmark still stops its server
+    if args.quick:
+        args.size, args.dates, args.variants = 2745, 3, 1
+    res = 109800 / args.size
+    dates = _dates(args.dates)
+    span = ["--start", dates[0].isoformat(), "--end", dates[-1].isoformat()]
 
-    from s2desktop.core.pipeline import CompositeOptions, Job, Request, SourceSpec
-    from tests.fixtures_s3 import _upload_tree
-
+    folders = ensure_variants(args.cache, args.size, args.variants)
     proc = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
     try:
         endpoint = f"http://127.0.0.1:{proc.stdout.readline().strip()}"
         client = _client(endpoint)
         client.create_bucket(Bucket=BUCKET)
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp = Path(tmp)
-            print(f"seeding {args.dates} scenes of {args.size} px ...", flush=True)
-            _seed(tmp / "bucket", args.size, args.dates)
-            from concurrent.futures import ThreadPoolExecutor
+        with tempfile.TemporaryDirectory(prefix="s2bench-area-") as tmp:
+            work = Path(tmp)
+            t0 = time.perf_counter()
+            sizes = upload(client, folders, dates, work / "meta")
+            loaded = sum(sizes.values())
+            rss = int(subprocess.run(["ps", "-o", "rss=", "-p", str(proc.pid)], capture_output=True,
+                                     text=True).stdout or 0) * 1024
+            print(f"loaded {len(sizes)} band/SCL objects, {loaded / 1e9:.2f} GB, into moto in "
+                  f"{time.perf_counter() - t0:.0f} s; moto's resident memory {rss / 1e6:.0f} MB", flush=True)
+            moto_range_cost(client, sizes)
 
-            with ThreadPoolExecutor(4) as pool:
-                _upload_tree(client, BUCKET, tmp / "bucket", pool, public=True)
-            whole = sum(o["Size"] for p in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
-                        for o in p.get("Contents", []) if o["Key"].endswith(("/B02.tif", "/B03.tif", "/B04.tif",
-                                                                               "/SCL.tif")))
-            proxy = ThrottledProxy(endpoint, rate=int(args.rate_mbit * 1e6 / 8))
-            source = SourceSpec("cogs", endpoint_url=proxy.endpoint)
-            dates = dict(start=dt.date(2023, 7, 1), end=dt.date(2023, 8, 31))
-            area, res = _area(), 109800 / args.size
-            print(f"machine: 2 cores; {args.dates} dates of {TILE} at {res:g} m; {whole / 1e6:.0f} MB of band + SCL "
-                  f"files; proxy {args.rate_mbit:g} Mbit/s per connection; area {area.name}")
+            whole = {t: sum(n for key, n in sizes.items() if f"_{t}_" in key) for t in TILES}
+            rate = int(args.rate_mbit * 1e6 / 8)
+            proxy = ThrottledProxy(endpoint, rate=rate, latency=args.latency_ms / 1000,
+                                   total_rate=None if args.per_connection else rate)
+            one, two = areas()
+            src = ["--source", "cogs", "--endpoint-url", proxy.endpoint]
+            print(f"machine: {os.cpu_count()} cores; {args.dates} dates of {' and '.join(TILES)}, {args.size} px "
+                  f"({res:g} m), {args.variants} distinct scene(s) per tile; band + SCL files of one tile: "
+                  f"{whole[TILES[0]] / 1e9:.2f} GB; link {args.rate_mbit:g} Mbit/s "
+                  f"{'per connection' if args.per_connection else 'shared'}, +{args.latency_ms:g} ms per request")
+            print(f"areas: one tile --bbox {one}; two tiles --bbox {two}", flush=True)
 
-            def run(request):
-                return lambda: Job(request).run()
+            run = Runner(proxy, work)
+            legs = []
 
-            a = _timed("(a) area, 80 m preview (streamed)", proxy, run(Request(
-                source, area=area, resolution=80, **dates, composite=CompositeOptions(str(tmp / "a.tif")))))
-            b = _timed(f"(b) area, {res:g} m (streamed)", proxy, run(Request(
-                source, area=area, resolution=res, **dates, composite=CompositeOptions(str(tmp / "b.tif")))))
-            c = _timed("(c) old way: download whole files, composite", proxy, run(Request(
-                source, tile=TILE, download_dir=tmp / "dl", **dates, composite=CompositeOptions(str(tmp / "c.tif")))))
-            print(f"bytes fetched: (a) {100 * a[1] / whole:.2f} %, (b) {100 * b[1] / whole:.2f} % of the whole files; "
-                  f"time: (c)/(a) {c[0] / a[0]:.1f}x, (c)/(b) {c[0] / b[0]:.1f}x")
+            def leg(name, label, argv, home, tiles_in, target=""):
+                seconds, fetched, requests, timings = run.command(name, argv, home)
+                legs.append(Leg(name, label, seconds, fetched, requests, sum(whole[t] for t in tiles_in), timings,
+                                target))
+                print(f"  {name}: {seconds:.1f} s, {fetched / 1e6:.1f} MB, {requests} requests{_output(work, argv)}",
+                      flush=True)
+
+            area = ["composite", "--bbox", one, *span, *src]
+            leg("a", f"10 km area, {PREVIEW_M} m preview", [*area, "--resolution", str(PREVIEW_M), "-o", "a.tif"],
+                "a", TILES[:1], f"< {TARGETS['preview']:g} s")
+            leg("b", f"10 km area, {res:g} m", [*area, "--resolution", f"{res:g}", "-o", "b.tif"], "b", TILES[:1],
+                f"< {TARGETS['full']:g} s")
+            leg("e", "(b) again, (b)'s cache", [*area, "--resolution", f"{res:g}", "-o", "e.tif"], "b",
+                TILES[:1])
+            leg("c", f"10 km area over 2 tiles, {res:g} m", ["composite", "--bbox", two, *span, *src,
+                "--resolution", f"{res:g}", "-o", "c.tif"], "c", TILES, f"< {TARGETS['full']:g} s")
+            if not args.skip_old_way:
+                tile = ["--tile", TILES[0], *span, *src, "--out-dir", "dl"]
+                leg("d1", "old way: download whole files", ["download", *tile, "--bands", ",".join(BANDS)], "d",
+                    TILES[:1])
+                leg("d2", "old way: composite the tile", ["composite", *tile, "-o", "d.tif"], "d", TILES[:1])
             proxy.close()
+            report(legs, args)
     finally:
         proc.terminate()
+        proc.wait(30)
     return 0
+
+
+def _output(work: Path, argv: list[str]) -> str:
+    """', output W x H px, V % valid' for a composite leg (a check that it wrote what it should)."""
+    import numpy as np
+    import rasterio
+
+    if "-o" not in argv:
+        return ""
+    with rasterio.open(work / argv[argv.index("-o") + 1]) as ds:
+        valid = ds.read(1, out_shape=(min(ds.height, 1024), min(ds.width, 1024))) > 0
+        return f", output {ds.width} x {ds.height} px at {ds.res[0]:g} m, {100 * np.mean(valid):.1f} % valid"
+
+
+def moto_range_cost(client, sizes: dict[str, int]) -> None:
+    """moto reads the whole object for a ranged GET: 1 MB of the largest object vs of the smallest (an SCL),
+    straight from moto (no proxy)."""
+    out = []
+    for key in (max(sizes, key=sizes.get), min(sizes, key=sizes.get)):
+        n = min(1 << 20, sizes[key] // 5)
+        times = []
+        for i in range(5):
+            t0 = time.perf_counter()
+            client.get_object(Bucket=BUCKET, Key=key, Range=f"bytes={i * n}-{(i + 1) * n - 1}")["Body"].read()
+            times.append(time.perf_counter() - t0)
+        out.append(f"{sorted(times)[2] * 1000:.0f} ms for {n / 1e6:.2f} MB of a {sizes[key] / 1e6:.1f} MB object")
+    print(f"moto, no proxy, a ranged GET (median of 5): {out[0]}; {out[1]}", flush=True)
+
+
+def report(legs: list[Leg], args) -> None:
+    """The table of the legs against the targets, the ratios, then where each leg's time went."""
+    by = {g.name: g for g in legs}
+    link = args.rate_mbit * 1e6 / 8
+    print()
+    print(f"{'leg':4} {'':34} {'seconds':>8} {'MB fetched':>11} {'% whole':>8} {'requests':>9} {'link floor s':>13}"
+          f"  target")
+    for g in legs:
+        print(f"({g.name}) {g.label:34} {g.seconds:8.1f} {g.fetched / 1e6:11.1f} {g.share:8.2f} {g.requests:9d} "
+              f"{g.fetched / link:13.1f}  {_verdict(g)}")
+    if "d1" in by:
+        d = by["d1"].seconds + by["d2"].seconds
+        fetched = by["d1"].fetched + by["d2"].fetched
+        print(f"(d)  {'old way, download + composite':34} {d:8.1f} {fetched / 1e6:11.1f} "
+              f"{100 * fetched / by['d1'].whole:8.2f} {by['d1'].requests + by['d2'].requests:9d} "
+              f"{fetched / link:13.1f}")
+        print(f"old way / streamed: time (d)/(a) {d / by['a'].seconds:.1f}x, (d)/(b) {d / by['b'].seconds:.1f}x; "
+              f"bytes (d)/(a) {fetched / max(1, by['a'].fetched):.0f}x, (d)/(b) {fetched / max(1, by['b'].fetched):.0f}x")
+    print(f"second run (e) fetched {by['e'].fetched / 1e6:.1f} MB = "
+          f"{100 * by['e'].fetched / max(1, by['b'].fetched):.1f} % of (b)'s, in {by['e'].seconds / by['b'].seconds:.2f}x "
+          f"its time; two tiles (c) / one tile (b): {by['c'].seconds / by['b'].seconds:.2f}x time, "
+          f"{by['c'].fetched / max(1, by['b'].fetched):.2f}x bytes")
+    print()
+    print(f"where the time goes ({args.latency_ms:g} ms added per request; 'first byte' = that latency + moto's time):")
+    print(f"{'leg':4} {'seconds':>8} {'network busy s':>15} {'other s':>8} {'in flight':>10} {'first byte ms':>14}"
+          f" {'median':>7} {'sum of waits s':>15}")
+    for g in legs:
+        b = g.breakdown()
+        print(f"({g.name}) {g.seconds:8.1f} {b['busy']:15.1f} {g.seconds - b['busy']:8.1f} {b['in_flight']:10.1f} "
+              f"{1000 * b['ttfb_mean']:14.0f} {1000 * b['ttfb_median']:7.0f} {b['waiting']:15.1f}")
+    print("'network busy': at least one request in flight; 'other': none in flight (start-up, search, compositing, "
+          "writing); 'in flight': mean requests at once while busy")
+    print()
+    print(f"{'leg':4} {'HEAD':>5} {'ranged GET':>11} {'other':>6} {'objects':>8} {'MB in ranges':>13} "
+          f"{'MB distinct':>12} {'read again':>11}")
+    for g in legs:
+        q = g.asked()
+        again = 100 * (q["asked"] - q["distinct"]) / q["asked"] if q["asked"] else 0.0
+        print(f"({g.name}) {q['heads']:5d} {q['ranged']:11d} {q['other']:6d} {q['objects']:8d} {q['asked'] / 1e6:13.1f} "
+              f"{q['distinct'] / 1e6:12.1f} {again:10.0f}%")
+    print("'other': listings and whole small objects (metadata); 'objects': objects read by range; ranges as asked "
+          "(one past an object's end counts in full); 'MB distinct': their union per object; 'read again': asked "
+          "more than once (by any process)")
+
+
+def _verdict(g: Leg) -> str:
+    out = []
+    if g.target:
+        out.append(f"{g.target} {'met' if g.seconds < float(g.target.split()[1]) else 'MISSED'}")
+    if g.name in ("a", "b", "c"):
+        out.append(f"bytes < {TARGETS['share']:g} % {'met' if g.share < TARGETS['share'] else 'MISSED'}")
+    return "; ".join(out)
 
 
 if __name__ == "__main__":
