@@ -62,7 +62,8 @@ def gdal_env(source) -> dict:
     """GDAL options that let it read the source's objects: /vsis3/ access, range merging, no directory reads."""
     env = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
            "GDAL_HTTP_MULTIPLEX": "YES", "GDAL_HTTP_MAX_RETRY": "5", "GDAL_HTTP_RETRY_DELAY": "0.5",
-           "VSI_CACHE": "TRUE", "CPL_VSIL_CURL_CACHE_SIZE": str(64 << 20)}
+           "VSI_CACHE": "TRUE", "CPL_VSIL_CURL_CACHE_SIZE": str(64 << 20),
+           "GDAL_INGESTED_BYTES_AT_OPEN": str(64 << 10)}  # a COG's header and block index in one request
     if source.is_local:
         return env
     # GDAL keeps what it read of a remote file for the life of the process, whatever its ETag: a window cache
