@@ -12,6 +12,9 @@ then reads these local windows, not the network.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import json
 import math
 import threading
@@ -128,6 +131,11 @@ def plan_pieces(wanted: dict, grid: OutputGrid, env: dict, cache: WindowCache,
     ``env``; a COG whose piece for this grid the cache remembers is not opened."""
     items = list(wanted)
     stop = _Stop(cancel)
+    names = sorted({name for name, _etag in wanted.values()})
+    with _env(env):  # the files' URLs are built from the endpoint in env
+        forgotten = forget(names)
+    if not forgotten:  # GDAL's library out of reach: keep its cache off these files instead
+        env = {**env, "CPL_VSIL_CURL_NON_CACHED": ":".join(names)}
     emit(progress, Progress("plan", 0, len(items), message=f"reading the headers of {len(items)} COG(s)"))
     done = 0
     lock = threading.Lock()
@@ -147,6 +155,49 @@ def plan_pieces(wanted: dict, grid: OutputGrid, env: dict, cache: WindowCache,
 
     with ThreadPoolExecutor(CONNECTIONS, thread_name_prefix="cog-header") as pool:
         return dict(zip(items, _all(pool, one, items, stop)))
+
+
+def forget(names) -> bool:
+    """Make GDAL drop what it keeps in memory of these remote files (``VSICurlPartialClearCache``).
+
+    GDAL keeps the bytes it read of a remote file for the life of the process, whatever its ETag; a window
+    fetched for a new ETag must not come from there. Within a run the headers then come once for the plan and
+    the fetch alike. False when GDAL's library cannot be reached (rasterio does not wrap this call).
+    """
+    lib = _libgdal()
+    if lib is None:
+        return False
+    clear = lib.VSICurlPartialClearCache
+    clear.argtypes, clear.restype = [ctypes.c_char_p], None
+    for name in names:
+        clear(name.encode())
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def _libgdal():
+    """The GDAL library rasterio loaded (a wheel's bundled copy, or the system's), or None."""
+    import rasterio
+
+    candidates = []
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:  # Linux: exactly the one loaded
+            candidates += [line.split()[-1] for line in maps if "libgdal" in line and "/" in line]
+    except OSError:
+        pass
+    here = Path(rasterio.__file__).parent
+    for folder in (here, here / ".dylibs", here.parent / "rasterio.libs"):
+        candidates += [str(p) for p in sorted(folder.glob("*gdal*")) if p.suffix in (".so", ".dylib", ".dll")
+                       or ".so." in p.name]
+    candidates += [n for n in (ctypes.util.find_library("gdal"),) if n]
+    for name in candidates:
+        try:
+            lib = ctypes.CDLL(name)
+            lib.VSICurlPartialClearCache  # noqa: B018 (present?)
+            return lib
+        except (OSError, AttributeError):
+            continue
+    return None
 
 
 def _plan_entry(cache: WindowCache, name: str, etag: str | None, grid: OutputGrid) -> Path | None:

@@ -66,9 +66,6 @@ def gdal_env(source) -> dict:
            "GDAL_INGESTED_BYTES_AT_OPEN": str(64 << 10)}  # a COG's header and block index in one request
     if source.is_local:
         return env
-    # GDAL keeps what it read of a remote file for the life of the process, whatever its ETag: a window cache
-    # keyed by ETag must not be filled from it (a run re-reads the small headers instead)
-    env["CPL_VSIL_CURL_NON_CACHED"] = f"/vsis3/{source.bucket}/"
     if source.unsigned:
         env["AWS_NO_SIGN_REQUEST"] = "YES"
     if source.requester_pays:

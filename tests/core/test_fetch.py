@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from s2desktop.core import areas
+from s2desktop.core import areas, fetch
 from s2desktop.core.errors import CancelledError
 from s2desktop.core.pipeline import CompositeOptions, Job, Request, SourceSpec
 from s2desktop.core.progress import CancelToken
@@ -59,7 +59,13 @@ def test_a_second_run_over_the_same_area_fetches_nothing(seeded_s3, scratch_buck
     assert set(np.unique(_red(tmp_path / "again.tif"))) == {0, 1234}  # the box, nodata around it
 
 
-def test_a_changed_object_is_fetched_again_not_served_from_the_cache(seeded_s3, scratch_bucket, proxy, tmp_path):
+@pytest.mark.parametrize("gdal_reachable", [True, False], ids=["gdal-cache-cleared", "gdal-cache-off"])
+def test_a_changed_object_is_fetched_again_not_served_from_the_cache(seeded_s3, scratch_bucket, proxy, tmp_path,
+                                                                     monkeypatch, gdal_reachable):
+    """Neither our cache (keyed by ETag) nor GDAL's in-process one may serve the old content; where GDAL's
+    library cannot be reached to clear its cache, its cache is kept off the files."""
+    if not gdal_reachable:
+        monkeypatch.setattr(fetch, "_libgdal", lambda: None)
     root = tmp_path / "bucket"
     constant_cog_scene(root, "33UUP", DAY, 1000, n=549)
     upload_public(seeded_s3, scratch_bucket, root)
