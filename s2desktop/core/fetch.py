@@ -4,8 +4,9 @@ For each COG an area needs (one band of one scene) :func:`plan_pieces` opens it 
 block index, not its pixels -- picks the overview level that matches the area's resolution and the window that
 covers the area there (widened by a pixel for resampling and out to whole COG blocks, which is what GDAL
 fetches anyway), and sums the compressed sizes of the blocks under it. :func:`fetch_pieces` then reads the
-windows concurrently, one block row at a time (consecutive blocks: one merged range request), into GeoTIFFs in
-the :class:`~s2desktop.core.windowcache.WindowCache`, reporting bytes as each row arrives. A window already in
+windows concurrently, a few block rows per read (GDAL merges consecutive blocks into one range and asks for the
+ranges of a read at once), into GeoTIFFs in the :class:`~s2desktop.core.windowcache.WindowCache`, reporting
+bytes as each read arrives. A window already in
 the cache (same object, same ETag) is not fetched again. Nothing is fetched twice within a run: the compositor
 then reads these local windows, not the network.
 """
@@ -22,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from s2desktop.core.areas import OutputGrid
 from s2desktop.core.errors import RasterError
 from s2desktop.core.fsutil import atomic_path, write_json_atomic
@@ -33,6 +36,7 @@ __all__ = ["Piece", "plan_pieces", "fetch_pieces", "overview_level", "CONNECTION
 
 CONNECTIONS = 16  # COGs opened and windows read at once (GDAL releases the GIL while it waits)
 PAD = 1  # source pixels around the area, for bilinear resampling at its edge
+CHUNK = 64 << 20  # bytes of decoded pixels one read of a window may hold (a few 1024 px block rows)
 
 
 @dataclass(frozen=True)
@@ -276,7 +280,8 @@ def fetch_pieces(pieces: dict, cache: WindowCache, scratch: Path, env: dict, pro
 
 
 def _fetch(piece: Piece, dest: Path, env: dict, arrived, stop) -> None:
-    """One window, block row by block row, into ``dest`` (through a temporary name)."""
+    """One window into ``dest`` (through a temporary name), a few block rows per read (GDAL asks for their
+    ranges at once), so that memory stays bounded however large the window."""
     import rasterio
     from rasterio.errors import RasterioIOError
     from rasterio.windows import Window
@@ -289,11 +294,23 @@ def _fetch(piece: Piece, dest: Path, env: dict, arrived, stop) -> None:
                            transform=src.window_transform(Window(c0, r0, w, h)), tiled=True, blockxsize=512,
                            blockysize=512, compress="ZSTD", zstd_level=1, predictor=2)
             with rasterio.open(tmp, "w", **profile) as out:
-                for row_off, height, nbytes in piece.rows:
+                for top, height, nbytes in _chunks(piece.rows, w * np.dtype(piece.dtype).itemsize):
                     check_cancel(stop, "cancelled")
-                    data = src.read(1, window=Window(c0, row_off, w, height))
-                    out.write(data, 1, window=Window(0, row_off - r0, w, height))
+                    out.write(src.read(1, window=Window(c0, top, w, height)), 1,
+                              window=Window(0, top - r0, w, height))
                     arrived(nbytes)
         arrived(0, finished=True)
     except RasterioIOError as exc:
         raise RasterError(f"{piece.name}: cannot read ({str(exc).splitlines()[0]})") from None
+
+
+def _chunks(rows, row_bytes: int):
+    """Consecutive block rows merged into reads of at most CHUNK bytes decoded (at least one block row each)."""
+    merged: list[list[int]] = []
+    for top, height, nbytes in rows:
+        if merged and (merged[-1][1] + height) * row_bytes <= CHUNK:
+            merged[-1][1] += height
+            merged[-1][2] += nbytes
+        else:
+            merged.append([top, height, nbytes])
+    return [tuple(m) for m in merged]

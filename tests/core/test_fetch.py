@@ -108,3 +108,11 @@ def test_the_cache_stays_within_its_limit(seeded_s3, scratch_bucket, proxy, tmp_
     Job(_request(proxy, scratch_bucket, tmp_path, cache_limit=1)).run()
     assert (tmp_path / "out.tif").is_file()
     assert sum(p.stat().st_size for p in (tmp_path / "cache").rglob("*") if p.is_file()) <= 1
+
+
+def test_a_window_is_read_a_few_block_rows_at_a_time():
+    rows = [(0, 1024, 10), (1024, 1024, 20), (2048, 1024, 30), (3072, 500, 5)]
+    assert fetch._chunks(rows, row_bytes=2 * 2048) == [(0, 3572, 65)]  # small: one read
+    wide = fetch.CHUNK // (2 * 1024)  # a row this many bytes: two block rows fill a read
+    assert fetch._chunks(rows, row_bytes=wide) == [(0, 2048, 30), (2048, 1524, 35)]
+    assert fetch._chunks(rows, row_bytes=fetch.CHUNK) == [(t, h, n) for t, h, n in rows]  # never less than a block row

@@ -46,3 +46,4 @@ def test_trim_removes_what_a_killed_run_left_half_written(tmp_path):
     cache.trim()
     assert kept.exists() and fresh.exists() and not stale.exists()  # a fresh one may be another run's, writing
     assert not cache.hit(stale) and cache.size() == 10
+
