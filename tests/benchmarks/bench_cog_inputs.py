@@ -82,9 +82,10 @@ def _write_scene(root: Path, size: int, d: int, date: dt.date) -> None:
     print(f"  generated scene {d + 1} ({mib:.0f} MiB of bands) in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
-def run_composite(args: list[str]) -> tuple[float, dict[str, float]]:
-    """Run `s2desktop composite ...` -> (wall seconds, {phase: seconds from the start when it began})."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+def run_composite(args: list[str], repo: Path = REPO) -> tuple[float, dict[str, float]]:
+    """Run `s2desktop composite ...` of the checkout `repo` -> (wall seconds, {phase: seconds from the start when
+    it began})."""
+    env = dict(os.environ, PYTHONPATH=str(repo))
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "s2desktop", "composite", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -117,24 +118,32 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/s2bench-cogs"))
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--compress", default="zstd", choices=("zstd", "deflate"))
+    ap.add_argument("--also", type=Path, metavar="DIR",
+                    help="also time the composite of another checkout (e.g. the code before a change) each round")
     opts = ap.parse_args()
     print(f"machine: {os.cpu_count()} cores; inputs {opts.dates} dates x 3 bands of {opts.size}^2 uint16 COGs "
           f"(DEFLATE, predictor 2, 1024 blocks, overviews); workers {opts.workers}", flush=True)
     paths = make_inputs(opts.cache, opts.size, opts.dates)
     files = [p for band in paths for p in band]
-    ratios = []
+    ratios, also = [], []
     with tempfile.TemporaryDirectory(dir=opts.cache) as tmp:
+        args = ["--red", *map(str, paths[0]), "--green", *map(str, paths[1]), "--blue", *map(str, paths[2]),
+                "--workers", str(opts.workers), "--mask", "none", "--compress", opts.compress, "-o"]
+        out = Path(tmp) / "c.tif"
         for r in range(opts.rounds):
             floor = decode_floor(files, opts.workers)
-            out = Path(tmp) / f"c{r}.tif"
-            comp, phases = run_composite([
-                "--red", *map(str, paths[0]), "--green", *map(str, paths[1]), "--blue", *map(str, paths[2]),
-                "--workers", str(opts.workers), "--mask", "none", "--compress", opts.compress, "-o", str(out)])
+            comp, phases = run_composite([*args, str(out), "--overwrite"])
             ratios.append(comp / floor)
             print(f"round {r + 1}: (a) read floor {floor:.1f} s ({len(files)} files once); (b) composite "
                   f"{comp:.1f} s ({_phase_line(comp, phases)}); (b)/(a) = {comp / floor:.2f}", flush=True)
-            out.unlink()
+            if opts.also:
+                other, phases = run_composite([*args, str(out), "--overwrite"], repo=opts.also)
+                also.append(other / floor)
+                print(f"         {opts.also}: composite {other:.1f} s ({_phase_line(other, phases)}); "
+                      f"/(a) = {other / floor:.2f}", flush=True)
     print(f"(b)/(a) median over {len(ratios)} round(s): {statistics.median(ratios):.2f} (target <= 1.3)")
+    if also:
+        print(f"{opts.also}: /(a) median {statistics.median(also):.2f}")
 
 
 if __name__ == "__main__":
