@@ -443,6 +443,8 @@ def test_average_2x2_is_gdals_average_overview(tmp_path):
     from s2desktop.core.compositing.cog import average_2x2
 
     np.testing.assert_array_equal(average_2x2(rgb, nodata=0), _gdal_overviews(rgb, [2], tmp_path / "a.tif", 0)[0])
+    full = np.maximum(rgb, 1)  # every block whole: the path without a division
+    np.testing.assert_array_equal(average_2x2(full, nodata=0), _gdal_overviews(full, [2], tmp_path / "f.tif", 0)[0])
     np.testing.assert_array_equal(average_2x2(count), _gdal_overviews(count, [2], tmp_path / "b.tif", None)[0])
 
 

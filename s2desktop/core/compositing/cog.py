@@ -92,7 +92,12 @@ def average_2x2(arr: np.ndarray, nodata: int | None = None) -> np.ndarray:
         total += 2
         total >>= 2
         return total.astype(arr.dtype)
-    n = _sum_2x2((arr != 0).view(np.uint8), np.uint8).astype(np.uint32)
+    n = _sum_2x2((arr != 0).view(np.uint8), np.uint8)
+    if n.min() == 4:  # the usual block: no division
+        total += 2
+        total >>= 2
+        return total.astype(arr.dtype)
+    n = n.astype(np.uint32)
     total += n >> 1
     total //= np.maximum(n, 1)  # no valid pixel: its total is 0 as well
     return total.astype(arr.dtype)
