@@ -87,8 +87,8 @@ def run_composite(args: list[str], repo: Path = REPO) -> tuple[float, dict[str, 
     it began})."""
     env = dict(os.environ, PYTHONPATH=str(repo))
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "s2desktop", "composite", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "s2desktop", "composite", *args], env=env, cwd=repo,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # -m: cwd comes first
     phases: dict[str, float] = {}
     for line in proc.stderr:  # "composite: <phase message> (100%)" when the windows are done
         if line.startswith("composite: ") and "/" not in line.split("(")[0]:
