@@ -470,3 +470,8 @@ def test_overviews_from_the_windows_equal_gdals(raster_stack, tmp_path):
             with rasterio.open(path, overview_level=level) as ds:
                 np.testing.assert_array_equal(ds.read(), exp, err_msg=f"{path.name} level {level}")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries (.ovr) left
+    # GDAL finds the .ovr by reading the folder: told not to (as for area inputs on /vsis3/), still overviews
+    with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+        composite(st.red, st.green, st.blue, tmp_path / "e.tif", workers=0, window_size=512, mask="none")
+    with rasterio.open(tmp_path / "e.tif") as ds:
+        assert ds.overviews(1) == factors

@@ -68,9 +68,11 @@ def temporaries(output: Path, count_path: Path | None) -> Temporaries:
 
 
 def parent_env() -> rasterio.Env:
-    """GDAL settings of the writing process: all cores, and a bounded block cache (the default, 5 % of RAM,
-    would hold the whole output in dirty blocks)."""
-    return rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=PARENT_CACHEMAX_MB)
+    """GDAL settings of the writing process: all cores, a bounded block cache (the default, 5 % of RAM, would
+    hold the whole output in dirty blocks), and directory reads on: the raw file's overviews may be in the .ovr
+    beside it, which GDAL does not look for when told not to read directories (as area inputs on /vsis3/ are)."""
+    return rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=PARENT_CACHEMAX_MB,
+                        GDAL_DISABLE_READDIR_ON_OPEN="FALSE")
 
 
 def halves_in_windows(plan: CompositePlan) -> bool:
