@@ -166,18 +166,8 @@ def _read_date(plan: CompositePlan, task: WindowTask, d: int, stacks: np.ndarray
     v = None
     for b in range(3):
         arr = _read(_W["bands"][b][d], task.source, stacks[b, d], plan.scale)
-        nz = arr != 0
-        v = nz if v is None else (v & nz)
         if plan.offsets[b][d]:
-            _harmonise_valid(arr, plan.offsets[b][d])
+            stacks[b, d] = harmonise(arr, plan.offsets[b][d])
+        nz = stacks[b, d] != 0
+        v = nz if v is None else (v & nz)
     return v
-
-
-def _harmonise_valid(arr: np.ndarray, offset: int) -> None:
-    """`harmonise` in place, for the valid (nonzero) DNs only: two passes and no copy instead of five. A 0 DN
-    becomes 1 too, which nothing reads: the validity is taken from the DNs before, and the median ignores
-    invalid observations whatever their value."""
-    if offset != -1000:
-        raise InvalidInputError(f"offset {offset} is not supported (use 0 or -1000)")
-    np.maximum(arr, np.uint16(1001), out=arr)
-    arr -= np.uint16(1000)
