@@ -416,3 +416,62 @@ def test_auto_mask_ignores_an_scl_of_another_tile(shared_real, tmp_path):
     res = composite([folder / "B04.jp2"], [folder / "B03.jp2"], [folder / "B02.jp2"], tmp_path / "o.tif",
                     workers=0)
     assert res.masked_dates == 0 and res.path.exists()
+
+
+def _gdal_overviews(arr: np.ndarray, factors: list[int], path, nodata) -> list[np.ndarray]:
+    """What GDAL's average overviews of `arr` are (built on a raw GTiff, as the compositor used to)."""
+    from rasterio.enums import Resampling
+
+    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[-1], height=arr.shape[-2], count=arr.shape[0],
+                       dtype=arr.dtype.name, nodata=nodata, tiled=True, blockxsize=512, blockysize=512,
+                       crs=CRS.from_epsg(32633), transform=from_origin(300000, 5000040, 10, 10)) as ds:
+        ds.write(arr)
+        ds.build_overviews(factors, Resampling.average)
+    out = []
+    for level in range(len(factors)):
+        with rasterio.open(path, overview_level=level) as ds:
+            out.append(ds.read())
+    return out
+
+
+def test_average_2x2_is_gdals_average_overview(tmp_path):
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(1, 65536, (3, 64, 96)).astype(np.uint16)
+    rgb[:, rng.random((64, 96)) < 0.4] = 0  # blocks with 0 to 4 valid pixels, some none
+    rgb[:, :4, :] = 0
+    count = rng.integers(0, 256, (1, 64, 96)).astype(np.uint8)
+    from s2desktop.core.compositing.cog import average_2x2
+
+    np.testing.assert_array_equal(average_2x2(rgb, nodata=0), _gdal_overviews(rgb, [2], tmp_path / "a.tif", 0)[0])
+    full = np.maximum(rgb, 1)  # every block whole: the path without a division
+    np.testing.assert_array_equal(average_2x2(full, nodata=0), _gdal_overviews(full, [2], tmp_path / "f.tif", 0)[0])
+    np.testing.assert_array_equal(average_2x2(count), _gdal_overviews(count, [2], tmp_path / "b.tif", None)[0])
+
+
+def test_overviews_from_the_windows_equal_gdals(raster_stack, tmp_path):
+    # 2100 px: overview levels 1050 (the windows' own 2 x 2 averages), 525 and 263 (GDAL's, from 1050, at a
+    # fractional ratio). Every level must be what GDAL's average overviews of the full resolution are.
+    from s2desktop.core.compositing.cog import halves_in_windows, overview_factors
+    from s2desktop.core.compositing.plan import make_plan
+
+    st = raster_stack(dates=3, size=2100, block=256)
+    out, cnt = tmp_path / "c.tif", tmp_path / "n.tif"
+    args = dict(workers=2, count_path=cnt, window_size=512, mask="none")
+    assert halves_in_windows(make_plan(st.red, st.green, st.blue, out, **args))
+    composite(st.red, st.green, st.blue, out, **args)
+    factors = overview_factors(2100, 2100)
+    assert factors == [2, 4, 8]
+    for path, nodata in ((out, 0), (cnt, None)):
+        with rasterio.open(path) as ds:
+            assert ds.overviews(1) == factors and ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+            full = ds.read()
+        expected = _gdal_overviews(full, factors, tmp_path / f"ref-{path.name}", nodata)
+        for level, exp in enumerate(expected):
+            with rasterio.open(path, overview_level=level) as ds:
+                np.testing.assert_array_equal(ds.read(), exp, err_msg=f"{path.name} level {level}")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries (.ovr) left
+    # GDAL finds the .ovr by reading the folder: told not to (as for area inputs on /vsis3/), still overviews
+    with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+        composite(st.red, st.green, st.blue, tmp_path / "e.tif", workers=0, window_size=512, mask="none")
+    with rasterio.open(tmp_path / "e.tif") as ds:
+        assert ds.overviews(1) == factors

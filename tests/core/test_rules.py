@@ -7,7 +7,9 @@ from s2desktop.core.compositing.rules import (
     _indexes,
     median_bands,
     median_stack,
+    _select_in_place,
     reference_median,
+    selection_network,
     sorting_network,
 )
 
@@ -22,6 +24,22 @@ def test_sorting_network_sorts(n):
             if x[a] > x[b]:
                 x[a], x[b] = x[b], x[a]
         assert x == sorted(x)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6, 7, 9, 16, 24])
+def test_selection_network_gives_the_middle_ranks(n):
+    # only the comparators the middle rank(s) depend on, some of them halves (min or max only), run in place
+    rng = np.random.default_rng(n)
+    x = rng.integers(0, 6, (n, 50, 40)).astype(np.uint16)  # many ties
+    x[:, 0] = np.arange(n)[::-1, None]  # reversed order
+    ranks = ((n - 1) // 2, n // 2)
+    steps = selection_network(n, ranks)
+    assert len(steps) <= len(sorting_network(n))
+    planes = [p.copy() for p in x]
+    _select_in_place(planes, np.empty_like(x[0]), steps)
+    expected = np.sort(x, axis=0)
+    for r in ranks:
+        np.testing.assert_array_equal(planes[r], expected[r])
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6, 9, 12, 30])
@@ -83,7 +101,7 @@ def test_median_bands_shares_validity(n):
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6, 9])
-@pytest.mark.parametrize("case", ["all valid", "one date masked", "none valid", "saturated"])
+@pytest.mark.parametrize("case", ["all valid", "one date masked", "two dates masked", "none valid", "saturated"])
 def test_windows_with_one_valid_count_everywhere(n, case):
     # the usual window without a cloud mask: every pixel has the same count, and the pick takes whole planes
     rng = np.random.default_rng(n)
@@ -91,6 +109,8 @@ def test_windows_with_one_valid_count_everywhere(n, case):
     valid = np.ones((n, 48, 40), dtype=bool)
     if case == "one date masked":
         valid[n // 2] = False
+    elif case == "two dates masked":
+        valid[[0, n - 1]] = False
     elif case == "none valid":
         valid[:] = False
     elif case == "saturated":

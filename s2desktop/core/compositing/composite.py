@@ -85,7 +85,7 @@ def composite(red: Sequence, green: Sequence, blue: Sequence, output, *, workers
 def _write_raw(plan: CompositePlan, temps: cog.Temporaries, progress, cancel) -> None:
     """Every window into the temporary raw file(s), then their overviews."""
     _keep_freed_memory()  # results arrive as fresh 6 MB arrays; GDAL's overview build and copy churn blocks too
-    with cog.parent_env(), cog.RawOutput(plan, temps) as raw:
+    with cog.parent_env(), cog.RawOutput(plan, temps, halves=cog.halves_in_windows(plan)) as raw:
         done = 0
 
         def on_result(result) -> None:

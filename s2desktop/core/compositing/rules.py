@@ -14,6 +14,10 @@ saturated DN 65535 (a real value in Sentinel-2) stays distinct from it, all with
 along time is a Batcher odd-even merge sorting network of element-wise `np.minimum`/`np.maximum` on whole
 (h, w) planes (a few dozen vectorised passes for typical date counts, instead of a strided per-pixel sort), then
 the middle value(s) are picked by each pixel's valid count. Above `NETWORK_MAX_DATES` dates `np.sort` takes over.
+
+The usual window without a cloud mask has every date valid everywhere or nowhere in it (a date outside its data
+footprint): then the median is taken straight from the valid dates' DNs by the part of the network the middle
+rank(s) depend on (`selection_network`) -- 12 min/max passes for 5 dates instead of 18, and no sort keys.
 """
 
 from __future__ import annotations
@@ -48,6 +52,37 @@ def sorting_network(n: int) -> tuple[tuple[int, int], ...]:
             k //= 2
         p *= 2
     return tuple(pairs)
+
+
+@lru_cache(maxsize=256)
+def selection_network(n: int, ranks: tuple[int, ...]) -> tuple[tuple[int, int, bool, bool], ...]:
+    """The comparators of `sorting_network(n)` that the sorted positions `ranks` depend on, as (i, j, min
+    needed, max needed): walking back from the outputs wanted, a comparator counts when one of its outputs is
+    needed later, and then both its inputs are. The median of 5 takes 12 min/max passes instead of the
+    sort's 18, of 9 dates 40 instead of 56."""
+    live = set(ranks)
+    steps = []
+    for a, b in reversed(sorting_network(n)):
+        need_min, need_max = a in live, b in live
+        if need_min or need_max:
+            steps.append((a, b, need_min, need_max))
+            live |= {a, b}
+    return tuple(reversed(steps))
+
+
+def _select_in_place(planes: list[np.ndarray], spare: np.ndarray, steps) -> None:
+    """Run `selection_network` steps on `planes` (a list of (h, w) arrays, changed in place; one spare plane):
+    afterwards planes[r] holds sorted position r for each rank the network was built for."""
+    for a, b, need_min, need_max in steps:
+        pa, pb = planes[a], planes[b]
+        if need_min and need_max:
+            np.minimum(pa, pb, out=spare)
+            np.maximum(pa, pb, out=pb)
+            planes[a], spare = spare, pa
+        elif need_min:
+            np.minimum(pa, pb, out=pa)
+        else:
+            np.maximum(pa, pb, out=pb)
 
 
 @lru_cache(maxsize=64)
@@ -199,20 +234,58 @@ def median_bands(stacks: np.ndarray, valid: np.ndarray, *, scratch: np.ndarray |
     valid = np.asarray(valid, dtype=bool)
     n = stacks.shape[1]
     count = valid.sum(axis=0, dtype=np.uint16)
+    dates = _dates_valid_everywhere(valid, count)
+    if dates is not None:
+        return _median_of_whole_dates(stacks, dates, _check_scratch(scratch, (n + 1,) + stacks.shape[2:])), count
     lo_idx, hi_idx = _indexes(count, n)
     invalid_bits = _invalid_bits(valid)
-    shape = (n + 1,) + stacks.shape[2:]
-    if scratch is None:
-        buf = np.empty(shape, dtype=np.uint16)  # the keys and a spare plane, for every band
-    elif scratch.shape != shape or scratch.dtype != np.uint16 or not scratch.flags.c_contiguous:
-        raise ValueError(f"scratch must be a C-contiguous uint16 array of shape {shape}")
-    else:
-        buf = scratch
+    buf = _check_scratch(scratch, (n + 1,) + stacks.shape[2:])
     out = np.empty((stacks.shape[0],) + stacks.shape[2:], dtype=np.uint16)
     for b in range(stacks.shape[0]):
         _keys_into(buf, stacks[b], invalid_bits)
         out[b] = _pick(buf, n, lo_idx, hi_idx)
     return out, count
+
+
+def _check_scratch(scratch: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """The caller's scratch buffer when it fits `shape`, or a new one (the keys and a spare plane)."""
+    if scratch is None:
+        return np.empty(shape, dtype=np.uint16)
+    if scratch.shape != shape or scratch.dtype != np.uint16 or not scratch.flags.c_contiguous:
+        raise ValueError(f"scratch must be a C-contiguous uint16 array of shape {shape}")
+    return scratch
+
+
+def _dates_valid_everywhere(valid: np.ndarray, count: np.ndarray) -> np.ndarray | None:
+    """The dates valid at every pixel of the window when every other date is valid at none (the usual window
+    without a cloud mask, or with a date outside its footprint), else None."""
+    if not count.size or count.min() != count.max() or valid.shape[0] > NETWORK_MAX_DATES:
+        return None
+    whole = valid.reshape(valid.shape[0], -1).all(axis=1)
+    return np.flatnonzero(whole) if whole.sum() == count.flat[0] else None
+
+
+def _median_of_whole_dates(stacks: np.ndarray, dates: np.ndarray, buf: np.ndarray) -> np.ndarray:
+    """Per band the median of the planes of `dates` (all valid everywhere): only the comparators the middle
+    rank(s) need, on DNs as they are (no sort keys), the same rounding as `_pick`; no date: 0."""
+    k = len(dates)
+    out = np.zeros((stacks.shape[0],) + stacks.shape[2:], dtype=np.uint16)
+    if k == 0:
+        return out
+    lo, hi = (k - 1) // 2, k // 2
+    steps = selection_network(k, (lo, hi))
+    for b in range(stacks.shape[0]):
+        np.take(stacks[b], dates, axis=0, out=buf[:k])
+        planes = list(buf[:k])
+        _select_in_place(planes, buf[k], steps)
+        if lo == hi:
+            out[b] = planes[lo]
+        else:  # lo + ceil((hi - lo) / 2): valid DNs are >= 1, so hi - lo + 1 fits
+            np.subtract(planes[hi], planes[lo], out=out[b])
+            out[b] += np.uint16(1)
+            out[b] >>= 1
+            out[b] += planes[lo]
+    return out
 
 
 def reference_median(stack: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:

@@ -5,14 +5,15 @@ GDAL_NUM_THREADS=cores // workers)`, and reuses its window arrays (`_scratch`) i
 fresh memory every window. Per window and date: read each band straight into the stack (`out_shape` decimation
 for scale > 1, which GDAL serves from JP2 reduced-resolution levels / overviews), harmonise (DN - 1000, at least
 1, for baseline >= 04.00), mask (SCL classes 0, 1, 3, 8, 9, 10 where a scene classification exists), then the
-median of `rules` on observations valid in all three bands.
+median of `rules` on observations valid in all three bands; and, when the windows bring the output's first
+overview level (`cog.halves_in_windows`), the 2 x 2 averages of the result.
 """
 
 from __future__ import annotations
 
 import math
 import signal
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import rasterio
@@ -21,6 +22,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window, from_bounds
 from rasterio.windows import bounds as window_bounds
 
+from s2desktop.core.compositing.cog import average_2x2, halves_in_windows
 from s2desktop.core.compositing.plan import SCL_MASKED_CLASSES, CompositePlan, WindowTask
 from s2desktop.core.compositing.pool import _die_with_parent, _keep_freed_memory
 from s2desktop.core.compositing.rules import median_bands
@@ -30,6 +32,17 @@ from s2desktop.core.rasterinfo import gdal_error_text, open_raster
 GDAL_CACHEMAX_MB = 64
 
 _W: dict[str, Any] = {}  # this process's open datasets, GDAL environment, plan and scratch buffers
+
+
+class WindowResult(NamedTuple):
+    """One window's composite, and its first overview level when the windows bring it (else None)."""
+
+    index: int
+    window: Window
+    rgb: np.ndarray  # uint16 (3, h, w)
+    count: np.ndarray  # uint8 (h, w)
+    rgb_half: np.ndarray | None = None  # uint16 (3, h / 2, w / 2): cog.average_2x2, nodata 0
+    count_half: np.ndarray | None = None  # uint8 (h / 2, w / 2)
 
 
 def harmonise(arr: np.ndarray, offset: int) -> np.ndarray:
@@ -59,6 +72,7 @@ def _init_worker(plan: CompositePlan, parent_pid: int | None = None) -> None:
     _W["env"] = env
     _W["scratch"] = {}
     _W["plan"] = plan
+    _W["halves"] = halves_in_windows(plan)
     _W["bands"] = [[open_raster(p) for p in paths] for paths in plan.bands]
     # SCL: classes read by nearest from full resolution (JP2 reduced resolutions average classes into others)
     _W["scl"] = [(open_raster(p, no_overviews=True) if p else None) for p in plan.scl]
@@ -111,8 +125,8 @@ def _read_scl(ds, out_bounds, out_shape):
         raise RasterError(f"{ds.name}: cannot read the scene classification ({gdal_error_text(exc)})") from None
 
 
-def _process_window(task: WindowTask) -> tuple[int, Window, np.ndarray, np.ndarray]:
-    """Composite one window: -> (index, output window, rgb uint16 (3, oh, ow), count uint8 (oh, ow))."""
+def _process_window(task: WindowTask) -> WindowResult:
+    """Composite one window (and average its 2 x 2 blocks when the windows bring the first overview level)."""
     plan: CompositePlan = _W["plan"]
     n = plan.dates
     oh, ow = int(task.output.height), int(task.output.width)
@@ -132,7 +146,10 @@ def _process_window(task: WindowTask) -> tuple[int, Window, np.ndarray, np.ndarr
     if plan.clip is not None:
         valid &= _inside(plan.clip, task.output, plan.out_transform)
     rgb, count = median_bands(stacks, valid, scratch=_scratch("keys", (n + 1, oh, ow), np.uint16))
-    return task.index, task.output, rgb, np.minimum(count, 255).astype(np.uint8)
+    count = np.minimum(count, 255).astype(np.uint8)
+    if not _W["halves"]:
+        return WindowResult(task.index, task.output, rgb, count)
+    return WindowResult(task.index, task.output, rgb, count, average_2x2(rgb, nodata=0), average_2x2(count))
 
 
 def _inside(clip: dict, window: Window, transform) -> np.ndarray:
