@@ -55,17 +55,22 @@ class WindowCache:
 
     def entries(self) -> list[tuple[float, int, Path]]:
         """(last use, size, path) of every entry, least recently used first."""
-        found = []
+        return sorted((st.st_mtime, st.st_size, p) for p, st in self._files()
+                      if p.suffix in SUFFIXES and not p.name.startswith("."))
+
+    def _files(self):
+        """(path, stat) of every file in the cache's folders, temporary ones included."""
         for p in self.folder.glob("*/*"):
             try:
-                st = p.stat()
+                yield p, p.stat()
             except OSError:  # removed meanwhile
                 continue
-            if p.suffix in SUFFIXES and not p.name.startswith("."):
-                found.append((st.st_mtime, st.st_size, p))
-            elif p.name.startswith(".") and time.time() - st.st_mtime > STALE_TEMP_S:
-                p.unlink(missing_ok=True)  # half a window, from a run that was killed
-        return sorted(found)
+
+    def _remove_stale_temps(self) -> None:
+        """Half-written windows of runs that were killed (a live run's temporary is younger than an hour)."""
+        for p, st in self._files():
+            if p.name.startswith(".") and time.time() - st.st_mtime > STALE_TEMP_S:
+                p.unlink(missing_ok=True)
 
     def size(self) -> int:
         return sum(size for _t, size, _p in self.entries())
@@ -73,6 +78,7 @@ class WindowCache:
     def trim(self, room: int = 0) -> int:
         """Remove the least recently used entries until they and ``room`` more bytes fit the limit; -> bytes
         removed. Entries another process has open are removed where the system allows it, else left."""
+        self._remove_stale_temps()
         entries = self.entries()
         total = sum(size for _t, size, _p in entries)
         removed = 0

@@ -27,6 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from s2desktop.core.windowcache import DEFAULT_LIMIT
+
 log = logging.getLogger(__name__)
 
 # Keys
@@ -43,7 +45,7 @@ LAST_TILE = "tiles/last"
 MAX_CLOUD = "search/max_cloud"
 AREA_CACHE_GIB = "areas/cache_gib"
 
-AREA_CACHE_DEFAULT_GIB = 2.0  # the core's default (Request.cache_limit)
+AREA_CACHE_DEFAULT_GIB = DEFAULT_LIMIT / (1 << 30)  # the core's default (Request.cache_limit)
 
 # Source choices shown in the window: (key, label)
 SOURCES = [
