@@ -73,7 +73,6 @@ class CompositeOptions:
     compress: str = "ZSTD"
     overwrite: bool = False
     window_size: int | None = None
-    gdal_env: dict | None = None  # GDAL options the inputs need (an area's mosaics read through /vsis3/)
     clip: dict | None = None  # a GeoJSON (Multi)Polygon in the inputs' CRS: pixels outside are nodata
 
 
@@ -163,7 +162,7 @@ def run_composite(inputs: CompositeInputs, options: CompositeOptions, progress: 
         inputs.red, inputs.green, inputs.blue, options.output, workers=options.workers, scale=options.scale,
         mask=options.mask, count_path=options.count_path, offsets=inputs.offsets, overwrite=options.overwrite,
         progress=progress, cancel=cancel, scl=inputs.scl if options.mask == "auto" else None,
-        compress=options.compress, gdal_env=options.gdal_env, clip=options.clip, **kwargs,
+        compress=options.compress, clip=options.clip, **kwargs,
     )
 
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import rasterio
 
 from s2desktop.core.compositing import cog
 from s2desktop.core.compositing.plan import TARGET_WINDOW, CompositePlan, make_plan
@@ -50,7 +49,7 @@ class CompositeResult:
 def composite(red: Sequence, green: Sequence, blue: Sequence, output, *, workers: int | None = None,
               scale: int = 1, mask: str = "auto", count_path=None, offsets=None, overwrite: bool = False,
               progress: ProgressFn | None = None, cancel=None, scl: Sequence | None = None,
-              window_size: int = TARGET_WINDOW, compress: str = "ZSTD", gdal_env: dict | None = None,
+              window_size: int = TARGET_WINDOW, compress: str = "ZSTD",
               clip: dict | None = None) -> CompositeResult:
     """Median composite of co-registered band files (same date order per band) into a COG GeoTIFF.
 
@@ -59,15 +58,13 @@ def composite(red: Sequence, green: Sequence, blue: Sequence, output, *, workers
     'none'. offsets: None (from the scene metadata), one value (0 or -1000), one per date or one per file.
     progress(Progress event) as above; cancel: any object with is_set() (threading/multiprocessing Event).
     compress: 'ZSTD' (default, fast) or 'DEFLATE' (for old libtiff-only readers), both with predictor 2.
-    gdal_env: GDAL options the inputs need (an area's warped mosaics read through /vsis3/); clip: a GeoJSON
-    (Multi)Polygon in the inputs' CRS outside which the composite is nodata.
+    clip: a GeoJSON (Multi)Polygon in the inputs' CRS outside which the composite is nodata.
     Raises S2Error subclasses with one-line messages; CancelledError when cancelled (no output left).
     """
     t0 = time.perf_counter()
-    with rasterio.Env(**(gdal_env or {})):
-        plan = make_plan(red, green, blue, output, workers=workers, scale=scale, mask=mask, count_path=count_path,
-                         offsets=offsets, overwrite=overwrite, scl=scl, window_size=window_size, compress=compress,
-                         gdal_env=gdal_env, clip=clip)
+    plan = make_plan(red, green, blue, output, workers=workers, scale=scale, mask=mask, count_path=count_path,
+                     offsets=offsets, overwrite=overwrite, scl=scl, window_size=window_size, compress=compress,
+                     clip=clip)
     temps = cog.temporaries(plan.output, plan.count_path)
     try:
         _write_raw(plan, temps, progress, cancel)

@@ -76,7 +76,6 @@ class CompositePlan:
     threads: int  # GDAL threads per worker
     compress: str
     tags: dict[str, str] = field(default_factory=dict)
-    gdal_env: dict = field(default_factory=dict)  # GDAL options the inputs need (e.g. /vsis3/ access)
     clip: dict | None = None  # a GeoJSON (Multi)Polygon in the output CRS: pixels outside it are nodata
 
     @property
@@ -91,7 +90,7 @@ class CompositePlan:
 def make_plan(red: Sequence, green: Sequence, blue: Sequence, output, *, workers: int | None = None,
               scale: int = 1, mask: str = "auto", count_path=None, offsets=None, overwrite: bool = False,
               scl: Sequence | None = None, window_size: int = TARGET_WINDOW,
-              compress: str = "ZSTD", gdal_env: dict | None = None, clip: dict | None = None) -> CompositePlan:
+              compress: str = "ZSTD", clip: dict | None = None) -> CompositePlan:
     """Check everything and plan the composite (see `composite()` for the arguments); S2Error subclasses."""
     paths = [[Path(p) for p in (lst or [])] for lst in (red, green, blue)]
     offsets_given, compress, workers = _check_arguments(paths, scale, mask, compress, offsets, workers)
@@ -110,7 +109,7 @@ def make_plan(red: Sequence, green: Sequence, blue: Sequence, output, *, workers
         output=output, count_path=count_path, workers=workers,
         threads=max(1, (os.cpu_count() or 1) // max(1, workers)), compress=compress,
         tags=_tags(paths, metas, offs, sources, scl_paths if mask == "auto" else None, scale),
-        gdal_env=dict(gdal_env or {}), clip=clip,
+        clip=clip,
     )
 
 

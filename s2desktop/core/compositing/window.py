@@ -65,8 +65,7 @@ def _init_worker(plan: CompositePlan, parent_pid: int | None = None) -> None:
         # If the parent is killed outright (the GUI's composite process terminated), do not linger.
         _die_with_parent(parent_pid)
     _keep_freed_memory()
-    env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHEMAX_MB, GDAL_NUM_THREADS=str(plan.threads), CPL_LOG_ERRORS="OFF",
-                       **plan.gdal_env)
+    env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHEMAX_MB, GDAL_NUM_THREADS=str(plan.threads), CPL_LOG_ERRORS="OFF")
     env.__enter__()
     _W.clear()
     _W["env"] = env
