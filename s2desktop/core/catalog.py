@@ -15,7 +15,8 @@ numbers, never as text):
 A calendar month of one tile thus costs ~4 list requests, a year ~14-26, a few days 3 + (days with data); the
 whole tile (10 years x ~100 scenes x ~90 keys) is never listed.
 
-Metadata (``tileInfo.json`` / ``tileinfo_metadata.json``) is fetched concurrently and cached on disk keyed by
+Metadata (``tileInfo.json`` / ``tileinfo_metadata.json``, or a COG folder's STAC item where it has no
+``tileinfo_metadata.json``) is fetched concurrently and cached on disk keyed by
 the ETag the listing already returned: a repeated search makes no metadata GETs at all, and a changed object (new
 ETag) is fetched again.
 """
@@ -225,12 +226,15 @@ def _band_keys(layout: str, prefix: str, objects) -> tuple[dict, dict, str | Non
     bands: dict[str, tuple[int, str]] = {}  # band -> (resolution rank, key)
     infos = {}
     previews: dict[int, str] = {}  # preference rank -> key
-    metadata = None
+    metadata = stac = None
     preview_names = layouts.PREVIEW_NAMES[layout]
+    stac_name = prefix.rsplit("/", 1)[-1] + ".json" if layout == "cogs" else None
     for obj in objects:
         rel = obj.key[len(prefix) + 1:]
         if rel == layouts.METADATA_NAMES[layout]:
             metadata = obj
+        elif rel == stac_name:
+            stac = obj
         elif rel in preview_names:
             previews[preview_names.index(rel)] = obj.key
         else:
@@ -243,7 +247,7 @@ def _band_keys(layout: str, prefix: str, objects) -> tuple[dict, dict, str | Non
                 infos[obj.key] = (obj.size, obj.etag)
     band_keys = {b: k for b, (_r, k) in sorted(bands.items())}
     preview = previews[min(previews)] if previews else None
-    return band_keys, {k: infos[k] for k in band_keys.values()}, preview, metadata
+    return band_keys, {k: infos[k] for k in band_keys.values()}, preview, metadata or stac
 
 
 def search(source, tile: str, start, end, max_cloud: float | None = None, stats: dict | None = None,
@@ -314,6 +318,8 @@ def _num(value):
 
 def _scene_from(tile, cand: _Candidate, bands, infos, preview, meta, doc) -> Scene:
     doc = doc if isinstance(doc, dict) else {}
+    if "stac_version" in doc:  # a COG folder without tileinfo_metadata.json: its STAC item says the same
+        doc = _tile_info_of_stac(doc)
     name = doc.get("productName")
     return Scene(
         tile=tile,
@@ -331,6 +337,17 @@ def _scene_from(tile, cand: _Candidate, bands, infos, preview, meta, doc) -> Sce
         objects=infos,
         tile_info=doc or None,
     )
+
+
+def _tile_info_of_stac(item: dict) -> dict:
+    """The tileInfo.json keys a search reads, from a sentinel-cogs STAC item (Element 84's properties)."""
+    props = item.get("properties") if isinstance(item.get("properties"), dict) else {}
+    name = props.get("s2:product_uri") or props.get("sentinel:product_id")
+    nodata = _num(props.get("s2:nodata_pixel_percentage"))
+    return {k: v for k, v in (("productName", name.removesuffix(".SAFE") if isinstance(name, str) else None),
+                              ("cloudyPixelPercentage", props.get("eo:cloud_cover")),
+                              ("dataCoveragePercentage", None if nodata is None else 100 - nodata))
+            if v is not None}
 
 
 def fetch_metadata(source, scene: Scene) -> dict | None:
