@@ -261,8 +261,8 @@ class Job:
             locate, downloads = self._area_rasters(scenes, grid, scratch)
             check_cancel(self.cancel, "composite cancelled")
             built = streaming.build_inputs(acqs, grid, locate, scratch)
-            inputs = CompositeInputs(built.red, built.green, built.blue, built.scl, offsets=list(built.offsets),
-                                     dates=built.dates, tile=",".join(sorted({s.tile for s in scenes})))
+            inputs = CompositeInputs(built.red, built.green, built.blue, built.scl, dates=built.dates,
+                                     tile=",".join(sorted({s.tile for s in scenes})))
             options = replace(r.composite, clip=areas.geometry_in(r.area, grid.crs))
             result = run_composite(inputs, options, self.progress, self.cancel)
         finally:

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from s2desktop.core import scenefiles
 from s2desktop.core.areas import OutputGrid
-from s2desktop.core.baseline import offset_for_baseline
 from s2desktop.core.errors import NotFoundError, RasterError
 from s2desktop.core.fetch import overview_level
+from s2desktop.core.fsutil import write_json_atomic
 
 __all__ = ["Acquisition", "acquisitions", "gdal_env", "object_path", "AreaInputs", "build_inputs"]
 
@@ -91,13 +92,13 @@ def object_path(source, key: str) -> str:
 
 @dataclass(frozen=True)
 class AreaInputs:
-    """The VRTs of an area's acquisitions, [date] per band, in the scratch folder ``folder`` (delete it after)."""
+    """The VRTs of an area's acquisitions, [date] per band, in the scratch folder ``folder`` (delete it after),
+    with each acquisition's scene metadata (baseline, product) where the compositor looks for a band file's."""
 
     red: tuple[str, ...]
     green: tuple[str, ...]
     blue: tuple[str, ...]
     scl: tuple[str | None, ...]
-    offsets: tuple[int, ...]
     dates: tuple[str, ...]
     folder: Path
 
@@ -110,24 +111,36 @@ def build_inputs(acqs: list[Acquisition], grid: OutputGrid, locate, folder: Path
     acqs = [a for a in acqs if any(locate(s, "B04") for s in a.scenes)]
     if not acqs:
         raise NotFoundError("none of the scenes has data under the area")
-    bands = {b: [_mosaic(a, b, grid, folder, i, locate) for i, a in enumerate(acqs)] for b in RGB}
-    scl = [_mosaic(a, "SCL", grid, folder, i, locate) if all("SCL" in s.bands for s in a.scenes) else None
-           for i, a in enumerate(acqs)]
+    for a in acqs:
+        _write_metadata(a, folder)
+    bands = {b: [_mosaic(a, b, grid, folder, locate) for a in acqs] for b in RGB}
+    scl = [_mosaic(a, "SCL", grid, folder, locate) if all("SCL" in s.bands for s in a.scenes) else None
+           for a in acqs]
     return AreaInputs(tuple(bands["B04"]), tuple(bands["B03"]), tuple(bands["B02"]), tuple(scl),
-                      tuple(offset_for_baseline(a.baseline) or 0 for a in acqs), tuple(a.date for a in acqs),
-                      folder)
+                      tuple(a.date for a in acqs), folder)
 
 
-def _mosaic(acq: Acquisition, band: str, grid: OutputGrid, folder: Path, index: int, locate) -> str | None:
+def _write_metadata(acq: Acquisition, folder: Path) -> None:
+    """``{folder}/metadata/{scene_id}.json`` of the acquisition's first scene, as a download writes it: the
+    compositor finds the baseline (so the offset and the BASELINES tag) from the VRTs' names, as for band files."""
+    first = acq.scenes[0]
+    doc = {"tile": first.tile, "date": acq.date, "sequence": first.sequence, "baseline": acq.baseline,
+           "product_name": first.product_name, "tiles": [s.tile for s in acq.scenes]}
+    write_json_atomic(scenefiles.metadata_path(folder, first.scene_id), doc)
+
+
+def _mosaic(acq: Acquisition, band: str, grid: OutputGrid, folder: Path, locate) -> str | None:
     """One VRT of ``band`` of the acquisition on the grid: the tile's warped VRT, or a mosaic of them. Named
-    like downloaded band files (``33UUP_2023-07-04_3_B04.vrt``), so the composite's tags say its dates."""
+    like the first scene's downloaded band files (``33UUP_2023-07-04_0_B04.vrt``, unique per acquisition), so
+    the composite's tags say its dates and its metadata is found."""
+    stem = f"{acq.scenes[0].scene_id}_{band}"
     scenes = [(s, name) for s in acq.scenes if (name := locate(s, band))]
     if len(scenes) == 1:
-        return _warped(scenes[0][1], band, grid, folder / f"{scenes[0][0].tile}_{acq.date}_{index}_{band}.vrt")
-    parts = [_warped(name, band, grid, folder / f"{s.tile}_{acq.date}_{index}_{band}.part.vrt") for s, name in scenes]
+        return _warped(scenes[0][1], band, grid, folder / f"{stem}.vrt")
+    parts = [_warped(name, band, grid, folder / f"{stem}.{s.tile}.part.vrt") for s, name in scenes]
     if not parts:
         return None
-    path = folder / f"{scenes[0][0].tile}_{acq.date}_{index}_{band}.vrt"
+    path = folder / f"{stem}.vrt"
     path.write_text(_mosaic_xml(parts, grid), encoding="utf-8")
     return str(path)
 
