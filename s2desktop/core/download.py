@@ -33,7 +33,6 @@ touched file is fetched again.
 from __future__ import annotations
 
 import base64
-import errno
 import glob
 import hashlib
 import json
@@ -49,7 +48,9 @@ from pathlib import Path, PurePosixPath
 
 from s2desktop.core import scenefiles
 from s2desktop.core.catalog import BAND_RE, Scene, fetch_metadata
-from s2desktop.core.errors import CancelledError, IntegrityError, InvalidInputError, OutputError, S2Error
+from s2desktop.core.errors import (
+    NOT_WRITABLE, CancelledError, IntegrityError, InvalidInputError, OutputError, S2Error, output_error,
+)
 from s2desktop.core.fsutil import atomic_path, ensure_writable_dir, write_json_atomic
 from s2desktop.core.progress import (
     CANCELLED, DOWNLOADED, FAILED, FILE_DONE_STATES, QUEUED, RUNNING, SKIPPED, FileProgress, Progress, check_cancel,
@@ -78,8 +79,6 @@ MAX_PART_CANDIDATES = 64  # part sizes tried against a multipart ETag whose part
 UNVERIFIED = "unverified"  # a file whose content nothing could check: kept, reported, re-checked next time
 STALE_TEMP_SECONDS = 60  # a download's temporary file untouched this long was left by a killed run
 FETCH_ATTEMPTS = 3  # downloads of one file: a mismatch, or an unverifiable file not yet seen twice, fetches again
-_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", -1), errno.EFBIG}
-_NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR}
 
 
 @dataclass(frozen=True)
@@ -378,11 +377,9 @@ def _transfer_config(part_concurrency: int):
 
 
 def _os_error(exc: OSError, dest: Path) -> S2Error:
-    if exc.errno in _DISK_FULL:
-        return OutputError(f"disk full while writing {dest} ({exc.strerror}); free some space or use --out elsewhere")
-    if exc.errno in _NOT_WRITABLE:
-        return OutputError(f"cannot write {dest} ({exc.strerror}); pick a writable folder with --out")
-    return OutputError(f"cannot write {dest}: {exc.strerror or exc}")
+    if exc.errno in NOT_WRITABLE:
+        return output_error(exc, dest, "pick a writable folder with --out")
+    return output_error(exc, dest, "use --out elsewhere")
 
 
 def download_one(source, task: DownloadTask, progress=None, cancel=None, *,

@@ -4,6 +4,11 @@ Every message is one line a user can act on; the CLI prints it as it is and the 
 problem happened.
 """
 
+import errno
+
+DISK_FULL = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", -1), errno.EFBIG})
+NOT_WRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR})
+
 
 class S2Error(Exception):
     """Base of every error the engine raises on purpose."""
@@ -39,6 +44,16 @@ class IntegrityError(S2Error):
 
 class OutputError(S2Error):
     """An output cannot be written: it exists, the folder is not writable, or the disk is full."""
+
+
+def output_error(exc: OSError, dest, elsewhere: str) -> "OutputError":
+    """The one line for an OSError while writing ``dest``: a full disk or a folder not writable says so and what
+    to do (``elsewhere``: where else to write, e.g. "use --out elsewhere")."""
+    if exc.errno in DISK_FULL:
+        return OutputError(f"disk full while writing {dest} ({exc.strerror}); free some space or {elsewhere}")
+    if exc.errno in NOT_WRITABLE:
+        return OutputError(f"cannot write {dest} ({exc.strerror}); {elsewhere}")
+    return OutputError(f"cannot write {dest}: {exc.strerror or exc}")
 
 
 class RasterError(S2Error):
