@@ -475,3 +475,13 @@ def test_overviews_from_the_windows_equal_gdals(raster_stack, tmp_path):
         composite(st.red, st.green, st.blue, tmp_path / "e.tif", workers=0, window_size=512, mask="none")
     with rasterio.open(tmp_path / "e.tif") as ds:
         assert ds.overviews(1) == factors
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(raster_stack, small_disk):
+    """The workers write the windows into the raw file themselves: a full disk there is the same one line as
+    anywhere else (not a worker's traceback), and the folder is left empty."""
+    st = raster_stack(dates=3, size=1100)  # 7 MiB of output on a 3 MiB disk
+    with pytest.raises(OutputError, match=r"^disk full while writing the composite in .*; free some space") as e:
+        composite(st.red, st.green, st.blue, small_disk / "c.tif", workers=2)
+    assert "\n" not in str(e.value)
+    assert list(small_disk.iterdir()) == []

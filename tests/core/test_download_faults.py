@@ -341,22 +341,6 @@ def test_access_denied_is_one_line(seeded_s3, scratch_bucket, fault_proxy, tmp_p
     assert not out.exists() or [p for p in out.rglob("*") if p.is_file()] == []
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 3 MiB tmpfs (root and a working mount only)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True, text=True)
-    if p.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {p.stderr.strip()}")
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
-
-
 def test_full_disk_is_one_line_and_leaves_nothing_partial(seeded_s3, scratch_bucket, small_disk):
     """Baseline: 9 MiB of bands into a 3 MiB disk -> OutputError 'disk full', no temp file, nothing partial."""
     objects = seed_l1c_scenes(seeded_s3.client(), scratch_bucket, days=(1, 2))

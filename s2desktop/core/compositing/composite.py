@@ -8,8 +8,8 @@ at 0, one per finished window), then one event per phase after the windows, with
 
 Every check happens first (`plan`), before any decoding; the windows are block-aligned so each compressed
 block is decoded once (`plan`); workers decode, mask and reduce them (`window`, `rules`) on a spawn pool with
-bounded work in flight (`pool`); the parent writes them into an uncompressed temporary file, builds its
-overviews and copies it to a COG under a temporary name, renamed on success (`cog`). On an error, cancel or
+bounded work in flight (`pool`) and write their results straight into an uncompressed temporary file; the
+parent then builds its overviews and copies it to a COG under a temporary name, renamed on success (`cog`). On an error, cancel or
 Ctrl-C the pool is torn down and every temporary file removed.
 """
 
@@ -26,7 +26,7 @@ from s2desktop.core.compositing import cog
 from s2desktop.core.compositing.plan import TARGET_WINDOW, CompositePlan, make_plan
 from s2desktop.core.compositing.pool import CANCELLED, _keep_freed_memory, _run_pool
 from s2desktop.core.compositing.window import _close_worker, _init_worker, _process_window
-from s2desktop.core.errors import OutputError
+from s2desktop.core.errors import output_error
 from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
 
 
@@ -73,7 +73,7 @@ def composite(red: Sequence, green: Sequence, blue: Sequence, output, *, workers
         check_cancel(cancel, CANCELLED)
         cog.publish(temps)
     except OSError as exc:
-        raise OutputError(f"cannot write {plan.output}: {exc.strerror or exc}") from None
+        raise output_error(exc, plan.output, "choose another output folder") from None
     finally:
         cog.remove(temps)
     return _result(plan, time.perf_counter() - t0)
@@ -81,30 +81,31 @@ def composite(red: Sequence, green: Sequence, blue: Sequence, output, *, workers
 
 def _write_raw(plan: CompositePlan, temps: cog.Temporaries, progress, cancel) -> None:
     """Every window into the temporary raw file(s), then their overviews."""
-    _keep_freed_memory()  # results arrive as fresh 6 MB arrays; GDAL's overview build and copy churn blocks too
-    with cog.parent_env(), cog.RawOutput(plan, temps, halves=cog.halves_in_windows(plan)) as raw:
+    _keep_freed_memory()  # GDAL's overview build and COG copy churn blocks
+    with cog.parent_env():
+        raw = cog.RawOutput(plan, temps, halves=cog.halves_in_windows(plan))
         done = 0
 
-        def on_result(result) -> None:
+        def on_result(_index: int) -> None:
             nonlocal done
-            raw.write(result)
             done += 1
             _report(progress, plan, done)
 
         _report(progress, plan, 0)
-        _run_windows(plan, on_result, cancel)
+        _run_windows(plan, raw.sink, on_result, cancel)
         check_cancel(cancel, CANCELLED)
         _report(progress, plan, done, "building overviews")
         raw.build_overviews()
 
 
-def _run_windows(plan: CompositePlan, on_result, cancel) -> None:
-    """Every window of the plan through `on_result`: on a spawn pool, or here with workers=0 (debugging)."""
+def _run_windows(plan: CompositePlan, sink: cog.RawSink, on_result, cancel) -> None:
+    """Every window of the plan into `sink`, `on_result(index)` after each: on a spawn pool, or here with
+    workers=0 (debugging)."""
     if plan.workers:
         _run_pool(plan.tasks, plan.workers, _process_window, on_result, cancel, initializer=_init_worker,
-                  initargs=(plan, os.getpid()))
+                  initargs=(plan, sink, os.getpid()))
         return
-    _init_worker(plan)
+    _init_worker(plan, sink)
     try:
         for task in plan.tasks:
             check_cancel(cancel, CANCELLED)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import signal
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -22,7 +22,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window, from_bounds
 from rasterio.windows import bounds as window_bounds
 
-from s2desktop.core.compositing.cog import average_2x2, halves_in_windows
+from s2desktop.core.compositing.cog import RawSink
 from s2desktop.core.compositing.plan import SCL_MASKED_CLASSES, CompositePlan, WindowTask
 from s2desktop.core.compositing.pool import _die_with_parent, _keep_freed_memory
 from s2desktop.core.compositing.rules import median_bands
@@ -32,17 +32,6 @@ from s2desktop.core.rasterinfo import gdal_error_text, open_raster
 GDAL_CACHEMAX_MB = 64
 
 _W: dict[str, Any] = {}  # this process's open datasets, GDAL environment, plan and scratch buffers
-
-
-class WindowResult(NamedTuple):
-    """One window's composite, and its first overview level when the windows bring it (else None)."""
-
-    index: int
-    window: Window
-    rgb: np.ndarray  # uint16 (3, h, w)
-    count: np.ndarray  # uint8 (h, w)
-    rgb_half: np.ndarray | None = None  # uint16 (3, h / 2, w / 2): cog.average_2x2, nodata 0
-    count_half: np.ndarray | None = None  # uint8 (h / 2, w / 2)
 
 
 def harmonise(arr: np.ndarray, offset: int) -> np.ndarray:
@@ -57,8 +46,9 @@ def harmonise(arr: np.ndarray, offset: int) -> np.ndarray:
     return out
 
 
-def _init_worker(plan: CompositePlan, parent_pid: int | None = None) -> None:
-    """Open the plan's datasets in this process. parent_pid: set in a pool worker (the pool owner's pid)."""
+def _init_worker(plan: CompositePlan, sink: RawSink, parent_pid: int | None = None) -> None:
+    """Open the plan's datasets and the raw output files in this process. parent_pid: set in a pool worker (the
+    pool owner's pid)."""
     if parent_pid is not None:
         # Ctrl-C goes to the whole process group; the parent handles it and tears the pool down.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -71,13 +61,15 @@ def _init_worker(plan: CompositePlan, parent_pid: int | None = None) -> None:
     _W["env"] = env
     _W["scratch"] = {}
     _W["plan"] = plan
-    _W["halves"] = halves_in_windows(plan)
+    _W["sink"] = sink.open()
     _W["bands"] = [[open_raster(p) for p in paths] for paths in plan.bands]
     # SCL: classes read by nearest from full resolution (JP2 reduced resolutions average classes into others)
     _W["scl"] = [(open_raster(p, no_overviews=True) if p else None) for p in plan.scl]
 
 
 def _close_worker() -> None:
+    if "sink" in _W:
+        _W["sink"].close()
     for lst in _W.get("bands", []):
         for ds in lst:
             ds.close()
@@ -124,8 +116,9 @@ def _read_scl(ds, out_bounds, out_shape):
         raise RasterError(f"{ds.name}: cannot read the scene classification ({gdal_error_text(exc)})") from None
 
 
-def _process_window(task: WindowTask) -> WindowResult:
-    """Composite one window (and average its 2 x 2 blocks when the windows bring the first overview level)."""
+def _process_window(task: WindowTask) -> int:
+    """Composite one window into the raw output (and its 2 x 2 averages when the windows bring the first
+    overview level). -> the window's index."""
     plan: CompositePlan = _W["plan"]
     n = plan.dates
     oh, ow = int(task.output.height), int(task.output.width)
@@ -145,10 +138,8 @@ def _process_window(task: WindowTask) -> WindowResult:
     if plan.clip is not None:
         valid &= _inside(plan.clip, task.output, plan.out_transform)
     rgb, count = median_bands(stacks, valid, scratch=_scratch("keys", (n + 1, oh, ow), np.uint16))
-    count = np.minimum(count, 255).astype(np.uint8)
-    if not _W["halves"]:
-        return WindowResult(task.index, task.output, rgb, count)
-    return WindowResult(task.index, task.output, rgb, count, average_2x2(rgb, nodata=0), average_2x2(count))
+    _W["sink"].write(task.output, rgb, np.minimum(count, 255).astype(np.uint8))
+    return task.index
 
 
 def _inside(clip: dict, window: Window, transform) -> np.ndarray:
@@ -162,11 +153,23 @@ def _inside(clip: dict, window: Window, transform) -> np.ndarray:
 
 def _read_date(plan: CompositePlan, task: WindowTask, d: int, stacks: np.ndarray) -> np.ndarray:
     """Read date `d` of the three bands into `stacks`, harmonised. -> where all three are valid (nonzero)."""
-    v = None
+    valid = nonzero = None
     for b in range(3):
         arr = _read(_W["bands"][b][d], task.source, stacks[b, d], plan.scale)
+        if valid is None:
+            valid = np.not_equal(arr, 0)
+            nonzero = np.empty_like(valid)
+        else:
+            valid &= np.not_equal(arr, 0, out=nonzero)
         if plan.offsets[b][d]:
-            stacks[b, d] = harmonise(arr, plan.offsets[b][d])
-        nz = stacks[b, d] != 0
-        v = nz if v is None else (v & nz)
-    return v
+            _harmonise_valid(arr, plan.offsets[b][d])
+    return valid
+
+
+def _harmonise_valid(arr: np.ndarray, offset: int) -> None:
+    """`harmonise` in place for pixels already known valid: nodata 0 comes out 1 (its validity was taken before,
+    so its value is never used) -- two passes instead of five, and no temporaries."""
+    if offset != -1000:
+        raise InvalidInputError(f"offset {offset} is not supported (use 0 or -1000)")
+    np.maximum(arr, np.uint16(1001), out=arr)
+    arr -= np.uint16(1000)
