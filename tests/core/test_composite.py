@@ -485,3 +485,39 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(raster_stack, small_disk):
         composite(st.red, st.green, st.blue, small_disk / "c.tif", workers=2)
     assert "\n" not in str(e.value)
     assert list(small_disk.iterdir()) == []
+
+
+def test_block_file_writes_any_window_where_gdal_reads_it(tmp_path):
+    """The workers' writer: windows aligned to the blocks or not, full-width rows or not, over the right and
+    bottom edges (partial blocks), from two descriptors at once -- GDAL reads back exactly what was written."""
+    import os
+
+    from rasterio.windows import Window
+
+    from s2desktop.core.compositing.cog import BlockFile
+
+    path = tmp_path / "raw.tif"
+    grid = dict(crs="EPSG:32633", transform=rasterio.transform.from_origin(0, 370, 10, 10))
+    with rasterio.open(path, "w", driver="GTiff", width=50, height=37, count=3, dtype="uint16", tiled=True,
+                       blockxsize=16, blockysize=16, interleave="band", sparse_ok=False, **grid):
+        pass
+    blocks = BlockFile.of(path)
+    expected = np.zeros((3, 37, 50), np.uint16)
+    rng = np.random.default_rng(4)
+    fds = [os.open(path, os.O_WRONLY) for _ in range(2)]
+    try:
+        for i, (col, row, w, h) in enumerate([(0, 0, 32, 16), (32, 0, 18, 16), (0, 16, 5, 21), (5, 16, 27, 9),
+                                              (5, 25, 45, 12), (32, 16, 18, 9)]):
+            data = rng.integers(1, 65535, (3, h, w), dtype=np.uint16)
+            blocks.write(fds[i % 2], Window(col, row, w, h), data)
+            expected[:, row:row + h, col:col + w] = data
+    finally:
+        for fd in fds:
+            os.close(fd)
+    with rasterio.open(path) as ds:
+        np.testing.assert_array_equal(ds.read(), expected)
+    with rasterio.open(tmp_path / "deflate.tif", "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8",
+                       tiled=True, blockxsize=16, blockysize=16, compress="deflate", **grid):
+        pass
+    with pytest.raises(ValueError, match="not an uncompressed"):
+        BlockFile.of(tmp_path / "deflate.tif")

@@ -208,7 +208,12 @@ class BlockFile:
 
 
 def _pwrite(fd: int, data: memoryview, offset: int) -> None:
-    if os.pwrite(fd, data, offset) != data.nbytes:  # a regular file writes all of it, or the disk is full
+    if hasattr(os, "pwrite"):
+        written = os.pwrite(fd, data, offset)
+    else:  # Windows: each process has its own descriptor, so seeking it is safe
+        os.lseek(fd, offset, os.SEEK_SET)
+        written = os.write(fd, data)
+    if written != data.nbytes:  # a regular file takes all of it, or the disk is full
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
@@ -221,12 +226,9 @@ class RawSink:
         self.files = (rgb, count, rgb_half, count_half)
         self.fds: list[int | None] = []
 
-    @property
-    def halves(self) -> bool:
-        return self.files[2] is not None
-
     def open(self) -> "RawSink":
-        self.fds = [os.open(f.path, os.O_WRONLY) if f is not None else None for f in self.files]
+        flags = os.O_WRONLY | getattr(os, "O_BINARY", 0)
+        self.fds = [os.open(f.path, flags) if f is not None else None for f in self.files]
         return self
 
     def write(self, window: Window, rgb: np.ndarray, count: np.ndarray) -> None:
