@@ -318,6 +318,8 @@ class MainWindow(QMainWindow):
             return None
         tile, area = self.source_panel.tile_id(), self.source_panel.area()
         if area is not None:
+            if self._not_in_demo(area=area):
+                return None
             self.statusBar().showMessage("Searching the tiles under the area…")
             return self.scene_panel.run_search(self.source_panel.source_spec(), None, area=area)
         if tile is None:
@@ -333,14 +335,24 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Searching {tile}…")
         return self.scene_panel.run_search(self.source_panel.source_spec(), tile)
 
-    def _not_in_demo(self, tile: str) -> bool:
-        """The demo source holds one tile: say so (rather than 'no scenes found') for any other."""
+    def _not_in_demo(self, tile: str | None = None, area=None) -> bool:
+        """The demo source holds one tile: say so (rather than 'no scenes found') for any other tile, or an area
+        not over it."""
+        from s2desktop.core.areas import area_tiles
         from s2desktop.core.demo import DEMO_TILE
 
-        if self.source_panel.source_key() != "demo" or tile == DEMO_TILE:
+        if self.source_panel.source_key() != "demo":
             return False
-        message = (f"The demo archive holds only tile {DEMO_TILE}; search {DEMO_TILE}, or pick another source "
-                   f"for {tile}")
+        if area is not None:
+            if DEMO_TILE in area_tiles(area):
+                return False
+            message = (f"The demo archive holds only tile {DEMO_TILE}; draw the area over {DEMO_TILE}, or pick "
+                       "another source for this area")
+        elif tile == DEMO_TILE:
+            return False
+        else:
+            message = (f"The demo archive holds only tile {DEMO_TILE}; search {DEMO_TILE}, or pick another "
+                       f"source for {tile}")
         self.scene_panel.status.setText(message)
         self.report_error("Not in the demo", message, dialog=False)
         return True

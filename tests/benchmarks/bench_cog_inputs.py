@@ -135,7 +135,9 @@ def _round(r: int, files: list[Path], args: list[str], opts) -> list[tuple[float
     for label, repo in (("(b) composite", REPO), (str(opts.also), opts.also)):
         if repo is None:
             continue
+        out = Path(args[args.index("-o") + 1])
         (wall, phases), cpu = _measured(run_composite, args, repo=repo)
+        out.unlink()  # here, not by the next run's rename over it: freeing 600 MB of a file is not compositing
         ratios.append((wall / floor, cpu / floor_cpu))
         print(f"         {label}: {wall:.1f} s wall, {cpu:.1f} CPU-s ({_phase_line(wall, phases)}); "
               f"/(a): wall {wall / floor:.2f}, CPU {cpu / floor_cpu:.2f}", flush=True)
@@ -160,7 +162,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=opts.cache) as tmp:
         args = ["--red", *map(str, paths[0]), "--green", *map(str, paths[1]), "--blue", *map(str, paths[2]),
                 "--workers", str(opts.workers), "--mask", "none", "--compress", opts.compress,
-                "-o", str(Path(tmp) / "c.tif"), "--overwrite"]
+                "-o", str(Path(tmp) / "c.tif")]
         rounds = [_round(r, files, args, opts) for r in range(opts.rounds)]
     for i, label in enumerate(["(b)/(a)", f"{opts.also}/(a)"][: len(rounds[0])]):
         wall = statistics.median(x[i][0] for x in rounds)

@@ -261,6 +261,11 @@ def test_searching_the_demo_for_another_tile_says_it_holds_only_its_tile(qtbot, 
     message = w.statusBar().currentMessage()
     assert demo.DEMO_TILE in message and "only" in message, message
     assert demo.DEMO_TILE in w.scene_panel.status.text()
+    w.source_panel.tile.setText("13.5,48.1,13.8,48.3")  # an area, not over the demo's tile either
+    assert w.source_panel.area() is not None and w.search() is None
+    message = w.statusBar().currentMessage()
+    assert "draw the area over " + demo.DEMO_TILE in message, message
+    assert "draw the area over" in w.scene_panel.status.text()
 
 
 def test_window_log_lines_go_to_the_file_not_the_terminal(qtbot, gui_settings, capsys):
