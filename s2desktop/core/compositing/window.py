@@ -1,12 +1,13 @@
 """The work on one window, run in the spawned workers (or in-process with workers=0).
 
-Each worker opens all its datasets once (`_init_worker`) inside `rasterio.Env(GDAL_CACHEMAX=64 MB,
-GDAL_NUM_THREADS=cores // workers)`, and reuses its window arrays (`_scratch`) instead of paying page faults for
-fresh memory every window. Per window and date: read each band straight into the stack (`out_shape` decimation
+Each worker opens all its datasets and the raw output files once (`_init_worker`) inside
+`rasterio.Env(GDAL_CACHEMAX=64 MB, GDAL_NUM_THREADS=cores // workers)`, and reuses its window arrays (`_scratch`)
+instead of paying page faults for fresh memory every window. Per window and date: read each band straight into the stack (`out_shape` decimation
 for scale > 1, which GDAL serves from JP2 reduced-resolution levels / overviews), harmonise (DN - 1000, at least
 1, for baseline >= 04.00), mask (SCL classes 0, 1, 3, 8, 9, 10 where a scene classification exists), then the
-median of `rules` on observations valid in all three bands; and, when the windows bring the output's first
-overview level (`cog.halves_in_windows`), the 2 x 2 averages of the result.
+median of `rules` on observations valid in all three bands, written straight into the raw output's blocks
+(`cog.RawSink`) -- and, when the windows bring the output's first overview level (`cog.halves_in_windows`), the
+2 x 2 averages of the result into its overview file. Only the window's index goes back to the parent.
 """
 
 from __future__ import annotations
