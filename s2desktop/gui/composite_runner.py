@@ -281,6 +281,7 @@ class CompositePanel(QWidget):
     compositeReady = Signal(str, bool)  # path, is_preview
     compositeFailed = Signal(str)
     startableChanged = Signal(bool)  # the Composite button's state (the window's action follows it)
+    downloadFirst = Signal()  # Composite on a JPEG 2000 area: its tiles' files come down (with their rows) first
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -297,6 +298,7 @@ class CompositePanel(QWidget):
         self.window_size: int | None = None  # px side of the compositor's windows (None: the core's default)
         self._default_output: str | None = None  # the default name last put in the field (the next replaces it)
         self._confirmed_output: str | None = None  # chosen in the save dialog, which asked about overwriting
+        self._cleared_output: str | None = None  # a JPEG 2000 area's output, asked about before its download
         self._preview_file: Path | None = None  # the quick preview, in the cache; removed after the full run
         self.confirm_overwrite = self._ask_overwrite  # (path) -> bool: may an existing output be replaced?
 
@@ -429,7 +431,7 @@ class CompositePanel(QWidget):
             return
         n, tiles = len(acquisitions(r.scenes)), len({s.tile for s in r.scenes})
         how = "streamed from the COG archive, nothing downloaded whole" if self._streamed else \
-            "from the area's downloaded tiles (missing files are downloaded first)"
+            "from the area's tiles, downloaded first in Downloads where missing"
         self.inputs_label.setText(f"{n} acquisition{'s' if n != 1 else ''} over {tiles} tile"
                                   f"{'s' if tiles != 1 else ''} → {grid.width} × {grid.height} px at "
                                   f"{grid.resolution:g} m ({grid.crs}); {how}.")
@@ -468,9 +470,10 @@ class CompositePanel(QWidget):
         box.setDefaultButton(QMessageBox.StandardButton.No)
         return box.exec() == QMessageBox.StandardButton.Yes
 
-    def _may_write(self, out: Path) -> bool:
-        """An existing output is replaced only once the user said so (here, or in the save dialog)."""
-        if not out.exists() or str(out) == self._confirmed_output:
+    def _may_write(self, out: Path, cleared: str | None = None) -> bool:
+        """An existing output is replaced only once the user said so (here, in the save dialog, or for `cleared`
+        before the download that came first)."""
+        if not out.exists() or str(out) in (self._confirmed_output, cleared):
             return True
         if self.confirm_overwrite(out):
             return True
@@ -481,10 +484,10 @@ class CompositePanel(QWidget):
         return CompositeOptions(output=str(output), scale=scale, workers=self.workers, overwrite=True,
                                 window_size=self.window_size)
 
-    def _output_path(self) -> Path | None:
+    def _output_path(self, cleared: str | None = None) -> Path | None:
         """The output to write, once it may be written and its folder exists; None (and why) otherwise."""
         out = Path(self.output.text().strip() or "composite.tif").expanduser()
-        if not self._may_write(out):
+        if not self._may_write(out, cleared):
             return None
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -493,12 +496,22 @@ class CompositePanel(QWidget):
             return None
         return out
 
-    def start(self) -> None:
+    def start(self, downloaded: bool = False) -> None:
+        """Composite what the panel holds. A JPEG 2000 area asks for its download first (`downloadFirst`; the
+        window runs it in the Downloads panel and calls back with `downloaded`)."""
         if self.runner.running:
             return
         if self.area_request is not None:
-            if self.area_request.scenes:
-                self._start_area()
+            if not self.area_request.scenes:
+                return
+            if not self._streamed and not downloaded:
+                out = self._output_path()  # asked now about an existing output, not after the download
+                self._cleared_output = str(out) if out is not None else None
+                if out is not None:
+                    self.downloadFirst.emit()
+                return
+            cleared, self._cleared_output = (self._cleared_output if downloaded else None), None
+            self._start_area(cleared)
             return
         if self.inputs is None:
             return
@@ -513,10 +526,11 @@ class CompositePanel(QWidget):
         else:
             self._launch(self._full_options, preview=False)
 
-    def _start_area(self) -> None:
-        """The area's preview at 80 m (shown as soon as it is written), then its full resolution behind it."""
+    def _start_area(self, cleared: str | None = None) -> None:
+        """The area's preview at 80 m (shown as soon as it is written), then its full resolution behind it.
+        `cleared`: an output the user already let replace before the download this run waited for."""
         res = float(self.resolution.value())
-        out = self._output_path()
+        out = self._output_path(cleared)
         if out is None:
             return
         full = replace(self.area_request, resolution=res, composite=CompositeOptions(

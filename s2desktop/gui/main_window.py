@@ -72,6 +72,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._shut_down = False
         self._preparing_demo = False
+        self._composite_after_download = False  # a JPEG 2000 area's Composite waits for its download
         self._demo_bar = None
         self.last_export: str | None = None
 
@@ -233,7 +234,8 @@ class MainWindow(QMainWindow):
         dl.download_button.clicked.connect(self.download)
         dl.allFinished.connect(self._downloads_finished)
         dl.inputsReady.connect(self._inputs_ready)
-        dl.downloadFailed.connect(lambda m, d: self.report_error("Download failed", m, d))
+        dl.downloadFailed.connect(self._download_failed)
+        cp.downloadFirst.connect(self._download_then_composite)
         cp.compositeReady.connect(self._composite_ready)
         cp.startableChanged.connect(lambda _on: self._update_actions())
         cp.compositeFailed.connect(lambda m: self.report_error("Composite failed", m, "", dialog=True))
@@ -483,6 +485,15 @@ class MainWindow(QMainWindow):
         request = self.download_request() if sc.model.checked and sc.source is not None and not streamed else None
         return self.download_panel.show_cost(request, sc.source)
 
+    def _download_then_composite(self) -> None:
+        """Composite on a JPEG 2000 area: the area's tiles come down first in the Downloads panel (a row per
+        file, resume, cancel; files already verified are skipped), then the composite runs on them."""
+        self._composite_after_download = self.download() is not None
+
+    def _download_failed(self, message: str, details: str) -> None:
+        self._composite_after_download = False
+        self.report_error("Download failed", message, details)
+
     def _downloads_finished(self, counts: dict) -> None:
         done = counts.get("downloaded", 0) + counts.get("skipped", 0)
         msg = f"Downloads finished: {done} file(s) on disk"
@@ -493,6 +504,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(msg, 10000)
         self._show_cost()  # what is left to fetch
         self._update_actions()
+        if self._composite_after_download:
+            self._composite_after_download = False
+            if not counts.get("failed") and not counts.get("cancelled") and self.source_panel.area() is not None:
+                self.composite_panel.start(downloaded=True)
 
     def _inputs_ready(self, inputs) -> None:
         if self.source_panel.area() is not None:  # the area's tiles are on disk: its composite clips them

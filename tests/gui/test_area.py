@@ -343,12 +343,9 @@ def test_an_area_on_a_jpeg2000_source_downloads_its_tiles_then_composites_them_c
     assert {s.tile for s in found.args[0]} == TILES and w.scene_panel.model.rowCount() == 4
     w.scene_panel.model.set_checked([s.scene_id for s in w.scene_panel.model.scenes], True)
     assert w.act_download.isEnabled()  # the JPEG 2000 files come down as for a tile
-    with qtbot.waitSignal(w.download_panel.allFinished, timeout=60000) as finished:
-        w.download()
-    assert finished.args[0] == {"downloaded": 28}  # 7 scenes x (3 bands + the scene classification)
     cp = w.composite_panel
     qtbot.waitUntil(lambda: cp.start_button.isEnabled(), timeout=10000)
-    assert "from the area's downloaded tiles" in cp.inputs_label.text()
+    assert "downloaded first in Downloads" in cp.inputs_label.text()
     assert cp.area_request.area.bounds == w.source_panel.area().bounds
     cp.resolution.setValue(300)
     cp.quick.setChecked(False)
@@ -356,9 +353,25 @@ def test_an_area_on_a_jpeg2000_source_downloads_its_tiles_then_composites_them_c
     cp.output.setText(str(out))
     stages = []
     cp.runner.progress.connect(lambda e: stages.append(e.stage))
-    with qtbot.waitSignal(cp.compositeReady, timeout=120000) as ready:
+    # Composite alone: the files come down first in the Downloads panel, a row each, then the composite runs
+    with qtbot.waitSignal(cp.compositeReady, timeout=120000) as ready, \
+            qtbot.waitSignal(w.download_panel.allFinished, timeout=60000) as finished:
         cp.start()
+    assert finished.args[0] == {"downloaded": 28}  # 7 scenes x (3 bands + the scene classification)
+    assert len(w.download_panel.rows) == 28 and all(r.state == "downloaded" for r in w.download_panel.rows)
     assert ready.args == [str(out), False] and "fetch" not in stages  # the downloaded files, nothing streamed
+    qtbot.waitUntil(w.act_composite.isEnabled, timeout=10000)
+    asked = []
+    cp.confirm_overwrite = lambda path: asked.append(path) or True  # replace the composite: asked before
+    with qtbot.waitSignal(cp.compositeReady, timeout=120000), \
+            qtbot.waitSignal(w.download_panel.allFinished, timeout=60000) as again:
+        w.act_composite.trigger()  # once more: every file is already here and verified, none fetched again
+        assert asked == [out] and w.download_panel.running  # the question came before the download
+    assert again.args[0] == {"skipped": 28} and asked == [out]  # and not again after it
+    qtbot.waitUntil(w.act_composite.isEnabled, timeout=10000)
+    cp.confirm_overwrite = lambda path: False  # keep it: nothing is downloaded or composited
+    w.act_composite.trigger()
+    assert not w.download_panel.running and not cp.runner.running and "area.tif kept" in cp.status.text()
     cli_out = tmp_path / "cli.tif"
     assert cli_main(["composite", "--bbox", format_bounds(BOX), "--source", "l2a", "--endpoint-url",
                      seeded_s3.endpoint, "--bucket", area_l2a_bucket, "--start", str(START), "--end", str(END),
