@@ -298,7 +298,7 @@ class CompositePanel(QWidget):
         self.window_size: int | None = None  # px side of the compositor's windows (None: the core's default)
         self._default_output: str | None = None  # the default name last put in the field (the next replaces it)
         self._confirmed_output: str | None = None  # chosen in the save dialog, which asked about overwriting
-        self._cleared_output: str | None = None  # a JPEG 2000 area's output, asked about before its download
+        self._pending_output: Path | None = None  # a JPEG 2000 area's output, cleared before its download
         self._preview_file: Path | None = None  # the quick preview, in the cache; removed after the full run
         self.confirm_overwrite = self._ask_overwrite  # (path) -> bool: may an existing output be replaced?
 
@@ -470,10 +470,9 @@ class CompositePanel(QWidget):
         box.setDefaultButton(QMessageBox.StandardButton.No)
         return box.exec() == QMessageBox.StandardButton.Yes
 
-    def _may_write(self, out: Path, cleared: str | None = None) -> bool:
-        """An existing output is replaced only once the user said so (here, in the save dialog, or for `cleared`
-        before the download that came first)."""
-        if not out.exists() or str(out) in (self._confirmed_output, cleared):
+    def _may_write(self, out: Path) -> bool:
+        """An existing output is replaced only once the user said so (here, or in the save dialog)."""
+        if not out.exists() or str(out) == self._confirmed_output:
             return True
         if self.confirm_overwrite(out):
             return True
@@ -484,10 +483,10 @@ class CompositePanel(QWidget):
         return CompositeOptions(output=str(output), scale=scale, workers=self.workers, overwrite=True,
                                 window_size=self.window_size)
 
-    def _output_path(self, cleared: str | None = None) -> Path | None:
+    def _output_path(self) -> Path | None:
         """The output to write, once it may be written and its folder exists; None (and why) otherwise."""
         out = Path(self.output.text().strip() or "composite.tif").expanduser()
-        if not self._may_write(out, cleared):
+        if not self._may_write(out):
             return None
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -504,14 +503,17 @@ class CompositePanel(QWidget):
         if self.area_request is not None:
             if not self.area_request.scenes:
                 return
-            if not self._streamed and not downloaded:
-                out = self._output_path()  # asked now about an existing output, not after the download
-                self._cleared_output = str(out) if out is not None else None
-                if out is not None:
+            if not self._streamed and not downloaded:  # asked now about an existing output, not after
+                self._pending_output = self._output_path()
+                if self._pending_output is not None:
                     self.downloadFirst.emit()
                 return
-            cleared, self._cleared_output = (self._cleared_output if downloaded else None), None
-            self._start_area(cleared)
+            if downloaded:  # the output was settled before the download
+                out, self._pending_output = self._pending_output, None
+            else:
+                out = self._output_path()
+            if out is not None:
+                self._start_area(out)
             return
         if self.inputs is None:
             return
@@ -526,13 +528,9 @@ class CompositePanel(QWidget):
         else:
             self._launch(self._full_options, preview=False)
 
-    def _start_area(self, cleared: str | None = None) -> None:
-        """The area's preview at 80 m (shown as soon as it is written), then its full resolution behind it.
-        `cleared`: an output the user already let replace before the download this run waited for."""
+    def _start_area(self, out: Path) -> None:
+        """The area's preview at 80 m (shown as soon as it is written), then its full resolution behind it."""
         res = float(self.resolution.value())
-        out = self._output_path(cleared)
-        if out is None:
-            return
         full = replace(self.area_request, resolution=res, composite=CompositeOptions(
             output=str(out), workers=self.workers, overwrite=True, window_size=self.window_size))
         self._full_options = full

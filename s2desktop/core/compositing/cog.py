@@ -121,6 +121,7 @@ class RawOutput:
     Created (and closed) here; `sink` is what the workers write them with."""
 
     def __init__(self, plan: CompositePlan, temps: Temporaries, halves: bool = False):
+        self.shape = plan.out_shape
         self.paths = [temps.raw, temps.count_raw]
         with _open_raw(temps.raw, 3, "uint16", plan, 0) as dst:
             dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
@@ -134,20 +135,15 @@ class RawOutput:
                 cdst.update_tags(**{k: v for k, v in plan.tags.items() if k in _COUNT_TAGS})
         self.halves = [None, None]
         if halves:
-            for i, (path, count, dtype, nodata) in enumerate(((temps.raw, 3, "uint16", 0),
-                                                              (temps.count_raw, 1, "uint8", None))):
-                if path is not None:
-                    _open_raw(_ovr(path), count, dtype, plan, nodata, half=True).close()
-                    self.halves[i] = _ovr(path)
-        files = [BlockFile.of(p) if p is not None else None for p in (*self.paths, *self.halves)]
-        self.sink = RawSink(*files)
+            self.halves = [_ovr(p) if p is not None else None for p in self.paths]
+            _open_raw(self.halves[0], 3, "uint16", plan, 0, half=True).close()
+            if self.halves[1] is not None:
+                _open_raw(self.halves[1], 1, "uint8", plan, None, half=True).close()
+        self.sink = RawSink(*(BlockFile.of(p) if p is not None else None for p in (*self.paths, *self.halves)))
 
     def build_overviews(self) -> None:
         """The overview levels GDAL builds: all of them, or those after the first one the windows brought."""
-        with rasterio.open(self.paths[0]) as ds:
-            factors = overview_factors(ds.height, ds.width)
-        if not factors:
-            return
+        factors = overview_factors(*self.shape)
         targets = self.paths
         if self.halves[0] is not None:
             targets, factors = self.halves, [f // 2 for f in factors[1:]]
@@ -163,7 +159,6 @@ class BlockFile:
     when it created it): enough for any process to write pixels into it with `os.pwrite`, without GDAL."""
 
     path: str
-    height: int
     width: int
     dtype: str
     block: int
@@ -180,7 +175,7 @@ class BlockFile:
                                         for c in range(cols)) for r in range(rows)) for b in ds.indexes)
             if not all(o for band in offsets for row in band for o in row):
                 raise OSError(f"GDAL did not lay out every block of {path.name}")
-            return cls(str(path), ds.height, ds.width, ds.dtypes[0], bh, offsets)
+            return cls(str(path), ds.width, ds.dtypes[0], bh, offsets)
 
     def write(self, fd: int, window: Window, arr: np.ndarray) -> None:
         """`arr` (bands, h, w) at `window`: each block's part in one write where it spans the block's width

@@ -138,11 +138,10 @@ def _median_padded(stacks: np.ndarray, valid: np.ndarray, count: np.ndarray, buf
     lo, hi = ((n - 3) // 2, (n - 1) // 2) if n % 2 else (n // 2 - 1, n // 2)
     single = hi if n % 2 else lo  # the rank of the median of an odd valid count
     steps = selection_network(n, (lo, hi)) if n <= NETWORK_MAX_DATES else None
-    rows = max(1, CHUNK_PIXELS // max(1, math.prod(stacks.shape[3:])))
-    keep = np.empty((n, min(rows, stacks.shape[2])) + stacks.shape[3:], dtype=np.uint16)
+    chunks = _row_chunks(stacks.shape[2:])
+    keep = np.empty((n, chunks[0][1]) + stacks.shape[3:], dtype=np.uint16)
     fill = np.empty_like(keep)
-    for r0 in range(0, stacks.shape[2], rows):
-        r1 = min(stacks.shape[2], r0 + rows)
+    for r0, r1 in chunks:
         k, f, b_ = keep[:, : r1 - r0], fill[:, : r1 - r0], buf[:, r0:r1]
         odd = _padding(valid[:, r0:r1], count[r0:r1], k, f)
         even = ~odd
@@ -150,19 +149,30 @@ def _median_padded(stacks: np.ndarray, valid: np.ndarray, count: np.ndarray, buf
             planes = b_[:n]
             np.bitwise_and(stacks[b, :, r0:r1], k, out=planes)
             np.bitwise_or(planes, f, out=planes)
+            p = list(planes)
             if steps is None:
                 planes.sort(axis=0)
-                p = list(planes)
             else:
-                p = list(planes)
                 _select_in_place(p, b_[n], steps)
-            o = out[b, r0:r1]
-            np.subtract(p[hi], p[lo], out=o)  # lo + ceil((hi - lo) / 2): the mean of the two, half up
-            o += np.uint16(1)
-            o >>= 1
-            o += p[lo]
+            o = _mean_half_up(p[lo], p[hi], out[b, r0:r1])
             o &= even  # an odd count: its middle value (masks: a copy with `where=` is 50x slower)
             o |= np.bitwise_and(p[single], odd, out=p[lo])
+    return out
+
+
+def _row_chunks(shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(first row, end row) of the chunks of an (h, w) window whose planes stay in the CPU's cache."""
+    rows = max(1, CHUNK_PIXELS // max(1, math.prod(shape[1:])))
+    return [(r0, min(shape[0], r0 + rows)) for r0 in range(0, shape[0], rows)] or [(0, 0)]
+
+
+def _mean_half_up(lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``lo + ceil((hi - lo) / 2)`` into ``out``: the mean of two values (hi >= lo), rounded half up, in uint16
+    (hi - lo + 1 fits where both are valid DNs >= 1, where the result is used)."""
+    np.subtract(hi, lo, out=out)
+    out += np.uint16(1)
+    out >>= 1
+    out += lo
     return out
 
 
@@ -214,22 +224,16 @@ def _median_of_whole_dates(stacks: np.ndarray, dates: np.ndarray, buf: np.ndarra
         return out
     lo, hi = (k - 1) // 2, k // 2
     steps = selection_network(k, (lo, hi))
-    rows = max(1, CHUNK_PIXELS // max(1, math.prod(stacks.shape[3:])))
-    for r0 in range(0, stacks.shape[2], rows):
-        r1 = min(stacks.shape[2], r0 + rows)
+    for r0, r1 in _row_chunks(stacks.shape[2:]):
         for b in range(stacks.shape[0]):
             planes = list(buf[:k, r0:r1])
             for plane, d in zip(planes, dates):
                 np.copyto(plane, stacks[b, d, r0:r1])
             _select_in_place(planes, buf[k, r0:r1], steps)
-            o = out[b, r0:r1]
             if lo == hi:
-                np.copyto(o, planes[lo])
-            else:  # lo + ceil((hi - lo) / 2): valid DNs are >= 1, so hi - lo + 1 fits
-                np.subtract(planes[hi], planes[lo], out=o)
-                o += np.uint16(1)
-                o >>= 1
-                o += planes[lo]
+                np.copyto(out[b, r0:r1], planes[lo])
+            else:
+                _mean_half_up(planes[lo], planes[hi], out[b, r0:r1])
     return out
 
 

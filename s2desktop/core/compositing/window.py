@@ -39,10 +39,8 @@ def harmonise(arr: np.ndarray, offset: int) -> np.ndarray:
     """Bring DNs onto the pre-04.00 scale: offset -1000 -> DN - 1000, at least 1 (0 stays nodata)."""
     if not offset:
         return arr
-    if offset != -1000:
-        raise InvalidInputError(f"offset {offset} is not supported (use 0 or -1000)")
-    out = arr - np.uint16(1000)
-    out[arr <= 1000] = 1
+    out = arr.copy()
+    _harmonise_valid(out, offset)
     out[arr == 0] = 0
     return out
 
