@@ -521,3 +521,13 @@ def test_block_file_writes_any_window_where_gdal_reads_it(tmp_path):
         pass
     with pytest.raises(ValueError, match="not an uncompressed"):
         BlockFile.of(tmp_path / "deflate.tif")
+
+
+def test_harmonise_maps_new_baseline_dns_to_the_old_scale():
+    """The rule pinned by values (the compositor's reference uses this function): DN - 1000, at least 1; 0 is
+    nodata and stays 0; offset 0 leaves the array as it is; other offsets are refused."""
+    dn = np.array([0, 1, 999, 1000, 1001, 5000, 65535], np.uint16)
+    np.testing.assert_array_equal(harmonise(dn, -1000), [0, 1, 1, 1, 1, 4000, 64535])
+    assert harmonise(dn, 0) is dn and dn[5] == 5000  # the input is not changed
+    with pytest.raises(InvalidInputError, match="offset 5 is not supported"):
+        harmonise(dn, 5)
