@@ -16,6 +16,7 @@ from typing import Callable
 
 from s2desktop import __version__
 from s2desktop.core.errors import S2Error
+from s2desktop.core.windowcache import DEFAULT_LIMIT as AREA_CACHE_LIMIT
 
 EXIT_ERROR = 2
 EXIT_CANCELLED = 130
@@ -110,8 +111,9 @@ def _add_composite(sub) -> None:
     a.add_argument("--resolution", type=float, default=10.0, metavar="M",
                    help="output pixel size in metres (default 10; e.g. 80 for a preview from overviews)")
     a.add_argument("--crs", metavar="EPSG:N", help="output CRS (default: the UTM zone of the area's centre)")
-    a.add_argument("--cache-size", type=float, default=2.0, metavar="GB",
-                   help="keep up to this much of the fetched windows for the next run over the area (default 2; "
+    a.add_argument("--cache-size", type=float, default=AREA_CACHE_LIMIT / (1 << 30), metavar="GB",
+                   help="keep up to this much of the fetched windows for the next run over the area (default "
+                   f"{AREA_CACHE_LIMIT / (1 << 30):g}; "
                    "0 keeps none)")
     f = p.add_argument_group("files mode: co-registered band files, one per date, same date order per band")
     f.add_argument("--red", nargs="+", metavar="FILE", help="B04 files")
