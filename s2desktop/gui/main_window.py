@@ -310,7 +310,7 @@ class MainWindow(QMainWindow):
         """Source, tile or area changed: the scenes listed for another one go (they are not this one's)."""
         sp = self.source_panel
         area = sp.area()
-        self.scene_panel.set_query(sp.source_spec(), sp.tile_id() or (area.name if area is not None else None))
+        self.scene_panel.set_query(sp.source_spec(), sp.tile_id(), area=area)
         self._offer_area_composite()
         self._update_actions()
 

@@ -577,14 +577,15 @@ class ScenePanel(QWidget):
         self._search_worker = w
         return w
 
-    def set_query(self, source_spec: dict, tile: str | None) -> None:
-        """The window's source and tile now: listed scenes (or a running search) of another source or tile are
-        dropped, so that nothing of the old tile can be ticked and downloaded under the new one. `tile` None (the
-        field holds no valid id, e.g. while typing): only the source is compared."""
+    def set_query(self, source_spec: dict, tile: str | None, area=None) -> None:
+        """The window's source and tile or area now: listed scenes (or a running search) of another source, tile
+        or area are dropped, so that nothing of the old one can be ticked and downloaded under the new one. Both
+        None (the field holds nothing valid, e.g. while typing): only the source is compared."""
         if self._query is None:
             return
-        spec, listed_tile = self._query
-        if spec == dict(source_spec) and tile in (None, listed_tile):
+        spec, listed = self._query
+        where = tile if area is None else area.name
+        if spec == dict(source_spec) and where in (None, listed):
             return
         self._query = None
         self._search_seq += 1  # the running search's result (or error) no longer applies
@@ -595,8 +596,8 @@ class ScenePanel(QWidget):
         self.source = None
         self.model.set_scenes([])
         self._dates_changed()
-        where = "the tiles under the area" if tile and tile.startswith("bbox ") else tile
-        self.status.setText(f"Search to list the scenes of {where}." if tile else
+        self.status.setText("Search to list the scenes of the tiles under the area." if area is not None else
+                            f"Search to list the scenes of {tile}." if tile else
                             "Pick a tile and a date range, then Search.")
 
     def set_search_allowed(self, allowed: bool) -> None:
