@@ -41,7 +41,7 @@ from s2desktop.core import archive
 TILE = "33UUP"
 EPSG = 32633
 SIZE = 64
-TRANSFORM = Affine(109800 / SIZE, 0, 300000, 0, -109800 / SIZE, 5300040)
+TRANSFORM = Affine(109800 / SIZE, 0, 300000, 0, -109800 / SIZE, 5400000)  # 33UUP's place in the real grid
 REAL_55JGF = "aws_tiles/l1c_T55JGF_20180617_N0206"
 
 # (date, seq, cloud, coverage, baseline)

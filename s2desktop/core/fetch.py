@@ -1,62 +1,84 @@
-"""The windows an area needs, fetched once from remote COGs: bytes known up front, reported as they arrive.
+"""The windows an area needs, fetched once from remote COGs as checked bytes, reported as they arrive.
 
-For each COG an area needs (one band of one scene) :func:`plan_pieces` opens it -- GDAL reads its header and
-block index, not its pixels -- picks the overview level that matches the area's resolution and the window that
-covers the area there (widened by a pixel for resampling and out to whole COG blocks, which is what GDAL
-fetches anyway), and sums the compressed sizes of the blocks under it. :func:`fetch_pieces` then reads the
-windows concurrently, a few block rows per read (GDAL merges consecutive blocks into one range and asks for the
-ranges of a read at once), into GeoTIFFs in the :class:`~s2desktop.core.windowcache.WindowCache`, reporting
-bytes as each read arrives. A window already in
-the cache (same object, same ETag) is not fetched again. Nothing is fetched twice within a run: the compositor
-then reads these local windows, not the network.
+For each COG an area needs (one band of one scene) :func:`plan_pieces` reads its header with ranged GETs
+(:mod:`s2desktop.core.cogtiles`: the IFDs and tile index, checked against the tile's place in the Sentinel-2
+grid), picks the overview level that matches the area's resolution and the window that covers the area there
+(widened by a pixel for resampling and out to whole tiles), and lists the compressed tiles under it.
+:func:`fetch_pieces` then fetches those tiles concurrently -- one ranged GET per run of consecutive tiles --
+checks each one (its size, and its DEFLATE stream's own checksum), fetches a damaged range once more and then
+reports it, and writes each window's tiles, still compressed, as a small GeoTIFF into the
+:class:`~s2desktop.core.windowcache.WindowCache` (or the run's scratch folder when it cannot be kept there).
+
+A window already in the cache (same object, same ETag, its own digest intact) is not fetched again, and a
+second run over the same area reads no header either. Nothing is fetched twice within a run: the compositor
+then reads these local windows, not the network. Every request goes through the source's S3 client (timeouts,
+retries, requester pays); a cancel returns at once, even from a stalled read (its thread is abandoned and keeps
+nothing).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
-import json
+import errno
 import math
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from s2desktop.core import cogtiles, tiles
 from s2desktop.core.areas import OutputGrid
-from s2desktop.core.errors import RasterError
-from s2desktop.core.fsutil import atomic_path, write_json_atomic
-from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
+from s2desktop.core.cogtiles import CogHeader, Level
+from s2desktop.core.errors import IntegrityError, RasterError, output_error
+from s2desktop.core.fsutil import atomic_path
+from s2desktop.core.progress import Progress, ProgressFn, emit
+from s2desktop.core.threads import run_abandonable
 from s2desktop.core.units import human_bytes
 from s2desktop.core.windowcache import WindowCache
 
-__all__ = ["Piece", "plan_pieces", "fetch_pieces", "overview_level", "CONNECTIONS"]
+__all__ = ["Remote", "Piece", "plan_pieces", "fetch_pieces", "overview_level", "CONNECTIONS"]
 
-CONNECTIONS = 16  # COGs opened and windows read at once (GDAL releases the GIL while it waits)
+CONNECTIONS = 16  # headers read and ranges fetched at once
 PAD = 1  # source pixels around the area, for bilinear resampling at its edge
-CHUNK = 64 << 20  # bytes of decoded pixels one read of a window may hold (a few 1024 px block rows)
+GAP = 16 << 10  # tiles this close in the file are fetched in one range (GDAL's COGs leave 8 bytes between)
+
+
+@dataclass(frozen=True)
+class Remote:
+    """One COG an area needs: its key in the source's bucket, ETag, size, and the tile it belongs to."""
+
+    key: str
+    etag: str | None
+    size: int
+    tile: str
 
 
 @dataclass(frozen=True)
 class Piece:
-    """The window of one COG that an area needs, at the overview level of its resolution."""
+    """The window of one COG that an area needs, at the overview level of its resolution, with the header
+    that locates and describes its tiles."""
 
-    name: str  # GDAL path (/vsis3/bucket/key)
+    key: str
     etag: str | None
-    level: int | None  # overview level (None: the full resolution)
+    header: CogHeader
+    level: int  # index into header.levels (0: the full resolution)
     window: tuple[int, int, int, int]  # col_off, row_off, width, height in that level's pixels
-    rows: tuple[tuple[int, int, int], ...]  # (row_off, height, compressed bytes) of each block row
-    dtype: str
+
+    @property
+    def tiles(self) -> list[tuple[int, int, int]]:
+        """(position in the window, offset, byte count) of each tile, row-major."""
+        lv = self.header.levels[self.level]
+        out = []
+        for pos, (i, j) in enumerate(cogtiles.tiles_under(lv, self.window)):
+            k = i * lv.tiles_across + j
+            out.append((pos, lv.offsets[k], lv.counts[k]))
+        return out
 
     @property
     def nbytes(self) -> int:
-        return sum(n for _r, _h, n in self.rows)
+        return sum(n for _p, _o, n in self.tiles)
 
     @property
     def identity(self) -> str:
-        return f"{self.name}?level={self.level}&window={','.join(map(str, self.window))}"
+        return f"{self.key}?level={self.level}&window={','.join(map(str, self.window))}"
 
 
 def overview_level(ds, resolution: float) -> int | None:
@@ -69,166 +91,39 @@ def overview_level(ds, resolution: float) -> int | None:
     return level
 
 
-def _env(options: dict):
-    """GDAL options for this thread (rasterio sets a worker thread's options for that thread only)."""
-    import rasterio
-
-    return rasterio.Env(**options)
-
-
-def _open(name: str, level: int | None):
-    import rasterio
-
-    return rasterio.open(name) if level is None else rasterio.open(name, overview_level=level)
+def _level_for(header: CogHeader, resolution: float) -> int:
+    """The coarsest level of the header still at least as fine as ``resolution`` (0: the full one), by the
+    overview factors GDAL reports (the full width over the level's, rounded)."""
+    full = header.levels[0]
+    base, level = abs(full.transform[0]), 0
+    for i, lv in enumerate(header.levels[1:], 1):
+        if base * round(full.width / lv.width) <= resolution * (1 + 1e-6):
+            level = i
+    return level
 
 
-def plan_piece(name: str, etag: str | None, grid: OutputGrid) -> Piece | None:
-    """The piece of COG ``name`` under the grid (None: the COG does not reach the grid)."""
-    import rasterio
-    from rasterio.errors import RasterioIOError
-
-    try:
-        with rasterio.open(name) as full:
-            level = overview_level(full, grid.resolution)
-        with _open(name, level) as ds:
-            window = _block_window(ds, grid)
-            if window is None:
-                return None
-            return Piece(name, etag, level, window, _block_rows(ds, window), ds.dtypes[0])
-    except RasterioIOError as exc:
-        raise RasterError(f"{name}: cannot read ({str(exc).splitlines()[0]})") from None
-
-
-def _block_window(ds, grid: OutputGrid):
-    """The grid's bounds in ``ds``'s pixels, padded and widened to whole blocks, clipped to ``ds``; or None."""
+def _block_window(level: Level, epsg: int, grid: OutputGrid):
+    """The grid's bounds in the level's pixels, padded and widened to whole tiles, clipped to it; or None."""
+    from affine import Affine
     from rasterio.warp import transform_bounds
     from rasterio.windows import from_bounds
 
     a, _b, c, _d, e, f = grid.transform
     bounds = (c, f + e * grid.height, c + a * grid.width, f)
-    win = from_bounds(*transform_bounds(grid.crs, ds.crs, *bounds, densify_pts=21), transform=ds.transform)
-    bh, bw = ds.block_shapes[0]
+    win = from_bounds(*transform_bounds(grid.crs, f"EPSG:{epsg}", *bounds, densify_pts=21),
+                      transform=Affine(*level.transform))
+    bh, bw = level.tile_height, level.tile_width
     c0 = max(0, (math.floor(win.col_off) - PAD) // bw * bw)
     r0 = max(0, (math.floor(win.row_off) - PAD) // bh * bh)
-    c1 = min(ds.width, -(-(math.ceil(win.col_off + win.width) + PAD) // bw) * bw)
-    r1 = min(ds.height, -(-(math.ceil(win.row_off + win.height) + PAD) // bh) * bh)
+    c1 = min(level.width, -(-(math.ceil(win.col_off + win.width) + PAD) // bw) * bw)
+    r1 = min(level.height, -(-(math.ceil(win.row_off + win.height) + PAD) // bh) * bh)
     if c0 >= c1 or r0 >= r1:
         return None
     return c0, r0, c1 - c0, r1 - r0
 
 
-def _block_rows(ds, window) -> tuple[tuple[int, int, int], ...]:
-    """(row_off, height, compressed bytes of its blocks in the window) of each block row of the window."""
-    c0, r0, w, h = window
-    bh, bw = ds.block_shapes[0]
-    rows = []
-    for i in range(r0 // bh, -(-(r0 + h) // bh)):
-        nbytes = sum(ds.block_size(1, i, j) for j in range(c0 // bw, -(-(c0 + w) // bw)))
-        top = i * bh
-        rows.append((top, min(bh, r0 + h - top), nbytes))
-    return tuple(rows)
-
-
-def plan_pieces(wanted: dict, grid: OutputGrid, env: dict, cache: WindowCache,
-                progress: ProgressFn | None = None, cancel=None) -> dict:
-    """{item: (GDAL path, ETag)} -> {item: Piece or None}, the COGs opened concurrently with GDAL options
-    ``env``; a COG whose piece for this grid the cache remembers is not opened."""
-    items = list(wanted)
-    stop = _Stop(cancel)
-    names = sorted({name for name, _etag in wanted.values()})
-    with _env(env):  # the files' URLs are built from the endpoint in env
-        forgotten = forget(names)
-    if not forgotten:  # GDAL's library out of reach: keep its cache off these files instead
-        env = {**env, "CPL_VSIL_CURL_NON_CACHED": ":".join(names)}
-    emit(progress, Progress("plan", 0, len(items), message=f"reading the headers of {len(items)} COG(s)"))
-    done = 0
-    lock = threading.Lock()
-
-    def one(item):
-        nonlocal done
-        check_cancel(stop, "cancelled")
-        piece = _remembered(cache, *wanted[item], grid)
-        if piece is None:
-            with _env(env):
-                piece = plan_piece(*wanted[item], grid)
-            _remember(cache, *wanted[item], grid, piece)
-        with lock:
-            done += 1
-            emit(progress, Progress("plan", done, len(items)))
-        return piece
-
-    with ThreadPoolExecutor(CONNECTIONS, thread_name_prefix="cog-header") as pool:
-        return dict(zip(items, _all(pool, one, items, stop)))
-
-
-def forget(names) -> bool:
-    """Make GDAL drop what it keeps in memory of these remote files (``VSICurlPartialClearCache``).
-
-    GDAL keeps the bytes it read of a remote file for the life of the process, whatever its ETag; a window
-    fetched for a new ETag must not come from there. Within a run the headers then come once for the plan and
-    the fetch alike. False when GDAL's library cannot be reached (rasterio does not wrap this call).
-    """
-    lib = _libgdal()
-    if lib is None:
-        return False
-    clear = lib.VSICurlPartialClearCache
-    clear.argtypes, clear.restype = [ctypes.c_char_p], None
-    for name in names:
-        clear(name.encode())
-    return True
-
-
-@functools.lru_cache(maxsize=1)
-def _libgdal():
-    """The GDAL library rasterio loaded (a wheel's bundled copy, or the system's), or None."""
-    import rasterio
-
-    candidates = []
-    try:
-        with open("/proc/self/maps", encoding="utf-8") as maps:  # Linux: exactly the one loaded
-            candidates += [line.split()[-1] for line in maps if "libgdal" in line and "/" in line]
-    except OSError:
-        pass
-    here = Path(rasterio.__file__).parent
-    for folder in (here, here / ".dylibs", here.parent / "rasterio.libs"):
-        candidates += [str(p) for p in sorted(folder.glob("*gdal*")) if p.suffix in (".so", ".dylib", ".dll")
-                       or ".so." in p.name]
-    candidates += [n for n in (ctypes.util.find_library("gdal"),) if n]
-    for name in candidates:
-        try:
-            lib = ctypes.CDLL(name)
-            lib.VSICurlPartialClearCache  # noqa: B018 (present?)
-            return lib
-        except (OSError, AttributeError):
-            continue
-    return None
-
-
-def _plan_entry(cache: WindowCache, name: str, etag: str | None, grid: OutputGrid) -> Path | None:
-    return cache.path(f"{name}?grid={grid.crs},{grid.transform},{grid.width},{grid.height}", etag, ".json")
-
-
-def _remembered(cache: WindowCache, name: str, etag: str | None, grid: OutputGrid) -> Piece | None:
-    """The piece the cache remembers for this COG and grid (None: not remembered, or it does not reach it)."""
-    path = _plan_entry(cache, name, etag, grid)
-    if not cache.hit(path):
-        return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        return Piece(doc["name"], doc["etag"], doc["level"], tuple(doc["window"]),
-                     tuple(tuple(r) for r in doc["rows"]), doc["dtype"])
-    except (OSError, ValueError, KeyError, TypeError):  # unreadable: plan it again
-        return None
-
-
-def _remember(cache: WindowCache, name: str, etag: str | None, grid: OutputGrid, piece: Piece | None) -> None:
-    path = _plan_entry(cache, name, etag, grid)
-    if path is not None and piece is not None:
-        write_json_atomic(path, asdict(piece), indent=None)
-
-
 class _Stop:
-    """Set by the caller's cancel, or when one task failed (so the others stop at their next block row)."""
+    """Set by the caller's cancel, or when one task failed (so the others stop at their next step)."""
 
     def __init__(self, cancel):
         self.cancel, self.failed = cancel, threading.Event()
@@ -237,80 +132,234 @@ class _Stop:
         return self.failed.is_set() or (self.cancel is not None and self.cancel.is_set())
 
 
-def _all(pool, fn, items, stop: _Stop) -> list:
-    """fn over items on the pool; on the first error (a cancel, Ctrl-C) the others stop and it is raised."""
-    futures = [pool.submit(fn, x) for x in items]
-    try:
-        return [f.result() for f in futures]
-    except BaseException:
-        stop.failed.set()
-        for f in futures:
-            f.cancel()
-        raise
+def _grid_id(grid: OutputGrid) -> str:
+    return f"grid={grid.crs},{grid.transform},{grid.width},{grid.height}"
 
 
-def fetch_pieces(pieces: dict, cache: WindowCache, scratch: Path, env: dict, progress: ProgressFn | None = None,
-                 cancel=None) -> dict:
-    """{item: Piece} -> {item: local GeoTIFF}: cached windows as they are, the others fetched into the cache
-    (or ``scratch`` when they cannot be cached), concurrently, with 'fetch' progress in bytes."""
-    paths = {item: cache.path(p.identity, p.etag) or Path(scratch) / f"piece-{i:04d}.tif"
-             for i, (item, p) in enumerate(pieces.items())}
-    todo = [item for item in pieces if not cache.hit(paths[item])]
-    total = sum(pieces[i].nbytes for i in todo)
-    cached = len(pieces) - len(todo)
-    if total:
-        cache.trim(room=total)  # make room first: the least recently used windows go
-    state = {"bytes": 0, "pieces": 0}
+def plan_pieces(store, wanted: dict, grid: OutputGrid, cache: WindowCache, progress: ProgressFn | None = None,
+                cancel=None) -> dict:
+    """{item: Remote} -> {item: Piece or None (the COG does not reach the grid)}, the headers read
+    concurrently; a COG whose piece for this grid the cache remembers is not read again."""
+    items = list(wanted)
     stop = _Stop(cancel)
+    emit(progress, Progress("plan", 0, len(items), message=f"reading the headers of {len(items)} COG(s)"))
+    done = [0]
     lock = threading.Lock()
-    note = f" ({cached} more already cached)" if cached else ""
+
+    def one(item):
+        remote = wanted[item]
+        key = cache.key(f"{remote.key}?{_grid_id(grid)}", remote.etag)
+        piece = _piece_of(cache.get_json(key))
+        if piece is None:
+            piece = plan_piece(store, remote, grid, stop)
+        with lock:
+            done[0] += 1
+            emit(progress, Progress("plan", done[0], len(items)))
+        return piece
+
+    return dict(zip(items, run_abandonable(one, items, CONNECTIONS, stop, "cog-header")))
+
+
+def plan_piece(store, remote: Remote, grid: OutputGrid, stop=None) -> Piece | None:
+    """The piece of one COG under the grid, from its header (read and checked); None: it does not reach it."""
+    url = store.url(remote.key)
+    for attempt in (1, 2):  # a header damaged on the way is read once more, then reported
+        try:
+            header = cogtiles.read_header(
+                lambda start, n: store.get_range(remote.key, start, n, etag=remote.etag, cancel=stop),
+                remote.size, url)
+            cogtiles.check_georef(header, tiles.footprint(remote.tile), url)
+            break
+        except RasterError:
+            if attempt == 2:
+                raise
+    level = _level_for(header, grid.resolution)
+    window = _block_window(header.levels[level], header.epsg, grid)
+    return None if window is None else Piece(remote.key, remote.etag, header, level, window)
+
+
+def _piece_of(doc) -> Piece | None:
+    """A Piece from the JSON the cache remembers (None: nothing usable remembered)."""
+    if not isinstance(doc, dict):
+        return None
+    try:
+        h = dict(doc["header"])
+        h["levels"] = tuple(Level(**{**lv, "offsets": tuple(lv["offsets"]), "counts": tuple(lv["counts"]),
+                                     "transform": tuple(lv["transform"])}) for lv in h["levels"])
+        h["geokeys"] = tuple(h["geokeys"])
+        h["geodoubles"] = tuple(h["geodoubles"]) if h["geodoubles"] is not None else None
+        return Piece(doc["key"], doc["etag"], CogHeader(**h), int(doc["level"]), tuple(doc["window"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _remember(cache: WindowCache, piece: Piece, grid: OutputGrid) -> None:
+    """Keep the piece's plan (its header and window) for the next run over this grid; best effort."""
+    from dataclasses import asdict
+
+    key = cache.key(f"{piece.key}?{_grid_id(grid)}", piece.etag)
+    if key is not None:
+        try:
+            cache.put_json(key, asdict(piece))
+        except OSError:
+            pass
+
+
+def _ranges(piece: Piece) -> list[list[tuple[int, int, int]]]:
+    """The piece's tiles grouped into runs that one ranged GET fetches (consecutive in the file)."""
+    runs: list[list[tuple[int, int, int]]] = []
+    for tile in sorted(piece.tiles, key=lambda t: t[1]):
+        if tile[2] == 0:
+            continue  # a sparse tile: nothing to fetch
+        last = runs[-1][-1] if runs else None
+        if last is not None and 0 <= tile[1] - (last[1] + last[2]) <= GAP:
+            runs[-1].append(tile)
+        else:
+            runs.append([tile])
+    return runs
+
+
+def fetch_pieces(store, pieces: dict, cache: WindowCache, scratch: Path, grid: OutputGrid,
+                 progress: ProgressFn | None = None, cancel=None) -> dict:
+    """{item: Piece} -> {item: local GeoTIFF}: cached windows (checked) as they are, the others fetched and
+    checked, concurrently, with 'fetch' progress in bytes; kept in the cache unless the area's windows do not
+    fit its limit (then in ``scratch``, for this run only)."""
+    hits, todo = {}, {}
+    for item, p in pieces.items():
+        path = cache.get(cache.key(p.identity, p.etag))
+        if path is not None:
+            hits[item] = path
+        else:
+            todo[item] = p
+    total = sum(p.nbytes for p in todo.values())
+    keep = _make_room(cache, hits, total, progress)
+    stop = _Stop(cancel)
+    note = f" ({len(hits)} more already cached)" if hits else ""
     emit(progress, Progress("fetch", 0, len(todo), 0, total, message=(
         f"fetching {len(todo)} window(s), {human_bytes(total)}{note}" if todo else
-        f"all {cached} window(s) already cached: nothing to fetch")))
-
-    def arrived(nbytes: int, finished: bool = False) -> None:
-        with lock:
-            state["bytes"] += nbytes
-            state["pieces"] += finished
-            emit(progress, Progress("fetch", state["pieces"], len(todo), state["bytes"], total))
-
-    with ThreadPoolExecutor(CONNECTIONS, thread_name_prefix="cog-fetch") as pool:
-        _all(pool, lambda item: _fetch(pieces[item], paths[item], env, arrived, stop), todo, stop)
-    return paths
-
-
-def _fetch(piece: Piece, dest: Path, env: dict, arrived, stop) -> None:
-    """One window into ``dest`` (through a temporary name), a few block rows per read (GDAL asks for their
-    ranges at once), so that memory stays bounded however large the window."""
-    import rasterio
-    from rasterio.errors import RasterioIOError
-    from rasterio.windows import Window
-
-    c0, r0, w, h = piece.window
-    dest.parent.mkdir(parents=True, exist_ok=True)
+        f"all {len(hits)} window(s) already cached: nothing to fetch")))
+    run = _Run(store, cache if keep else None, Path(scratch), grid, todo, total, progress, stop)
+    tasks = [(item, tiles) for item, p in todo.items() for tiles in _ranges(p)]
     try:
-        with _env(env), _open(piece.name, piece.level) as src, atomic_path(dest) as tmp:
-            profile = dict(driver="GTiff", width=w, height=h, count=1, dtype=piece.dtype, crs=src.crs, nodata=0,
-                           transform=src.window_transform(Window(c0, r0, w, h)), tiled=True, blockxsize=512,
-                           blockysize=512, compress="ZSTD", zstd_level=1, predictor=2)
-            with rasterio.open(tmp, "w", **profile) as out:
-                for top, height, nbytes in _chunks(piece.rows, w * np.dtype(piece.dtype).itemsize):
-                    check_cancel(stop, "cancelled")
-                    out.write(src.read(1, window=Window(c0, top, w, height)), 1,
-                              window=Window(0, top - r0, w, height))
-                    arrived(nbytes)
-        arrived(0, finished=True)
-    except RasterioIOError as exc:
-        raise RasterError(f"{piece.name}: cannot read ({str(exc).splitlines()[0]})") from None
+        run_abandonable(run.fetch, tasks, CONNECTIONS, stop, "cog-fetch")
+    finally:
+        run.settle()  # reads still stalled are abandoned; a window being written is finished or removed
+    for item, p in todo.items():
+        if not _ranges(p):  # every tile sparse: nothing was fetched, the window is written all the same
+            run.complete(item)
+    return {**hits, **run.paths}
 
 
-def _chunks(rows, row_bytes: int):
-    """Consecutive block rows merged into reads of at most CHUNK bytes decoded (at least one block row each)."""
-    merged: list[list[int]] = []
-    for top, height, nbytes in rows:
-        if merged and (merged[-1][1] + height) * row_bytes <= CHUNK:
-            merged[-1][1] += height
-            merged[-1][2] += nbytes
-        else:
-            merged.append([top, height, nbytes])
-    return [tuple(m) for m in merged]
+def _make_room(cache: WindowCache, hits: dict, total: int, progress) -> bool:
+    """Trim the cache for ``total`` more bytes, never the entries this run counts on; -> whether the windows
+    fetched now may be kept. An area whose windows exceed the limit streams through without keeping them."""
+    if not cache.limit:
+        return False
+    counted = sum(p.stat().st_size for p in hits.values() if p.exists())
+    if counted + total > cache.limit:
+        emit(progress, Progress("fetch", message=(
+            f"this area's windows ({human_bytes(counted + total)}) exceed the area cache's limit "
+            f"({human_bytes(cache.limit)}): the new ones are used for this run and not kept")))
+        cache.trim(keep=hits.values())
+        return False
+    if total:
+        cache.trim(room=total, keep=hits.values())
+    return True
+
+
+class _Run:
+    """The tiles of the pieces being fetched; each piece written out as soon as all its tiles are in."""
+
+    def __init__(self, store, cache: WindowCache | None, scratch: Path, grid: OutputGrid, todo: dict, total: int,
+                 progress, stop: _Stop):
+        self.store, self.cache, self.scratch, self.grid, self.todo = store, cache, scratch, grid, todo
+        self.total, self.progress, self.stop = total, progress, stop
+        self.lock = threading.Lock()
+        self.buffers = {item: {} for item in todo}
+        self.expected = {item: sum(1 for _p, _o, n in p.tiles if n) for item, p in todo.items()}
+        self.paths: dict = {}
+        self.bytes = 0
+        self.disk_full = False
+        self.writing = threading.Semaphore(CONNECTIONS)  # one slot per thread: all free when none is writing
+
+    def settle(self, timeout: float = 30) -> None:
+        """Wait until no thread is writing a window (each removes its temporary file when it stops)."""
+        self.stop.failed.set()
+        taken = 0
+        for _ in range(CONNECTIONS):
+            if self.writing.acquire(timeout=timeout):
+                taken += 1
+        for _ in range(taken):
+            self.writing.release()
+
+    def fetch(self, task) -> None:
+        item, run = task
+        piece = self.todo[item]
+        data = self._checked(piece, run)
+        with self.lock:
+            self.buffers[item].update(data)
+            self.bytes += sum(len(b) for b in data.values())
+            finished = len(self.buffers[item]) == self.expected[item]
+            if not finished:
+                emit(self.progress, Progress("fetch", len(self.paths), len(self.todo), self.bytes, self.total))
+        if finished:
+            with self.writing:
+                if not self.stop.is_set():  # cancelled or failed meanwhile: nothing more is written
+                    self.complete(item)
+
+    def _checked(self, piece: Piece, run) -> dict:
+        """{position: tile bytes} of one run of tiles, each checked; a damaged range is fetched once more,
+        then reported (IntegrityError, nothing kept)."""
+        start = run[0][1]
+        length = run[-1][1] + run[-1][2] - start
+        url = self.store.url(piece.key)
+        for attempt in (1, 2):
+            blob = self.store.get_range(piece.key, start, length, etag=piece.etag, cancel=self.stop)
+            tiles = {pos: blob[off - start: off - start + n] for pos, off, n in run}
+            problems = [(pos, why) for pos, off, n in run
+                        if (why := cogtiles.tile_problem(tiles[pos], n, piece.header, piece.level))]
+            if not problems:
+                return tiles
+        pos, why = problems[0]
+        raise IntegrityError(f"{url}: a tile of its window (level {piece.level}, tile {pos}) failed its check "
+                             f"twice: {why}; nothing was kept")
+
+    def complete(self, item) -> None:
+        """Write the piece's tiles as its window's GeoTIFF: into the cache, or the scratch folder."""
+        piece = self.todo[item]
+        with self.lock:
+            got = self.buffers.pop(item, {})
+        tiles = [got.get(pos, b"") for pos, _off, _n in piece.tiles]
+        path = self._write(item, piece, tiles)
+        with self.lock:
+            self.paths[item] = path
+            emit(self.progress, Progress("fetch", len(self.paths), len(self.todo), self.bytes, self.total))
+
+    def _write(self, item, piece: Piece, tiles) -> Path:
+        def write(tmp):
+            cogtiles.write_piece(tmp, piece.header, piece.level, piece.window, tiles)
+
+        key = self.cache.key(piece.identity, piece.etag) if self.cache is not None and not self.disk_full else None
+        if key is not None:
+            try:
+                path = self.cache.put(key, write)
+                _remember(self.cache, piece, self.grid)
+                return path
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                self._cache_full()
+        dest = self.scratch / f"piece-{list(self.todo).index(item):04d}.tif"
+        try:
+            with atomic_path(dest) as tmp:
+                write(tmp)
+        except OSError as exc:
+            raise output_error(exc, dest, "set TMPDIR to a folder with room") from None
+        return dest
+
+    def _cache_full(self) -> None:
+        with self.lock:
+            said, self.disk_full = self.disk_full, True
+        if not said:
+            emit(self.progress, Progress("fetch", message=f"the disk of the area cache ({self.cache.folder}) is "
+                                                           "full: the windows are used for this run and not kept"))

@@ -23,7 +23,7 @@ from s2desktop.core.errors import OutputError
 
 __all__ = [
     "ensure_writable_dir", "check_folder_creatable", "check_output_file", "atomic_path", "temp_name",
-    "remove_with_side_files", "write_bytes_atomic", "write_json_atomic",
+    "remove_with_side_files", "write_bytes_atomic", "write_json_atomic", "temp_owner_gone", "remove_live_temps", "temp_file",
     "TEMP_SUFFIX", "SIDE_SUFFIXES",
 ]
 
@@ -95,9 +95,37 @@ def _writable(folder: Path) -> bool:
 
 
 def temp_name(dest) -> Path:
-    """``dir/.name.1a2b3c4d.part``: hidden, unique, in the destination's folder (so the rename is atomic)."""
+    """``dir/.name.<pid>-1a2b3c4d.part``: hidden, unique, in the destination's folder (so the rename is atomic);
+    the process id tells a sweep whether the run that writes it is still alive."""
     dest = Path(dest)
-    return dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
+    return dest.with_name(f".{dest.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
+
+
+def temp_owner_gone(path: Path) -> bool:
+    """Whether the process that named the temporary file ``path`` (:func:`temp_name`) has ended. Only where
+    that can be asked without side effects (POSIX); elsewhere, and for names without a pid, False."""
+    try:
+        pid = int(path.name.rsplit(".", 2)[-2].split("-")[0])
+    except (IndexError, ValueError):
+        return False
+    if os.name != "posix" or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, but another user's
+        return False
+    return False
+
+
+_LIVE: set[Path] = set()  # temporary files being written now (removed by remove_live_temps on a hard exit)
+
+
+def remove_live_temps() -> None:
+    """Remove every temporary file this process is writing (a second Ctrl-C exits without unwinding)."""
+    for tmp in list(_LIVE):
+        remove_with_side_files(tmp)
 
 
 def remove_with_side_files(path: Path) -> None:
@@ -116,12 +144,22 @@ def atomic_path(dest) -> Iterator[Path]:
     On any exception, KeyboardInterrupt included, the temp file and its side files are removed and the
     exception propagates; ``dest`` is left as it was. The destination folder must exist.
     """
-    tmp = temp_name(dest)
-    try:
+    with temp_file(dest) as tmp:
         yield tmp
         os.replace(tmp, dest)
+
+
+@contextmanager
+def temp_file(dest) -> Iterator[Path]:
+    """A temporary name beside ``dest`` (:func:`temp_name`), removed with its side files when the block ends
+    (renamed by then, or not); known to :func:`remove_live_temps` while the block runs."""
+    tmp = temp_name(dest)
+    _LIVE.add(tmp)
+    try:
+        yield tmp
     finally:
         remove_with_side_files(tmp)  # after a rename only orphaned side files of the temp name are left
+        _LIVE.discard(tmp)
 
 
 def write_bytes_atomic(dest, data: bytes) -> Path:

@@ -283,16 +283,28 @@ class Job:
             return (lambda s, b: files.get((s.scene_id, b))), downloads
         if self.source.is_local:
             return (lambda s, b: streaming.object_path(self.source, s.bands[b]) if b in s.bands else None), ()
-        wanted = {(s.scene_id, b): (streaming.object_path(self.source, k), (s.objects.get(k) or (0, None))[1])
+        store, cache = self.source.store, self._cache()
+        if (self.source.endpoint_url or "").lower().startswith("http://"):
+            emit(self.progress, Progress("plan", message=f"note: {self.source.endpoint_url} is plain HTTP: nothing "
+                                         "protects the bytes on the way but each tile's own checksum and size"))
+        wanted = {(s.scene_id, b): fetch.Remote(k, *_etag_size(store, s, k), s.tile)
                   for s in scenes for b, k in s.bands.items() if b in bands}
-        env = streaming.gdal_env(self.source)
-        pieces = fetch.plan_pieces(wanted, grid, env, self._cache(), self.progress, self.cancel)
+        pieces = fetch.plan_pieces(store, wanted, grid, cache, self.progress, self.cancel)
         pieces = {item: p for item, p in pieces.items() if p is not None}
-        paths = fetch.fetch_pieces(pieces, self._cache(), scratch, env, self.progress, self.cancel)
+        paths = fetch.fetch_pieces(store, pieces, cache, scratch, grid, self.progress, self.cancel)
         return (lambda s, b: str(paths[(s.scene_id, b)]) if (s.scene_id, b) in paths else None), ()
 
     def _cache(self) -> WindowCache:
         return WindowCache(self.request.cache_dir, self.request.cache_limit)
+
+
+def _etag_size(store, scene, key: str) -> tuple:
+    """(ETag, size) of a band object: from the listing the search made, else a HEAD."""
+    size, etag = scene.objects.get(key) or (None, None)
+    if size is None:
+        info = store.head(key)
+        size, etag = info.size, info.etag
+    return etag, size
 
 
 def _nothing_found(r: Request) -> str:

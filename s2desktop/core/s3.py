@@ -41,7 +41,7 @@ from s2desktop.core.errors import (
     S2Error,
 )
 
-__all__ = ["make_client", "translate_error", "max_attempts", "backoff", "BODY_ERRORS", "CREDENTIALS_HINT"]
+__all__ = ["make_client", "translate_error", "max_attempts", "http_timeout", "backoff", "BODY_ERRORS", "CREDENTIALS_HINT"]
 
 CREDENTIALS_HINT = "run `aws configure`, set AWS_PROFILE (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), or pass --profile NAME"
 
@@ -53,6 +53,16 @@ BODY_ERRORS = (IncompleteReadError, ResponseStreamingError, ReadTimeoutError, Co
 def backoff(attempt: int, base: float = 0.1, cap: float = 5.0) -> float:
     """Seconds to wait before attempt ``attempt + 1``: exponential with full jitter, as botocore's standard mode."""
     return random.uniform(0, min(cap, base * 2 ** attempt))
+
+
+def http_timeout() -> float:
+    """Seconds a connection may stay silent (connecting, or mid-body) before the request is retried:
+    S2DESKTOP_HTTP_TIMEOUT, default 30."""
+    try:
+        value = float(os.environ.get("S2DESKTOP_HTTP_TIMEOUT", "30"))
+    except ValueError:
+        return 30.0
+    return value if value > 0 else 30.0
 
 
 def max_attempts() -> int:
@@ -72,8 +82,8 @@ def make_client(
     require_credentials: bool = False,
     bucket: str | None = None,
     max_pool_connections: int = 50,
-    connect_timeout: float = 10,
-    read_timeout: float = 60,
+    connect_timeout: float | None = None,
+    read_timeout: float | None = None,
 ):
     """Build an S3 client. ``require_credentials`` fails early, with a fix, when none can be found."""
     try:
@@ -102,8 +112,8 @@ def make_client(
         signature_version=signature,
         retries={"mode": "standard", "max_attempts": max_attempts()},
         max_pool_connections=max_pool_connections,
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
+        connect_timeout=connect_timeout or min(10.0, http_timeout()),
+        read_timeout=read_timeout or http_timeout(),
         s3={"addressing_style": "path" if endpoint_url else "auto"},
         # Checksums: only validate what the server sends; do not ask for new ones on every request.
         request_checksum_calculation="when_required",

@@ -8,6 +8,7 @@ interface, so the catalog and the downloader are written once:
 - ``get_bytes(key) -> bytes``                 a small object (metadata, previews)
 - ``head(key) -> ObjectInfo``                 size, ETag, checksums, part size/count if the server tells
 - ``download(key, fileobj, progress, cancel, etag)`` the whole object into an open binary file
+- ``get_range(key, start, length, etag, cancel) -> bytes`` part of an object (S3 only: an area's COG tiles)
 - ``stats``                                   request counters ({'list': n, 'get': n, 'head': n})
 
 Requester-pays buckets get ``RequestPayer='requester'`` on every request (lists, HEADs and GETs).
@@ -24,6 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from s2desktop.core import layouts
 from s2desktop.core.errors import CancelledError, InvalidInputError, NetworkError, NotFoundError
+from s2desktop.core.progress import check_cancel
 
 __all__ = ["Source", "ObjectInfo", "S3Store", "LocalStore", "resolve_source", "SOURCES", "detect_layout"]
 
@@ -39,6 +41,7 @@ DEFAULT_WORKERS = 4  # files at once
 PART_CONCURRENCY = 8  # ranged GETs at once within one file, at most
 CONNECTIONS = DEFAULT_WORKERS * PART_CONCURRENCY  # ranged GETs at once over all files, whatever the workers
 CLIENT_POOL = CONNECTIONS + 16  # the S3 client's connection pool: the transfers plus searches and previews
+RANGE_CHUNK = 256 << 10  # a ranged GET's body is read this much at a time (cancel is checked between)
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,37 @@ class S3Store:
                 time.sleep(backoff(attempt))
         raise AssertionError("unreachable")
 
+    def get_range(self, key: str, start: int, length: int, *, etag: str | None = None, cancel=None) -> bytes:
+        """``length`` bytes of an object from ``start``: a ranged GET, pinned to ``etag`` when given.
+
+        botocore retries the request; a body that breaks off, comes short or stalls past the read timeout is
+        fetched again here, AWS_MAX_ATTEMPTS times in all, like a download's part; then a one-line NetworkError
+        ending with what went wrong the last time. The body is read in chunks: a set ``cancel`` stops the read
+        at the next one (CancelledError)."""
+        from s2desktop.core.s3 import BODY_ERRORS, backoff, max_attempts
+
+        attempts, last = max_attempts(), ""
+        span = f"bytes={start}-{start + length - 1}"
+        extra = {**self.extra, **({"IfMatch": f'"{etag}"'} if etag else {})}
+        for attempt in range(1, attempts + 1):
+            check_cancel(cancel, "cancelled")
+            self._counter.add("get")
+            try:
+                body = self.client.get_object(Bucket=self.bucket, Key=key, Range=span, **extra)["Body"]
+            except Exception as exc:  # botocore raises many types (after its own retries); translate them all
+                raise self._error(exc, key) from exc
+            try:
+                data = _read_body(body, length, cancel)
+            except BODY_ERRORS as exc:
+                last = _one_line(exc)
+            else:
+                if len(data) == length:
+                    return data
+                last = f"got {len(data)} bytes, expected {length}"
+            if attempt < attempts:
+                time.sleep(backoff(attempt))
+        raise NetworkError(f"{self.url(key)} {span}: the transfer failed {attempts} times; the last time: {last}")
+
     def head(self, key: str, *, part_number: int | None = None) -> ObjectInfo:
         self._counter.add("head")
         kwargs = {"Bucket": self.bucket, "Key": key, "ChecksumMode": "ENABLED", **self.extra}
@@ -230,6 +264,27 @@ class S3Store:
             manager.shutdown(cancel=cancelled)
         if cancelled:
             raise CancelledError(f"download of {self.url(key)} cancelled")
+
+
+def _read_body(body, length: int, cancel) -> bytes:
+    """A response body read in 256 KiB chunks, checking ``cancel`` between them; closed in any case."""
+    chunks, got = [], 0
+    try:
+        while got < length:
+            check_cancel(cancel, "cancelled")
+            chunk = body.read(min(RANGE_CHUNK, length - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+    finally:
+        body.close()
+    return b"".join(chunks)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 class LocalStore:

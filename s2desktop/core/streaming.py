@@ -21,7 +21,6 @@ import re
 import xml.sax.saxutils as xml
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from s2desktop.core import scenefiles
 from s2desktop.core.areas import OutputGrid
@@ -29,7 +28,7 @@ from s2desktop.core.errors import NotFoundError, RasterError
 from s2desktop.core.fetch import overview_level
 from s2desktop.core.fsutil import write_json_atomic
 
-__all__ = ["Acquisition", "acquisitions", "gdal_env", "object_path", "AreaInputs", "build_inputs"]
+__all__ = ["Acquisition", "acquisitions", "object_path", "AreaInputs", "build_inputs"]
 
 BLOCK = 512  # px: the VRTs' block size, which sets the compositor's windows
 _ORBIT_RE = re.compile(r"_R(\d{3})_")
@@ -59,35 +58,9 @@ def acquisitions(scenes) -> list[Acquisition]:
                                                                                                   kv[0][1] or 0))]
 
 
-def gdal_env(source) -> dict:
-    """GDAL options that let it read the source's objects: /vsis3/ access, range merging, no directory reads."""
-    env = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-           "GDAL_HTTP_MULTIPLEX": "YES", "GDAL_HTTP_MAX_RETRY": "5", "GDAL_HTTP_RETRY_DELAY": "0.5",
-           "VSI_CACHE": "TRUE", "CPL_VSIL_CURL_CACHE_SIZE": str(64 << 20),
-           "GDAL_INGESTED_BYTES_AT_OPEN": str(64 << 10)}  # a COG's header and block index in one request
-    if source.is_local:
-        return env
-    if source.unsigned:
-        env["AWS_NO_SIGN_REQUEST"] = "YES"
-    if source.requester_pays:
-        env["AWS_REQUEST_PAYER"] = "requester"
-    if source.region:
-        env["AWS_REGION"] = source.region
-    if source.profile:
-        env["AWS_PROFILE"] = source.profile
-    if source.endpoint_url:
-        url = urlsplit(source.endpoint_url)
-        env["AWS_S3_ENDPOINT"] = url.netloc or url.path
-        env["AWS_HTTPS"] = "NO" if url.scheme == "http" else "YES"
-        env["AWS_VIRTUAL_HOSTING"] = "FALSE"
-    return env
-
-
 def object_path(source, key: str) -> str:
-    """The GDAL path of an object: /vsis3/bucket/key, or the file of a local mirror."""
-    if source.is_local:
-        return str(Path(source.root) / key)
-    return f"/vsis3/{source.bucket}/{key}"
+    """The file of an object of a local mirror (read in place)."""
+    return str(Path(source.root) / key)
 
 
 @dataclass(frozen=True)

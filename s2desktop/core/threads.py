@@ -7,8 +7,11 @@ future never does until the future is done. So the main thread waits in slices o
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import FIRST_EXCEPTION, Executor, wait
 from typing import Callable, Iterable, TypeVar
+
+from s2desktop.core.progress import check_cancel
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -31,3 +34,53 @@ def map_in_slices(pool: Executor, fn: Callable[[T], R], items: Iterable[T]) -> l
     finally:
         for f in futures:
             f.cancel()
+
+
+def run_abandonable(fn: Callable[[T], R], items: Iterable[T], workers: int, stop, name: str = "s2-worker") -> list[R]:
+    """``[fn(x) for x in items]`` on ``workers`` daemon threads; the calling thread waits in slices.
+
+    For network reads that can stall: when ``stop`` (an object with ``is_set()``, e.g. a cancel token) is set,
+    or a call fails, or a Ctrl-C arrives, this returns (raising) at once instead of waiting for calls stuck in a
+    read: their threads are daemons, check ``stop`` when the read returns and drop what they got, and never
+    hold the process open. ``fn`` must leave nothing behind when it is abandoned (write to temporary names).
+    Raises the first error (CancelledError when ``stop`` was set by the caller).
+    """
+    import queue
+
+    items = list(items)
+    results: list = [None] * len(items)
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    for i in range(len(items)):
+        todo.put(i)
+    done = queue.SimpleQueue()
+
+    abandoned = threading.Event()
+
+    def work() -> None:
+        while not (stop.is_set() or abandoned.is_set()):
+            try:
+                i = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                results[i] = fn(items[i])
+                done.put((i, None))
+            except BaseException as exc:  # noqa: BLE001 -- handed to the waiting thread
+                done.put((i, exc))
+
+    for k in range(min(workers, len(items))):
+        threading.Thread(target=work, name=f"{name}-{k}", daemon=True).start()
+    left = len(items)
+    try:
+        while left:
+            try:
+                _i, exc = done.get(timeout=WAKE_INTERVAL / 2)
+            except queue.Empty:
+                check_cancel(stop, "cancelled")
+                continue
+            if exc is not None:
+                raise exc
+            left -= 1
+    finally:
+        abandoned.set()  # after an error or a Ctrl-C the threads take nothing more
+    return results

@@ -20,7 +20,7 @@ def _names(folder):
 def test_atomic_path_renames_on_success_and_leaves_nothing_else(tmp_path):
     dest = tmp_path / "out.tif"
     with fsutil.atomic_path(dest) as tmp:
-        assert re.fullmatch(r"\.out\.tif\.[0-9a-f]{8}\.part", tmp.name) and tmp.parent == tmp_path
+        assert re.fullmatch(rf"\.out\.tif\.{os.getpid()}-[0-9a-f]{{8}}\.part", tmp.name) and tmp.parent == tmp_path
         tmp.write_bytes(b"new")
         (tmp_path / (tmp.name + ".aux.xml")).write_text("<PAM/>")  # what GDAL may leave beside it
         assert not dest.exists()

@@ -1,4 +1,4 @@
-"""An area composited straight from COGs on the S3 test server (/vsis3/, nothing downloaded whole)."""
+"""An area composited straight from COGs on the S3 test server (checked tile ranges, nothing downloaded whole)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,229 @@
+"""A remote Cloud-Optimised GeoTIFF read by its bytes: the header, the compressed tiles under a window, checked.
+
+GDAL decodes a damaged DEFLATE tile without a word (it does not verify the stream's Adler-32) and takes a
+header's georeferencing as it comes, so an area streamed through ``/vsis3/`` could come out wrong and say
+nothing. Here the bytes are fetched by the caller (ranged GETs) and every one is checked before it is used:
+
+- :func:`read_header` parses the IFDs with tifffile: each level's size, tile grid, tile offsets and byte counts,
+  the compression, predictor and data type, and the georeferencing (EPSG code, transform);
+- :func:`check_georef` refuses a header whose CRS, origin or extent is not its tile's in the Sentinel-2 grid (a
+  flipped byte in a tiepoint or pixel scale would shift every pixel);
+- :func:`tile_problem` checks one tile: its size against the header's byte count and, for DEFLATE, its
+  zlib stream's own Adler-32 and decoded length (Python's zlib verifies both); uncompressed tiles by length;
+- :func:`write_piece` writes the checked tiles, still compressed, as a small GeoTIFF of the window (tifffile:
+  no decoding, no re-encoding) that GDAL reads like the window of the original.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import zlib
+from dataclasses import dataclass
+
+from s2desktop.core.errors import RasterError
+
+__all__ = ["Level", "CogHeader", "read_header", "check_georef", "tiles_under", "tile_problem", "write_piece",
+           "HEADER_BYTES", "DEFLATE", "CHECKED"]
+
+HEADER_BYTES = 64 << 10  # the first request: a COG's IFDs and tile index come before its data
+MAX_HEADER_BYTES = 16 << 20
+DEFLATE = (8, 32946)  # Adobe and old-style DEFLATE: a zlib stream with an Adler-32 of the decoded bytes
+CHECKED = DEFLATE + (1,)  # compressions whose tiles are checked by content, not size alone
+_GEOKEYS, _GEODOUBLES, _GEOASCII, _NODATA = 34735, 34736, 34737, 42113
+_PIXEL_SCALE, _TIEPOINT = 33550, 33922
+_RASTER_TYPE_KEY, _PROJECTED_KEY, _GEOGRAPHIC_KEY = 1025, 3072, 2048
+
+
+@dataclass(frozen=True)
+class Level:
+    """One resolution of a COG: the full one (index 0) or an overview."""
+
+    width: int
+    height: int
+    tile_width: int
+    tile_height: int
+    offsets: tuple[int, ...]  # of each tile, row-major
+    counts: tuple[int, ...]
+    transform: tuple[float, ...]  # affine (a, b, c, d, e, f) of this level's pixels
+
+    @property
+    def tiles_across(self) -> int:
+        return -(-self.width // self.tile_width)
+
+
+@dataclass(frozen=True)
+class CogHeader:
+    """What a COG's header says, as plain values (picklable, and kept as JSON in the window cache)."""
+
+    size: int  # bytes of the object
+    dtype: str
+    compression: int  # TIFF Compression tag
+    predictor: int
+    epsg: int | None
+    pixel_is_point: bool
+    geokeys: tuple  # GeoKeyDirectory values
+    geodoubles: tuple | None
+    geoascii: str | None
+    nodata: str | None
+    levels: tuple[Level, ...]  # the full resolution first, then the overviews, finest first
+
+    @property
+    def data_start(self) -> int:
+        return min((o for lv in self.levels for o, n in zip(lv.offsets, lv.counts) if n), default=self.size)
+
+    @property
+    def tile_bytes(self) -> dict:
+        return {i: lv.tile_width * lv.tile_height * _itemsize(self.dtype) for i, lv in enumerate(self.levels)}
+
+
+def _itemsize(dtype: str) -> int:
+    import numpy as np
+
+    return np.dtype(dtype).itemsize
+
+
+def read_header(get, size: int, name: str) -> CogHeader:
+    """The header of the COG ``name`` of ``size`` bytes; ``get(start, length) -> bytes`` fetches a range.
+
+    The first request takes HEADER_BYTES; when the first tile starts further in (a large tile index), the
+    whole header is fetched and read again, so no IFD is read from bytes that were not fetched."""
+    data = get(0, min(size, HEADER_BYTES))
+    header = _parse(data, size, name)
+    if header.data_start > len(data):
+        if header.data_start > MAX_HEADER_BYTES:
+            raise RasterError(f"{name}: its header is {header.data_start} bytes long; not a cloud-optimised "
+                              "GeoTIFF this program reads")
+        header = _parse(get(0, header.data_start), size, name)
+    return header
+
+
+def _parse(data: bytes, size: int, name: str) -> CogHeader:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            pages = [p for p in tif.pages if not (p.subfiletype & 4)]  # not transparency masks
+            first = pages[0]
+            tags = {code: first.tags[code].value for code in
+                    (_GEOKEYS, _GEODOUBLES, _GEOASCII, _NODATA, _PIXEL_SCALE, _TIEPOINT) if code in first.tags}
+            levels = [_level(p) for p in pages]
+            dtype, compression, predictor = str(first.dtype), int(first.compression), int(first.predictor)
+    except (tifffile.TiffFileError, ValueError, KeyError, IndexError, TypeError, OSError, EOFError) as exc:
+        raise RasterError(f"{name}: its header is not a readable GeoTIFF ({exc})") from None
+    if _GEOKEYS not in tags or _PIXEL_SCALE not in tags or _TIEPOINT not in tags:
+        raise RasterError(f"{name}: its header has no georeferencing (GeoTIFF keys, pixel scale, tiepoint)")
+    keys = _geokeys(tags[_GEOKEYS])
+    point = keys.get(_RASTER_TYPE_KEY) == 2
+    transform = _transform(tags[_PIXEL_SCALE], tags[_TIEPOINT], point)
+    full = levels[0]
+    levels = [_with_transform(lv, transform, full) for lv in levels]
+    return CogHeader(size, dtype, compression, predictor, keys.get(_PROJECTED_KEY) or keys.get(_GEOGRAPHIC_KEY),
+                     point, tuple(tags[_GEOKEYS]), tuple(tags[_GEODOUBLES]) if _GEODOUBLES in tags else None,
+                     tags.get(_GEOASCII), tags.get(_NODATA), tuple(levels))
+
+
+def _level(page) -> Level:
+    if not page.is_tiled:
+        raise ValueError("its pixels are in strips, not tiles")
+    return Level(int(page.imagewidth), int(page.imagelength), int(page.tilewidth), int(page.tilelength),
+                 tuple(int(o) for o in page.dataoffsets), tuple(int(n) for n in page.databytecounts), ())
+
+
+def _geokeys(values) -> dict:
+    """{key id: value} of the GeoKeyDirectory's keys stored inline (the codes; strings are not needed)."""
+    keys = {}
+    for i in range(1, int(values[3]) + 1):
+        key, location, _count, value = values[4 * i: 4 * i + 4]
+        if location == 0:
+            keys[int(key)] = int(value)
+    return keys
+
+
+def _transform(scale, tiepoint, pixel_is_point: bool) -> tuple:
+    """The affine of the full resolution, as GDAL derives it (a PixelIsPoint tiepoint is a pixel's centre)."""
+    sx, sy = float(scale[0]), float(scale[1])
+    i, j, x, y = (float(v) for v in tiepoint[:2] + tiepoint[3:5])
+    x0, y0 = x - i * sx, y + j * sy
+    if pixel_is_point:
+        x0, y0 = x0 - sx / 2, y0 + sy / 2
+    return (sx, 0.0, x0, 0.0, -sy, y0)
+
+
+def _with_transform(level: Level, full_transform: tuple, full: Level) -> Level:
+    a, b, c, d, e, f = full_transform
+    fx, fy = full.width / level.width, full.height / level.height
+    return Level(level.width, level.height, level.tile_width, level.tile_height, level.offsets, level.counts,
+                 (a * fx, b, c, d, e * fy, f))
+
+
+def check_georef(header: CogHeader, footprint, name: str) -> None:
+    """RasterError unless the header puts the raster exactly on its tile: the tile's UTM zone, its upper-left
+    corner and its 109.8 km extent (a damaged tiepoint or pixel scale would shift or stretch every pixel)."""
+    a, _b, c, _d, e, f = header.levels[0].transform
+    full = header.levels[0]
+    left, _bottom, right, top = footprint.utm_bounds
+    problems = []
+    if header.epsg != footprint.epsg:
+        problems.append(f"EPSG:{header.epsg} instead of EPSG:{footprint.epsg}")
+    if not (math.isclose(c, left, abs_tol=0.01) and math.isclose(f, top, abs_tol=0.01)):
+        problems.append(f"its corner at {c:.2f}, {f:.2f} instead of {left}, {top}")
+    if not (math.isclose(a, -e, rel_tol=1e-9) and math.isclose(a * full.width, right - left, abs_tol=0.5)
+            and math.isclose(-e * full.height, right - left, abs_tol=0.5)):
+        problems.append(f"{full.width} x {full.height} px of {a:g} x {-e:g} m, not the tile's {right - left} m")
+    if problems:
+        raise RasterError(f"{name}: its header does not place it on tile {footprint.id} ({'; '.join(problems)}): "
+                          "refused")
+
+
+def tiles_under(level: Level, window: tuple[int, int, int, int]) -> list[tuple[int, int]]:
+    """(tile row, tile column) of each tile of a block-aligned ``window`` (col, row, width, height), row-major."""
+    c0, r0, w, h = window
+    tw, th = level.tile_width, level.tile_height
+    return [(i, j) for i in range(r0 // th, -(-(r0 + h) // th)) for j in range(c0 // tw, -(-(c0 + w) // tw))]
+
+
+def tile_problem(data: bytes, expected_count: int, header: CogHeader, level: int) -> str | None:
+    """What is wrong with one tile's bytes (None: nothing that can be seen)."""
+    if len(data) != expected_count:
+        return f"{len(data)} bytes where the header says {expected_count}"
+    if expected_count == 0:
+        return None  # a sparse tile: GDAL reads it as nodata
+    decoded = header.tile_bytes[level]
+    if header.compression in DEFLATE:
+        d = zlib.decompressobj()
+        try:
+            out = d.decompress(data, decoded + 1)
+        except zlib.error as exc:  # a wrong Adler-32 or a broken stream
+            return f"its DEFLATE stream is damaged ({exc})"
+        if not d.eof or d.unconsumed_tail or len(out) != decoded:
+            return f"its DEFLATE stream decodes to {len(out)} bytes, not {decoded}, or does not end"
+    elif header.compression == 1 and len(data) != decoded:
+        return f"{len(data)} bytes where a tile holds {decoded}"
+    return None
+
+
+def write_piece(path, header: CogHeader, level: int, window: tuple[int, int, int, int], tiles) -> None:
+    """The window's tiles (``tiles``: their bytes, row-major, as :func:`tiles_under` lists them), still
+    compressed, as a tiled GeoTIFF of the window: the source's compression, predictor, GeoTIFF keys and nodata;
+    its pixel scale and tiepoint those of the window."""
+    import tifffile
+
+    lv = header.levels[level]
+    c0, r0, w, h = window
+    a, _b, c, _d, e, f = lv.transform
+    x, y = c + c0 * a, f + r0 * e
+    if header.pixel_is_point:
+        x, y = x + a / 2, y + e / 2
+    extratags = [(_PIXEL_SCALE, 12, 3, (a, -e, 0.0), True), (_TIEPOINT, 12, 6, (0.0, 0.0, 0.0, x, y, 0.0), True),
+                 (_GEOKEYS, 3, len(header.geokeys), header.geokeys, True)]
+    if header.geodoubles:
+        extratags.append((_GEODOUBLES, 12, len(header.geodoubles), header.geodoubles, True))
+    if header.geoascii:
+        extratags.append((_GEOASCII, 2, 0, header.geoascii, True))
+    if header.nodata is not None:
+        extratags.append((_NODATA, 2, 0, header.nodata, True))
+    with tifffile.TiffWriter(path, bigtiff=False) as out:
+        out.write(iter((t, len(t)) for t in tiles), shape=(h, w), dtype=header.dtype,
+                  tile=(lv.tile_height, lv.tile_width), compression=header.compression, predictor=header.predictor,
+                  photometric="minisblack", extratags=extratags, metadata=None)
