@@ -10,12 +10,13 @@ the client gets instead of a faithful copy:
 - ``truncate``a correct Content-Length but half the body, then a normal close
 - ``flip``    one byte of the body flipped (at ``offset``, default the middle), headers kept
 - ``slow``    the body at ``rate`` bytes per second
+- ``stall``   the headers and half the body, then nothing for ``rate`` seconds (a server that hangs mid-body)
 - ``hide_parts`` a server that does not report part sizes: ``HEAD ?partNumber=1`` is answered as a plain HEAD
   (the whole object's Content-Length) and ``x-amz-mp-parts-count`` is dropped
 
-``proxy.add(fault, method=, key=, ranged=, first=, fraction=, seed=, ...)`` adds a rule: ``key`` is a regex
+``proxy.add(fault, method=, key=, ranged=, span=, first=, fraction=, seed=, ...)`` adds a rule: ``key`` is a regex
 searched in the unquoted path, ``query`` one searched in the query string, ``ranged`` True/False selects requests
-with/without a Range header; ``first=N`` fires on the first N matching requests, ``fraction=f`` on a seeded random
+with/without a Range header, ``span`` a regex searched in the Range header (``^bytes=0-``: a file's first bytes); ``first=N`` fires on the first N matching requests, ``fraction=f`` on a seeded random
 share of them (neither: every one). ``proxy.injected`` counts faults by kind, ``proxy.requests`` lists
 (method, path, range) of what came in; ``proxy.clear()`` drops the rules; ``proxy.close()`` makes the server go
 away, in-flight connections included. Loopback only, every upstream call bounded by a timeout.
@@ -48,6 +49,7 @@ class Rule:
     key: str | None = None
     query: str | None = None
     ranged: bool | None = None
+    span: str | None = None
     first: int | None = None
     fraction: float | None = None
     seed: int = 0
@@ -60,9 +62,12 @@ class Rule:
     def __post_init__(self):
         self.rng = random.Random(self.seed)
 
-    def fires(self, method: str, path: str, query: str, ranged: bool) -> bool:
+    def fires(self, method: str, path: str, query: str, span: str | None) -> bool:
         """Whether this rule selects the request and fires on it (call under the proxy's lock)."""
+        ranged = span is not None
         if (self.method and method != self.method) or (self.ranged is not None and ranged != self.ranged):
+            return False
+        if self.span and not (span and re.search(self.span, span)):
             return False
         if (self.key and not re.search(self.key, path)) or (self.query and not re.search(self.query, query)):
             return False
@@ -83,6 +88,7 @@ class FaultProxy:
         self.requests: list[tuple[str, str, str | None]] = []
         self.lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
+        self.closed = threading.Event()
         proxy = self
 
         class Handler(_Handler):
@@ -104,11 +110,11 @@ class FaultProxy:
         with self.lock:
             self.rules.clear()
 
-    def choose(self, method: str, path: str, query: str, ranged: bool) -> Rule | None:
+    def choose(self, method: str, path: str, query: str, span: str | None) -> Rule | None:
         with self.lock:
-            self.requests.append((method, path, "range" if ranged else None))
+            self.requests.append((method, path, "range" if span is not None else None))
             for rule in self.rules:
-                if rule.fires(method, path, query, ranged):
+                if rule.fires(method, path, query, span):
                     self.injected[rule.fault] += 1
                     return rule
         return None
@@ -120,6 +126,7 @@ class FaultProxy:
 
     def close(self) -> None:
         """The server goes away: no new connections, and the open ones are cut."""
+        self.closed.set()
         self.server.shutdown()
         self.server.server_close()
         with self.lock:
@@ -157,8 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self):
         split = urllib.parse.urlsplit(self.path)
         path = urllib.parse.unquote(split.path)
-        ranged = "Range" in self.headers
-        rule = self.owner.choose(self.command, path, split.query, ranged)
+        rule = self.owner.choose(self.command, path, split.query, self.headers.get("Range"))
         fault = rule.fault if rule else None
         if fault in ("status", "deny"):
             code = 403 if fault == "deny" else rule.code
@@ -211,6 +217,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.close()
             self.wfile.close()
             self.connection.close()  # with SO_LINGER 0: an RST, not a FIN
+            return
+        if fault == "stall":
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            end = time.monotonic() + rate
+            while time.monotonic() < end and not self.owner.closed.is_set():
+                time.sleep(0.05)
+            self.close_connection = True
             return
         if fault == "slow":
             step = max(1024, rate // 20)

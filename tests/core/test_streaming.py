@@ -36,8 +36,6 @@ def _tile_then_area(source: SourceSpec, tmp_path, **area_kw):
     tile_out, area_out = tmp_path / "tile.tif", tmp_path / "area.tif"
     Job(Request(source, tile="33UUP", download_dir=tmp_path / "dl", **JULY,
                 composite=CompositeOptions(str(tile_out), workers=0))).run()
-    # The fixture's "33UUP" lies on 33TUN's real grid; its top rows are also under the real 33UUP's footprint,
-    # which is where the search for the area looks.
     area = areas.parse_bbox(",".join(f"{v:.6f}" for v in _lonlat_box(10, 0, 40, 6)))
     events = []
     result = Job(Request(source, area=area, resolution=TRANSFORM.a, download_dir=tmp_path / "dl", **JULY,
