@@ -5,6 +5,9 @@ import sys
 
 
 def _main() -> int:
+    from s2desktop import interrupt  # Ctrl-C is ours from here: no traceback even while importing
+
+    interrupt.install()
     # A spawned worker process of a frozen bundle re-enters here; freeze_support() runs it and exits.
     multiprocessing.freeze_support()
     from s2desktop.cli import main

@@ -562,18 +562,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from s2desktop import interrupt
+
+    interrupt.install()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    from s2desktop.core.redact import RedactSecrets
+    from s2desktop.core.redact import RedactSecrets, redact
 
     for handler in logging.getLogger().handlers:  # botocore's debug log prints keys, tokens and signatures
         handler.addFilter(RedactSecrets())
     runners = {name: run for name, _add, run in _COMMANDS}
     run = runners[args.command or "gui"]
+    interrupt.arm()
     try:
         return run(args) or 0
     except KeyboardInterrupt:
@@ -583,8 +587,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:  # the traceback too; the exit status stays that of an error
             import traceback
 
-            traceback.print_exc()
-        print(f"s2desktop: error: {exc}", file=sys.stderr)
+            print(redact(traceback.format_exc()).rstrip(), file=sys.stderr)
+        print(f"s2desktop: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
         return 0

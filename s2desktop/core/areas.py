@@ -18,9 +18,13 @@ from pathlib import Path
 from s2desktop.core import tiles
 from s2desktop.core.errors import InvalidInputError, NotFoundError
 
-__all__ = ["Area", "OutputGrid", "parse_bbox", "read_aoi", "area_tiles", "output_grid", "geometry_in", "MAX_PIXELS"]
+__all__ = ["Area", "OutputGrid", "parse_bbox", "read_aoi", "area_tiles", "output_grid", "geometry_in", "check_size",
+           "MAX_PIXELS", "MAX_TILES"]
 
 MAX_PIXELS = 40_000 * 40_000  # per band of one composite: 3.2 GB of uint16 (a 400 km square at 10 m)
+MAX_TILES = 200  # tiles one area may search (each costs LIST requests, billed on the requester-pays buckets)
+MAX_AOI_BYTES = 20 << 20  # an --aoi file larger than this is refused before it is parsed
+MAX_VERTICES = 200_000  # positions of all the rings of an --aoi
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,10 @@ def read_aoi(path) -> Area:
     """A GeoJSON file (a Polygon or MultiPolygon geometry, Feature or FeatureCollection of them) -> Area."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_AOI_BYTES:
+            raise InvalidInputError(f"--aoi {path} is {size / 2**20:.0f} MB; an area file may be at most "
+                                    f"{MAX_AOI_BYTES >> 20} MB: simplify its outline (e.g. to 10 m) first")
         doc = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise NotFoundError(f"--aoi {path}: {exc.strerror or exc}") from None
@@ -79,6 +87,10 @@ def read_aoi(path) -> Area:
         raise InvalidInputError(f"--aoi {path} holds no Polygon or MultiPolygon")
     for rings in polygons:
         _check_rings(rings, path)
+    vertices = sum(len(r) for rings in polygons for r in rings)
+    if vertices > MAX_VERTICES:
+        raise InvalidInputError(f"--aoi {path} has {vertices:,} vertices, more than the {MAX_VERTICES:,} an area may "
+                                "have: simplify its outline first")
     lons = [x for rings in polygons for ring in rings for x, _y in ring]
     lats = [y for rings in polygons for ring in rings for _x, y in ring]
     geometry = {"type": "MultiPolygon", "coordinates": polygons}
@@ -104,20 +116,47 @@ def _polygons(doc, path) -> list:
 def _check_rings(rings, path) -> None:
     try:
         ok = bool(rings) and all(len(r) >= 4 and r[0] == r[-1] for r in rings) and all(
-            len(p) >= 2 and -180 <= float(p[0]) <= 180 and -90 <= float(p[1]) <= 90 for r in rings for p in r)
-    except (TypeError, ValueError):
+            len(p) >= 2 and _number(p[0]) and _number(p[1]) and -180 <= p[0] <= 180 and -90 <= p[1] <= 90
+            for r in rings for p in r)
+    except TypeError:
         ok = False
     if not ok:
         raise InvalidInputError(f"--aoi {path}: a polygon ring must be closed, have at least 4 positions and "
-                                "lon/lat coordinates within -180..180, -90..90")
+                                "lon/lat coordinates (numbers, not strings) within -180..180, -90..90")
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def area_tiles(area: Area) -> list[str]:
     """The Sentinel-2 tiles whose footprint meets the area's bounds, nearest to its centre first."""
-    found = [f.id for f in tiles.tiles_in_bbox(*area.bounds)]
+    found = [f.id for f in tiles.tiles_in_boxes(part_bounds(area))]
     if not found:
         raise NotFoundError(f"no Sentinel-2 tile under {area.name} (the grid does not cover the poles)")
     return found
+
+
+def part_bounds(area: Area) -> list[tuple[float, float, float, float]]:
+    """The bounds of each polygon of the area (a MultiPolygon's fields far apart need only their own tiles)."""
+    geom = area.geometry
+    polygons = geom["coordinates"] if geom["type"] == "MultiPolygon" else [geom["coordinates"]]
+    out = []
+    for rings in polygons:
+        xs = [p[0] for p in rings[0]]
+        ys = [p[1] for p in rings[0]]
+        out.append((min(xs), min(ys), max(xs), max(ys)))
+    return out
+
+
+def check_size(area: Area, resolution: float | None = None, crs: str | None = None) -> OutputGrid | None:
+    """Before any request: InvalidInputError when the area covers more tiles than one search may, or (given a
+    ``resolution``) more pixels than one composite takes; -> its output grid (None without a resolution)."""
+    n = tiles.count_in_boxes(part_bounds(area))
+    if n > MAX_TILES:
+        raise InvalidInputError(f"{area.name} covers {n:,} Sentinel-2 tiles, more than the {MAX_TILES} one area may "
+                                "search: choose a smaller area (or several)")
+    return None if resolution is None else output_grid(area, resolution, crs)
 
 
 def _utm_epsg(lon: float, lat: float) -> int:
@@ -170,14 +209,16 @@ def geometry_in(area: Area, crs: str) -> dict:
     return transform_geom("EPSG:4326", crs, _densified(area.geometry))
 
 
-def _densified(geometry: dict, steps: int = 16) -> dict:
-    """The polygon with ``steps`` points along every edge (a straight lon/lat edge is curved in UTM)."""
+def _densified(geometry: dict, steps: int = 16, spacing: float = 0.01) -> dict:
+    """The polygon with points every ``spacing`` degrees (at most ``steps`` per edge) along its edges: a long
+    straight lon/lat edge is curved in UTM; a detailed outline's short edges are left as they are."""
     polygons = geometry["coordinates"] if geometry["type"] == "MultiPolygon" else [geometry["coordinates"]]
 
     def ring(r):
         pts = []
         for (x0, y0), (x1, y1) in zip(r[:-1], r[1:]):
-            pts += [[x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps] for i in range(steps)]
+            n = max(1, min(steps, math.ceil(math.hypot(x1 - x0, y1 - y0) / spacing)))
+            pts += [[x0 + (x1 - x0) * i / n, y0 + (y1 - y0) * i / n] for i in range(n)]
         return pts + [list(r[-1])]
 
     return {"type": "MultiPolygon", "coordinates": [[ring(r) for r in poly] for poly in polygons]}

@@ -23,7 +23,7 @@ from s2desktop.core.errors import OutputError
 
 __all__ = [
     "ensure_writable_dir", "check_folder_creatable", "check_output_file", "atomic_path", "temp_name",
-    "remove_with_side_files", "write_bytes_atomic", "write_json_atomic", "temp_owner_gone", "remove_live_temps", "temp_file",
+    "remove_with_side_files", "write_bytes_atomic", "write_json_atomic", "temp_owner_gone", "remove_live_temps", "temp_file", "track", "untrack",
     "TEMP_SUFFIX", "SIDE_SUFFIXES",
 ]
 
@@ -120,6 +120,16 @@ def temp_owner_gone(path: Path) -> bool:
 
 
 _LIVE: set[Path] = set()  # temporary files being written now (removed by remove_live_temps on a hard exit)
+
+
+def track(paths) -> None:
+    """Temporary files written by other means than :func:`temp_file` (a composite's raw file and COG copy):
+    removed by :func:`remove_live_temps` too, until :func:`untrack`."""
+    _LIVE.update(Path(p) for p in paths)
+
+
+def untrack(paths) -> None:
+    _LIVE.difference_update(Path(p) for p in paths)
 
 
 def remove_live_temps() -> None:

@@ -187,6 +187,8 @@ class Job:
         r = self.request
         if (r.tile is None and r.area is None) or r.start is None or r.end is None:
             raise InvalidInputError("a search needs a tile or an area, a start date and an end date")
+        if r.area is not None:  # too large: said before any request
+            areas.check_size(r.area, r.resolution if r.composite is not None else None, r.crs)
         names = [r.tile] if r.area is None else areas.area_tiles(r.area)
         where = r.tile if r.area is None else f"{r.area.name} ({len(names)} tiles)"
         emit(self.progress, Progress("search", 0, len(names), message=f"searching {where} {r.start} - {r.end} in "
@@ -248,10 +250,10 @@ class Job:
         r = self.request
         if r.composite is None:
             raise InvalidInputError("an area has no files to download: give it a composite output")
+        grid = areas.check_size(r.area, r.resolution, r.crs)  # too large: said before any request
         scenes = list(scenes if scenes is not None else (r.scenes or self.search()))
         if not scenes:
             raise NotFoundError(_nothing_found(r))
-        grid = areas.output_grid(r.area, r.resolution, r.crs)
         acqs = streaming.acquisitions(scenes)
         emit(self.progress, Progress("plan", message=f"{len(acqs)} acquisition(s) of {len({s.tile for s in scenes})} "
                                                      f"tile(s) on a {grid.width} x {grid.height} px grid at "

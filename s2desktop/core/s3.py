@@ -107,6 +107,8 @@ def make_client(
                 raise CredentialsError(
                     f"no AWS credentials found for {what} (downloads are billed to your account): {CREDENTIALS_HINT}"
                 )
+    if not unsigned:
+        _remember_credentials(session)
     config = Config(
         region_name=region or session.region_name or "us-east-1",
         signature_version=signature,
@@ -120,6 +122,19 @@ def make_client(
         response_checksum_validation="when_required",
     )
     return session.client("s3", endpoint_url=endpoint_url or None, config=config)
+
+
+def _remember_credentials(session) -> None:
+    """Whatever credentials the chain found (a profile file's too) are redacted from every log line."""
+    from s2desktop.core.redact import remember
+
+    try:
+        creds = session.get_credentials()
+    except BotoCoreError:
+        return
+    if creds is not None:
+        frozen = creds.get_frozen_credentials()
+        remember(frozen.access_key, frozen.secret_key, frozen.token)
 
 
 def translate_error(exc: BaseException, *, bucket: str | None = None, key: str | None = None,

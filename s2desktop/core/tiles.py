@@ -218,23 +218,49 @@ def tiles_in_bbox(
     by a multiple of 360 degrees. Footprints are returned as stored; callers drawing a view beyond +-180 shift
     rings by 360 themselves. ``limit`` keeps only the ``limit`` tiles nearest to the centre of the box.
     """
-    if lon_max < lon_min or lat_max < lat_min:
-        raise InvalidInputError(f"empty box: ({lon_min}, {lat_min}) .. ({lon_max}, {lat_max})")
     g = _grid()
-    lat_ok = (g.lat_max >= lat_min) & (g.lat_min <= lat_max)
-    if lon_max - lon_min >= 360.0:
-        mask = lat_ok
-    else:
-        mask = np.zeros_like(lat_ok)
-        for shift in (-360.0, 0.0, 360.0):
-            mask |= (g.lon_max + shift >= lon_min) & (g.lon_min + shift <= lon_max)
-        mask &= lat_ok
-    idx = np.flatnonzero(mask)
+    idx = np.flatnonzero(_bbox_mask(g, lon_min, lat_min, lon_max, lat_max))
     cx, cy = (lon_min + lon_max) / 2.0, (lat_min + lat_max) / 2.0
     idx = idx[np.argsort(g.distance(idx, float(_wrap(cx)), cy), kind="stable")]
     if limit is not None:
         idx = idx[: max(0, int(limit))]
     return [g.footprint(int(i)) for i in idx]
+
+
+def tiles_in_boxes(boxes) -> list[TileFootprint]:
+    """Footprints of the tiles that meet any of ``boxes`` (lon_min, lat_min, lon_max, lat_max), nearest to the
+    centre of all of them first (the parts of a MultiPolygon: far apart, they need only their own tiles)."""
+    g = _grid()
+    boxes = list(boxes)
+    idx = np.flatnonzero(_boxes_mask(g, boxes))
+    w, s = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    e, n = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    idx = idx[np.argsort(g.distance(idx, float(_wrap((w + e) / 2)), (s + n) / 2), kind="stable")]
+    return [g.footprint(int(i)) for i in idx]
+
+
+def count_in_boxes(boxes) -> int:
+    """How many tiles :func:`tiles_in_boxes` would return (without building their footprints)."""
+    return int(_boxes_mask(_grid(), list(boxes)).sum())
+
+
+def _boxes_mask(g: _Grid, boxes) -> np.ndarray:
+    mask = np.zeros(len(g.ids), dtype=bool)
+    for box in boxes:
+        mask |= _bbox_mask(g, *box)
+    return mask
+
+
+def _bbox_mask(g: _Grid, lon_min: float, lat_min: float, lon_max: float, lat_max: float) -> np.ndarray:
+    if lon_max < lon_min or lat_max < lat_min:
+        raise InvalidInputError(f"empty box: ({lon_min}, {lat_min}) .. ({lon_max}, {lat_max})")
+    lat_ok = (g.lat_max >= lat_min) & (g.lat_min <= lat_max)
+    if lon_max - lon_min >= 360.0:
+        return lat_ok
+    mask = np.zeros_like(lat_ok)
+    for shift in (-360.0, 0.0, 360.0):
+        mask |= (g.lon_max + shift >= lon_min) & (g.lon_min + shift <= lon_max)
+    return mask & lat_ok
 
 
 def all_tile_ids() -> list[str]:

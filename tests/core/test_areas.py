@@ -68,3 +68,33 @@ def test_the_grid_is_the_centres_utm_zone_on_the_tiles_pixel_edges():
         areas.output_grid(areas.parse_bbox("12.4,47.7,12.5,47.8"), crs="EPSG:4326")
     with pytest.raises(InvalidInputError, match="not a coordinate reference system"):
         areas.output_grid(areas.parse_bbox("12.4,47.7,12.5,47.8"), crs="EPSG:nope")
+
+
+def test_an_aoi_with_string_coordinates_too_many_vertices_or_too_many_bytes_is_one_line(tmp_path, monkeypatch):
+    strings = [["12.4", "47.7"], ["12.5", "47.7"], ["12.45", "47.8"], ["12.4", "47.7"]]
+    with pytest.raises(InvalidInputError, match="numbers, not strings"):
+        areas.read_aoi(_write(tmp_path, {"type": "Polygon", "coordinates": [strings]}))
+    n = 1000
+    ring = [[12.4 + 0.1 * i / n, 47.7 + 0.0001 * (i % 2)] for i in range(n)] + [[12.45, 47.8], [12.4, 47.7]]
+    path = _write(tmp_path, {"type": "Polygon", "coordinates": [ring]}, "detailed.geojson")
+    monkeypatch.setattr(areas, "MAX_VERTICES", n)
+    with pytest.raises(InvalidInputError, match=f"has {n + 2:,} vertices, more than the {n:,}"):
+        areas.read_aoi(path)
+    monkeypatch.setattr(areas, "MAX_AOI_BYTES", path.stat().st_size - 1)
+    with pytest.raises(InvalidInputError, match="an area file may be at most"):
+        areas.read_aoi(path)
+
+
+def test_an_area_too_large_is_refused_from_the_grid_before_any_search():
+    with pytest.raises(InvalidInputError, match=r"covers [\d,]+ Sentinel-2 tiles, more than the 200"):
+        areas.check_size(areas.parse_bbox("-180,-90,180,90"))
+    two_fields = {"type": "MultiPolygon", "coordinates": [
+        [[[10, 45], [10.01, 45], [10.01, 45.01], [10, 45]]], [[[140, 45], [140.01, 45], [140.01, 45.01], [140, 45]]]]}
+    far = areas.Area(two_fields, (10, 45, 140.01, 45.01), "aoi far.geojson")
+    assert len(areas.area_tiles(far)) <= 8  # each field's own tiles, not the 130 degrees between them
+    with pytest.raises(InvalidInputError, match=r"at 60 m is \d+ x \d+ px, more than"):
+        areas.check_size(far, resolution=60)  # one grid for both: too wide
+    with pytest.raises(InvalidInputError, match=r"at 10 m is \d+ x \d+ px, more than the 1.6 billion"):
+        areas.check_size(areas.parse_bbox("10,45,16,49"), resolution=10)
+    grid = areas.check_size(areas.parse_bbox("12.4,47.7,12.5,47.8"), resolution=20)
+    assert grid == areas.output_grid(areas.parse_bbox("12.4,47.7,12.5,47.8"), 20)

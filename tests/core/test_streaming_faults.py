@@ -9,6 +9,8 @@ fails in one line and writes no output; the next clean run writes the clean pixe
 from __future__ import annotations
 
 import datetime as dt
+import signal
+import subprocess
 import threading
 import time
 
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from pathlib import Path
 
 from s2desktop.core import archive, areas
 from s2desktop.core.errors import CancelledError, S2Error
@@ -26,6 +29,7 @@ from tests.helpers import upload_public
 
 N = 1098
 TRANSFORM = Affine(100, 0, 300000, 0, -100, 5400000)  # 33UUP's place in the grid, at 100 m
+REPO = Path(__file__).resolve().parents[2]
 DATES = [dt.date(2023, 7, d) for d in (2, 7, 12)]
 BOX = areas.parse_bbox("12.45,48.35,12.75,48.55")  # ~22 x 22 km inside 33UUP, across its tiles' edges
 
@@ -214,3 +218,59 @@ def test_the_plain_http_endpoint_is_said_once(proxy, cog_bucket, tmp_path):
     events = []
     Job(_request(proxy.endpoint, cog_bucket, tmp_path / "out.tif", tmp_path / "cache"), progress=events.append).run()
     assert sum("is plain HTTP" in e.message for e in events) == 1
+
+
+def _cli(proxy, bucket, tmp_path, *extra) -> subprocess.Popen:
+    import os
+    import sys
+
+    env = {**os.environ, "S2DESKTOP_HTTP_TIMEOUT": "30", "PYTHONPATH": str(REPO)}
+    lo, la, hi, ha = BOX.bounds
+    argv = [sys.executable, "-m", "s2desktop", "composite", f"--bbox={lo},{la},{hi},{ha}", "--source", "cogs",
+            "--endpoint-url", proxy.endpoint, "--bucket", bucket, "--start", str(DATES[0]), "--end",
+            str(DATES[-1]), "--resolution", "100", "--workers", "0", "-o", str(tmp_path / "out.tif"), *extra]
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path)
+
+
+def _leftovers(tmp_path) -> list:
+    return [p for p in tmp_path.rglob("*") if p.is_file() and (p.name.startswith(".") or p.suffix == ".part")]
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_on_a_stalled_server_exits_130_at_once_without_a_traceback(proxy, cog_bucket, tmp_path, presses):
+    proxy.add("stall", span=TILE_DATA, rate=60)
+    proc = _cli(proxy, cog_bucket, tmp_path)
+    deadline = time.monotonic() + 60
+    while proxy.injected["stall"] == 0 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proxy.injected["stall"], proc.communicate()
+    t0 = time.monotonic()
+    for _ in range(presses):  # two presses with no gap
+        proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert time.monotonic() - t0 < 2.0
+    assert proc.returncode == 130 and "Traceback" not in err and "cancelled" in err, err
+    assert not (tmp_path / "out.tif").exists() and not _leftovers(tmp_path)
+
+
+def test_ctrl_c_while_the_program_starts_exits_130_without_a_traceback(proxy, cog_bucket, tmp_path):
+    proc = _cli(proxy, cog_bucket, tmp_path)
+    time.sleep(0.3)  # importing
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+
+
+def test_a_world_bbox_is_refused_at_once_without_a_request(proxy, cog_bucket, tmp_path, capsys):
+    from s2desktop.cli import main
+
+    for command in ("composite", "search"):
+        t0 = time.monotonic()
+        extra = ["-o", str(tmp_path / "w.tif")] if command == "composite" else []
+        rc = main([command, "--bbox=-180,-90,180,90", "--source", "cogs", "--endpoint-url", proxy.endpoint,
+                   "--bucket", cog_bucket, "--start", "2023-07-01", "--end", "2023-07-31", *extra])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and time.monotonic() - t0 < 1.0
+        assert err.count("\n") == 0 and "Sentinel-2 tiles, more than the 200" in err, err
+    assert proxy.requests == []

@@ -35,6 +35,7 @@ from affine import Affine
 from rasterio.enums import ColorInterp, Interleaving, Resampling
 from rasterio.windows import Window
 
+from s2desktop.core import fsutil
 from s2desktop.core.compositing.plan import BANDS, CompositePlan
 from s2desktop.core.errors import output_error
 
@@ -72,7 +73,9 @@ def temporaries(output: Path, count_path: Path | None) -> Temporaries:
         return path.parent / f".{path.name}.{token}.raw.tif", path.parent / f".{path.name}.{token}.part"
 
     count = names(count_path) if count_path is not None else (None, None)
-    return Temporaries(output, *names(output), count_path, *count)
+    temps = Temporaries(output, *names(output), count_path, *count)
+    fsutil.track(temps.all())  # a second Ctrl-C removes them before it exits
+    return temps
 
 
 def parent_env() -> rasterio.Env:
@@ -317,3 +320,4 @@ def remove(temps: Temporaries) -> None:
                 pass
             except OSError as exc:  # pragma: no cover
                 log.warning("could not remove %s: %s", extra, exc)
+    fsutil.untrack(temps.all())
