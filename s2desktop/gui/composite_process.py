@@ -23,6 +23,7 @@ import traceback
 from s2desktop.core.errors import CancelledError, S2Error
 from s2desktop.core.pipeline import CompositeInputs, CompositeOptions, Job, Request, run_composite
 from s2desktop.core.progress import Cancelled, Failed, Finished, Throttle
+from s2desktop.core.redact import redact
 
 NICENESS = 5
 
@@ -48,16 +49,17 @@ def _report(queue, work) -> None:
     except (CancelledError, KeyboardInterrupt):
         queue.put(Cancelled())
     except S2Error as exc:
-        queue.put(Failed(_one_line(exc), traceback.format_exc()))
+        queue.put(Failed(_one_line(exc), redact(traceback.format_exc())))
     except BaseException as exc:  # every failure reaches the window as one line
-        queue.put(Failed(f"{type(exc).__name__}: {_one_line(exc)}".rstrip(": "), traceback.format_exc()))
+        queue.put(Failed(f"{type(exc).__name__}: {_one_line(exc)}".rstrip(": "), redact(traceback.format_exc())))
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
 def _one_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else ""
+    """The exception's first line, without credentials (an S3 error body may echo them)."""
+    return redact(str(exc).splitlines()[0]) if str(exc) else ""
 
 
 def _sigterm_unwinds():

@@ -31,6 +31,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from s2desktop.core.errors import CancelledError, S2Error
 from s2desktop.core.progress import CancelToken, Throttle
+from s2desktop.core.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def one_line(exc: BaseException) -> str:
         text = str(exc)
     else:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return " ".join(text.split()) or type(exc).__name__
+    return redact(" ".join(text.split())) or type(exc).__name__
 
 
 class WorkerSignals(QObject):
@@ -112,7 +113,7 @@ class Worker(QRunnable):
             except CancelledError:
                 sig.cancelled.emit()
             except Exception as exc:  # every failure becomes a signal, never a silent print
-                details = traceback.format_exc()
+                details = redact(traceback.format_exc())
                 if isinstance(exc, S2Error):
                     log.warning("%s failed: %s", self.name, exc)
                 else:
