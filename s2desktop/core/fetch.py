@@ -278,6 +278,7 @@ class _Run:
         self.buffers = {item: {} for item in todo}
         self.expected = {item: sum(1 for _p, _o, n in p.tiles if n) for item, p in todo.items()}
         self.paths: dict = {}
+        self.numbers = {item: i for i, item in enumerate(todo)}  # a scratch file's name
         self.bytes = 0
         self.disk_full = False
         self.writing = threading.Semaphore(CONNECTIONS)  # one slot per thread: all free when none is writing
@@ -349,7 +350,7 @@ class _Run:
                 if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                     raise
                 self._cache_full()
-        dest = self.scratch / f"piece-{list(self.todo).index(item):04d}.tif"
+        dest = self.scratch / f"piece-{self.numbers[item]:04d}.tif"
         try:
             with atomic_path(dest) as tmp:
                 write(tmp)
