@@ -148,7 +148,8 @@ class SourcePanel(QWidget):
         self.bucket.editingFinished.connect(self.sourceChanged)
         self.profile.currentTextChanged.connect(self._profile_changed)
         self.tile.textChanged.connect(self._tile_edited)
-        self.tile.returnPressed.connect(self.searchRequested)
+        self.tile.returnPressed.connect(self._return_pressed)
+        self.tile.editingFinished.connect(self.normalise_text)
         self.recent.activated.connect(self._recent_chosen)
         self._cred_timer = QTimer(self)
         self._cred_timer.setSingleShot(True)
@@ -280,8 +281,22 @@ class SourcePanel(QWidget):
             self.tile.setText(tile)
 
     def set_area_bounds(self, bounds) -> None:
-        """Show an area drawn on the map as W,S,E,N in the field (which validates it and emits areaChanged)."""
+        """Show an area drawn on the map as W,S,E,N in the field (which validates it and emits areaChanged).
+        The map echoes an area the field itself named: that one is left as typed, never rewritten under the
+        user's cursor (normalise_text does it on Enter or when the field loses focus)."""
+        if self._area is not None and tuple(self._area.bounds) == tuple(float(v) for v in bounds):
+            return
         self.set_tile(format_bounds(bounds))
+
+    def normalise_text(self) -> None:
+        """Enter or focus out: a typed area in the field's own form (W,S,E,N, four decimals), so what is shown is
+        exactly the area used."""
+        if self._area is not None:
+            self.set_tile(format_bounds(self._area.bounds))
+
+    def _return_pressed(self) -> None:
+        self.normalise_text()  # first: the search covers the area as shown
+        self.searchRequested.emit()
 
     def _tile_edited(self, text: str) -> None:
         from s2desktop.core.errors import S2Error

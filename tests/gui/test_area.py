@@ -384,3 +384,31 @@ def test_an_area_on_a_jpeg2000_source_downloads_its_tiles_then_composites_them_c
         inside = geometry_mask([areas.geometry_in(areas.parse_bbox(format_bounds(BOX)), a.crs.to_string())],
                                out_shape=a.shape, transform=a.transform, invert=True)
     assert pixels[:, inside].all() and not pixels[:, ~inside].any()  # clipped to the area, nothing missing in it
+
+
+@pytest.mark.parametrize("typed, bounds", [("13.45,48.05,13.95,48.33", (13.45, 48.05, 13.95, 48.33)),
+                                           ("-11.6,24.6,-11.2,25.0", (-11.6, 24.6, -11.2, 25.0))])
+def test_typing_an_area_is_never_rewritten_and_is_normalised_on_enter(qtbot, main_window, typed, bounds):
+    """Key by key, as a user types: the field keeps every keystroke where it was typed (it used to rewrite the text
+    to four decimals as soon as it parsed, and the next keys landed after the rewrite); Enter normalises it."""
+    w = main_window
+    field = w.source_panel.tile
+    field.setFocus()
+    qtbot.keyClicks(field, typed)
+    assert field.text() == typed
+    assert w.source_panel.area() is not None and w.source_panel.area().bounds == pytest.approx(bounds)
+    assert w.map.area == pytest.approx(bounds)
+    assert w.source_panel.tile_error.text().startswith("Area ≈")
+    w.source_panel.searchRequested.disconnect()  # Enter searches too; only the field is under test here
+    qtbot.keyClick(field, Qt.Key.Key_Return)
+    assert field.text() == format_bounds(bounds) and w.source_panel.area().bounds == pytest.approx(bounds)
+
+
+def test_a_typed_area_is_normalised_when_the_field_loses_focus(qtbot, main_window):
+    w = main_window
+    field = w.source_panel.tile
+    field.setFocus()
+    qtbot.keyClicks(field, " 13.45, 48.05 ,13.95,48.33")
+    assert field.text() == " 13.45, 48.05 ,13.95,48.33"
+    w.scene_panel.cloud.setFocus()
+    qtbot.waitUntil(lambda: field.text() == "13.4500,48.0500,13.9500,48.3300", timeout=3000)
