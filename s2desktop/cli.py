@@ -125,7 +125,8 @@ def _add_composite(sub) -> None:
     t.add_argument("--tile", metavar="TILE", help="Sentinel-2 tile id, e.g. 33UUP")
     t.add_argument("--start", metavar="YYYY-MM-DD", help="first date (inclusive)")
     t.add_argument("--end", metavar="YYYY-MM-DD", help="last date (inclusive)")
-    t.add_argument("--max-cloud", type=float, metavar="PCT", help="skip scenes cloudier than this (0-100)")
+    t.add_argument("--max-cloud", type=float, metavar="PCT",
+                   help="keep the scenes with at most this cloud cover, the limit included (0-100)")
     t.add_argument("--out-dir", default="./tmp", metavar="DIR", help="download folder (reused as a cache; "
                    "default ./tmp)")
     add_source_options(p)
@@ -381,7 +382,8 @@ def _add_scene_query(p, areas: bool = False) -> None:
         add_area_options(p)
     p.add_argument("--start", required=True, metavar="YYYY-MM-DD", help="first date (inclusive)")
     p.add_argument("--end", required=True, metavar="YYYY-MM-DD", help="last date (inclusive)")
-    p.add_argument("--max-cloud", type=float, metavar="PCT", help="drop scenes with more cloud cover than this (%%)")
+    p.add_argument("--max-cloud", type=float, metavar="PCT",
+                   help="keep the scenes with at most this cloud cover, the limit included (%%)")
     add_source_options(p)
 
 

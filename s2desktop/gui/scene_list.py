@@ -498,7 +498,9 @@ class ScenePanel(QWidget):
         self.under.setValue(30)
         self.under.setSuffix(" %")
         self.under.valueChanged.connect(lambda v: self.timeline.threshold.setValue(v))
-        self.select_under = QPushButton("Select under")
+        self.select_under = QPushButton("Select at most")  # "at most N %", as the search's limit and --max-cloud
+        self.select_under.setToolTip("Tick the scenes with at most this cloud cover (the limit included), and "
+                                     "only those")
         self.select_under.clicked.connect(self.select_under_cloud)
         clear = QPushButton("Clear")
         clear.clicked.connect(lambda: self.model.set_checked([s.scene_id for s in self.model.scenes], False))
@@ -634,8 +636,10 @@ class ScenePanel(QWidget):
 
     # -- selection
     def select_under_cloud(self) -> None:
+        """Tick exactly the scenes with at most N % cloud cover: the limit's one meaning, the search's and the
+        command line's (--max-cloud) too."""
         n = self.under.value()
-        ids = [s.scene_id for s in self.model.scenes if s.cloud_cover is not None and s.cloud_cover < n]
+        ids = [s.scene_id for s in self.model.scenes if s.cloud_cover is not None and s.cloud_cover <= n]
         self.model.select_only(ids)
 
     def _checked_changed(self) -> None:

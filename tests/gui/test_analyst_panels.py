@@ -200,6 +200,33 @@ def test_select_under_selects_exactly_the_scenes_under_the_limit(qtbot):
     panel.under.setValue(20)
     panel.select_under_cloud()
     assert panel.model.checked == {scenes[0].scene_id}
+    panel.under.setValue(45)  # at most 45 %: the 45.0 % scene is in, as with --max-cloud 45
+    panel.select_under_cloud()
+    assert panel.model.checked == {scenes[0].scene_id, scenes[1].scene_id}
+    assert panel.select_under.text() == "Select at most"
+
+
+def test_the_window_and_the_command_line_take_the_same_scenes_for_one_cloud_limit(qtbot, main_window, seeded_s3,
+                                                                                   capsys):
+    """One meaning, "at most N %": a scene of exactly 30.0 % is taken by both (the window used to take only the
+    scenes under 30 %, and composite different scenes than --max-cloud 30)."""
+    import json
+
+    from s2desktop.cli import main as cli_main
+
+    w = main_window
+    use_s3(w, seeded_s3, "cogs")
+    w.source_panel.tile.setText("33UUP")
+    w.scene_panel.set_dates(dt.date(2023, 6, 1), dt.date(2023, 10, 31))
+    scenes = _search(qtbot, w)
+    assert 30.0 in [s.cloud_cover for s in scenes]
+    w.scene_panel.under.setValue(30)
+    w.scene_panel.select_under_cloud()
+    in_window = {(s.date.isoformat(), s.sequence) for s in w.scene_panel.model.checked_scenes()}
+    assert cli_main(["search", "--source", "cogs", "--endpoint-url", seeded_s3.endpoint, "--tile", "33UUP",
+                     "--start", "2023-06-01", "--end", "2023-10-31", "--max-cloud", "30", "--json"]) == 0
+    on_command_line = {(r["date"], r["sequence"]) for r in json.loads(capsys.readouterr().out)}
+    assert in_window == on_command_line and ("2023-07-14", 1) in in_window
 
 
 # -- 4. after a cancel
