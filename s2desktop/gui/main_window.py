@@ -222,6 +222,7 @@ class MainWindow(QMainWindow):
         sp.tile.textChanged.connect(lambda _t: self._tile_text_changed())
         sp.searchRequested.connect(self.search)
         sp.sourceChanged.connect(self._query_changed)
+        sp.source.activated.connect(lambda _i: self._source_picked())
         if hasattr(self.map, "tileSelected"):
             self.map.tileSelected.connect(sp.set_tile)
             self.map.areaSelected.connect(sp.set_area_bounds)
@@ -358,6 +359,27 @@ class MainWindow(QMainWindow):
         self.scene_panel.status.setText(message)
         self.report_error("Not in the demo", message, dialog=False)
         return True
+
+    def _source_picked(self) -> None:
+        """The demo source picked by hand: it holds one tile in 2022's first weeks, so a tile or dates outside
+        them are replaced by its own (a search would find nothing), and the panel says where its data is."""
+        from s2desktop.core import demo
+        from s2desktop.core.areas import area_tiles
+
+        sp, sc = self.source_panel, self.scene_panel
+        if sp.source_key() != "demo":
+            return
+        area, filled = sp.area(), []
+        if sp.tile_id() != demo.DEMO_TILE and (area is None or demo.DEMO_TILE not in area_tiles(area)):
+            sp.set_tile(demo.DEMO_TILE)
+            filled.append("its tile")
+        start, end = sc.dates()
+        if end < demo.DEMO_START or start > demo.DEMO_END:
+            sc.set_dates(demo.DEMO_START, demo.DEMO_END)
+            filled.append("its dates")
+        first, last = demo.DEMO_DATES[0], demo.DEMO_DATES[-1]
+        where = f"The demo archive holds tile {demo.DEMO_TILE}, {first.day} {first:%b} to {last.day} {last:%b %Y}"
+        sc.status.setText(where + (f" ({' and '.join(filled)} filled in)" if filled else "") + ": Search.")
 
     # -- the built-in demo (`s2desktop demo`)
     def start_demo(self, size: int | None = None) -> workers.Worker:
