@@ -387,7 +387,7 @@ class RasterViewer(QWidget):
 
     def _choose_mode_for(self, info) -> None:
         """A scene classification opens in its class colours, anything else in the stretch the user picked or,
-        until they pick one, in its kind's default (core.render.default_stretch: a shared cut for RGB)."""
+        until they pick one, in its kind's default (core.render.default_stretch: true colour for RGB)."""
         from s2desktop.core.rasterinfo import is_scene_classification
         from s2desktop.core.render import default_stretch
 

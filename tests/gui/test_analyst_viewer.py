@@ -79,6 +79,10 @@ def test_an_rgb_composite_opens_with_its_colour_balance_kept(qtbot, main_window,
     r, g, b = (int(c) for c in v.image_rgba[50, 50, :3])
     assert max(r, g, b) - min(r, g, b) <= 3, f"grey rendered as {r, g, b} with {v.stretch.currentData()}"
     assert 40 < r < 215  # and neither black nor white
+    # in natural colour: reflectance (DN / 10000) x 2.5, as Sentinel Hub shows the ground, the same for every band
+    assert v.stretch.currentData() == "truecolor"
+    assert np.unique(v.image_rgba[GREY[0], GREY[1], :3]).tolist() == [round(2200 / 10000 * 2.5 * 255)]
+    assert v.image_rgba[0, 0, 2] == round((1000 + 800) / 10000 * 2.5 * 255)
 
     # the per-band cut (still offered) is what turned grey into a colour
     with qtbot.waitSignal(v.rendered, timeout=10000):
