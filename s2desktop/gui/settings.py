@@ -72,9 +72,10 @@ def settings() -> QSettings:
 
 
 def default_download_dir() -> Path:
+    """`<user data>/downloads`: a folder of their own, not mixed with demo-archive/ at the data folder's root."""
     from s2desktop.core.paths import user_data_dir
 
-    return user_data_dir()
+    return user_data_dir() / "downloads"
 
 
 def download_dir() -> Path:

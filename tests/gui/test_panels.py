@@ -277,3 +277,19 @@ def test_composite_action_follows_the_composite_button(qtbot, main_window, raste
         panel.cancel()
     qtbot.waitUntil(lambda: panel.start_button.isEnabled(), timeout=15000)
     assert w.act_composite.isEnabled()
+
+
+def test_downloads_have_a_folder_of_their_own_under_the_user_data_folder(qtbot, gui_settings):
+    """Not the root of the user data folder, mixed with demo-archive/ (and the settings dialog shows it)."""
+    from s2desktop.core.demo import demo_archive_dir
+    from s2desktop.core.paths import user_data_dir
+    from s2desktop.gui import settings as st
+
+    folder = st.download_dir()
+    assert folder.parent == user_data_dir() and folder.name == "downloads"
+    assert not demo_archive_dir().is_relative_to(folder)
+    dlg = st.SettingsDialog()
+    qtbot.addWidget(dlg)
+    assert dlg.folder.text() == str(folder)
+    dlg.accept()  # the default kept: nothing stored, so it follows the default
+    assert st.settings().value(st.DOWNLOAD_DIR) is None and st.download_dir() == folder
