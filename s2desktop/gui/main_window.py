@@ -122,6 +122,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Pick a tile on the map or type its id, choose dates, then Search.", 10000)
 
         self._connect()
+        self.download_panel.set_folder(st.download_dir())
         if self.source_panel.tile_id():  # restored from the last session before the map was connected
             self._select_on_map(self.source_panel.tile_id())
         self._default_layout()
@@ -255,7 +256,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.dock_source, self.dock_composite], [410, 300], Qt.Orientation.Horizontal)
         self.resizeDocks([self.dock_source, self.dock_scenes], [self.source_panel.sizeHint().height(), 800],
                          Qt.Orientation.Vertical)
-        self.resizeDocks([self.dock_downloads], [180], Qt.Orientation.Vertical)
+        self.resizeDocks([self.dock_downloads], [230], Qt.Orientation.Vertical)  # 6 file rows at 1280 x 800
         # the composite dock: room for an area's resolution row and a two-line fetch status
         self.resizeDocks([self.dock_composite, self.dock_attributes], [285, 365], Qt.Orientation.Vertical)
 
@@ -627,6 +628,14 @@ class MainWindow(QMainWindow):
         dlg = st.SettingsDialog(self)
         if dlg.exec():
             self.statusBar().showMessage("Settings saved", 5000)
+            self._settings_saved()
+
+    def _settings_saved(self) -> None:
+        """The Downloads panel follows the settings: the folder the next download goes to, and what it will cost
+        there (files already verified in the old folder are not in the new one)."""
+        if not self.download_panel.running:
+            self.download_panel.set_folder(st.download_dir())
+        self._show_cost()
 
     def about(self) -> None:
         QMessageBox.about(
