@@ -58,6 +58,15 @@ def _export_job(kind: str, src: str, dst: str, levels, gamma: float, classes: bo
                                      cancel=cancel))
 
 
+def _finest_resolution_job(source, scenes):
+    """The finest pixel size of the scenes' red bands, one scene per tile (headers only)."""
+    from s2desktop.core import rasterinfo, streaming
+
+    one_per_tile = {s.tile: s for s in scenes if "B04" in s.bands}
+    paths = [streaming.object_path(source, s.bands["B04"]) for s in one_per_tile.values()]
+    return rasterinfo.finest_pixel_size(paths, streaming.gdal_env(source))
+
+
 def _demo_archive_job(size, progress=None):
     from s2desktop.core.demo import ensure_demo_archive
 
@@ -72,6 +81,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._shut_down = False
         self._preparing_demo = False
+        self._native_resolution: dict = {}  # (source, tiles) -> the finest pixel size under an area
         self._composite_after_download = False  # a JPEG 2000 area's Composite waits for its download
         self._demo_bar = None
         self.last_export: str | None = None
@@ -481,6 +491,25 @@ class MainWindow(QMainWindow):
         name = "area_" + "_".join(f"{v:.3f}" for v in area.bounds) + f"_{start}_{end}_median.tif"
         cp.set_area(request, streamed=self._area_streamed(),
                     default_output=Path(request.download_dir) / "composites" / name)
+        self._suggest_area_resolution(request.scenes)
+
+    def _suggest_area_resolution(self, scenes) -> None:
+        """The finest pixel size of the ticked scenes' red bands (one header per tile, read on a worker, once per
+        source and tiles) becomes the area's default resolution."""
+        source = self.scene_panel.source
+        if source is None or not scenes:
+            return
+        key = (source.cache_id, frozenset(s.tile for s in scenes))
+        if key in self._native_resolution:
+            self.composite_panel.suggest_resolution(self._native_resolution[key])
+            return
+
+        def found(metres) -> None:
+            self._native_resolution[key] = metres
+            self.composite_panel.suggest_resolution(metres)
+
+        workers.start(_finest_resolution_job, source, tuple(scenes), name="native resolution", owner=self,
+                      on_result=found, on_error=lambda m, _d: log.info("native resolution unknown: %s", m))
 
     def download(self) -> workers.Worker | None:
         scenes = self.scene_panel.model.chosen_scenes()
