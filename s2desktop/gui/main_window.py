@@ -314,9 +314,11 @@ class MainWindow(QMainWindow):
     def _tile_text_changed(self) -> None:
         """The field no longer names a tile or an area (cleared, mid-edit, invalid): nor does the map."""
         sp = self.source_panel
-        if sp.tile_id() is None and sp.area() is None and hasattr(self.map, "clear_selection"):
-            self.map.clear_selection()
-            self.map.clear_area()
+        if sp.tile_id() is None and sp.area() is None:
+            self.scene_panel.set_query(sp.source_spec(), None)  # listed scenes stay; a hint about a tile goes
+            if hasattr(self.map, "clear_selection"):
+                self.map.clear_selection()
+                self.map.clear_area()
 
     def _query_changed(self) -> None:
         """Source, tile or area changed: the scenes listed for another one go (they are not this one's)."""

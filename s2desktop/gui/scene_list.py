@@ -428,7 +428,7 @@ class ScenePanel(QWidget):
             self.quick.addItem(name, name)
         self.season_year = QSpinBox()
         self.season_year.setRange(2015, today.year)
-        self.season_year.setValue(today.year - 1)
+        self.season_year.setValue(today.year)  # a season not begun yet this year is last year's (_apply_quick)
         self.season_year.setToolTip("Year of the season in the quick range")
         self.season_year.setPrefix("season ")
         self.quick.activated.connect(self._apply_quick)
@@ -551,7 +551,11 @@ class ScenePanel(QWidget):
         elif key == "3months":
             self.set_dates(today - dt.timedelta(days=91), today)
         elif key in SEASONS:
-            self.set_dates(*season_range(key, self.season_year.value()))
+            year = self.season_year.value()
+            if season_range(key, year)[0] > today:  # not begun yet: the last one there was
+                year -= 1
+                self.season_year.setValue(year)
+            self.set_dates(*season_range(key, year))
         self.quick.setCurrentIndex(0)
 
     # -- search
@@ -582,8 +586,10 @@ class ScenePanel(QWidget):
     def set_query(self, source_spec: dict, tile: str | None, area=None) -> None:
         """The window's source and tile or area now: listed scenes (or a running search) of another source, tile
         or area are dropped, so that nothing of the old one can be ticked and downloaded under the new one. Both
-        None (the field holds nothing valid, e.g. while typing): only the source is compared."""
+        None (the field holds nothing valid, e.g. while typing): only the source is compared. With nothing listed,
+        the line beside Search says what to do for the new one (a message about the old one goes)."""
         if self._query is None:
+            self.status.setText(self._hint(tile, area))
             return
         spec, listed = self._query
         where = tile if area is None else area.name
@@ -598,9 +604,12 @@ class ScenePanel(QWidget):
         self.source = None
         self.model.set_scenes([])
         self._dates_changed()
-        self.status.setText("Search to list the scenes of the tiles under the area." if area is not None else
-                            f"Search to list the scenes of {tile}." if tile else
-                            "Pick a tile and a date range, then Search.")
+        self.status.setText(self._hint(tile, area))
+
+    @staticmethod
+    def _hint(tile: str | None, area) -> str:
+        return ("Search to list the scenes of the tiles under the area." if area is not None else
+                f"Search to list the scenes of {tile}." if tile else "Pick a tile and a date range, then Search.")
 
     def set_search_allowed(self, allowed: bool) -> None:
         """The Search button follows the window's Search action (no tile: disabled), and is off while searching."""

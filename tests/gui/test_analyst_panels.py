@@ -341,3 +341,35 @@ def test_date_fields_take_typed_dates(qtbot):
     panel.set_dates(dt.date(2022, 1, 2), dt.date(2022, 2, 16))
     assert panel.dates() == (dt.date(2022, 1, 2), dt.date(2022, 2, 16))
     assert panel.start.text() == "2022-01-02"
+
+
+def test_the_line_beside_search_follows_the_tile(qtbot, main_window):
+    """A message about one tile does not stay beside Search once another is typed, nor a hint about a tile beside
+    an area the field cannot take."""
+    w = main_window
+    w.source_panel.set_source("demo")
+    w.source_panel.tile.setText("33UUP")
+    assert w.search() is None  # the demo holds only 29RKH: said beside Search
+    assert "33UUP" in w.scene_panel.status.text()
+    w.source_panel.tile.clear()
+    qtbot.keyClicks(w.source_panel.tile, "29RKH")
+    assert "33UUP" not in w.scene_panel.status.text() and "29RKH" in w.scene_panel.status.text()
+    w.source_panel.tile.clear()
+    qtbot.keyClicks(w.source_panel.tile, "13.8,48.1,13.5,48.2")  # west of east: an error under the field
+    assert "is not west of" in w.source_panel.tile_error.text()
+    assert "29RKH" not in w.scene_panel.status.text()
+
+
+def test_the_season_year_is_this_years_and_a_season_never_starts_in_the_future(qtbot):
+    from s2desktop.gui.scene_list import SEASONS, ScenePanel
+
+    panel = ScenePanel()
+    qtbot.addWidget(panel)
+    today = dt.date.today()
+    assert panel.season_year.value() == today.year
+    for name in SEASONS:
+        panel.season_year.setValue(today.year)
+        panel._apply_quick(panel.quick.findData(name))
+        start, end = panel.dates()
+        assert start <= today and (end - start).days > 80, (name, start, end)
+        assert panel.season_year.value() in (today.year, today.year - 1)
