@@ -165,6 +165,8 @@ def test_a_new_raster_opens_whole_from_its_first_frame(qtbot, main_window, raste
 
 
 def test_attributes_show_bounds_as_plain_coordinates(qtbot, tmp_path):
+    from PySide6.QtCore import Qt
+
     from s2desktop.core.rasterinfo import raster_info
     from s2desktop.gui.viewer import AttributesPanel
 
@@ -175,3 +177,20 @@ def test_attributes_show_bounds_as_plain_coordinates(qtbot, tmp_path):
     panel.set_info(raster_info(path))
     assert panel.value_of("bounds") == "199980.0, 2690220.0, 309780.0, 2800020.0"
     assert "e+" not in panel.value_of("transform")
+
+
+def test_the_attributes_read_a_fractional_pixel_size_in_four_decimals(qtbot, tmp_path):
+    """A quick preview of a 1098 px tile is 275 px over 109.8 km: its pixel size read 399.27272727272725."""
+    from PySide6.QtCore import Qt
+
+    from s2desktop.core.rasterinfo import raster_info
+    from s2desktop.gui.viewer import AttributesPanel
+    from tests.fixtures_rasters import write_band
+
+    path = write_band(tmp_path / "preview.tif", np.ones((3, 8, 8), np.uint16), res=109800 / 275)
+    panel = AttributesPanel()
+    qtbot.addWidget(panel)
+    panel.set_info(raster_info(path))
+    assert panel.value_of("resolution") == "399.2727, 399.2727"
+    assert "399.27272727272" in panel.findItems("resolution", Qt.MatchFlag.MatchExactly, 0)[0].toolTip(1)
+    assert panel.value_of("width") == "8"
