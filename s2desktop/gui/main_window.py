@@ -657,7 +657,9 @@ class MainWindow(QMainWindow):
     # -- settings, about, errors
     def settings_dialog(self) -> None:
         dlg = st.SettingsDialog(self)
-        if dlg.exec():
+        saved = dlg.exec()
+        dlg.deleteLater()  # by Qt, not left to the window's end
+        if saved:
             self.statusBar().showMessage("Settings saved", 5000)
             self._settings_saved()
 
