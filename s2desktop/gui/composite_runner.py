@@ -179,7 +179,7 @@ class CompositeRunner(QObject):
         if kind == "done":
             self.done.emit(value)
         elif kind == "failed":
-            log.error("composite failed: %s", value)
+            log.debug("composite failed: %s", value)  # the window reports (and logs) it
             self.failed.emit(value)
         else:
             self.cancelled.emit()

@@ -640,8 +640,7 @@ class ScenePanel(QWidget):
     def _failed(self, message: str, details: str) -> None:
         message = in_window_words(message)
         self.status.setText(f"<span style='color:#b03a2e'>{message}</span>")
-        log.warning("search failed: %s", message)
-        self.searchFailed.emit(message, details)
+        self.searchFailed.emit(message, details)  # the window reports (and logs) it
 
     # -- selection
     def select_under_cloud(self) -> None:

@@ -373,3 +373,19 @@ def test_the_season_year_is_this_years_and_a_season_never_starts_in_the_future(q
         start, end = panel.dates()
         assert start <= today and (end - start).days > 80, (name, start, end)
         assert panel.season_year.value() in (today.year, today.year - 1)
+
+
+def test_a_failed_search_is_logged_once_in_the_windows_words(qtbot, main_window, seeded_s3, caplog):
+    """It was logged three times (the worker, the scene panel, the window), the first naming --bucket and
+    --endpoint-url, which the window does not have."""
+    w = main_window
+    w.source_panel.set_source("l1c", endpoint=seeded_s3.endpoint, bucket="no-such-bucket")
+    w.source_panel.tile.setText("33UUP")
+    w.scene_panel.set_dates(dt.date(2023, 7, 1), dt.date(2023, 7, 31))
+    with caplog.at_level(logging.INFO, logger="s2desktop"):
+        with qtbot.waitSignal(w.scene_panel.searchFailed, timeout=30000):
+            w.search()
+        qtbot.wait(100)
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len([m for m in lines if "no-such-bucket" in m]) == 1, lines
+    assert not any("--" in m for m in lines), lines
