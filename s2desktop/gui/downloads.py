@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -57,6 +58,30 @@ def _download_job(request: Request, source=None, progress=None, cancel=None):
     plan = job.plan()
     job.download(plan)
     return plan.inputs()
+
+
+class ElidedLabel(QLabel):
+    """One line that takes the room it is given, its text elided in the middle when longer (text() is whole)."""
+
+    def __init__(self, text: str = "", parent=None):
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt name)
+        self._full = text
+        self._elide()
+
+    def text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, max(1, self.width())))
 
 
 class DownloadRow(QObject):
@@ -154,7 +179,7 @@ class DownloadPanel(QWidget):
         self.cancel_all_button = QPushButton("Cancel all")
         self.cancel_all_button.setEnabled(False)
         self.cancel_all_button.clicked.connect(self.cancel_all)
-        self.folder_label = QLabel()
+        self.folder_label = ElidedLabel()  # a long path must not widen the window: elided, whole in its tooltip
         self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         for wdg, stretch in ((self.download_button, 0), (self.cancel_all_button, 0), (self.folder_label, 1)):
             top.addWidget(wdg, stretch)

@@ -241,6 +241,8 @@ class SettingsDialog(QDialog):
         if problem:
             self.folder_error.setText(problem)
             self.folder_error.setVisible(True)
+            self.layout().activate()
+            self.resize(self.width(), max(self.height(), self.sizeHint().height()))  # room for all its lines
             self.folder.setFocus()
             return
         if folder and Path(folder).expanduser() != default_download_dir():

@@ -131,6 +131,9 @@ class SourcePanel(QWidget):
         self.tile_error = QLabel("")
         self.tile_error.setWordWrap(True)
         self.tile_error.setObjectName("tileError")
+        # room for two lines from the start (the dock is laid out at its size hint), and for all the lines of a
+        # longer one: a description or an error that wraps must not be cut (_fit_message)
+        self.tile_error.setMinimumHeight(2 * self.tile_error.fontMetrics().lineSpacing())
         form.addRow("", self.tile_error)
         lay.addLayout(form)
 
@@ -342,11 +345,22 @@ class SourcePanel(QWidget):
         self.tile_error.setStyleSheet(BAD_STYLE)
         self.tile_error.setText(message[0].upper() + message[1:])
         self.tile.setStyleSheet("QLineEdit { border: 1px solid #b03a2e; }")
+        self._fit_message()
 
     def _show_ok(self, text: str) -> None:
         self.tile.setStyleSheet("")
         self.tile_error.setStyleSheet(MUTED_STYLE)
         self.tile_error.setText(text)
+        self._fit_message()
+
+    def _fit_message(self) -> None:
+        """The line under the field as high as its text needs at its width (two lines at least)."""
+        label = self.tile_error
+        label.setMinimumHeight(max(2 * label.fontMetrics().lineSpacing(), label.heightForWidth(max(1, label.width()))))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        self._fit_message()  # narrower: more lines
 
     @staticmethod
     def _describe_area(area, names: list[str]) -> str:
