@@ -460,25 +460,7 @@ class ScenePanel(QWidget):
         lay.addLayout(row)
 
         self.model = SceneModel(self)
-        self.table = QTableView()
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(THUMB + 4)
-        self.table.verticalHeader().setMinimumSectionSize(THUMB + 4)
-        self.table.setIconSize(QSize(THUMB, THUMB))
-        self.table.setAlternatingRowColors(True)
-        hh = self.table.horizontalHeader()
-        hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        hh.setSectionResizeMode(COL_PREVIEW, QHeaderView.ResizeMode.Fixed)
-        self.table.setColumnWidth(COL_PREVIEW, max(THUMB + 16, self.table.fontMetrics().horizontalAdvance(
-            "Preview") + 16))
-        hh.setStretchLastSection(True)
-        self.table.doubleClicked.connect(lambda ix: self.model.toggle(ix.row()))
-        self.table.verticalScrollBar().valueChanged.connect(self._schedule_previews)
-        self.table.setMinimumHeight(110)
-        self.table.setColumnHidden(COL_TILES, True)
-        hh.moveSection(COL_TILES, COL_CLOUD)  # an area's tiles beside its date, where a narrow dock shows them
+        self.table = self._make_table()
 
         self.timeline = CloudTimeline()
         self.timeline.pointClicked.connect(self.model.toggle)
@@ -492,6 +474,45 @@ class ScenePanel(QWidget):
         split.setSizes([260, 90])  # the table gets the room; the timeline stays a strip
         lay.addWidget(split, 1)
 
+        lay.addLayout(self._make_selection_row())
+
+        self.model.checkedChanged.connect(self._checked_changed)
+        self.model.modelReset.connect(self._schedule_previews)
+        self._preview_timer = QTimer(self)
+        self._preview_timer.setSingleShot(True)
+        self._preview_timer.setInterval(80)
+        self._preview_timer.timeout.connect(self._load_visible_previews)
+        self._cloud_changed(self.cloud.value())
+        self._checked_changed()
+        self.start.dateChanged.connect(self._dates_changed)
+        self.end.dateChanged.connect(self._dates_changed)
+        self._dates_changed()
+
+    def _make_table(self) -> QTableView:
+        """The scenes, one row each (an area's: one per acquisition), with their previews."""
+        table = QTableView()
+        table.setModel(self.model)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.verticalHeader().setVisible(False)
+        table.verticalHeader().setDefaultSectionSize(THUMB + 4)
+        table.verticalHeader().setMinimumSectionSize(THUMB + 4)
+        table.setIconSize(QSize(THUMB, THUMB))
+        table.setAlternatingRowColors(True)
+        hh = table.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        hh.setSectionResizeMode(COL_PREVIEW, QHeaderView.ResizeMode.Fixed)
+        table.setColumnWidth(COL_PREVIEW, max(THUMB + 16, table.fontMetrics().horizontalAdvance(
+            "Preview") + 16))
+        hh.setStretchLastSection(True)
+        table.doubleClicked.connect(lambda ix: self.model.toggle(ix.row()))
+        table.verticalScrollBar().valueChanged.connect(self._schedule_previews)
+        table.setMinimumHeight(110)
+        table.setColumnHidden(COL_TILES, True)
+        hh.moveSection(COL_TILES, COL_CLOUD)  # an area's tiles beside its date, where a narrow dock shows them
+        return table
+
+    def _make_selection_row(self) -> QHBoxLayout:
+        """'Select at most N %', Clear, and how many are ticked."""
         sel = QHBoxLayout()
         self.under = QSpinBox()
         self.under.setRange(0, 100)
@@ -511,19 +532,7 @@ class ScenePanel(QWidget):
         sel.addWidget(clear)
         sel.addStretch(1)
         sel.addWidget(self.count)
-        lay.addLayout(sel)
-
-        self.model.checkedChanged.connect(self._checked_changed)
-        self.model.modelReset.connect(self._schedule_previews)
-        self._preview_timer = QTimer(self)
-        self._preview_timer.setSingleShot(True)
-        self._preview_timer.setInterval(80)
-        self._preview_timer.timeout.connect(self._load_visible_previews)
-        self._cloud_changed(self.cloud.value())
-        self._checked_changed()
-        self.start.dateChanged.connect(self._dates_changed)
-        self.end.dateChanged.connect(self._dates_changed)
-        self._dates_changed()
+        return sel
 
     def _dates_changed(self, *_):
         self.timeline.show_range(*self.dates())

@@ -114,27 +114,7 @@ class SourcePanel(QWidget):
         self.creds.setWordWrap(True)
         form.addRow("", self.creds)
 
-        self.tile = QLineEdit()
-        self.tile.setPlaceholderText("33UUP, or an area W,S,E,N (click or draw on the map)")
-        self.tile.setToolTip("A tile id (33UUP), or an area as west,south,east,north in degrees "
-                             "(12.1,48.0,12.5,48.3); drawing an area on the map fills it in")
-        self.tile.setClearButtonEnabled(True)
-        self.tile.setMaxLength(80)
-        self.recent = QComboBox()
-        self.recent.setToolTip("Recent tiles")
-        self.recent.setMinimumContentsLength(6)
-        trow = QHBoxLayout()
-        trow.setContentsMargins(0, 0, 0, 0)
-        trow.addWidget(self.tile, 1)
-        trow.addWidget(self.recent)
-        form.addRow("Tile or area", trow)
-        self.tile_error = QLabel("")
-        self.tile_error.setWordWrap(True)
-        self.tile_error.setObjectName("tileError")
-        # room for two lines from the start (the dock is laid out at its size hint), and for all the lines of a
-        # longer one: a description or an error that wraps must not be cut (_fit_message)
-        self.tile_error.setMinimumHeight(2 * self.tile_error.fontMetrics().lineSpacing())
-        form.addRow("", self.tile_error)
+        self._make_tile_rows(form)
         lay.addLayout(form)
 
         self._refresh_recent()
@@ -164,6 +144,30 @@ class SourcePanel(QWidget):
         last = st.get_str(st.LAST_TILE)
         if last:
             self.tile.setText(last)
+
+    def _make_tile_rows(self, form: QFormLayout) -> None:
+        """'Tile or area' (the field and the recent tiles) and the line under it (its description or error)."""
+        self.tile = QLineEdit()
+        self.tile.setPlaceholderText("33UUP, or an area W,S,E,N (click or draw on the map)")
+        self.tile.setToolTip("A tile id (33UUP), or an area as west,south,east,north in degrees "
+                             "(12.1,48.0,12.5,48.3); drawing an area on the map fills it in")
+        self.tile.setClearButtonEnabled(True)
+        self.tile.setMaxLength(80)
+        self.recent = QComboBox()
+        self.recent.setToolTip("Recent tiles")
+        self.recent.setMinimumContentsLength(6)
+        trow = QHBoxLayout()
+        trow.setContentsMargins(0, 0, 0, 0)
+        trow.addWidget(self.tile, 1)
+        trow.addWidget(self.recent)
+        form.addRow("Tile or area", trow)
+        self.tile_error = QLabel("")
+        self.tile_error.setWordWrap(True)
+        self.tile_error.setObjectName("tileError")
+        # room for two lines from the start (the dock is laid out at its size hint), and for all the lines of a
+        # longer one: a description or an error that wraps must not be cut (_fit_message)
+        self.tile_error.setMinimumHeight(2 * self.tile_error.fontMetrics().lineSpacing())
+        form.addRow("", self.tile_error)
 
     # -- source
     def source_key(self) -> str:
