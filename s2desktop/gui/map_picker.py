@@ -137,7 +137,6 @@ def _format_lonlat(lon: float, lat: float) -> str:
     return f"{abs(lat):.4f}° {ns}, {abs(lon):.4f}° {ew}"
 
 
-
 def _in_own_zone(tile_id: str, lon: float) -> bool:
     """Whether the longitude lies in the tile's own UTM zone strip (6° wide); at a zone seam the neighbouring
     zone's tiles reach over it."""
@@ -149,6 +148,7 @@ def _in_own_zone(tile_id: str, lon: float) -> bool:
 def _own_zone_first(found: list[str], lon: float) -> list[str]:
     """The tiles under a point (nearest centre first), those of the zone the point lies in first."""
     return sorted(found, key=lambda t: not _in_own_zone(t, lon))
+
 
 class MapPicker(QWidget):
     """World map with the Sentinel-2 tile grid; see the module docstring for the public API."""
@@ -412,9 +412,9 @@ class MapPicker(QWidget):
         One tile: it is selected. Several overlapping tiles: ``overlapOffered`` is emitted with them (the tiles of
         the UTM zone the point lies in first, as their labels are drawn, each group nearest centre first: at a
         zone seam the neighbouring zone's tiles reach far over the seam, their centres close to the zone's own
-        tiles' centres, and a click on a tile's label must pick that tile) and ``choose_overlap(tiles)`` is asked; its answer is selected, or the nearest tile when it
-        answers None (the default menu answers None and lets the user switch afterwards). Returns the selected
-        id, or None where no tile lies.
+        tiles' centres, and a click on a tile's label must pick that tile) and ``choose_overlap(tiles)`` is
+        asked; its answer is selected, or the first of them when it answers None (the default menu answers None
+        and lets the user switch afterwards). Returns the selected id, or None where no tile lies.
         """
         found = _own_zone_first(core_tiles.tiles_at(lon, lat), lon)
         if not found:
