@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from typing import Callable
 
@@ -34,9 +35,33 @@ log = logging.getLogger("s2desktop")
 
 def add_area_options(group) -> None:
     """--bbox / --aoi: an area instead of a tile (search, composite)."""
-    group.add_argument("--bbox", metavar="W,S,E,N", help="an area: west, south, east, north in degrees")
+    group.add_argument("--bbox", metavar="W,S,E,N", help="an area: west, south, east, north in degrees (negative "
+                       "west of Greenwich and south of the equator: --bbox -11.6,24.6,-11.2,25)")
     group.add_argument("--aoi", metavar="FILE", help="an area: a GeoJSON Polygon or MultiPolygon; pixels outside it "
                        "are nodata")
+
+
+# A value starting with '-' that argparse would take for an option: a negative number first, then more numbers
+NEGATIVE_FIRST = re.compile(r"-\.?\d[\d.,eE+\- ]*")
+OPTIONS_WITH_NUMBER_LISTS = ("--bbox",)
+
+
+def glue_negative_values(argv: list[str]) -> list[str]:
+    """`--bbox -11.6,24.6,-11.2,25` read as `--bbox=-11.6,24.6,-11.2,25`: argparse takes a value that starts with '-'
+    for an option (it makes an exception for one negative number only), so an area west of Greenwich or south of
+    the equator would need the '=' spelling."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--":  # the rest is positional
+            return out + list(argv[i:])
+        if argv[i] in OPTIONS_WITH_NUMBER_LISTS and i + 1 < len(argv) and NEGATIVE_FIRST.fullmatch(argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
 
 
 def add_source_options(parser: argparse.ArgumentParser) -> None:
@@ -100,7 +125,8 @@ def _add_composite(sub) -> None:
     t.add_argument("--tile", metavar="TILE", help="Sentinel-2 tile id, e.g. 33UUP")
     t.add_argument("--start", metavar="YYYY-MM-DD", help="first date (inclusive)")
     t.add_argument("--end", metavar="YYYY-MM-DD", help="last date (inclusive)")
-    t.add_argument("--max-cloud", type=float, metavar="PCT", help="skip scenes cloudier than this (0-100)")
+    t.add_argument("--max-cloud", type=float, metavar="PCT",
+                   help="keep the scenes with at most this cloud cover, the limit included (0-100)")
     t.add_argument("--out-dir", default="./tmp", metavar="DIR", help="download folder (reused as a cache; "
                    "default ./tmp)")
     add_source_options(p)
@@ -356,7 +382,8 @@ def _add_scene_query(p, areas: bool = False) -> None:
         add_area_options(p)
     p.add_argument("--start", required=True, metavar="YYYY-MM-DD", help="first date (inclusive)")
     p.add_argument("--end", required=True, metavar="YYYY-MM-DD", help="last date (inclusive)")
-    p.add_argument("--max-cloud", type=float, metavar="PCT", help="drop scenes with more cloud cover than this (%%)")
+    p.add_argument("--max-cloud", type=float, metavar="PCT",
+                   help="keep the scenes with at most this cloud cover, the limit included (%%)")
     add_source_options(p)
 
 
@@ -566,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
 
     interrupt.install()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(glue_negative_values(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -20,6 +20,17 @@ pytest_plugins: list[str] = ["tests.fixtures_rasters", "tests.fixtures_s3", "tes
                              "tests.fixtures_faults"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_home(tmp_path_factory):
+    """Between tests and after the last one, the per-user folders are still a folder of this test run: work that
+    outlives its test (a search worker, a preview fetch) and reads S2DESKTOP_HOME after the test's fixture restored
+    it must not fall back to the user's real ~/.cache or ~/.local/share. Set for the whole run, never restored:
+    such work can still be finishing while the interpreter exits."""
+    home = tmp_path_factory.mktemp("session-home")
+    os.environ["S2DESKTOP_HOME"] = str(home)
+    return home
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
     """Per-user folders (data, cache, logs, QSettings) go to a temporary place, never the real home."""

@@ -218,7 +218,8 @@ class Job:
     def cost(self, plan: Plan):
         """What downloading ``plan`` will cost (files already verified on disk left out): a pricing.Cost."""
         to_fetch = [t.size for t in plan.tasks if not download.is_verified(t)]
-        return pricing.estimate(to_fetch, requester_pays=self.source.requester_pays, region=self.source.region)
+        return pricing.estimate(to_fetch, requester_pays=self.source.requester_pays, region=self.source.region,
+                                endpoint_url=self.source.endpoint_url)
 
     def download(self, plan: Plan) -> list:
         check_cancel(self.cancel, "download cancelled")

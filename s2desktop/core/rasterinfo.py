@@ -213,6 +213,23 @@ def raster_info(path) -> RasterInfo:
         return _info_from_dataset(src, p)
 
 
+def finest_pixel_size(paths, env: dict | None = None) -> float | None:
+    """The finest pixel size among the rasters (in their CRS's units: metres for UTM), from their headers only
+    (a remote file's first bytes); None for no paths. ``env``: GDAL options (e.g. streaming.gdal_env)."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    sizes = []
+    with rasterio.Env(**(env or {})):
+        for p in paths:
+            try:
+                with rasterio.open(p) as ds:
+                    sizes.append(min(abs(ds.res[0]), abs(ds.res[1])))
+            except RasterioIOError as exc:
+                raise RasterError(f"{p}: {gdal_error_text(exc)}") from exc
+    return min(sizes) if sizes else None
+
+
 def overview_shape(width: int, height: int, max_size: int, *, enlarge: bool = False) -> tuple[int, int]:
     """(h, w) with the longest side = max_size, aspect kept, each side at least 1.
 

@@ -161,13 +161,14 @@ def shared(data: np.ndarray, valid: np.ndarray | None = None, low: float = 2.0, 
 
 
 def default_stretch(count: int, dtypes, scene_classification: bool = False) -> str:
-    """The stretch a raster opens in: 'classes' for a scene classification; 'shared' for 3+ uint16 bands (a
-    Sentinel-2 RGB composite or band stack: a per-band cut would pull each band to its own range and tint a
-    grey surface); 'percentile' for anything else (a single band, 8-bit pictures, floats)."""
+    """The stretch a raster opens in: 'classes' for a scene classification; 'truecolor' for 3+ uint16 bands (a
+    Sentinel-2 RGB composite or band stack: reflectance x 2.5, the same for every band, so the ground looks as it
+    does -- a per-band cut tints a grey surface, and even one cut shared by the bands, fitted to a bright desert,
+    saturates it orange); 'percentile' for anything else (a single band, 8-bit pictures, floats)."""
     if scene_classification:
         return "classes"
     if count >= 3 and all(str(d) == "uint16" for d in list(dtypes)[:3]):
-        return "shared"
+        return "truecolor"
     return "percentile"
 
 

@@ -179,7 +179,7 @@ class CompositeRunner(QObject):
         if kind == "done":
             self.done.emit(value)
         elif kind == "failed":
-            log.error("composite failed: %s", value)
+            log.debug("composite failed: %s", value)  # the window reports (and logs) it
             self.failed.emit(value)
         else:
             self.cancelled.emit()
@@ -325,6 +325,8 @@ class CompositePanel(QWidget):
         self.resolution.setSuffix(" m")
         self.resolution.setToolTip("Pixel size of the area's composite (on the UTM zone of its centre)")
         self.resolution.valueChanged.connect(lambda _v: self._resolution_changed())
+        self._resolution_by_hand = False  # until then it follows suggest_resolution (the source's finest)
+        self._suggesting = False
         grid.addWidget(self.resolution_label, 1, 0)
         grid.addWidget(self.resolution, 1, 1)
         self.quick = QCheckBox()
@@ -388,8 +390,23 @@ class CompositePanel(QWidget):
                               + (" (a coarse preview reads only the COGs' overviews)" if area else ""))
 
     def _resolution_changed(self) -> None:
+        if not self._suggesting:
+            self._resolution_by_hand = True
         self._show_area_fields(self.area_request is not None)  # the preview's resolution follows
         self._describe_area()
+
+    def suggest_resolution(self, metres: float | None) -> None:
+        """The finest pixel size the source has under the area (e.g. 100 m for the demo): the default, unless the
+        user chose one -- a finer one would only upsample, at many times the pixels and the time."""
+        if metres is None or self._resolution_by_hand:
+            return
+        value = max(self.resolution.minimum(), min(self.resolution.maximum(), round(metres)))
+        if value != self.resolution.value():
+            self._suggesting = True
+            try:
+                self.resolution.setValue(value)
+            finally:
+                self._suggesting = False
 
     def set_area(self, request: Request | None, streamed: bool = True, default_output: Path | None = None) -> None:
         """Area mode: ``request`` holds the area, the chosen scenes (maybe none yet) and the source; Composite runs

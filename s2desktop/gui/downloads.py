@@ -16,11 +16,13 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, QThreadPool, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -56,6 +58,31 @@ def _download_job(request: Request, source=None, progress=None, cancel=None):
     plan = job.plan()
     job.download(plan)
     return plan.inputs()
+
+
+class ElidedLabel(QLabel):
+    """One line that takes the room it is given, its text elided in the middle when longer (text() is whole)."""
+
+    def __init__(self, text: str = "", parent=None):
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt name)
+        self._full = text
+        self._elide()
+
+    def text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        width = max(1, self.width())
+        super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, width))
 
 
 class DownloadRow(QObject):
@@ -141,6 +168,7 @@ class DownloadPanel(QWidget):
         self._active = False
         self.rate = pg.Rate()
         self.last: pg.Progress | None = None
+        self._first_active: DownloadRow | None = None  # the row kept at the top of the list
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
@@ -152,13 +180,14 @@ class DownloadPanel(QWidget):
         self.cancel_all_button = QPushButton("Cancel all")
         self.cancel_all_button.setEnabled(False)
         self.cancel_all_button.clicked.connect(self.cancel_all)
-        self.folder_label = QLabel()
+        self.folder_label = ElidedLabel()  # a long path must not widen the window: elided, whole in its tooltip
         self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         for wdg, stretch in ((self.download_button, 0), (self.cancel_all_button, 0), (self.folder_label, 1)):
             top.addWidget(wdg, stretch)
         lay.addLayout(top)
         self.cost_label = QLabel("")  # what the selected scenes will cost, before the download starts
         self.cost_label.setWordWrap(True)
+        self.cost_label.setVisible(False)
         lay.addWidget(self.cost_label)
         lay.addWidget(self._make_tree(), 1)
 
@@ -189,6 +218,7 @@ class DownloadPanel(QWidget):
         return self.tree
 
     def set_folder(self, folder: Path | None) -> None:
+        """The folder the next download goes to (the window's setting), or the running one's."""
         if folder is not None:
             self.folder_label.setText(f"→ {folder}")
             self.folder_label.setToolTip(str(folder))
@@ -201,12 +231,17 @@ class DownloadPanel(QWidget):
         """Estimate the request's download (files already verified left out) on a worker; None clears it."""
         self._cost_seq = getattr(self, "_cost_seq", 0) + 1
         if request is None or not request.scenes:
-            self.cost_label.setText("")
+            self._set_cost("")
             return None
         seq = self._cost_seq
         return workers.start(_cost_job, request, source, name="download cost", owner=self,
-                             on_result=lambda text: self.cost_label.setText(text) if seq == self._cost_seq else None,
-                             on_error=lambda m, _d: self.cost_label.setText("") if seq == self._cost_seq else None)
+                             on_result=lambda text: self._set_cost(text) if seq == self._cost_seq else None,
+                             on_error=lambda m, _d: self._set_cost("") if seq == self._cost_seq else None)
+
+    def _set_cost(self, text: str) -> None:
+        """The cost line takes room only when it says something, and not while a download counts its bytes."""
+        self.cost_label.setText(text)
+        self.cost_label.setVisible(bool(text) and not self._active)
 
     def start(self, request: Request, source=None) -> workers.Worker | None:
         """Run the request's download step; `source` is the already resolved source of the search, if any."""
@@ -214,6 +249,7 @@ class DownloadPanel(QWidget):
             return None
         self.set_folder(request.download_dir)
         self._clear()
+        self.cost_label.setVisible(False)  # the total row counts the bytes meanwhile: the room goes to the rows
         self.download_button.setEnabled(False)
         self.cancel_all_button.setEnabled(True)
         self.total_label.setText("Planning…")
@@ -229,7 +265,7 @@ class DownloadPanel(QWidget):
         for r in self.rows:
             r.deleteLater()
         self.rows, self._by_name = [], {}
-        self.rate, self.last = pg.Rate(), None
+        self.rate, self.last, self._first_active = pg.Rate(), None, None
         self.total_bar.setValue(0)
         self.total_bar.setFormat("%p %")
 
@@ -256,6 +292,16 @@ class DownloadPanel(QWidget):
         self.rate.update(event)
         self.last = event
         self._draw_total()
+        self._keep_active_in_view()
+
+    def _keep_active_in_view(self) -> None:
+        """The first file not finished at the top of the list (the rows above it are done): the files in progress
+        stay in view as the download moves down the list. Scrolled only when that row changes, so the user can
+        still scroll about meanwhile."""
+        first = next((r for r in self.rows if not r.finished), None)
+        if first is not None and first is not self._first_active:
+            self._first_active = first
+            self.tree.scrollToItem(first.item, QAbstractItemView.ScrollHint.PositionAtTop)
 
     def _add_row(self, name: str) -> DownloadRow:
         row = DownloadRow(self, name)
@@ -289,6 +335,7 @@ class DownloadPanel(QWidget):
 
     def _finish(self) -> None:
         self._active = False
+        self._set_cost(self.cost_label.text())
         self.cancel_all_button.setEnabled(False)
         self.download_button.setEnabled(True)
         counts: dict[str, int] = {}

@@ -58,6 +58,15 @@ def _export_job(kind: str, src: str, dst: str, levels, gamma: float, classes: bo
                                      cancel=cancel))
 
 
+def _finest_resolution_job(source, scenes):
+    """The finest pixel size of the scenes' red bands, one scene per tile (headers only)."""
+    from s2desktop.core import rasterinfo, streaming
+
+    one_per_tile = {s.tile: s for s in scenes if "B04" in s.bands}
+    paths = [streaming.object_path(source, s.bands["B04"]) for s in one_per_tile.values()]
+    return rasterinfo.finest_pixel_size(paths, streaming.gdal_env(source))
+
+
 def _demo_archive_job(size, progress=None):
     from s2desktop.core.demo import ensure_demo_archive
 
@@ -72,6 +81,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._shut_down = False
         self._preparing_demo = False
+        self._native_resolution: dict = {}  # (source, tiles) -> the finest pixel size under an area
         self._composite_after_download = False  # a JPEG 2000 area's Composite waits for its download
         self._demo_bar = None
         self.last_export: str | None = None
@@ -122,6 +132,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Pick a tile on the map or type its id, choose dates, then Search.", 10000)
 
         self._connect()
+        self.download_panel.set_folder(st.download_dir())
         if self.source_panel.tile_id():  # restored from the last session before the map was connected
             self._select_on_map(self.source_panel.tile_id())
         self._default_layout()
@@ -222,6 +233,7 @@ class MainWindow(QMainWindow):
         sp.tile.textChanged.connect(lambda _t: self._tile_text_changed())
         sp.searchRequested.connect(self.search)
         sp.sourceChanged.connect(self._query_changed)
+        sp.source.activated.connect(lambda _i: self._source_picked())
         if hasattr(self.map, "tileSelected"):
             self.map.tileSelected.connect(sp.set_tile)
             self.map.areaSelected.connect(sp.set_area_bounds)
@@ -254,7 +266,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.dock_source, self.dock_composite], [410, 300], Qt.Orientation.Horizontal)
         self.resizeDocks([self.dock_source, self.dock_scenes], [self.source_panel.sizeHint().height(), 800],
                          Qt.Orientation.Vertical)
-        self.resizeDocks([self.dock_downloads], [180], Qt.Orientation.Vertical)
+        self.resizeDocks([self.dock_downloads], [230], Qt.Orientation.Vertical)  # 6 file rows at 1280 x 800
         # the composite dock: room for an area's resolution row and a two-line fetch status
         self.resizeDocks([self.dock_composite, self.dock_attributes], [285, 365], Qt.Orientation.Vertical)
 
@@ -302,9 +314,11 @@ class MainWindow(QMainWindow):
     def _tile_text_changed(self) -> None:
         """The field no longer names a tile or an area (cleared, mid-edit, invalid): nor does the map."""
         sp = self.source_panel
-        if sp.tile_id() is None and sp.area() is None and hasattr(self.map, "clear_selection"):
-            self.map.clear_selection()
-            self.map.clear_area()
+        if sp.tile_id() is None and sp.area() is None:
+            self.scene_panel.set_query(sp.source_spec(), None)  # listed scenes stay; a hint about a tile goes
+            if hasattr(self.map, "clear_selection"):
+                self.map.clear_selection()
+                self.map.clear_area()
 
     def _query_changed(self) -> None:
         """Source, tile or area changed: the scenes listed for another one go (they are not this one's)."""
@@ -358,6 +372,27 @@ class MainWindow(QMainWindow):
         self.scene_panel.status.setText(message)
         self.report_error("Not in the demo", message, dialog=False)
         return True
+
+    def _source_picked(self) -> None:
+        """The demo source picked by hand: it holds one tile in 2022's first weeks, so a tile or dates outside
+        them are replaced by its own (a search would find nothing), and the panel says where its data is."""
+        from s2desktop.core import demo
+        from s2desktop.core.areas import area_tiles
+
+        sp, sc = self.source_panel, self.scene_panel
+        if sp.source_key() != "demo":
+            return
+        area, filled = sp.area(), []
+        if sp.tile_id() != demo.DEMO_TILE and (area is None or demo.DEMO_TILE not in area_tiles(area)):
+            sp.set_tile(demo.DEMO_TILE)
+            filled.append("its tile")
+        start, end = sc.dates()
+        if end < demo.DEMO_START or start > demo.DEMO_END:
+            sc.set_dates(demo.DEMO_START, demo.DEMO_END)
+            filled.append("its dates")
+        first, last = demo.DEMO_DATES[0], demo.DEMO_DATES[-1]
+        where = f"The demo archive holds tile {demo.DEMO_TILE}, {first.day} {first:%b} to {last.day} {last:%b %Y}"
+        sc.status.setText(where + (f" ({' and '.join(filled)} filled in)" if filled else "") + ": Search.")
 
     # -- the built-in demo (`s2desktop demo`)
     def start_demo(self, size: int | None = None) -> workers.Worker:
@@ -458,6 +493,25 @@ class MainWindow(QMainWindow):
         name = "area_" + "_".join(f"{v:.3f}" for v in area.bounds) + f"_{start}_{end}_median.tif"
         cp.set_area(request, streamed=self._area_streamed(),
                     default_output=Path(request.download_dir) / "composites" / name)
+        self._suggest_area_resolution(request.scenes)
+
+    def _suggest_area_resolution(self, scenes) -> None:
+        """The finest pixel size of the ticked scenes' red bands (one header per tile, read on a worker, once per
+        source and tiles) becomes the area's default resolution."""
+        source = self.scene_panel.source
+        if source is None or not scenes:
+            return
+        key = (source.cache_id, frozenset(s.tile for s in scenes))
+        if key in self._native_resolution:
+            self.composite_panel.suggest_resolution(self._native_resolution[key])
+            return
+
+        def found(metres) -> None:
+            self._native_resolution[key] = metres
+            self.composite_panel.suggest_resolution(metres)
+
+        workers.start(_finest_resolution_job, source, tuple(scenes), name="native resolution", owner=self,
+                      on_result=found, on_error=lambda m, _d: log.info("native resolution unknown: %s", m))
 
     def download(self) -> workers.Worker | None:
         scenes = self.scene_panel.model.chosen_scenes()
@@ -603,8 +657,18 @@ class MainWindow(QMainWindow):
     # -- settings, about, errors
     def settings_dialog(self) -> None:
         dlg = st.SettingsDialog(self)
-        if dlg.exec():
+        saved = dlg.exec()
+        dlg.deleteLater()  # by Qt, not left to the window's end
+        if saved:
             self.statusBar().showMessage("Settings saved", 5000)
+            self._settings_saved()
+
+    def _settings_saved(self) -> None:
+        """The Downloads panel follows the settings: the folder the next download goes to, and what it will cost
+        there (files already verified in the old folder are not in the new one)."""
+        if not self.download_panel.running:
+            self.download_panel.set_folder(st.download_dir())
+        self._show_cost()
 
     def about(self) -> None:
         QMessageBox.about(

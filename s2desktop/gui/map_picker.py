@@ -137,6 +137,19 @@ def _format_lonlat(lon: float, lat: float) -> str:
     return f"{abs(lat):.4f}° {ns}, {abs(lon):.4f}° {ew}"
 
 
+def _in_own_zone(tile_id: str, lon: float) -> bool:
+    """Whether the longitude lies in the tile's own UTM zone strip (6° wide); at a zone seam the neighbouring
+    zone's tiles reach over it."""
+    zone = int(tile_id[:-3])
+    lo = -180.0 + 6.0 * (zone - 1)
+    return lo - 0.05 <= ((lon + 180.0) % 360.0) - 180.0 <= lo + 6.05
+
+
+def _own_zone_first(found: list[str], lon: float) -> list[str]:
+    """The tiles under a point (nearest centre first), those of the zone the point lies in first."""
+    return sorted(found, key=lambda t: not _in_own_zone(t, lon))
+
+
 class MapPicker(QWidget):
     """World map with the Sentinel-2 tile grid; see the module docstring for the public API."""
 
@@ -396,12 +409,14 @@ class MapPicker(QWidget):
     def click_lonlat(self, lon: float, lat: float) -> str | None:
         """Select the tile containing (lon, lat), exactly as a mouse click there does.
 
-        One tile: it is selected. Several overlapping tiles: ``overlapOffered`` is emitted with them (nearest
-        centre first) and ``choose_overlap(tiles)`` is asked; its answer is selected, or the nearest tile when it
-        answers None (the default menu answers None and lets the user switch afterwards). Returns the selected
-        id, or None where no tile lies.
+        One tile: it is selected. Several overlapping tiles: ``overlapOffered`` is emitted with them (the tiles of
+        the UTM zone the point lies in first, as their labels are drawn, each group nearest centre first: at a
+        zone seam the neighbouring zone's tiles reach far over the seam, their centres close to the zone's own
+        tiles' centres, and a click on a tile's label must pick that tile) and ``choose_overlap(tiles)`` is
+        asked; its answer is selected, or the first of them when it answers None (the default menu answers None
+        and lets the user switch afterwards). Returns the selected id, or None where no tile lies.
         """
-        found = core_tiles.tiles_at(lon, lat)
+        found = _own_zone_first(core_tiles.tiles_at(lon, lat), lon)
         if not found:
             self.hint_label.setText("No Sentinel-2 tile here")
             return None
@@ -575,12 +590,7 @@ class MapPicker(QWidget):
         fm = QFontMetrics(font)
         h = fm.height() + 2
 
-        def native(tid: str, x: float) -> bool:
-            zone = int(tid[:-3])
-            lo = -180.0 + 6.0 * (zone - 1)
-            return lo - 0.05 <= ((x + 180.0) % 360.0) - 180.0 <= lo + 6.05
-
-        order = sorted(items, key=lambda it: (it[0] != self._selected, not native(it[0], it[1])))
+        order = sorted(items, key=lambda it: (it[0] != self._selected, not _in_own_zone(it[0], it[1])))
         placed: list[QRectF] = []
         keep = []
         inside = self.view.sceneBoundingRect()  # a label cut by the map's edge reads as a wrong id: skip it
@@ -693,7 +703,7 @@ class MapPicker(QWidget):
         header = menu.addAction(f"{len(found)} tiles overlap here:")
         header.setEnabled(False)
         for i, tid in enumerate(found):
-            action = QAction(f"{tid}   (nearest centre)" if i == 0 else tid, menu)
+            action = QAction(f"{tid}   (under the click)" if i == 0 else tid, menu)
             action.setData(tid)
             action.setCheckable(True)
             action.setChecked(i == 0)

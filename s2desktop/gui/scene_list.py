@@ -428,7 +428,7 @@ class ScenePanel(QWidget):
             self.quick.addItem(name, name)
         self.season_year = QSpinBox()
         self.season_year.setRange(2015, today.year)
-        self.season_year.setValue(today.year - 1)
+        self.season_year.setValue(today.year)  # a season not begun yet this year is last year's (_apply_quick)
         self.season_year.setToolTip("Year of the season in the quick range")
         self.season_year.setPrefix("season ")
         self.quick.activated.connect(self._apply_quick)
@@ -460,25 +460,7 @@ class ScenePanel(QWidget):
         lay.addLayout(row)
 
         self.model = SceneModel(self)
-        self.table = QTableView()
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(THUMB + 4)
-        self.table.verticalHeader().setMinimumSectionSize(THUMB + 4)
-        self.table.setIconSize(QSize(THUMB, THUMB))
-        self.table.setAlternatingRowColors(True)
-        hh = self.table.horizontalHeader()
-        hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        hh.setSectionResizeMode(COL_PREVIEW, QHeaderView.ResizeMode.Fixed)
-        self.table.setColumnWidth(COL_PREVIEW, max(THUMB + 16, self.table.fontMetrics().horizontalAdvance(
-            "Preview") + 16))
-        hh.setStretchLastSection(True)
-        self.table.doubleClicked.connect(lambda ix: self.model.toggle(ix.row()))
-        self.table.verticalScrollBar().valueChanged.connect(self._schedule_previews)
-        self.table.setMinimumHeight(110)
-        self.table.setColumnHidden(COL_TILES, True)
-        hh.moveSection(COL_TILES, COL_CLOUD)  # an area's tiles beside its date, where a narrow dock shows them
+        self.table = self._make_table()
 
         self.timeline = CloudTimeline()
         self.timeline.pointClicked.connect(self.model.toggle)
@@ -492,24 +474,7 @@ class ScenePanel(QWidget):
         split.setSizes([260, 90])  # the table gets the room; the timeline stays a strip
         lay.addWidget(split, 1)
 
-        sel = QHBoxLayout()
-        self.under = QSpinBox()
-        self.under.setRange(0, 100)
-        self.under.setValue(30)
-        self.under.setSuffix(" %")
-        self.under.valueChanged.connect(lambda v: self.timeline.threshold.setValue(v))
-        self.select_under = QPushButton("Select under")
-        self.select_under.clicked.connect(self.select_under_cloud)
-        clear = QPushButton("Clear")
-        clear.clicked.connect(lambda: self.model.set_checked([s.scene_id for s in self.model.scenes], False))
-        self.count = QLabel()
-        self.count.setWordWrap(True)
-        sel.addWidget(self.select_under)
-        sel.addWidget(self.under)
-        sel.addWidget(clear)
-        sel.addStretch(1)
-        sel.addWidget(self.count)
-        lay.addLayout(sel)
+        lay.addLayout(self._make_selection_row())
 
         self.model.checkedChanged.connect(self._checked_changed)
         self.model.modelReset.connect(self._schedule_previews)
@@ -522,6 +487,52 @@ class ScenePanel(QWidget):
         self.start.dateChanged.connect(self._dates_changed)
         self.end.dateChanged.connect(self._dates_changed)
         self._dates_changed()
+
+    def _make_table(self) -> QTableView:
+        """The scenes, one row each (an area's: one per acquisition), with their previews."""
+        table = QTableView()
+        table.setModel(self.model)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.verticalHeader().setVisible(False)
+        table.verticalHeader().setDefaultSectionSize(THUMB + 4)
+        table.verticalHeader().setMinimumSectionSize(THUMB + 4)
+        table.setIconSize(QSize(THUMB, THUMB))
+        table.setAlternatingRowColors(True)
+        hh = table.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        hh.setSectionResizeMode(COL_PREVIEW, QHeaderView.ResizeMode.Fixed)
+        table.setColumnWidth(COL_PREVIEW, max(THUMB + 16, table.fontMetrics().horizontalAdvance(
+            "Preview") + 16))
+        hh.setStretchLastSection(True)
+        table.doubleClicked.connect(lambda ix: self.model.toggle(ix.row()))
+        table.verticalScrollBar().valueChanged.connect(self._schedule_previews)
+        table.setMinimumHeight(110)
+        table.setColumnHidden(COL_TILES, True)
+        hh.moveSection(COL_TILES, COL_CLOUD)  # an area's tiles beside its date, where a narrow dock shows them
+        return table
+
+    def _make_selection_row(self) -> QHBoxLayout:
+        """'Select at most N %', Clear, and how many are ticked."""
+        sel = QHBoxLayout()
+        self.under = QSpinBox()
+        self.under.setRange(0, 100)
+        self.under.setValue(30)
+        self.under.setSuffix(" %")
+        self.under.valueChanged.connect(lambda v: self.timeline.threshold.setValue(v))
+        self.select_under = QPushButton("Select at most")  # "at most N %", as the search's limit and --max-cloud
+        self.select_under.setToolTip("Tick the scenes with at most this cloud cover (the limit included), and "
+                                     "only those")
+        self.select_under.clicked.connect(self.select_under_cloud)
+        clear = QPushButton("Clear")
+        clear.clicked.connect(lambda: self.model.set_checked([s.scene_id for s in self.model.scenes], False))
+        self.count = QLabel()
+        self.count.setWordWrap(True)
+        sel.addWidget(self.select_under)
+        sel.addWidget(self.under)
+        sel.addWidget(clear)
+        sel.addStretch(1)
+        sel.addWidget(self.count)
+        return sel
 
     def _dates_changed(self, *_):
         self.timeline.show_range(*self.dates())
@@ -549,7 +560,11 @@ class ScenePanel(QWidget):
         elif key == "3months":
             self.set_dates(today - dt.timedelta(days=91), today)
         elif key in SEASONS:
-            self.set_dates(*season_range(key, self.season_year.value()))
+            year = self.season_year.value()
+            if season_range(key, year)[0] > today:  # not begun yet: the last one there was
+                year -= 1
+                self.season_year.setValue(year)
+            self.set_dates(*season_range(key, year))
         self.quick.setCurrentIndex(0)
 
     # -- search
@@ -580,8 +595,10 @@ class ScenePanel(QWidget):
     def set_query(self, source_spec: dict, tile: str | None, area=None) -> None:
         """The window's source and tile or area now: listed scenes (or a running search) of another source, tile
         or area are dropped, so that nothing of the old one can be ticked and downloaded under the new one. Both
-        None (the field holds nothing valid, e.g. while typing): only the source is compared."""
+        None (the field holds nothing valid, e.g. while typing): only the source is compared. With nothing listed,
+        the line beside Search says what to do for the new one (a message about the old one goes)."""
         if self._query is None:
+            self.status.setText(self._hint(tile, area))
             return
         spec, listed = self._query
         where = tile if area is None else area.name
@@ -596,9 +613,12 @@ class ScenePanel(QWidget):
         self.source = None
         self.model.set_scenes([])
         self._dates_changed()
-        self.status.setText("Search to list the scenes of the tiles under the area." if area is not None else
-                            f"Search to list the scenes of {tile}." if tile else
-                            "Pick a tile and a date range, then Search.")
+        self.status.setText(self._hint(tile, area))
+
+    @staticmethod
+    def _hint(tile: str | None, area) -> str:
+        return ("Search to list the scenes of the tiles under the area." if area is not None else
+                f"Search to list the scenes of {tile}." if tile else "Pick a tile and a date range, then Search.")
 
     def set_search_allowed(self, allowed: bool) -> None:
         """The Search button follows the window's Search action (no tile: disabled), and is off while searching."""
@@ -629,13 +649,14 @@ class ScenePanel(QWidget):
     def _failed(self, message: str, details: str) -> None:
         message = in_window_words(message)
         self.status.setText(f"<span style='color:#b03a2e'>{message}</span>")
-        log.warning("search failed: %s", message)
-        self.searchFailed.emit(message, details)
+        self.searchFailed.emit(message, details)  # the window reports (and logs) it
 
     # -- selection
     def select_under_cloud(self) -> None:
+        """Tick exactly the scenes with at most N % cloud cover: the limit's one meaning, the search's and the
+        command line's (--max-cloud) too."""
         n = self.under.value()
-        ids = [s.scene_id for s in self.model.scenes if s.cloud_cover is not None and s.cloud_cover < n]
+        ids = [s.scene_id for s in self.model.scenes if s.cloud_cover is not None and s.cloud_cover <= n]
         self.model.select_only(ids)
 
     def _checked_changed(self) -> None:

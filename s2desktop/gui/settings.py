@@ -72,9 +72,10 @@ def settings() -> QSettings:
 
 
 def default_download_dir() -> Path:
+    """`<user data>/downloads`: a folder of their own, not mixed with demo-archive/ at the data folder's root."""
     from s2desktop.core.paths import user_data_dir
 
-    return user_data_dir()
+    return user_data_dir() / "downloads"
 
 
 def download_dir() -> Path:
@@ -240,6 +241,8 @@ class SettingsDialog(QDialog):
         if problem:
             self.folder_error.setText(problem)
             self.folder_error.setVisible(True)
+            self.layout().activate()
+            self.resize(self.width(), max(self.height(), self.sizeHint().height()))  # room for all its lines
             self.folder.setFocus()
             return
         if folder and Path(folder).expanduser() != default_download_dir():

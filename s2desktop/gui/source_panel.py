@@ -114,6 +114,39 @@ class SourcePanel(QWidget):
         self.creds.setWordWrap(True)
         form.addRow("", self.creds)
 
+        self._make_tile_rows(form)
+        lay.addLayout(form)
+
+        self._refresh_recent()
+        i = self.source.findData(st.get_str(st.SOURCE, st.DEFAULT_SOURCE))
+        self.source.setCurrentIndex(max(0, i))
+        # True while the window shows `s2desktop demo`: its source is not the user's choice, so it is not
+        # remembered; picking a source by hand ends it
+        self.demo_session = False
+        self.source.currentIndexChanged.connect(self._source_changed)
+        self.source.activated.connect(self._source_picked)
+        self.custom.toggled.connect(self._source_changed)
+        self.folder.editingFinished.connect(self.sourceChanged)
+        self.endpoint.editingFinished.connect(self.sourceChanged)
+        self.bucket.editingFinished.connect(self.sourceChanged)
+        self.profile.currentTextChanged.connect(self._profile_changed)
+        self.tile.textChanged.connect(self._tile_edited)
+        self.tile.returnPressed.connect(self._return_pressed)
+        self.tile.editingFinished.connect(self.normalise_text)
+        self.recent.activated.connect(self._recent_chosen)
+        self._cred_timer = QTimer(self)
+        self._cred_timer.setSingleShot(True)
+        self._cred_timer.setInterval(300)
+        self._cred_timer.timeout.connect(self.check_credentials)
+        self._cred_worker = None
+        self._profiles_loaded = False
+        self._source_changed()
+        last = st.get_str(st.LAST_TILE)
+        if last:
+            self.tile.setText(last)
+
+    def _make_tile_rows(self, form: QFormLayout) -> None:
+        """'Tile or area' (the field and the recent tiles) and the line under it (its description or error)."""
         self.tile = QLineEdit()
         self.tile.setPlaceholderText("33UUP, or an area W,S,E,N (click or draw on the map)")
         self.tile.setToolTip("A tile id (33UUP), or an area as west,south,east,north in degrees "
@@ -131,35 +164,10 @@ class SourcePanel(QWidget):
         self.tile_error = QLabel("")
         self.tile_error.setWordWrap(True)
         self.tile_error.setObjectName("tileError")
+        # room for two lines from the start (the dock is laid out at its size hint), and for all the lines of a
+        # longer one: a description or an error that wraps must not be cut (_fit_message)
+        self.tile_error.setMinimumHeight(2 * self.tile_error.fontMetrics().lineSpacing())
         form.addRow("", self.tile_error)
-        lay.addLayout(form)
-
-        self._refresh_recent()
-        i = self.source.findData(st.get_str(st.SOURCE, st.DEFAULT_SOURCE))
-        self.source.setCurrentIndex(max(0, i))
-        # True while the window shows `s2desktop demo`: its source is not the user's choice, so it is not
-        # remembered; picking a source by hand ends it
-        self.demo_session = False
-        self.source.currentIndexChanged.connect(self._source_changed)
-        self.source.activated.connect(self._source_picked)
-        self.custom.toggled.connect(self._source_changed)
-        self.folder.editingFinished.connect(self.sourceChanged)
-        self.endpoint.editingFinished.connect(self.sourceChanged)
-        self.bucket.editingFinished.connect(self.sourceChanged)
-        self.profile.currentTextChanged.connect(self._profile_changed)
-        self.tile.textChanged.connect(self._tile_edited)
-        self.tile.returnPressed.connect(self.searchRequested)
-        self.recent.activated.connect(self._recent_chosen)
-        self._cred_timer = QTimer(self)
-        self._cred_timer.setSingleShot(True)
-        self._cred_timer.setInterval(300)
-        self._cred_timer.timeout.connect(self.check_credentials)
-        self._cred_worker = None
-        self._profiles_loaded = False
-        self._source_changed()
-        last = st.get_str(st.LAST_TILE)
-        if last:
-            self.tile.setText(last)
 
     # -- source
     def source_key(self) -> str:
@@ -280,8 +288,22 @@ class SourcePanel(QWidget):
             self.tile.setText(tile)
 
     def set_area_bounds(self, bounds) -> None:
-        """Show an area drawn on the map as W,S,E,N in the field (which validates it and emits areaChanged)."""
+        """Show an area drawn on the map as W,S,E,N in the field (which validates it and emits areaChanged).
+        The map echoes an area the field itself named: that one is left as typed, never rewritten under the
+        user's cursor (normalise_text does it on Enter or when the field loses focus)."""
+        if self._area is not None and tuple(self._area.bounds) == tuple(float(v) for v in bounds):
+            return
         self.set_tile(format_bounds(bounds))
+
+    def normalise_text(self) -> None:
+        """Enter or focus out: a typed area in the field's own form (W,S,E,N, four decimals), so what is shown is
+        exactly the area used."""
+        if self._area is not None:
+            self.set_tile(format_bounds(self._area.bounds))
+
+    def _return_pressed(self) -> None:
+        self.normalise_text()  # first: the search covers the area as shown
+        self.searchRequested.emit()
 
     def _tile_edited(self, text: str) -> None:
         from s2desktop.core.errors import S2Error
@@ -327,11 +349,22 @@ class SourcePanel(QWidget):
         self.tile_error.setStyleSheet(BAD_STYLE)
         self.tile_error.setText(message[0].upper() + message[1:])
         self.tile.setStyleSheet("QLineEdit { border: 1px solid #b03a2e; }")
+        self._fit_message()
 
     def _show_ok(self, text: str) -> None:
         self.tile.setStyleSheet("")
         self.tile_error.setStyleSheet(MUTED_STYLE)
         self.tile_error.setText(text)
+        self._fit_message()
+
+    def _fit_message(self) -> None:
+        """The line under the field as high as its text needs at its width (two lines at least)."""
+        label = self.tile_error
+        label.setMinimumHeight(max(2 * label.fontMetrics().lineSpacing(), label.heightForWidth(max(1, label.width()))))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        self._fit_message()  # narrower: more lines
 
     @staticmethod
     def _describe_area(area, names: list[str]) -> str:

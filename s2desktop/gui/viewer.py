@@ -387,7 +387,7 @@ class RasterViewer(QWidget):
 
     def _choose_mode_for(self, info) -> None:
         """A scene classification opens in its class colours, anything else in the stretch the user picked or,
-        until they pick one, in its kind's default (core.render.default_stretch: a shared cut for RGB)."""
+        until they pick one, in its kind's default (core.render.default_stretch: true colour for RGB)."""
         from s2desktop.core.rasterinfo import is_scene_classification
         from s2desktop.core.render import default_stretch
 
@@ -515,6 +515,11 @@ def plain_number(v: float) -> str:
     return np.format_float_positional(v, trim="0")
 
 
+def readable_number(v: float) -> str:
+    """At most 4 decimals, trailing zeros dropped: a preview's pixel size of 109800 / 275 m reads 399.2727."""
+    return np.format_float_positional(float(v), precision=4, trim="-")
+
+
 class AttributesPanel(QTreeWidget):
     """The core's RasterInfo as a tree (nested dicts and lists expand)."""
 
@@ -539,6 +544,9 @@ class AttributesPanel(QTreeWidget):
         keys = [k for k in order if k in d] + [k for k in d if k not in order]
         for k in keys:
             self._add(self, k, d[k])
+        res = self.findItems("resolution", Qt.MatchFlag.MatchExactly, 0)
+        if res and isinstance(d.get("resolution"), (list, tuple)):  # a pixel size to read, its digits in the tip
+            res[0].setText(1, ", ".join(readable_number(v) for v in d["resolution"]))
 
     def _add(self, parent, key, value) -> None:
         if isinstance(value, dict) and value:

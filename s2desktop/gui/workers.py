@@ -114,8 +114,8 @@ class Worker(QRunnable):
                 sig.cancelled.emit()
             except Exception as exc:  # every failure becomes a signal, never a silent print
                 details = redact(traceback.format_exc())
-                if isinstance(exc, S2Error):
-                    log.warning("%s failed: %s", self.name, exc)
+                if isinstance(exc, S2Error):  # an expected failure: whoever shows it logs it, in its words
+                    log.debug("%s failed: %s", self.name, exc)
                 else:
                     log.error("%s crashed:\n%s", self.name, details)
                 if self.cancel_event.is_set():

@@ -67,7 +67,9 @@ def test_download_dry_run_prints_the_plan_and_what_it_will_cost(seeded_s3, capsy
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("3 scene(s), 9 file(s) from s3://sentinel-s2-l1c")
-    assert "billed to your AWS account (requester pays; AWS prices of" in lines[1] and "US$" in lines[1]
+    # the local server is a custom endpoint, not AWS: AWS's price, and not said to be billed to the AWS account
+    assert "at AWS's requester pays prices of" in lines[1] and "127.0.0.1 is not AWS" in lines[1]
+    assert "US$" in lines[1] and "billed to your AWS account" not in lines[1]
     assert len(lines) == 2 + 9 and all("tiles/33/U/UP/2023/7/14/" in line for line in lines[2:])
     assert not out_dir.exists()  # nothing downloaded, not even a folder
     code, out, err = _run(capsys, *query, "--source", "cogs", "--dry-run")

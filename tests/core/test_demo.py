@@ -198,3 +198,40 @@ def test_demo_command_works_without_network_or_display(demo_home, tmp_path):
     assert Path(summary["composite"]).is_file() and Path(summary["png"]).is_file()
     assert summary["archive"] == str((demo_home / "data" / "demo-archive").resolve())
     assert len(summary["scenes"]) == len(demo.DEMO_DATES)
+
+
+# the demo's tile lies west of Greenwich: an area over it starts with a negative number, written as anyone writes it
+WEST_BOX = "-11.6,24.6,-11.2,25"
+
+
+@pytest.mark.parametrize("spelling", [["--bbox", WEST_BOX], [f"--bbox={WEST_BOX}"]])
+def test_search_takes_a_bbox_west_of_greenwich_as_written(archive, capsys, spelling):
+    from s2desktop.cli import main
+
+    code = main(["search", *spelling, "--source", "demo", "--start", "2022-01-01", "--end", "2022-02-28", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [r["date"] for r in rows] == [d.isoformat() for d in demo.DEMO_DATES]
+    assert {r["tile"] for r in rows} >= {"29RKH"}
+
+
+def test_composite_takes_a_bbox_west_of_greenwich_as_written(archive, tmp_path, capsys):
+    from s2desktop.cli import main
+
+    out = tmp_path / "west.tif"
+    code = main(["composite", "--bbox", WEST_BOX, "--source", "demo", "--start", "2022-01-01", "--end", "2022-01-12",
+                 "--resolution", "1000", "--workers", "0", "--out-dir", str(tmp_path / "dl"), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    with rasterio.open(out) as ds:
+        w, s, e, n = rasterio.warp.transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)
+    assert w == pytest.approx(-11.6, abs=0.02) and n == pytest.approx(25.0, abs=0.02)
+
+
+def test_a_bbox_missing_its_value_is_still_one_line(capsys):
+    from s2desktop.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["search", "--bbox", "--start", "2022-01-01", "--end", "2022-01-02"])
+    assert exc.value.code == 2 and "--bbox: expected one argument" in capsys.readouterr().err

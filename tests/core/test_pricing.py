@@ -26,6 +26,17 @@ def test_requester_pays_costs_transfer_and_requests():
     assert pricing.estimate([10**9], requester_pays=True, region="mars-1").region == pricing.DEFAULT_REGION
 
 
+@pytest.mark.parametrize("endpoint, billed", [(None, True), ("https://s3.eu-central-1.amazonaws.com", True),
+                                              ("http://127.0.0.1:9000", False), ("https://minio.example.org", False),
+                                              ("https://amazonaws.com.example.org", False)])
+def test_a_custom_endpoint_that_is_not_aws_is_not_billed_to_the_aws_account(endpoint, billed):
+    text = pricing.estimate([10**9], requester_pays=True, endpoint_url=endpoint).describe()
+    assert ("billed to your AWS account" in text) == billed, text
+    assert "US$" in text and "requester pays" in text  # the figure, at AWS's prices, either way
+    if not billed:
+        assert "not AWS" in text and endpoint.split("//")[1].split(":")[0] in text
+
+
 def test_the_job_leaves_files_already_verified_out_of_the_cost(seeded_s3, tmp_path):
     request = Request(SourceSpec("l1c", endpoint_url=seeded_s3.endpoint), tile="33UUP", start=dt.date(2023, 7, 14),
                       end=dt.date(2023, 7, 14), download_dir=tmp_path / "dl")

@@ -159,3 +159,19 @@ def test_scene_classification_is_recognised_and_read_with_its_own_classes(shared
     cog = shared_real / "aws_tiles" / "l2a_cog_T29RKH_20200219_rio-tiler-pds" / "S2A_29RKH_20200219_0_L2A"
     assert is_scene_classification(raster_info(cog / "SCL.tif"))
     assert not is_scene_classification(raster_info(cog / "B04.tif"))
+
+
+def test_finest_pixel_size_reads_the_headers_of_local_and_remote_rasters(tmp_path, seeded_s3):
+    """A 20 m and a 60 m raster: 20; an object of the S3 server through /vsis3/ with the source's GDAL options."""
+    from s2desktop.core import rasterinfo, streaming
+    from s2desktop.core.pipeline import SourceSpec
+    from tests.fixtures_rasters import write_band
+
+    a = write_band(tmp_path / "a.tif", np.ones((8, 8), np.uint16), res=20.0)
+    b = write_band(tmp_path / "b.tif", np.ones((8, 8), np.uint16), res=60.0)
+    assert rasterinfo.finest_pixel_size([b, a]) == 20.0 and rasterinfo.finest_pixel_size([]) is None
+    source = SourceSpec("cogs", endpoint_url=seeded_s3.endpoint).resolve()
+    key = next(iter(seeded_s3.roots["cogs"].rglob("B04.tif"))).relative_to(seeded_s3.roots["cogs"]).as_posix()
+    with rasterio.open(seeded_s3.roots["cogs"] / key) as ds:
+        expected = ds.res[0]
+    assert rasterinfo.finest_pixel_size([streaming.object_path(source, key)], streaming.gdal_env(source)) == expected

@@ -205,7 +205,7 @@ def test_shared_cut_keeps_the_balance_of_the_bands():
 
 
 def test_default_stretch_by_raster_kind():
-    assert render.default_stretch(3, ["uint16"] * 3) == "shared"
+    assert render.default_stretch(3, ["uint16"] * 3) == "truecolor"  # a Sentinel-2 RGB composite
     assert render.default_stretch(1, ["uint16"]) == "percentile"
     assert render.default_stretch(3, ["uint8"] * 3) == "percentile"
     assert render.default_stretch(1, ["uint8"], scene_classification=True) == "classes"

@@ -200,6 +200,33 @@ def test_select_under_selects_exactly_the_scenes_under_the_limit(qtbot):
     panel.under.setValue(20)
     panel.select_under_cloud()
     assert panel.model.checked == {scenes[0].scene_id}
+    panel.under.setValue(45)  # at most 45 %: the 45.0 % scene is in, as with --max-cloud 45
+    panel.select_under_cloud()
+    assert panel.model.checked == {scenes[0].scene_id, scenes[1].scene_id}
+    assert panel.select_under.text() == "Select at most"
+
+
+def test_the_window_and_the_command_line_take_the_same_scenes_for_one_cloud_limit(qtbot, main_window, seeded_s3,
+                                                                                   capsys):
+    """One meaning, "at most N %": a scene of exactly 30.0 % is taken by both (the window used to take only the
+    scenes under 30 %, and composite different scenes than --max-cloud 30)."""
+    import json
+
+    from s2desktop.cli import main as cli_main
+
+    w = main_window
+    use_s3(w, seeded_s3, "cogs")
+    w.source_panel.tile.setText("33UUP")
+    w.scene_panel.set_dates(dt.date(2023, 6, 1), dt.date(2023, 10, 31))
+    scenes = _search(qtbot, w)
+    assert 30.0 in [s.cloud_cover for s in scenes]
+    w.scene_panel.under.setValue(30)
+    w.scene_panel.select_under_cloud()
+    in_window = {(s.date.isoformat(), s.sequence) for s in w.scene_panel.model.checked_scenes()}
+    assert cli_main(["search", "--source", "cogs", "--endpoint-url", seeded_s3.endpoint, "--tile", "33UUP",
+                     "--start", "2023-06-01", "--end", "2023-10-31", "--max-cloud", "30", "--json"]) == 0
+    on_command_line = {(r["date"], r["sequence"]) for r in json.loads(capsys.readouterr().out)}
+    assert in_window == on_command_line and ("2023-07-14", 1) in in_window
 
 
 # -- 4. after a cancel
@@ -314,3 +341,51 @@ def test_date_fields_take_typed_dates(qtbot):
     panel.set_dates(dt.date(2022, 1, 2), dt.date(2022, 2, 16))
     assert panel.dates() == (dt.date(2022, 1, 2), dt.date(2022, 2, 16))
     assert panel.start.text() == "2022-01-02"
+
+
+def test_the_line_beside_search_follows_the_tile(qtbot, main_window):
+    """A message about one tile does not stay beside Search once another is typed, nor a hint about a tile beside
+    an area the field cannot take."""
+    w = main_window
+    w.source_panel.set_source("demo")
+    w.source_panel.tile.setText("33UUP")
+    assert w.search() is None  # the demo holds only 29RKH: said beside Search
+    assert "33UUP" in w.scene_panel.status.text()
+    w.source_panel.tile.clear()
+    qtbot.keyClicks(w.source_panel.tile, "29RKH")
+    assert "33UUP" not in w.scene_panel.status.text() and "29RKH" in w.scene_panel.status.text()
+    w.source_panel.tile.clear()
+    qtbot.keyClicks(w.source_panel.tile, "13.8,48.1,13.5,48.2")  # west of east: an error under the field
+    assert "is not west of" in w.source_panel.tile_error.text()
+    assert "29RKH" not in w.scene_panel.status.text()
+
+
+def test_the_season_year_is_this_years_and_a_season_never_starts_in_the_future(qtbot):
+    from s2desktop.gui.scene_list import SEASONS, ScenePanel
+
+    panel = ScenePanel()
+    qtbot.addWidget(panel)
+    today = dt.date.today()
+    assert panel.season_year.value() == today.year
+    for name in SEASONS:
+        panel.season_year.setValue(today.year)
+        panel._apply_quick(panel.quick.findData(name))
+        start, end = panel.dates()
+        assert start <= today and (end - start).days > 80, (name, start, end)
+        assert panel.season_year.value() in (today.year, today.year - 1)
+
+
+def test_a_failed_search_is_logged_once_in_the_windows_words(qtbot, main_window, seeded_s3, caplog):
+    """It was logged three times (the worker, the scene panel, the window), the first naming --bucket and
+    --endpoint-url, which the window does not have."""
+    w = main_window
+    w.source_panel.set_source("l1c", endpoint=seeded_s3.endpoint, bucket="no-such-bucket")
+    w.source_panel.tile.setText("33UUP")
+    w.scene_panel.set_dates(dt.date(2023, 7, 1), dt.date(2023, 7, 31))
+    with caplog.at_level(logging.INFO, logger="s2desktop"):
+        with qtbot.waitSignal(w.scene_panel.searchFailed, timeout=30000):
+            w.search()
+        qtbot.wait(100)
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len([m for m in lines if "no-such-bucket" in m]) == 1, lines
+    assert not any("--" in m for m in lines), lines

@@ -79,6 +79,10 @@ def test_an_rgb_composite_opens_with_its_colour_balance_kept(qtbot, main_window,
     r, g, b = (int(c) for c in v.image_rgba[50, 50, :3])
     assert max(r, g, b) - min(r, g, b) <= 3, f"grey rendered as {r, g, b} with {v.stretch.currentData()}"
     assert 40 < r < 215  # and neither black nor white
+    # in natural colour: reflectance (DN / 10000) x 2.5, as Sentinel Hub shows the ground, the same for every band
+    assert v.stretch.currentData() == "truecolor"
+    assert np.unique(v.image_rgba[GREY[0], GREY[1], :3]).tolist() == [round(2200 / 10000 * 2.5 * 255)]
+    assert v.image_rgba[0, 0, 2] == round((1000 + 800) / 10000 * 2.5 * 255)
 
     # the per-band cut (still offered) is what turned grey into a colour
     with qtbot.waitSignal(v.rendered, timeout=10000):
@@ -161,6 +165,8 @@ def test_a_new_raster_opens_whole_from_its_first_frame(qtbot, main_window, raste
 
 
 def test_attributes_show_bounds_as_plain_coordinates(qtbot, tmp_path):
+    from PySide6.QtCore import Qt
+
     from s2desktop.core.rasterinfo import raster_info
     from s2desktop.gui.viewer import AttributesPanel
 
@@ -171,3 +177,20 @@ def test_attributes_show_bounds_as_plain_coordinates(qtbot, tmp_path):
     panel.set_info(raster_info(path))
     assert panel.value_of("bounds") == "199980.0, 2690220.0, 309780.0, 2800020.0"
     assert "e+" not in panel.value_of("transform")
+
+
+def test_the_attributes_read_a_fractional_pixel_size_in_four_decimals(qtbot, tmp_path):
+    """A quick preview of a 1098 px tile is 275 px over 109.8 km: its pixel size read 399.27272727272725."""
+    from PySide6.QtCore import Qt
+
+    from s2desktop.core.rasterinfo import raster_info
+    from s2desktop.gui.viewer import AttributesPanel
+    from tests.fixtures_rasters import write_band
+
+    path = write_band(tmp_path / "preview.tif", np.ones((3, 8, 8), np.uint16), res=109800 / 275)
+    panel = AttributesPanel()
+    qtbot.addWidget(panel)
+    panel.set_info(raster_info(path))
+    assert panel.value_of("resolution") == "399.2727, 399.2727"
+    assert "399.27272727272" in panel.findItems("resolution", Qt.MatchFlag.MatchExactly, 0)[0].toolTip(1)
+    assert panel.value_of("width") == "8"

@@ -245,9 +245,11 @@ def test_an_area_is_searched_by_acquisition_previewed_then_composited_like_the_c
     cp = w.composite_panel
     qtbot.waitUntil(lambda: cp.start_button.isEnabled(), timeout=10000)
     assert cp.area_request is not None and "4 acquisitions over 2 tiles" in cp.inputs_label.text()
-    assert cp.quick.text() == "Quick preview first (80 m)"  # at the default 10 m
-    cp.resolution.setValue(100)
+    qtbot.waitUntil(lambda: cp.resolution.value() == 100, timeout=10000)  # the scenes' own pixel size
     assert cp.quick.text() == "Quick preview first (400 m)"  # always coarser than the full resolution
+    cp.resolution.setValue(10)
+    assert cp.quick.text() == "Quick preview first (80 m)"
+    cp.resolution.setValue(100)
     out = tmp_path / "out" / "area.tif"
     cp.output.setText(str(out))
     ready, statuses = [], []
@@ -384,3 +386,50 @@ def test_an_area_on_a_jpeg2000_source_downloads_its_tiles_then_composites_them_c
         inside = geometry_mask([areas.geometry_in(areas.parse_bbox(format_bounds(BOX)), a.crs.to_string())],
                                out_shape=a.shape, transform=a.transform, invert=True)
     assert pixels[:, inside].all() and not pixels[:, ~inside].any()  # clipped to the area, nothing missing in it
+
+
+@pytest.mark.parametrize("typed, bounds", [("13.45,48.05,13.95,48.33", (13.45, 48.05, 13.95, 48.33)),
+                                           ("-11.6,24.6,-11.2,25.0", (-11.6, 24.6, -11.2, 25.0))])
+def test_typing_an_area_is_never_rewritten_and_is_normalised_on_enter(qtbot, main_window, typed, bounds):
+    """Key by key, as a user types: the field keeps every keystroke where it was typed (it used to rewrite the text
+    to four decimals as soon as it parsed, and the next keys landed after the rewrite); Enter normalises it."""
+    w = main_window
+    field = w.source_panel.tile
+    field.setFocus()
+    qtbot.keyClicks(field, typed)
+    assert field.text() == typed
+    assert w.source_panel.area() is not None and w.source_panel.area().bounds == pytest.approx(bounds)
+    assert w.map.area == pytest.approx(bounds)
+    assert w.source_panel.tile_error.text().startswith("Area ≈")
+    w.source_panel.searchRequested.disconnect()  # Enter searches too; only the field is under test here
+    qtbot.keyClick(field, Qt.Key.Key_Return)
+    assert field.text() == format_bounds(bounds) and w.source_panel.area().bounds == pytest.approx(bounds)
+
+
+def test_a_typed_area_is_normalised_when_the_field_loses_focus(qtbot, main_window):
+    w = main_window
+    field = w.source_panel.tile
+    field.setFocus()
+    qtbot.keyClicks(field, " 13.45, 48.05 ,13.95,48.33")
+    assert field.text() == " 13.45, 48.05 ,13.95,48.33"
+    w.scene_panel.cloud.setFocus()
+    qtbot.waitUntil(lambda: field.text() == "13.4500,48.0500,13.9500,48.3300", timeout=3000)
+
+
+def test_an_areas_resolution_defaults_to_the_finest_the_source_has_under_it(qtbot, main_window, seeded_s3,
+                                                                              area_bucket):
+    """The bucket's scenes are 100 m (1098 px): the area's composite defaults to 100 m, read from the band files'
+    headers, not to 10 m upsampled (10x the pixels each way); a resolution the user chose is kept."""
+    w = main_window
+    _search_area(qtbot, w, seeded_s3.endpoint)
+    cp = w.composite_panel
+    w.scene_panel.model.set_checked([s.scene_id for s in w.scene_panel.model.scenes], True)
+    qtbot.waitUntil(lambda: cp.resolution.value() == 109800 // N, timeout=10000)
+    qtbot.waitUntil(lambda: f"at {109800 // N} m" in cp.inputs_label.text(), timeout=10000)
+    assert cp.quick.text() == f"Quick preview first ({4 * 109800 // N} m)"
+    cp.resolution.setValue(50)  # the user's choice
+    w.scene_panel.model.set_checked([w.scene_panel.model.scenes[0].scene_id], False)
+    w.scene_panel.model.set_checked([w.scene_panel.model.scenes[0].scene_id], True)
+    qtbot.waitUntil(lambda: "at 50 m" in cp.inputs_label.text(), timeout=10000)
+    qtbot.wait(300)
+    assert cp.resolution.value() == 50

@@ -8,6 +8,7 @@ import os
 import time
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
 from s2desktop.core.sources import resolve_source
 from tests.fixtures_gui import download_request, use_s3
@@ -194,3 +195,65 @@ def test_the_panel_says_what_a_download_will_cost_before_it_starts(qtbot, main_w
     qtbot.waitUntil(lambda: label.text().endswith("already here and verified"), timeout=10000)
     w.scene_panel.model.set_checked([s.scene_id for s in scenes], False)
     qtbot.waitUntil(lambda: label.text() == "", timeout=5000)
+
+
+def _rows_in_view(tree) -> list[int]:
+    view = tree.viewport().rect()
+    return [i for i in range(tree.topLevelItemCount()) if view.contains(tree.visualItemRect(tree.topLevelItem(i)))]
+
+
+def test_the_rows_in_progress_stay_in_view_and_enough_rows_show_at_1280_by_800(qtbot, main_window):
+    """The job's events drive the panel as in a download of 15 files (the window at its default layout): at least
+    five rows show, and as the files finish in order the ones in progress stay in view (they used to scroll out of
+    the 2-3 rows visible)."""
+    from s2desktop.core import progress as pg
+
+    w, panel = main_window, main_window.download_panel
+    w.resize(1280, 800)
+    w._default_layout()
+    panel._active = True  # as start() leaves it, with the job's events to come
+    panel.cost_label.setVisible(False)
+    names = [f"/dl/red/29RKH_2022-01-{d:02d}_0_B0{b}.jp2" for d in range(2, 7) for b in (2, 3, 4)]
+
+    def event(i: int, state: str, done: int) -> None:
+        f = pg.FileProgress(names[i], done, 1000, state)
+        panel._event(pg.Progress("download", sum(n < i for n in range(len(names))), len(names), i * 1000,
+                                 len(names) * 1000, file=f))
+
+    for i in range(len(names)):
+        event(i, pg.QUEUED, 0)
+    qtbot.waitUntil(lambda: len(_rows_in_view(panel.tree)) >= 5, timeout=3000)
+    for i in range(len(names)):
+        event(i, pg.RUNNING, 500)
+        if i >= 1:
+            event(i - 1, pg.DOWNLOADED, 1000)
+        QApplication.processEvents()
+        assert i in _rows_in_view(panel.tree), (i, _rows_in_view(panel.tree))
+    panel._active = False
+
+
+def test_the_panel_follows_the_download_folder_set_in_settings(qtbot, main_window, seeded_s3, tmp_path):
+    """After the folder changes in Settings the panel names the new one and says what a download costs there (it
+    kept the old folder and 'already here and verified')."""
+    from PySide6.QtCore import QTimer
+
+    w, panel = main_window, main_window.download_panel
+    assert panel.folder_label.text() == f"→ {tmp_path / 'downloads'}"  # shown from the start
+    scenes = _search(qtbot, w, seeded_s3, dt.date(2023, 7, 31), dt.date(2023, 8, 1))
+    w.scene_panel.model.set_checked([s.scene_id for s in scenes], True)
+    with qtbot.waitSignal(panel.allFinished, timeout=30000):
+        w.download()
+    qtbot.waitUntil(lambda: panel.cost_label.text().endswith("already here and verified"), timeout=10000)
+    new = tmp_path / "elsewhere"
+
+    def fill_in_and_accept():
+        dlg = QApplication.activeModalWidget()
+        dlg.folder.setText(str(new))
+        dlg.accept()
+
+    QTimer.singleShot(0, fill_in_and_accept)
+    w.settings_dialog()
+    assert panel.folder_label.text() == f"→ {new}"
+    qtbot.waitUntil(lambda: panel.cost_label.text().startswith("2 scene(s), 6 file(s): ")
+                    and "already here" not in panel.cost_label.text(), timeout=10000)
+    assert panel.cost_label.isVisible()

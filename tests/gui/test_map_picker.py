@@ -224,3 +224,28 @@ def test_tile_labels_never_overlap_at_a_utm_zone_seam(picker, qtbot):
     if seam:
         picker.select_tile(seam[0], zoom=False)
         assert seam[0] in boxes()
+
+
+def test_a_click_on_a_tile_label_at_a_zone_seam_picks_that_tile(picker, qtbot):
+    """At the 28/29 seam, 28RHN reaches over 29RKH with its centre 7 km away: a click on the 29RKH label (a few
+    pixels around its centre) used to pick 28RHN, the nearest centre. The tiles of the zone under the click come
+    first; among them, the nearest centre; the other zone's tile is still offered."""
+    picker.resize(420, 200)  # as in the dock at 1280x800
+    qtbot.waitUntil(lambda: picker.plot.width() < 430, timeout=2000)
+    picker.select_tile("29RKH", zoom=True)  # as the demo opens; then the user clicks its label
+    qtbot.waitUntil(lambda: any(t.isVisible() and t.toPlainText() == "29RKH" for t in picker._labels),
+                    timeout=2000)
+    label = next(t for t in picker._labels if t.isVisible() and t.toPlainText() == "29RKH")
+    box = label.sceneBoundingRect()
+    offered = []
+    picker.choose_overlap = lambda found: offered.append(found) or None
+    for fx, fy in ((0.2, 0.5), (0.5, 0.5), (0.8, 0.3), (0.1, 0.8)):  # across the label's text
+        scene = QPointF(box.left() + fx * box.width(), box.top() + fy * box.height())
+        qtbot.mouseClick(picker.plot.viewport(), Qt.MouseButton.LeftButton, pos=picker.plot.mapFromScene(scene))
+        assert picker.selected_tile == "29RKH", (fx, fy, offered[-1:])
+    assert "28RHN" in offered[-1]
+    # west of the seam, zone 28's own tiles: a click there picks the one whose centre is nearest
+    lon, lat = -12.3, 24.8
+    expected = min((t for t in tiles_at(lon, lat) if t.startswith("28")),
+                   key=lambda t: (footprint(t).centre[0] - lon) ** 2 + (footprint(t).centre[1] - lat) ** 2)
+    assert picker.click_lonlat(lon, lat) == expected

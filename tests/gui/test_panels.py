@@ -277,3 +277,45 @@ def test_composite_action_follows_the_composite_button(qtbot, main_window, raste
         panel.cancel()
     qtbot.waitUntil(lambda: panel.start_button.isEnabled(), timeout=15000)
     assert w.act_composite.isEnabled()
+
+
+def test_downloads_have_a_folder_of_their_own_under_the_user_data_folder(qtbot, gui_settings):
+    """Not the root of the user data folder, mixed with demo-archive/ (and the settings dialog shows it)."""
+    from s2desktop.core.demo import demo_archive_dir
+    from s2desktop.core.paths import user_data_dir
+    from s2desktop.gui import settings as st
+
+    folder = st.download_dir()
+    assert folder.parent == user_data_dir() and folder.name == "downloads"
+    assert not demo_archive_dir().is_relative_to(folder)
+    dlg = st.SettingsDialog()
+    qtbot.addWidget(dlg)
+    assert dlg.folder.text() == str(folder)
+    dlg.accept()  # the default kept: nothing stored, so it follows the default
+    assert st.settings().value(st.DOWNLOAD_DIR) is None and st.download_dir() == folder
+
+
+@pytest.mark.parametrize("text", ["29RKH", "5,40,15,50", "60VAA", "13.8,48.1,13.5,48.2"])
+def test_the_line_under_the_tile_field_is_never_clipped(qtbot, main_window, text):
+    """The description or error under 'Tile or area', at the default layout of 1280 x 800: all of its lines show."""
+    w = main_window
+    w._default_layout()
+    assert w.size().toTuple() == (1280, 800)  # the download folder's long path does not widen it
+    w.source_panel.tile.setText(text)
+    label = w.source_panel.tile_error
+    qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()), timeout=2000)
+
+
+def test_the_settings_dialogs_error_line_is_never_clipped(qtbot, gui_settings, tmp_path):
+    from s2desktop.gui import settings as st
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    dlg = st.SettingsDialog()
+    qtbot.addWidget(dlg)
+    dlg.show()
+    dlg.folder.setText(str(blocker / "downloads" / "of" / "a" / "rather" / "long" / "name"))
+    dlg.accept()
+    label = dlg.folder_error
+    assert label.isVisible() and "is a file" in label.text()
+    qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()), timeout=2000)

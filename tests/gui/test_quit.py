@@ -50,3 +50,34 @@ def test_quitting_with_a_task_blocked_on_a_silent_server_leaves_promptly(tmp_pat
     assert took < 30, f"the process left {took:.0f} s after start"
     logs = "".join(p.read_text() for p in (tmp_path / "home").rglob("*.log"))
     assert "still blocked: search" in logs
+
+
+SETTINGS_SCRIPT = r"""
+import sys
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from s2desktop.gui import app as appmod
+
+def drive():
+    from s2desktop.gui.main_window import MainWindow
+    (w,) = [x for x in QApplication.topLevelWidgets() if isinstance(x, MainWindow)]
+    QTimer.singleShot(200, lambda: QApplication.activeModalWidget().accept())
+    w.settings_dialog()
+    print("settings saved", flush=True)
+    QTimer.singleShot(300, w.close)
+
+appmod.create_application()
+QTimer.singleShot(300, drive)
+from s2desktop.cli import main
+sys.exit(main(["gui"]))
+"""
+
+
+def test_quitting_after_the_settings_dialog_is_clean(tmp_path):
+    """The Settings dialog, then quit: the process used to print 'QObject: shared QObject was deleted directly'
+    (and could crash in malloc) as the window went, the dialog it had parented still alive under it."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", S2DESKTOP_HOME=str(tmp_path / "home"))
+    proc = subprocess.run([sys.executable, "-c", SETTINGS_SCRIPT], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and "settings saved" in proc.stdout, proc.stderr[-2000:]
+    assert "QObject" not in proc.stderr and "malloc" not in proc.stderr, proc.stderr[-2000:]
