@@ -15,7 +15,7 @@ import re
 import sys
 from typing import Callable
 
-from s2desktop import __version__
+from s2desktop import __version__, interrupt
 from s2desktop.core.errors import S2Error
 from s2desktop.core.windowcache import DEFAULT_LIMIT as AREA_CACHE_LIMIT
 
@@ -589,9 +589,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from s2desktop import interrupt
+    previous = interrupt.install()  # Ctrl-C is ours while the command runs (see s2desktop.interrupt)
+    try:
+        return _run_command(argv)
+    finally:
+        interrupt.restore(previous)
 
-    interrupt.install()
+
+def _run_command(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(glue_negative_values(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(

@@ -18,12 +18,23 @@ EXIT_CANCELLED = 130
 _state = {"armed": False, "presses": 0}
 
 
-def install() -> None:
-    """Take SIGINT over (main thread only; elsewhere, e.g. in a test's worker thread, nothing changes)."""
+def install():
+    """Take SIGINT over (main thread only; elsewhere, e.g. in a test's worker thread, nothing changes);
+    -> the handler it replaced (None: nothing was changed), for :func:`restore`."""
     try:
-        signal.signal(signal.SIGINT, _on_sigint)
+        return signal.signal(signal.SIGINT, _on_sigint)
     except ValueError:  # not the main thread
-        pass
+        return None
+
+
+def restore(previous) -> None:
+    """Give SIGINT back to ``previous`` (a command run inside another program, e.g. a test, has ended)."""
+    _state["armed"], _state["presses"] = False, 0
+    if previous is not None:
+        try:
+            signal.signal(signal.SIGINT, previous)
+        except ValueError:
+            pass
 
 
 def arm() -> None:
