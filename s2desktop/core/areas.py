@@ -18,7 +18,8 @@ from pathlib import Path
 from s2desktop.core import tiles
 from s2desktop.core.errors import InvalidInputError, NotFoundError
 
-__all__ = ["Area", "OutputGrid", "parse_bbox", "read_aoi", "area_tiles", "output_grid", "geometry_in", "MAX_PIXELS"]
+__all__ = ["Area", "OutputGrid", "parse_bbox", "read_aoi", "area_tiles", "output_grid", "geometry_in", "reproject",
+           "MAX_PIXELS"]
 
 MAX_PIXELS = 40_000 * 40_000  # per band of one composite: 3.2 GB of uint16 (a 400 km square at 10 m)
 
@@ -165,9 +166,15 @@ def _grid_origin(area: Area, epsg: int | None) -> tuple[float, float]:
 
 def geometry_in(area: Area, crs: str) -> dict:
     """The area's polygon in ``crs`` (its edges densified, so that a lon/lat box stays a box after projection)."""
+    return reproject(area.geometry, "EPSG:4326", crs)
+
+
+def reproject(geometry: dict, src_crs, dst_crs) -> dict:
+    """A (Multi)Polygon from ``src_crs`` to ``dst_crs``, its edges densified first (a straight edge in one CRS
+    is curved in another): -> a MultiPolygon."""
     from rasterio.warp import transform_geom
 
-    return transform_geom("EPSG:4326", crs, _densified(area.geometry))
+    return transform_geom(src_crs, dst_crs, _densified(geometry))
 
 
 def _densified(geometry: dict, steps: int = 16) -> dict:

@@ -252,23 +252,28 @@ class Job:
         if not scenes:
             raise NotFoundError(_nothing_found(r))
         grid = areas.output_grid(r.area, r.resolution, r.crs)
-        acqs = streaming.acquisitions(scenes)
-        emit(self.progress, Progress("plan", message=f"{len(acqs)} acquisition(s) of {len({s.tile for s in scenes})} "
+        region = areas.geometry_in(r.area, grid.crs)
+        acqs = streaming.prioritise(streaming.acquisitions(scenes), grid, region)
+        used = [s for a in acqs for s in a.scenes]  # in each acquisition's mosaic order
+        skipped = len(scenes) - len(used)
+        emit(self.progress, Progress("plan", message=f"{len(acqs)} acquisition(s) of {len({s.tile for s in used})} "
                                                      f"tile(s) on a {grid.width} x {grid.height} px grid at "
-                                                     f"{grid.resolution:g} m ({grid.crs})"))
+                                                     f"{grid.resolution:g} m ({grid.crs})" + (
+                                                         f"; {skipped} scene(s) left out, covered by a tile "
+                                                         "before them" if skipped else "")))
         scratch = Path(tempfile.mkdtemp(prefix="s2desktop-area-"))
         try:
-            locate, downloads = self._area_rasters(scenes, grid, scratch)
+            locate, downloads = self._area_rasters(used, grid, scratch)
             check_cancel(self.cancel, "composite cancelled")
             built = streaming.build_inputs(acqs, grid, locate, scratch)
             inputs = CompositeInputs(built.red, built.green, built.blue, built.scl, dates=built.dates,
-                                     tile=",".join(sorted({s.tile for s in scenes})))
-            options = replace(r.composite, clip=areas.geometry_in(r.area, grid.crs))
+                                     tile=",".join(sorted({s.tile for s in used})))
+            options = replace(r.composite, clip=region)
             result = run_composite(inputs, options, self.progress, self.cancel)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
             self._cache().trim()
-        return JobResult(tuple(scenes), downloads, inputs, result)
+        return JobResult(tuple(used), downloads, inputs, result)
 
     def _area_rasters(self, scenes, grid, scratch: Path):
         """-> (locate(scene, band) -> the raster to read or None, downloads): fetched windows of remote COGs,

@@ -3,7 +3,9 @@
 For each acquisition (a date and an orbit, seen in one or more tiles) and each band, a GDAL VRT on the area's
 grid is written to a scratch folder: one warped VRT per tile (``VRTWarpedDataset``, so tiles of another UTM zone
 are reprojected on the fly) and, when the acquisition covers several tiles, a mosaic of them in which a pixel
-takes the first tile that has data -- so an acquisition seen in two tiles is one observation, not two. What each
+takes the first tile that has data -- so an acquisition seen in two tiles is one observation, not two. Which
+tile is first, and which tiles are not needed at all, is :func:`prioritise`'s: the grid's own zone first (its
+pixels unresampled), never the order of the tiles' names. What each
 warped VRT reads is the caller's (``locate``): the window of a remote COG that :mod:`s2desktop.core.fetch` put
 in the cache, a local COG mirror's file, or a downloaded JPEG 2000. A coarse grid reads the overview level that
 matches (``vrt://...?ovr=n``) of a file that has overviews; fetched windows are already at that level.
@@ -23,15 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from s2desktop.core import scenefiles
-from s2desktop.core.areas import OutputGrid
+from s2desktop.core import scenefiles, tiles
+from s2desktop.core.areas import OutputGrid, reproject
 from s2desktop.core.errors import NotFoundError, RasterError
 from s2desktop.core.fetch import overview_level
 from s2desktop.core.fsutil import write_json_atomic
 
-__all__ = ["Acquisition", "acquisitions", "gdal_env", "object_path", "AreaInputs", "build_inputs"]
+__all__ = ["Acquisition", "acquisitions", "prioritise", "gdal_env", "object_path", "AreaInputs", "build_inputs"]
 
 BLOCK = 512  # px: the VRTs' block size, which sets the compositor's windows
+CELLS = 512  # cells a side (at most) of the coarse grid on which a tile's part of the area is checked covered
 _ORBIT_RE = re.compile(r"_R(\d{3})_")
 RGB = ("B04", "B03", "B02")
 
@@ -57,6 +60,102 @@ def acquisitions(scenes) -> list[Acquisition]:
         groups.setdefault((s.date.isoformat(), int(m.group(1)) if m else None), []).append(s)
     return [Acquisition(d, o, tuple(g)) for (d, o), g in sorted(groups.items(), key=lambda kv: (kv[0][0],
                                                                                                   kv[0][1] or 0))]
+
+
+def prioritise(acqs: list[Acquisition], grid: OutputGrid, region: dict) -> list[Acquisition]:
+    """Each acquisition's scenes in the order its mosaic takes them, without those it does not need.
+
+    A pixel of an acquisition comes from its first scene with data there: first the tiles in the grid's own
+    UTM zone (their pixels copied, not resampled), then the others; among those, the tile whose centre is
+    nearest the grid's. Where the first has no data (its footprint, an orbit edge) the next fills in. A scene
+    whose data under ``region`` (the area's polygon in the grid's CRS) the scenes before it cover entirely
+    adds no pixel: it is left out, so nothing of it is fetched or read. Coverage is judged from footprints
+    (the scene's data geometry, else the whole tile where its data coverage is 100 %) on a grid of at most
+    CELLS x CELLS cells, conservatively: a cell at the edge of a cover counts as not covered."""
+    epsg = _epsg(grid.crs)
+    cx, cy = _grid_centre(grid)
+    cells = _Cells(grid)
+    need_area = cells.touched(region)
+    out = []
+    for acq in acqs:
+        ranked = sorted(acq.scenes, key=lambda s: _rank(s, epsg, grid.crs, cx, cy))
+        kept, covered = [], None
+        for scene in ranked:
+            need = need_area & cells.touched(_data_footprint(scene, grid.crs, known_only=False))
+            if covered is not None and not (need & ~covered).any():
+                continue  # everything it has under the area is already someone else's pixel
+            kept.append(scene)
+            valid = _data_footprint(scene, grid.crs, known_only=True)
+            if valid is not None:
+                inside = cells.inside(valid)
+                covered = inside if covered is None else covered | inside
+        out.append(Acquisition(acq.date, acq.orbit, tuple(kept)))
+    return out
+
+
+def _epsg(crs: str) -> int | None:
+    from rasterio.crs import CRS
+
+    return CRS.from_string(crs).to_epsg()
+
+
+def _grid_centre(grid: OutputGrid) -> tuple[float, float]:
+    a, _b, c, _d, e, f = grid.transform
+    return c + a * grid.width / 2, f + e * grid.height / 2
+
+
+def _rank(scene, epsg: int | None, crs: str, cx: float, cy: float) -> tuple:
+    """(not in the grid's zone, distance from the tile's centre to the grid's, tile): smaller ranks first."""
+    from rasterio.warp import transform
+
+    f = tiles.footprint(scene.tile)
+    (x,), (y,) = transform("EPSG:4326", crs, [f.centre[0]], [f.centre[1]])
+    return f.epsg != epsg, math.hypot(x - cx, y - cy), scene.tile
+
+
+def _data_footprint(scene, crs: str, known_only: bool) -> dict | None:
+    """Where the scene has data, in ``crs``: its data geometry (in its ``crs`` member, else the tile's zone),
+    else the tile's square where its data coverage is 100 %; else (``known_only``) None, or the tile's square,
+    which its data cannot reach past."""
+    tile = tiles.footprint(scene.tile)
+    geom = scene.data_geometry
+    if isinstance(geom, dict) and geom.get("type") in ("Polygon", "MultiPolygon"):
+        name = str(((geom.get("crs") or {}).get("properties") or {}).get("name") or "")
+        src = f"EPSG:{m.group(1)}" if (m := re.search(r"(\d{4,5})$", name)) else f"EPSG:{tile.epsg}"
+        return reproject(geom, src, crs)
+    if known_only and (scene.data_coverage is None or scene.data_coverage < 100):
+        return None
+    left, bottom, right, top = tile.utm_bounds
+    square = {"type": "Polygon", "coordinates": [[[left, bottom], [right, bottom], [right, top], [left, top],
+                                                  [left, bottom]]]}
+    return reproject(square, f"EPSG:{tile.epsg}", crs)
+
+
+class _Cells:
+    """A coarse grid over the output grid (at most CELLS a side) on which footprints are rasterised."""
+
+    def __init__(self, grid: OutputGrid):
+        from affine import Affine
+
+        a, b, c, d, e, f = grid.transform
+        k = max(1, math.ceil(max(grid.width, grid.height) / CELLS))
+        self.shape = (math.ceil(grid.height / k), math.ceil(grid.width / k))
+        self.transform = Affine(a * k, b, c, d, e * k, f)
+
+    def touched(self, geometry: dict):
+        """Cells the geometry touches at all."""
+        from rasterio.features import rasterize
+
+        return rasterize([geometry], self.shape, transform=self.transform, all_touched=True, dtype="uint8") > 0
+
+    def inside(self, geometry: dict):
+        """Cells wholly inside the geometry: their centre inside, and no edge of it through them."""
+        from rasterio.features import rasterize
+
+        centres = rasterize([geometry], self.shape, transform=self.transform, dtype="uint8") > 0
+        polygons = geometry["coordinates"] if geometry["type"] == "MultiPolygon" else [geometry["coordinates"]]
+        edges = {"type": "MultiLineString", "coordinates": [ring for poly in polygons for ring in poly]}
+        return centres & ~self.touched(edges)
 
 
 def gdal_env(source) -> dict:
@@ -130,7 +229,8 @@ def _write_metadata(acq: Acquisition, folder: Path) -> None:
 
 
 def _mosaic(acq: Acquisition, band: str, grid: OutputGrid, folder: Path, locate) -> str | None:
-    """One VRT of ``band`` of the acquisition on the grid: the tile's warped VRT, or a mosaic of them. Named
+    """One VRT of ``band`` of the acquisition on the grid: the tile's warped VRT, or a mosaic of them in the
+    order of the acquisition's scenes (see :func:`prioritise`: the first with data at a pixel gives it). Named
     like the first scene's downloaded band files (``33UUP_2023-07-04_0_B04.vrt``, unique per acquisition), so
     the composite's tags say its dates and its metadata is found."""
     stem = f"{acq.scenes[0].scene_id}_{band}"

@@ -13,7 +13,7 @@ from rasterio.windows import from_bounds
 
 from s2desktop.core import areas, streaming
 from s2desktop.core.pipeline import CompositeOptions, Job, Request, SourceSpec
-from tests.fixtures_s3 import EPSG, TRANSFORM
+from tests.fixtures_s3 import EPSG, TRANSFORM, ThrottledProxy
 from tests.helpers import constant_cog_scene, upload_public
 
 JULY = dict(start=dt.date(2023, 6, 1), end=dt.date(2023, 7, 10))  # 06-30 and 07-04: one scene each
@@ -126,6 +126,86 @@ def test_an_area_over_two_utm_zones_is_continuous_and_counts_each_acquisition_on
     # west of 33UUP's edge (~12.3 E here) only 32UQU: two acquisitions, 2000; east of it both tiles: 3000
     cols = np.indices(red.shape)[1]
     assert cols[mask & (red == 3000)].mean() > cols[mask & (red == 2000)].max() - 2
+
+
+# 33UUP (zone 33) and 32UQU (zone 32) on two dates, the same passes; 915 m pixels with a texture, so that a
+# resampled pixel differs from its source: 33UUP's values are 1000..1096, 32UQU's 5000..5096.
+OVERLAP_DATES = (dt.date(2023, 7, 1), dt.date(2023, 7, 4))
+IN_BOTH = "12.95,48.15,13.10,48.30"  # near 33UUP's centre, and inside 32UQU too (~10 km from its east edge)
+
+
+def _overlap_bucket(seeded, bucket, tmp_path, tiles=("33UUP", "32UQU")):
+    root = tmp_path / f"bucket-{'-'.join(tiles)}"
+    for date in OVERLAP_DATES:
+        for tile in tiles:
+            constant_cog_scene(root, tile, date, 1000 if tile == "33UUP" else 5000, n=120, texture=1)
+    upload_public(seeded, bucket, root)
+
+
+def _overlap_area(endpoint, bucket, bbox, out, crs=None, scenes=None):
+    """The area's composite on ``crs``'s grid at the scenes' own 915 m: -> (pixels inside the area, tags,
+    job result)."""
+    area = areas.parse_bbox(bbox)
+    result = Job(Request(SourceSpec("cogs", endpoint_url=endpoint, bucket=bucket), area=area,
+                         resolution=109800 / 120, crs=crs, start=OVERLAP_DATES[0], end=OVERLAP_DATES[-1],
+                         scenes=scenes, cache_dir=out.parent / f"cache-{out.stem}",
+                         composite=CompositeOptions(str(out), workers=0))).run()
+    with rasterio.open(out) as ds:
+        red = ds.read(1)
+        inside = geometry_mask([areas.geometry_in(area, ds.crs.to_string())], out_shape=red.shape,
+                               transform=ds.transform, invert=True)
+        return red, inside, ds.tags(), result
+
+
+def _tif_requests(proxy, tile):
+    """Requests the proxy saw for band files of ``tile`` (headers and windows; not the search's metadata)."""
+    folder = f"/{tile[:2]}/{tile[2]}/{tile[3:]}/"
+    return [line for line in proxy.asked if folder in line and ".tif" in line]
+
+
+def test_in_a_tile_overlap_the_tile_of_the_grids_zone_wins_and_the_covered_tile_is_not_fetched(
+        seeded_s3, scratch_bucket, tmp_path):
+    """An area inside both 33UUP and 32UQU: on a zone-33 grid every pixel is 33UUP's, unresampled -- the
+    composite equals the one made from 33UUP's scenes alone -- and not a byte of 32UQU's COGs is asked for;
+    on a zone-32 grid the same holds the other way round. (It used to take 32UQU, the first by name, warped.)"""
+    _overlap_bucket(seeded_s3, scratch_bucket, tmp_path)
+    proxy = ThrottledProxy(seeded_s3.endpoint, rate=0)
+    try:
+        red33, inside33, _tags, result = _overlap_area(proxy.endpoint, scratch_bucket, IN_BOTH,
+                                                       tmp_path / "zone33.tif")
+        assert {s.tile for s in result.scenes} == {"33UUP"} and len(result.inputs.red) == 2
+        assert _tif_requests(proxy, "33UUP") and not _tif_requests(proxy, "32UQU")
+        proxy.asked.clear()
+        red32, inside32, _tags, _result = _overlap_area(proxy.endpoint, scratch_bucket, IN_BOTH,
+                                                        tmp_path / "zone32.tif", crs="EPSG:32632")
+        assert _tif_requests(proxy, "32UQU") and not _tif_requests(proxy, "33UUP")
+    finally:
+        proxy.close()
+    assert inside33.sum() >= 100 and inside32.sum() >= 100
+    assert (1000 <= red33[inside33]).all() and (red33[inside33] <= 1096).all()  # 33UUP's values only
+    assert (5000 <= red32[inside32]).all() and (red32[inside32] <= 5096).all()  # 32UQU's values only
+    for tile, crs, red in (("33UUP", None, red33), ("32UQU", "EPSG:32632", red32)):
+        alone = [s for s in Job(Request(_cogs(seeded_s3, scratch_bucket), area=areas.parse_bbox(IN_BOTH),
+                                        start=OVERLAP_DATES[0], end=OVERLAP_DATES[-1])).search() if s.tile == tile]
+        only, _inside, _tags, _result = _overlap_area(seeded_s3.endpoint, scratch_bucket, IN_BOTH,
+                                                      tmp_path / f"{tile}-only.tif", crs=crs, scenes=tuple(alone))
+        np.testing.assert_array_equal(red, only)  # pixel for pixel the tile's own composite
+
+
+def test_across_a_tile_edge_each_pixel_is_the_zones_tile_where_it_has_data_then_the_other(seeded_s3, scratch_bucket,
+                                                                                           tmp_path):
+    """An area across 33UUP's west edge on a zone-33 grid: east of the edge 33UUP's pixels (though 32UQU sorts
+    first and has data there too), west of it 32UQU's, warped; both tiles fetched, and the tags say so."""
+    _overlap_bucket(seeded_s3, scratch_bucket, tmp_path)
+    red, inside, tags, result = _overlap_area(seeded_s3.endpoint, scratch_bucket, "12.10,48.00,12.50,48.30",
+                                              tmp_path / "edge.tif")
+    assert {s.tile for s in result.scenes} == {"33UUP", "32UQU"}
+    values = red[inside]
+    assert 0 not in values, "a seam of nodata inside the area"
+    from_33, from_32 = (values >= 1000) & (values <= 1096), (values >= 5000) & (values <= 5096)
+    assert (from_33 | from_32).all() and from_33.sum() >= 50 and from_32.sum() >= 50
+    cols = np.indices(red.shape)[1]
+    assert cols[inside & (red < 5000)].min() > cols[inside & (red >= 5000)].max() - 2  # 33UUP east, 32UQU west
 
 
 def test_acquisitions_group_the_same_pass_over_several_tiles():
