@@ -202,16 +202,17 @@ class AreaInputs:
     folder: Path
 
 
-def build_inputs(acqs: list[Acquisition], grid: OutputGrid, locate, folder: Path) -> AreaInputs:
+def build_inputs(acqs: list[Acquisition], grid: OutputGrid, locate, folder: Path,
+                 origin: str = "download metadata") -> AreaInputs:
     """Write the warped mosaics of every acquisition and band (and SCL where every scene has one) into
     ``folder``. ``locate(scene, band)`` is the GDAL path of that band's raster (a fetched window, a local COG, a
     downloaded JPEG 2000), or None where the scene has nothing under the area. An acquisition with no red under
-    the area is left out."""
+    the area is left out. ``origin`` says how the scenes' metadata came (the OFFSET_SOURCES tag: 'streamed')."""
     acqs = [a for a in acqs if any(locate(s, "B04") for s in a.scenes)]
     if not acqs:
         raise NotFoundError("none of the scenes has data under the area")
     for a in acqs:
-        _write_metadata(a, folder)
+        _write_metadata(a, folder, origin)
     bands = {b: [_mosaic(a, b, grid, folder, locate) for a in acqs] for b in RGB}
     scl = [_mosaic(a, "SCL", grid, folder, locate) if all("SCL" in s.bands for s in a.scenes) else None
            for a in acqs]
@@ -219,12 +220,12 @@ def build_inputs(acqs: list[Acquisition], grid: OutputGrid, locate, folder: Path
                       tuple(a.date for a in acqs), folder)
 
 
-def _write_metadata(acq: Acquisition, folder: Path) -> None:
+def _write_metadata(acq: Acquisition, folder: Path, origin: str) -> None:
     """``{folder}/metadata/{scene_id}.json`` of the acquisition's first scene, as a download writes it: the
     compositor finds the baseline (so the offset and the BASELINES tag) from the VRTs' names, as for band files."""
     first = acq.scenes[0]
     doc = {"tile": first.tile, "date": acq.date, "sequence": first.sequence, "baseline": acq.baseline,
-           "product_name": first.product_name, "tiles": [s.tile for s in acq.scenes]}
+           "product_name": first.product_name, "tiles": [s.tile for s in acq.scenes], "offset_source": origin}
     write_json_atomic(scenefiles.metadata_path(folder, first.scene_id), doc)
 
 

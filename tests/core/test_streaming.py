@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import numpy as np
+import pytest
 import rasterio
 from rasterio.features import geometry_mask
 from rasterio.warp import transform_bounds
@@ -70,9 +72,11 @@ def test_a_streamed_area_equals_the_downloaded_tile_composite_clipped(seeded_s3,
     _assert_clipped_tile(tile_out, area_out, area, dates=2)
     with rasterio.open(area_out) as ds, rasterio.open(tile_out) as tile:  # provenance: as the tile's
         assert ds.tags()["DATES"] == ",".join(result.inputs.dates) and ds.tags()["TILE"] == "33UUP"
-        for key in ("BASELINES", "OFFSETS_RED", "OFFSET_SOURCES"):
+        for key in ("BASELINES", "OFFSETS_RED"):
             assert ds.tags()[key] == tile.tags()[key], key
         assert ds.tags()["BASELINES"] not in ("", "unknown")
+        assert tile.tags()["OFFSET_SOURCES"] == "download metadata,download metadata"
+        assert ds.tags()["OFFSET_SOURCES"] == "streamed,streamed"  # nothing was downloaded
     assert {e.stage for e in events} >= {"search", "plan", "fetch", "composite"}
     fetched = [e for e in events if e.stage == "fetch"]
     assert fetched[0].bytes_done == 0 and fetched[0].bytes_total > 0  # the bytes to fetch known up front
@@ -206,6 +210,30 @@ def test_across_a_tile_edge_each_pixel_is_the_zones_tile_where_it_has_data_then_
     assert (from_33 | from_32).all() and from_33.sum() >= 50 and from_32.sum() >= 50
     cols = np.indices(red.shape)[1]
     assert cols[inside & (red < 5000)].min() > cols[inside & (red >= 5000)].max() - 2  # 33UUP east, 32UQU west
+    with rasterio.open(tmp_path / "edge.tif") as ds:
+        origin, res = (ds.transform.c, ds.transform.f), ds.res[0]
+    assert tags["TILE"] == "32UQU,33UUP"  # every tile, not the first scene's
+    assert tags["AREA"] == "bbox 12.1,48,12.5,48.3" and tags["AREA_BOUNDS"] == "12.100000,48.000000,12.500000,48.300000"
+    assert re.fullmatch(r"[0-9a-f]{64}", tags["AREA_GEOMETRY_SHA256"])
+    assert tags["GRID_CRS"] == "EPSG:32633" and float(tags["GRID_RESOLUTION"]) == pytest.approx(res)
+    assert tuple(map(float, tags["GRID_ORIGIN"].split(","))) == pytest.approx(origin, abs=1e-3)
+    assert tags["GRID_SIZE"] == f"{red.shape[1]}x{red.shape[0]}"
+    assert tags["OFFSET_SOURCES"] == "streamed,streamed"
+
+
+def test_a_coarse_preview_says_its_resolution(seeded_s3, tmp_path):
+    """An area at 4 x the tile's pixel, composited at --scale 2: its tags give the pixel it has (8 x) in metres
+    and over the 10 m bands' (it used to say SCALE=1); the count raster says the same."""
+    area = areas.parse_bbox(",".join(f"{v:.6f}" for v in _lonlat_box(0, 0, 64, 40)))
+    out, count = tmp_path / "preview.tif", tmp_path / "count.tif"
+    Job(Request(_cogs(seeded_s3), area=area, resolution=4 * TRANSFORM.a, **JULY, cache_dir=tmp_path / "cache",
+                composite=CompositeOptions(str(out), workers=0, scale=2, count_path=str(count)))).run()
+    for path in (out, count):
+        with rasterio.open(path) as ds:
+            tags, res = ds.tags(), ds.res[0]
+        assert res == pytest.approx(8 * TRANSFORM.a)
+        assert tags["RESOLUTION"] == f"{res:g} m" and float(tags["SCALE"]) == pytest.approx(res / 10)
+        assert tags["AREA"] == area.name and float(tags["GRID_RESOLUTION"]) == pytest.approx(4 * TRANSFORM.a)
 
 
 def test_acquisitions_group_the_same_pass_over_several_tiles():
