@@ -68,8 +68,8 @@ def prioritise(acqs: list[Acquisition], grid: OutputGrid, region: dict) -> list[
     A pixel of an acquisition comes from its first scene with data there: first the tiles in the grid's own
     UTM zone (their pixels copied, not resampled), then the others; among those, the tile whose centre is
     nearest the grid's. Where the first has no data (its footprint, an orbit edge) the next fills in. A scene
-    whose data under ``region`` (the area's polygon in the grid's CRS) the scenes before it cover entirely
-    adds no pixel: it is left out, so nothing of it is fetched or read. Coverage is judged from footprints
+    whose data under ``region`` (the area's polygon in the grid's CRS) the scenes before it cover entirely, or
+    that has no data there, adds no pixel: it is left out, so nothing of it is fetched or read. Coverage is judged from footprints
     (the scene's data geometry, else the whole tile where its data coverage is 100 %) on a grid of at most
     CELLS x CELLS cells, conservatively: a cell at the edge of a cover counts as not covered."""
     epsg = _epsg(grid.crs)
@@ -79,16 +79,15 @@ def prioritise(acqs: list[Acquisition], grid: OutputGrid, region: dict) -> list[
     out = []
     for acq in acqs:
         ranked = sorted(acq.scenes, key=lambda s: _rank(s, epsg, grid.crs, cx, cy))
-        kept, covered = [], None
+        kept, covered = [], ~need_area  # outside the area: nothing to give
         for scene in ranked:
-            need = need_area & cells.touched(_data_footprint(scene, grid.crs, known_only=False))
-            if covered is not None and not (need & ~covered).any():
-                continue  # everything it has under the area is already someone else's pixel
+            need = cells.touched(_data_footprint(scene, grid.crs, known_only=False))
+            if not (need & ~covered).any():
+                continue  # everything it has under the area is already someone else's pixel, or there is none
             kept.append(scene)
             valid = _data_footprint(scene, grid.crs, known_only=True)
             if valid is not None:
-                inside = cells.inside(valid)
-                covered = inside if covered is None else covered | inside
+                covered = covered | cells.inside(valid)
         out.append(Acquisition(acq.date, acq.orbit, tuple(kept)))
     return out
 
@@ -119,9 +118,8 @@ def _data_footprint(scene, crs: str, known_only: bool) -> dict | None:
     which its data cannot reach past."""
     tile = tiles.footprint(scene.tile)
     geom = scene.data_geometry
-    if isinstance(geom, dict) and geom.get("type") in ("Polygon", "MultiPolygon"):
-        name = str(((geom.get("crs") or {}).get("properties") or {}).get("name") or "")
-        src = f"EPSG:{m.group(1)}" if (m := re.search(r"(\d{4,5})$", name)) else f"EPSG:{tile.epsg}"
+    src = _geometry_crs(geom, tile.epsg) if isinstance(geom, dict) else None
+    if src is not None and geom.get("type") in ("Polygon", "MultiPolygon"):
         return reproject(geom, src, crs)
     if known_only and (scene.data_coverage is None or scene.data_coverage < 100):
         return None
@@ -129,6 +127,21 @@ def _data_footprint(scene, crs: str, known_only: bool) -> dict | None:
     square = {"type": "Polygon", "coordinates": [[[left, bottom], [right, bottom], [right, top], [left, top],
                                                   [left, bottom]]]}
     return reproject(square, f"EPSG:{tile.epsg}", crs)
+
+
+def _geometry_crs(geom: dict, epsg: int):
+    """The CRS of a data geometry: its ``crs`` member (tileInfo.json's URN), else the tile's zone; None when
+    the member names no CRS rasterio knows (the geometry is then not trusted)."""
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    name = ((geom.get("crs") or {}).get("properties") or {}).get("name")
+    if not name:
+        return CRS.from_epsg(epsg)
+    try:
+        return CRS.from_user_input(str(name))
+    except (CRSError, ValueError):
+        return None
 
 
 class _Cells:
@@ -143,10 +156,15 @@ class _Cells:
         self.transform = Affine(a * k, b, c, d, e * k, f)
 
     def touched(self, geometry: dict):
-        """Cells the geometry touches at all."""
+        """Cells the geometry touches at all (all of them when it cannot be rasterised, e.g. projected out of
+        bounds: wherever it is used, that errs on the side of fetching)."""
+        import numpy as np
         from rasterio.features import rasterize
 
-        return rasterize([geometry], self.shape, transform=self.transform, all_touched=True, dtype="uint8") > 0
+        try:
+            return rasterize([geometry], self.shape, transform=self.transform, all_touched=True, dtype="uint8") > 0
+        except ValueError:
+            return np.ones(self.shape, bool)
 
     def inside(self, geometry: dict):
         """Cells wholly inside the geometry: their centre inside, and no edge of it through them."""

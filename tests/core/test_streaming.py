@@ -236,6 +236,37 @@ def test_a_coarse_preview_says_its_resolution(seeded_s3, tmp_path):
         assert tags["AREA"] == area.name and float(tags["GRID_RESOLUTION"]) == pytest.approx(4 * TRANSFORM.a)
 
 
+def test_the_mosaic_order_and_the_tiles_left_out_follow_zone_then_data_footprint():
+    """prioritise(), on scene values alone: the grid's zone first, a covered tile left out -- unless the first
+    tile's data is known not to cover the area (a data geometry, or coverage under 100 % with none)."""
+    from s2desktop.core.catalog import Scene
+
+    def scene(tile, coverage=100.0, geometry=None):
+        return Scene(tile, dt.date(2023, 7, 1), 0, 1.0, coverage, "05.09",
+                     f"S2B_MSIL2A_20230701T100559_N0509_R022_T{tile}_x", f"p/{tile}", data_geometry=geometry)
+
+    def order(scenes, crs=None):
+        area = areas.parse_bbox(IN_BOTH)
+        grid = areas.output_grid(area, 100, crs)
+        (acq,) = streaming.prioritise(streaming.acquisitions(scenes), grid, areas.geometry_in(area, grid.crs))
+        return [s.tile for s in acq.scenes]
+
+    def utm_box(west, east):  # a data geometry in 33UUP's zone, full height, as tileInfo.json gives it
+        ring = [[west, 5290300], [east, 5290300], [east, 5399900], [west, 5399900], [west, 5290300]]
+        return {"type": "Polygon", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG:8.8.1:32633"}},
+                "coordinates": [ring]}
+
+    both = [scene("32UQU"), scene("33UUP")]
+    assert order(both) == ["33UUP"] and order(both, "EPSG:32632") == ["32UQU"]
+    assert order([scene("32UQU"), scene("33UUP", coverage=60.0)]) == ["33UUP", "32UQU"]  # its data unknown
+    # 33UUP's data (x 347-358 km under the area) in part of the area: both, 33UUP first; all of it: 33UUP alone
+    assert order([scene("32UQU"), scene("33UUP", 60.0, utm_box(300100, 352000))]) == ["33UUP", "32UQU"]
+    assert order([scene("32UQU"), scene("33UUP", 60.0, utm_box(330000, 409700))]) == ["33UUP"]
+    # a scene whose data does not reach the area adds nothing: left out, whatever its rank
+    assert order([scene("32UQU"), scene("33UUP", 60.0, utm_box(300100, 330000))]) == ["32UQU"]
+    assert order([scene("33UUP"), scene("33UVP", coverage=10.0)]) == ["33UUP"]
+
+
 def test_acquisitions_group_the_same_pass_over_several_tiles():
     from s2desktop.core.catalog import Scene
 
