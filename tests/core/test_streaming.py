@@ -16,7 +16,7 @@ from rasterio.windows import from_bounds
 from s2desktop.core import areas, streaming
 from s2desktop.core.pipeline import CompositeOptions, Job, Request, SourceSpec
 from tests.fixtures_s3 import EPSG, TRANSFORM, ThrottledProxy
-from tests.helpers import constant_cog_scene, upload_public
+from tests.helpers import constant_cog_scene, files_under, upload_public
 
 JULY = dict(start=dt.date(2023, 6, 1), end=dt.date(2023, 7, 10))  # 06-30 and 07-04: one scene each
 
@@ -138,11 +138,11 @@ OVERLAP_DATES = (dt.date(2023, 7, 1), dt.date(2023, 7, 4))
 IN_BOTH = "12.95,48.15,13.10,48.30"  # near 33UUP's centre, and inside 32UQU too (~10 km from its east edge)
 
 
-def _overlap_bucket(seeded, bucket, tmp_path, tiles=("33UUP", "32UQU")):
-    root = tmp_path / f"bucket-{'-'.join(tiles)}"
+def _overlap_bucket(seeded, bucket, tmp_path, layout="cogs"):
+    root = tmp_path / f"bucket-{layout}"
     for date in OVERLAP_DATES:
-        for tile in tiles:
-            constant_cog_scene(root, tile, date, 1000 if tile == "33UUP" else 5000, n=120, texture=1)
+        for tile in ("33UUP", "32UQU"):
+            constant_cog_scene(root, tile, date, 1000 if tile == "33UUP" else 5000, n=120, texture=1, layout=layout)
     upload_public(seeded, bucket, root)
 
 
@@ -194,6 +194,22 @@ def test_in_a_tile_overlap_the_tile_of_the_grids_zone_wins_and_the_covered_tile_
         only, _inside, _tags, _result = _overlap_area(seeded_s3.endpoint, scratch_bucket, IN_BOTH,
                                                       tmp_path / f"{tile}-only.tif", crs=crs, scenes=tuple(alone))
         np.testing.assert_array_equal(red, only)  # pixel for pixel the tile's own composite
+
+
+def test_a_jpeg2000_area_in_a_tile_overlap_downloads_only_the_tile_it_takes(seeded_s3, scratch_bucket, tmp_path):
+    """From the JPEG 2000 source the covered tile's files are not downloaded either (whole tiles, there)."""
+    _overlap_bucket(seeded_s3, scratch_bucket, tmp_path, layout="l2a")
+    out = tmp_path / "jp2.tif"
+    result = Job(Request(SourceSpec("l2a", endpoint_url=seeded_s3.endpoint, bucket=scratch_bucket),
+                         area=areas.parse_bbox(IN_BOTH), resolution=109800 / 120, start=OVERLAP_DATES[0],
+                         end=OVERLAP_DATES[-1], download_dir=tmp_path / "dl",
+                         composite=CompositeOptions(str(out), workers=0, mask="none"))).run()
+    assert {d.task.scene.tile for d in result.downloads} == {"33UUP"} and len(result.downloads) == 2 * 3
+    on_disk = files_under(tmp_path / "dl")
+    assert any("33UUP" in f for f in on_disk) and not any("32UQU" in f for f in on_disk), on_disk
+    with rasterio.open(out) as ds:
+        red = ds.read(1)
+    assert red.any() and set(np.unique(red[red > 0]).tolist()) <= set(range(1000, 1097))
 
 
 def test_across_a_tile_edge_each_pixel_is_the_zones_tile_where_it_has_data_then_the_other(seeded_s3, scratch_bucket,
