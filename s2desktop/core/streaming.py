@@ -69,9 +69,9 @@ def prioritise(acqs: list[Acquisition], grid: OutputGrid, region: dict) -> list[
     UTM zone (their pixels copied, not resampled), then the others; among those, the tile whose centre is
     nearest the grid's. Where the first has no data (its footprint, an orbit edge) the next fills in. A scene
     whose data under ``region`` (the area's polygon in the grid's CRS) the scenes before it cover entirely, or
-    that has no data there, adds no pixel: it is left out, so nothing of it is fetched or read. Coverage is judged from footprints
-    (the scene's data geometry, else the whole tile where its data coverage is 100 %) on a grid of at most
-    CELLS x CELLS cells, conservatively: a cell at the edge of a cover counts as not covered."""
+    that has no data there, adds no pixel: it is left out, so nothing of it is fetched or read. Coverage is
+    judged from footprints (the scene's data geometry, else the whole tile where its data coverage is 100 %) on
+    a grid of at most CELLS x CELLS cells, conservatively: a cell at the edge of a cover counts as not covered."""
     epsg = _epsg(grid.crs)
     cx, cy = _grid_centre(grid)
     cells = _Cells(grid)

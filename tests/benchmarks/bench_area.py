@@ -5,16 +5,17 @@
     .venv/bin/python tests/benchmarks/bench_area.py --quick          # a smoke run in about a minute
     .venv/bin/python tests/benchmarks/bench_area.py --quick --before 3085328   # legs (a)-(c) of that commit too
 
-Disk: ~3 GB of generated scenes kept in --cache, ~10 GB of moto's temporary files while it runs, ~5 GB for the
-old way's download (in a temporary folder, removed at the end).
+Disk: ~4.5 GB of generated scenes kept in --cache (three tiles), ~15 GB of moto's temporary files while it runs,
+~5 GB for the old way's download (in a temporary folder, removed at the end).
 
-The archive: ``--dates`` (10) L2A scenes of two tiles that share an edge, 33UUP and its east neighbour 33UVP,
-and of its west neighbour across the UTM zone edge, 32UQU (zone 32), which overlaps 33UUP by much more than
-the ~10 km of tiles of one zone: 33UUP's centre, where areas (a) and (b) are, lies inside 32UQU too, as in the
-real bucket (the same dates: one acquisition over the three tiles). They are all in the ``sentinel-cogs`` layout, written like the real bucket by ``archive.write_scene`` (DEFLATE with predictor
-2, 1024 px blocks, internal overviews, SCL at half the 10 m size) at ``--size`` px a side (10980: the real 10 m
-grid). The pixels look like imagery to the compressor (a smooth ground pattern continuous across the tiles plus
-uniform noise of 0..63, a cloud band on the SCL) so a band file is ~169 MB, within the real bucket's 100-230 MB.
+The archive: ``--dates`` (10) L2A scenes of two tiles that share an edge, 33UUP and its east neighbour 33UVP, and
+of its west neighbour across the UTM zone edge, 32UQU (zone 32), which overlaps 33UUP by much more than the ~10 km
+of tiles of one zone: 33UUP's centre, where areas (a) and (b) are, lies inside 32UQU too, as in the real bucket
+(the same dates: one acquisition over the three tiles). They are all in the ``sentinel-cogs`` layout, written like
+the real bucket by ``archive.write_scene`` (DEFLATE with predictor 2, 1024 px blocks, internal overviews, SCL at
+half the 10 m size) at ``--size`` px a side (10980: the real 10 m grid). The pixels look like imagery to the
+compressor (a smooth ground pattern continuous across the tiles plus uniform noise of 0..63, a cloud band on the
+SCL) so a band file is ~169 MB, within the real bucket's 100-230 MB.
 
 Generating a full-size scene takes ~30 s, so ``--variants`` (3) distinct scenes per tile are generated once into
 ``--cache`` (default /tmp/s2bench-area, reused across runs, keyed by size and variant) and reused across dates:
@@ -471,7 +472,8 @@ def report(legs: list[Leg], args) -> None:
           f" {'median':>7} {'sum of waits s':>15}")
     for g in legs:
         b = g.breakdown()
-        print(f"{'(' + g.name + ')':4} {g.seconds:8.1f} {b['busy']:15.1f} {g.seconds - b['busy']:8.1f} {b['in_flight']:10.1f} "
+        print(f"{'(' + g.name + ')':4} {g.seconds:8.1f} {b['busy']:15.1f} {g.seconds - b['busy']:8.1f} "
+              f"{b['in_flight']:10.1f} "
               f"{1000 * b['ttfb_mean']:14.0f} {1000 * b['ttfb_median']:7.0f} {b['waiting']:15.1f}")
     print("'network busy': at least one request in flight; 'other': none in flight (start-up, search, compositing, "
           "writing); 'in flight': mean requests at once while busy")
@@ -481,7 +483,8 @@ def report(legs: list[Leg], args) -> None:
     for g in legs:
         q = g.asked()
         again = 100 * (q["asked"] - q["distinct"]) / q["asked"] if q["asked"] else 0.0
-        print(f"{'(' + g.name + ')':4} {q['heads']:5d} {q['ranged']:11d} {q['other']:6d} {q['objects']:8d} {q['asked'] / 1e6:13.1f} "
+        print(f"{'(' + g.name + ')':4} {q['heads']:5d} {q['ranged']:11d} {q['other']:6d} {q['objects']:8d} "
+              f"{q['asked'] / 1e6:13.1f} "
               f"{q['distinct'] / 1e6:12.1f} {again:10.0f}%")
     print("'other': listings and whole small objects (metadata); 'objects': objects read by range; ranges as asked "
           "(one past an object's end counts in full); 'MB distinct': their union per object; 'read again': asked "
