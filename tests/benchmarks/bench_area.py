@@ -25,7 +25,7 @@ and no cache keyed by ETag can serve one date for another. Metadata (tileinfo_me
 thumbnail) is written for every date.
 
 The server: moto's standalone server in its own process (so it does not share our GIL), loaded once per run
-with all dates of both tiles (10.2 GB at full size, ~100 s). moto keeps objects over ~5 MB in temporary files on
+with all dates of the three tiles (15.3 GB at full size, ~150 s). moto keeps objects over ~5 MB in temporary files on
 disk (SpooledTemporaryFile under $TMPDIR), not in memory; its resident memory peaks at ~4 GB while loading (the
 request bodies) and the run prints it. In front of it, ``ThrottledProxy``: one shared link of ``--rate-mbit``
 (100) Mbit/s for all connections together (``--per-connection``: that rate for each connection instead, as
