@@ -156,6 +156,7 @@ class ThrottledProxy:
         self.bytes_sent = 0  # server -> client, over all connections (what a client fetched)
         self.requests = 0  # requests begun (a client's bytes after a reply, or the first on a connection)
         self.timings: list[tuple[float, float | None, float | None, str, str | None]] = []
+        self.asked: list[str] = []  # the request line of every request begun, as it begins (answered or not)
         self.endpoint = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         threading.Thread(target=self._accept, name="throttled-proxy", daemon=True).start()
 
@@ -186,6 +187,7 @@ class ThrottledProxy:
                         self.requests += 1
                         self._finish(exchange)
                         exchange[:] = [time.monotonic(), None, None, *_request_head(data)]
+                        self.asked.append(exchange[3])
                     if self._latency:
                         time.sleep(self._latency)
                 elif reply and exchange[1] is None:

@@ -78,17 +78,21 @@ def seed_scene_with_b04(client, bucket: str, b04: bytes, part_size: int | None =
     return objects
 
 
-def constant_cog_scene(root: Path, tile: str, date, value: int, n: int = 60) -> None:
-    """A scene of ``tile`` in the sentinel-cogs layout under ``root`` whose three bands are ``value`` everywhere
-    (``n`` px over the tile's real footprint)."""
+def constant_cog_scene(root: Path, tile: str, date, value: int, n: int = 60, texture: int = 0,
+                       layout: str = "cogs") -> None:
+    """A scene of ``tile`` in the sentinel-cogs layout (or ``layout``) under ``root`` whose three bands are
+    ``value`` everywhere (``n`` px over the tile's real footprint), plus ``texture`` times a pattern of 0..96
+    that differs from one pixel to the next (so a resampled pixel is not its source's)."""
     from affine import Affine
 
     from s2desktop.core import archive, tiles
 
     f = tiles.footprint(tile)
     transform = Affine(109800 / n, 0, f.utm_bounds[0], 0, -109800 / n, f.utm_bounds[3])
-    bands = {b: np.full((n, n), value, np.uint16) for b in ("B02", "B03", "B04")}
-    archive.write_scene(root, "cogs", tile, date, 0, bands, crs=f.epsg, transform=transform, baseline="02.09",
+    rows, cols = np.mgrid[0:n, 0:n]
+    pattern = (value + texture * ((rows * 7 + cols * 3) % 97)).astype(np.uint16)
+    bands = {b: pattern.copy() for b in ("B02", "B03", "B04")}
+    archive.write_scene(root, layout, tile, date, 0, bands, crs=f.epsg, transform=transform, baseline="02.09",
                         cloud_cover=1.0, data_coverage=100.0)
 
 

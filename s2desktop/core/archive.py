@@ -70,8 +70,10 @@ def _crs_urn(epsg: int | None) -> dict:
     return {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG:8.8.1:{epsg}"}}
 
 
-def _write_raster(path: Path, array: np.ndarray, *, crs: CRS, transform: Affine, fmt: str) -> None:
-    """One band to ``path``: lossless JP2 or COG, through a MEM dataset and CreateCopy."""
+def _write_raster(path: Path, array: np.ndarray, *, crs: CRS, transform: Affine, fmt: str,
+                  resampling: str = "AVERAGE") -> None:
+    """One band to ``path``: lossless JP2 or COG (overviews by ``resampling``), through a MEM dataset and
+    CreateCopy."""
     height, width = array.shape
     path.parent.mkdir(parents=True, exist_ok=True)
     dtype = array.dtype.name
@@ -82,13 +84,14 @@ def _write_raster(path: Path, array: np.ndarray, *, crs: CRS, transform: Affine,
                 nodata=0 if fmt == "cog" else None,
             ) as ds:
                 ds.write(array, 1)
-            driver, opts = _creation_options(fmt, array)
+            driver, opts = _creation_options(fmt, array, resampling)
             with mem.open() as src, atomic_path(path) as tmp:
                 rasterio.shutil.copy(src, str(tmp), driver=driver, **opts)
 
 
-def _creation_options(fmt: str, array: np.ndarray) -> tuple[str, dict]:
-    """ESA-like lossless JP2 (1024 px blocks when large, NBITS=15 when the values fit) or a DEFLATE COG."""
+def _creation_options(fmt: str, array: np.ndarray, resampling: str = "AVERAGE") -> tuple[str, dict]:
+    """ESA-like lossless JP2 (1024 px blocks when large, NBITS=15 when the values fit) or a DEFLATE COG with
+    overviews by ``resampling``."""
     height, width = array.shape
     if fmt == "jp2":
         # CODEC: the temp name's extension (.part) would otherwise make GDAL write a bare codestream, no georeference
@@ -100,7 +103,7 @@ def _creation_options(fmt: str, array: np.ndarray) -> tuple[str, dict]:
         return "JP2OpenJPEG", opts
     block = 1024 if max(width, height) > 1024 else 512
     return "COG", {"COMPRESS": "DEFLATE", "PREDICTOR": "2", "BLOCKSIZE": str(block), "OVERVIEWS": "AUTO",
-                   "RESAMPLING": "AVERAGE"}
+                   "RESAMPLING": resampling}
 
 
 def _write_rgb_jp2(path: Path, rgb: np.ndarray, crs: CRS, transform: Affine) -> None:
@@ -235,7 +238,10 @@ def write_scene(
         _write_raster(folder / layouts.band_relpath(layout, name), arr, crs=crs, transform=band_transform(arr.shape), fmt=fmt)
     if scl is not None and layout in ("l2a", "cogs"):
         scl = np.asarray(scl).astype(np.uint8)
-        _write_raster(folder / layouts.band_relpath(layout, "SCL"), scl, crs=crs, transform=band_transform(scl.shape), fmt=fmt)
+        # classes, not measurements: the overviews pick a class (NEAREST), as the real sentinel-cogs SCL's do; an
+        # average of classes 4 and 8 would be 6, a class that is not there
+        _write_raster(folder / layouts.band_relpath(layout, "SCL"), scl, crs=crs,
+                      transform=band_transform(scl.shape), fmt=fmt, resampling="NEAREST")
 
     name = product_name(layout, tile, date, sequence, baseline)
     offset = offset_for_baseline(baseline)

@@ -10,6 +10,7 @@ area's pixels are the tile's pixels.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from s2desktop.core import tiles
 from s2desktop.core.errors import InvalidInputError, NotFoundError
 
 __all__ = ["Area", "OutputGrid", "parse_bbox", "read_aoi", "area_tiles", "output_grid", "geometry_in", "check_size",
-           "MAX_PIXELS", "MAX_TILES"]
+           "reproject", "area_tags", "MAX_PIXELS", "MAX_TILES"]
 
 MAX_PIXELS = 40_000 * 40_000  # per band of one composite: 3.2 GB of uint16 (a 400 km square at 10 m)
 MAX_TILES = 200  # tiles one area may search (each costs LIST requests, billed on the requester-pays buckets)
@@ -202,11 +203,37 @@ def _grid_origin(area: Area, epsg: int | None) -> tuple[float, float]:
     return 0.0, 0.0
 
 
+def area_tags(area: Area, grid: OutputGrid, scale: int = 1) -> dict[str, str]:
+    """GeoTIFF tags that say which area a composite is of and on which grid: the area as given, its lon/lat
+    bounds and a SHA-256 of its geometry (two AOIs of the same name differ there), the grid's CRS, pixel size,
+    upper-left corner and size; and the output's pixel (the grid's, times the composite's ``scale``) in metres
+    and over the 10 m bands' as SCALE (8: an 80 m preview)."""
+    a, _b, c, _d, _e, f = grid.transform
+    canonical = json.dumps(area.geometry, sort_keys=True, separators=(",", ":"))
+    return {
+        "AREA": area.name,
+        "AREA_BOUNDS": ",".join(f"{v:.6f}" for v in area.bounds),
+        "AREA_GEOMETRY_SHA256": hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
+        "GRID_CRS": grid.crs,
+        "GRID_RESOLUTION": f"{grid.resolution:g}",
+        "GRID_ORIGIN": f"{c:.3f},{f:.3f}",
+        "GRID_SIZE": f"{grid.width}x{grid.height}",
+        "RESOLUTION": f"{grid.resolution * scale:g} m",
+        "SCALE": f"{grid.resolution * scale / 10:g}",
+    }
+
+
 def geometry_in(area: Area, crs: str) -> dict:
     """The area's polygon in ``crs`` (its edges densified, so that a lon/lat box stays a box after projection)."""
+    return reproject(area.geometry, "EPSG:4326", crs)
+
+
+def reproject(geometry: dict, src_crs, dst_crs) -> dict:
+    """A (Multi)Polygon from ``src_crs`` to ``dst_crs``, its edges densified first (a straight edge in one CRS
+    is curved in another): -> a MultiPolygon."""
     from rasterio.warp import transform_geom
 
-    return transform_geom("EPSG:4326", crs, _densified(area.geometry))
+    return transform_geom(src_crs, dst_crs, _densified(geometry))
 
 
 def _densified(geometry: dict, steps: int = 16, spacing: float = 0.01) -> dict:

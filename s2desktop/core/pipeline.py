@@ -74,6 +74,7 @@ class CompositeOptions:
     overwrite: bool = False
     window_size: int | None = None
     clip: dict | None = None  # a GeoJSON (Multi)Polygon in the inputs' CRS: pixels outside are nodata
+    tags: dict | None = None  # GeoTIFF tags said by the caller (an area's tiles, area, grid): over the compositor's
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ def run_composite(inputs: CompositeInputs, options: CompositeOptions, progress: 
         inputs.red, inputs.green, inputs.blue, options.output, workers=options.workers, scale=options.scale,
         mask=options.mask, count_path=options.count_path, offsets=inputs.offsets, overwrite=options.overwrite,
         progress=progress, cancel=cancel, scl=inputs.scl if options.mask == "auto" else None,
-        compress=options.compress, clip=options.clip, **kwargs,
+        compress=options.compress, clip=options.clip, tags=options.tags, **kwargs,
     )
 
 
@@ -255,27 +256,34 @@ class Job:
         scenes = list(scenes if scenes is not None else (r.scenes or self.search()))
         if not scenes:
             raise NotFoundError(_nothing_found(r))
-        acqs = streaming.acquisitions(scenes)
-        emit(self.progress, Progress("plan", message=f"{len(acqs)} acquisition(s) of {len({s.tile for s in scenes})} "
+        region = areas.geometry_in(r.area, grid.crs)
+        acqs = streaming.prioritise(streaming.acquisitions(scenes), grid, region)
+        used = [s for a in acqs for s in a.scenes]  # in each acquisition's mosaic order
+        skipped = len(scenes) - len(used)
+        emit(self.progress, Progress("plan", message=f"{len(acqs)} acquisition(s) of {len({s.tile for s in used})} "
                                                      f"tile(s) on a {grid.width} x {grid.height} px grid at "
-                                                     f"{grid.resolution:g} m ({grid.crs})"))
+                                                     f"{grid.resolution:g} m ({grid.crs})" + (
+                                                         f"; {skipped} scene(s) left out, covered by a tile "
+                                                         "before them" if skipped else "")))
         scratch = Path(tempfile.mkdtemp(prefix="s2desktop-area-"))
         try:
-            locate, downloads = self._area_rasters(scenes, grid, scratch)
+            locate, downloads, origin = self._area_rasters(used, grid, scratch)
             check_cancel(self.cancel, "composite cancelled")
-            built = streaming.build_inputs(acqs, grid, locate, scratch)
-            inputs = CompositeInputs(built.red, built.green, built.blue, built.scl, dates=built.dates,
-                                     tile=",".join(sorted({s.tile for s in scenes})))
-            options = replace(r.composite, clip=areas.geometry_in(r.area, grid.crs))
+            built = streaming.build_inputs(acqs, grid, locate, scratch, origin)
+            tiles = ",".join(sorted({s.tile for s in used}))
+            inputs = CompositeInputs(built.red, built.green, built.blue, built.scl, dates=built.dates, tile=tiles)
+            tags = {**areas.area_tags(r.area, grid, r.composite.scale), "TILE": tiles, **(r.composite.tags or {})}
+            options = replace(r.composite, clip=region, tags=tags)
             result = run_composite(inputs, options, self.progress, self.cancel)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
             self._cache().trim()
-        return JobResult(tuple(scenes), downloads, inputs, result)
+        return JobResult(tuple(used), downloads, inputs, result)
 
     def _area_rasters(self, scenes, grid, scratch: Path):
-        """-> (locate(scene, band) -> the raster to read or None, downloads): fetched windows of remote COGs,
-        the files of a local mirror, or the downloaded files of a JPEG 2000 source."""
+        """-> (locate(scene, band) -> the raster to read or None, downloads, where the scenes' metadata came
+        with the rasters): fetched windows of remote COGs ('streamed'), the files of a local mirror, or the
+        downloaded files of a JPEG 2000 source."""
         masked = self.request.mask == "auto" and self.request.composite.mask == "auto"
         bands = RGB_BANDS + ((MASK_BAND,) if masked else ())
         if self.source.layout != "cogs":
@@ -283,9 +291,10 @@ class Job:
             downloads = tuple(self.download(plan))
             files = {(t.scene.scene_id, t.band): str(Path(t.dest).resolve()) for t in plan.tasks
                      if Path(t.dest).is_file()}
-            return (lambda s, b: files.get((s.scene_id, b))), downloads
+            return (lambda s, b: files.get((s.scene_id, b))), downloads, "download metadata"
         if self.source.is_local:
-            return (lambda s, b: streaming.object_path(self.source, s.bands[b]) if b in s.bands else None), ()
+            return ((lambda s, b: streaming.object_path(self.source, s.bands[b]) if b in s.bands else None), (),
+                    "local mirror metadata")
         store, cache = self.source.store, self._cache()
         if (self.source.endpoint_url or "").lower().startswith("http://"):
             emit(self.progress, Progress("plan", message=f"note: {self.source.endpoint_url} is plain HTTP: nothing "
@@ -295,7 +304,7 @@ class Job:
         pieces = fetch.plan_pieces(store, wanted, grid, cache, self.progress, self.cancel)
         pieces = {item: p for item, p in pieces.items() if p is not None}
         paths = fetch.fetch_pieces(store, pieces, cache, scratch, grid, self.progress, self.cancel)
-        return (lambda s, b: str(paths[(s.scene_id, b)]) if (s.scene_id, b) in paths else None), ()
+        return (lambda s, b: str(paths[(s.scene_id, b)]) if (s.scene_id, b) in paths else None), (), "streamed"
 
     def _cache(self) -> WindowCache:
         return WindowCache(self.request.cache_dir, self.request.cache_limit)

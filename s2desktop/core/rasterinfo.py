@@ -355,7 +355,8 @@ def scene_metadata(path) -> dict:
         out["tile"] = md.get("tile") or out["tile"]
         out["date"] = md.get("date") or out["date"]
         if out["baseline"]:
-            out["source"] = "download metadata"
+            said = md.get("offset_source")  # how the metadata came, where it was not downloaded ('streamed')
+            out["source"] = said if isinstance(said, str) and said else "download metadata"
             return _fill_from_product_name(out)
 
     # Metadata beside loose files in the bucket layouts.

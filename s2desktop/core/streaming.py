@@ -3,7 +3,9 @@
 For each acquisition (a date and an orbit, seen in one or more tiles) and each band, a GDAL VRT on the area's
 grid is written to a scratch folder: one warped VRT per tile (``VRTWarpedDataset``, so tiles of another UTM zone
 are reprojected on the fly) and, when the acquisition covers several tiles, a mosaic of them in which a pixel
-takes the first tile that has data -- so an acquisition seen in two tiles is one observation, not two. What each
+takes the first tile that has data -- so an acquisition seen in two tiles is one observation, not two. Which
+tile is first, and which tiles are not needed at all, is :func:`prioritise`'s: the grid's own zone first (its
+pixels unresampled), never the order of the tiles' names. What each
 warped VRT reads is the caller's (``locate``): the window of a remote COG that :mod:`s2desktop.core.fetch` put
 in the cache, a local COG mirror's file, or a downloaded JPEG 2000. A coarse grid reads the overview level that
 matches (``vrt://...?ovr=n``) of a file that has overviews; fetched windows are already at that level.
@@ -22,15 +24,16 @@ import xml.sax.saxutils as xml
 from dataclasses import dataclass
 from pathlib import Path
 
-from s2desktop.core import scenefiles
-from s2desktop.core.areas import OutputGrid
+from s2desktop.core import scenefiles, tiles
+from s2desktop.core.areas import OutputGrid, reproject
 from s2desktop.core.errors import NotFoundError, RasterError
 from s2desktop.core.fetch import overview_level
 from s2desktop.core.fsutil import write_json_atomic
 
-__all__ = ["Acquisition", "acquisitions", "object_path", "AreaInputs", "build_inputs"]
+__all__ = ["Acquisition", "acquisitions", "prioritise", "object_path", "AreaInputs", "build_inputs"]
 
 BLOCK = 512  # px: the VRTs' block size, which sets the compositor's windows
+CELLS = 512  # cells a side (at most) of the coarse grid on which a tile's part of the area is checked covered
 _ORBIT_RE = re.compile(r"_R(\d{3})_")
 RGB = ("B04", "B03", "B02")
 
@@ -58,6 +61,120 @@ def acquisitions(scenes) -> list[Acquisition]:
                                                                                                   kv[0][1] or 0))]
 
 
+def prioritise(acqs: list[Acquisition], grid: OutputGrid, region: dict) -> list[Acquisition]:
+    """Each acquisition's scenes in the order its mosaic takes them, without those it does not need.
+
+    A pixel of an acquisition comes from its first scene with data there: first the tiles in the grid's own
+    UTM zone (their pixels copied, not resampled), then the others; among those, the tile whose centre is
+    nearest the grid's. Where the first has no data (its footprint, an orbit edge) the next fills in. A scene
+    whose data under ``region`` (the area's polygon in the grid's CRS) the scenes before it cover entirely, or
+    that has no data there, adds no pixel: it is left out, so nothing of it is fetched or read. Coverage is
+    judged from footprints (the scene's data geometry, else the whole tile where its data coverage is 100 %) on
+    a grid of at most CELLS x CELLS cells, conservatively: a cell at the edge of a cover counts as not covered."""
+    epsg = _epsg(grid.crs)
+    cx, cy = _grid_centre(grid)
+    cells = _Cells(grid)
+    need_area = cells.touched(region)
+    out = []
+    for acq in acqs:
+        ranked = sorted(acq.scenes, key=lambda s: _rank(s, epsg, grid.crs, cx, cy))
+        kept, covered = [], ~need_area  # outside the area: nothing to give
+        for scene in ranked:
+            need = cells.touched(_data_footprint(scene, grid.crs, known_only=False))
+            if not (need & ~covered).any():
+                continue  # everything it has under the area is already someone else's pixel, or there is none
+            kept.append(scene)
+            valid = _data_footprint(scene, grid.crs, known_only=True)
+            if valid is not None:
+                covered = covered | cells.inside(valid)
+        out.append(Acquisition(acq.date, acq.orbit, tuple(kept)))
+    return out
+
+
+def _epsg(crs: str) -> int | None:
+    from rasterio.crs import CRS
+
+    return CRS.from_string(crs).to_epsg()
+
+
+def _grid_centre(grid: OutputGrid) -> tuple[float, float]:
+    a, _b, c, _d, e, f = grid.transform
+    return c + a * grid.width / 2, f + e * grid.height / 2
+
+
+def _rank(scene, epsg: int | None, crs: str, cx: float, cy: float) -> tuple:
+    """(not in the grid's zone, distance from the tile's centre to the grid's, tile): smaller ranks first."""
+    from rasterio.warp import transform
+
+    f = tiles.footprint(scene.tile)
+    (x,), (y,) = transform("EPSG:4326", crs, [f.centre[0]], [f.centre[1]])
+    return f.epsg != epsg, math.hypot(x - cx, y - cy), scene.tile
+
+
+def _data_footprint(scene, crs: str, known_only: bool) -> dict | None:
+    """Where the scene has data, in ``crs``: its data geometry (in its ``crs`` member, else the tile's zone),
+    else the tile's square where its data coverage is 100 %; else (``known_only``) None, or the tile's square,
+    which its data cannot reach past."""
+    tile = tiles.footprint(scene.tile)
+    geom = scene.data_geometry
+    src = _geometry_crs(geom, tile.epsg) if isinstance(geom, dict) else None
+    if src is not None and geom.get("type") in ("Polygon", "MultiPolygon"):
+        return reproject(geom, src, crs)
+    if known_only and (scene.data_coverage is None or scene.data_coverage < 100):
+        return None
+    left, bottom, right, top = tile.utm_bounds
+    square = {"type": "Polygon", "coordinates": [[[left, bottom], [right, bottom], [right, top], [left, top],
+                                                  [left, bottom]]]}
+    return reproject(square, f"EPSG:{tile.epsg}", crs)
+
+
+def _geometry_crs(geom: dict, epsg: int):
+    """The CRS of a data geometry: its ``crs`` member (tileInfo.json's URN), else the tile's zone; None when
+    the member names no CRS rasterio knows (the geometry is then not trusted)."""
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    name = ((geom.get("crs") or {}).get("properties") or {}).get("name")
+    if not name:
+        return CRS.from_epsg(epsg)
+    try:
+        return CRS.from_user_input(str(name))
+    except (CRSError, ValueError):
+        return None
+
+
+class _Cells:
+    """A coarse grid over the output grid (at most CELLS a side) on which footprints are rasterised."""
+
+    def __init__(self, grid: OutputGrid):
+        from affine import Affine
+
+        a, b, c, d, e, f = grid.transform
+        k = max(1, math.ceil(max(grid.width, grid.height) / CELLS))
+        self.shape = (math.ceil(grid.height / k), math.ceil(grid.width / k))
+        self.transform = Affine(a * k, b, c, d, e * k, f)
+
+    def touched(self, geometry: dict):
+        """Cells the geometry touches at all (all of them when it cannot be rasterised, e.g. projected out of
+        bounds: wherever it is used, that errs on the side of fetching)."""
+        import numpy as np
+        from rasterio.features import rasterize
+
+        try:
+            return rasterize([geometry], self.shape, transform=self.transform, all_touched=True, dtype="uint8") > 0
+        except ValueError:
+            return np.ones(self.shape, bool)
+
+    def inside(self, geometry: dict):
+        """Cells wholly inside the geometry: their centre inside, and no edge of it through them."""
+        from rasterio.features import rasterize
+
+        centres = rasterize([geometry], self.shape, transform=self.transform, dtype="uint8") > 0
+        polygons = geometry["coordinates"] if geometry["type"] == "MultiPolygon" else [geometry["coordinates"]]
+        edges = {"type": "MultiLineString", "coordinates": [ring for poly in polygons for ring in poly]}
+        return centres & ~self.touched(edges)
+
+
 def object_path(source, key: str) -> str:
     """The file of an object of a local mirror (read in place)."""
     return str(Path(source.root) / key)
@@ -76,16 +193,17 @@ class AreaInputs:
     folder: Path
 
 
-def build_inputs(acqs: list[Acquisition], grid: OutputGrid, locate, folder: Path) -> AreaInputs:
+def build_inputs(acqs: list[Acquisition], grid: OutputGrid, locate, folder: Path,
+                 origin: str = "download metadata") -> AreaInputs:
     """Write the warped mosaics of every acquisition and band (and SCL where every scene has one) into
     ``folder``. ``locate(scene, band)`` is the GDAL path of that band's raster (a fetched window, a local COG, a
     downloaded JPEG 2000), or None where the scene has nothing under the area. An acquisition with no red under
-    the area is left out."""
+    the area is left out. ``origin`` says how the scenes' metadata came (the OFFSET_SOURCES tag: 'streamed')."""
     acqs = [a for a in acqs if any(locate(s, "B04") for s in a.scenes)]
     if not acqs:
         raise NotFoundError("none of the scenes has data under the area")
     for a in acqs:
-        _write_metadata(a, folder)
+        _write_metadata(a, folder, origin)
     bands = {b: [_mosaic(a, b, grid, folder, locate) for a in acqs] for b in RGB}
     scl = [_mosaic(a, "SCL", grid, folder, locate) if all("SCL" in s.bands for s in a.scenes) else None
            for a in acqs]
@@ -93,17 +211,18 @@ def build_inputs(acqs: list[Acquisition], grid: OutputGrid, locate, folder: Path
                       tuple(a.date for a in acqs), folder)
 
 
-def _write_metadata(acq: Acquisition, folder: Path) -> None:
+def _write_metadata(acq: Acquisition, folder: Path, origin: str) -> None:
     """``{folder}/metadata/{scene_id}.json`` of the acquisition's first scene, as a download writes it: the
     compositor finds the baseline (so the offset and the BASELINES tag) from the VRTs' names, as for band files."""
     first = acq.scenes[0]
     doc = {"tile": first.tile, "date": acq.date, "sequence": first.sequence, "baseline": acq.baseline,
-           "product_name": first.product_name, "tiles": [s.tile for s in acq.scenes]}
+           "product_name": first.product_name, "tiles": [s.tile for s in acq.scenes], "offset_source": origin}
     write_json_atomic(scenefiles.metadata_path(folder, first.scene_id), doc)
 
 
 def _mosaic(acq: Acquisition, band: str, grid: OutputGrid, folder: Path, locate) -> str | None:
-    """One VRT of ``band`` of the acquisition on the grid: the tile's warped VRT, or a mosaic of them. Named
+    """One VRT of ``band`` of the acquisition on the grid: the tile's warped VRT, or a mosaic of them in the
+    order of the acquisition's scenes (see :func:`prioritise`: the first with data at a pixel gives it). Named
     like the first scene's downloaded band files (``33UUP_2023-07-04_0_B04.vrt``, unique per acquisition), so
     the composite's tags say its dates and its metadata is found."""
     stem = f"{acq.scenes[0].scene_id}_{band}"

@@ -3,15 +3,19 @@
     .venv/bin/python tests/benchmarks/bench_area.py                  # the issue's benchmark (~20 min)
     .venv/bin/python tests/benchmarks/bench_area.py --skip-old-way   # legs (a)-(c), (e) only (~10 min)
     .venv/bin/python tests/benchmarks/bench_area.py --quick          # a smoke run in about a minute
+    .venv/bin/python tests/benchmarks/bench_area.py --quick --before 3085328   # legs (a)-(c) of that commit too
 
-Disk: ~3 GB of generated scenes kept in --cache, ~10 GB of moto's temporary files while it runs, ~5 GB for the
-old way's download (in a temporary folder, removed at the end).
+Disk: ~4.5 GB of generated scenes kept in --cache (three tiles), ~15 GB of moto's temporary files while it runs,
+~5 GB for the old way's download (in a temporary folder, removed at the end).
 
-The archive: ``--dates`` (10) L2A scenes of two tiles that share an edge, 33UUP and its east neighbour 33UVP,
-in the ``sentinel-cogs`` layout, written like the real bucket by ``archive.write_scene`` (DEFLATE with predictor
-2, 1024 px blocks, internal overviews, SCL at half the 10 m size) at ``--size`` px a side (10980: the real 10 m
-grid). The pixels look like imagery to the compressor (a smooth ground pattern continuous across the tiles plus
-uniform noise of 0..63, a cloud band on the SCL) so a band file is ~169 MB, within the real bucket's 100-230 MB.
+The archive: ``--dates`` (10) L2A scenes of two tiles that share an edge, 33UUP and its east neighbour 33UVP, and
+of its west neighbour across the UTM zone edge, 32UQU (zone 32), which overlaps 33UUP by much more than the ~10 km
+of tiles of one zone: 33UUP's centre, where areas (a) and (b) are, lies inside 32UQU too, as in the real bucket
+(the same dates: one acquisition over the three tiles). They are all in the ``sentinel-cogs`` layout, written like
+the real bucket by ``archive.write_scene`` (DEFLATE with predictor 2, 1024 px blocks, internal overviews, SCL at
+half the 10 m size) at ``--size`` px a side (10980: the real 10 m grid). The pixels look like imagery to the
+compressor (a smooth ground pattern continuous across the tiles plus uniform noise of 0..63, a cloud band on the
+SCL) so a band file is ~169 MB, within the real bucket's 100-230 MB.
 
 Generating a full-size scene takes ~30 s, so ``--variants`` (3) distinct scenes per tile are generated once into
 ``--cache`` (default /tmp/s2bench-area, reused across runs, keyed by size and variant) and reused across dates:
@@ -21,7 +25,7 @@ and no cache keyed by ETag can serve one date for another. Metadata (tileinfo_me
 thumbnail) is written for every date.
 
 The server: moto's standalone server in its own process (so it does not share our GIL), loaded once per run
-with all dates of both tiles (10.2 GB at full size, ~100 s). moto keeps objects over ~5 MB in temporary files on
+with all dates of the three tiles (15.3 GB at full size, ~150 s). moto keeps objects over ~5 MB in temporary files on
 disk (SpooledTemporaryFile under $TMPDIR), not in memory; its resident memory peaks at ~4 GB while loading (the
 request bodies) and the run prints it. In front of it, ``ThrottledProxy``: one shared link of ``--rate-mbit``
 (100) Mbit/s for all connections together (``--per-connection``: that rate for each connection instead, as
@@ -39,7 +43,12 @@ and fetch caches), except (e) which reuses (b)'s:
   (d) the old way: ``s2desktop download`` of the whole B02/B03/B04/SCL files of 33UUP's dates, then
       ``s2desktop composite --tile`` of the tile from them (``--skip-old-way`` leaves it out: ~6 min at 100 Mbit/s)
 
-"% whole" is the share of the whole B02/B03/B04/SCL objects of the dates of the tile(s) a leg covers.
+"% whole" is the share of the whole B02/B03/B04/SCL objects of the dates of the tile(s) a leg covers (33UUP
+for (a), (b), (e), (d); 33UUP and 33UVP for (c)); "tiles read" the tiles whose band objects a leg read from.
+
+``--before REV`` runs legs (a)-(c) with the code of git revision REV too (its ``s2desktop`` exported by ``git
+archive`` into the work folder), each in a fresh home, and prints both side by side: e.g. the mosaic before
+issue 22, which read 32UQU's windows for (a) and (b) as well (name order) and took every pixel from them.
 Targets (issue 10): preview < 10 s, 10 m composite < 60 s, bytes fetched < 5 % of the whole files. Two more
 tables say where the time went, from the proxy's record of every request: seconds with a request in flight vs
 none (start-up, search, compositing, writing), requests in flight at once, time to the first reply byte (the
@@ -75,6 +84,8 @@ from tests.fixtures_s3 import ThrottledProxy  # noqa: E402
 
 BUCKET = "sentinel-cogs"
 TILES = ("33UUP", "33UVP")  # east neighbours in UTM zone 33: 33UVP starts 9.84 km west of 33UUP's east edge
+NEIGHBOUR = "32UQU"  # zone 32, west: its footprint holds 33UUP's centre (areas (a), (b))
+ALL_TILES = (*TILES, NEIGHBOUR)
 BANDS = ("B02", "B03", "B04", "SCL")
 DAY0 = dt.date(2023, 7, 1)
 EVERY = 3  # days between dates
@@ -127,8 +138,8 @@ def ensure_variants(cache: Path, size: int, variants: int) -> dict[str, list[Pat
     """{tile: [folder of B02/B03/B04/SCL.tif per variant]}, generating the missing ones (two processes)."""
     import multiprocessing
 
-    folders = {t: [cache / f"{size}px" / t / f"v{i}" for i in range(variants)] for t in TILES}
-    todo = [(t, i, size, str(p)) for t in TILES for i, p in enumerate(folders[t]) if not p.is_dir()]
+    folders = {t: [cache / f"{size}px" / t / f"v{i}" for i in range(variants)] for t in ALL_TILES}
+    todo = [(t, i, size, str(p)) for t in ALL_TILES for i, p in enumerate(folders[t]) if not p.is_dir()]
     if todo:
         print(f"generating {len(todo)} scene(s) of {size} px into {cache} (once; ~30 s each at 10980 px) ...",
               flush=True)
@@ -165,7 +176,7 @@ def _metadata(root: Path, tile: str, date: dt.date) -> tuple[str, list[Path]]:
 def upload(client, folders: dict[str, list[Path]], dates: list[dt.date], scratch: Path) -> dict[str, int]:
     """Every date of every tile onto the server; {key: size} of the band and SCL objects."""
     jobs = []
-    for tile in TILES:
+    for tile in ALL_TILES:
         for i, date in enumerate(dates):
             prefix, meta = _metadata(scratch, tile, date)
             jobs += [(f"{prefix}/{p.name}", p, b"") for p in meta]
@@ -229,6 +240,12 @@ class Leg:
     def share(self) -> float:
         return 100 * self.fetched / self.whole
 
+    @property
+    def tiles_read(self) -> str:
+        """The tiles whose band or SCL objects the leg read from (headers or windows)."""
+        read = {t for *_, line, _header in self.timings for t in ALL_TILES if f"_{t}_" in line and ".tif" in line}
+        return ",".join(sorted(read)) or "-"
+
     def breakdown(self) -> dict:
         """Seconds with at least one request in flight, the mean number in flight then, and the time to the
         first reply byte (the added latency + the server's time) per request."""
@@ -275,12 +292,14 @@ class Runner:
     def home(self, name: str) -> Path:
         return self.work / f"home-{name}"
 
-    def command(self, name: str, args: list[str], home: str) -> tuple[float, int, int, list]:
-        """Runs ``python -m s2desktop *args``; seconds, bytes, requests and request timings through the proxy."""
-        env = dict(os.environ, S2DESKTOP_HOME=str(self.home(home)), PYTHONPATH=str(REPO),
+    def command(self, name: str, args: list[str], home: str, code: Path = REPO) -> tuple[float, int, int, list]:
+        """Runs ``python -m s2desktop *args`` (the package in ``code``); seconds, bytes, requests and request
+        timings through the proxy."""
+        env = dict(os.environ, S2DESKTOP_HOME=str(self.home(home)), PYTHONPATH=str(code),
                    AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=os.devnull,
                    AWS_SHARED_CREDENTIALS_FILE=os.devnull)
         log = self.work / f"{name}.log"
+        (self.work / f"{name}.argv").write_text("\n".join(args))
         b0, r0, n0 = self.proxy.bytes_sent, self.proxy.requests, len(self.proxy.timings)
         t0 = time.perf_counter()
         with log.open("w") as out:
@@ -305,6 +324,7 @@ def main() -> int:
                     help="where generated scenes are kept between runs (default: $TMPDIR/s2bench-area)")
     ap.add_argument("--skip-old-way", action="store_true", help="leave out (d), the whole-file download")
     ap.add_argument("--quick", action="store_true", help="a smoke run: --size 2745 --dates 3 --variants 1")
+    ap.add_argument("--before", metavar="REV", help="also run legs (a)-(c) with git revision REV's code")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed benchmark still stops its server
     if args.quick:
@@ -345,12 +365,12 @@ def main() -> int:
             run = Runner(proxy, work)
             legs = []
 
-            def leg(name, label, argv, home, tiles_in, target=""):
-                seconds, fetched, requests, timings = run.command(name, argv, home)
+            def leg(name, label, argv, home, tiles_in, target="", code=REPO):
+                seconds, fetched, requests, timings = run.command(name, argv, home, code)
                 legs.append(Leg(name, label, seconds, fetched, requests, sum(whole[t] for t in tiles_in), timings,
                                 target))
-                print(f"  {name}: {seconds:.1f} s, {fetched / 1e6:.1f} MB, {requests} requests{_output(work, argv)}",
-                      flush=True)
+                print(f"  {name}: {seconds:.1f} s, {fetched / 1e6:.1f} MB, {requests} requests, tiles read "
+                      f"{legs[-1].tiles_read}{_output(work, argv)}", flush=True)
 
             area = ["composite", "--bbox", one, *span, *src]
             leg("a", f"10 km area, {PREVIEW_M} m preview", [*area, "--resolution", str(PREVIEW_M), "-o", "a.tif"],
@@ -366,12 +386,32 @@ def main() -> int:
                 leg("d1", "old way: download whole files", ["download", *tile, "--bands", ",".join(BANDS)], "d",
                     TILES[:1])
                 leg("d2", "old way: composite the tile", ["composite", *tile, "-o", "d.tif"], "d", TILES[:1])
+            if args.before:
+                code = export(args.before, work / "before")
+                for g in [g for g in legs if g.name in ("a", "b", "c")]:
+                    argv = [*_argv_of(work, g.name)[:-1], f"{g.name}-before.tif"]
+                    leg(f"{g.name}-before", f"{g.label} ({args.before})", argv, f"{g.name}-before", [], code=code)
+                    legs[-1].whole = g.whole
             proxy.close()
             report(legs, args)
     finally:
         proc.terminate()
         proc.wait(30)
     return 0
+
+
+def _argv_of(work: Path, name: str) -> list[str]:
+    """The arguments leg ``name`` ran with."""
+    return (work / f"{name}.argv").read_text().split("\n")
+
+
+def export(rev: str, dest: Path) -> Path:
+    """Revision ``rev``'s package and resources, from ``git archive``, into ``dest``: a PYTHONPATH for it."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "s2desktop", "resources"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
 
 
 def _output(work: Path, argv: list[str]) -> str:
@@ -407,10 +447,11 @@ def report(legs: list[Leg], args) -> None:
     link = args.rate_mbit * 1e6 / 8
     print()
     print(f"{'leg':4} {'':34} {'seconds':>8} {'MB fetched':>11} {'% whole':>8} {'requests':>9} {'link floor s':>13}"
-          f"  target")
-    for g in legs:
+          f" {'tiles read':>18}  target")
+    now = [g for g in legs if not g.name.endswith("-before")]
+    for g in now:
         print(f"({g.name}) {g.label:34} {g.seconds:8.1f} {g.fetched / 1e6:11.1f} {g.share:8.2f} {g.requests:9d} "
-              f"{g.fetched / link:13.1f}  {_verdict(g)}")
+              f"{g.fetched / link:13.1f} {g.tiles_read:>18}  {_verdict(g)}")
     if "d1" in by:
         d = by["d1"].seconds + by["d2"].seconds
         fetched = by["d1"].fetched + by["d2"].fetched
@@ -423,13 +464,16 @@ def report(legs: list[Leg], args) -> None:
           f"{100 * by['e'].fetched / max(1, by['b'].fetched):.1f} % of (b)'s, in {by['e'].seconds / by['b'].seconds:.2f}x "
           f"its time; two tiles (c) / one tile (b): {by['c'].seconds / by['b'].seconds:.2f}x time, "
           f"{by['c'].fetched / max(1, by['b'].fetched):.2f}x bytes")
+    if any(g.name.endswith("-before") for g in legs):
+        _compare(by, args.before)
     print()
     print(f"where the time goes ({args.latency_ms:g} ms added per request; 'first byte' = that latency + moto's time):")
     print(f"{'leg':4} {'seconds':>8} {'network busy s':>15} {'other s':>8} {'in flight':>10} {'first byte ms':>14}"
           f" {'median':>7} {'sum of waits s':>15}")
     for g in legs:
         b = g.breakdown()
-        print(f"({g.name}) {g.seconds:8.1f} {b['busy']:15.1f} {g.seconds - b['busy']:8.1f} {b['in_flight']:10.1f} "
+        print(f"{'(' + g.name + ')':4} {g.seconds:8.1f} {b['busy']:15.1f} {g.seconds - b['busy']:8.1f} "
+              f"{b['in_flight']:10.1f} "
               f"{1000 * b['ttfb_mean']:14.0f} {1000 * b['ttfb_median']:7.0f} {b['waiting']:15.1f}")
     print("'network busy': at least one request in flight; 'other': none in flight (start-up, search, compositing, "
           "writing); 'in flight': mean requests at once while busy")
@@ -439,11 +483,28 @@ def report(legs: list[Leg], args) -> None:
     for g in legs:
         q = g.asked()
         again = 100 * (q["asked"] - q["distinct"]) / q["asked"] if q["asked"] else 0.0
-        print(f"({g.name}) {q['heads']:5d} {q['ranged']:11d} {q['other']:6d} {q['objects']:8d} {q['asked'] / 1e6:13.1f} "
+        print(f"{'(' + g.name + ')':4} {q['heads']:5d} {q['ranged']:11d} {q['other']:6d} {q['objects']:8d} "
+              f"{q['asked'] / 1e6:13.1f} "
               f"{q['distinct'] / 1e6:12.1f} {again:10.0f}%")
     print("'other': listings and whole small objects (metadata); 'objects': objects read by range; ranges as asked "
           "(one past an object's end counts in full); 'MB distinct': their union per object; 'read again': asked "
           "more than once (by any process)")
+
+
+def _compare(by: dict, rev: str) -> None:
+    """Legs (a)-(c) with revision ``rev``'s code and with this one, side by side."""
+    print()
+    print(f"{rev} vs this code (each leg in a fresh home, the same server and link):")
+    print(f"{'leg':4} {'seconds':>15} {'ratio':>6} {'MB fetched':>17} {'ratio':>6} {'requests':>13} "
+          f"{'tiles read':>30}")
+    for name in ("a", "b", "c"):
+        old, new = by.get(f"{name}-before"), by.get(name)
+        if old is None or new is None:
+            continue
+        print(f"({name}) {old.seconds:7.1f} {new.seconds:7.1f} {new.seconds / old.seconds:6.2f} "
+              f"{old.fetched / 1e6:8.1f} {new.fetched / 1e6:8.1f} {new.fetched / max(1, old.fetched):6.2f} "
+              f"{old.requests:6d} {new.requests:6d} {old.tiles_read:>18} -> {new.tiles_read}")
+    print("ratio: this code / " + rev + " (below 1: less)")
 
 
 def _verdict(g: Leg) -> str:

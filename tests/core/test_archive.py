@@ -79,3 +79,25 @@ def test_write_scene_rejects_bad_input(tmp_path):
         write_scene(tmp_path, "l1c", "61UUP", dt.date(2023, 1, 1), 0, {"B04": _band(0)}, crs=32633, transform=T)
     with pytest.raises(InvalidInputError):
         write_scene(tmp_path, "xyz", "33UUP", dt.date(2023, 1, 1), 0, {"B04": _band(0)}, crs=32633, transform=T)
+
+
+def test_scl_overviews_hold_only_classes_of_the_full_resolution(tmp_path):
+    """SCL values are classes: a COG's SCL overviews pick one (NEAREST, as sentinel-cogs' do), never average
+    neighbouring classes into one that is not there; the reflectance overviews still average."""
+    yy, xx = np.mgrid[0:1200, 0:1200]
+    scl = np.where((xx // 3 + yy // 3) % 2 == 0, 4, 9).astype("uint8")  # vegetation / cloud, fine chequers
+    scl[:, :100] = 0  # a nodata edge
+    b4 = (1000 + 7 * ((xx + yy) % 9)).astype("uint16")
+    prefix = write_scene(tmp_path, "cogs", "33UUP", dt.date(2023, 7, 4), 0, {"B04": b4}, crs="EPSG:32633",
+                         transform=T, scl=scl)
+    with rasterio.open(tmp_path / prefix / "SCL.tif") as ds:
+        full = set(np.unique(ds.read(1)).tolist())
+        levels = ds.overviews(1)
+    assert full == {0, 4, 9} and levels  # overviews exist to be read
+    for level in range(len(levels)):
+        with rasterio.open(tmp_path / prefix / "SCL.tif", overview_level=level) as ovr:
+            coarse = set(np.unique(ovr.read(1)).tolist())
+        assert coarse <= full, f"overview {level} holds classes {sorted(coarse - full)} not in the full SCL"
+        assert {4, 9} <= coarse
+    with rasterio.open(tmp_path / prefix / "B04.tif", overview_level=0) as ovr:  # averaged: values in between
+        assert not set(np.unique(ovr.read(1)).tolist()) <= set(np.unique(b4).tolist())

@@ -98,3 +98,23 @@ def test_an_area_too_large_is_refused_from_the_grid_before_any_search():
         areas.check_size(areas.parse_bbox("10,45,16,49"), resolution=10)
     grid = areas.check_size(areas.parse_bbox("12.4,47.7,12.5,47.8"), resolution=20)
     assert grid == areas.output_grid(areas.parse_bbox("12.4,47.7,12.5,47.8"), 20)
+
+
+def test_an_aois_tags_tell_two_geometries_of_one_name_apart(tmp_path):
+    """Two AOI files of the same name and bounds, a square and a triangle: their tags share AREA and the bounds,
+    not the geometry's hash; the same file read twice hashes the same."""
+    w, s, e, n = 12.40, 47.70, 12.55, 47.80
+    shapes = {"square": [[w, s], [e, s], [e, n], [w, n], [w, s]], "triangle": [[w, s], [e, s], [e, n], [w, s]]}
+    tags = {}
+    for name, ring in shapes.items():
+        (tmp_path / name).mkdir()
+        path = tmp_path / name / "field.geojson"
+        path.write_text(json.dumps({"type": "Polygon", "coordinates": [ring]}))
+        area = areas.read_aoi(path)
+        tags[name] = areas.area_tags(area, areas.output_grid(area, 20))
+        assert areas.area_tags(areas.read_aoi(path), areas.output_grid(area, 20)) == tags[name]
+    square, triangle = tags["square"], tags["triangle"]
+    assert square["AREA"] == triangle["AREA"] == "aoi field.geojson"
+    assert square["AREA_BOUNDS"] == triangle["AREA_BOUNDS"] == "12.400000,47.700000,12.550000,47.800000"
+    assert square["AREA_GEOMETRY_SHA256"] != triangle["AREA_GEOMETRY_SHA256"]
+    assert square["GRID_CRS"] == "EPSG:32633" and square["RESOLUTION"] == "20 m" and square["SCALE"] == "2"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import numpy as np
+import pytest
 import rasterio
 from rasterio.features import geometry_mask
 from rasterio.warp import transform_bounds
@@ -13,8 +15,8 @@ from rasterio.windows import from_bounds
 
 from s2desktop.core import areas, streaming
 from s2desktop.core.pipeline import CompositeOptions, Job, Request, SourceSpec
-from tests.fixtures_s3 import EPSG, TRANSFORM
-from tests.helpers import constant_cog_scene, upload_public
+from tests.fixtures_s3 import EPSG, TRANSFORM, ThrottledProxy
+from tests.helpers import constant_cog_scene, files_under, upload_public
 
 JULY = dict(start=dt.date(2023, 6, 1), end=dt.date(2023, 7, 10))  # 06-30 and 07-04: one scene each
 
@@ -68,9 +70,11 @@ def test_a_streamed_area_equals_the_downloaded_tile_composite_clipped(seeded_s3,
     _assert_clipped_tile(tile_out, area_out, area, dates=2)
     with rasterio.open(area_out) as ds, rasterio.open(tile_out) as tile:  # provenance: as the tile's
         assert ds.tags()["DATES"] == ",".join(result.inputs.dates) and ds.tags()["TILE"] == "33UUP"
-        for key in ("BASELINES", "OFFSETS_RED", "OFFSET_SOURCES"):
+        for key in ("BASELINES", "OFFSETS_RED"):
             assert ds.tags()[key] == tile.tags()[key], key
         assert ds.tags()["BASELINES"] not in ("", "unknown")
+        assert tile.tags()["OFFSET_SOURCES"] == "download metadata,download metadata"
+        assert ds.tags()["OFFSET_SOURCES"] == "streamed,streamed"  # nothing was downloaded
     assert {e.stage for e in events} >= {"search", "plan", "fetch", "composite"}
     fetched = [e for e in events if e.stage == "fetch"]
     assert fetched[0].bytes_done == 0 and fetched[0].bytes_total > 0  # the bytes to fetch known up front
@@ -124,6 +128,157 @@ def test_an_area_over_two_utm_zones_is_continuous_and_counts_each_acquisition_on
     # west of 33UUP's edge (~12.3 E here) only 32UQU: two acquisitions, 2000; east of it both tiles: 3000
     cols = np.indices(red.shape)[1]
     assert cols[mask & (red == 3000)].mean() > cols[mask & (red == 2000)].max() - 2
+
+
+# 33UUP (zone 33) and 32UQU (zone 32) on two dates, the same passes; 915 m pixels with a texture, so that a
+# resampled pixel differs from its source: 33UUP's values are 1000..1096, 32UQU's 5000..5096.
+OVERLAP_DATES = (dt.date(2023, 7, 1), dt.date(2023, 7, 4))
+IN_BOTH = "12.95,48.15,13.10,48.30"  # near 33UUP's centre, and inside 32UQU too (~10 km from its east edge)
+
+
+def _overlap_bucket(seeded, bucket, tmp_path, layout="cogs"):
+    root = tmp_path / f"bucket-{layout}"
+    for date in OVERLAP_DATES:
+        for tile in ("33UUP", "32UQU"):
+            constant_cog_scene(root, tile, date, 1000 if tile == "33UUP" else 5000, n=120, texture=1, layout=layout)
+    upload_public(seeded, bucket, root)
+
+
+def _overlap_area(endpoint, bucket, bbox, out, crs=None, scenes=None):
+    """The area's composite on ``crs``'s grid at the scenes' own 915 m: -> (pixels inside the area, tags,
+    job result)."""
+    area = areas.parse_bbox(bbox)
+    result = Job(Request(SourceSpec("cogs", endpoint_url=endpoint, bucket=bucket), area=area,
+                         resolution=109800 / 120, crs=crs, start=OVERLAP_DATES[0], end=OVERLAP_DATES[-1],
+                         scenes=scenes, cache_dir=out.parent / f"cache-{out.stem}",
+                         composite=CompositeOptions(str(out), workers=0))).run()
+    with rasterio.open(out) as ds:
+        red = ds.read(1)
+        inside = geometry_mask([areas.geometry_in(area, ds.crs.to_string())], out_shape=red.shape,
+                               transform=ds.transform, invert=True)
+        return red, inside, ds.tags(), result
+
+
+def _tif_requests(proxy, tile):
+    """Requests the proxy saw for band files of ``tile`` (headers and windows; not the search's metadata)."""
+    folder = f"/{tile[:2]}/{tile[2]}/{tile[3:]}/"
+    return [line for line in proxy.asked if folder in line and ".tif" in line]
+
+
+def test_in_a_tile_overlap_the_tile_of_the_grids_zone_wins_and_the_covered_tile_is_not_fetched(
+        seeded_s3, scratch_bucket, tmp_path):
+    """An area inside both 33UUP and 32UQU: on a zone-33 grid every pixel is 33UUP's, unresampled -- the
+    composite equals the one made from 33UUP's scenes alone -- and not a byte of 32UQU's COGs is asked for;
+    on a zone-32 grid the same holds the other way round. (It used to take 32UQU, the first by name, warped.)"""
+    _overlap_bucket(seeded_s3, scratch_bucket, tmp_path)
+    proxy = ThrottledProxy(seeded_s3.endpoint, rate=0)
+    try:
+        red33, inside33, _tags, result = _overlap_area(proxy.endpoint, scratch_bucket, IN_BOTH,
+                                                       tmp_path / "zone33.tif")
+        assert {s.tile for s in result.scenes} == {"33UUP"} and len(result.inputs.red) == 2
+        assert _tif_requests(proxy, "33UUP") and not _tif_requests(proxy, "32UQU")
+        proxy.asked.clear()
+        red32, inside32, _tags, _result = _overlap_area(proxy.endpoint, scratch_bucket, IN_BOTH,
+                                                        tmp_path / "zone32.tif", crs="EPSG:32632")
+        assert _tif_requests(proxy, "32UQU") and not _tif_requests(proxy, "33UUP")
+    finally:
+        proxy.close()
+    assert inside33.sum() >= 100 and inside32.sum() >= 100
+    assert (1000 <= red33[inside33]).all() and (red33[inside33] <= 1096).all()  # 33UUP's values only
+    assert (5000 <= red32[inside32]).all() and (red32[inside32] <= 5096).all()  # 32UQU's values only
+    for tile, crs, red in (("33UUP", None, red33), ("32UQU", "EPSG:32632", red32)):
+        alone = [s for s in Job(Request(_cogs(seeded_s3, scratch_bucket), area=areas.parse_bbox(IN_BOTH),
+                                        start=OVERLAP_DATES[0], end=OVERLAP_DATES[-1])).search() if s.tile == tile]
+        only, _inside, _tags, _result = _overlap_area(seeded_s3.endpoint, scratch_bucket, IN_BOTH,
+                                                      tmp_path / f"{tile}-only.tif", crs=crs, scenes=tuple(alone))
+        np.testing.assert_array_equal(red, only)  # pixel for pixel the tile's own composite
+
+
+def test_a_jpeg2000_area_in_a_tile_overlap_downloads_only_the_tile_it_takes(seeded_s3, scratch_bucket, tmp_path):
+    """From the JPEG 2000 source the covered tile's files are not downloaded either (whole tiles, there)."""
+    _overlap_bucket(seeded_s3, scratch_bucket, tmp_path, layout="l2a")
+    out = tmp_path / "jp2.tif"
+    result = Job(Request(SourceSpec("l2a", endpoint_url=seeded_s3.endpoint, bucket=scratch_bucket),
+                         area=areas.parse_bbox(IN_BOTH), resolution=109800 / 120, start=OVERLAP_DATES[0],
+                         end=OVERLAP_DATES[-1], download_dir=tmp_path / "dl",
+                         composite=CompositeOptions(str(out), workers=0, mask="none"))).run()
+    assert {d.task.scene.tile for d in result.downloads} == {"33UUP"} and len(result.downloads) == 2 * 3
+    on_disk = files_under(tmp_path / "dl")
+    assert any("33UUP" in f for f in on_disk) and not any("32UQU" in f for f in on_disk), on_disk
+    with rasterio.open(out) as ds:
+        red = ds.read(1)
+    assert red.any() and set(np.unique(red[red > 0]).tolist()) <= set(range(1000, 1097))
+
+
+def test_across_a_tile_edge_each_pixel_is_the_zones_tile_where_it_has_data_then_the_other(seeded_s3, scratch_bucket,
+                                                                                           tmp_path):
+    """An area across 33UUP's west edge on a zone-33 grid: east of the edge 33UUP's pixels (though 32UQU sorts
+    first and has data there too), west of it 32UQU's, warped; both tiles fetched, and the tags say so."""
+    _overlap_bucket(seeded_s3, scratch_bucket, tmp_path)
+    red, inside, tags, result = _overlap_area(seeded_s3.endpoint, scratch_bucket, "12.10,48.00,12.50,48.30",
+                                              tmp_path / "edge.tif")
+    assert {s.tile for s in result.scenes} == {"33UUP", "32UQU"}
+    values = red[inside]
+    assert 0 not in values, "a seam of nodata inside the area"
+    from_33, from_32 = (values >= 1000) & (values <= 1096), (values >= 5000) & (values <= 5096)
+    assert (from_33 | from_32).all() and from_33.sum() >= 50 and from_32.sum() >= 50
+    cols = np.indices(red.shape)[1]
+    assert cols[inside & (red < 5000)].min() > cols[inside & (red >= 5000)].max() - 2  # 33UUP east, 32UQU west
+    with rasterio.open(tmp_path / "edge.tif") as ds:
+        origin, res = (ds.transform.c, ds.transform.f), ds.res[0]
+    assert tags["TILE"] == "32UQU,33UUP"  # every tile, not the first scene's
+    assert tags["AREA"] == "bbox 12.1,48,12.5,48.3" and tags["AREA_BOUNDS"] == "12.100000,48.000000,12.500000,48.300000"
+    assert re.fullmatch(r"[0-9a-f]{64}", tags["AREA_GEOMETRY_SHA256"])
+    assert tags["GRID_CRS"] == "EPSG:32633" and float(tags["GRID_RESOLUTION"]) == pytest.approx(res)
+    assert tuple(map(float, tags["GRID_ORIGIN"].split(","))) == pytest.approx(origin, abs=1e-3)
+    assert tags["GRID_SIZE"] == f"{red.shape[1]}x{red.shape[0]}"
+    assert tags["OFFSET_SOURCES"] == "streamed,streamed"
+
+
+def test_a_coarse_preview_says_its_resolution(seeded_s3, tmp_path):
+    """An area at 4 x the tile's pixel, composited at --scale 2: its tags give the pixel it has (8 x) in metres
+    and over the 10 m bands' (it used to say SCALE=1); the count raster says the same."""
+    area = areas.parse_bbox(",".join(f"{v:.6f}" for v in _lonlat_box(0, 0, 64, 40)))
+    out, count = tmp_path / "preview.tif", tmp_path / "count.tif"
+    Job(Request(_cogs(seeded_s3), area=area, resolution=4 * TRANSFORM.a, **JULY, cache_dir=tmp_path / "cache",
+                composite=CompositeOptions(str(out), workers=0, scale=2, count_path=str(count)))).run()
+    for path in (out, count):
+        with rasterio.open(path) as ds:
+            tags, res = ds.tags(), ds.res[0]
+        assert res == pytest.approx(8 * TRANSFORM.a)
+        assert tags["RESOLUTION"] == f"{res:g} m" and float(tags["SCALE"]) == pytest.approx(res / 10)
+        assert tags["AREA"] == area.name and float(tags["GRID_RESOLUTION"]) == pytest.approx(4 * TRANSFORM.a)
+
+
+def test_the_mosaic_order_and_the_tiles_left_out_follow_zone_then_data_footprint():
+    """prioritise(), on scene values alone: the grid's zone first, a covered tile left out -- unless the first
+    tile's data is known not to cover the area (a data geometry, or coverage under 100 % with none)."""
+    from s2desktop.core.catalog import Scene
+
+    def scene(tile, coverage=100.0, geometry=None):
+        return Scene(tile, dt.date(2023, 7, 1), 0, 1.0, coverage, "05.09",
+                     f"S2B_MSIL2A_20230701T100559_N0509_R022_T{tile}_x", f"p/{tile}", data_geometry=geometry)
+
+    def order(scenes, crs=None):
+        area = areas.parse_bbox(IN_BOTH)
+        grid = areas.output_grid(area, 100, crs)
+        (acq,) = streaming.prioritise(streaming.acquisitions(scenes), grid, areas.geometry_in(area, grid.crs))
+        return [s.tile for s in acq.scenes]
+
+    def utm_box(west, east):  # a data geometry in 33UUP's zone, full height, as tileInfo.json gives it
+        ring = [[west, 5290300], [east, 5290300], [east, 5399900], [west, 5399900], [west, 5290300]]
+        return {"type": "Polygon", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG:8.8.1:32633"}},
+                "coordinates": [ring]}
+
+    both = [scene("32UQU"), scene("33UUP")]
+    assert order(both) == ["33UUP"] and order(both, "EPSG:32632") == ["32UQU"]
+    assert order([scene("32UQU"), scene("33UUP", coverage=60.0)]) == ["33UUP", "32UQU"]  # its data unknown
+    # 33UUP's data (x 347-358 km under the area) in part of the area: both, 33UUP first; all of it: 33UUP alone
+    assert order([scene("32UQU"), scene("33UUP", 60.0, utm_box(300100, 352000))]) == ["33UUP", "32UQU"]
+    assert order([scene("32UQU"), scene("33UUP", 60.0, utm_box(330000, 409700))]) == ["33UUP"]
+    # a scene whose data does not reach the area adds nothing: left out, whatever its rank
+    assert order([scene("32UQU"), scene("33UUP", 60.0, utm_box(300100, 330000))]) == ["32UQU"]
+    assert order([scene("33UUP"), scene("33UVP", coverage=10.0)]) == ["33UUP"]
 
 
 def test_acquisitions_group_the_same_pass_over_several_tiles():

@@ -48,7 +48,8 @@ PARENT_CACHEMAX_MB = 128
 # libtiff-only readers.
 COG_LEVEL = 1
 RAW_BLOCK = 512
-_COUNT_TAGS = ("TILE", "DATES", "MASK", "SCALE")
+_COUNT_TAGS = ("TILE", "DATES", "MASK", "SCALE", "RESOLUTION", "AREA", "AREA_BOUNDS", "AREA_GEOMETRY_SHA256",
+               "GRID_CRS", "GRID_RESOLUTION", "GRID_ORIGIN", "GRID_SIZE")
 
 
 @dataclass(frozen=True)

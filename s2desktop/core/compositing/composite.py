@@ -50,7 +50,7 @@ def composite(red: Sequence, green: Sequence, blue: Sequence, output, *, workers
               scale: int = 1, mask: str = "auto", count_path=None, offsets=None, overwrite: bool = False,
               progress: ProgressFn | None = None, cancel=None, scl: Sequence | None = None,
               window_size: int = TARGET_WINDOW, compress: str = "ZSTD",
-              clip: dict | None = None) -> CompositeResult:
+              clip: dict | None = None, tags: dict | None = None) -> CompositeResult:
     """Median composite of co-registered band files (same date order per band) into a COG GeoTIFF.
 
     workers: processes in the pool (None: all cores; 0: run in this process, for debugging). scale: 1, 2, 4 or
@@ -59,12 +59,13 @@ def composite(red: Sequence, green: Sequence, blue: Sequence, output, *, workers
     progress(Progress event) as above; cancel: any object with is_set() (threading/multiprocessing Event).
     compress: 'ZSTD' (default, fast) or 'DEFLATE' (for old libtiff-only readers), both with predictor 2.
     clip: a GeoJSON (Multi)Polygon in the inputs' CRS outside which the composite is nodata.
+    tags: GeoTIFF tags the caller knows better (an area's: TILE, AREA, GRID_*, SCALE): over the compositor's.
     Raises S2Error subclasses with one-line messages; CancelledError when cancelled (no output left).
     """
     t0 = time.perf_counter()
     plan = make_plan(red, green, blue, output, workers=workers, scale=scale, mask=mask, count_path=count_path,
                      offsets=offsets, overwrite=overwrite, scl=scl, window_size=window_size, compress=compress,
-                     clip=clip)
+                     clip=clip, tags=tags)
     temps = cog.temporaries(plan.output, plan.count_path)
     try:
         _write_raw(plan, temps, progress, cancel)

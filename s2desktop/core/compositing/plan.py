@@ -90,7 +90,7 @@ class CompositePlan:
 def make_plan(red: Sequence, green: Sequence, blue: Sequence, output, *, workers: int | None = None,
               scale: int = 1, mask: str = "auto", count_path=None, offsets=None, overwrite: bool = False,
               scl: Sequence | None = None, window_size: int = TARGET_WINDOW,
-              compress: str = "ZSTD", clip: dict | None = None) -> CompositePlan:
+              compress: str = "ZSTD", clip: dict | None = None, tags: dict | None = None) -> CompositePlan:
     """Check everything and plan the composite (see `composite()` for the arguments); S2Error subclasses."""
     paths = [[Path(p) for p in (lst or [])] for lst in (red, green, blue)]
     offsets_given, compress, workers = _check_arguments(paths, scale, mask, compress, offsets, workers)
@@ -108,7 +108,8 @@ def make_plan(red: Sequence, green: Sequence, blue: Sequence, output, *, workers
         mask=mask == "auto", crs=ref["crs"], out_transform=out_transform, out_shape=out_shape, tasks=tasks,
         output=output, count_path=count_path, workers=workers,
         threads=max(1, (os.cpu_count() or 1) // max(1, workers)), compress=compress,
-        tags=_tags(paths, metas, offs, sources, scl_paths if mask == "auto" else None, scale),
+        tags={**_tags(paths, metas, offs, sources, scl_paths if mask == "auto" else None, scale),
+              **{str(k): str(v) for k, v in (tags or {}).items()}},
         clip=clip,
     )
 
