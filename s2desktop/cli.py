@@ -134,8 +134,9 @@ def _add_composite(sub) -> None:
                              "(--source cogs) only the windows under it are fetched, from JPEG 2000 sources "
                              "the tiles' files are downloaded (--out-dir) first")
     add_area_options(a)
-    a.add_argument("--resolution", type=float, default=10.0, metavar="M",
-                   help="output pixel size in metres (default 10; e.g. 80 for a preview from overviews)")
+    a.add_argument("--resolution", type=float, default=None, metavar="M",
+                   help="output pixel size in metres (default: the finest the scenes have, 10 m on AWS; e.g. 80 "
+                   "for a preview from overviews)")
     a.add_argument("--crs", metavar="EPSG:N", help="output CRS (default: the UTM zone of the area's centre)")
     a.add_argument("--cache-size", type=float, default=AREA_CACHE_LIMIT / (1 << 30), metavar="GB",
                    help="keep up to this much of the fetched windows for the next run over the area (default "
@@ -247,7 +248,7 @@ def _tile_request(args: argparse.Namespace, *, out: str | None = None, what: str
         check_folder_creatable(out, what)
         fields["download_dir"] = Path(out)
     if where is not None:
-        fields.update(area=where, resolution=getattr(args, "resolution", 10.0), crs=getattr(args, "crs", None))
+        fields.update(area=where, resolution=getattr(args, "resolution", None), crs=getattr(args, "crs", None))
         if getattr(args, "cache_size", None) is not None:
             if not args.cache_size >= 0:
                 raise InvalidInputError(f"--cache-size {args.cache_size:g}: give a size in GB, 0 or more")

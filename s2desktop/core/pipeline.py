@@ -102,7 +102,7 @@ class Request:
     source: SourceSpec = field(default_factory=SourceSpec)
     tile: str | None = None
     area: Area | None = None  # instead of a tile: streamed from COGs on its own grid (resolution m, crs)
-    resolution: float = 10.0
+    resolution: float | None = 10.0  # None: the finest the scenes under the area have
     crs: str | None = None
     start: _dt.date | None = None
     end: _dt.date | None = None
@@ -256,6 +256,11 @@ class Job:
         scenes = list(scenes if scenes is not None else (r.scenes or self.search()))
         if not scenes:
             raise NotFoundError(_nothing_found(r))
+        if grid is None:  # no resolution given: the finest the scenes have (100 m on the demo, 10 m on AWS)
+            resolution = streaming.finest_resolution(self.source, scenes) or 10.0
+            emit(self.progress, Progress("plan", message=f"resolution {resolution:g} m, the finest the scenes have "
+                                                         "(choose another with --resolution)"))
+            grid = areas.output_grid(r.area, resolution, r.crs)
         region = areas.geometry_in(r.area, grid.crs)
         acqs = streaming.prioritise(streaming.acquisitions(scenes), grid, region)
         used = [s for a in acqs for s in a.scenes]  # in each acquisition's mosaic order

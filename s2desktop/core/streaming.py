@@ -23,6 +23,7 @@ import re
 import xml.sax.saxutils as xml
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from s2desktop.core import scenefiles, tiles
 from s2desktop.core.areas import OutputGrid, reproject
@@ -30,7 +31,8 @@ from s2desktop.core.errors import NotFoundError, RasterError
 from s2desktop.core.fetch import overview_level
 from s2desktop.core.fsutil import write_json_atomic
 
-__all__ = ["Acquisition", "acquisitions", "prioritise", "object_path", "AreaInputs", "build_inputs"]
+__all__ = ["Acquisition", "acquisitions", "prioritise", "gdal_env", "object_path", "finest_resolution", "AreaInputs",
+           "build_inputs"]
 
 BLOCK = 512  # px: the VRTs' block size, which sets the compositor's windows
 CELLS = 512  # cells a side (at most) of the coarse grid on which a tile's part of the area is checked covered
@@ -175,9 +177,50 @@ class _Cells:
         return centres & ~self.touched(edges)
 
 
+def gdal_env(source) -> dict:
+    """GDAL options that let it read the source's objects through ``/vsis3/`` (a header or two; an area's tiles
+    come through :mod:`s2desktop.core.fetch`): the endpoint and signing, no directory reads, and the same
+    connect and stall time-outs and retries as the S3 client's."""
+    from s2desktop.core.s3 import http_timeout, max_attempts
+
+    timeout = http_timeout()
+    env = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": str(max_attempts() - 1),
+           "GDAL_HTTP_RETRY_DELAY": "0.5", "GDAL_HTTP_CONNECTTIMEOUT": str(int(min(10, timeout)) or 1),
+           "GDAL_HTTP_LOW_SPEED_TIME": str(int(timeout) or 1), "GDAL_HTTP_LOW_SPEED_LIMIT": "1",
+           "GDAL_INGESTED_BYTES_AT_OPEN": str(64 << 10)}
+    if source.is_local:
+        return env
+    if source.unsigned:
+        env["AWS_NO_SIGN_REQUEST"] = "YES"
+    if source.requester_pays:
+        env["AWS_REQUEST_PAYER"] = "requester"
+    if source.region:
+        env["AWS_REGION"] = source.region
+    if source.profile:
+        env["AWS_PROFILE"] = source.profile
+    if source.endpoint_url:
+        url = urlsplit(source.endpoint_url)
+        env["AWS_S3_ENDPOINT"] = url.netloc or url.path
+        env["AWS_HTTPS"] = "NO" if url.scheme == "http" else "YES"
+        env["AWS_VIRTUAL_HOSTING"] = "FALSE"
+    return env
+
+
 def object_path(source, key: str) -> str:
-    """The file of an object of a local mirror (read in place)."""
-    return str(Path(source.root) / key)
+    """The GDAL path of an object: the file of a local mirror (read in place), or /vsis3/bucket/key."""
+    if source.is_local:
+        return str(Path(source.root) / key)
+    return f"/vsis3/{source.bucket}/{key}"
+
+
+def finest_resolution(source, scenes) -> float | None:
+    """The finest pixel size of the scenes' red bands, one scene per tile, from their headers only (e.g. 100 m
+    for the demo archive): an area's default resolution."""
+    from s2desktop.core.rasterinfo import finest_pixel_size
+
+    one_per_tile = {s.tile: s for s in scenes if "B04" in s.bands}
+    paths = [object_path(source, s.bands["B04"]) for s in one_per_tile.values()]
+    return finest_pixel_size(paths, gdal_env(source))
 
 
 @dataclass(frozen=True)

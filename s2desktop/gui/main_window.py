@@ -60,11 +60,9 @@ def _export_job(kind: str, src: str, dst: str, levels, gamma: float, classes: bo
 
 def _finest_resolution_job(source, scenes):
     """The finest pixel size of the scenes' red bands, one scene per tile (headers only)."""
-    from s2desktop.core import rasterinfo, streaming
+    from s2desktop.core import streaming
 
-    one_per_tile = {s.tile: s for s in scenes if "B04" in s.bands}
-    paths = [streaming.object_path(source, s.bands["B04"]) for s in one_per_tile.values()]
-    return rasterinfo.finest_pixel_size(paths, streaming.gdal_env(source))
+    return streaming.finest_resolution(source, scenes)
 
 
 def _demo_archive_job(size, progress=None):

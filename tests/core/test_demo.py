@@ -235,3 +235,20 @@ def test_a_bbox_missing_its_value_is_still_one_line(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["search", "--bbox", "--start", "2022-01-01", "--end", "2022-01-02"])
     assert exc.value.code == 2 and "--bbox: expected one argument" in capsys.readouterr().err
+
+
+def test_an_area_composite_without_resolution_takes_the_finest_the_scenes_have(archive, tmp_path, capsys):
+    """The demo's data is 100 m: an area composite of it is at the data's own pixel size unless --resolution says
+    otherwise (it was upsampled to 10 m, 100x the pixels)."""
+    from s2desktop.cli import main
+
+    out = tmp_path / "native.tif"
+    code = main(["composite", "--bbox", WEST_BOX, "--source", "demo", "--start", "2022-01-01", "--end", "2022-01-07",
+                 "--workers", "0", "--out-dir", str(tmp_path / "dl"), "-o", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    red = next(archive.rglob("B04.jp2"))
+    with rasterio.open(red) as ds:
+        native = ds.res[0]  # 100 m for the real demo; coarser for the tests' smaller archive
+    with rasterio.open(out) as ds:
+        assert ds.res == pytest.approx((native, native)) and native > 10
