@@ -10,8 +10,9 @@ nothing. Here the bytes are fetched by the caller (ranged GETs) and every one is
   flipped byte in a tiepoint or pixel scale would shift every pixel);
 - :func:`tile_problem` checks one tile: its size against the header's byte count and, for DEFLATE, its
   zlib stream's own Adler-32 and decoded length (Python's zlib verifies both); uncompressed tiles by length;
-- :func:`write_piece` writes the checked tiles, still compressed, as a small GeoTIFF of the window (tifffile:
-  no decoding, no re-encoding) that GDAL reads like the window of the original.
+- :func:`decode_tile` checks a tile as it decodes it; :func:`write_window` writes the window's pixels as a small
+  GeoTIFF the compositor reads fast; for a compression not decoded here, :func:`write_piece` writes the tiles
+  as they came (tifffile, no re-encoding), checked by size only.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from dataclasses import dataclass
 
 from s2desktop.core.errors import RasterError
 
-__all__ = ["Level", "CogHeader", "read_header", "check_georef", "tiles_under", "tile_problem", "write_piece",
+__all__ = ["Level", "CogHeader", "read_header", "check_georef", "tiles_under", "tile_problem", "decode_tile",
+           "write_piece", "write_window",
            "HEADER_BYTES", "DEFLATE", "CHECKED"]
 
 HEADER_BYTES = 64 << 10  # the first request: a COG's IFDs and tile index come before its data
@@ -67,6 +69,7 @@ class CogHeader:
     geoascii: str | None
     nodata: str | None
     levels: tuple[Level, ...]  # the full resolution first, then the overviews, finest first
+    byteorder: str = "<"
 
     @property
     def data_start(self) -> int:
@@ -109,6 +112,7 @@ def _parse(data: bytes, size: int, name: str) -> CogHeader:
                     (_GEOKEYS, _GEODOUBLES, _GEOASCII, _NODATA, _PIXEL_SCALE, _TIEPOINT) if code in first.tags}
             levels = [_level(p) for p in pages]
             dtype, compression, predictor = str(first.dtype), int(first.compression), int(first.predictor)
+            byteorder = tif.byteorder
     except (tifffile.TiffFileError, ValueError, KeyError, IndexError, TypeError, OSError, EOFError) as exc:
         raise RasterError(f"{name}: its header is not a readable GeoTIFF ({exc})") from None
     if _GEOKEYS not in tags or _PIXEL_SCALE not in tags or _TIEPOINT not in tags:
@@ -120,7 +124,7 @@ def _parse(data: bytes, size: int, name: str) -> CogHeader:
     levels = [_with_transform(lv, transform, full) for lv in levels]
     return CogHeader(size, dtype, compression, predictor, keys.get(_PROJECTED_KEY) or keys.get(_GEOGRAPHIC_KEY),
                      point, tuple(tags[_GEOKEYS]), tuple(tags[_GEODOUBLES]) if _GEODOUBLES in tags else None,
-                     tags.get(_GEOASCII), tags.get(_NODATA), tuple(levels))
+                     tags.get(_GEOASCII), tags.get(_NODATA), tuple(levels), byteorder)
 
 
 def _level(page) -> Level:
@@ -183,24 +187,47 @@ def tiles_under(level: Level, window: tuple[int, int, int, int]) -> list[tuple[i
     return [(i, j) for i in range(r0 // th, -(-(r0 + h) // th)) for j in range(c0 // tw, -(-(c0 + w) // tw))]
 
 
-def tile_problem(data: bytes, expected_count: int, header: CogHeader, level: int) -> str | None:
-    """What is wrong with one tile's bytes (None: nothing that can be seen)."""
+def decode_tile(data: bytes, expected_count: int, header: CogHeader, level: int):
+    """One tile's pixels (tile height x tile width), checked on the way: -> (array or None, problem or None).
+
+    Its size must be the header's byte count; a DEFLATE stream must end with its own Adler-32 and decode to
+    exactly one tile (Python's zlib verifies the checksum, which GDAL's decoder does not); an uncompressed tile
+    must be one tile long. The horizontal predictor is undone. Other compressions are not decoded here (None,
+    None): the caller keeps their bytes as they came, checked by size only."""
+    import numpy as np
+
+    lv = header.levels[level]
     if len(data) != expected_count:
-        return f"{len(data)} bytes where the header says {expected_count}"
+        return None, f"{len(data)} bytes where the header says {expected_count}"
+    shape, dtype = (lv.tile_height, lv.tile_width), np.dtype(header.dtype).newbyteorder(header.byteorder)
     if expected_count == 0:
-        return None  # a sparse tile: GDAL reads it as nodata
+        return np.zeros(shape, dtype.newbyteorder("=")), None  # a sparse tile: nodata
     decoded = header.tile_bytes[level]
     if header.compression in DEFLATE:
         d = zlib.decompressobj()
         try:
-            out = d.decompress(data, decoded + 1)
+            raw = d.decompress(data, decoded + 1)
         except zlib.error as exc:  # a wrong Adler-32 or a broken stream
-            return f"its DEFLATE stream is damaged ({exc})"
-        if not d.eof or d.unconsumed_tail or len(out) != decoded:
-            return f"its DEFLATE stream decodes to {len(out)} bytes, not {decoded}, or does not end"
-    elif header.compression == 1 and len(data) != decoded:
-        return f"{len(data)} bytes where a tile holds {decoded}"
-    return None
+            return None, f"its DEFLATE stream is damaged ({exc})"
+        if not d.eof or d.unconsumed_tail or len(raw) != decoded:
+            return None, f"its DEFLATE stream decodes to {len(raw)} bytes, not {decoded}, or does not end"
+    elif header.compression == 1:
+        if len(data) != decoded:
+            return None, f"{len(data)} bytes where a tile holds {decoded}"
+        raw = data
+    else:
+        return None, None
+    tile = np.frombuffer(raw, dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    if header.predictor == 2:
+        np.cumsum(tile, axis=1, dtype=tile.dtype, out=tile)  # differences back to values (wrapping, as stored)
+    elif header.predictor != 1:
+        return None, f"predictor {header.predictor} is not one this program reads"
+    return tile, None
+
+
+def tile_problem(data: bytes, expected_count: int, header: CogHeader, level: int) -> str | None:
+    """What is wrong with one tile's bytes (None: nothing that can be seen)."""
+    return decode_tile(data, expected_count, header, level)[1]
 
 
 def write_piece(path, header: CogHeader, level: int, window: tuple[int, int, int, int], tiles) -> None:
@@ -227,3 +254,32 @@ def write_piece(path, header: CogHeader, level: int, window: tuple[int, int, int
         out.write(iter((t, len(t)) for t in tiles), shape=(h, w), dtype=header.dtype,
                   tile=(lv.tile_height, lv.tile_width), compression=header.compression, predictor=header.predictor,
                   photometric="minisblack", extratags=extratags, metadata=None)
+
+
+def write_window(path, header: CogHeader, level: int, window: tuple[int, int, int, int], tiles) -> None:
+    """The window from its decoded tiles (``tiles``: arrays, row-major, as :func:`tiles_under` lists them) as a
+    GeoTIFF the compositor reads fast: 512 px blocks, ZSTD (level 1) with the horizontal predictor, nodata 0.
+    Written a row of tiles at a time."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+    from rasterio.crs import CRS
+    from rasterio.windows import Window
+
+    lv = header.levels[level]
+    c0, r0, w, h = window
+    a, b, c, d, e, f = lv.transform
+    per_row = -(-(c0 + w) // lv.tile_width) - c0 // lv.tile_width
+    profile = dict(driver="GTiff", width=w, height=h, count=1, dtype=header.dtype, crs=CRS.from_epsg(header.epsg),
+                   nodata=0, transform=Affine(a, b, c + c0 * a, d, e, f + r0 * e), tiled=True, blockxsize=512,
+                   blockysize=512, compress="ZSTD", zstd_level=1, predictor=2)
+    tiles = list(tiles)
+    with rasterio.open(path, "w", **profile) as out:
+        for k in range(0, len(tiles), per_row):
+            row = np.hstack(tiles[k: k + per_row])[:, :w]
+            top = (k // per_row) * lv.tile_height
+            height = min(lv.tile_height, h - top)
+            out.write(row[:height], 1, window=Window(0, top, w, height))
+    with rasterio.open(path) as back:  # GDAL can fail to write (a full disk) without raising: read it back
+        if (back.width, back.height) != (w, h):
+            raise OSError(f"{path} was not written whole")

@@ -5,8 +5,8 @@ For each COG an area needs (one band of one scene) :func:`plan_pieces` reads its
 grid), picks the overview level that matches the area's resolution and the window that covers the area there
 (widened by a pixel for resampling and out to whole tiles), and lists the compressed tiles under it.
 :func:`fetch_pieces` then fetches those tiles concurrently -- one ranged GET per run of consecutive tiles --
-checks each one (its size, and its DEFLATE stream's own checksum), fetches a damaged range once more and then
-reports it, and writes each window's tiles, still compressed, as a small GeoTIFF into the
+checks each one as it decodes it (its size, and its DEFLATE stream's own checksum), fetches a damaged range once
+more and then reports it, and writes each window's pixels (512 px blocks, ZSTD: fast to read again) into the
 :class:`~s2desktop.core.windowcache.WindowCache` (or the run's scratch folder when it cannot be kept there).
 
 A window already in the cache (same object, same ETag, its own digest intact) is not fetched again, and a
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import math
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ from s2desktop.core.windowcache import WindowCache
 
 __all__ = ["Remote", "Piece", "plan_pieces", "fetch_pieces", "overview_level", "CONNECTIONS"]
 
-CONNECTIONS = 16  # headers read and ranges fetched at once
+CONNECTIONS = 24  # headers read and ranges fetched at once (a stalled one does not hold the others up)
 PAD = 1  # source pixels around the area, for bilinear resampling at its edge
 GAP = 16 << 10  # tiles this close in the file are fetched in one range (GDAL's COGs leave 8 bytes between)
 
@@ -205,6 +206,14 @@ def _remember(cache: WindowCache, piece: Piece, grid: OutputGrid) -> None:
             pass
 
 
+def _zeros(piece: Piece):
+    """A sparse tile's pixels: nodata."""
+    import numpy as np
+
+    lv = piece.header.levels[piece.level]
+    return np.zeros((lv.tile_height, lv.tile_width), piece.header.dtype)
+
+
 def _ranges(piece: Piece) -> list[list[tuple[int, int, int]]]:
     """The piece's tiles grouped into runs that one ranged GET fetches (consecutive in the file)."""
     runs: list[list[tuple[int, int, int]]] = []
@@ -299,7 +308,7 @@ class _Run:
         data = self._checked(piece, run)
         with self.lock:
             self.buffers[item].update(data)
-            self.bytes += sum(len(b) for b in data.values())
+            self.bytes += sum(n for _pos, _off, n in run)
             finished = len(self.buffers[item]) == self.expected[item]
             if not finished:
                 emit(self.progress, Progress("fetch", len(self.paths), len(self.todo), self.bytes, self.total))
@@ -316,9 +325,13 @@ class _Run:
         url = self.store.url(piece.key)
         for attempt in (1, 2):
             blob = self.store.get_range(piece.key, start, length, etag=piece.etag, cancel=self.stop)
-            tiles = {pos: blob[off - start: off - start + n] for pos, off, n in run}
-            problems = [(pos, why) for pos, off, n in run
-                        if (why := cogtiles.tile_problem(tiles[pos], n, piece.header, piece.level))]
+            tiles, problems = {}, []
+            for pos, off, n in run:
+                data = blob[off - start: off - start + n]
+                pixels, why = cogtiles.decode_tile(data, n, piece.header, piece.level)
+                tiles[pos] = data if pixels is None else pixels  # a compression not decoded here: its bytes
+                if why:
+                    problems.append((pos, why))
             if not problems:
                 return tiles
         pos, why = problems[0]
@@ -330,7 +343,7 @@ class _Run:
         piece = self.todo[item]
         with self.lock:
             got = self.buffers.pop(item, {})
-        tiles = [got.get(pos, b"") for pos, _off, _n in piece.tiles]
+        tiles = [got.get(pos) for pos, _off, _n in piece.tiles]
         path = self._write(item, piece, tiles)
         with self.lock:
             self.paths[item] = path
@@ -338,7 +351,11 @@ class _Run:
 
     def _write(self, item, piece: Piece, tiles) -> Path:
         def write(tmp):
-            cogtiles.write_piece(tmp, piece.header, piece.level, piece.window, tiles)
+            if all(t is None or isinstance(t, bytes) for t in tiles):  # not decoded here: the tiles as they came
+                cogtiles.write_piece(tmp, piece.header, piece.level, piece.window, [t or b"" for t in tiles])
+            else:
+                cogtiles.write_window(tmp, piece.header, piece.level, piece.window,
+                                      [t if t is not None else _zeros(piece) for t in tiles])
 
         key = self.cache.key(piece.identity, piece.etag) if self.cache is not None and not self.disk_full else None
         if key is not None:
@@ -346,10 +363,8 @@ class _Run:
                 path = self.cache.put(key, write)
                 _remember(self.cache, piece, self.grid)
                 return path
-            except OSError as exc:
-                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                    raise
-                self._cache_full()
+            except OSError as exc:  # GDAL's write errors too (RasterioIOError): the cache is only a help
+                self._cache_unwritable(exc)
         dest = self.scratch / f"piece-{self.numbers[item]:04d}.tif"
         try:
             with atomic_path(dest) as tmp:
@@ -358,9 +373,16 @@ class _Run:
             raise output_error(exc, dest, "set TMPDIR to a folder with room") from None
         return dest
 
-    def _cache_full(self) -> None:
+    def _cache_unwritable(self, exc: OSError) -> None:
+        """From now on windows go to the scratch folder; said once."""
         with self.lock:
             said, self.disk_full = self.disk_full, True
-        if not said:
-            emit(self.progress, Progress("fetch", message=f"the disk of the area cache ({self.cache.folder}) is "
-                                                           "full: the windows are used for this run and not kept"))
+        if said:
+            return
+        try:
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT) or shutil.disk_usage(self.cache.folder).free < 64 << 20
+        except OSError:
+            full = False
+        why = "is full" if full else f"cannot be written ({str(exc).splitlines()[0] if str(exc) else exc})"
+        emit(self.progress, Progress("fetch", message=f"the disk of the area cache ({self.cache.folder}) {why}: the "
+                                                       "windows are used for this run and not kept"))

@@ -16,6 +16,7 @@ the running job has counted on (``keep``). A limit of 0 caches nothing.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -75,7 +76,7 @@ class WindowCache:
             return None
         for path in self._candidates(key, suffix):
             try:
-                good = digest_of(path) == path.name[len(key) + 1: len(key) + 1 + DIGEST_CHARS]
+                good = path.stat().st_size > 0 and digest_of(path) == path.name[len(key) + 1: len(key) + 1 + DIGEST_CHARS]
                 if good:
                     os.utime(path)
                     return path
@@ -101,6 +102,8 @@ class WindowCache:
         folder.mkdir(parents=True, exist_ok=True)
         with temp_file(folder / f"{key}{suffix}") as tmp:
             write(tmp)
+            if not tmp.is_file() or tmp.stat().st_size == 0:  # a writer that failed without a word (GDAL on a
+                raise OSError(errno.ENOSPC, f"nothing was written to {tmp}")  # full disk): nothing published
             dest = folder / f"{key}-{digest_of(tmp)}{suffix}"
             os.replace(tmp, dest)
         for old in self._candidates(key, suffix):  # an older copy of the same entry
