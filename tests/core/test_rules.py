@@ -9,12 +9,8 @@ import numpy as np
 import pytest
 
 from s2desktop.core.compositing.rules import (
-    Geomedian,
-    Median,
-    Medoid,
-    Quantile,
-    parse_method,
     quantile_bands,
+    reduce,
     median_bands,
     median_stack,
     _select_in_place,
@@ -23,6 +19,7 @@ from s2desktop.core.compositing.rules import (
     sorting_network,
 )
 from s2desktop.core.errors import InvalidInputError
+from s2desktop.core.methods import Geomedian, Median, Medoid, Quantile, parse_method
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 7, 8, 11, 16, 24])
@@ -248,7 +245,7 @@ def test_rules_are_small_picklable_values_read_from_their_spelling():
 def test_each_rule_reduces_a_window_and_only_the_medoid_names_dates():
     stacks, valid = _random_stack(6, 3)
     for rule in (Median(), Quantile(25), Medoid(), Geomedian()):
-        out = rule.reduce(stacks, valid)
+        out = reduce(rule, stacks, valid)
         assert out.values.shape == stacks.shape[:1] + stacks.shape[2:] and out.values.dtype == np.uint16
         np.testing.assert_array_equal(out.count, valid.sum(axis=0))
         assert (out.values[:, out.count == 0] == 0).all() and (out.values[:, out.count > 0] > 0).all()

@@ -1,12 +1,10 @@
-"""Per-pixel rules that reduce a window's stack of dates to one value per band, and the rules as typed values.
+"""Per-pixel rules that reduce a window's stack of dates to one value per band.
 
-A rule is a small frozen value -- `Median()`, `Quantile(25)`, `Medoid()`, `Geomedian()` -- that travels in the
-composite's options, its plan and every window task (picklable), names itself for the output's tags
-(`label`, `description`) and reduces one window: `rule.reduce(stacks, valid)` takes the (bands, dates, h, w)
-uint16 stacks and the (dates, h, w) validity of one window and returns a `Reduced` (values, count, and for the
-medoid the date index each pixel came from). `parse_method("quantile:25")` reads the command line's spelling.
-The kernels know nothing of files or processes: the median's and the quantile's are here, the medoid's and the
-geometric median's in `medoids`.
+The rules themselves are small frozen values (`s2desktop.core.methods`: `Median()`, `Quantile(25)`, `Medoid()`,
+`Geomedian()`) that travel in the options, the plan and every window task. `reduce(rule, stacks, valid)` applies
+one to a window's (bands, dates, h, w) uint16 stacks and (dates, h, w) validity and returns a `Reduced` (values,
+count, and for the medoid the date index each pixel came from). The kernels know nothing of files or processes:
+the median's and the quantile's are here, the medoid's and the geometric median's in `medoids`.
 
 The median kernel, pure numpy.
 
@@ -31,14 +29,13 @@ footprint): then the median is taken straight from the valid dates' DNs, with no
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import ClassVar, NamedTuple, Union
+from typing import NamedTuple
 
 import numpy as np
 
 from s2desktop.core.compositing.medoids import geomedian_bands, medoid_bands
-from s2desktop.core.errors import InvalidInputError
+from s2desktop.core.methods import Geomedian, Median, Medoid, Quantile, Rule
 
 NETWORK_MAX_DATES = 24
 
@@ -367,7 +364,7 @@ def reference_median(stack: np.ndarray, valid: np.ndarray | None = None) -> np.n
     return np.where(np.isnan(m), 0, m).astype(np.uint16)
 
 
-# --- the rules as values ----------------------------------------------------------------------------------------
+# --- a window reduced by a rule ---------------------------------------------------------------------------------
 
 
 class Reduced(NamedTuple):
@@ -379,112 +376,15 @@ class Reduced(NamedTuple):
     chosen: np.ndarray | None = None
 
 
-@dataclass(frozen=True)
-class Median:
-    """Per pixel and band the median of the valid observations (today's rule, the default)."""
-
-    picks_a_date: ClassVar[bool] = False
-
-    @property
-    def label(self) -> str:
-        return "median"
-
-    @property
-    def description(self) -> str:
-        return ("per pixel median of observations valid in all three bands (nonzero, not masked); even count: "
-                "mean of the two middle values rounded half up; none valid: 0")
-
-    def reduce(self, stacks, valid, scratch=None) -> Reduced:
+def reduce(rule: Rule, stacks: np.ndarray, valid: np.ndarray, scratch: np.ndarray | None = None) -> Reduced:
+    """One window's (bands, dates, h, w) uint16 stacks and (dates, h, w) validity reduced by `rule`. scratch:
+    the median's and the quantile's optional (dates + 1, h, w) uint16 work array."""
+    if isinstance(rule, Median):
         return Reduced(*median_bands(stacks, valid, scratch=scratch))
-
-
-@dataclass(frozen=True)
-class Quantile:
-    """Per pixel and band the `percent`-th percentile of the valid observations (a whole percent, 0-100):
-    numpy's linear interpolation between the closest ranks, rounded half up; quantile:50 is the median."""
-
-    percent: int
-    picks_a_date: ClassVar[bool] = False
-
-    def __post_init__(self):
-        if isinstance(self.percent, bool) or not isinstance(self.percent, (int, np.integer)) \
-                or not 0 <= self.percent <= 100:
-            raise InvalidInputError(f"quantile:{self.percent}: the percent must be a whole number from 0 to 100")
-
-    @property
-    def label(self) -> str:
-        return f"quantile:{self.percent}"
-
-    @property
-    def description(self) -> str:
-        return (f"per pixel and band the {self.percent}th percentile of the observations valid in all three bands "
-                "(nonzero, not masked): linear interpolation between the closest ranks (numpy's default), "
-                "rounded half up; none valid: 0")
-
-    def reduce(self, stacks, valid, scratch=None) -> Reduced:
-        return Reduced(*quantile_bands(stacks, valid, int(self.percent), scratch=scratch))
-
-
-@dataclass(frozen=True)
-class Medoid:
-    """Per pixel the valid observation nearest to all others across the bands: every band from one date."""
-
-    picks_a_date: ClassVar[bool] = True
-
-    @property
-    def label(self) -> str:
-        return "medoid"
-
-    @property
-    def description(self) -> str:
-        return ("per pixel the observation valid in all three bands with the least sum of Euclidean distances "
-                "(across the three bands, in DN) to the other valid observations: all bands from one date; "
-                "ties: the earlier date; none valid: 0")
-
-    def reduce(self, stacks, valid, scratch=None) -> Reduced:
+    if isinstance(rule, Quantile):
+        return Reduced(*quantile_bands(stacks, valid, int(rule.percent), scratch=scratch))
+    if isinstance(rule, Medoid):
         return Reduced(*medoid_bands(stacks, valid))
-
-
-@dataclass(frozen=True)
-class Geomedian:
-    """Per pixel the geometric median of the valid observations across the bands (Weiszfeld's iteration from
-    the mean, per pixel until a step is under `tolerance` DN or after `max_iterations`), rounded half up."""
-
-    tolerance: float = 0.1
-    max_iterations: int = 50
-    picks_a_date: ClassVar[bool] = False
-
-    @property
-    def label(self) -> str:
-        return "geomedian"
-
-    @property
-    def description(self) -> str:
-        return ("per pixel the geometric median of the observations valid in all three bands (the point with "
-                "the least sum of Euclidean distances to them across the three bands): Weiszfeld's iteration "
-                f"from their mean, per pixel until a step is under {self.tolerance:g} DN or after "
-                f"{self.max_iterations} steps, rounded half up; none valid: 0")
-
-    def reduce(self, stacks, valid, scratch=None) -> Reduced:
-        return Reduced(*geomedian_bands(stacks, valid, self.tolerance, self.max_iterations))
-
-
-Rule = Union[Median, Quantile, Medoid, Geomedian]
-METHODS = ("median", "quantile:P", "medoid", "geomedian")  # as the command line spells them
-
-
-def parse_method(text) -> Rule:
-    """A rule from its spelling: 'median', 'quantile:P' (P a whole percent 0-100), 'medoid', 'geomedian'; a
-    rule given as a value is returned as it is. InvalidInputError (one line) otherwise."""
-    if isinstance(text, (Median, Quantile, Medoid, Geomedian)):
-        return text
-    name, _, arg = str(text).strip().lower().partition(":")
-    simple = {"median": Median, "medoid": Medoid, "geomedian": Geomedian}
-    if name in simple and not arg:
-        return simple[name]()
-    if name == "quantile":
-        if not arg.strip().isdigit():
-            raise InvalidInputError(f"method {text!r}: give quantile:P with P a whole percent from 0 to 100, "
-                                    "e.g. quantile:25")
-        return Quantile(int(arg))
-    raise InvalidInputError(f"method {text!r} is not one of {', '.join(METHODS)}")
+    if isinstance(rule, Geomedian):
+        return Reduced(*geomedian_bands(stacks, valid, rule.tolerance, rule.max_iterations))
+    raise TypeError(f"not a compositing rule: {rule!r}")
