@@ -84,6 +84,11 @@ class Geomedian:
     max_iterations: int = 50
     picks_a_date: ClassVar[bool] = False
 
+    def __post_init__(self):
+        if not (self.tolerance > 0 and isinstance(self.max_iterations, Integral) and self.max_iterations >= 1):
+            raise InvalidInputError(f"geomedian: the tolerance must be above 0 DN and the iterations 1 or more "
+                                    f"(not {self.tolerance}, {self.max_iterations})")
+
     @property
     def label(self) -> str:
         return "geomedian"

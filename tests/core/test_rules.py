@@ -250,3 +250,9 @@ def test_each_rule_reduces_a_window_and_only_the_medoid_names_dates():
         np.testing.assert_array_equal(out.count, valid.sum(axis=0))
         assert (out.values[:, out.count == 0] == 0).all() and (out.values[:, out.count > 0] > 0).all()
         assert (out.chosen is not None) == rule.picks_a_date
+
+
+def test_a_geomedian_without_a_way_to_stop_is_refused():
+    for kw in (dict(tolerance=0), dict(max_iterations=0), dict(tolerance=float("nan"))):
+        with pytest.raises(InvalidInputError, match="geomedian"):
+            Geomedian(**kw)

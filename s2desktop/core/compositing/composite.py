@@ -54,7 +54,8 @@ def composite(red: Sequence, green: Sequence, blue: Sequence, output, *, workers
               progress: ProgressFn | None = None, cancel=None, scl: Sequence | None = None,
               window_size: int = TARGET_WINDOW, compress: str = "ZSTD",
               clip: dict | None = None, method: Rule | str = Median(), date_path=None) -> CompositeResult:
-    """Temporal composite (the median, or another rule) of co-registered band files (same date order per band) into a COG GeoTIFF.
+    """Temporal composite (the median, or another rule) of co-registered band files (same date order per band)
+    into a COG GeoTIFF.
 
     workers: processes in the pool (None: all cores; 0: run in this process, for debugging). scale: 1, 2, 4 or
     8. mask: 'auto' (use an L2A SCL where one exists beside the inputs, or the `scl` list given per date) or

@@ -7,8 +7,9 @@ for scale > 1, which GDAL serves from JP2 reduced-resolution levels / overviews)
 1, for baseline >= 04.00), mask (SCL classes 0, 1, 3, 8, 9, 10 where a scene classification exists), then the
 task's rule (`rules`: the median, a quantile, the medoid, the geometric median) on observations valid in all
 three bands, written straight into the raw output's blocks (`cog.RawSink`; with the medoid's date band, the
-date of the observation each pixel holds) -- and, when the windows bring the output's first overview level (`cog.halves_in_windows`), the
-2 x 2 averages of the result into its overview file. Only the window's index goes back to the parent.
+date of the observation each pixel holds) -- and, when the windows bring the output's first overview level
+(`cog.halves_in_windows`), the 2 x 2 averages of the result into its overview file. Only the window's index goes
+back to the parent.
 """
 
 from __future__ import annotations
