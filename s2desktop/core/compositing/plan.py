@@ -27,9 +27,9 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window, subdivide
 
 from s2desktop.core.baseline import offset_for_baseline
-from s2desktop.core.methods import Median, Rule, parse_method
 from s2desktop.core.errors import InvalidInputError, RasterError
 from s2desktop.core.fsutil import check_output_file
+from s2desktop.core.methods import Median, Rule, parse_method
 from s2desktop.core.rasterinfo import gdal_error_text, open_raster, scene_metadata
 from s2desktop.core.scenefiles import parse_band_filename, scl_files
 
