@@ -129,7 +129,7 @@ def _add_composite(sub) -> None:
                    help="how a pixel's valid observations become one value: median (default); quantile:P, the "
                    "P-th percentile per band (P a whole percent, e.g. quantile:25: darker, less haze); medoid, "
                    "the observation nearest to all others (every band from one date); geomedian, the geometric "
-                   "median across the bands (Weiszfeld, to 0.1 DN or 50 steps)")
+                   "median across the bands (Weiszfeld, to half a DN or 50 steps)")
     p.add_argument("--date-band", metavar="PATH", help="with --method medoid: also write each pixel's date "
                    "(uint16 days since 1970-01-01, 0: none) to this GeoTIFF")
     p.add_argument("--count", metavar="PATH", help="also write the number of valid observations per pixel")

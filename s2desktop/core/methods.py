@@ -80,7 +80,7 @@ class Geomedian:
     """Per pixel the geometric median of the valid observations across the bands (Weiszfeld's iteration from
     the mean, per pixel until a step is under `tolerance` DN or after `max_iterations`), rounded half up."""
 
-    tolerance: float = 0.1
+    tolerance: float = 0.5  # DN: as coarse as the output's rounding to whole DNs
     max_iterations: int = 50
     picks_a_date: ClassVar[bool] = False
 
