@@ -130,8 +130,9 @@ def _add_composite(sub) -> None:
                    "P-th percentile per band (P a whole percent, e.g. quantile:25: darker, less haze); medoid, "
                    "the observation nearest to all others (every band from one date); geomedian, the geometric "
                    "median across the bands (Weiszfeld, to half a DN or 50 steps)")
-    p.add_argument("--date-band", metavar="PATH", help="with --method medoid: also write each pixel's date "
-                   "(uint16 days since 1970-01-01, 0: none) to this GeoTIFF")
+    p.add_argument("--date-band", nargs="?", const=True, metavar="PATH", help="with --method medoid: also write "
+                   "each pixel's date (uint16 days since 1970-01-01, 0: none) to this GeoTIFF (default: "
+                   "OUT_dates.tif beside the output)")
     p.add_argument("--count", metavar="PATH", help="also write the number of valid observations per pixel")
     p.add_argument("--offset", type=int, nargs="+", metavar="0|-1000",
                    help="radiometric offset when the scene metadata is unknown: one value, one per date or "
@@ -255,6 +256,8 @@ def _area_of(args: argparse.Namespace):
 
 
 def _run_composite(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from s2desktop.core.errors import InvalidInputError
     from s2desktop.core.fsutil import check_output_file
     from s2desktop.core.methods import parse_method
@@ -269,6 +272,9 @@ def _run_composite(args: argparse.Namespace) -> int:
         raise InvalidInputError("no inputs: give --tile or an area (--bbox, --aoi) with --start/--end, or "
                                 "--red/--green/--blue files")
     method = parse_method(args.method)
+    if args.date_band is True:  # the flag alone: beside the output
+        out = Path(args.output)
+        args.date_band = str(out.with_name(f"{out.stem}_dates{out.suffix or '.tif'}"))
     if args.date_band and not method.picks_a_date:
         raise InvalidInputError(f"--date-band needs --method medoid: {method.label} mixes the dates of a pixel")
     # The destination is checked before any download or decoding.

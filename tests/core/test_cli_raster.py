@@ -286,3 +286,12 @@ def test_composite_method_in_area_mode(capsys, tmp_path):
     scene_days = {(np.datetime64(d) - np.datetime64("1970-01-01")).astype(int)
                   for d in ("2023-07-01", "2023-07-11", "2023-07-21")}
     assert set(np.unique(days).tolist()) <= scene_days | {0} and (days != 0).any()
+    # the flag alone: beside the output
+    code, stdout, err = run(capsys, "composite", "--bbox", f"{w:.6f},{s:.6f},{e:.6f},{n_:.6f}", "--start",
+                            "2023-07-01", "--end", "2023-07-31", "--source", src, "--workers", 0, "--out-dir",
+                            tmp_path / "dl", "--resolution", 1000, "-o", tmp_path / "b.tif", "--method", "medoid",
+                            "--date-band")
+    assert code == 0, err
+    assert f"and {tmp_path / 'b_dates.tif'}" in stdout
+    with rasterio.open(tmp_path / "b_dates.tif") as dd:
+        np.testing.assert_array_equal(dd.read(1), days)
