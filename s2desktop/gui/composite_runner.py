@@ -259,6 +259,16 @@ def preview_resolution(full: float) -> float:
     return max(PREVIEW_RESOLUTION, 4.0 * float(full))
 
 
+def named_for_rule(path: str, rule: Rule) -> str:
+    """`path` with a trailing rule name (…_median.tif, …_quantile25.tif) replaced by `rule`'s; else as it is."""
+    p = Path(path)
+    for _name, known, _tip in RULES:
+        tail = "_" + known.label.replace(":", "")
+        if p.stem.endswith(tail):
+            return str(p.with_name(p.stem[: -len(tail)] + "_" + rule.label.replace(":", "") + p.suffix))
+    return path
+
+
 def describe_event(event: Progress) -> str:
     """Any stage of the job in one line: 'Fetching 3.1 MiB of 12.0 MiB, 8.9 MiB left · 2 of 8 pieces'."""
     parts = []
@@ -384,6 +394,7 @@ class CompositePanel(QWidget):
             self.rule.addItem(name, rule)
             self.rule.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
         self.rule.setToolTip("How each pixel's clear observations become one value")
+        self.rule.currentIndexChanged.connect(lambda _i: self._offer_default(self._default_output or ""))
         grid.addWidget(QLabel("Rule"), row, 0)
         grid.addWidget(self.rule, row, 1, 1, 2)
 
@@ -478,11 +489,13 @@ class CompositePanel(QWidget):
         self._set_startable(n > 0 and not self.runner.running)
 
     def _offer_default(self, path: str) -> None:
-        """The default output name goes in an empty field or replaces the previous default; a typed path stays."""
+        """The default output name goes in an empty field or replaces the previous default; a typed path stays.
+        A default named after a rule (…_median.tif) is named after the rule chosen."""
+        path = named_for_rule(path, self.method()) if path else path
         current = self.output.text().strip()
         if not current or current == self._default_output:
             self.output.setText(path)
-        self._default_output = path
+        self._default_output = path or None
 
     def _ask_overwrite(self, path: Path) -> bool:
         box = QMessageBox(QMessageBox.Icon.Question, "Replace the composite?",
