@@ -13,7 +13,9 @@ receives its terms at j ascending), so a plain per-pixel loop in that order give
 geometric median, or spatial median), by Weiszfeld's iteration in float32 from the band-wise mean: each step
 moves to the mean of the observations weighted by 1 / distance (at least `EPSILON` DN, so a step onto an
 observation stays defined); a pixel stops when its step is below `tolerance` DN or after `max_iterations`.
-Pixels that have stopped leave the working set, so the cost follows the slow ones. Rounded half up to DNs.
+Pixels that have stopped leave the working set, so the cost follows the slow ones. Every `VERTEX_CHECK_EVERY`
+steps and at the end, a pixel whose nearest observation is itself the optimum (Kuhn's condition) moves onto it:
+Weiszfeld's steps approach such an optimum ever more slowly. Rounded half up to DNs.
 
 Work goes in chunks of rows of `CHUNK_PIXELS`, whose float planes stay in the CPU's cache.
 """
