@@ -115,7 +115,7 @@ def parse_method(text) -> Rule:
     if name in simple and not arg:
         return simple[name]()
     if name == "quantile":
-        if not arg.strip().isdigit():
+        if not arg.strip().isdecimal():  # ("²".isdigit(), but int("²") fails)
             raise InvalidInputError(f"method {text!r}: give quantile:P with P a whole percent from 0 to 100, "
                                     "e.g. quantile:25")
         return Quantile(int(arg))
