@@ -13,9 +13,10 @@ receives its terms at j ascending), so a plain per-pixel loop in that order give
 geometric median, or spatial median), by Weiszfeld's iteration in float32 from the band-wise mean: each step
 moves to the mean of the observations weighted by 1 / distance (at least `EPSILON` DN, so a step onto an
 observation stays defined); a pixel stops when its step is below `tolerance` DN or after `max_iterations`.
-Pixels that have stopped leave the working set, so the cost follows the slow ones. Every `VERTEX_CHECK_EVERY`
-steps and at the end, a pixel whose nearest observation is itself the optimum (Kuhn's condition) moves onto it:
-Weiszfeld's steps approach such an optimum ever more slowly. Rounded half up to DNs.
+Pixels that have stopped leave the working set, so the cost follows the slow ones. At the end a pixel whose
+nearest observation is itself the optimum (Kuhn's condition) moves onto it: Weiszfeld's steps approach such an
+optimum ever more slowly. (Checking every few steps, to stop such pixels early, cost more than it saved.)
+Rounded half up to DNs.
 
 Work goes in chunks of rows of `CHUNK_PIXELS`, whose float planes stay in the CPU's cache.
 """
@@ -29,8 +30,7 @@ import numpy as np
 CHUNK_PIXELS = 1 << 13
 GEOMEDIAN_CHUNK_PIXELS = 1 << 14  # twice as fast as 1 << 16 (cache) and as 1 << 12 (calls)
 EPSILON = 1e-3  # DN: the least distance a Weiszfeld weight divides by
-KUHN_MARGIN = 1e-3
-VERTEX_CHECK_EVERY = 8  # Weiszfeld steps between checks whether the nearest observation is the optimum
+KUHN_MARGIN = 1e-3  # a border case of Kuhn's condition (two observations: the whole segment) keeps its point
 
 
 def _row_chunks(shape: tuple[int, ...], pixels: int = CHUNK_PIXELS) -> list[tuple[int, int]]:
@@ -133,21 +133,19 @@ def _weiszfeld(x: np.ndarray, v: np.ndarray, tolerance: float, max_iterations: i
     todo = np.flatnonzero(k > 1)  # one observation is its own geometric median
     xs, vs, ys = x[:, :, todo], v[:, todo], y[:, todo]
     stopped = np.zeros(todo.size, dtype=bool)
-    for i in range(1, max_iterations + 1):
+    for _ in range(max_iterations):
         if not todo.size:
             break
         new, step = _weiszfeld_step(xs, vs, ys)
         np.copyto(ys, new, where=~stopped)
         stopped |= step < np.float32(tolerance * tolerance)
-        if i % VERTEX_CHECK_EVERY == 0 or i == max_iterations:
-            stopped |= _to_optimal_observation(xs, vs, ys)
-        if stopped.sum() > todo.size // 4 or i == max_iterations:  # the pixels that stopped leave the working set
+        if stopped.sum() > todo.size // 4:  # the pixels that stopped leave the working set
             y[:, todo] = ys
             going = ~stopped
             todo, xs, vs, ys = todo[going], xs[:, :, going], vs[:, going], ys[:, going]
             stopped = stopped[going]
     y[:, todo] = ys
-    multi = np.flatnonzero(k > 1)  # those that stopped by the tolerance near an optimal observation
+    multi = np.flatnonzero(k > 1)  # then onto the nearest observation where it is the optimum
     ym = y[:, multi]
     _to_optimal_observation(x[:, :, multi], v[:, multi], ym)
     y[:, multi] = ym
