@@ -115,11 +115,11 @@ def _run_gui(args: argparse.Namespace) -> int:
 def _add_composite(sub) -> None:
     p = sub.add_parser(
         "composite",
-        help="temporal median composite: search + download a tile's scenes, or composite given files",
+        help="temporal composite (median by default): search + download a tile's scenes, or composite given files",
         description="Per pixel and band, the median of the valid observations (nodata 0 and masked pixels "
-        "excluded; even count: mean of the two middle values rounded half up). Inputs of processing baseline "
-        ">= 04.00 are harmonised to the pre-04.00 scale first. Output: a COG GeoTIFF, bands R,G,B, uint16, "
-        "nodata 0.",
+        "excluded; even count: mean of the two middle values rounded half up), or another rule (--method). "
+        "Inputs of processing baseline >= 04.00 are harmonised to the pre-04.00 scale first. Output: a COG "
+        "GeoTIFF, bands R,G,B, uint16, nodata 0.",
     )
     t = p.add_argument_group("tile mode: search, download what is missing, composite")
     t.add_argument("--tile", metavar="TILE", help="Sentinel-2 tile id, e.g. 33UUP")
@@ -152,6 +152,14 @@ def _add_composite(sub) -> None:
                    help="reduced-resolution composite from JP2 resolution levels / overviews (default 1)")
     p.add_argument("--mask", default="auto", choices=("auto", "none"),
                    help="auto: mask SCL classes 0,1,3,8,9,10 where an L2A scene classification exists")
+    p.add_argument("--method", default="median", metavar="RULE",
+                   help="how a pixel's valid observations become one value: median (default); quantile:P, the "
+                   "P-th percentile per band (P a whole percent, e.g. quantile:25: darker, less haze); medoid, "
+                   "the observation nearest to all others (every band from one date); geomedian, the geometric "
+                   "median across the bands (Weiszfeld, to half a DN or 50 steps)")
+    p.add_argument("--date-band", nargs="?", const=True, metavar="PATH", help="with --method medoid: also write "
+                   "each pixel's date (uint16 days since 1970-01-01, 0: none) to this GeoTIFF (default: "
+                   "OUT_dates.tif beside the output)")
     p.add_argument("--count", metavar="PATH", help="also write the number of valid observations per pixel")
     p.add_argument("--offset", type=int, nargs="+", metavar="0|-1000",
                    help="radiometric offset when the scene metadata is unknown: one value, one per date or "
@@ -275,8 +283,11 @@ def _area_of(args: argparse.Namespace):
 
 
 def _run_composite(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from s2desktop.core.errors import InvalidInputError
     from s2desktop.core.fsutil import check_output_file
+    from s2desktop.core.methods import parse_method
     from s2desktop.core.pipeline import CompositeInputs, CompositeOptions, Job, run_composite
 
     files_mode = bool(args.red or args.green or args.blue)
@@ -287,12 +298,21 @@ def _run_composite(args: argparse.Namespace) -> int:
     if not files_mode and not scenes_mode:
         raise InvalidInputError("no inputs: give --tile or an area (--bbox, --aoi) with --start/--end, or "
                                 "--red/--green/--blue files")
+    method = parse_method(args.method)
+    if args.date_band is True:  # the flag alone: beside the output
+        out = Path(args.output)
+        args.date_band = str(out.with_name(f"{out.stem}_dates{out.suffix or '.tif'}"))
+    if args.date_band and not method.picks_a_date:
+        raise InvalidInputError(f"--date-band needs --method medoid: {method.label} mixes the dates of a pixel")
     # The destination is checked before any download or decoding.
     check_output_file(args.output, overwrite=args.overwrite, hint=OVERWRITE_HINT)
     if args.count:
         check_output_file(args.count, overwrite=args.overwrite, what="count output", hint=OVERWRITE_HINT)
+    if args.date_band:
+        check_output_file(args.date_band, overwrite=args.overwrite, what="date band output", hint=OVERWRITE_HINT)
     options = CompositeOptions(output=args.output, scale=args.scale, mask=args.mask, workers=args.workers,
-                               count_path=args.count, compress=args.compress, overwrite=args.overwrite)
+                               count_path=args.count, compress=args.compress, overwrite=args.overwrite,
+                               method=method, date_band=args.date_band)
     line = _EventLine()
     try:
         if files_mode:
@@ -305,8 +325,9 @@ def _run_composite(args: argparse.Namespace) -> int:
             result = Job(request, progress=line).run().composite
     finally:
         line.finish()
-    print(f"wrote {result.path} ({result.width}x{result.height}, {result.dates} date(s), "
-          f"{result.seconds:.1f} s)" + (f" and {result.count_path}" if result.count_path else ""))
+    extra = [str(p) for p in (result.count_path, result.date_path) if p]
+    print(f"wrote {result.path} ({result.width}x{result.height}, {result.dates} date(s), {result.method}, "
+          f"{result.seconds:.1f} s)" + "".join(f" and {p}" for p in extra))
     return 0
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from s2desktop.core import areas, catalog, download, fetch, pricing, streaming
 from s2desktop.core.areas import Area
 from s2desktop.core.errors import InvalidInputError, NotFoundError
+from s2desktop.core.methods import Median, Rule
 from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
 from s2desktop.core.sources import Source, resolve_source
 from s2desktop.core.windowcache import DEFAULT_LIMIT, WindowCache
@@ -75,6 +76,8 @@ class CompositeOptions:
     window_size: int | None = None
     clip: dict | None = None  # a GeoJSON (Multi)Polygon in the inputs' CRS: pixels outside are nodata
     tags: dict | None = None  # GeoTIFF tags said by the caller (an area's tiles, area, grid): over the compositor's
+    method: Rule = Median()  # the per-pixel rule (compositing.parse_method reads 'quantile:25' etc.)
+    date_band: str | None = None  # with the medoid: where to write each pixel's date (days since 1970-01-01)
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,8 @@ def run_composite(inputs: CompositeInputs, options: CompositeOptions, progress: 
         inputs.red, inputs.green, inputs.blue, options.output, workers=options.workers, scale=options.scale,
         mask=options.mask, count_path=options.count_path, offsets=inputs.offsets, overwrite=options.overwrite,
         progress=progress, cancel=cancel, scl=inputs.scl if options.mask == "auto" else None,
-        compress=options.compress, clip=options.clip, tags=options.tags, **kwargs,
+        compress=options.compress, clip=options.clip, tags=options.tags, method=options.method,
+        date_path=options.date_band, **kwargs,
     )
 
 

@@ -21,9 +21,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QFileDialog,
     QGridLayout,
     QHBoxLayout,
@@ -41,6 +42,7 @@ from PySide6.QtWidgets import (
 
 from s2desktop.core import areas
 from s2desktop.core.fsutil import remove_with_side_files
+from s2desktop.core.methods import Geomedian, Median, Medoid, Quantile, Rule
 from s2desktop.core.pipeline import CompositeInputs, CompositeOptions, Request
 from s2desktop.core.progress import Cancelled, Failed, Finished, Progress, Rate
 from s2desktop.core.streaming import acquisitions
@@ -60,6 +62,10 @@ STAGE_WORDS = {"search": "Searching", "plan": "Planning", "download": "Downloadi
 ITEM_WORDS = {"search": "tiles", "download": "files", "fetch": "pieces", "composite": "windows"}
 CANCEL_GRACE_S = 15.0
 SHUTDOWN_GRACE_S = 6.0
+RULES = (("Median", Median(), "Per pixel and band the median of the clear observations"),
+         ("First quartile", Quantile(25), "Per pixel and band the 25th percentile: darker, less haze"),
+         ("Medoid", Medoid(), "Per pixel the observation nearest to all others: every band from one date"),
+         ("Geometric median", Geomedian(), "Per pixel the geometric median across the bands (slower)"))
 EXIT_GRACE_S = 2.0  # after its final message the process should exit at once; then it is terminated  # closing the window: wait this long for a cancelled run before terminating it
 
 
@@ -253,6 +259,16 @@ def preview_resolution(full: float) -> float:
     return max(PREVIEW_RESOLUTION, 4.0 * float(full))
 
 
+def named_for_rule(path: str, rule: Rule) -> str:
+    """`path` with a trailing rule name (…_median.tif, …_quantile25.tif) replaced by `rule`'s; else as it is."""
+    p = Path(path)
+    for _name, known, _tip in RULES:
+        tail = "_" + known.label.replace(":", "")
+        if p.stem.endswith(tail):
+            return str(p.with_name(p.stem[: -len(tail)] + "_" + rule.label.replace(":", "") + p.suffix))
+    return path
+
+
 def describe_event(event: Progress) -> str:
     """Any stage of the job in one line: 'Fetching 3.1 MiB of 12.0 MiB, 8.9 MiB left · 2 of 8 pieces'."""
     parts = []
@@ -329,16 +345,18 @@ class CompositePanel(QWidget):
         self._suggesting = False
         grid.addWidget(self.resolution_label, 1, 0)
         grid.addWidget(self.resolution, 1, 1)
+        self._add_rule_row(grid, 2)
         self.quick = QCheckBox()
         self.quick.setChecked(True)
-        grid.addWidget(self.quick, 2, 0, 1, 3)
+        grid.addWidget(self.quick, 3, 0, 1, 3)
         self._show_area_fields(False)
         grid.setColumnStretch(1, 1)
         lay.addLayout(grid)
 
         row = QHBoxLayout()
         self.start_button = QPushButton("Composite")
-        self.start_button.setToolTip("Median of the selected dates, per pixel, clouds and nodata excluded")
+        self.start_button.setToolTip("Combine the selected dates per pixel by the rule, clouds and nodata "
+                                     "excluded")
         self.start_button.setEnabled(False)
         self.start_button.clicked.connect(self.start)
         self.cancel_button = QPushButton("Cancel")
@@ -370,6 +388,21 @@ class CompositePanel(QWidget):
         self._clock = QTimer(self)
         self._clock.setInterval(500)
         self._clock.timeout.connect(self._tick)
+
+    def _add_rule_row(self, grid: QGridLayout, row: int) -> None:
+        """The per-pixel rule: a combo of the core's rule values (the median first, the default)."""
+        self.rule = QComboBox()
+        for i, (name, rule, tip) in enumerate(RULES):
+            self.rule.addItem(name, rule)
+            self.rule.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
+        self.rule.setToolTip("How each pixel's clear observations become one value")
+        self.rule.currentIndexChanged.connect(lambda _i: self._offer_default(self._default_output or ""))
+        grid.addWidget(QLabel("Rule"), row, 0)
+        grid.addWidget(self.rule, row, 1, 1, 2)
+
+    def method(self) -> Rule:
+        """The rule chosen in the panel."""
+        return self.rule.currentData()
 
     def _set_startable(self, on: bool) -> None:
         self.start_button.setEnabled(on)
@@ -473,11 +506,13 @@ class CompositePanel(QWidget):
         self._set_startable(n > 0 and not self.runner.running)
 
     def _offer_default(self, path: str) -> None:
-        """The default output name goes in an empty field or replaces the previous default; a typed path stays."""
+        """The default output name goes in an empty field or replaces the previous default; a typed path stays.
+        A default named after a rule (…_median.tif) is named after the rule chosen."""
+        path = named_for_rule(path, self.method()) if path else path
         current = self.output.text().strip()
         if not current or current == self._default_output:
             self.output.setText(path)
-        self._default_output = path
+        self._default_output = path or None
 
     def _ask_overwrite(self, path: Path) -> bool:
         box = QMessageBox(QMessageBox.Icon.Question, "Replace the composite?",
@@ -498,7 +533,7 @@ class CompositePanel(QWidget):
 
     def _options(self, output: Path, scale: int) -> CompositeOptions:
         return CompositeOptions(output=str(output), scale=scale, workers=self.workers, overwrite=True,
-                                window_size=self.window_size)
+                                window_size=self.window_size, method=self.method())
 
     def _output_path(self) -> Path | None:
         """The output to write, once it may be written and its folder exists; None (and why) otherwise."""
@@ -549,7 +584,8 @@ class CompositePanel(QWidget):
         """The area's preview at 80 m (shown as soon as it is written), then its full resolution behind it."""
         res = float(self.resolution.value())
         full = replace(self.area_request, resolution=res, composite=CompositeOptions(
-            output=str(out), workers=self.workers, overwrite=True, window_size=self.window_size))
+            output=str(out), workers=self.workers, overwrite=True, window_size=self.window_size,
+            method=self.method()))
         self._full_options = full
         if self.quick.isChecked():
             self._drop_preview()

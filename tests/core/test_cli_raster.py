@@ -189,3 +189,109 @@ def test_download_folder_that_is_a_file_is_a_one_line_error_before_any_work(caps
         code, _, err = run(capsys, "download", *q, "--out", out_dir)
         assert code == 2 and err.count("\n") == 1 and str(out_dir) in err and "downloading" not in err, err
     assert afile.read_text() == "not a folder" and not (tmp_path / "c.tif").exists()
+
+
+# --- --method and --date-band ----------------------------------------------------------------------------------
+
+
+def test_composite_method_quantile_and_medoid_with_its_date_band(capsys, raster_stack, tmp_path):
+    from s2desktop.core.compositing import harmonise
+    from tests.core.test_medoids import reference_medoid
+    from tests.core.test_rules import reference_quantile
+
+    st = raster_stack(dates=3, baselines=["02.09", "04.00", "04.00"])
+    data = np.stack([np.stack([harmonise(st.data[b, d], [0, -1000, -1000][d]) for d in range(3)])
+                     for b in range(3)])
+    valid = (data != 0).all(axis=0)
+    files = ["--red", *st.red, "--green", *st.green, "--blue", *st.blue]
+    q = tmp_path / "q.tif"
+    code, stdout, err = run(capsys, "composite", *files, "-o", q, "--method", "quantile:25", "--workers", 2)
+    assert code == 0, err
+    assert "quantile:25" in stdout
+    with rasterio.open(q) as ds:
+        np.testing.assert_array_equal(ds.read(), reference_quantile(data, valid, 25))
+        assert ds.tags()["METHOD"] == "quantile:25"
+    m, d = tmp_path / "m.tif", tmp_path / "m_dates.tif"
+    code, stdout, err = run(capsys, "composite", *files, "-o", m, "--method", "medoid", "--date-band", d)
+    assert code == 0, err
+    assert f"and {d}" in stdout
+    ref, chosen = reference_medoid(data, valid)
+    epoch_days = np.array([(np.datetime64(f"2023-07-0{i + 1}") - np.datetime64("1970-01-01")).astype(int)
+                           for i in range(3)])
+    with rasterio.open(m) as ds, rasterio.open(d) as dd:
+        np.testing.assert_array_equal(ds.read(), ref)
+        days = dd.read(1)
+    np.testing.assert_array_equal(days, np.where(valid.any(axis=0), epoch_days[chosen], 0))
+
+
+def test_composite_method_errors_are_one_line_before_any_work(capsys, raster_stack, tmp_path):
+    st = raster_stack(dates=2)
+    files = ["--red", *st.red, "--green", *st.green, "--blue", *st.blue, "-o", tmp_path / "o.tif"]
+    for extra, words in [(["--method", "quantile:120"], "quantile:120: the percent must be a whole number from 0 "
+                                                        "to 100"),
+                         (["--method", "quantile"], "give quantile:P"),
+                         (["--method", "mode"], "'mode' is not one of median, quantile:P, medoid, geomedian"),
+                         (["--date-band", tmp_path / "d.tif"], "--date-band needs --method medoid"),
+                         (["--method", "geomedian", "--date-band", tmp_path / "d.tif"], "geomedian mixes")]:
+        code, _, err = run(capsys, "composite", *files, *extra)
+        assert code == 2 and words in err and err.count("\n") == 1, err
+    (tmp_path / "d.tif").write_bytes(b"mine")
+    code, _, err = run(capsys, "composite", *files, "--method", "medoid", "--date-band", tmp_path / "d.tif")
+    assert code == 2 and "already exists" in err
+    assert (tmp_path / "d.tif").read_bytes() == b"mine" and not (tmp_path / "o.tif").exists()
+
+
+def test_composite_method_in_tile_mode(capsys, tmp_path):
+    pytest.importorskip("s2desktop.core.download")
+    src = tmp_path / "mirror"
+    _local_l2a_archive(src)
+    scene_days = {(np.datetime64(d) - np.datetime64("1970-01-01")).astype(int)
+                  for d in ("2023-07-01", "2023-07-11", "2023-07-21")}
+    common = ["--start", "2023-07-01", "--end", "2023-07-31", "--source", src, "--workers", 1]
+    out, dates = tmp_path / "tile.tif", tmp_path / "tile_dates.tif"
+    code, _, err = run(capsys, "composite", "--tile", "33UUP", *common, "--out-dir", tmp_path / "dl", "-o", out,
+                       "--method", "medoid", "--date-band", dates)
+    assert code == 0, err
+    with rasterio.open(out) as ds, rasterio.open(dates) as dd:
+        assert ds.tags()["METHOD"] == "medoid"
+        rgb, days = ds.read(), dd.read(1)
+    assert set(np.unique(days).tolist()) <= scene_days | {0} and len(set(np.unique(days).tolist()) - {0}) > 1
+    assert ((days == 0) == (rgb[0] == 0)).all() and (days[:40, :40] == 0).all()  # clouds on every date
+
+
+def test_composite_method_in_area_mode(capsys, tmp_path):
+    from affine import Affine
+    from rasterio.warp import transform_bounds
+
+    from s2desktop.core import archive
+    from tests.fixtures_rasters import synthetic_bands
+
+    src, n = tmp_path / "mirror", 128
+    grid = Affine(109800 / n, 0, 300000, 0, -109800 / n, 5300040)  # the real 33UUP at 858 m
+    data = synthetic_bands(3, n, seed=5)
+    for d, date in enumerate(("2023-07-01", "2023-07-11", "2023-07-21")):
+        archive.write_scene(src, "l2a", "33UUP", date, 0, {"B04": data[0, d], "B03": data[1, d], "B02": data[2, d]},
+                            crs="EPSG:32633", transform=grid, baseline="05.09")
+    left, top = grid * (20, 1)  # inside 33UUP alone
+    right, bottom = grid * (60, 8)
+    w, s, e, n_ = transform_bounds("EPSG:32633", "EPSG:4326", left, bottom, right, top)
+    area, dates = tmp_path / "area.tif", tmp_path / "area_dates.tif"
+    code, _, err = run(capsys, "composite", "--bbox", f"{w:.6f},{s:.6f},{e:.6f},{n_:.6f}", "--start", "2023-07-01",
+                       "--end", "2023-07-31", "--source", src, "--workers", 1, "--out-dir", tmp_path / "dl",
+                       "--resolution", 1000, "-o", area, "--method", "medoid", "--date-band", dates)
+    assert code == 0, err
+    with rasterio.open(area) as ds, rasterio.open(dates) as dd:
+        assert ds.tags()["METHOD"] == "medoid" and ds.read(1).any()
+        days = dd.read(1)
+    scene_days = {(np.datetime64(d) - np.datetime64("1970-01-01")).astype(int)
+                  for d in ("2023-07-01", "2023-07-11", "2023-07-21")}
+    assert set(np.unique(days).tolist()) <= scene_days | {0} and (days != 0).any()
+    # the flag alone: beside the output
+    code, stdout, err = run(capsys, "composite", "--bbox", f"{w:.6f},{s:.6f},{e:.6f},{n_:.6f}", "--start",
+                            "2023-07-01", "--end", "2023-07-31", "--source", src, "--workers", 0, "--out-dir",
+                            tmp_path / "dl", "--resolution", 1000, "-o", tmp_path / "b.tif", "--method", "medoid",
+                            "--date-band")
+    assert code == 0, err
+    assert f"and {tmp_path / 'b_dates.tif'}" in stdout
+    with rasterio.open(tmp_path / "b_dates.tif") as dd:
+        np.testing.assert_array_equal(dd.read(1), days)

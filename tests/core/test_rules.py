@@ -1,9 +1,16 @@
-"""The median kernel against np.nanmedian (with the half-up rounding rule and 0 for no valid observation)."""
+"""The median kernel against np.nanmedian (with the half-up rounding rule and 0 for no valid observation), the
+quantile against a sorted reference, and the rules as values."""
+
+import dataclasses
+import pickle
+import warnings
 
 import numpy as np
 import pytest
 
 from s2desktop.core.compositing.rules import (
+    quantile_bands,
+    reduce,
     median_bands,
     median_stack,
     _select_in_place,
@@ -11,6 +18,8 @@ from s2desktop.core.compositing.rules import (
     selection_network,
     sorting_network,
 )
+from s2desktop.core.errors import InvalidInputError
+from s2desktop.core.methods import Geomedian, Median, Medoid, Quantile, parse_method
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 7, 8, 11, 16, 24])
@@ -158,3 +167,92 @@ def test_chunks_of_rows_give_the_same_medians(n, monkeypatch):
         np.testing.assert_array_equal(count, valid.sum(axis=0))
         for b in range(3):
             np.testing.assert_array_equal(med[b], reference_median(stacks[b], valid))
+
+
+# --- the quantile, and the rules as values ----------------------------------------------------------------------
+
+
+def reference_quantile(stacks, valid, percent):
+    """np.sort of each pixel's valid values (invalid ones sorted last as NaN), then numpy's linear rule in exact
+    integers: rank h = (k - 1) P / 100, lo + (frac (hi - lo) + 50) // 100; no valid observation: 0."""
+    f = np.where(valid[None], stacks.astype(np.float64), np.nan)
+    s = np.sort(f, axis=1)  # NaN last
+    k = valid.sum(axis=0).astype(np.int64)
+    lo, frac = np.divmod(np.maximum(k - 1, 0) * percent, 100)
+    hi = np.minimum(lo + 1, np.maximum(k - 1, 0))
+    a = np.take_along_axis(s, lo[None, None], axis=1)[:, 0]
+    b = np.take_along_axis(s, hi[None, None], axis=1)[:, 0]
+    out = np.where(k > 0, a + (frac * np.nan_to_num(b - a) + 50) // 100, 0)
+    return out.astype(np.uint16)
+
+
+def _random_stack(n, seed, shape=(3, 40, 50)):
+    rng = np.random.default_rng(seed)
+    stacks = rng.integers(1, 12000, size=(shape[0], n) + shape[1:]).astype(np.uint16)
+    stacks[rng.random(stacks.shape) < 0.01] = 65535  # saturated: a value
+    stacks[rng.random(stacks.shape) < 0.1] = 0  # nodata
+    valid = (stacks != 0).all(axis=0) & (rng.random((n,) + shape[1:]) > 0.25)  # and a cloud mask
+    valid[:, :3] = False  # rows with nothing valid
+    return stacks, valid
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 10, 13, 30])
+@pytest.mark.parametrize("percent", [0, 10, 25, 33, 90, 100])
+def test_quantile_matches_a_sorted_reference_with_nodata_and_masks(n, percent):
+    stacks, valid = _random_stack(n, 1000 + n)
+    values, count = quantile_bands(stacks, valid, percent)
+    np.testing.assert_array_equal(values, reference_quantile(stacks, valid, percent))
+    np.testing.assert_array_equal(count, valid.sum(axis=0))
+    # it is numpy's definition: within rounding of np.nanquantile (which computes it in floating point)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        q = np.nanquantile(np.where(valid[None], stacks.astype(float), np.nan), percent / 100, axis=1)
+    some = count > 0
+    assert np.abs(values[:, some] - q[:, some]).max() <= 0.5 + 1e-6
+
+
+@pytest.mark.parametrize("n", [2, 5, 10])
+@pytest.mark.parametrize("percent", [0, 25, 90, 100])
+def test_quantile_of_dates_valid_everywhere(n, percent):
+    stacks, _ = _random_stack(n, n)
+    valid = np.zeros((n,) + stacks.shape[2:], dtype=bool)
+    valid[::2] = True  # the usual window: whole dates valid, the others outside their footprint
+    np.testing.assert_array_equal(quantile_bands(stacks, valid, percent)[0],
+                                  reference_quantile(stacks, valid, percent))
+
+
+@pytest.mark.parametrize("n", [1, 4, 9])
+def test_quantile_50_is_the_median(n):
+    stacks, valid = _random_stack(n, 7 * n)
+    np.testing.assert_array_equal(quantile_bands(stacks, valid, 50)[0], median_bands(stacks, valid)[0])
+
+
+def test_rules_are_small_picklable_values_read_from_their_spelling():
+    rules = [parse_method(t) for t in ("median", "quantile:25", "medoid", "geomedian", " Quantile:0 ")]
+    assert rules[:4] == [Median(), Quantile(25), Medoid(), Geomedian()] and rules[4] == Quantile(0)
+    assert [r.label for r in rules] == ["median", "quantile:25", "medoid", "geomedian", "quantile:0"]
+    assert [pickle.loads(pickle.dumps(r)) for r in rules] == rules
+    assert parse_method(Quantile(75)) == Quantile(75)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rules[1].percent = 30
+    for bad, words in [("quantile:120", "0 to 100"), ("quantile", "quantile:P"), ("quantile:2.5", "whole"),
+                       ("mean", "not one of median, quantile:P, medoid, geomedian"), ("medoid:2", "not one of")]:
+        with pytest.raises(InvalidInputError, match=words) as exc:
+            parse_method(bad)
+        assert "\n" not in str(exc.value)
+
+
+def test_each_rule_reduces_a_window_and_only_the_medoid_names_dates():
+    stacks, valid = _random_stack(6, 3)
+    for rule in (Median(), Quantile(25), Medoid(), Geomedian()):
+        out = reduce(rule, stacks, valid)
+        assert out.values.shape == stacks.shape[:1] + stacks.shape[2:] and out.values.dtype == np.uint16
+        np.testing.assert_array_equal(out.count, valid.sum(axis=0))
+        assert (out.values[:, out.count == 0] == 0).all() and (out.values[:, out.count > 0] > 0).all()
+        assert (out.chosen is not None) == rule.picks_a_date
+
+
+def test_a_geomedian_without_a_way_to_stop_is_refused():
+    for kw in (dict(tolerance=0), dict(max_iterations=0), dict(tolerance=float("nan"))):
+        with pytest.raises(InvalidInputError, match="geomedian"):
+            Geomedian(**kw)

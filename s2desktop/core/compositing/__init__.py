@@ -1,8 +1,8 @@
 """Windowed temporal median composites of Sentinel-2 band files, over a pool of spawned worker processes.
 
 One module per concern: `plan` (every check and decision before any decoding -> a `CompositePlan`), `pool` (the
-spawn process pool), `window` (the work on one window, in the workers), `rules` (the median kernel; other rules
-go there), `cog` (the temporary raw file, overviews, COG copy, rename) and `composite`, which runs them in turn.
+spawn process pool), `window` (the work on one window, in the workers), `rules` (the rules: median, quantile, medoid,
+geometric median), `cog` (the temporary raw file, overviews, COG copy, rename) and `composite`, which runs them in turn.
 """
 
 from s2desktop.core.compositing.cog import overview_factors
@@ -16,8 +16,9 @@ from s2desktop.core.compositing.plan import (
     check_output,
     find_scl,
 )
-from s2desktop.core.compositing.rules import median_bands
+from s2desktop.core.compositing.rules import median_bands, reduce
 from s2desktop.core.compositing.window import harmonise
+from s2desktop.core.methods import METHODS, Geomedian, Median, Medoid, Quantile, Rule, parse_method
 
 __all__ = [
     "composite",
@@ -32,4 +33,12 @@ __all__ = [
     "COMPRESSIONS",
     "overview_factors",
     "median_bands",
+    "reduce",
+    "Rule",
+    "Median",
+    "Quantile",
+    "Medoid",
+    "Geomedian",
+    "METHODS",
+    "parse_method",
 ]

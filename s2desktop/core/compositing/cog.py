@@ -36,7 +36,7 @@ from rasterio.enums import ColorInterp, Interleaving, Resampling
 from rasterio.windows import Window
 
 from s2desktop.core import fsutil
-from s2desktop.core.compositing.plan import BANDS, CompositePlan
+from s2desktop.core.compositing.plan import BANDS, DATE_BAND_ENCODING, CompositePlan
 from s2desktop.core.errors import output_error
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,10 @@ PARENT_CACHEMAX_MB = 128
 # libtiff-only readers.
 COG_LEVEL = 1
 RAW_BLOCK = 512
-_COUNT_TAGS = ("TILE", "DATES", "MASK", "SCALE", "RESOLUTION", "AREA", "AREA_BOUNDS", "AREA_GEOMETRY_SHA256",
-               "GRID_CRS", "GRID_RESOLUTION", "GRID_ORIGIN", "GRID_SIZE")
+_AREA_TAGS = ("RESOLUTION", "AREA", "AREA_BOUNDS", "AREA_GEOMETRY_SHA256", "GRID_CRS", "GRID_RESOLUTION",
+              "GRID_ORIGIN", "GRID_SIZE")
+_COUNT_TAGS = ("TILE", "DATES", "MASK", "SCALE", "METHOD") + _AREA_TAGS
+_DATE_TAGS = ("TILE", "DATES", "MASK", "SCALE", "METHOD", "METHOD_RULE") + _AREA_TAGS
 
 
 @dataclass(frozen=True)
@@ -62,19 +64,24 @@ class Temporaries:
     count_path: Path | None = None
     count_raw: Path | None = None
     count_cog: Path | None = None
+    date_path: Path | None = None  # the medoid's date band
+    date_raw: Path | None = None
+    date_cog: Path | None = None
 
     def all(self) -> list[Path]:
-        return [t for t in (self.raw, self.cog, self.count_raw, self.count_cog) if t is not None]
+        return [t for t in (self.raw, self.cog, self.count_raw, self.count_cog, self.date_raw, self.date_cog)
+                if t is not None]
 
 
-def temporaries(output: Path, count_path: Path | None) -> Temporaries:
+def temporaries(output: Path, count_path: Path | None, date_path: Path | None = None) -> Temporaries:
     token = uuid.uuid4().hex[:8]
 
-    def names(path: Path):
+    def names(path: Path | None):
+        if path is None:
+            return None, None
         return path.parent / f".{path.name}.{token}.raw.tif", path.parent / f".{path.name}.{token}.part"
 
-    count = names(count_path) if count_path is not None else (None, None)
-    temps = Temporaries(output, *names(output), count_path, *count)
+    temps = Temporaries(output, *names(output), count_path, *names(count_path), date_path, *names(date_path))
     fsutil.track(temps.all())  # a second Ctrl-C removes them before it exits
     return temps
 
@@ -137,13 +144,17 @@ class RawOutput:
             with _open_raw(temps.count_raw, 1, "uint8", plan, None) as cdst:
                 cdst.descriptions = ("valid observations",)
                 cdst.update_tags(**{k: v for k, v in plan.tags.items() if k in _COUNT_TAGS})
+        self.date_raw = temps.date_raw
+        if temps.date_raw is not None:
+            _create_date_raw(temps.date_raw, plan)
         self.halves = [None, None]
         if halves:
             self.halves = [_ovr(p) if p is not None else None for p in self.paths]
             _open_raw(self.halves[0], 3, "uint16", plan, 0, half=True).close()
             if self.halves[1] is not None:
                 _open_raw(self.halves[1], 1, "uint8", plan, None, half=True).close()
-        self.sink = RawSink(*(BlockFile.of(p) if p is not None else None for p in (*self.paths, *self.halves)))
+        self.sink = RawSink(*(BlockFile.of(p) if p is not None else None for p in (*self.paths, *self.halves)),
+                            date=BlockFile.of(temps.date_raw) if temps.date_raw is not None else None)
 
     def build_overviews(self) -> None:
         """The overview levels GDAL builds: all of them, or those after the first one the windows brought."""
@@ -155,6 +166,19 @@ class RawOutput:
             if path is not None and factors:
                 with rasterio.open(path, "r+") as ds:
                     ds.build_overviews(factors, Resampling.average)  # averages skip nodata 0
+        if self.date_raw is not None and overview_factors(*self.shape):
+            with rasterio.open(self.date_raw, "r+") as ds:  # an average of dates is no date: nearest
+                ds.build_overviews(overview_factors(*self.shape), Resampling.nearest)
+
+
+def _create_date_raw(path: Path, plan: CompositePlan) -> None:
+    """The medoid's date band: uint16 days since 1970-01-01 of the observation each pixel holds, nodata 0,
+    tagged with its encoding and the composite's dates and rule."""
+    with _open_raw(path, 1, "uint16", plan, 0) as ddst:
+        ddst.descriptions = ("acquisition date (days since 1970-01-01)",)
+        ddst.update_tags(**{k: v for k, v in plan.tags.items() if k in _DATE_TAGS})
+        ddst.update_tags(DATE_ENCODING=DATE_BAND_ENCODING, DATE_EPOCH="1970-01-01", DATE_UNIT="days")
+        ddst.update_tags(1, BAND="DATE")
 
 
 @dataclass(frozen=True)
@@ -221,8 +245,8 @@ class RawSink:
     it, their first overview level. `open()` in each process (file descriptors), `close()` at the end."""
 
     def __init__(self, rgb: BlockFile, count: BlockFile | None, rgb_half: BlockFile | None = None,
-                 count_half: BlockFile | None = None):
-        self.files = (rgb, count, rgb_half, count_half)
+                 count_half: BlockFile | None = None, date: BlockFile | None = None):
+        self.files = (rgb, count, rgb_half, count_half, date)
         self.fds: list[int | None] = []
 
     def open(self) -> "RawSink":
@@ -230,15 +254,17 @@ class RawSink:
         self.fds = [os.open(f.path, flags) if f is not None else None for f in self.files]
         return self
 
-    def write(self, window: Window, rgb: np.ndarray, count: np.ndarray) -> None:
+    def write(self, window: Window, rgb: np.ndarray, count: np.ndarray, date: np.ndarray | None = None) -> None:
         try:
             self._write(window, rgb, count)
+            if self.files[4] is not None and date is not None:
+                self.files[4].write(self.fds[4], window, date[None])
         except OSError as exc:  # in a worker: said here, in one line (the pool passes S2Errors on as they are)
             raise output_error(exc, f"the composite in {Path(self.files[0].path).parent}",
                                "choose another output folder") from None
 
     def _write(self, window: Window, rgb: np.ndarray, count: np.ndarray) -> None:
-        rgb_file, count_file, rgb_half, count_half = self.files
+        rgb_file, count_file, rgb_half, count_half, _date = self.files
         rgb_file.write(self.fds[0], window, rgb)
         if count_file is not None:
             count_file.write(self.fds[1], window, count[None])
@@ -293,6 +319,8 @@ def to_cogs(temps: Temporaries, compress: str) -> None:
     _to_cog(temps.raw, temps.cog, compress)
     if temps.count_raw is not None:
         _to_cog(temps.count_raw, temps.count_cog, compress)
+    if temps.date_raw is not None:
+        _to_cog(temps.date_raw, temps.date_cog, compress)
 
 
 def _to_cog(src_path: Path, dst_path: Path, compress: str = "ZSTD") -> None:
@@ -309,6 +337,8 @@ def publish(temps: Temporaries) -> None:
     os.replace(temps.cog, temps.output)
     if temps.count_path is not None:
         os.replace(temps.count_cog, temps.count_path)
+    if temps.date_path is not None:
+        os.replace(temps.date_cog, temps.date_path)
 
 
 def remove(temps: Temporaries) -> None:

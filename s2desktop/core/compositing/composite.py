@@ -27,6 +27,7 @@ from s2desktop.core.compositing.plan import TARGET_WINDOW, CompositePlan, make_p
 from s2desktop.core.compositing.pool import CANCELLED, _keep_freed_memory, _run_pool
 from s2desktop.core.compositing.window import _close_worker, _init_worker, _process_window
 from s2desktop.core.errors import output_error
+from s2desktop.core.methods import Median, Rule
 from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
 
 
@@ -44,14 +45,18 @@ class CompositeResult:
     baselines: list[str | None]
     masked_dates: int
     tags: dict[str, str] = field(default_factory=dict)
+    method: str = "median"  # the rule's spelling (rules.parse_method)
+    date_path: Path | None = None  # the medoid's date band, when written
 
 
 def composite(red: Sequence, green: Sequence, blue: Sequence, output, *, workers: int | None = None,
               scale: int = 1, mask: str = "auto", count_path=None, offsets=None, overwrite: bool = False,
               progress: ProgressFn | None = None, cancel=None, scl: Sequence | None = None,
               window_size: int = TARGET_WINDOW, compress: str = "ZSTD",
-              clip: dict | None = None, tags: dict | None = None) -> CompositeResult:
-    """Median composite of co-registered band files (same date order per band) into a COG GeoTIFF.
+              clip: dict | None = None, tags: dict | None = None, method: Rule | str = Median(),
+              date_path=None) -> CompositeResult:
+    """Temporal composite (the median, or another rule) of co-registered band files (same date order per band)
+    into a COG GeoTIFF.
 
     workers: processes in the pool (None: all cores; 0: run in this process, for debugging). scale: 1, 2, 4 or
     8. mask: 'auto' (use an L2A SCL where one exists beside the inputs, or the `scl` list given per date) or
@@ -60,13 +65,15 @@ def composite(red: Sequence, green: Sequence, blue: Sequence, output, *, workers
     compress: 'ZSTD' (default, fast) or 'DEFLATE' (for old libtiff-only readers), both with predictor 2.
     clip: a GeoJSON (Multi)Polygon in the inputs' CRS outside which the composite is nodata.
     tags: GeoTIFF tags the caller knows better (an area's: TILE, AREA, GRID_*, SCALE): over the compositor's.
+    method: the rule, a `rules` value or its spelling ('median' (default), 'quantile:P', 'medoid', 'geomedian').
+    date_path: with the medoid, also write the date of each pixel's observation there (days since 1970-01-01).
     Raises S2Error subclasses with one-line messages; CancelledError when cancelled (no output left).
     """
     t0 = time.perf_counter()
     plan = make_plan(red, green, blue, output, workers=workers, scale=scale, mask=mask, count_path=count_path,
                      offsets=offsets, overwrite=overwrite, scl=scl, window_size=window_size, compress=compress,
-                     clip=clip, tags=tags)
-    temps = cog.temporaries(plan.output, plan.count_path)
+                     clip=clip, tags=tags, method=method, date_path=date_path)
+    temps = cog.temporaries(plan.output, plan.count_path, plan.date_path)
     try:
         _write_raw(plan, temps, progress, cancel)
         _report(progress, plan, len(plan.tasks), "writing the Cloud-Optimised GeoTIFF")
@@ -125,5 +132,6 @@ def _result(plan: CompositePlan, seconds: float) -> CompositeResult:
     return CompositeResult(
         path=plan.output, count_path=plan.count_path, width=out_w, height=out_h, dates=plan.dates,
         windows=len(plan.tasks), seconds=seconds, scale=plan.scale, offsets=list(plan.offsets[0]),
-        baselines=list(plan.baselines), masked_dates=plan.masked_dates, tags=plan.tags,
+        baselines=list(plan.baselines), masked_dates=plan.masked_dates, tags=plan.tags, method=plan.rule.label,
+        date_path=plan.date_path,
     )

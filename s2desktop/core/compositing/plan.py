@@ -29,6 +29,7 @@ from rasterio.windows import Window, subdivide
 from s2desktop.core.baseline import offset_for_baseline
 from s2desktop.core.errors import InvalidInputError, RasterError
 from s2desktop.core.fsutil import check_output_file
+from s2desktop.core.methods import Median, Rule, parse_method
 from s2desktop.core.rasterinfo import gdal_error_text, open_raster, scene_metadata
 from s2desktop.core.scenefiles import parse_band_filename, scl_files
 
@@ -54,6 +55,7 @@ class WindowTask:
     source: Window
     output: Window
     skip: frozenset[int] = frozenset()  # dates whose data footprint does not touch this window
+    rule: Rule = Median()  # how the window's dates become one value per pixel and band
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ class CompositePlan:
     compress: str
     tags: dict[str, str] = field(default_factory=dict)
     clip: dict | None = None  # a GeoJSON (Multi)Polygon in the output CRS: pixels outside it are nodata
+    rule: Rule = Median()
+    date_path: Path | None = None  # the medoid's date band: where it is written
+    date_days: tuple[int, ...] = ()  # [date] its acquisition date, days since 1970-01-01 (with date_path)
 
     @property
     def dates(self) -> int:
@@ -90,27 +95,31 @@ class CompositePlan:
 def make_plan(red: Sequence, green: Sequence, blue: Sequence, output, *, workers: int | None = None,
               scale: int = 1, mask: str = "auto", count_path=None, offsets=None, overwrite: bool = False,
               scl: Sequence | None = None, window_size: int = TARGET_WINDOW,
-              compress: str = "ZSTD", clip: dict | None = None, tags: dict | None = None) -> CompositePlan:
+              compress: str = "ZSTD", clip: dict | None = None, tags: dict | None = None,
+              method: Rule | str = Median(), date_path=None) -> CompositePlan:
     """Check everything and plan the composite (see `composite()` for the arguments); S2Error subclasses."""
     paths = [[Path(p) for p in (lst or [])] for lst in (red, green, blue)]
     offsets_given, compress, workers = _check_arguments(paths, scale, mask, compress, offsets, workers)
+    rule = _check_rule(method, date_path)
     output = Path(output)
     count_path = Path(count_path) if count_path else None
-    _check_outputs(output, count_path, overwrite, [p for lst in paths for p in lst])
+    date_path = Path(date_path) if date_path else None
+    _check_outputs(output, count_path, overwrite, [p for lst in paths for p in lst], date_path)
     ref = _open_inputs([p for lst in paths for p in lst])
     metas = [scene_metadata(p) for p in paths[0]]  # per date, from the red file: a date's bands share a scene
     offs, sources = _offsets(paths, metas, offsets_given)
     scl_paths = _scl_masks(paths[0], scl, ref) if mask == "auto" else [None] * len(metas)
-    out_shape, out_transform, tasks = _plan_tasks(ref, scale, window_size, metas)
+    out_shape, out_transform, tasks = _plan_tasks(ref, scale, window_size, metas, rule)
+    own_tags = _tags(paths, metas, offs, sources, scl_paths if mask == "auto" else None, scale)
     return CompositePlan(
         bands=tuple(tuple(str(p) for p in lst) for lst in paths), scl=tuple(scl_paths),
         offsets=tuple(tuple(o) for o in offs), baselines=tuple(m["baseline"] for m in metas), scale=scale,
         mask=mask == "auto", crs=ref["crs"], out_transform=out_transform, out_shape=out_shape, tasks=tasks,
         output=output, count_path=count_path, workers=workers,
         threads=max(1, (os.cpu_count() or 1) // max(1, workers)), compress=compress,
-        tags={**_tags(paths, metas, offs, sources, scl_paths if mask == "auto" else None, scale),
-              **{str(k): str(v) for k, v in (tags or {}).items()}},
-        clip=clip,
+        tags={**_rule_tags(own_tags, rule, date_path), **{str(k): str(v) for k, v in (tags or {}).items()}},
+        clip=clip, rule=rule, date_path=date_path,
+        date_days=_date_days(paths[0], metas) if date_path else (),
     )
 
 
@@ -146,12 +155,25 @@ def _check_arguments(paths, scale, mask, compress, offsets, workers):
     return offsets_given, compress, workers
 
 
-def _check_outputs(output: Path, count_path: Path | None, overwrite: bool, inputs: list[Path]) -> None:
+def _check_rule(method, date_path) -> Rule:
+    """The rule as a value; a date band only for a rule that takes each pixel from one date."""
+    rule = parse_method(method)
+    if date_path and not rule.picks_a_date:
+        raise InvalidInputError(f"a date band needs the medoid rule: {rule.label} mixes the dates of a pixel")
+    return rule
+
+
+def _check_outputs(output: Path, count_path: Path | None, overwrite: bool, inputs: list[Path],
+                   date_path: Path | None = None) -> None:
     if count_path is not None and count_path.resolve() == output.resolve():
         raise InvalidInputError("the count raster cannot be the composite output itself")
+    if date_path is not None and date_path.resolve() in {output.resolve(), (count_path or output).resolve()}:
+        raise InvalidInputError("the date band needs a file of its own, not the composite or the count output")
     check_output(output, overwrite, "output")
     if count_path is not None:
         check_output(count_path, overwrite, "count output")
+    if date_path is not None:
+        check_output(date_path, overwrite, "date band output")
     if output.resolve() in {p.resolve() for p in inputs}:
         raise InvalidInputError(f"output {output} is one of the inputs")
 
@@ -341,7 +363,7 @@ def _scl_fits(path, ref) -> bool:
 # --- windows ----------------------------------------------------------------------------------------------------
 
 
-def _plan_tasks(ref: dict, scale: int, target: int, metas: list[dict]):
+def _plan_tasks(ref: dict, scale: int, target: int, metas: list[dict], rule: Rule = Median()):
     """-> (output shape, output transform, the window tasks with the dates each can skip)."""
     height, width = ref["shape"]
     step, out_shape, cells = _plan_windows(height, width, ref["block"], scale, target)
@@ -356,7 +378,7 @@ def _plan_tasks(ref: dict, scale: int, target: int, metas: list[dict]):
     for i, ((src, out), skip) in enumerate(zip(cells, skips)):
         if scale > 1:  # the source area of the output window on the output grid (fractional where it must be)
             src = Window(out.col_off * pitch[0], out.row_off * pitch[1], out.width * pitch[0], out.height * pitch[1])
-        tasks.append(WindowTask(i, src, out, skip))
+        tasks.append(WindowTask(i, src, out, skip, rule))
     return out_shape, out_transform, tuple(tasks)
 
 
@@ -445,3 +467,31 @@ def _tags(paths, metas, offs, offset_sources, scl_paths: list | None, scale: int
         "SOURCES_BLUE": ",".join(p.name for p in paths[2]),
         "CREATED": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+
+
+def _rule_tags(tags: dict[str, str], rule: Rule, date_path: Path | None) -> dict[str, str]:
+    """The tags with the rule: METHOD (its spelling) and METHOD_RULE (what it computes); a rule other than the
+    median names the product after itself, and its own rule replaces the MEDIAN tag."""
+    tags = dict(tags, METHOD=rule.label, METHOD_RULE=rule.description)
+    if not isinstance(rule, Median):
+        tags.pop("MEDIAN", None)
+        tags["S2DESKTOP_PRODUCT"] = f"temporal {rule.label} composite"
+    if date_path is not None:
+        tags["DATE_BAND"] = f"{date_path.name}: {DATE_BAND_ENCODING}"
+    return tags
+
+
+DATE_BAND_ENCODING = "the date of the observation each pixel holds, in days since 1970-01-01 (uint16); 0: none"
+EPOCH = _dt.date(1970, 1, 1)
+
+
+def _date_days(red: list[Path], metas: list[dict]) -> tuple[int, ...]:
+    """Per date its acquisition date in days since 1970-01-01, for the date band; a date unknown is an error."""
+    days = []
+    for p, m in zip(red, metas):
+        try:
+            days.append((_dt.date.fromisoformat(str(m.get("date"))[:10]) - EPOCH).days)
+        except ValueError:
+            raise InvalidInputError(f"{p.name}: its acquisition date is unknown (no scene metadata or name), so "
+                                    "a date band cannot name it") from None
+    return tuple(days)

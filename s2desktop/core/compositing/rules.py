@@ -1,7 +1,10 @@
-"""Per-pixel rules that reduce a window's stack of dates to one value: today the nodata-aware temporal median.
+"""Per-pixel rules that reduce a window's stack of dates to one value per band.
 
-This is where other rules go (quantiles, least-cloudy, ...): each takes the (bands, dates, h, w) uint16 stacks
-and the (dates, h, w) validity of one window, as `median_bands` does, and knows nothing of files or processes.
+The rules themselves are small frozen values (`s2desktop.core.methods`: `Median()`, `Quantile(25)`, `Medoid()`,
+`Geomedian()`) that travel in the options, the plan and every window task. `reduce(rule, stacks, valid)` applies
+one to a window's (bands, dates, h, w) uint16 stacks and (dates, h, w) validity and returns a `Reduced` (values,
+count, and for the medoid the date index each pixel came from). The kernels know nothing of files or processes:
+the median's and the quantile's are here, the medoid's and the geometric median's in `medoids`.
 
 The median kernel, pure numpy.
 
@@ -27,8 +30,12 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
+
+from s2desktop.core.compositing.medoids import geomedian_bands, medoid_bands
+from s2desktop.core.methods import Geomedian, Median, Medoid, Quantile, Rule
 
 NETWORK_MAX_DATES = 24
 
@@ -143,7 +150,9 @@ def _median_padded(stacks: np.ndarray, valid: np.ndarray, count: np.ndarray, buf
     fill = np.empty_like(keep)
     for r0, r1 in chunks:
         k, f, b_ = keep[:, : r1 - r0], fill[:, : r1 - r0], buf[:, r0:r1]
-        odd = _padding(valid[:, r0:r1], count[r0:r1], k, f)
+        _padding(valid[:, r0:r1], (np.uint16(n) - count[r0:r1]) >> 1, k, f)  # as many low pads as high
+        odd = count[r0:r1] & np.uint16(1)
+        np.negative(odd, out=odd)  # 65535 where the valid count is odd, else 0
         even = ~odd
         for b in range(bands):
             planes = b_[:n]
@@ -176,14 +185,12 @@ def _mean_half_up(lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> np.ndarray
     return out
 
 
-def _padding(valid: np.ndarray, count: np.ndarray, keep: np.ndarray, fill: np.ndarray) -> np.ndarray:
+def _padding(valid: np.ndarray, low_quota: np.ndarray, keep: np.ndarray, fill: np.ndarray) -> None:
     """Per date the planes that turn DNs into padded values, ``DN & keep | fill``: keep 65535 where valid, else
-    0; fill 0 where valid, else 0 for the first (n - count) // 2 invalid dates of a pixel and 65535 for the rest.
-    -> 65535 where the valid count is odd, else 0."""
+    0; fill 0 where valid, else 0 for the first `low_quota` invalid dates of a pixel and 65535 for the rest."""
     n = valid.shape[0]
-    low_quota = (np.uint16(n) - count) >> 1
-    seen = np.zeros(count.shape, dtype=np.uint16)  # invalid dates so far
-    high = np.empty(count.shape, dtype=bool)
+    seen = np.zeros(low_quota.shape, dtype=np.uint16)  # invalid dates so far
+    high = np.empty(low_quota.shape, dtype=bool)
     for d in range(n):
         invalid = ~valid[d]
         np.copyto(keep[d], valid[d])
@@ -193,8 +200,6 @@ def _padding(valid: np.ndarray, count: np.ndarray, keep: np.ndarray, fill: np.nd
         np.copyto(fill[d], high)
         np.negative(fill[d], out=fill[d])
         seen += invalid
-    odd = count & np.uint16(1)
-    return np.negative(odd, out=odd)
 
 
 def _check_scratch(scratch: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
@@ -237,6 +242,110 @@ def _median_of_whole_dates(stacks: np.ndarray, dates: np.ndarray, buf: np.ndarra
     return out
 
 
+def quantile_bands(stacks: np.ndarray, valid: np.ndarray, percent: int, *, scratch: np.ndarray | None = None):
+    """Per band the `percent`-th percentile of each pixel's valid observations, as `median_bands` takes them.
+
+    The definition is numpy's default (`np.quantile(method="linear")`): of k sorted valid values, the one at
+    rank h = (k - 1) P / 100 interpolated linearly towards the next, here rounded half up -- computed exactly in
+    integers (h's fraction is a whole number of hundredths), so quantile:50 is the median to the DN. No valid
+    observation: 0. -> ((bands, h, w) uint16, (h, w) uint16 count).
+
+    The same padding as the median's, with other quotas: a pixel with k valid dates gets lo(n) - lo(k) low pads
+    (lo(k) = floor((k - 1) P / 100)), which puts its rank lo(k) at rank lo(n) of all n -- the same two ranks at
+    every pixel again, so one selection network serves the window.
+    """
+    stacks = np.asarray(stacks)
+    if stacks.dtype != np.uint16:
+        raise TypeError(f"quantile_bands expects uint16, got {stacks.dtype}")
+    valid = np.asarray(valid, dtype=bool)
+    n = stacks.shape[1]
+    count = valid.sum(axis=0, dtype=np.uint16)
+    buf = _check_scratch(scratch, (n + 1,) + stacks.shape[2:])
+    dates = _dates_valid_everywhere(valid, count)
+    if dates is not None:
+        return _quantile_of_whole_dates(stacks, dates, percent, buf), count
+    return _quantile_padded(stacks, valid, count, percent, buf), count
+
+
+def _quantile_tables(n: int, percent: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per valid count k = 0..n: the low pads (lo(n) - lo(k)) and the fraction of the way to the next rank in
+    hundredths ((k - 1) P mod 100); k = 0 gets neither."""
+    k = np.arange(n + 1, dtype=np.int64)
+    h100 = np.maximum(k - 1, 0) * percent
+    low = (((n - 1) * percent) // 100 - h100 // 100).astype(np.uint16)
+    frac = (h100 % 100).astype(np.uint32)
+    low[0] = frac[0] = 0
+    return low, frac
+
+
+def _interpolate(lo: np.ndarray, hi: np.ndarray, frac, out: np.ndarray, wide: np.ndarray) -> np.ndarray:
+    """``lo + (frac (hi - lo) + 50) // 100`` into uint16 `out` (the interpolation rounded half up); `wide` a
+    uint32 scratch plane; `frac` a uint32 plane or a number of hundredths."""
+    np.subtract(hi, lo, out=out)
+    np.multiply(out, frac, out=wide, dtype=np.uint32)
+    wide += np.uint32(50)
+    wide //= np.uint32(100)
+    np.add(lo, wide, out=out, casting="unsafe")
+    return out
+
+
+def _quantile_padded(stacks, valid, count, percent: int, buf) -> np.ndarray:
+    """Per band the quantile of each pixel's valid observations by padding (`quantile_bands`), chunk by chunk."""
+    bands, n = stacks.shape[:2]
+    low_table, frac_table = _quantile_tables(n, percent)
+    rank = ((n - 1) * percent) // 100
+    two = bool(frac_table.any())  # the next rank is needed somewhere
+    steps = selection_network(n, (rank, rank + 1) if two else (rank,)) if n <= NETWORK_MAX_DATES else None
+    out = np.empty((bands,) + stacks.shape[2:], dtype=np.uint16)
+    chunks = _row_chunks(stacks.shape[2:])
+    keep = np.empty((n, chunks[0][1]) + stacks.shape[3:], dtype=np.uint16)
+    fill = np.empty_like(keep)
+    wide = np.empty(keep.shape[1:], dtype=np.uint32)
+    for r0, r1 in chunks:
+        k, f, b_, c = keep[:, : r1 - r0], fill[:, : r1 - r0], buf[:, r0:r1], count[r0:r1]
+        _padding(valid[:, r0:r1], low_table[c], k, f)
+        frac = frac_table[c] if two else None
+        some = np.negative((c != 0).view(np.uint8), dtype=np.uint16)  # 65535 where any date is valid
+        for b in range(bands):
+            planes = b_[:n]
+            np.bitwise_and(stacks[b, :, r0:r1], k, out=planes)
+            np.bitwise_or(planes, f, out=planes)
+            p = list(planes)
+            if steps is None:
+                planes.sort(axis=0)
+            else:
+                _select_in_place(p, b_[n], steps)
+            o = out[b, r0:r1]
+            if two:
+                _interpolate(p[rank], p[rank + 1], frac, o, wide[: r1 - r0])
+            else:
+                np.copyto(o, p[rank])
+            o &= some
+    return out
+
+
+def _quantile_of_whole_dates(stacks: np.ndarray, dates: np.ndarray, percent: int, buf: np.ndarray) -> np.ndarray:
+    """Per band the quantile of the planes of `dates` (all valid everywhere): their DNs as they are."""
+    k = len(dates)
+    out = np.zeros((stacks.shape[0],) + stacks.shape[2:], dtype=np.uint16)
+    if k == 0:
+        return out
+    rank, frac = divmod((k - 1) * percent, 100)
+    steps = selection_network(k, (rank, rank + 1) if frac else (rank,))
+    wide = np.empty(stacks.shape[2:], dtype=np.uint32) if frac else None
+    for r0, r1 in _row_chunks(stacks.shape[2:]):
+        for b in range(stacks.shape[0]):
+            planes = list(buf[:k, r0:r1])
+            for plane, d in zip(planes, dates):
+                np.copyto(plane, stacks[b, d, r0:r1])
+            _select_in_place(planes, buf[k, r0:r1], steps)
+            if frac:
+                _interpolate(planes[rank], planes[rank + 1], np.uint32(frac), out[b, r0:r1], wide[r0:r1])
+            else:
+                np.copyto(out[b, r0:r1], planes[rank])
+    return out
+
+
 def reference_median(stack: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """np.nanmedian with the project's rounding rule (half up) and 0 for no valid observation — for tests."""
     stack = np.asarray(stack)
@@ -253,3 +362,29 @@ def reference_median(stack: np.ndarray, valid: np.ndarray | None = None) -> np.n
             m = np.nanmedian(f, axis=0)
     m = np.floor(m + 0.5)
     return np.where(np.isnan(m), 0, m).astype(np.uint16)
+
+
+# --- a window reduced by a rule ---------------------------------------------------------------------------------
+
+
+class Reduced(NamedTuple):
+    """A window reduced by a rule: (bands, h, w) uint16 values (0: no valid observation), the (h, w) uint16
+    count of valid observations, and for a rule that picks one date per pixel the (h, w) uint8 date index."""
+
+    values: np.ndarray
+    count: np.ndarray
+    chosen: np.ndarray | None = None
+
+
+def reduce(rule: Rule, stacks: np.ndarray, valid: np.ndarray, scratch: np.ndarray | None = None) -> Reduced:
+    """One window's (bands, dates, h, w) uint16 stacks and (dates, h, w) validity reduced by `rule`. scratch:
+    the median's and the quantile's optional (dates + 1, h, w) uint16 work array."""
+    if isinstance(rule, Median):
+        return Reduced(*median_bands(stacks, valid, scratch=scratch))
+    if isinstance(rule, Quantile):
+        return Reduced(*quantile_bands(stacks, valid, int(rule.percent), scratch=scratch))
+    if isinstance(rule, Medoid):
+        return Reduced(*medoid_bands(stacks, valid))
+    if isinstance(rule, Geomedian):
+        return Reduced(*geomedian_bands(stacks, valid, rule.tolerance, rule.max_iterations))
+    raise TypeError(f"not a compositing rule: {rule!r}")

@@ -5,9 +5,11 @@ Each worker opens all its datasets and the raw output files once (`_init_worker`
 instead of paying page faults for fresh memory every window. Per window and date: read each band straight into the stack (`out_shape` decimation
 for scale > 1, which GDAL serves from JP2 reduced-resolution levels / overviews), harmonise (DN - 1000, at least
 1, for baseline >= 04.00), mask (SCL classes 0, 1, 3, 8, 9, 10 where a scene classification exists), then the
-median of `rules` on observations valid in all three bands, written straight into the raw output's blocks
-(`cog.RawSink`) -- and, when the windows bring the output's first overview level (`cog.halves_in_windows`), the
-2 x 2 averages of the result into its overview file. Only the window's index goes back to the parent.
+task's rule (`rules`: the median, a quantile, the medoid, the geometric median) on observations valid in all
+three bands, written straight into the raw output's blocks (`cog.RawSink`; with the medoid's date band, the
+date of the observation each pixel holds) -- and, when the windows bring the output's first overview level
+(`cog.halves_in_windows`), the 2 x 2 averages of the result into its overview file. Only the window's index goes
+back to the parent.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from rasterio.windows import bounds as window_bounds
 from s2desktop.core.compositing.cog import RawSink
 from s2desktop.core.compositing.plan import SCL_MASKED_CLASSES, CompositePlan, WindowTask
 from s2desktop.core.compositing.pool import _die_with_parent, _keep_freed_memory
-from s2desktop.core.compositing.rules import median_bands
+from s2desktop.core.compositing.rules import reduce
 from s2desktop.core.errors import InvalidInputError, RasterError
 from s2desktop.core.rasterinfo import gdal_error_text, open_raster
 
@@ -136,9 +138,17 @@ def _process_window(task: WindowTask) -> int:
         valid[d] = v
     if plan.clip is not None:
         valid &= _inside(plan.clip, task.output, plan.out_transform)
-    rgb, count = median_bands(stacks, valid, scratch=_scratch("keys", (n + 1, oh, ow), np.uint16))
-    _W["sink"].write(task.output, rgb, np.minimum(count, 255).astype(np.uint8))
+    out = reduce(task.rule, stacks, valid, scratch=_scratch("keys", (n + 1, oh, ow), np.uint16))
+    _W["sink"].write(task.output, out.values, np.minimum(out.count, 255).astype(np.uint8),
+                     _date_band(plan, out) if plan.date_path is not None else None)
     return task.index
+
+
+def _date_band(plan: CompositePlan, out) -> np.ndarray:
+    """The date each pixel's values come from, in days since 1970-01-01 (uint16); 0 where none is valid."""
+    days = np.asarray(plan.date_days, dtype=np.uint16)[out.chosen]
+    days[out.count == 0] = 0
+    return days
 
 
 def _inside(clip: dict, window: Window, transform) -> np.ndarray:
