@@ -276,7 +276,8 @@ def _area_of(args: argparse.Namespace):
 def _run_composite(args: argparse.Namespace) -> int:
     from s2desktop.core.errors import InvalidInputError
     from s2desktop.core.fsutil import check_output_file
-    from s2desktop.core.pipeline import CompositeInputs, CompositeOptions, Job, run_composite
+    from s2desktop.core.pipeline import CompositeOptions, Job, run_composite
+    from s2desktop.core.stack import from_files
 
     files_mode = bool(args.red or args.green or args.blue)
     scenes_mode = bool(args.tile or args.bbox or args.aoi)
@@ -290,15 +291,14 @@ def _run_composite(args: argparse.Namespace) -> int:
     check_output_file(args.output, overwrite=args.overwrite, hint=OVERWRITE_HINT)
     if args.count:
         check_output_file(args.count, overwrite=args.overwrite, what="count output", hint=OVERWRITE_HINT)
-    options = CompositeOptions(output=args.output, scale=args.scale, mask=args.mask, workers=args.workers,
-                               count_path=args.count, compress=args.compress, overwrite=args.overwrite)
+    options = CompositeOptions(output=args.output, scale=args.scale, workers=args.workers, count_path=args.count,
+                               compress=args.compress, overwrite=args.overwrite)
     line = _EventLine()
     try:
         if files_mode:
             offsets = args.offset[0] if args.offset is not None and len(args.offset) == 1 else args.offset
-            inputs = CompositeInputs(tuple(args.red or []), tuple(args.green or []), tuple(args.blue or []),
-                                     offsets=offsets)
-            result = run_composite(inputs, options, progress=line)
+            stack = from_files(args.red or [], args.green or [], args.blue or [], offsets=offsets, mask=args.mask)
+            result = run_composite(stack, options, progress=line)
         else:
             request = _tile_request(args, out=args.out_dir, composite=options, mask=args.mask)
             result = Job(request, progress=line).run().composite
