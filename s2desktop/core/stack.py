@@ -28,7 +28,7 @@ from s2desktop.core.scenefiles import parse_band_filename, scl_files
 log = logging.getLogger(__name__)
 
 __all__ = ["RasterRef", "Provenance", "Observation", "Stack", "from_downloads", "from_files", "find_scl",
-           "mask_covers", "orbit_of", "RGB", "MASK_BAND", "SCENE_METADATA", "ASSUMED"]
+           "mask_covers", "orbit_of", "scene_offset", "RGB", "MASK_BAND", "SCENE_METADATA", "GIVEN", "ASSUMED"]
 
 RGB = ("B04", "B03", "B02")  # the composite's R, G, B
 MASK_BAND = "SCL"  # the L2A scene classification
@@ -130,14 +130,15 @@ def from_downloads(scenes: Sequence, tasks: dict, bands: Sequence[str] = RGB, ma
     every scene with each of ``bands`` (its SCL too when ``mask`` and downloaded)."""
     obs = []
     for s in scenes:
-        wanted = list(bands) + ([MASK_BAND] if mask and (s.scene_id, MASK_BAND) in tasks else [])
-        got = [tasks[(s.scene_id, b)] for b in wanted]
+        rasters = [tasks[(s.scene_id, b)] for b in bands]
+        scl = tasks.get((s.scene_id, MASK_BAND)) if mask else None
         offset, source = scene_offset(s.baseline)
+        got = rasters + ([scl] if scl else [])
         obs.append(Observation(
-            date=s.date.isoformat(), rasters={t.band: RasterRef(str(t.dest), t.band) for t in got[:len(bands)]},
-            mask=RasterRef(str(got[-1].dest), MASK_BAND) if len(got) > len(bands) else None,
-            offset=offset, offset_source=source, baseline=s.baseline, orbit=orbit_of(s.product_name),
-            scenes=(s.scene_id,), tiles=(s.tile,), footprint=s.data_geometry,
+            date=s.date.isoformat(), rasters={t.band: RasterRef(str(t.dest), t.band) for t in rasters},
+            mask=RasterRef(str(scl.dest), MASK_BAND) if scl else None, offset=offset, offset_source=source,
+            baseline=s.baseline, orbit=orbit_of(s.product_name), scenes=(s.scene_id,), tiles=(s.tile,),
+            footprint=s.data_geometry,
             provenance=tuple(Provenance(t.band, t.key, t.etag, str(t.dest), t.size) for t in got)))
     return Stack(tuple(obs), tuple(bands))
 
