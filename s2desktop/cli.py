@@ -154,7 +154,7 @@ def _add_composite(sub) -> None:
     p.add_argument("--count", metavar="PATH", help="also write the number of valid observations per pixel")
     p.add_argument("--offset", type=int, nargs="+", metavar="0|-1000",
                    help="radiometric offset when the scene metadata is unknown: one value, one per date or "
-                   "one per file (red files, then green, then blue)")
+                   "one per file (red files, then green, then blue; a date's three alike)")
     p.add_argument("--compress", default="zstd", choices=("zstd", "deflate"),
                    help="output compression, with predictor 2 (default zstd: fast; deflate: for old readers)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
