@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from s2desktop.core.areas import OutputGrid
 from s2desktop.core.baseline import offset_for_baseline
 from s2desktop.core.errors import InvalidInputError
 from s2desktop.core.rasterinfo import open_raster, scene_metadata
@@ -88,7 +89,7 @@ class Stack:
 
     observations: tuple[Observation, ...]
     bands: tuple[str, ...] = RGB
-    grid: object | None = None
+    grid: OutputGrid | None = None
 
     def paths(self, band: str) -> tuple[str, ...]:
         """The raster of ``band`` of every observation, in date order."""
