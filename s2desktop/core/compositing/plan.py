@@ -145,6 +145,8 @@ def _check_arguments(stack: Stack, scale, compress, workers):
         raise InvalidInputError("no input files given")
     if n > MAX_DATES:
         raise InvalidInputError(f"{n} dates is more than the 255 a composite supports")
+    if tuple(stack.bands) != BANDS:
+        raise InvalidInputError(f"bands {', '.join(stack.bands)}: the composite is of {', '.join(BANDS)}")
     for o in stack.observations:
         missing = [b for b in stack.bands if b not in o.rasters]
         if missing:
