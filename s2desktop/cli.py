@@ -163,7 +163,7 @@ def _add_composite(sub) -> None:
     p.add_argument("--count", metavar="PATH", help="also write the number of valid observations per pixel")
     p.add_argument("--offset", type=int, nargs="+", metavar="0|-1000",
                    help="radiometric offset when the scene metadata is unknown: one value, one per date or "
-                   "one per file (red files, then green, then blue)")
+                   "one per file (red files, then green, then blue; a date's three alike)")
     p.add_argument("--compress", default="zstd", choices=("zstd", "deflate"),
                    help="output compression, with predictor 2 (default zstd: fast; deflate: for old readers)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -288,7 +288,8 @@ def _run_composite(args: argparse.Namespace) -> int:
     from s2desktop.core.errors import InvalidInputError
     from s2desktop.core.fsutil import check_output_file
     from s2desktop.core.methods import parse_method
-    from s2desktop.core.pipeline import CompositeInputs, CompositeOptions, Job, run_composite
+    from s2desktop.core.pipeline import CompositeOptions, Job, run_composite
+    from s2desktop.core.stack import from_files
 
     files_mode = bool(args.red or args.green or args.blue)
     scenes_mode = bool(args.tile or args.bbox or args.aoi)
@@ -310,16 +311,15 @@ def _run_composite(args: argparse.Namespace) -> int:
         check_output_file(args.count, overwrite=args.overwrite, what="count output", hint=OVERWRITE_HINT)
     if args.date_band:
         check_output_file(args.date_band, overwrite=args.overwrite, what="date band output", hint=OVERWRITE_HINT)
-    options = CompositeOptions(output=args.output, scale=args.scale, mask=args.mask, workers=args.workers,
-                               count_path=args.count, compress=args.compress, overwrite=args.overwrite,
-                               method=method, date_band=args.date_band)
+    options = CompositeOptions(output=args.output, scale=args.scale, workers=args.workers, count_path=args.count,
+                               compress=args.compress, overwrite=args.overwrite, method=method,
+                               date_band=args.date_band)
     line = _EventLine()
     try:
         if files_mode:
             offsets = args.offset[0] if args.offset is not None and len(args.offset) == 1 else args.offset
-            inputs = CompositeInputs(tuple(args.red or []), tuple(args.green or []), tuple(args.blue or []),
-                                     offsets=offsets)
-            result = run_composite(inputs, options, progress=line)
+            stack = from_files(args.red or [], args.green or [], args.blue or [], offsets=offsets, mask=args.mask)
+            result = run_composite(stack, options, progress=line)
         else:
             request = _tile_request(args, out=args.out_dir, composite=options, mask=args.mask)
             result = Job(request, progress=line).run().composite

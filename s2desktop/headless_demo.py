@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from s2desktop.core import demo, render
-from s2desktop.core.baseline import offset_for_baseline
 from s2desktop.core.fsutil import ensure_writable_dir
 from s2desktop.core.pipeline import CompositeOptions, Job, Request, SourceSpec
 from s2desktop.core.progress import Progress, ProgressFn, emit
@@ -47,9 +46,9 @@ def run_headless_demo(out_dir, progress: ProgressFn | None = None, *, source: So
     png = render.save_png(render.thumbnail(result.composite.path, png_size, "truecolor"), out_dir / "composite.png")
     cloudiest = max(range(len(result.scenes)), key=lambda i: result.scenes[i].cloud_cover or 0)
     scene = result.scenes[cloudiest]
-    inputs = result.inputs
-    before = _true_colour_png([inputs.red[cloudiest], inputs.green[cloudiest], inputs.blue[cloudiest]],
-                              out_dir / "cloudiest-date.png", offset_for_baseline(scene.baseline) or 0, png_size)
+    obs = result.inputs.observations[cloudiest]
+    before = _true_colour_png([obs.rasters[b].path for b in result.inputs.bands], out_dir / "cloudiest-date.png",
+                              obs.offset, png_size)
     timings["render"] = time.perf_counter() - t
     emit(progress, Progress("render", 1, 1, message=f"rendered: {png} (the composite) and {before} "
                                                     f"({scene.date}, {scene.cloud_cover:.0f} % cloud)"))

@@ -48,10 +48,10 @@ def use_s3(window, seeded, layout: str = "l1c") -> None:
 
 
 def inputs_of(stack):
-    """The composite panel's inputs for a raster stack fixture (what the download step hands it)."""
-    from s2desktop.core.pipeline import CompositeInputs
+    """The composite panel's inputs for a raster stack fixture (what the download step hands it): a core Stack."""
+    from s2desktop.core.stack import from_files
 
-    return CompositeInputs(*(tuple(str(p) for p in paths) for paths in (stack.red, stack.green, stack.blue)))
+    return from_files(stack.red, stack.green, stack.blue)
 
 
 def download_request(window, scenes, out, bands=("B04", "B03", "B02"), workers: int | None = None):

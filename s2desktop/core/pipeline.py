@@ -13,8 +13,8 @@ in another process)::
     scenes = job.search()
     plan = job.plan(chosen)                 # band files + SCL masks -> DownloadTasks, bytes to fetch
     job.download(plan)                      # verified, resumable, byte progress
-    inputs = plan.inputs()                  # CompositeInputs: plain values, picklable
-    run_composite(inputs, options)          # in this process or a worker process
+    stack = plan.inputs()                   # a core.stack.Stack of observations: plain values, picklable
+    run_composite(stack, options)           # in this process or a worker process
 
 Every step checks the cancel object between its parts and raises CancelledError; nothing partial is left.
 """
@@ -27,19 +27,19 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from s2desktop.core import areas, catalog, download, fetch, pricing, streaming
+from s2desktop.core import areas, catalog, download, fetch, pricing, stack, streaming
 from s2desktop.core.areas import Area
 from s2desktop.core.errors import InvalidInputError, NotFoundError
 from s2desktop.core.methods import Median, Rule
 from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
 from s2desktop.core.sources import Source, resolve_source
+from s2desktop.core.stack import MASK_BAND, RGB, Stack
 from s2desktop.core.windowcache import DEFAULT_LIMIT, WindowCache
 
-__all__ = ["SourceSpec", "Request", "CompositeInputs", "CompositeOptions", "Plan", "Job", "JobResult",
-           "run_composite", "RGB_BANDS", "MASK_BAND"]
+__all__ = ["SourceSpec", "Request", "CompositeOptions", "Plan", "Job", "JobResult", "run_composite", "RGB_BANDS",
+           "MASK_BAND"]
 
-RGB_BANDS = ("B04", "B03", "B02")  # the composite's R, G, B
-MASK_BAND = "SCL"  # the L2A scene classification: fetched with the bands when the mask is 'auto'
+RGB_BANDS = RGB  # the composite's R, G, B; MASK_BAND (SCL) is fetched with them when the request's mask is 'auto'
 
 
 @dataclass(frozen=True)
@@ -64,11 +64,11 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class CompositeOptions:
-    """How to composite: everything but the inputs. Plain values (sent to the window's worker process)."""
+    """How to composite: everything but the inputs (the stack, masks included). Plain values (sent to the
+    window's worker process)."""
 
     output: str
     scale: int = 1
-    mask: str = "auto"  # 'auto': SCL classes masked where a scene classification exists | 'none'
     workers: int | None = None  # composite processes (None: all cores; 0: in this process)
     count_path: str | None = None
     compress: str = "ZSTD"
@@ -78,24 +78,6 @@ class CompositeOptions:
     tags: dict | None = None  # GeoTIFF tags said by the caller (an area's tiles, area, grid): over the compositor's
     method: Rule = Median()  # the per-pixel rule (compositing.parse_method reads 'quantile:25' etc.)
     date_band: str | None = None  # with the medoid: where to write each pixel's date (days since 1970-01-01)
-
-
-@dataclass(frozen=True)
-class CompositeInputs:
-    """Co-registered band files, one per date in the same order per band, and the SCL of each date or None."""
-
-    red: tuple[str, ...]
-    green: tuple[str, ...]
-    blue: tuple[str, ...]
-    scl: tuple[str | None, ...] | None = None  # None: look for one beside each red file (files mode)
-    offsets: object = None  # None (from the scenes' metadata), one value, one per date or one per file
-    dates: tuple[str, ...] = ()
-    tile: str | None = None
-
-    def default_name(self) -> str:
-        if not self.dates:
-            return "composite.tif"
-        return f"{self.tile or 'composite'}_{min(self.dates)}_{max(self.dates)}_median.tif"
 
 
 @dataclass(frozen=True)
@@ -112,7 +94,7 @@ class Request:
     max_cloud: float | None = None
     scenes: tuple | None = None
     bands: tuple[str, ...] = RGB_BANDS
-    mask: str = "auto"  # 'auto': fetch each scene's SCL too, to mask clouds | 'none'
+    mask: str = "auto"  # 'auto': fetch each scene's SCL too and mask clouds with it | 'none' (the one place)
     download_dir: Path = Path("tmp")
     download_workers: int | None = None  # files at once (the connection budget is split by core.download)
     composite: CompositeOptions | None = None  # None: search and download only
@@ -132,42 +114,35 @@ class Plan:
     def bytes_total(self) -> int:
         return sum(t.size or 0 for t in self.tasks)
 
-    def inputs(self) -> CompositeInputs:
-        """The composite inputs of the scenes whose three bands are on disk, in date order.
+    def inputs(self) -> Stack:
+        """The stack of the scenes whose three bands are on disk, in date order (with their SCL when masked).
 
         A scene with a band missing (a file the user cancelled) is left out; its SCL is used when it is there.
         """
-        files = {(t.scene.scene_id, t.band): str(t.dest) for t in self.tasks if Path(t.dest).is_file()}
+        files = {(t.scene.scene_id, t.band): t for t in self.tasks if Path(t.dest).is_file()}
         complete = [s for s in self.scenes if all((s.scene_id, b) in files for b in RGB_BANDS)]
         if not complete:
             raise NotFoundError("none of the scenes has its red, green and blue bands downloaded")
-        red, green, blue = ([files[(s.scene_id, b)] for s in complete] for b in RGB_BANDS)
-        scl = tuple(files.get((s.scene_id, MASK_BAND)) for s in complete) if self.mask else None
-        return CompositeInputs(tuple(red), tuple(green), tuple(blue), scl,
-                               dates=tuple(s.date.isoformat() for s in complete),
-                               tile=complete[0].tile)
+        return stack.from_downloads(complete, files, RGB_BANDS, mask=self.mask)
 
 
 @dataclass(frozen=True)
 class JobResult:
     scenes: tuple
     downloads: tuple  # DownloadResult
-    inputs: CompositeInputs | None
+    inputs: Stack | None
     composite: object | None  # CompositeResult
 
 
-def run_composite(inputs: CompositeInputs, options: CompositeOptions, progress: ProgressFn | None = None,
-                  cancel=None):
+def run_composite(inputs: Stack, options: CompositeOptions, progress: ProgressFn | None = None, cancel=None):
     """The composite step: the same call from the command line, the demo and the window's worker process."""
     from s2desktop.core.compositing import composite
 
     kwargs = {} if options.window_size is None else {"window_size": options.window_size}
     return composite(
-        inputs.red, inputs.green, inputs.blue, options.output, workers=options.workers, scale=options.scale,
-        mask=options.mask, count_path=options.count_path, offsets=inputs.offsets, overwrite=options.overwrite,
-        progress=progress, cancel=cancel, scl=inputs.scl if options.mask == "auto" else None,
-        compress=options.compress, clip=options.clip, tags=options.tags, method=options.method,
-        date_path=options.date_band, **kwargs,
+        inputs, options.output, workers=options.workers, scale=options.scale, count_path=options.count_path,
+        overwrite=options.overwrite, progress=progress, cancel=cancel, compress=options.compress,
+        clip=options.clip, tags=options.tags, method=options.method, date_path=options.date_band, **kwargs,
     )
 
 
@@ -208,12 +183,12 @@ class Job:
 
     def plan(self, scenes=None) -> Plan:
         """The files to fetch for ``scenes`` (default: the request's, else a search): bands, and the SCL of
-        every scene that has one when the composite masks clouds."""
+        every scene that has one when the request masks clouds."""
         scenes = list(scenes if scenes is not None else (self.request.scenes or self.search()))
         if not scenes:
             raise NotFoundError(_nothing_found(self.request))
         r = self.request
-        mask = r.mask == "auto" and (r.composite is None or r.composite.mask == "auto")
+        mask = r.mask == "auto"
         out = Path(r.download_dir)
         tasks = download.plan(scenes, list(r.bands), out)
         if mask and MASK_BAND not in r.bands:
@@ -231,7 +206,7 @@ class Job:
         return download.download_all(self.source, plan.tasks, workers=self.request.download_workers,
                                      progress=self.progress, cancel=self.cancel)
 
-    def composite(self, inputs: CompositeInputs):
+    def composite(self, inputs: Stack):
         options = self.request.composite
         if options is None:
             raise InvalidInputError("the request has no composite output")
@@ -278,9 +253,8 @@ class Job:
         try:
             locate, downloads, origin = self._area_rasters(used, grid, scratch)
             check_cancel(self.cancel, "composite cancelled")
-            built = streaming.build_inputs(acqs, grid, locate, scratch, origin)
+            inputs = streaming.build_inputs(acqs, grid, locate, scratch, mask=r.mask == "auto", origin=origin)
             tiles = ",".join(sorted({s.tile for s in used}))
-            inputs = CompositeInputs(built.red, built.green, built.blue, built.scl, dates=built.dates, tile=tiles)
             tags = {**areas.area_tags(r.area, grid, r.composite.scale), "TILE": tiles, **(r.composite.tags or {})}
             options = replace(r.composite, clip=region, tags=tags)
             result = run_composite(inputs, options, self.progress, self.cancel)
@@ -293,7 +267,7 @@ class Job:
         """-> (locate(scene, band) -> the raster to read or None, downloads, where the scenes' metadata came
         with the rasters): fetched windows of remote COGs ('streamed'), the files of a local mirror, or the
         downloaded files of a JPEG 2000 source."""
-        masked = self.request.mask == "auto" and self.request.composite.mask == "auto"
+        masked = self.request.mask == "auto"
         bands = RGB_BANDS + ((MASK_BAND,) if masked else ())
         if self.source.layout != "cogs":
             plan = self.plan(scenes)

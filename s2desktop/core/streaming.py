@@ -1,4 +1,5 @@
-"""Composite inputs for an area: one VRT per acquisition and band on the area's output grid.
+"""Composite inputs for an area: a :class:`~s2desktop.core.stack.Stack` of one observation per acquisition, whose
+rasters are VRTs on the area's output grid (one per band).
 
 For each acquisition (a date and an orbit, seen in one or more tiles) and each band, a GDAL VRT on the area's
 grid is written to a scratch folder: one warped VRT per tile (``VRTWarpedDataset``, so tiles of another UTM zone
@@ -13,6 +14,9 @@ matches (``vrt://...?ovr=n``) of a file that has overviews; fetched windows are 
 Resampling: the scene classification (SCL) by nearest neighbour, always; reflectance by nearest neighbour where
 output pixels coincide with the source's (same CRS, resolution and pixel edges: the values are copied
 unchanged), else bilinear (nodata excluded).
+
+Each observation carries its acquisition's facts (date, orbit, scenes, baseline and so the offset, the objects
+read); the scratch folder holds only the VRTs.
 """
 
 
@@ -25,19 +29,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from s2desktop.core import scenefiles, tiles
+from s2desktop.core import tiles
 from s2desktop.core.areas import OutputGrid, reproject
+from s2desktop.core.baseline import offset_for_baseline
 from s2desktop.core.errors import NotFoundError, RasterError
 from s2desktop.core.fetch import overview_level
-from s2desktop.core.fsutil import write_json_atomic
+from s2desktop.core.stack import MASK_BAND, RGB, Observation, Provenance, RasterRef, Stack, orbit_of, scene_offset
 
-__all__ = ["Acquisition", "acquisitions", "prioritise", "gdal_env", "object_path", "finest_resolution", "AreaInputs",
+__all__ = ["Acquisition", "acquisitions", "prioritise", "gdal_env", "object_path", "finest_resolution",
            "build_inputs"]
 
 BLOCK = 512  # px: the VRTs' block size, which sets the compositor's windows
 CELLS = 512  # cells a side (at most) of the coarse grid on which a tile's part of the area is checked covered
-_ORBIT_RE = re.compile(r"_R(\d{3})_")
-RGB = ("B04", "B03", "B02")
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,7 @@ def acquisitions(scenes) -> list[Acquisition]:
     """Scenes of several tiles grouped by acquisition (date + relative orbit from the product name), by date."""
     groups: dict[tuple, list] = {}
     for s in scenes:
-        m = _ORBIT_RE.search(s.product_name or "")
-        groups.setdefault((s.date.isoformat(), int(m.group(1)) if m else None), []).append(s)
+        groups.setdefault((s.date.isoformat(), orbit_of(s.product_name)), []).append(s)
     return [Acquisition(d, o, tuple(g)) for (d, o), g in sorted(groups.items(), key=lambda kv: (kv[0][0],
                                                                                                   kv[0][1] or 0))]
 
@@ -223,52 +225,49 @@ def finest_resolution(source, scenes) -> float | None:
     return finest_pixel_size(paths, gdal_env(source))
 
 
-@dataclass(frozen=True)
-class AreaInputs:
-    """The VRTs of an area's acquisitions, [date] per band, in the scratch folder ``folder`` (delete it after),
-    with each acquisition's scene metadata (baseline, product) where the compositor looks for a band file's."""
-
-    red: tuple[str, ...]
-    green: tuple[str, ...]
-    blue: tuple[str, ...]
-    scl: tuple[str | None, ...]
-    dates: tuple[str, ...]
-    folder: Path
-
-
-def build_inputs(acqs: list[Acquisition], grid: OutputGrid, locate, folder: Path,
-                 origin: str = "download metadata") -> AreaInputs:
-    """Write the warped mosaics of every acquisition and band (and SCL where every scene has one) into
-    ``folder``. ``locate(scene, band)`` is the GDAL path of that band's raster (a fetched window, a local COG, a
-    downloaded JPEG 2000), or None where the scene has nothing under the area. An acquisition with no red under
-    the area is left out. ``origin`` says how the scenes' metadata came (the OFFSET_SOURCES tag: 'streamed')."""
+def build_inputs(acqs: list[Acquisition], grid: OutputGrid, locate, folder: Path, mask: bool = True,
+                 origin: str | None = None) -> Stack:
+    """The area's stack: the warped mosaics of every acquisition and band (and its SCL, when ``mask`` and every
+    scene has one) written into ``folder``, each acquisition's scenes in the order given (see
+    :func:`prioritise`: the first with data at a pixel gives it). ``locate(scene, band)`` is the GDAL path of that
+    band's raster (a fetched window, a local COG, a downloaded JPEG 2000), or None where the scene has nothing
+    under the area. An acquisition with no red under the area is left out. ``origin`` says how the scenes'
+    metadata came with their rasters (the OFFSET_SOURCES tag: 'streamed', 'local mirror metadata', ...)."""
     acqs = [a for a in acqs if any(locate(s, "B04") for s in a.scenes)]
     if not acqs:
         raise NotFoundError("none of the scenes has data under the area")
-    for a in acqs:
-        _write_metadata(a, folder, origin)
-    bands = {b: [_mosaic(a, b, grid, folder, locate) for a in acqs] for b in RGB}
-    scl = [_mosaic(a, "SCL", grid, folder, locate) if all("SCL" in s.bands for s in a.scenes) else None
-           for a in acqs]
-    return AreaInputs(tuple(bands["B04"]), tuple(bands["B03"]), tuple(bands["B02"]), tuple(scl),
-                      tuple(a.date for a in acqs), folder)
+    obs = []
+    for i, a in enumerate(acqs):
+        stem = f"{i:03d}_{a.date}"  # the scratch folder's own names: the facts travel in the observation
+        rasters = {b: RasterRef(_mosaic(a, b, grid, folder, locate, stem), b) for b in RGB}
+        scl = _mosaic(a, MASK_BAND, grid, folder, locate, stem) if mask and all(
+            MASK_BAND in s.bands for s in a.scenes) else None
+        offset, source = scene_offset(a.baseline)
+        source = origin if origin and offset_for_baseline(a.baseline) is not None else source
+        obs.append(Observation(
+            date=a.date, rasters=rasters, mask=RasterRef(scl, MASK_BAND) if scl else None, offset=offset,
+            offset_source=source, baseline=a.baseline, orbit=a.orbit, scenes=tuple(s.scene_id for s in a.scenes),
+            tiles=tuple(s.tile for s in a.scenes), provenance=_provenance(a, locate, mask)))
+    return Stack(tuple(obs), RGB, grid)
 
 
-def _write_metadata(acq: Acquisition, folder: Path, origin: str) -> None:
-    """``{folder}/metadata/{scene_id}.json`` of the acquisition's first scene, as a download writes it: the
-    compositor finds the baseline (so the offset and the BASELINES tag) from the VRTs' names, as for band files."""
-    first = acq.scenes[0]
-    doc = {"tile": first.tile, "date": acq.date, "sequence": first.sequence, "baseline": acq.baseline,
-           "product_name": first.product_name, "tiles": [s.tile for s in acq.scenes], "offset_source": origin}
-    write_json_atomic(scenefiles.metadata_path(folder, first.scene_id), doc)
+def _provenance(acq: Acquisition, locate, mask: bool) -> tuple[Provenance, ...]:
+    """The objects an acquisition's rasters read: key, ETag and size from the search's listing."""
+    bands = RGB + ((MASK_BAND,) if mask else ())
+    out = []
+    for b in bands:
+        for s in acq.scenes:
+            key = (s.bands or {}).get(b)
+            if key and locate(s, b):
+                size, etag = (s.objects or {}).get(key) or (None, None)
+                out.append(Provenance(b, key=key, etag=etag, size=size))
+    return tuple(out)
 
 
-def _mosaic(acq: Acquisition, band: str, grid: OutputGrid, folder: Path, locate) -> str | None:
-    """One VRT of ``band`` of the acquisition on the grid: the tile's warped VRT, or a mosaic of them in the
-    order of the acquisition's scenes (see :func:`prioritise`: the first with data at a pixel gives it). Named
-    like the first scene's downloaded band files (``33UUP_2023-07-04_0_B04.vrt``, unique per acquisition), so
-    the composite's tags say its dates and its metadata is found."""
-    stem = f"{acq.scenes[0].scene_id}_{band}"
+def _mosaic(acq: Acquisition, band: str, grid: OutputGrid, folder: Path, locate, stem: str) -> str | None:
+    """One VRT of ``band`` of the acquisition on the grid (``{stem}_{band}.vrt``): the tile's warped VRT, or a
+    mosaic of them."""
+    stem = f"{stem}_{band}"
     scenes = [(s, name) for s in acq.scenes if (name := locate(s, band))]
     if len(scenes) == 1:
         return _warped(scenes[0][1], band, grid, folder / f"{stem}.vrt")

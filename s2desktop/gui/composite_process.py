@@ -1,7 +1,7 @@
 """The entry of the window's composite worker process (no Qt imports: the spawned child imports only this and
 the core).
 
-The window starts :func:`run` in a ``spawn`` process with the job's composite inputs and options (plain values)
+The window starts :func:`run` in a ``spawn`` process with the job's stack and composite options (plain values)
 and a queue. The process runs the same composite step as the command line (`core.pipeline.run_composite`) and
 puts the core's own event dataclasses on the queue: :class:`Progress` while it works, then exactly one of
 :class:`Finished` (the output path), :class:`Failed` (one line + traceback) or :class:`Cancelled`. It lowers
@@ -21,15 +21,16 @@ import signal
 import traceback
 
 from s2desktop.core.errors import CancelledError, S2Error
-from s2desktop.core.pipeline import CompositeInputs, CompositeOptions, Job, Request, run_composite
+from s2desktop.core.pipeline import CompositeOptions, Job, Request, run_composite
 from s2desktop.core.progress import Cancelled, Failed, Finished, Throttle
 from s2desktop.core.redact import redact
+from s2desktop.core.stack import Stack
 
 NICENESS = 5
 
 
-def run(queue, cancel_event, inputs: CompositeInputs, options: CompositeOptions) -> None:
-    """Composite ``inputs`` per ``options``, reporting on ``queue``; stops when ``cancel_event`` is set or on
+def run(queue, cancel_event, inputs: Stack, options: CompositeOptions) -> None:
+    """Composite the stack ``inputs`` per ``options``, reporting on ``queue``; stops when ``cancel_event`` is set or on
     SIGTERM (unwinding like a cancel, so temporaries and the pool are cleaned up)."""
     _report(queue, lambda progress: run_composite(inputs, options, progress=progress, cancel=cancel_event).path)
 

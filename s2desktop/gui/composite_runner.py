@@ -43,8 +43,9 @@ from PySide6.QtWidgets import (
 from s2desktop.core import areas
 from s2desktop.core.fsutil import remove_with_side_files
 from s2desktop.core.methods import Geomedian, Median, Medoid, Quantile, Rule
-from s2desktop.core.pipeline import CompositeInputs, CompositeOptions, Request
+from s2desktop.core.pipeline import CompositeOptions, Request
 from s2desktop.core.progress import Cancelled, Failed, Finished, Progress, Rate
+from s2desktop.core.stack import Stack
 from s2desktop.core.streaming import acquisitions
 from s2desktop.core.units import human_bytes, human_duration
 from s2desktop.gui import workers
@@ -99,7 +100,7 @@ class CompositeRunner(QObject):
     def running(self) -> bool:
         return self.process is not None and not self._terminal
 
-    def start(self, inputs: CompositeInputs, options: CompositeOptions, target=None) -> None:
+    def start(self, inputs: Stack, options: CompositeOptions, target=None) -> None:
         """Start a run of the job's composite step (`target`: the process entry, for tests)."""
         if target is None:  # the composite step at a lower CPU priority than the window
             from s2desktop.gui.composite_process import run as target
@@ -302,7 +303,7 @@ class CompositePanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.runner = CompositeRunner(self)
-        self.inputs: CompositeInputs | None = None  # from the job's plan (the downloads panel)
+        self.inputs: Stack | None = None  # from the job's plan (the downloads panel)
         self.area_request: Request | None = None  # area mode: the area, its chosen scenes, the source
         self._streamed = True  # the area is read from COGs (else from its downloaded tiles)
         self._full_options: CompositeOptions | Request | None = None  # the full run queued after a preview
@@ -487,15 +488,15 @@ class CompositePanel(QWidget):
                                   f"{grid.resolution:g} m ({grid.crs}); {how}.")
         self._set_startable(not self.runner.running)
 
-    def set_inputs(self, inputs: CompositeInputs | None, default_output: Path | None = None) -> None:
-        """The job's composite inputs (downloaded bands and their SCL masks); None: nothing to composite."""
+    def set_inputs(self, inputs: Stack | None, default_output: Path | None = None) -> None:
+        """The job's stack (downloaded bands and their SCL masks); None: nothing to composite."""
         if inputs is not None and self.area_request is not None:  # a tile's download: back to tile mode
             self.area_request = None
             self._show_area_fields(False)
-        self.inputs = inputs if inputs is not None and inputs.red else None
-        n = len(self.inputs.red) if self.inputs else 0
+        self.inputs = inputs if inputs is not None and inputs.observations else None
+        n = len(self.inputs.observations) if self.inputs else 0
         if n:
-            masks = sum(1 for s in (self.inputs.scl or ()) if s)
+            masks = self.inputs.masked
             self.inputs_label.setText(f"{n} date{'s' if n != 1 else ''} ready (red, green, blue bands"
                                       + (f"; clouds masked on {masks} from the scene classification)" if masks
                                          else ")") + ".")

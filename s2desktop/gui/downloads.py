@@ -53,7 +53,7 @@ def _cost_job(request: Request, source=None) -> str:
 
 
 def _download_job(request: Request, source=None, progress=None, cancel=None):
-    """Plan and download the request's files (worker thread); -> the composite inputs of complete scenes."""
+    """Plan and download the request's files (worker thread); -> the stack of the complete scenes."""
     job = Job(request, progress, cancel, source=source)
     plan = job.plan()
     job.download(plan)
@@ -155,7 +155,7 @@ class DownloadPanel(QWidget):
 
     started = Signal(int)  # number of files planned
     allFinished = Signal(dict)  # files by final state ('downloaded', 'skipped', 'failed', 'cancelled')
-    inputsReady = Signal(object)  # core.pipeline.CompositeInputs of the scenes complete on disk
+    inputsReady = Signal(object)  # core.stack.Stack of the scenes complete on disk
     downloadFailed = Signal(str, str)
 
     def __init__(self, parent=None):

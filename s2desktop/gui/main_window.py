@@ -566,7 +566,7 @@ class MainWindow(QMainWindow):
             self._offer_area_composite()
             self.dock_composite.raise_()
             return
-        out = Path(inputs.red[0]).parent.parent / "composites" / inputs.default_name()  # beside the downloads
+        out = Path(inputs.paths("B04")[0]).parent.parent / "composites" / inputs.default_name()  # by the downloads
         self.composite_panel.set_inputs(inputs, default_output=out)
         self.dock_composite.raise_()
         self._update_actions()

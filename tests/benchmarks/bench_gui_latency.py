@@ -64,7 +64,8 @@ def main(argv=None) -> int:
 
     from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
 
-    from s2desktop.core.pipeline import CompositeInputs, Job, Request, SourceSpec
+    from s2desktop.core.pipeline import Job, Request, SourceSpec
+    from s2desktop.core.stack import from_files
     from s2desktop.gui.app import create_application
     from s2desktop.gui.main_window import MainWindow
     from s2desktop.gui.workers import registry
@@ -98,7 +99,7 @@ def main(argv=None) -> int:
     win.download_panel.allFinished.connect(lambda c: done.__setitem__("download", (time.monotonic() - t0, c)))
     win.composite_panel.runner.finished.connect(lambda: done.__setitem__("composite", time.monotonic() - t0))
     win.composite_panel.workers = args.workers
-    win.composite_panel.set_inputs(CompositeInputs(*(tuple(map(str, p)) for p in (stack.red, stack.green, stack.blue))),
+    win.composite_panel.set_inputs(from_files(stack.red, stack.green, stack.blue),
                                    default_output=home / "out" / "c.tif")
     win.composite_panel.quick.setChecked(False)
 

@@ -18,6 +18,7 @@ from s2desktop.core.compositing import composite, harmonise
 from s2desktop.core.compositing import window as window_module
 from s2desktop.core.errors import CancelledError, InvalidInputError, OutputError, RasterError
 from s2desktop.core.compositing.rules import reference_median
+from s2desktop.core.stack import from_files
 from tests.fixtures_rasters import write_band
 
 
@@ -42,7 +43,7 @@ def test_matches_reference_mixed_baselines_mask_count(raster_stack, tmp_path):
     st = raster_stack(dates=4, baselines=["02.09", "04.00", "05.10", "03.01"], scl=True)
     out, cnt = tmp_path / "c.tif", tmp_path / "n.tif"
     seen = []
-    res = composite(st.red, st.green, st.blue, out, workers=2, count_path=cnt, window_size=128,
+    res = composite(from_files(st.red, st.green, st.blue), out, workers=2, count_path=cnt, window_size=128,
                     progress=seen.append)
     exp, exp_count = expected_composite(st, [0, -1000, -1000, 0])
     with rasterio.open(out) as ds:
@@ -66,7 +67,7 @@ def test_matches_reference_mixed_baselines_mask_count(raster_stack, tmp_path):
 def test_jp2_inputs_georeferencing_and_cog_layout(raster_stack, tmp_path):
     st = raster_stack(dates=3, size=1100, block=256, driver="JP2OpenJPEG")
     out = tmp_path / "c.tif"
-    composite(st.red, st.green, st.blue, out, workers=0, mask="none")
+    composite(from_files(st.red, st.green, st.blue, mask="none"), out, workers=0)
     exp, _ = expected_composite(st, [0, 0, 0], scl=False)
     with rasterio.open(out) as ds, rasterio.open(st.red[0]) as ref:
         assert ds.crs == ref.crs == CRS.from_epsg(32633)
@@ -88,7 +89,7 @@ def test_jp2_inputs_georeferencing_and_cog_layout(raster_stack, tmp_path):
 def test_scale_4_output_grid_and_values(raster_stack, tmp_path):
     st = raster_stack(dates=3, size=300, block=128)
     out = tmp_path / "c4.tif"
-    res = composite(st.red, st.green, st.blue, out, workers=0, scale=4, mask="none")
+    res = composite(from_files(st.red, st.green, st.blue, mask="none"), out, workers=0, scale=4)
     with rasterio.open(out) as ds, rasterio.open(st.red[0]) as ref:
         assert (ds.width, ds.height) == (75, 75) == (res.width, res.height)
         assert ds.transform.a == ref.transform.a * 4 and ds.transform.e == ref.transform.e * 4
@@ -110,7 +111,7 @@ def test_scaled_grid_of_a_size_not_divisible_by_scale_keeps_the_extent(raster_st
 
     st = raster_stack(dates=3, size=301, block=32)
     out = tmp_path / "c.tif"
-    res = composite(st.red, st.green, st.blue, out, workers=0, scale=scale, mask="none", window_size=32)
+    res = composite(from_files(st.red, st.green, st.blue, mask="none"), out, workers=0, scale=scale, window_size=32)
     assert res.windows > 4
     n = -(-301 // scale)
     with rasterio.open(out) as ds, rasterio.open(st.red[0]) as ref:
@@ -131,7 +132,7 @@ def test_scaled_grid_of_a_size_not_divisible_by_scale_keeps_the_extent(raster_st
 def test_offsets_for_loose_files_and_tags(raster_stack, tmp_path):
     st = raster_stack(dates=3, layout="loose")
     out = tmp_path / "c.tif"
-    res = composite(st.red, st.green, st.blue, out, workers=0, offsets=[0, -1000, -1000])
+    res = composite(from_files(st.red, st.green, st.blue, offsets=[0, -1000, -1000]), out, workers=0)
     exp, _ = expected_composite(st, [0, -1000, -1000], scl=False)
     with rasterio.open(out) as ds:
         np.testing.assert_array_equal(ds.read(), exp)
@@ -139,9 +140,9 @@ def test_offsets_for_loose_files_and_tags(raster_stack, tmp_path):
         assert ds.tags()["BASELINES"] == "unknown,unknown,unknown"
     assert res.offsets == [0, -1000, -1000]
     with pytest.raises(InvalidInputError, match="offsets"):
-        composite(st.red, st.green, st.blue, tmp_path / "x.tif", workers=0, offsets=[0, 0])
+        composite(from_files(st.red, st.green, st.blue, offsets=[0, 0]), tmp_path / "x.tif", workers=0)
     with pytest.raises(InvalidInputError, match="offset 5"):
-        composite(st.red, st.green, st.blue, tmp_path / "x.tif", workers=0, offsets=5)
+        composite(from_files(st.red, st.green, st.blue, offsets=5), tmp_path / "x.tif", workers=0)
 
 
 def test_data_footprint_skips_dates(raster_stack, tmp_path):
@@ -155,7 +156,7 @@ def test_data_footprint_skips_dates(raster_stack, tmp_path):
                                                                     [x0 + 1000, y0 - 3000], [x0, y0 - 3000], [x0, y0]]]}
     md.write_text(json.dumps(d))
     out = tmp_path / "c.tif"
-    composite(st.red, st.green, st.blue, out, workers=0, window_size=128)
+    composite(from_files(st.red, st.green, st.blue), out, workers=0, window_size=128)
     skip = np.zeros(st.data.shape[1:], dtype=bool)
     skip[1, :, 128:] = True
     exp, _ = expected_composite(st, [0, 0, 0], skip=skip)
@@ -185,8 +186,8 @@ def test_cancel_midway_leaves_nothing_and_no_workers(raster_stack, tmp_path):
             cancel.set()
 
     with pytest.raises(CancelledError):
-        composite(st.red, st.green, st.blue, out, workers=2, window_size=64, count_path=tmp_path / "n.tif",
-                  progress=progress, cancel=cancel)
+        composite(from_files(st.red, st.green, st.blue), out, workers=2, window_size=64,
+                  count_path=tmp_path / "n.tif", progress=progress, cancel=cancel)
     assert list(tmp_path.iterdir()) == [st.root] or not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.is_file()]
     assert not _children_alive()
@@ -205,7 +206,7 @@ def test_cancel_leaves_no_pool_thread_for_exit_to_wait_on(raster_stack, tmp_path
                 cancel.set()
 
         with pytest.raises(CancelledError):
-            composite(st.red, st.green, st.blue, tmp_path / f"c{i}.tif", workers=2, window_size=64,
+            composite(from_files(st.red, st.green, st.blue), tmp_path / f"c{i}.tif", workers=2, window_size=64,
                       progress=progress, cancel=cancel)
         left = [t.name for t in threading.enumerate() if type(t).__name__ == "_ExecutorManagerThread"]
         assert left == [], f"run {i}: the pool's manager thread is still alive: exit would wait for it"
@@ -219,7 +220,8 @@ def test_keyboard_interrupt_tears_down_pool(raster_stack, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        composite(st.red, st.green, st.blue, tmp_path / "c.tif", workers=2, window_size=64, progress=progress)
+        composite(from_files(st.red, st.green, st.blue), tmp_path / "c.tif", workers=2, window_size=64,
+                  progress=progress)
     assert not [p for p in tmp_path.iterdir() if p.is_file()]
     assert not _children_alive()
 
@@ -227,20 +229,20 @@ def test_keyboard_interrupt_tears_down_pool(raster_stack, tmp_path):
 def test_errors_before_any_work(raster_stack, tmp_path):
     st = raster_stack(dates=2)
     with pytest.raises(InvalidInputError, match="no input"):
-        composite([], [], [], tmp_path / "o.tif")
+        composite(from_files([], [], []), tmp_path / "o.tif")
     with pytest.raises(InvalidInputError, match="different numbers of dates: red 2, green 1"):
-        composite(st.red, st.green[:1], st.blue, tmp_path / "o.tif")
+        composite(from_files(st.red, st.green[:1], st.blue), tmp_path / "o.tif")
     existing = tmp_path / "exists.tif"
     existing.write_bytes(b"x")
     with pytest.raises(OutputError, match="already exists"):
-        composite(st.red, st.green, st.blue, existing, workers=0)
+        composite(from_files(st.red, st.green, st.blue), existing, workers=0)
     assert existing.read_bytes() == b"x"
     with pytest.raises(OutputError, match="does not exist"):
-        composite(st.red, st.green, st.blue, tmp_path / "nope" / "o.tif", workers=0)
+        composite(from_files(st.red, st.green, st.blue), tmp_path / "nope" / "o.tif", workers=0)
     with pytest.raises(OutputError, match="not writable"):
-        composite(st.red, st.green, st.blue, "/proc/s2desktop-test.tif", workers=0)
+        composite(from_files(st.red, st.green, st.blue), "/proc/s2desktop-test.tif", workers=0)
     # --overwrite replaces
-    composite(st.red, st.green, st.blue, existing, workers=0, overwrite=True)
+    composite(from_files(st.red, st.green, st.blue), existing, workers=0, overwrite=True)
     with rasterio.open(existing) as ds:
         assert ds.count == 3
 
@@ -250,13 +252,13 @@ def test_mismatched_inputs_name_the_odd_file(raster_stack, tmp_path):
     arr = st.data[0, 1]
     other_crs = write_band(tmp_path / "crs.tif", arr, crs=CRS.from_epsg(32634))
     with pytest.raises(RasterError, match=r"crs\.tif: CRS"):
-        composite(st.red[:1] + [other_crs], st.green, st.blue, tmp_path / "o.tif", workers=0)
+        composite(from_files(st.red[:1] + [other_crs], st.green, st.blue), tmp_path / "o.tif", workers=0)
     shifted = write_band(tmp_path / "shift.tif", arr, transform=from_origin(300010.0, 5000040.0, 10, 10))
     with pytest.raises(RasterError, match=r"shift\.tif: georeferencing"):
-        composite(st.red, st.green[:1] + [shifted], st.blue, tmp_path / "o.tif", workers=0)
+        composite(from_files(st.red, st.green[:1] + [shifted], st.blue), tmp_path / "o.tif", workers=0)
     small = write_band(tmp_path / "small.tif", arr[:200, :200])
     with pytest.raises(RasterError, match=r"small\.tif: is 200x200"):
-        composite(st.red, st.green, [small] + st.blue[1:], tmp_path / "o.tif", workers=0)
+        composite(from_files(st.red, st.green, [small] + st.blue[1:]), tmp_path / "o.tif", workers=0)
     assert not (tmp_path / "o.tif").exists()
 
 
@@ -265,15 +267,15 @@ def test_corrupt_and_truncated_inputs_named(raster_stack, tmp_path):
     junk = tmp_path / "junk.jp2"
     junk.write_bytes(b"not a raster" * 50)
     with pytest.raises(RasterError, match=r"junk\.jp2: cannot open"):
-        composite([junk] + st.red[1:], st.green, st.blue, tmp_path / "o.tif", workers=0)
+        composite(from_files([junk] + st.red[1:], st.green, st.blue), tmp_path / "o.tif", workers=0)
     data = st.blue[1].read_bytes()
     trunc = tmp_path / "33UUP_2023-07-02_0_B02.jp2"
     trunc.write_bytes(data[: len(data) * 2 // 3])
     with pytest.raises(RasterError, match=r"33UUP_2023-07-02_0_B02\.jp2: cannot read"):
-        composite(st.red, st.green, st.blue[:1] + [trunc], tmp_path / "o.tif", workers=0)
+        composite(from_files(st.red, st.green, st.blue[:1] + [trunc]), tmp_path / "o.tif", workers=0)
     missing = tmp_path / "missing.jp2"
     with pytest.raises(Exception, match="missing.jp2"):
-        composite([missing] + st.red[1:], st.green, st.blue, tmp_path / "o.tif", workers=0)
+        composite(from_files([missing] + st.red[1:], st.green, st.blue), tmp_path / "o.tif", workers=0)
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tif" or p.name.startswith(".o.tif")]
 
 
@@ -282,11 +284,11 @@ def test_bands_given_in_different_date_orders_are_refused(raster_stack, tmp_path
     # list in another order must not silently mix dates across bands
     st = raster_stack(dates=3)
     with pytest.raises(InvalidInputError, match=r"2023-07-01.*2023-07-03|2023-07-03.*2023-07-01") as err:
-        composite(st.red, st.green[::-1], st.blue, tmp_path / "o.tif", workers=0)
+        composite(from_files(st.red, st.green[::-1], st.blue), tmp_path / "o.tif", workers=0)
     assert "same date order" in str(err.value)
     assert not list(tmp_path.glob("*o.tif*"))
     loose = raster_stack(dates=2, layout="loose")  # nothing to tell the scenes apart: the order is the user's
-    composite(loose.red, loose.green[::-1], loose.blue, tmp_path / "o.tif", workers=0)
+    composite(from_files(loose.red, loose.green[::-1], loose.blue), tmp_path / "o.tif", workers=0)
 
 
 def test_truncated_cog_error_says_what_gdal_found(raster_stack, tmp_path):
@@ -302,7 +304,8 @@ def test_truncated_cog_error_says_what_gdal_found(raster_stack, tmp_path):
     cog.write_bytes(data[: len(data) * 6 // 10])
     for workers in (0, 1):
         with pytest.raises(RasterError) as err:
-            composite([cog] + st.red[1:], st.green, st.blue, tmp_path / "o.tif", workers=workers, mask="none")
+            composite(from_files([cog] + st.red[1:], st.green, st.blue, mask="none"), tmp_path / "o.tif",
+                      workers=workers)
         msg = str(err.value)
         assert "33UUP_2023-07-01_0_B04.tif: cannot read" in msg and "previous exception" not in msg
         assert "Read failed" not in msg  # GDAL's own words, e.g. "Cannot read 8813 bytes at offset 408261"
@@ -350,7 +353,7 @@ def test_geotiff_named_jp2_opens_by_content(raster_stack, tmp_path):
         q = p.with_suffix(".jp2")
         p.rename(q)
         renamed.append(q)
-    res = composite(renamed, st.green, st.blue, tmp_path / "o.tif", workers=0)
+    res = composite(from_files(renamed, st.green, st.blue), tmp_path / "o.tif", workers=0)
     assert res.path.exists()
 
 
@@ -359,7 +362,7 @@ def test_cancelled_before_the_first_window_leaves_no_output(raster_stack, tmp_pa
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(CancelledError, match="composite cancelled"):
-        composite(st.red, st.green, st.blue, tmp_path / "o.tif", workers=0, cancel=cancel)
+        composite(from_files(st.red, st.green, st.blue), tmp_path / "o.tif", workers=0, cancel=cancel)
     assert not [p for p in tmp_path.iterdir() if p.is_file()]
 
 
@@ -384,7 +387,7 @@ def test_quick_preview_masks_with_the_true_classes_of_a_jp2_scl(raster_stack, tm
     outs = {}
     for name, scl in (("jp2", jp2s), ("tif", tifs)):
         outs[name] = tmp_path / f"c_{name}.tif"
-        composite(st.red, st.green, st.blue, outs[name], scale=4, workers=1, scl=scl)
+        composite(from_files(st.red, st.green, st.blue, scl=scl), outs[name], scale=4, workers=1)
     with rasterio.open(outs["jp2"]) as a, rasterio.open(outs["tif"]) as b:
         np.testing.assert_array_equal(a.read(), b.read())
 
@@ -393,7 +396,7 @@ def test_real_l2a_cog_with_its_scl(shared_real, tmp_path):
     """One real L2A COG date: the SCL beside it masks clouds/shadows; baseline 02.14 from the STAC item."""
     folder = shared_real / COG_29RKH
     out = tmp_path / "real.tif"
-    res = composite([folder / "B04.tif"], [folder / "B03.tif"], [folder / "B02.tif"], out, workers=0,
+    res = composite(from_files([folder / "B04.tif"], [folder / "B03.tif"], [folder / "B02.tif"]), out, workers=0,
                     count_path=tmp_path / "n.tif")
     with rasterio.open(folder / "B04.tif") as r, rasterio.open(folder / "B03.tif") as g, \
             rasterio.open(folder / "B02.tif") as b, rasterio.open(folder / "SCL.tif") as s:
@@ -413,8 +416,8 @@ def test_real_l2a_cog_with_its_scl(shared_real, tmp_path):
 def test_auto_mask_ignores_an_scl_of_another_tile(shared_real, tmp_path):
     """The real L2A fixture's SCL.jp2 is from tile 01CEM: auto mode leaves it out instead of failing."""
     folder = shared_real / L2A_19UDP
-    res = composite([folder / "B04.jp2"], [folder / "B03.jp2"], [folder / "B02.jp2"], tmp_path / "o.tif",
-                    workers=0)
+    res = composite(from_files([folder / "B04.jp2"], [folder / "B03.jp2"], [folder / "B02.jp2"]),
+                    tmp_path / "o.tif", workers=0)
     assert res.masked_dates == 0 and res.path.exists()
 
 
@@ -456,9 +459,10 @@ def test_overviews_from_the_windows_equal_gdals(raster_stack, tmp_path):
 
     st = raster_stack(dates=3, size=2100, block=256)
     out, cnt = tmp_path / "c.tif", tmp_path / "n.tif"
-    args = dict(workers=2, count_path=cnt, window_size=512, mask="none")
-    assert halves_in_windows(make_plan(st.red, st.green, st.blue, out, **args))
-    composite(st.red, st.green, st.blue, out, **args)
+    args = dict(workers=2, count_path=cnt, window_size=512)
+    stack = from_files(st.red, st.green, st.blue, mask="none")
+    assert halves_in_windows(make_plan(stack, out, **args))
+    composite(stack, out, **args)
     factors = overview_factors(2100, 2100)
     assert factors == [2, 4, 8]
     for path, nodata in ((out, 0), (cnt, None)):
@@ -472,7 +476,7 @@ def test_overviews_from_the_windows_equal_gdals(raster_stack, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries (.ovr) left
     # GDAL finds the .ovr by reading the folder: told not to (as for area inputs on /vsis3/), still overviews
     with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
-        composite(st.red, st.green, st.blue, tmp_path / "e.tif", workers=0, window_size=512, mask="none")
+        composite(from_files(st.red, st.green, st.blue, mask="none"), tmp_path / "e.tif", workers=0, window_size=512)
     with rasterio.open(tmp_path / "e.tif") as ds:
         assert ds.overviews(1) == factors
 
@@ -482,7 +486,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(raster_stack, small_disk):
     anywhere else (not a worker's traceback), and the folder is left empty."""
     st = raster_stack(dates=3, size=1100)  # 7 MiB of output on a 3 MiB disk
     with pytest.raises(OutputError, match=r"^disk full while writing the composite in .*; free some space") as e:
-        composite(st.red, st.green, st.blue, small_disk / "c.tif", workers=2)
+        composite(from_files(st.red, st.green, st.blue), small_disk / "c.tif", workers=2)
     assert "\n" not in str(e.value)
     assert list(small_disk.iterdir()) == []
 

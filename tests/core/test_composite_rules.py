@@ -10,7 +10,8 @@ import rasterio
 from s2desktop.core.compositing import composite, harmonise
 from s2desktop.core.errors import InvalidInputError
 from s2desktop.core.methods import Geomedian, Median, Medoid, Quantile
-from s2desktop.core.pipeline import CompositeInputs, CompositeOptions, run_composite
+from s2desktop.core.pipeline import CompositeOptions, run_composite
+from s2desktop.core.stack import from_files
 from tests.core.test_medoids import reference_medoid
 from tests.core.test_rules import reference_quantile
 
@@ -36,7 +37,7 @@ def masked_stack(raster_stack):
 def test_quantile_composite_equals_its_reference_and_says_so_in_its_tags(masked_stack, tmp_path):
     st, (data, valid) = masked_stack
     out = tmp_path / "q.tif"
-    res = composite(st.red, st.green, st.blue, out, workers=2, window_size=64, method=Quantile(25))
+    res = composite(from_files(st.red, st.green, st.blue), out, workers=2, window_size=64, method=Quantile(25))
     with rasterio.open(out) as ds:
         np.testing.assert_array_equal(ds.read(), reference_quantile(data, valid, 25))
         tags = ds.tags()
@@ -47,8 +48,8 @@ def test_quantile_composite_equals_its_reference_and_says_so_in_its_tags(masked_
 def test_the_median_stays_the_default_with_its_tags(masked_stack, tmp_path):
     st, _ = masked_stack
     a, b = tmp_path / "a.tif", tmp_path / "b.tif"
-    composite(st.red, st.green, st.blue, a, workers=0)
-    composite(st.red, st.green, st.blue, b, workers=0, method="quantile:50")
+    composite(from_files(st.red, st.green, st.blue), a, workers=0)
+    composite(from_files(st.red, st.green, st.blue), b, workers=0, method="quantile:50")
     with rasterio.open(a) as da, rasterio.open(b) as db:
         np.testing.assert_array_equal(da.read(), db.read())  # quantile:50 is the median
         assert da.tags()["METHOD"] == "median" and "MEDIAN" in da.tags()
@@ -58,7 +59,8 @@ def test_the_median_stays_the_default_with_its_tags(masked_stack, tmp_path):
 def test_medoid_with_its_date_band_names_the_date_whose_values_each_pixel_holds(masked_stack, tmp_path):
     st, (data, valid) = masked_stack
     out, dates = tmp_path / "m.tif", tmp_path / "m_dates.tif"
-    res = composite(st.red, st.green, st.blue, out, workers=2, window_size=64, method=Medoid(), date_path=dates)
+    res = composite(from_files(st.red, st.green, st.blue), out, workers=2, window_size=64, method=Medoid(),
+                    date_path=dates)
     ref, ref_chosen = reference_medoid(data, valid)
     with rasterio.open(out) as ds:
         values = ds.read()
@@ -86,7 +88,7 @@ def test_medoid_with_its_date_band_names_the_date_whose_values_each_pixel_holds(
 def test_the_date_band_overviews_hold_dates_not_averages(raster_stack, tmp_path):
     st = raster_stack(dates=4, size=1100, block=256)
     dates = tmp_path / "d.tif"
-    composite(st.red, st.green, st.blue, tmp_path / "m.tif", workers=2, mask="none", method="medoid",
+    composite(from_files(st.red, st.green, st.blue, mask="none"), tmp_path / "m.tif", workers=2, method="medoid",
               date_path=dates)
     with rasterio.open(dates) as ds:
         assert ds.overviews(1)
@@ -100,7 +102,7 @@ def test_geomedian_composite_is_its_kernel_on_the_observations(masked_stack, tmp
 
     st, (data, valid) = masked_stack
     out = tmp_path / "g.tif"
-    composite(st.red, st.green, st.blue, out, workers=2, window_size=64, method=Geomedian())
+    composite(from_files(st.red, st.green, st.blue), out, workers=2, window_size=64, method=Geomedian())
     expected, _ = geomedian_bands(data, valid)  # per pixel, so the windows do not change it
     with rasterio.open(out) as ds:
         np.testing.assert_array_equal(ds.read(), expected)
@@ -119,9 +121,9 @@ def test_rule_errors_before_any_work(raster_stack, tmp_path):
     ]
     for kw, words in cases:
         with pytest.raises(InvalidInputError, match=words):
-            composite(st.red, st.green, st.blue, out, workers=0, **kw)
+            composite(from_files(st.red, st.green, st.blue), out, workers=0, **kw)
     with pytest.raises(InvalidInputError, match="acquisition date is unknown"):
-        composite(loose.red, loose.green, loose.blue, out, workers=0, offsets=0, method="medoid",
+        composite(from_files(loose.red, loose.green, loose.blue, offsets=0), out, workers=0, method="medoid",
                   date_path=tmp_path / "d.tif")
     assert not out.exists() and not (tmp_path / "d.tif").exists()
 
@@ -131,6 +133,6 @@ def test_the_rule_travels_in_the_options_to_a_worker_process(raster_stack, tmp_p
     options = CompositeOptions(str(tmp_path / "m.tif"), workers=1, method=Medoid(),
                                date_band=str(tmp_path / "d.tif"))
     assert pickle.loads(pickle.dumps(options)) == options
-    res = run_composite(CompositeInputs(tuple(st.red), tuple(st.green), tuple(st.blue)), options)
+    res = run_composite(from_files(st.red, st.green, st.blue), options)
     assert res.method == "medoid" and (tmp_path / "d.tif").exists()
     assert CompositeOptions("x.tif").method == Median()

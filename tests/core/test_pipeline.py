@@ -30,7 +30,7 @@ def test_plan_fetches_the_scene_classification_where_there_is_one(seeded_s3, tmp
     assert bands.count("SCL") == masks and plan.mask
     assert all(Path(t.dest).parent.name == "SCL" for t in plan.tasks if t.band == "SCL")
     assert plan.bytes_total == sum(t.size for t in plan.tasks) > 0  # from the listing, before any download
-    nomask = Job(_request(seeded_s3, layout, tmp_path, composite=CompositeOptions("x.tif", mask="none")))
+    nomask = Job(_request(seeded_s3, layout, tmp_path, mask="none", composite=CompositeOptions("x.tif")))
     assert "SCL" not in [t.band for t in nomask.plan().tasks]
 
 
@@ -41,11 +41,13 @@ def test_inputs_leave_out_a_scene_whose_band_is_missing(seeded_s3, tmp_path):
         plan.inputs()
     job.download(plan)
     full = plan.inputs()
-    assert len(full.red) == len(plan.scenes) == 3 and all(full.scl)
-    assert full.dates == tuple(s.date.isoformat() for s in plan.scenes) and full.tile == "33UUP"
-    Path(full.green[1]).unlink()  # e.g. a file the user cancelled in the window
+    assert len(full.observations) == len(plan.scenes) == full.masked == 3
+    assert full.dates == tuple(s.date.isoformat() for s in plan.scenes)
+    assert all(o.tiles == ("33UUP",) and o.baseline == s.baseline and o.footprint == s.data_geometry
+               for o, s in zip(full.observations, plan.scenes))  # the scenes' facts, not read back from files
+    Path(full.paths("B03")[1]).unlink()  # e.g. a file the user cancelled in the window
     part = plan.inputs()
-    assert part.red == (full.red[0], full.red[2]) and part.scl == (full.scl[0], full.scl[2])
+    assert part.observations == (full.observations[0], full.observations[2])
 
 
 def test_the_job_runs_every_step_and_masks_clouds(seeded_s3, tmp_path):
@@ -66,8 +68,8 @@ def test_the_job_runs_every_step_and_masks_clouds(seeded_s3, tmp_path):
         tags = ds.tags()
         masked = ds.read()
     assert tags["MASK"].startswith("SCL classes") and "on 3 date(s)" in tags["MASK"]
-    unmasked = Job(_request(seeded_s3, "l2a", tmp_path, composite=CompositeOptions(
-        str(tmp_path / "u.tif"), workers=0, mask="none"))).run()
+    unmasked = Job(_request(seeded_s3, "l2a", tmp_path, mask="none", composite=CompositeOptions(
+        str(tmp_path / "u.tif"), workers=0))).run()
     with rasterio.open(unmasked.composite.path) as ds:
         assert not np.array_equal(ds.read(), masked)  # the masks changed pixels
 

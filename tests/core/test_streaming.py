@@ -66,7 +66,7 @@ def test_a_streamed_area_equals_the_downloaded_tile_composite_clipped(seeded_s3,
     cache = tmp_path / "cache"
     tile_out, area_out, area, result, events = _tile_then_area(_cogs(seeded_s3), tmp_path, cache_dir=cache)
     assert result.downloads == ()  # nothing downloaded whole: only windows fetched
-    assert result.inputs.scl and all(result.inputs.scl)  # masked through the same windows
+    assert result.inputs.masked == len(result.inputs.observations) > 0  # masked through the same windows
     _assert_clipped_tile(tile_out, area_out, area, dates=2)
     with rasterio.open(area_out) as ds, rasterio.open(tile_out) as tile:  # provenance: as the tile's
         assert ds.tags()["DATES"] == ",".join(result.inputs.dates) and ds.tags()["TILE"] == "33UUP"
@@ -116,7 +116,7 @@ def test_an_area_over_two_utm_zones_is_continuous_and_counts_each_acquisition_on
     result = Job(Request(_cogs(seeded_s3, scratch_bucket), area=area, resolution=500, crs="EPSG:32632", start=a,
                          end=c,
                          composite=CompositeOptions(str(out), workers=0))).run()
-    assert len(result.inputs.red) == 3  # three acquisitions, not four scenes
+    assert len(result.inputs.observations) == 3  # three acquisitions, not four scenes
     with rasterio.open(out) as ds:
         assert ds.crs.to_epsg() == 32632
         red = ds.read(1)

@@ -7,12 +7,14 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import time
+from dataclasses import replace
 
 import psutil
 import pytest
 
-from s2desktop.core.pipeline import CompositeInputs, CompositeOptions
+from s2desktop.core.pipeline import CompositeOptions
 from s2desktop.core.progress import Cancelled, Failed, Finished, Progress
+from s2desktop.core.stack import RasterRef, Stack
 from s2desktop.gui.composite_process import run
 from tests.fixtures_gui import inputs_of
 
@@ -52,11 +54,13 @@ def test_the_process_sends_progress_events_then_finished(raster_stack, tmp_path)
 def test_errors_and_cancel_come_back_as_events(raster_stack, tmp_path):
     st = raster_stack(dates=2)
     good = inputs_of(st)
-    bad = CompositeInputs(good.red, good.green[:1], good.blue)
+    first = good.observations[0]
+    gone = replace(first, rasters={**first.rasters, "B03": RasterRef(str(tmp_path / "gone_B03.tif"), "B03")})
+    bad = Stack((gone,) + good.observations[1:])
     proc, q, _ev = _start(bad, CompositeOptions(str(tmp_path / "o.tif"), workers=0))
     (failed,) = [m for m in _drain(q) if not isinstance(m, Progress)]
     proc.join(30)
-    assert isinstance(failed, Failed) and "different numbers of dates" in failed.message
+    assert isinstance(failed, Failed) and "gone_B03.tif: no such file" in failed.message
     assert "\n" not in failed.message and "Traceback" in failed.details
     proc, q, ev = _start(good, CompositeOptions(str(tmp_path / "o.tif"), workers=0))
     ev.set()

@@ -173,7 +173,7 @@ def test_an_unverified_file_shows_in_its_row_and_is_still_composited(qtbot, main
     assert row.item.foreground(1).color().name() == "#b9770e"
     others = [r for r in w.download_panel.rows if r is not row]
     assert others and all("unverified" not in r.item.text(1) for r in others)
-    assert ready.args[0].red == (str(row.path),) and row.path.read_bytes() == b04
+    assert ready.args[0].paths("B04") == (str(row.path),) and row.path.read_bytes() == b04
 
 
 def test_the_panel_says_what_a_download_will_cost_before_it_starts(qtbot, main_window, seeded_s3, tmp_path):

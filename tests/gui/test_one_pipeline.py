@@ -36,8 +36,9 @@ def test_window_and_command_line_composite_the_same_masked_pixels(qtbot, main_wi
     with qtbot.waitSignal(w.download_panel.inputsReady, timeout=60000) as ready:
         w.download()
     inputs = ready.args[0]
-    assert len(inputs.scl) == 4 and all(inputs.scl)  # the masks came down with the bands
-    assert all(Path(p).parent.name == "SCL" and Path(p).is_file() for p in inputs.scl)
+    masks = [o.mask.path for o in inputs.observations if o.mask]
+    assert len(inputs.observations) == len(masks) == 4  # the masks came down with the bands
+    assert all(Path(p).parent.name == "SCL" and Path(p).is_file() for p in masks)
     qtbot.waitUntil(lambda: w.composite_panel.start_button.isEnabled(), timeout=10000)
     window_out = tmp_path / "window.tif"
     w.composite_panel.output.setText(str(window_out))

@@ -12,7 +12,8 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from s2desktop.core.errors import CancelledError, NotFoundError
-from s2desktop.core.pipeline import CompositeInputs, CompositeOptions
+from s2desktop.core.pipeline import CompositeOptions
+from s2desktop.core.stack import Stack, from_files
 from s2desktop.core.progress import Progress
 from tests.fixtures_gui import inputs_of
 
@@ -87,8 +88,8 @@ def test_composite_error_is_shown_and_window_stays_usable(qtbot, main_window, ra
     panel = w.composite_panel
     stack = raster_stack(dates=2, size=64)
     good = inputs_of(stack)
-    bad = CompositeInputs(good.red + (str(tmp_path / "missing_B04.tif"),), good.green + good.green[:1],
-                          good.blue + good.blue[:1])
+    bad = from_files(stack.red + [tmp_path / "missing_B04.tif"], stack.green + stack.green[:1],
+                     stack.blue + stack.blue[:1])
     panel.set_inputs(bad, default_output=tmp_path / "out" / "c.tif")
     panel.quick.setChecked(False)
     with qtbot.waitSignal(panel.compositeFailed, timeout=30000) as failed:
@@ -111,7 +112,7 @@ def test_crashed_composite_process_is_reported(qtbot, main_window, tmp_path):
     runner = main_window.composite_panel.runner
     # os.abort takes no arguments: the child dies with a TypeError before sending any message (exit code 1)
     with qtbot.waitSignal(runner.failed, timeout=30000) as failed:
-        runner.start(CompositeInputs(("a.tif",), ("b.tif",), ("c.tif",)), CompositeOptions(str(tmp_path / "x.tif")),
+        runner.start(Stack(()), CompositeOptions(str(tmp_path / "x.tif")),
                      target=os.abort)
     assert "stopped unexpectedly" in failed.args[0] and "exit code" in failed.args[0]
     qtbot.waitUntil(lambda: runner.process is None, timeout=10000)

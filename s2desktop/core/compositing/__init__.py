@@ -1,4 +1,5 @@
-"""Windowed temporal median composites of Sentinel-2 band files, over a pool of spawned worker processes.
+"""Windowed temporal median composites of a `core.stack.Stack` of observations, over a pool of spawned worker
+processes. Nothing here parses a file name or reads side-car metadata: the observations carry the facts.
 
 One module per concern: `plan` (every check and decision before any decoding -> a `CompositePlan`), `pool` (the
 spawn process pool), `window` (the work on one window, in the workers), `rules` (the rules: median, quantile, medoid,
@@ -14,7 +15,6 @@ from s2desktop.core.compositing.plan import (
     VALID_SCALES,
     CompositePlan,
     check_output,
-    find_scl,
 )
 from s2desktop.core.compositing.rules import median_bands, reduce
 from s2desktop.core.compositing.window import harmonise
@@ -25,7 +25,6 @@ __all__ = [
     "CompositeResult",
     "CompositePlan",
     "check_output",
-    "find_scl",
     "harmonise",
     "BANDS",
     "SCL_MASKED_CLASSES",

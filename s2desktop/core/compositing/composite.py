@@ -1,7 +1,8 @@
 """The compositor: plan -> windows (on a spawn pool, or in this process) -> COG -> rename.
 
-    result = composite(red_paths, green_paths, blue_paths, "out.tif", workers=2, scale=1, mask="auto",
-                       progress=print, cancel=threading.Event())
+    result = composite(stack, "out.tif", workers=2, scale=1, progress=print, cancel=threading.Event())
+
+`stack` is a `core.stack.Stack`: the observations (their rasters, masks, offsets, footprints) in date order.
 
 `progress` receives `s2desktop.core.progress.Progress` events of stage "composite": items are windows (one event
 at 0, one per finished window), then one event per phase after the windows, with its message.
@@ -19,8 +20,6 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
-
 
 from s2desktop.core.compositing import cog
 from s2desktop.core.compositing.plan import TARGET_WINDOW, CompositePlan, make_plan
@@ -29,6 +28,7 @@ from s2desktop.core.compositing.window import _close_worker, _init_worker, _proc
 from s2desktop.core.errors import output_error
 from s2desktop.core.methods import Median, Rule
 from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
+from s2desktop.core.stack import Stack
 
 
 @dataclass
@@ -49,30 +49,26 @@ class CompositeResult:
     date_path: Path | None = None  # the medoid's date band, when written
 
 
-def composite(red: Sequence, green: Sequence, blue: Sequence, output, *, workers: int | None = None,
-              scale: int = 1, mask: str = "auto", count_path=None, offsets=None, overwrite: bool = False,
-              progress: ProgressFn | None = None, cancel=None, scl: Sequence | None = None,
-              window_size: int = TARGET_WINDOW, compress: str = "ZSTD",
-              clip: dict | None = None, tags: dict | None = None, method: Rule | str = Median(),
-              date_path=None) -> CompositeResult:
-    """Temporal composite (the median, or another rule) of co-registered band files (same date order per band)
-    into a COG GeoTIFF.
+def composite(stack: Stack, output, *, workers: int | None = None, scale: int = 1, count_path=None,
+              overwrite: bool = False, progress: ProgressFn | None = None, cancel=None,
+              window_size: int = TARGET_WINDOW, compress: str = "ZSTD", clip: dict | None = None,
+              tags: dict | None = None, method: Rule | str = Median(), date_path=None) -> CompositeResult:
+    """Temporal composite (the median, or another rule) of a stack's co-registered observations into a COG.
 
-    workers: processes in the pool (None: all cores; 0: run in this process, for debugging). scale: 1, 2, 4 or
-    8. mask: 'auto' (use an L2A SCL where one exists beside the inputs, or the `scl` list given per date) or
-    'none'. offsets: None (from the scene metadata), one value (0 or -1000), one per date or one per file.
-    progress(Progress event) as above; cancel: any object with is_set() (threading/multiprocessing Event).
-    compress: 'ZSTD' (default, fast) or 'DEFLATE' (for old libtiff-only readers), both with predictor 2.
-    clip: a GeoJSON (Multi)Polygon in the inputs' CRS outside which the composite is nodata.
-    tags: GeoTIFF tags the caller knows better (an area's: TILE, AREA, GRID_*, SCALE): over the compositor's.
-    method: the rule, a `rules` value or its spelling ('median' (default), 'quantile:P', 'medoid', 'geomedian').
-    date_path: with the medoid, also write the date of each pixel's observation there (days since 1970-01-01).
-    Raises S2Error subclasses with one-line messages; CancelledError when cancelled (no output left).
+    Each observation's bands are harmonised by its offset and masked by its mask raster (SCL classes 0, 1, 3,
+    8, 9, 10) when it has one. workers: processes in the pool (None: all cores; 0: run in this process, for
+    debugging). scale: 1, 2, 4 or 8. progress(Progress event) as above; cancel: any object with is_set()
+    (threading/multiprocessing Event). compress: 'ZSTD' (default, fast) or 'DEFLATE' (for old libtiff-only
+    readers), both with predictor 2. clip: a GeoJSON (Multi)Polygon in the inputs' CRS outside which the
+    composite is nodata. tags: GeoTIFF tags the caller knows better (an area's: TILE, AREA, GRID_*, SCALE): over
+    the compositor's. method: the rule, a value or its spelling ('median' (default), 'quantile:P', 'medoid',
+    'geomedian'). date_path: with the medoid, also write the date of each pixel's observation there (days since
+    1970-01-01). Raises S2Error subclasses with one-line messages; CancelledError when cancelled (no output left).
     """
     t0 = time.perf_counter()
-    plan = make_plan(red, green, blue, output, workers=workers, scale=scale, mask=mask, count_path=count_path,
-                     offsets=offsets, overwrite=overwrite, scl=scl, window_size=window_size, compress=compress,
-                     clip=clip, tags=tags, method=method, date_path=date_path)
+    plan = make_plan(stack, output, workers=workers, scale=scale, count_path=count_path, overwrite=overwrite,
+                     window_size=window_size, compress=compress, clip=clip, tags=tags, method=method,
+                     date_path=date_path)
     temps = cog.temporaries(plan.output, plan.count_path, plan.date_path)
     try:
         _write_raw(plan, temps, progress, cancel)
@@ -111,9 +107,9 @@ def _run_windows(plan: CompositePlan, sink: cog.RawSink, on_result, cancel) -> N
     workers=0 (debugging)."""
     if plan.workers:
         _run_pool(plan.tasks, plan.workers, _process_window, on_result, cancel, initializer=_init_worker,
-                  initargs=(plan, sink, os.getpid()))
+                  initargs=(plan.threads, sink, os.getpid()))
         return
-    _init_worker(plan, sink)
+    _init_worker(plan.threads, sink)
     try:
         for task in plan.tasks:
             check_cancel(cancel, CANCELLED)
@@ -131,7 +127,7 @@ def _result(plan: CompositePlan, seconds: float) -> CompositeResult:
     out_h, out_w = plan.out_shape
     return CompositeResult(
         path=plan.output, count_path=plan.count_path, width=out_w, height=out_h, dates=plan.dates,
-        windows=len(plan.tasks), seconds=seconds, scale=plan.scale, offsets=list(plan.offsets[0]),
-        baselines=list(plan.baselines), masked_dates=plan.masked_dates, tags=plan.tags, method=plan.rule.label,
-        date_path=plan.date_path,
+        windows=len(plan.tasks), seconds=seconds, scale=plan.scale, offsets=list(plan.inputs.offsets),
+        baselines=[o.baseline for o in plan.stack.observations], masked_dates=plan.masked_dates, tags=plan.tags,
+        method=plan.rule.label, date_path=plan.date_path,
     )

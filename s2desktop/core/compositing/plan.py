@@ -1,13 +1,15 @@
-"""Everything a composite decides before any decoding, as one picklable :class:`CompositePlan`.
+"""Everything a composite decides before any decoding, as one :class:`CompositePlan` of picklable window tasks.
 
-Every check happens here: inputs present and consistent (each opened once, the odd file named, a truncated file
-caught by a cheap probe of its last block), the destination writable and not in the way. Then the DN offset of
-every input (from its scene metadata, or `offsets=`), the scene classification (SCL) masks, the windows and the
-dates each window can skip (data footprints), and the tags of the product.
+The inputs come as a :class:`~s2desktop.core.stack.Stack`: each observation's rasters, mask, offset, baseline and
+data footprint are values the job already held -- nothing here reads a file name or a side-car file. Every
+check happens here: inputs present and consistent (each opened once, the odd file named, a truncated file
+caught by a cheap probe of its last block), each mask covering the bands, the destination writable and not in
+the way. Then the windows, the dates each window can skip (data footprints), and the tags of the product.
 
 Windows are aligned to the inputs' internal blocks (1024 x 1024 for S2 JP2s; for `scale` > 1 a window spans
 `scale` blocks a side so the output window stays ~1024), so each compressed block of each input is decoded
-exactly once. Each task holds its source window (what is read from every input) and its output window.
+exactly once. Each task is a plain value: its source window (what is read from every input), its output window,
+and the :class:`WindowInputs` it reads (the rasters, masks, offsets, mask classes) -- all a worker needs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from affine import Affine
@@ -26,12 +28,11 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window, subdivide
 
-from s2desktop.core.baseline import offset_for_baseline
 from s2desktop.core.errors import InvalidInputError, RasterError
 from s2desktop.core.fsutil import check_output_file
 from s2desktop.core.methods import Median, Rule, parse_method
-from s2desktop.core.rasterinfo import gdal_error_text, open_raster, scene_metadata
-from s2desktop.core.scenefiles import parse_band_filename, scl_files
+from s2desktop.core.rasterinfo import gdal_error_text, open_raster
+from s2desktop.core.stack import Stack, mask_covers
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,27 @@ MAX_DATES = 255  # the count raster is uint8
 
 
 @dataclass(frozen=True)
+class WindowInputs:
+    """What every window of a composite reads and how, as plain values (shared by its tasks)."""
+
+    rasters: tuple[tuple[str, ...], ...]  # [band][date] paths, bands in output order
+    masks: tuple[str | None, ...]  # [date] scene classification to mask with, or None
+    offsets: tuple[int, ...]  # [date] DN offset: 0 or -1000
+    mask_classes: tuple[int, ...]  # the SCL classes masked
+    scale: int
+    out_transform: Affine
+    clip: dict | None = None  # a GeoJSON (Multi)Polygon in the output CRS: pixels outside it are nodata
+    date_days: tuple[int, ...] = ()  # [date] acquisition day since 1970-01-01, for the medoid's date band
+
+    @property
+    def dates(self) -> int:
+        return len(self.offsets)
+
+
+@dataclass(frozen=True)
 class WindowTask:
-    """One window: read `source` from every input, write the result at `output` in the output grid.
+    """One window, a plain picklable value: read `source` from every input of `inputs`, write the result at
+    `output` in the output grid.
 
     For scale > 1 `source` is the output window's area on the input grid: fractional when the size does not
     divide by the scale, as a whole-image decimated read makes it.
@@ -54,22 +74,18 @@ class WindowTask:
     index: int
     source: Window
     output: Window
+    inputs: WindowInputs
     skip: frozenset[int] = frozenset()  # dates whose data footprint does not touch this window
     rule: Rule = Median()  # how the window's dates become one value per pixel and band
 
 
 @dataclass(frozen=True)
 class CompositePlan:
-    """What to composite and how, decided and checked before any decoding. Sent as is to the spawned workers."""
+    """What to composite and how, decided and checked before any decoding."""
 
-    bands: tuple[tuple[str, ...], ...]  # [band][date] input paths; bands in BANDS order
-    scl: tuple[str | None, ...]  # [date] scene classification to mask with, or None
-    offsets: tuple[tuple[int, ...], ...]  # [band][date] DN offset: 0 or -1000
-    baselines: tuple[str | None, ...]  # [date] processing baseline, when known
-    scale: int
-    mask: bool
+    stack: Stack
+    inputs: WindowInputs
     crs: Any
-    out_transform: Affine
     out_shape: tuple[int, int]
     tasks: tuple[WindowTask, ...]
     output: Path
@@ -78,81 +94,86 @@ class CompositePlan:
     threads: int  # GDAL threads per worker
     compress: str
     tags: dict[str, str] = field(default_factory=dict)
-    clip: dict | None = None  # a GeoJSON (Multi)Polygon in the output CRS: pixels outside it are nodata
     rule: Rule = Median()
     date_path: Path | None = None  # the medoid's date band: where it is written
-    date_days: tuple[int, ...] = ()  # [date] its acquisition date, days since 1970-01-01 (with date_path)
 
     @property
     def dates(self) -> int:
-        return len(self.bands[0])
+        return self.inputs.dates
+
+    @property
+    def scale(self) -> int:
+        return self.inputs.scale
+
+    @property
+    def out_transform(self) -> Affine:
+        return self.inputs.out_transform
 
     @property
     def masked_dates(self) -> int:
-        return sum(1 for s in self.scl if s)
+        return sum(1 for s in self.inputs.masks if s)
 
 
-def make_plan(red: Sequence, green: Sequence, blue: Sequence, output, *, workers: int | None = None,
-              scale: int = 1, mask: str = "auto", count_path=None, offsets=None, overwrite: bool = False,
-              scl: Sequence | None = None, window_size: int = TARGET_WINDOW,
-              compress: str = "ZSTD", clip: dict | None = None, tags: dict | None = None,
-              method: Rule | str = Median(), date_path=None) -> CompositePlan:
+def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 1, count_path=None,
+              overwrite: bool = False, window_size: int = TARGET_WINDOW, compress: str = "ZSTD",
+              clip: dict | None = None, tags: dict | None = None, method: Rule | str = Median(),
+              date_path=None) -> CompositePlan:
     """Check everything and plan the composite (see `composite()` for the arguments); S2Error subclasses."""
-    paths = [[Path(p) for p in (lst or [])] for lst in (red, green, blue)]
-    offsets_given, compress, workers = _check_arguments(paths, scale, mask, compress, offsets, workers)
+    compress, workers = _check_arguments(stack, scale, compress, workers)
     rule = _check_rule(method, date_path)
+    obs = stack.observations
+    paths = [[Path(o.rasters[b].path) for o in obs] for b in stack.bands]
     output = Path(output)
     count_path = Path(count_path) if count_path else None
     date_path = Path(date_path) if date_path else None
     _check_outputs(output, count_path, overwrite, [p for lst in paths for p in lst], date_path)
     ref = _open_inputs([p for lst in paths for p in lst])
-    metas = [scene_metadata(p) for p in paths[0]]  # per date, from the red file: a date's bands share a scene
-    offs, sources = _offsets(paths, metas, offsets_given)
-    scl_paths = _scl_masks(paths[0], scl, ref) if mask == "auto" else [None] * len(metas)
-    out_shape, out_transform, tasks = _plan_tasks(ref, scale, window_size, metas, rule)
-    own_tags = _tags(paths, metas, offs, sources, scl_paths if mask == "auto" else None, scale)
+    _check_grid(ref, stack.grid)
+    masks = tuple(o.mask.path if o.mask else None for o in obs)
+    _check_masks(masks, ref)
+    out_shape, out_transform, cells = _plan_tasks(ref, scale, window_size, [o.footprint for o in obs])
+    inputs = WindowInputs(rasters=tuple(tuple(str(p) for p in lst) for lst in paths), masks=masks,
+                          offsets=tuple(o.offset for o in obs), mask_classes=SCL_MASKED_CLASSES, scale=scale,
+                          out_transform=out_transform, clip=clip,
+                          date_days=_date_days(stack) if date_path else ())
     return CompositePlan(
-        bands=tuple(tuple(str(p) for p in lst) for lst in paths), scl=tuple(scl_paths),
-        offsets=tuple(tuple(o) for o in offs), baselines=tuple(m["baseline"] for m in metas), scale=scale,
-        mask=mask == "auto", crs=ref["crs"], out_transform=out_transform, out_shape=out_shape, tasks=tasks,
+        stack=stack, inputs=inputs, crs=ref["crs"], out_shape=out_shape,
+        tasks=tuple(WindowTask(i, src, out, inputs, skip, rule) for i, (src, out, skip) in enumerate(cells)),
         output=output, count_path=count_path, workers=workers,
         threads=max(1, (os.cpu_count() or 1) // max(1, workers)), compress=compress,
-        tags={**_rule_tags(own_tags, rule, date_path), **{str(k): str(v) for k, v in (tags or {}).items()}},
-        clip=clip, rule=rule, date_path=date_path,
-        date_days=_date_days(paths[0], metas) if date_path else (),
+        tags={**_rule_tags(_tags(stack, scale), rule, date_path),
+              **{str(k): str(v) for k, v in (tags or {}).items()}},
+        rule=rule, date_path=date_path,
     )
 
 
 # --- checks -----------------------------------------------------------------------------------------------------
 
 
-def _check_arguments(paths, scale, mask, compress, offsets, workers):
-    """InvalidInputError for arguments wrong on their face. -> (offsets[band][date], compress, workers)."""
-    names = ("red", "green", "blue")
-    if not any(paths):
+def _check_arguments(stack: Stack, scale, compress, workers):
+    """InvalidInputError for arguments wrong on their face. -> (compress, workers)."""
+    n = len(stack.observations)
+    if not n:
         raise InvalidInputError("no input files given")
-    for name, lst in zip(names, paths):
-        if not lst:
-            raise InvalidInputError(f"no {name} input files given")
-    counts = {name: len(lst) for name, lst in zip(names, paths)}
-    if len(set(counts.values())) != 1:
-        raise InvalidInputError(
-            "bands have different numbers of dates: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    n = len(paths[0])
     if n > MAX_DATES:
         raise InvalidInputError(f"{n} dates is more than the 255 a composite supports")
+    if tuple(stack.bands) != BANDS:
+        raise InvalidInputError(f"bands {', '.join(stack.bands)}: the composite is of {', '.join(BANDS)}")
+    for o in stack.observations:
+        missing = [b for b in stack.bands if b not in o.rasters]
+        if missing:
+            raise InvalidInputError(f"the observation of {o.date} has no {', '.join(missing)} raster")
+        if o.offset not in (0, -1000):
+            raise InvalidInputError(f"offset {o.offset} of {o.date} is not supported (use 0 or -1000)")
     if scale not in VALID_SCALES:
         raise InvalidInputError(f"scale {scale} is not one of 1, 2, 4, 8")
-    if mask not in ("auto", "none"):
-        raise InvalidInputError(f"mask {mask!r} is not 'auto' or 'none'")
     compress = str(compress).upper()
     if compress not in COMPRESSIONS:
         raise InvalidInputError(f"compression {compress!r} is not one of {', '.join(COMPRESSIONS)}")
-    offsets_given = _normalise_offsets(offsets, n)
     workers = int((os.cpu_count() or 1) if workers is None else workers)
     if workers < 0:
         raise InvalidInputError("workers must be 0 or more")
-    return offsets_given, compress, workers
+    return compress, workers
 
 
 def _check_rule(method, date_path) -> Rule:
@@ -219,152 +240,31 @@ def _probe_last_block(ds, path: Path) -> None:
         raise RasterError(f"{path}: cannot read ({gdal_error_text(exc)}; truncated or corrupt?)") from None
 
 
-# --- offsets ----------------------------------------------------------------------------------------------------
+# --- grid and masks ---------------------------------------------------------------------------------------------
 
 
-def _normalise_offsets(offsets, n: int) -> list[list[int | None]]:
-    """-> offsets[band][date]; None entries mean 'from metadata'."""
-    if offsets is None:
-        return [[None] * n for _ in range(3)]
-    if isinstance(offsets, (int, np.integer)):
-        offsets = [int(offsets)]
-    offsets = [int(o) for o in offsets]
-    for o in offsets:
-        if o not in (0, -1000):
-            raise InvalidInputError(f"offset {o} is not supported: use 0 (baseline < 04.00) or -1000 (>= 04.00)")
-    if len(offsets) == 1:
-        return [[offsets[0]] * n for _ in range(3)]
-    if len(offsets) == n:
-        return [list(offsets) for _ in range(3)]
-    if len(offsets) == 3 * n:
-        return [offsets[i * n:(i + 1) * n] for i in range(3)]
-    raise InvalidInputError(
-        f"{len(offsets)} offsets given for {n} date(s): give one, one per date ({n}) or one per file ({3 * n})")
+def _check_grid(ref: dict, grid) -> None:
+    """RasterError when the rasters are not on the stack's grid (an area's), when it has one."""
+    if grid is None:
+        return
+    same = ref["shape"] == (grid.height, grid.width) and ref["transform"].almost_equals(
+        Affine(*grid.transform), precision=1e-6)
+    if not same:
+        raise RasterError(f"{ref['path']}: not on the area's {grid.width} x {grid.height} px grid")
 
 
-def _offsets(paths, metas, offsets_given) -> tuple[list[list[int]], list[str]]:
-    """-> (offset[band][date], where each date's offset came from). The scene's own metadata decides; a given
-    offset fills in where the baseline is unknown. Refuses a date whose band files are known to differ."""
-    n = len(metas)
-    offs: list[list[int]] = [[0] * n for _ in range(3)]
-    sources, unknown, overridden = [], [], []
-    for d in range(n):
-        scenes_of_date = []
-        for b in range(3):
-            md = metas[d] if b == 0 else scene_metadata(paths[b][d])
-            scenes_of_date.append(_scene_identity(paths[b][d], md))
-            o, given = offset_for_baseline(md["baseline"]), offsets_given[b][d]
-            if o is not None:
-                src = md["source"] or "metadata"
-                if given is not None and given != o:
-                    overridden.append(paths[b][d])
-            elif given is not None:
-                o, src = given, "--offset"
-            else:
-                unknown.append(paths[b][d])
-                o, src = 0, "assumed (baseline unknown)"
-            offs[b][d] = o
-            if b == 0:
-                sources.append(src)
-        _check_same_scene(d, [paths[b][d] for b in range(3)], scenes_of_date)
-    if unknown:
-        log.warning("processing baseline unknown for %d file(s) (e.g. %s): assuming offset 0; pass --offset",
-                    len(unknown), unknown[0].name)
-    if overridden:
-        log.warning("--offset ignored for %d file(s) whose scene metadata gives the baseline (e.g. %s)",
-                    len(overridden), overridden[0].name)
-    return offs, sources
-
-
-def _scene_identity(path: Path, md: dict) -> tuple | None:
-    """(tile, date, sequence or None) of a band file's scene when its name or metadata tell; else None."""
-    parsed = parse_band_filename(path)
-    if parsed:
-        return parsed["tile"], parsed["date"], parsed["seq"]
-    if md.get("tile") and md.get("date"):
-        return str(md["tile"]), str(md["date"]), None
-    return None
-
-
-def _check_same_scene(d: int, files: list[Path], ids: list[tuple | None]) -> None:
-    """InvalidInputError when the red, green and blue files of one date are known to be different scenes."""
-    known = [(f, i) for f, i in zip(files, ids) if i is not None]
-    for f, i in known[1:]:
-        f0, i0 = known[0]
-        same = i[:2] == i0[:2] and (i[2] is None or i0[2] is None or i[2] == i0[2])
-        if not same:
-            def label(x):
-                return "_".join(str(v) for v in x if v is not None)
-
-            raise InvalidInputError(
-                f"date {d + 1}: {f0.name} is scene {label(i0)} but {f.name} is {label(i)}: give the red, green "
-                "and blue files in the same date order")
-
-
-# --- scene classification masks ---------------------------------------------------------------------------------
-
-
-def _scl_masks(red: list[Path], scl: Sequence | None, ref: dict) -> list[str | None]:
-    """Per date the SCL to mask with: the `scl` list given (each must fit), else one found beside the inputs
-    (one that does not fit the bands is left out, not fatal)."""
-    n = len(red)
-    if scl is not None:
-        if len(scl) != n:
-            raise InvalidInputError(f"{len(scl)} SCL files given for {n} dates")
-        scl_paths = [str(s) if s else None for s in scl]
-        for s in scl_paths:
-            if s and not _scl_fits(s, ref):
-                raise RasterError(f"{s}: scene classification does not cover the band files' grid")
-        return scl_paths
-    scl_paths = [str(s) if (s := find_scl(p)) else None for p in red]
-    for i, s in enumerate(scl_paths):
-        if s and not _scl_fits(s, ref):
-            log.warning("ignoring %s: its CRS or extent does not match the band files", s)
-            scl_paths[i] = None
-    return scl_paths
-
-
-def find_scl(band_path) -> Path | None:
-    """The L2A scene classification (SCL) file of a band file's scene, or None.
-
-    Knows the download layout (`{out}/SCL/{tile}_{date}_{seq}_SCL.*` beside `{out}/red/...`), the L2A JP2
-    bucket layout (`R10m/B04.jp2` -> `R20m/SCL.jp2`) and the COG layout (`SCL.tif` in the same folder).
-    """
-    p = Path(band_path)
-    parsed = parse_band_filename(p)
-    candidates: list[Path] = []
-    if parsed:  # downloaded: {out}/SCL/{scene}_SCL.* beside {out}/red/, or in the band's own folder
-        candidates += scl_files(p.parent.parent, parsed["scene_id"])
-        candidates += sorted(p.parent.glob(f"{parsed['scene_id']}_SCL.*"))
-    if p.parent.name in ("R10m", "R20m", "R60m"):
-        candidates += [p.parent.parent / "R20m" / "SCL.jp2", p.parent.parent / "R60m" / "SCL.jp2"]
-    candidates.append(p.parent / f"SCL{p.suffix}")
-    candidates += [p.parent / "SCL.tif", p.parent / "SCL.jp2"]
-    for c in candidates:
-        if c.is_file() and not c.name.endswith((".aux.xml", ".part", ".tmp")):
-            return c
-    return None
-
-
-def _scl_fits(path, ref) -> bool:
-    """An SCL raster usable for the bands: same CRS, covering the bands' extent (any resolution)."""
-    from rasterio.transform import array_bounds
-
-    with open_raster(path) as ds:
-        if ds.crs != ref["crs"]:
-            return False
-        left, bottom, right, top = ds.bounds
-    h, w = ref["shape"]
-    b_left, b_bottom, b_right, b_top = array_bounds(h, w, ref["transform"])
-    tol = abs(ref["transform"].a)
-    return left <= b_left + tol and right >= b_right - tol and bottom <= b_bottom + tol and top >= b_top - tol
+def _check_masks(masks, ref: dict) -> None:
+    """RasterError for a mask that does not cover the bands' grid."""
+    for s in masks:
+        if s and not mask_covers(s, ref["crs"], ref["transform"], ref["shape"]):
+            raise RasterError(f"{s}: scene classification does not cover the band files' grid")
 
 
 # --- windows ----------------------------------------------------------------------------------------------------
 
 
-def _plan_tasks(ref: dict, scale: int, target: int, metas: list[dict], rule: Rule = Median()):
-    """-> (output shape, output transform, the window tasks with the dates each can skip)."""
+def _plan_tasks(ref: dict, scale: int, target: int, footprints: list):
+    """-> (output shape, output transform, [(source window, output window, the dates it can skip)])."""
     height, width = ref["shape"]
     step, out_shape, cells = _plan_windows(height, width, ref["block"], scale, target)
     out_h, out_w = out_shape
@@ -372,14 +272,14 @@ def _plan_tasks(ref: dict, scale: int, target: int, metas: list[dict], rule: Rul
     # pixels a side when the size divides by `scale`, a little less otherwise (10980 / 8 -> 1373 px).
     pitch = (width / out_w, height / out_h)
     out_transform = ref["transform"] @ Affine.scale(*pitch)
-    skips = _footprint_skips([m["data_geometry"] for m in metas], ref["transform"], ref["crs"],
-                             [src for src, _out in cells], step, dilate=pitch != (scale, scale))
+    skips = _footprint_skips(footprints, ref["transform"], ref["crs"], [src for src, _out in cells], step,
+                             dilate=pitch != (scale, scale))
     tasks = []
-    for i, ((src, out), skip) in enumerate(zip(cells, skips)):
+    for (src, out), skip in zip(cells, skips):
         if scale > 1:  # the source area of the output window on the output grid (fractional where it must be)
             src = Window(out.col_off * pitch[0], out.row_off * pitch[1], out.width * pitch[0], out.height * pitch[1])
-        tasks.append(WindowTask(i, src, out, skip, rule))
-    return out_shape, out_transform, tuple(tasks)
+        tasks.append((src, out, skip))
+    return out_shape, out_transform, tasks
 
 
 def _plan_windows(height: int, width: int, block: tuple[int, int], scale: int, target: int):
@@ -441,32 +341,41 @@ def _footprint_skips(geoms, transform, crs, windows: list[Window], step, dilate:
 # --- tags -------------------------------------------------------------------------------------------------------
 
 
-def _tags(paths, metas, offs, offset_sources, scl_paths: list | None, scale: int) -> dict[str, str]:
-    """The product's GeoTIFF tags: what went in and how it was combined. scl_paths None: masking is off."""
-    tiles = sorted({m["tile"] for m in metas if m["tile"]})
-    return {
+def _tags(stack: Stack, scale: int) -> dict[str, str]:
+    """The product's GeoTIFF tags: what went in (from the observations) and how it was combined."""
+    obs = stack.observations
+    tiles = sorted({t for o in obs for t in o.tiles})
+    offsets = ",".join(str(o.offset) for o in obs)
+    masked = sum(1 for o in obs if o.mask is not None)
+    tags = {
         "S2DESKTOP_PRODUCT": "temporal median composite",
         "TILE": ",".join(tiles) if tiles else "unknown",
-        "DATES": ",".join(str(m.get("date") or p.stem) for p, m in zip(paths[0], metas)),
-        "DATE_COUNT": str(len(metas)),
-        "BASELINES": ",".join(m["baseline"] or "unknown" for m in metas),
-        "OFFSETS_RED": ",".join(str(o) for o in offs[0]),
-        "OFFSETS_GREEN": ",".join(str(o) for o in offs[1]),
-        "OFFSETS_BLUE": ",".join(str(o) for o in offs[2]),
-        "OFFSET_SOURCES": ",".join(offset_sources),
+        "DATES": ",".join(o.date for o in obs),
+        "DATE_COUNT": str(len(obs)),
+        "BASELINES": ",".join(o.baseline or "unknown" for o in obs),
+        "OFFSETS_RED": offsets,
+        "OFFSETS_GREEN": offsets,
+        "OFFSETS_BLUE": offsets,
+        "OFFSET_SOURCES": ",".join(o.offset_source for o in obs),
         "HARMONISATION": "inputs with offset -1000 (baseline >= 04.00) shifted by -1000 DN (min 1); output on "
         "the pre-04.00 scale: reflectance = DN / 10000",
         "OUTPUT_OFFSET": "0",
         "MEDIAN": "per pixel median of observations valid in all three bands (nonzero, not masked); even count: "
         "mean of the two middle values rounded half up; none valid: 0",
-        "MASK": "none" if scl_paths is None else "SCL classes " + ",".join(map(str, SCL_MASKED_CLASSES))
-        + " masked on " + str(sum(1 for s in scl_paths if s)) + " date(s)",
+        "MASK": "none" if not masked else "SCL classes " + ",".join(map(str, SCL_MASKED_CLASSES))
+        + f" masked on {masked} date(s)",
         "SCALE": str(scale),
-        "SOURCES_RED": ",".join(p.name for p in paths[0]),
-        "SOURCES_GREEN": ",".join(p.name for p in paths[1]),
-        "SOURCES_BLUE": ",".join(p.name for p in paths[2]),
-        "CREATED": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    for name, band in zip(("RED", "GREEN", "BLUE"), stack.bands):
+        tags[f"SOURCES_{name}"] = ",".join(_source(o, band) for o in obs)
+    tags["CREATED"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return tags
+
+
+def _source(obs, band: str) -> str:
+    """What an observation's band was made of: its files or objects (joined by '+'), else its raster's name."""
+    labels = [p.label for p in obs.provenance if p.band == band and p.label]
+    return "+".join(labels) if labels else Path(obs.rasters[band].path).name
 
 
 def _rule_tags(tags: dict[str, str], rule: Rule, date_path: Path | None) -> dict[str, str]:
@@ -485,13 +394,15 @@ DATE_BAND_ENCODING = "the date of the observation each pixel holds, in days sinc
 EPOCH = _dt.date(1970, 1, 1)
 
 
-def _date_days(red: list[Path], metas: list[dict]) -> tuple[int, ...]:
-    """Per date its acquisition date in days since 1970-01-01, for the date band; a date unknown is an error."""
+def _date_days(stack: Stack) -> tuple[int, ...]:
+    """Per observation its acquisition date in days since 1970-01-01, for the date band; an unknown one is an
+    error."""
     days = []
-    for p, m in zip(red, metas):
+    for o in stack.observations:
         try:
-            days.append((_dt.date.fromisoformat(str(m.get("date"))[:10]) - EPOCH).days)
+            days.append((_dt.date.fromisoformat(str(o.date)[:10]) - EPOCH).days)
         except ValueError:
-            raise InvalidInputError(f"{p.name}: its acquisition date is unknown (no scene metadata or name), so "
-                                    "a date band cannot name it") from None
+            name = Path(o.rasters[stack.bands[0]].path).name
+            raise InvalidInputError(f"{name}: its acquisition date is unknown (no scene metadata or name), so a "
+                                    "date band cannot name it") from None
     return tuple(days)

@@ -1,8 +1,10 @@
 """The work on one window, run in the spawned workers (or in-process with workers=0).
 
-Each worker opens all its datasets and the raw output files once (`_init_worker`) inside
-`rasterio.Env(GDAL_CACHEMAX=64 MB, GDAL_NUM_THREADS=cores // workers)`, and reuses its window arrays (`_scratch`)
-instead of paying page faults for fresh memory every window. Per window and date: read each band straight into the stack (`out_shape` decimation
+Each worker opens the raw output files once (`_init_worker`) inside
+`rasterio.Env(GDAL_CACHEMAX=64 MB, GDAL_NUM_THREADS=cores // workers)`, each input dataset the first time a window
+reads it (kept open for the next), and reuses its window arrays (`_scratch`) instead of paying page faults for
+fresh memory every window. A window task is a plain value that names all it reads (`plan.WindowTask`). Per
+window and date: read each band straight into the stack (`out_shape` decimation
 for scale > 1, which GDAL serves from JP2 reduced-resolution levels / overviews), harmonise (DN - 1000, at least
 1, for baseline >= 04.00), mask (SCL classes 0, 1, 3, 8, 9, 10 where a scene classification exists), then the
 task's rule (`rules`: the median, a quantile, the medoid, the geometric median) on observations valid in all
@@ -26,7 +28,7 @@ from rasterio.windows import Window, from_bounds
 from rasterio.windows import bounds as window_bounds
 
 from s2desktop.core.compositing.cog import RawSink
-from s2desktop.core.compositing.plan import SCL_MASKED_CLASSES, CompositePlan, WindowTask
+from s2desktop.core.compositing.plan import WindowInputs, WindowTask
 from s2desktop.core.compositing.pool import _die_with_parent, _keep_freed_memory
 from s2desktop.core.compositing.rules import reduce
 from s2desktop.core.errors import InvalidInputError, RasterError
@@ -34,7 +36,7 @@ from s2desktop.core.rasterinfo import gdal_error_text, open_raster
 
 GDAL_CACHEMAX_MB = 64
 
-_W: dict[str, Any] = {}  # this process's open datasets, GDAL environment, plan and scratch buffers
+_W: dict[str, Any] = {}  # this process's open datasets, GDAL environment, raw output and scratch buffers
 
 
 def harmonise(arr: np.ndarray, offset: int) -> np.ndarray:
@@ -47,36 +49,38 @@ def harmonise(arr: np.ndarray, offset: int) -> np.ndarray:
     return out
 
 
-def _init_worker(plan: CompositePlan, sink: RawSink, parent_pid: int | None = None) -> None:
-    """Open the plan's datasets and the raw output files in this process. parent_pid: set in a pool worker (the
-    pool owner's pid)."""
+def _init_worker(threads: int, sink: RawSink, parent_pid: int | None = None) -> None:
+    """Open the raw output files in this process, in a GDAL environment of `threads` threads. parent_pid: set
+    in a pool worker (the pool owner's pid)."""
     if parent_pid is not None:
         # Ctrl-C goes to the whole process group; the parent handles it and tears the pool down.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         # If the parent is killed outright (the GUI's composite process terminated), do not linger.
         _die_with_parent(parent_pid)
     _keep_freed_memory()
-    env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHEMAX_MB, GDAL_NUM_THREADS=str(plan.threads), CPL_LOG_ERRORS="OFF")
+    env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHEMAX_MB, GDAL_NUM_THREADS=str(threads), CPL_LOG_ERRORS="OFF")
     env.__enter__()
     _W.clear()
     _W["env"] = env
     _W["scratch"] = {}
-    _W["plan"] = plan
+    _W["datasets"] = {}
     _W["sink"] = sink.open()
-    _W["bands"] = [[open_raster(p) for p in paths] for paths in plan.bands]
-    # SCL: classes read by nearest from full resolution (JP2 reduced resolutions average classes into others)
-    _W["scl"] = [(open_raster(p, no_overviews=True) if p else None) for p in plan.scl]
+
+
+def _dataset(path: str, classes: bool = False):
+    """This worker's open dataset of `path`, opened on first use. classes: a class raster (SCL), read by
+    nearest from full resolution (JP2 reduced resolutions average classes into others)."""
+    ds = _W["datasets"].get((path, classes))
+    if ds is None:
+        ds = _W["datasets"][(path, classes)] = open_raster(path, no_overviews=classes)
+    return ds
 
 
 def _close_worker() -> None:
     if "sink" in _W:
         _W["sink"].close()
-    for lst in _W.get("bands", []):
-        for ds in lst:
-            ds.close()
-    for ds in _W.get("scl", []):
-        if ds is not None:
-            ds.close()
+    for ds in _W.get("datasets", {}).values():
+        ds.close()
     env = _W.get("env")
     if env is not None:
         env.__exit__(None, None, None)
@@ -120,33 +124,33 @@ def _read_scl(ds, out_bounds, out_shape):
 def _process_window(task: WindowTask) -> int:
     """Composite one window into the raw output (and its 2 x 2 averages when the windows bring the first
     overview level). -> the window's index."""
-    plan: CompositePlan = _W["plan"]
-    n = plan.dates
+    inp = task.inputs
+    n, bands = inp.dates, len(inp.rasters)
     oh, ow = int(task.output.height), int(task.output.width)
-    stacks = _scratch("stacks", (3, n, oh, ow), np.uint16)  # skipped dates are invalid: their values unused
+    stacks = _scratch("stacks", (bands, n, oh, ow), np.uint16)  # skipped dates are invalid: values unused
     valid = _scratch("valid", (n, oh, ow), bool)
     out_bounds = None
     for d in range(n):
         if d in task.skip:
             valid[d] = False
             continue
-        v = _read_date(plan, task, d, stacks)
-        if plan.mask and _W["scl"][d] is not None:
+        v = _read_date(inp, task, d, stacks)
+        if inp.masks[d] is not None:
             if out_bounds is None:
-                out_bounds = window_bounds(task.output, plan.out_transform)
-            v &= ~np.isin(_read_scl(_W["scl"][d], out_bounds, (oh, ow)), SCL_MASKED_CLASSES)
+                out_bounds = window_bounds(task.output, inp.out_transform)
+            v &= ~np.isin(_read_scl(_dataset(inp.masks[d], classes=True), out_bounds, (oh, ow)), inp.mask_classes)
         valid[d] = v
-    if plan.clip is not None:
-        valid &= _inside(plan.clip, task.output, plan.out_transform)
+    if inp.clip is not None:
+        valid &= _inside(inp.clip, task.output, inp.out_transform)
     out = reduce(task.rule, stacks, valid, scratch=_scratch("keys", (n + 1, oh, ow), np.uint16))
     _W["sink"].write(task.output, out.values, np.minimum(out.count, 255).astype(np.uint8),
-                     _date_band(plan, out) if plan.date_path is not None else None)
+                     _date_band(inp, out) if inp.date_days else None)
     return task.index
 
 
-def _date_band(plan: CompositePlan, out) -> np.ndarray:
+def _date_band(inp: WindowInputs, out) -> np.ndarray:
     """The date each pixel's values come from, in days since 1970-01-01 (uint16); 0 where none is valid."""
-    days = np.asarray(plan.date_days, dtype=np.uint16)[out.chosen]
+    days = np.asarray(inp.date_days, dtype=np.uint16)[out.chosen]
     days[out.count == 0] = 0
     return days
 
@@ -160,18 +164,18 @@ def _inside(clip: dict, window: Window, transform) -> np.ndarray:
     return geometry_mask([clip], out_shape=shape, transform=window_transform(window, transform), invert=True)
 
 
-def _read_date(plan: CompositePlan, task: WindowTask, d: int, stacks: np.ndarray) -> np.ndarray:
-    """Read date `d` of the three bands into `stacks`, harmonised. -> where all three are valid (nonzero)."""
+def _read_date(inp: WindowInputs, task: WindowTask, d: int, stacks: np.ndarray) -> np.ndarray:
+    """Read date `d` of every band into `stacks`, harmonised. -> where all bands are valid (nonzero)."""
     valid = nonzero = None
-    for b in range(3):
-        arr = _read(_W["bands"][b][d], task.source, stacks[b, d], plan.scale)
+    for b, paths in enumerate(inp.rasters):
+        arr = _read(_dataset(paths[d]), task.source, stacks[b, d], inp.scale)
         if valid is None:
             valid = np.not_equal(arr, 0)
             nonzero = np.empty_like(valid)
         else:
             valid &= np.not_equal(arr, 0, out=nonzero)
-        if plan.offsets[b][d]:
-            _harmonise_valid(arr, plan.offsets[b][d])
+        if inp.offsets[d]:
+            _harmonise_valid(arr, inp.offsets[d])
     return valid
 
 
