@@ -177,4 +177,4 @@ def test_an_area_run_writes_no_metadata_and_names_no_band_file(seeded_s3, tmp_pa
     assert all(o.provenance and all(p.key and p.etag for p in o.provenance) for o in obs)  # the objects read
     with rasterio.open(out) as ds:
         assert ds.tags()["BASELINES"] == ",".join(o.baseline for o in obs)
-        assert set(ds.tags()["OFFSET_SOURCES"].split(",")) == {"scene metadata"}
+        assert set(ds.tags()["OFFSET_SOURCES"].split(",")) == {"streamed"}  # the baseline came with the COGs

@@ -73,7 +73,7 @@ def test_a_streamed_area_equals_the_downloaded_tile_composite_clipped(seeded_s3,
         for key in ("BASELINES", "OFFSETS_RED"):
             assert ds.tags()[key] == tile.tags()[key], key
         assert ds.tags()["BASELINES"] not in ("", "unknown")
-        assert tile.tags()["OFFSET_SOURCES"] == "download metadata,download metadata"
+        assert tile.tags()["OFFSET_SOURCES"] == "scene metadata,scene metadata"  # the search read the baselines
         assert ds.tags()["OFFSET_SOURCES"] == "streamed,streamed"  # nothing was downloaded
     assert {e.stage for e in events} >= {"search", "plan", "fetch", "composite"}
     fetched = [e for e in events if e.stage == "fetch"]
@@ -175,7 +175,7 @@ def test_in_a_tile_overlap_the_tile_of_the_grids_zone_wins_and_the_covered_tile_
     try:
         red33, inside33, _tags, result = _overlap_area(proxy.endpoint, scratch_bucket, IN_BOTH,
                                                        tmp_path / "zone33.tif")
-        assert {s.tile for s in result.scenes} == {"33UUP"} and len(result.inputs.red) == 2
+        assert {s.tile for s in result.scenes} == {"33UUP"} and len(result.inputs.observations) == 2
         assert _tif_requests(proxy, "33UUP") and not _tif_requests(proxy, "32UQU")
         proxy.asked.clear()
         red32, inside32, _tags, _result = _overlap_area(proxy.endpoint, scratch_bucket, IN_BOTH,
@@ -200,8 +200,8 @@ def test_a_jpeg2000_area_in_a_tile_overlap_downloads_only_the_tile_it_takes(seed
     out = tmp_path / "jp2.tif"
     result = Job(Request(SourceSpec("l2a", endpoint_url=seeded_s3.endpoint, bucket=scratch_bucket),
                          area=areas.parse_bbox(IN_BOTH), resolution=109800 / 120, start=OVERLAP_DATES[0],
-                         end=OVERLAP_DATES[-1], download_dir=tmp_path / "dl",
-                         composite=CompositeOptions(str(out), workers=0, mask="none"))).run()
+                         end=OVERLAP_DATES[-1], download_dir=tmp_path / "dl", mask="none",
+                         composite=CompositeOptions(str(out), workers=0))).run()
     assert {d.task.scene.tile for d in result.downloads} == {"33UUP"} and len(result.downloads) == 2 * 3
     on_disk = files_under(tmp_path / "dl")
     assert any("33UUP" in f for f in on_disk) and not any("32UQU" in f for f in on_disk), on_disk
