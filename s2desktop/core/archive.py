@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,38 @@ def _data_geometry(mask: np.ndarray, transform: Affine, epsg: int | None, ref_bo
     return {"type": "Polygon", "crs": _crs_urn(epsg), "coordinates": [ring]}
 
 
+@dataclass(frozen=True)
+class _Place:
+    """Where a scene goes: its tile parts, date, sequence, CRS and folder (created)."""
+
+    layout: str
+    tile: str
+    zone: int
+    lat_band: str
+    square: str
+    date: _dt.date
+    sequence: int
+    crs: CRS
+    epsg: int | None
+    prefix: str
+    folder: Path
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The finest band's pixel grid; coarser arrays get a transform scaled to cover the same extent."""
+
+    transform: Affine
+    ref_name: str
+    ref_w: int
+    ref_h: int
+    bounds: tuple  # (left, bottom, right, top) of the finest band
+
+    def transform_for(self, shape) -> Affine:
+        h, w = shape
+        return self.transform @ Affine.scale(self.ref_w / w, self.ref_h / h)
+
+
 def write_scene(
     root,
     layout: str,
@@ -204,71 +237,99 @@ def write_scene(
     layouts.check_layout(layout)
     if not bands:
         raise InvalidInputError("a scene needs at least one band")
+    transform = transform if isinstance(transform, Affine) else Affine(*transform)
+    place = _make_place(root, layout, tile, date, sequence, crs)
+    arrays = {b.upper(): np.asarray(a) for b, a in bands.items()}
+    grid = _finest_grid(arrays, transform)
+    _write_bands(place, grid, arrays, scl)
+
+    name = product_name(layout, place.tile, place.date, place.sequence, baseline)
+    offset = offset_for_baseline(baseline)
+    if data_geometry is None:
+        data_geometry = _default_data_geometry(arrays[grid.ref_name], grid, place.epsg)
+    else:
+        data_geometry = {**data_geometry, "crs": data_geometry.get("crs", _crs_urn(place.epsg))}
+    tile_info, product_info = _scene_metadata(place, grid, name, baseline, cloud_cover, data_coverage,
+                                              data_geometry)
+    preview_rgb = _preview(preview_rgb, arrays, offset)
+    if layout in ("l1c", "l2a"):
+        _write_tiles_metadata(place, grid, tile_info, product_info, preview_rgb)
+    else:
+        _write_cog_metadata(place, grid, arrays, tile_info, name, baseline, cloud_cover, data_coverage,
+                            scl is not None, preview_rgb)
+    return place.prefix
+
+
+def _make_place(root, layout: str, tile, date, sequence, crs) -> _Place:
+    """The scene's validated facts and its folder, created (OutputError in one line when it cannot be)."""
     tile = parse_tile(tile)
     zone, lat_band, square = split_tile(tile)
     date = parse_date(date)
     sequence = int(sequence)
     crs = CRS.from_user_input(crs)
-    epsg = crs.to_epsg()
-    transform = transform if isinstance(transform, Affine) else Affine(*transform)
-    root = Path(root)
     prefix = scene_prefix(layout, tile, date, sequence)
-    folder = root / prefix
+    folder = Path(root) / prefix
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {folder}: {exc.strerror or exc}") from exc
+    return _Place(layout, tile, zone, lat_band, square, date, sequence, crs, crs.to_epsg(), prefix, folder)
 
-    arrays = {b.upper(): np.asarray(a) for b, a in bands.items()}
+
+def _finest_grid(arrays: dict[str, np.ndarray], transform: Affine) -> _Grid:
     ref_name = max(arrays, key=lambda b: arrays[b].shape[0] * arrays[b].shape[1])
     ref_h, ref_w = arrays[ref_name].shape
     ref_bounds = rasterio.transform.array_bounds(ref_h, ref_w, transform)  # (west, south, east, north)
-    left, bottom, right, top = ref_bounds[0], ref_bounds[1], ref_bounds[2], ref_bounds[3]
+    bounds = (ref_bounds[0], ref_bounds[1], ref_bounds[2], ref_bounds[3])
+    return _Grid(transform, ref_name, ref_w, ref_h, bounds)
 
-    def band_transform(shape) -> Affine:
-        h, w = shape
-        return transform @ Affine.scale(ref_w / w, ref_h / h)
 
+def _write_bands(place: _Place, grid: _Grid, arrays: dict[str, np.ndarray], scl: np.ndarray | None) -> None:
+    """Each band (uint16) and, in the L2A layouts, the SCL, at their own resolution over the same extent."""
+    layout, folder = place.layout, place.folder
     fmt = "cog" if layout == "cogs" else "jp2"
     for name, arr in arrays.items():
         if arr.ndim != 2:
             raise InvalidInputError(f"band {name} must be a 2-D array, got shape {arr.shape}")
         if arr.dtype != np.uint16:
             arr = arr.astype(np.uint16)
-        _write_raster(folder / layouts.band_relpath(layout, name), arr, crs=crs, transform=band_transform(arr.shape), fmt=fmt)
+        _write_raster(folder / layouts.band_relpath(layout, name), arr, crs=place.crs,
+                      transform=grid.transform_for(arr.shape), fmt=fmt)
     if scl is not None and layout in ("l2a", "cogs"):
         scl = np.asarray(scl).astype(np.uint8)
         # classes, not measurements: the overviews pick a class (NEAREST), as the real sentinel-cogs SCL's do; an
         # average of classes 4 and 8 would be 6, a class that is not there
-        _write_raster(folder / layouts.band_relpath(layout, "SCL"), scl, crs=crs,
-                      transform=band_transform(scl.shape), fmt=fmt, resampling="NEAREST")
+        _write_raster(folder / layouts.band_relpath(layout, "SCL"), scl, crs=place.crs,
+                      transform=grid.transform_for(scl.shape), fmt=fmt, resampling="NEAREST")
 
-    name = product_name(layout, tile, date, sequence, baseline)
-    offset = offset_for_baseline(baseline)
+
+def _default_data_geometry(ref: np.ndarray, grid: _Grid, epsg: int | None) -> dict:
+    """The non-zero area of the finest band, traced on a decimated copy."""
+    small = _decimate(ref, 512)
+    return _data_geometry(small > 0, grid.transform_for(small.shape), epsg, grid.bounds)
+
+
+def _scene_metadata(place: _Place, grid: _Grid, name: str, baseline: str, cloud_cover: float,
+                    data_coverage: float, data_geometry: dict) -> tuple[dict, dict]:
+    """``tileInfo.json`` and ``productInfo.json`` as the buckets have them."""
+    date, epsg = place.date, place.epsg
+    left, bottom, right, top = grid.bounds
     sensing = _dt.datetime.strptime(name.split("_")[2], "%Y%m%dT%H%M%S")
     timestamp = sensing.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     product_path = f"products/{date.year}/{date.month}/{date.day}/{name}"
-    level = "L1C" if layout == "l1c" else "L2A"
+    level = "L1C" if place.layout == "l1c" else "L2A"
     generation = name.split("_")[-1]
     datastrip = {
         "id": f"{name[:3]}_OPER_MSI_{level}_DS_EPAE_{generation}_S{sensing:%Y%m%dT%H%M%S}_{baseline_code(baseline)[:3]}."
         f"{baseline_code(baseline)[3:]}",
         "path": f"{product_path}/datastrip/0",
     }
-    if data_geometry is None:
-        ref = arrays[ref_name]
-        small = _decimate(ref, 512)
-        step_t = transform @ Affine.scale(ref_w / small.shape[1], ref_h / small.shape[0])
-        data_geometry = _data_geometry(small > 0, step_t, epsg, (left, bottom, right, top))
-    else:
-        data_geometry = {**data_geometry, "crs": data_geometry.get("crs", _crs_urn(epsg))}
-    tile_path = layouts.tiles_scene_prefix(tile, date, sequence)
     tile_info = {
-        "path": tile_path,
+        "path": layouts.tiles_scene_prefix(place.tile, date, place.sequence),
         "timestamp": timestamp,
-        "utmZone": zone,
-        "latitudeBand": lat_band,
-        "gridSquare": square,
+        "utmZone": place.zone,
+        "latitudeBand": place.lat_band,
+        "gridSquare": place.square,
         "datastrip": datastrip,
         "tileGeometry": {
             "type": "Polygon",
@@ -293,36 +354,47 @@ def write_scene(
         "tiles": [{k: tile_info[k] for k in ("path", "timestamp", "utmZone", "latitudeBand", "gridSquare", "datastrip")}],
         "datastrips": [datastrip],
     }
+    return tile_info, product_info
 
+
+def _preview(preview_rgb, arrays: dict[str, np.ndarray], offset: int) -> np.ndarray | None:
+    """The quick-look as (3, h, w) uint8: the caller's, or a true-colour one derived from the bands."""
     if preview_rgb is None:
-        preview_rgb = _default_preview(arrays, offset)
-    else:
-        preview_rgb = np.asarray(preview_rgb, dtype=np.uint8)
-        if preview_rgb.ndim == 3 and preview_rgb.shape[-1] == 3 and preview_rgb.shape[0] != 3:
-            preview_rgb = np.moveaxis(preview_rgb, -1, 0)
+        return _default_preview(arrays, offset)
+    preview_rgb = np.asarray(preview_rgb, dtype=np.uint8)
+    if preview_rgb.ndim == 3 and preview_rgb.shape[-1] == 3 and preview_rgb.shape[0] != 3:
+        preview_rgb = np.moveaxis(preview_rgb, -1, 0)
+    return preview_rgb
 
-    def dump(rel: str, obj) -> None:
-        write_json_atomic(folder / rel, obj)
 
-    if layout in ("l1c", "l2a"):
-        dump(layouts.METADATA_NAMES[layout], tile_info)
-        dump(layouts.PRODUCT_INFO_NAME, product_info)
-        if preview_rgb is not None:
-            if layout == "l1c":
-                write_bytes_atomic(folder / layouts.L1C_PREVIEW, _jpeg_bytes(preview_rgb))
-            else:
-                ph, pw = preview_rgb.shape[-2:]
-                pt = transform @ Affine.scale(ref_w / pw, ref_h / ph)
-                _write_rgb_jp2(folder / layouts.L2A_PREVIEW, preview_rgb, crs, pt)
+def _write_tiles_metadata(place: _Place, grid: _Grid, tile_info: dict, product_info: dict,
+                          preview_rgb: np.ndarray | None) -> None:
+    """L1C / L2A: tileInfo.json, productInfo.json and the quick-look (JPEG for L1C, georeferenced JP2 for L2A)."""
+    layout, folder = place.layout, place.folder
+    write_json_atomic(folder / layouts.METADATA_NAMES[layout], tile_info)
+    write_json_atomic(folder / layouts.PRODUCT_INFO_NAME, product_info)
+    if preview_rgb is None:
+        return
+    if layout == "l1c":
+        write_bytes_atomic(folder / layouts.L1C_PREVIEW, _jpeg_bytes(preview_rgb))
     else:
-        dump(layouts.METADATA_NAMES[layout], tile_info)
-        item_id = prefix.rsplit("/", 1)[-1]
-        if preview_rgb is not None:
-            write_bytes_atomic(folder / layouts.COG_THUMBNAIL, _jpeg_bytes(preview_rgb))
-        dump(f"{item_id}.json", _stac_item(item_id, prefix, tile, zone, lat_band, square, date, sequence, name,
-                                           baseline, cloud_cover, data_coverage, epsg, arrays, transform,
-                                           ref_w, ref_h, scl is not None, preview_rgb is not None, timestamp))
-    return prefix
+        _write_rgb_jp2(folder / layouts.L2A_PREVIEW, preview_rgb, place.crs, grid.transform_for(preview_rgb.shape[-2:]))
+
+
+def _write_cog_metadata(place: _Place, grid: _Grid, arrays: dict[str, np.ndarray], tile_info: dict, name: str,
+                        baseline: str, cloud_cover: float, data_coverage: float, has_scl: bool,
+                        preview_rgb: np.ndarray | None) -> None:
+    """COGs: tileinfo_metadata.json, the thumbnail and the STAC item."""
+    folder, prefix = place.folder, place.prefix
+    write_json_atomic(folder / layouts.METADATA_NAMES[place.layout], tile_info)
+    item_id = prefix.rsplit("/", 1)[-1]
+    if preview_rgb is not None:
+        write_bytes_atomic(folder / layouts.COG_THUMBNAIL, _jpeg_bytes(preview_rgb))
+    timestamp = tile_info["timestamp"]
+    write_json_atomic(folder / f"{item_id}.json", _stac_item(
+        item_id, prefix, place.tile, place.zone, place.lat_band, place.square, place.date, place.sequence, name,
+        baseline, cloud_cover, data_coverage, place.epsg, arrays, grid.transform, grid.ref_w, grid.ref_h, has_scl,
+        preview_rgb is not None, timestamp))
 
 
 def _stac_item(item_id, prefix, tile, zone, lat_band, square, date, sequence, name, baseline, cloud_cover,
