@@ -160,6 +160,23 @@ class MapPicker(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._init_state()
+        self._build_plot()
+        self._draw_world()
+        self._build_map_items()
+        self._make_area_items()
+        self._build_layout(self._build_bar())
+        self._throttle = QTimer(self)
+        self._throttle.setSingleShot(True)
+        self._throttle.setInterval(THROTTLE_MS)
+        self._connect()
+        # Until the user or the program moves the map, keep the whole world in view as the widget gets its size.
+        self._fit_world = True
+        self.view.sigRangeChangedManually.connect(self._stop_fitting_world)
+        self.zoom_world()
+        self.update_grid()
+
+    def _init_state(self) -> None:
         self._selected: str | None = None
         self._hover_tiles: list[str] = []
         self._visible: list[core_tiles.TileFootprint] = []
@@ -175,6 +192,8 @@ class MapPicker(QWidget):
         self._drag: str | None = None  # None | 'drawing' | 'cancelled' (Esc: the rest of that drag is ignored)
         self._drag_from = QPointF()
 
+    def _build_plot(self) -> None:
+        """The plot and its view box: axes in degrees, aspect locked, limits past the poles."""
         self.plot = pg.PlotWidget(background=OCEAN, viewBox=_MapViewBox(self._area_drag))
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
@@ -194,8 +213,8 @@ class MapPicker(QWidget):
         self.view.setLimits(xMin=-200.0, xMax=200.0, yMin=-130.0, yMax=130.0, minXRange=0.2, minYRange=0.2)
         self.view.setDefaultPadding(0.0)
 
-        self._draw_world()
-
+    def _build_map_items(self) -> None:
+        """The grid curve, the hovered and selected tile outlines and the selected tile's dot."""
         self._grid_curve = pg.PlotCurveItem(pen=pg.mkPen(GRID, width=1), antialias=False)
         self._grid_curve.setZValue(10)
         self.view.addItem(self._grid_curve)
@@ -224,8 +243,9 @@ class MapPicker(QWidget):
         )
         self._select_dot.setZValue(31)
         self.view.addItem(self._select_dot)
-        self._make_area_items()
 
+    def _build_bar(self) -> QHBoxLayout:
+        """The row under the map: Draw area, the selected tile, coordinates, hover, hint and credit."""
         self.tile_label = QLabel(NO_TILE, self)  # the selected tile, whatever selected it (click, field, restore)
         self.tile_label.setStyleSheet("font-weight: bold;")
         self.coords_label = QLabel("Click a tile, or Shift-drag an area", self)
@@ -245,7 +265,6 @@ class MapPicker(QWidget):
         self.draw_button.setCheckable(True)
         self.draw_button.setToolTip("Drag a box on the map to composite that area instead of a tile (Shift-drag "
                                     "draws one at any time; Esc cancels; a click on a tile goes back to the tile)")
-        self.draw_button.toggled.connect(self.set_draw_mode)
 
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 0, 4, 0)
@@ -257,27 +276,23 @@ class MapPicker(QWidget):
         bar.addWidget(self.hint_label)
         bar.addSpacing(12)
         bar.addWidget(credit)
+        return bar
+
+    def _build_layout(self, bar: QHBoxLayout) -> None:
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addWidget(self.plot, 1)
         layout.addLayout(bar)
 
-        self._throttle = QTimer(self)
-        self._throttle.setSingleShot(True)
-        self._throttle.setInterval(THROTTLE_MS)
+    def _connect(self) -> None:
+        self.draw_button.toggled.connect(self.set_draw_mode)
         self._throttle.timeout.connect(self.update_grid)
         self.view.sigRangeChanged.connect(self._range_changed)
         scene = self.plot.scene()
         scene.sigMouseMoved.connect(self._mouse_moved)
         scene.sigMouseClicked.connect(self._mouse_clicked)
         self.plot.installEventFilter(self)  # Esc cancels a drawing
-
-        # Until the user or the program moves the map, keep the whole world in view as the widget gets its size.
-        self._fit_world = True
-        self.view.sigRangeChangedManually.connect(self._stop_fitting_world)
-        self.zoom_world()
-        self.update_grid()
 
     # ------------------------------------------------------------------ public API
 

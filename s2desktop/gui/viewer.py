@@ -145,6 +145,23 @@ class RasterViewer(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self._init_state()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        lay.addLayout(self._build_controls())
+        self._build_banners(lay)
+        self._build_image_view()
+        self._build_histogram()
+        lay.addWidget(self._build_split(), 1)
+        self._build_readout(lay)
+        self._render_timer = QTimer(self)
+        self._render_timer.setSingleShot(True)
+        self._render_timer.setInterval(120)
+        self._connect()
+        self._stretch_changed()
+
+    def _init_state(self) -> None:
         self.path: str | None = None
         self.data = None
         self.valid = None
@@ -158,13 +175,9 @@ class RasterViewer(QWidget):
         self._generation = 0
         self._fit_pending = False  # a dropped first render still owes the view its fit
         self._loading = None
+        self._user_mode: str | None = None  # a stretch the user picked is kept for the next raster
 
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(2)
-
-        controls = QHBoxLayout()
-        controls.setContentsMargins(6, 4, 6, 0)
+    def _build_stretch_combo(self) -> None:
         self.stretch = QComboBox()
         for key, label in STRETCH_LABELS:
             self.stretch.addItem(label, key)
@@ -174,9 +187,10 @@ class RasterViewer(QWidget):
                                  "their balance (the default for RGB composites)", Qt.ItemDataRole.ToolTipRole)
         self.stretch.setItemData(self.stretch.findData("percentile"), "A percentile cut per band: more contrast, "
                                  "but each band is pulled to its own range (tints)", Qt.ItemDataRole.ToolTipRole)
-        self._user_mode: str | None = None  # a stretch the user picked is kept for the next raster
-        self.stretch.activated.connect(lambda _i: setattr(self, "_user_mode", self.stretch.currentData()))
         self.stretch.setToolTip("How raw values become screen brightness (the export uses the same)")
+
+    def _build_level_inputs(self) -> None:
+        """The percentile cut (low, high), gamma and the band whose levels the histogram edits."""
         self.low = QDoubleSpinBox()
         self.high = QDoubleSpinBox()
         for sb, v in ((self.low, 2.0), (self.high, 98.0)):
@@ -193,10 +207,16 @@ class RasterViewer(QWidget):
         self.band = QComboBox()
         self.band.addItems(["Red", "Green", "Blue"])
         self.band.setToolTip("Band whose levels the histogram's region edits")
+
+    def _build_controls(self) -> QHBoxLayout:
+        """The row above the image: stretch, cut, gamma, band and Fit."""
+        controls = QHBoxLayout()
+        controls.setContentsMargins(6, 4, 6, 0)
+        self._build_stretch_combo()
+        self._build_level_inputs()
         self.fit_button = QToolButton()
         self.fit_button.setText("Fit")
         self.fit_button.setToolTip("Zoom to the whole image")
-        self.fit_button.clicked.connect(self.fit)
         controls.addWidget(QLabel("Stretch"))
         controls.addWidget(self.stretch)
         self.cut_label = QLabel("cut")
@@ -211,7 +231,10 @@ class RasterViewer(QWidget):
         controls.addWidget(self.band)
         controls.addStretch(1)
         controls.addWidget(self.fit_button)
-        lay.addLayout(controls)
+        return controls
+
+    def _build_banners(self, lay: QVBoxLayout) -> None:
+        """The preview note and the scene-classification legend, both hidden until needed."""
         self.note_label = QLabel()  # what the image is when it is not the final result (a preview)
         self.note_label.setObjectName("viewerNote")
         self.note_label.setStyleSheet("background: #fff3cd; color: #6b4e00; padding: 3px 6px; font-weight: bold;")
@@ -223,6 +246,7 @@ class RasterViewer(QWidget):
         self.legend.setVisible(False)
         lay.addWidget(self.legend)
 
+    def _build_image_view(self) -> None:
         self.glw = pg.GraphicsLayoutWidget()
         self.glw.setBackground(BACKGROUND)
         self.vb = self.glw.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
@@ -235,8 +259,9 @@ class RasterViewer(QWidget):
         self.vb.addItem(self.placeholder)
         self.placeholder.setPos(0, 0)
         self.vb.setRange(QRectF(-1, -1, 2, 2))
-        self.glw.scene().sigMouseMoved.connect(self._mouse_moved)
 
+    def _build_histogram(self) -> None:
+        """The histogram with the levels region and each band's own cut marks."""
         self.hist = pg.PlotWidget()
         self.hist.setBackground("w")
         self.hist.setMaximumHeight(110)
@@ -248,7 +273,6 @@ class RasterViewer(QWidget):
         self.region = pg.LinearRegionItem(values=(0, 1), brush=pg.mkBrush(100, 100, 100, 40))
         self.region.setZValue(10)
         self.hist.addItem(self.region)
-        self.region.sigRegionChangeFinished.connect(self._region_changed)
         self._hist_curves = []
         self.cut_marks = []  # each band's own (lo, hi), in its colour, when the bands' cuts differ
         for col in BAND_COLOURS:
@@ -259,6 +283,7 @@ class RasterViewer(QWidget):
                 self.hist.addItem(m)
                 self.cut_marks.append(m)
 
+    def _build_split(self) -> QSplitter:
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.glw)
         split.addWidget(self.hist)
@@ -268,8 +293,9 @@ class RasterViewer(QWidget):
         split.setSizes([800, 90])
         self.hist.setVisible(False)  # shown once a raster is open
         self.glw.setMinimumHeight(200)
-        lay.addWidget(split, 1)
+        return split
 
+    def _build_readout(self, lay: QVBoxLayout) -> None:
         # two lines (pixel and values / map and geographic coordinates) so nothing is cut in a narrow viewer
         self.readout = QLabel(READOUT_EMPTY)
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -279,15 +305,16 @@ class RasterViewer(QWidget):
         self.readout.setFixedHeight(2 * self.readout.fontMetrics().lineSpacing() + 6)
         lay.addWidget(self.readout)
 
-        self._render_timer = QTimer(self)
-        self._render_timer.setSingleShot(True)
-        self._render_timer.setInterval(120)
+    def _connect(self) -> None:
+        self.stretch.activated.connect(lambda _i: setattr(self, "_user_mode", self.stretch.currentData()))
+        self.fit_button.clicked.connect(self.fit)
+        self.glw.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.region.sigRegionChangeFinished.connect(self._region_changed)
         self._render_timer.timeout.connect(self.render)
         self.stretch.currentIndexChanged.connect(self._stretch_changed)
         for sb in (self.low, self.high, self.gamma):
             sb.valueChanged.connect(lambda _v: self._render_timer.start())
         self.band.currentIndexChanged.connect(self._band_changed)
-        self._stretch_changed()
 
     @property
     def note(self) -> str:
