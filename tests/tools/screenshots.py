@@ -165,97 +165,100 @@ def area_shots(app, home: Path, shot, wait_until, width: int, height: int) -> No
     win.close()
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(REPO / "resources" / "screenshots"))
-    ap.add_argument("--size", default="1280x800")
-    ap.add_argument("--area-only", action="store_true", help="only the area's screenshots (06, 07)")
-    args = ap.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    width, height = (int(v) for v in args.size.split("x"))
+class _Driver:
+    """Waits on the event loop and saves screenshots into ``out``."""
 
-    home = Path(tempfile.mkdtemp(prefix="s2desktop-shots-"))
-    os.environ["S2DESKTOP_HOME"] = str(home)
-    for var in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        os.environ.pop(var, None)
+    def __init__(self, app, out: Path):
+        self.app = app
+        self.out = out
 
-    from PySide6.QtCore import QEventLoop
+    def wait_until(self, pred, timeout=60.0, what="condition"):
+        from PySide6.QtCore import QEventLoop
 
-    from s2desktop.gui import settings as st
-    from s2desktop.gui.app import create_application
-    from s2desktop.gui.main_window import MainWindow
-
-    app = create_application()
-
-    def wait_until(pred, timeout=60.0, what="condition"):
         t0 = time.monotonic()
         while not pred():
-            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            self.app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
             if time.monotonic() - t0 > timeout:
                 raise SystemExit(f"screenshots: timed out waiting for {what}")
             time.sleep(0.01)
 
-    def settle(seconds=0.4):
+    def settle(self, seconds=0.4):
+        from PySide6.QtCore import QEventLoop
+
         t0 = time.monotonic()
         while time.monotonic() - t0 < seconds:
-            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+            self.app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
             time.sleep(0.01)
 
-    def shot(name, window=None):
-        window = window or win
-        settle()
-        path = out / f"{name}.png"
+    def shot(self, name, window):
+        self.settle()
+        self.grab(name, window)
+
+    def grab(self, name, window):
+        path = self.out / f"{name}.png"
         window.grab().save(str(path))
         print(f"screenshots: {path} ({window.width()}x{window.height()})")
 
+
+def _parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(REPO / "resources" / "screenshots"))
+    ap.add_argument("--size", default="1280x800")
+    ap.add_argument("--area-only", action="store_true", help="only the area's screenshots (06, 07)")
+    return ap.parse_args(argv)
+
+
+def _temp_home() -> Path:
+    """A temp home for settings and downloads, with no AWS credentials from the environment."""
+    home = Path(tempfile.mkdtemp(prefix="s2desktop-shots-"))
+    os.environ["S2DESKTOP_HOME"] = str(home)
+    for var in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.pop(var, None)
+    return home
+
+
+def _data_source(home: Path):
+    """(source, tile, start, end): the built-in demo archive, else a local L1C mirror written here."""
     try:
         from s2desktop.core import demo  # noqa: F401
 
-        source = ("demo", None)
-        tile, start, end = demo.DEMO_TILE, demo.DEMO_START, demo.DEMO_END
+        return ("demo", None), demo.DEMO_TILE, demo.DEMO_START, demo.DEMO_END
     except ImportError:
         mirror = make_mirror(home / "mirror")
-        source = ("local", str(mirror))
-        tile, start, end = TILE, dt.date(2023, 6, 1), dt.date(2023, 8, 31)
+        return ("local", str(mirror)), TILE, dt.date(2023, 6, 1), dt.date(2023, 8, 31)
 
-    st.settings().setValue(st.DOWNLOAD_DIR, str(home / "downloads"))
-    st.settings().setValue(st.WORKERS, 1)
-    if args.area_only:
-        area_shots(app, home, shot, wait_until, width, height)
-        return 0
-    win = MainWindow()
-    win.resize(width, height)
-    win.show()
-    settle(1.0)
-    shot("01_empty")
 
-    # 2: tile picked on the map (as a click at a point inside it)
+def _tile_picked(d: _Driver, win, source, tile: str, start, end) -> None:
+    """02: tile picked on the map (as a click at a point inside it)."""
     from s2desktop.core.tiles import footprint
 
     fp = footprint(tile)
     win.map.choose_overlap = lambda tiles: tile if tile in tiles else tiles[0]
     win.map.click_lonlat(*fp.centre)
-    wait_until(lambda: win.source_panel.tile_id() == tile, what="tile")
+    d.wait_until(lambda: win.source_panel.tile_id() == tile, what="tile")
     if source[0] == "demo":
         win.source_panel.set_source("demo")
     else:
         win.source_panel.set_source("local", folder=source[1])
     win.scene_panel.set_dates(start, end)
-    shot("02_tile_picked")
+    d.shot("02_tile_picked", win)
 
-    # 3: scenes with previews, the least cloudy ones selected
+
+def _scenes_listed(d: _Driver, win) -> None:
+    """03: scenes with previews, the least cloudy ones selected."""
     win.search()
-    wait_until(lambda: win.scene_panel.model.rowCount() > 0, what="search results")
-    wait_until(lambda: all(s.scene_id in win.scene_panel.model.previews or
-                           win.scene_panel.model.preview_state.get(s.scene_id) in ("none", "error")
-                           for s in (win.scene_panel.model.scenes[r] for r in win.scene_panel.visible_rows())),
-               what="previews")
+    d.wait_until(lambda: win.scene_panel.model.rowCount() > 0, what="search results")
+    d.wait_until(lambda: all(s.scene_id in win.scene_panel.model.previews or
+                             win.scene_panel.model.preview_state.get(s.scene_id) in ("none", "error")
+                             for s in (win.scene_panel.model.scenes[r] for r in win.scene_panel.visible_rows())),
+                 what="previews")
     win.scene_panel.under.setValue(20)
     win.scene_panel.select_under_cloud()
-    shot("03_scenes")
+    d.shot("03_scenes", win)
 
-    # 4: downloading (grabbed while some files are still running)
+
+def _downloading(d: _Driver, win) -> None:
+    """04: downloading (grabbed while some files are still running)."""
     grabbed = []
 
     def maybe_grab():
@@ -268,36 +271,66 @@ def main(argv=None) -> int:
             running = [r for r in rows if not r.finished]
             if running:
                 win.download_panel.tree.scrollToItem(running[0].item)
-            path = out / "04_downloading.png"  # grabbed at once: the rest keeps downloading meanwhile
-            win.grab().save(str(path))
-            print(f"screenshots: {path} ({win.width()}x{win.height()})")
+            d.grab("04_downloading", win)  # grabbed at once: the rest keeps downloading meanwhile
 
     win.download_panel.started.connect(
         lambda _n: [r.changed.connect(maybe_grab) for r in win.download_panel.rows])
     finished = []
     win.download_panel.allFinished.connect(finished.append)
     win.download()
-    wait_until(lambda: finished, what="downloads")
+    d.wait_until(lambda: finished, what="downloads")
     if not grabbed:
-        shot("04_downloading")
+        d.shot("04_downloading", win)
 
-    # 5: composite (quick preview, then full resolution) shown in the viewer with attributes
-    wait_until(lambda: win.composite_panel.start_button.isEnabled(), what="composite inputs")
+
+def _composite_shown(d: _Driver, win) -> None:
+    """05: composite (quick preview, then full resolution) shown in the viewer with attributes."""
+    d.wait_until(lambda: win.composite_panel.start_button.isEnabled(), what="composite inputs")
     target = win.composite_panel.output.text()
     win.composite_panel.start()
-    wait_until(lambda: win.viewer.path == target and win.viewer.image_rgba is not None
-               and not win.composite_panel.runner.running, timeout=300, what="composite")
-    wait_until(lambda: win.thumbnail.qimage is not None, what="thumbnail")
+    d.wait_until(lambda: win.viewer.path == target and win.viewer.image_rgba is not None
+                 and not win.composite_panel.runner.running, timeout=300, what="composite")
+    d.wait_until(lambda: win.thumbnail.qimage is not None, what="thumbnail")
     win.dock_attributes.raise_()
-    settle(0.5)
+    d.settle(0.5)
     # put the cursor readout on a pixel, as if the mouse were over the image
     px = win.viewer.pixel_at(win.viewer.info.width * 0.4, win.viewer.info.height * 0.45)
     if px:
         win.viewer.readout.setText(win.viewer.readout_text(px))
-    shot("05_composite")
+    d.shot("05_composite", win)
+
+
+def main(argv=None) -> int:
+    args = _parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    width, height = (int(v) for v in args.size.split("x"))
+    home = _temp_home()
+
+    from s2desktop.gui import settings as st
+    from s2desktop.gui.app import create_application
+    from s2desktop.gui.main_window import MainWindow
+
+    app = create_application()
+    d = _Driver(app, out)
+    source, tile, start, end = _data_source(home)
+    st.settings().setValue(st.DOWNLOAD_DIR, str(home / "downloads"))
+    st.settings().setValue(st.WORKERS, 1)
+    if args.area_only:
+        area_shots(app, home, d.shot, d.wait_until, width, height)
+        return 0
+    win = MainWindow()
+    win.resize(width, height)
+    win.show()
+    d.settle(1.0)
+    d.shot("01_empty", win)
+    _tile_picked(d, win, source, tile, start, end)
+    _scenes_listed(d, win)
+    _downloading(d, win)
+    _composite_shown(d, win)
     win.close()
     app.processEvents()
-    area_shots(app, home, shot, wait_until, width, height)
+    area_shots(app, home, d.shot, d.wait_until, width, height)
     app.processEvents()
     return 0
 
