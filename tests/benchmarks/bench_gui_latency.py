@@ -24,19 +24,26 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-def main(argv=None) -> int:
+def _parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=3000, help="composite input size in pixels (default 3000)")
     ap.add_argument("--dates", type=int, default=4)
     ap.add_argument("--workers", type=int, default=None, help="compositor pool processes (default: all cores)")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def _temp_home() -> Path:
+    """A temp home for settings and downloads, with test credentials and no AWS config of the user's."""
     home = Path(tempfile.mkdtemp(prefix="s2desktop-bench-"))
     os.environ["S2DESKTOP_HOME"] = str(home)
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                       AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=str(home / "aws_config"),
                       AWS_SHARED_CREDENTIALS_FILE=str(home / "aws_credentials"))
+    return home
 
+
+def _seeded_s3(home: Path):
+    """A moto server on loopback holding the screenshots' L1C mirror; returns (server, endpoint)."""
     import logging
 
     import boto3
@@ -45,10 +52,8 @@ def main(argv=None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     from moto.server import ThreadedMotoServer
 
-    from tests.fixtures_rasters import make_stack
     from tests.tools.screenshots import make_mirror
 
-    print("bench: preparing data…", flush=True)
     mirror = make_mirror(home / "mirror")
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -60,12 +65,89 @@ def main(argv=None) -> int:
     for p in mirror.rglob("*"):
         if p.is_file():
             client.upload_file(str(p), "sentinel-s2-l1c", p.relative_to(mirror).as_posix())
+    return server, endpoint
+
+
+class _Ticks:
+    """A 10 ms QTimer on the GUI thread recording each gap between ticks (ms) and when it ended."""
+
+    def __init__(self):
+        from PySide6.QtCore import QElapsedTimer, QTimer
+
+        self.gaps: list[float] = []
+        self.at: list[float] = []
+        self.clock = QElapsedTimer()
+        self.last = 0.0
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self.tick)
+
+    def tick(self):
+        now = self.clock.nsecsElapsed() / 1e6
+        self.gaps.append(now - self.last)
+        self.at.append(now)
+        self.last = now
+
+    def start(self):
+        self.clock.start()
+        self.last = 0.0
+        self.timer.start()
+
+
+def _run_both(win, request, scenes, stack, home: Path, workers, ticks: _Ticks) -> dict:
+    """Start the download and the composite together and run the event loop until both finish (or 600 s)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from s2desktop.core.stack import from_files
+
+    done = {"download": None, "composite": None}
+    t0 = time.monotonic()
+    win.download_panel.allFinished.connect(lambda c: done.__setitem__("download", (time.monotonic() - t0, c)))
+    win.composite_panel.runner.finished.connect(lambda: done.__setitem__("composite", time.monotonic() - t0))
+    win.composite_panel.workers = workers
+    win.composite_panel.set_inputs(from_files(stack.red, stack.green, stack.blue),
+                                   default_output=home / "out" / "c.tif")
+    win.composite_panel.quick.setChecked(False)
+
+    ticks.start()
+    win.download_panel.start(dataclasses.replace(request, scenes=tuple(scenes)))
+    win.composite_panel.start()
+    loop = QEventLoop()
+    watch = QTimer()
+    watch.setInterval(50)
+    watch.timeout.connect(lambda: loop.quit() if all(v is not None for v in done.values())
+                          or time.monotonic() - t0 > 600 else None)
+    watch.start()
+    loop.exec()  # the real event loop, as in the application
+    watch.stop()
+    ticks.timer.stop()
+    return done
+
+
+def _report(ticks: _Ticks, done: dict, files: int, args) -> int:
+    gaps, at = ticks.gaps, ticks.at
+    g = sorted(gaps[1:])
+    p99 = g[int(0.99 * (len(g) - 1))] if g else float("nan")
+    print(f"bench: download of {files} files finished in {done['download'][0]:.1f} s "
+          f"({done['download'][1]}); composite of {args.dates} dates x {args.size}^2 in {done['composite']:.1f} s")
+    print(f"bench: {len(g)} timer ticks; max gap {max(g):.1f} ms, 99th percentile {p99:.1f} ms, "
+          f"median {g[len(g) // 2]:.1f} ms (target: max < 100 ms)")
+    worst = sorted(zip(gaps[1:], at[1:]), reverse=True)[:5]
+    print("bench: worst gaps (ms, ending at ms after start): "
+          + ", ".join(f"{gap:.0f} @ {when:.0f}" for gap, when in worst))
+    return 0 if g and max(g) < 100 else 1
+
+
+def main(argv=None) -> int:
+    args = _parse_args(argv)
+    home = _temp_home()
+    from tests.fixtures_rasters import make_stack
+
+    print("bench: preparing data…", flush=True)
+    server, endpoint = _seeded_s3(home)
     stack = make_stack(home / "stack", dates=args.dates, size=args.size, block=512)
 
-    from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
-
     from s2desktop.core.pipeline import Job, Request, SourceSpec
-    from s2desktop.core.stack import from_files
     from s2desktop.gui.app import create_application
     from s2desktop.gui.main_window import MainWindow
     from s2desktop.gui.workers import registry
@@ -78,59 +160,12 @@ def main(argv=None) -> int:
     request = Request(SourceSpec("l1c", endpoint_url=endpoint), tile="33UUP", start=dt.date(2023, 6, 1),
                       end=dt.date(2023, 8, 31), download_dir=home / "downloads", download_workers=2)
     scenes = Job(request).search()
-
-    gaps: list[float] = []
-    clock = QElapsedTimer()
-    last = [0.0]
-
-    at: list[float] = []
-
-    def tick():
-        now = clock.nsecsElapsed() / 1e6
-        gaps.append(now - last[0])
-        at.append(now)
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(tick)
-    done = {"download": None, "composite": None}
-    t0 = time.monotonic()
-    win.download_panel.allFinished.connect(lambda c: done.__setitem__("download", (time.monotonic() - t0, c)))
-    win.composite_panel.runner.finished.connect(lambda: done.__setitem__("composite", time.monotonic() - t0))
-    win.composite_panel.workers = args.workers
-    win.composite_panel.set_inputs(from_files(stack.red, stack.green, stack.blue),
-                                   default_output=home / "out" / "c.tif")
-    win.composite_panel.quick.setChecked(False)
-
-    clock.start()
-    last[0] = 0.0
-    timer.start()
-    win.download_panel.start(dataclasses.replace(request, scenes=tuple(scenes)))
-    win.composite_panel.start()
-    loop = QEventLoop()
-    watch = QTimer()
-    watch.setInterval(50)
-    watch.timeout.connect(lambda: loop.quit() if all(v is not None for v in done.values())
-                          or time.monotonic() - t0 > 600 else None)
-    watch.start()
-    loop.exec()  # the real event loop, as in the application
-    watch.stop()
-    timer.stop()
+    ticks = _Ticks()
+    done = _run_both(win, request, scenes, stack, home, args.workers, ticks)
     win.close()
     registry.shutdown(10000)
     server.stop()
-
-    g = sorted(gaps[1:])
-    p99 = g[int(0.99 * (len(g) - 1))] if g else float("nan")
-    print(f"bench: download of {len(win.download_panel.rows)} files finished in {done['download'][0]:.1f} s "
-          f"({done['download'][1]}); composite of {args.dates} dates x {args.size}^2 in {done['composite']:.1f} s")
-    print(f"bench: {len(g)} timer ticks; max gap {max(g):.1f} ms, 99th percentile {p99:.1f} ms, "
-          f"median {g[len(g) // 2]:.1f} ms (target: max < 100 ms)")
-    worst = sorted(zip(gaps[1:], at[1:]), reverse=True)[:5]
-    print("bench: worst gaps (ms, ending at ms after start): "
-          + ", ".join(f"{gap:.0f} @ {when:.0f}" for gap, when in worst))
-    return 0 if g and max(g) < 100 else 1
+    return _report(ticks, done, len(win.download_panel.rows), args)
 
 
 if __name__ == "__main__":
