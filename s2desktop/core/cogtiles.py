@@ -86,8 +86,9 @@ def _itemsize(dtype: str) -> int:
     return np.dtype(dtype).itemsize
 
 
-def read_header(get, size: int, name: str) -> CogHeader:
-    """The header of the COG ``name`` of ``size`` bytes; ``get(start, length) -> bytes`` fetches a range.
+def read_header(get, size: int, name: str) -> tuple[CogHeader, bytes]:
+    """The header of the COG ``name`` of ``size`` bytes, and the bytes fetched from its start (the first tiles
+    of its smallest overviews often come with them); ``get(start, length) -> bytes`` fetches a range.
 
     The first request takes HEADER_BYTES; when the first tile starts further in (a large tile index), the
     whole header is fetched and read again, so no IFD is read from bytes that were not fetched."""
@@ -97,8 +98,9 @@ def read_header(get, size: int, name: str) -> CogHeader:
         if header.data_start > MAX_HEADER_BYTES:
             raise RasterError(f"{name}: its header is {header.data_start} bytes long; not a cloud-optimised "
                               "GeoTIFF this program reads")
-        header = _parse(get(0, header.data_start), size, name)
-    return header
+        data = get(0, header.data_start)
+        header = _parse(data, size, name)
+    return header, data
 
 
 def _parse(data: bytes, size: int, name: str) -> CogHeader:

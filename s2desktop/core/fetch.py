@@ -22,7 +22,7 @@ import errno
 import math
 import shutil
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from s2desktop.core import cogtiles, tiles
@@ -62,6 +62,8 @@ class Piece:
     header: CogHeader
     level: int  # index into header.levels (0: the full resolution)
     window: tuple[int, int, int, int]  # col_off, row_off, width, height in that level's pixels
+    # the object's first bytes, fetched with its header in this run: tiles inside them need no request
+    prefix: bytes = field(default=b"", compare=False, repr=False)
 
     @property
     def tiles(self) -> list[tuple[int, int, int]]:
@@ -166,7 +168,7 @@ def plan_piece(store, remote: Remote, grid: OutputGrid, stop=None) -> Piece | No
     url = store.url(remote.key)
     for attempt in (1, 2):  # a header damaged on the way is read once more, then reported
         try:
-            header = cogtiles.read_header(
+            header, prefix = cogtiles.read_header(
                 lambda start, n: store.get_range(remote.key, start, n, etag=remote.etag, cancel=stop),
                 remote.size, url)
             cogtiles.check_georef(header, tiles.footprint(remote.tile), url)
@@ -176,7 +178,7 @@ def plan_piece(store, remote: Remote, grid: OutputGrid, stop=None) -> Piece | No
                 raise
     level = _level_for(header, grid.resolution)
     window = _block_window(header.levels[level], header.epsg, grid)
-    return None if window is None else Piece(remote.key, remote.etag, header, level, window)
+    return None if window is None else Piece(remote.key, remote.etag, header, level, window, prefix)
 
 
 def _piece_of(doc) -> Piece | None:
@@ -201,7 +203,7 @@ def _remember(cache: WindowCache, piece: Piece, grid: OutputGrid) -> None:
     key = cache.key(f"{piece.key}?{_grid_id(grid)}", piece.etag)
     if key is not None:
         try:
-            cache.put_json(key, asdict(piece))
+            cache.put_json(key, {k: v for k, v in asdict(piece).items() if k != "prefix"})
         except OSError:
             pass
 
@@ -324,7 +326,10 @@ class _Run:
         length = run[-1][1] + run[-1][2] - start
         url = self.store.url(piece.key)
         for attempt in (1, 2):
-            blob = self.store.get_range(piece.key, start, length, etag=piece.etag, cancel=self.stop)
+            if attempt == 1 and start + length <= len(piece.prefix):  # came with the header: checked all the same
+                blob = piece.prefix[start: start + length]
+            else:
+                blob = self.store.get_range(piece.key, start, length, etag=piece.etag, cancel=self.stop)
             tiles, problems = {}, []
             for pos, off, n in run:
                 data = blob[off - start: off - start + n]
