@@ -237,6 +237,9 @@ def _band_keys(layout: str, prefix: str, objects) -> tuple[dict, dict, str | Non
             stac = obj
         elif rel in preview_names:
             previews[preview_names.index(rel)] = obj.key
+        elif rel in layouts.QI_MASKS[layout]:  # an L1C cloud mask: fetched like a band when clouds are masked
+            bands[layouts.QI_MASKS[layout][rel]] = (0, obj.key)
+            infos[obj.key] = (obj.size, obj.etag)
         else:
             parsed = layouts.parse_band_relpath(layout, rel)
             if parsed is None or not BAND_RE.match(parsed[0]):

@@ -52,6 +52,7 @@ from s2desktop.core.errors import (
     NOT_WRITABLE, CancelledError, IntegrityError, InvalidInputError, OutputError, S2Error, output_error,
 )
 from s2desktop.core.fsutil import atomic_path, ensure_writable_dir, write_json_atomic
+from s2desktop.core.layouts import QI_BANDS
 from s2desktop.core.progress import (
     CANCELLED, DOWNLOADED, FAILED, FILE_DONE_STATES, QUEUED, RUNNING, SKIPPED, FileProgress, Progress, check_cancel,
     item_cancel,
@@ -138,8 +139,10 @@ def plan(scenes, bands, out_dir) -> list[DownloadTask]:
     """One task per scene and band: ``out/red/33UUP_2023-07-14_0_B04.jp2``. Keys only give the extension."""
     out_dir = Path(out_dir)
     tasks = []
+    names = [b for b in bands if b in QI_BANDS]  # an L1C cloud mask: a file of the scene, not a band to choose
+    names += parse_bands([b for b in bands if b not in QI_BANDS]) if len(names) < len(list(bands)) else []
     for scene in scenes:
-        for band in parse_bands(bands):
+        for band in names:
             key = scene.bands.get(band)
             if key is None:
                 have = ", ".join(sorted(scene.bands)) or "none"

@@ -45,6 +45,11 @@ L1C_PREVIEW = "preview.jpg"  # 343 px JPEG
 L2A_PREVIEW = "qi/L2A_PVI.jp2"
 COG_THUMBNAIL = "thumbnail.jpg"
 # Quick-looks in order of preference.
+# Level-1C cloud masks in a scene folder, as the pseudo-bands they are fetched as (see core.qimasks):
+# MSK_CLASSI_B00.jp2 from processing baseline 04.00, MSK_CLOUDS_B00.gml (polygons) before.
+QI_MASKS = {"l1c": {"qi/MSK_CLASSI_B00.jp2": "MSKCLASSI", "qi/MSK_CLOUDS_B00.gml": "MSKCLOUDS"}, "l2a": {},
+            "cogs": {}}
+QI_BANDS = ("MSKCLASSI", "MSKCLOUDS")  # the pseudo-bands of those masks, the raster first
 PREVIEW_NAMES = {"l1c": (L1C_PREVIEW,), "l2a": (L1C_PREVIEW, L2A_PREVIEW), "cogs": (COG_THUMBNAIL,)}
 BAND_EXTENSIONS = {"l1c": ".jp2", "l2a": ".jp2", "cogs": ".tif"}
 

@@ -33,7 +33,7 @@ from s2desktop.core.errors import InvalidInputError, NotFoundError
 from s2desktop.core.methods import Median, Rule
 from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
 from s2desktop.core.sources import Source, resolve_source
-from s2desktop.core.stack import MASK_BAND, RGB, Stack
+from s2desktop.core.stack import MASK_BAND, MASK_BANDS, RGB, Stack
 from s2desktop.core.windowcache import DEFAULT_LIMIT, WindowCache
 
 __all__ = ["SourceSpec", "Request", "CompositeOptions", "Plan", "Job", "JobResult", "run_composite", "RGB_BANDS",
@@ -191,8 +191,9 @@ class Job:
         mask = r.mask == "auto"
         out = Path(r.download_dir)
         tasks = download.plan(scenes, list(r.bands), out)
-        if mask and MASK_BAND not in r.bands:
-            tasks += download.plan([s for s in scenes if MASK_BAND in (s.bands or {})], [MASK_BAND], out)
+        if mask and MASK_BAND not in r.bands:  # each scene's mask: its SCL, else its L1C cloud mask
+            for band in MASK_BANDS:
+                tasks += download.plan([s for s in scenes if _mask_band(s) == band], [band], out)
         return Plan(tuple(scenes), tuple(tasks), mask)
 
     def cost(self, plan: Plan):
@@ -291,6 +292,11 @@ class Job:
 
     def _cache(self) -> WindowCache:
         return WindowCache(self.request.cache_dir, self.request.cache_limit)
+
+
+def _mask_band(scene) -> str | None:
+    """The band that masks a scene's clouds: its SCL (L2A), else its L1C cloud mask; None: it has none."""
+    return next((b for b in MASK_BANDS if b in (scene.bands or {})), None)
 
 
 def _etag_size(store, scene, key: str) -> tuple:

@@ -21,7 +21,7 @@ import numpy as np
 
 from s2desktop.core.errors import RasterError
 
-__all__ = ["OPAQUE", "CIRRUS", "SNOW", "CLASS_NAMES", "parse_cloud_gml", "rasterise_gml", "read_classi", "dilate",
+__all__ = ["OPAQUE", "CIRRUS", "SNOW", "CLASS_NAMES", "parse_cloud_gml", "rasterise_gml", "rasterise_polygons", "read_classi", "dilate",
            "gml_area"]
 
 OPAQUE, CIRRUS, SNOW = 1, 2, 4
@@ -63,11 +63,16 @@ def _ring(ring) -> list[list[float]]:
 
 def rasterise_gml(data: bytes, shape: tuple[int, int], transform, name: str = "MSK_CLOUDS_B00.gml") -> np.ndarray:
     """The GML mask on a grid (``shape``, affine ``transform`` in the tile's CRS): OPAQUE | CIRRUS bits."""
+    return rasterise_polygons(parse_cloud_gml(data, name), shape, transform)
+
+
+def rasterise_polygons(polygons, shape: tuple[int, int], transform) -> np.ndarray:
+    """[(class, GeoJSON polygon)] (from :func:`parse_cloud_gml`) on a grid: their class bits."""
     from rasterio.features import rasterize
 
     out = np.zeros(shape, np.uint8)
     for kind in (OPAQUE, CIRRUS):
-        shapes = [geom for k, geom in parse_cloud_gml(data, name) if k == kind]
+        shapes = [geom for k, geom in polygons if k == kind]
         if shapes:
             out |= rasterize(shapes, out_shape=shape, transform=transform, fill=0, default_value=kind,
                              dtype="uint8")

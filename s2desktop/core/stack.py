@@ -23,16 +23,18 @@ import numpy as np
 from s2desktop.core.areas import OutputGrid
 from s2desktop.core.baseline import offset_for_baseline
 from s2desktop.core.errors import InvalidInputError
+from s2desktop.core.layouts import QI_BANDS  # the L1C cloud masks (core.qimasks), raster first
 from s2desktop.core.rasterinfo import open_raster, scene_metadata
 from s2desktop.core.scenefiles import parse_band_filename, scl_files
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RasterRef", "Provenance", "Observation", "Stack", "from_downloads", "from_files", "find_scl",
-           "mask_covers", "orbit_of", "scene_offset", "RGB", "MASK_BAND", "SCENE_METADATA", "GIVEN", "ASSUMED"]
+__all__ = ["MASK_BANDS", "QI_BANDS", "RasterRef", "Provenance", "Observation", "Stack", "from_downloads", "from_files",
+           "find_scl", "mask_covers", "orbit_of", "scene_offset", "RGB", "MASK_BAND", "SCENE_METADATA", "GIVEN", "ASSUMED"]
 
 RGB = ("B04", "B03", "B02")  # the composite's R, G, B
 MASK_BAND = "SCL"  # the L2A scene classification
+MASK_BANDS = (MASK_BAND,) + QI_BANDS  # what masks a scene's clouds, in order of preference
 SCENE_METADATA = "scene metadata"  # where an offset came from: the baseline the search read
 GIVEN = "--offset"
 ASSUMED = "assumed (baseline unknown)"
@@ -128,16 +130,17 @@ def scene_offset(baseline: str | None) -> tuple[int, str]:
 
 def from_downloads(scenes: Sequence, tasks: dict, bands: Sequence[str] = RGB, mask: bool = True) -> Stack:
     """The stack of a tile's downloaded scenes: ``tasks`` {(scene_id, band): DownloadTask} of the files on disk,
-    every scene with each of ``bands`` (its SCL too when ``mask`` and downloaded)."""
+    every scene with each of ``bands`` (its mask too when ``mask`` and downloaded: the SCL, else an L1C cloud
+    mask)."""
     obs = []
     for s in scenes:
         rasters = [tasks[(s.scene_id, b)] for b in bands]
-        scl = tasks.get((s.scene_id, MASK_BAND)) if mask else None
+        scl = next((t for b in MASK_BANDS if (t := tasks.get((s.scene_id, b)))), None) if mask else None
         offset, source = scene_offset(s.baseline)
         got = rasters + ([scl] if scl else [])
         obs.append(Observation(
             date=s.date.isoformat(), rasters={t.band: RasterRef(str(t.dest), t.band) for t in rasters},
-            mask=RasterRef(str(scl.dest), MASK_BAND) if scl else None, offset=offset, offset_source=source,
+            mask=RasterRef(str(scl.dest), scl.band) if scl else None, offset=offset, offset_source=source,
             baseline=s.baseline, orbit=orbit_of(s.product_name), scenes=(s.scene_id,), tiles=(s.tile,),
             footprint=s.data_geometry,
             provenance=tuple(Provenance(t.band, t.key, t.etag, str(t.dest), t.size) for t in got)))

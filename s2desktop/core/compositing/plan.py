@@ -49,13 +49,14 @@ class WindowInputs:
     """What every window of a composite reads and how, as plain values (shared by its tasks)."""
 
     rasters: tuple[tuple[str, ...], ...]  # [band][date] paths, bands in output order
-    masks: tuple[str | None, ...]  # [date] scene classification to mask with, or None
+    masks: tuple[str | None, ...]  # [date] the raster (or GML) to mask clouds with, or None
     offsets: tuple[int, ...]  # [date] DN offset: 0 or -1000
     mask_classes: tuple[int, ...]  # the SCL classes masked
     scale: int
     out_transform: Affine
     clip: dict | None = None  # a GeoJSON (Multi)Polygon in the output CRS: pixels outside it are nodata
     date_days: tuple[int, ...] = ()  # [date] acquisition day since 1970-01-01, for the medoid's date band
+    mask_bands: tuple[str | None, ...] = ()  # [date] what each mask is: 'SCL', 'MSKCLASSI', 'MSKCLOUDS' (L1C)
 
     @property
     def dates(self) -> int:
@@ -130,10 +131,12 @@ def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 
     ref = _open_inputs([p for lst in paths for p in lst])
     _check_grid(ref, stack.grid)
     masks = tuple(o.mask.path if o.mask else None for o in obs)
-    _check_masks(masks, ref)
+    mask_bands = tuple(o.mask.band if o.mask else None for o in obs)
+    _check_masks([m for m, b in zip(masks, mask_bands) if b != "MSKCLOUDS"], ref)  # GML: polygons, no grid
     out_shape, out_transform, cells = _plan_tasks(ref, scale, window_size, [o.footprint for o in obs])
     inputs = WindowInputs(rasters=tuple(tuple(str(p) for p in lst) for lst in paths), masks=masks,
-                          offsets=tuple(o.offset for o in obs), mask_classes=SCL_MASKED_CLASSES, scale=scale,
+                          offsets=tuple(o.offset for o in obs), mask_classes=SCL_MASKED_CLASSES,
+                          mask_bands=mask_bands, scale=scale,
                           out_transform=out_transform, clip=clip,
                           date_days=_date_days(stack) if date_path else ())
     return CompositePlan(
@@ -346,7 +349,8 @@ def _tags(stack: Stack, scale: int) -> dict[str, str]:
     obs = stack.observations
     tiles = sorted({t for o in obs for t in o.tiles})
     offsets = ",".join(str(o.offset) for o in obs)
-    masked = sum(1 for o in obs if o.mask is not None)
+    masked = sum(1 for o in obs if o.mask is not None and o.mask.band == "SCL")
+    qi = sum(1 for o in obs if o.mask is not None and o.mask.band != "SCL")
     tags = {
         "S2DESKTOP_PRODUCT": "temporal median composite",
         "TILE": ",".join(tiles) if tiles else "unknown",
@@ -362,8 +366,9 @@ def _tags(stack: Stack, scale: int) -> dict[str, str]:
         "OUTPUT_OFFSET": "0",
         "MEDIAN": "per pixel median of observations valid in all three bands (nonzero, not masked); even count: "
         "mean of the two middle values rounded half up; none valid: 0",
-        "MASK": "none" if not masked else "SCL classes " + ",".join(map(str, SCL_MASKED_CLASSES))
-        + f" masked on {masked} date(s)",
+        "MASK": "; ".join(([f"SCL classes {','.join(map(str, SCL_MASKED_CLASSES))} masked on {masked} date(s)"]
+                           if masked else []) + ([f"L1C cloud masks (opaque clouds, cirrus) on {qi} date(s)"]
+                                                 if qi else [])) or "none",
         "SCALE": str(scale),
     }
     for name, band in zip(("RED", "GREEN", "BLUE"), stack.bands):

@@ -108,17 +108,39 @@ def _read(ds, window, out, scale):
         raise RasterError(f"{ds.name}: cannot read ({gdal_error_text(exc)}; truncated or corrupt?)") from None
 
 
-def _read_scl(ds, out_bounds, out_shape):
+def _read_scl(ds, out_bounds, out_shape, band: int = 1):
     win = from_bounds(*out_bounds, transform=ds.transform)
     inside = (win.col_off > -1e-6 and win.row_off > -1e-6 and win.col_off + win.width <= ds.width + 1e-6
               and win.row_off + win.height <= ds.height + 1e-6)
     try:
         if inside:  # the usual case: a plain windowed read (boundless reads go through a VRT)
-            return ds.read(1, window=win, out_shape=out_shape, resampling=Resampling.nearest)
-        return ds.read(1, window=win, out_shape=out_shape, resampling=Resampling.nearest, boundless=True,
+            return ds.read(band, window=win, out_shape=out_shape, resampling=Resampling.nearest)
+        return ds.read(band, window=win, out_shape=out_shape, resampling=Resampling.nearest, boundless=True,
                        fill_value=0)
     except Exception as exc:
         raise RasterError(f"{ds.name}: cannot read the scene classification ({gdal_error_text(exc)})") from None
+
+
+def _masked(inp: WindowInputs, d: int, out_bounds, out_shape) -> np.ndarray:
+    """Where date ``d``'s clouds are, on the window: its SCL's masked classes, or its L1C cloud mask (the
+    MSK_CLASSI raster's opaque and cirrus bands, or the MSK_CLOUDS polygons rasterised here)."""
+    from s2desktop.core import qimasks
+
+    kind = inp.mask_bands[d] if inp.mask_bands else "SCL"
+    if kind == "MSKCLOUDS":
+        from rasterio.transform import from_bounds as transform_from_bounds
+
+        polygons = _W.setdefault("gml", {})
+        if inp.masks[d] not in polygons:
+            with open(inp.masks[d], "rb") as fh:
+                polygons[inp.masks[d]] = qimasks.parse_cloud_gml(fh.read(), inp.masks[d])
+        transform = transform_from_bounds(*out_bounds, out_shape[1], out_shape[0])
+        return qimasks.rasterise_polygons(polygons[inp.masks[d]], out_shape, transform) > 0
+    ds = _dataset(inp.masks[d], classes=True)
+    if kind == "MSKCLASSI":  # band 1 opaque clouds, band 2 cirrus (band 3, snow, is ground)
+        bands = range(1, min(ds.count, 2) + 1)
+        return np.logical_or.reduce([_read_scl(ds, out_bounds, out_shape, b) > 0 for b in bands])
+    return np.isin(_read_scl(ds, out_bounds, out_shape), inp.mask_classes)
 
 
 def _process_window(task: WindowTask) -> int:
@@ -138,7 +160,7 @@ def _process_window(task: WindowTask) -> int:
         if inp.masks[d] is not None:
             if out_bounds is None:
                 out_bounds = window_bounds(task.output, inp.out_transform)
-            v &= ~np.isin(_read_scl(_dataset(inp.masks[d], classes=True), out_bounds, (oh, ow)), inp.mask_classes)
+            v &= ~_masked(inp, d, out_bounds, (oh, ow))
         valid[d] = v
     if inp.clip is not None:
         valid &= _inside(inp.clip, task.output, inp.out_transform)

@@ -1,0 +1,78 @@
+"""Level-1C composites masked by the products' own cloud masks: a constructed L1C mirror whose scenes carry
+qi/MSK_CLOUDS_B00.gml (polygons, before baseline 04.00) and qi/MSK_CLASSI_B00.jp2 (classes, from 04.00); the search
+finds them, the plan fetches them with the bands, and the composite leaves the masked pixels out."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import rasterio
+from affine import Affine
+
+from s2desktop.core import archive, layouts
+from s2desktop.core.pipeline import CompositeOptions, Job, Request, SourceSpec
+
+N = 60  # px of the 10 m bands (1830 m a side: the constructed scenes are small)
+UL = (300000.0, 5400000.0)  # 33UUP
+PIX = 109800 / N
+T = Affine(PIX, 0, UL[0], 0, -PIX, UL[1])
+DAYS = [dt.date(2023, 7, d) for d in (1, 6, 11, 16)]
+GML_BOX = (10, 10, 20, 20)  # rows/cols masked by date 1's polygon
+CLASSI_BOX = (30, 40, 30, 40)  # masked by date 2's MSK_CLASSI (opaque clouds), at 60 m cells
+
+
+def _gml(r0, r1, c0, c1) -> bytes:
+    x0, x1, y0, y1 = UL[0] + c0 * PIX, UL[0] + c1 * PIX, UL[1] - r0 * PIX, UL[1] - r1 * PIX
+    ring = f"{x0} {y0} {x1} {y0} {x1} {y1} {x0} {y1} {x0} {y0}"
+    return ('<?xml version="1.0"?><eop:Mask xmlns:eop="http://www.opengis.net/eop/2.0" '
+            'xmlns:gml="http://www.opengis.net/gml/3.2"><eop:maskMembers><eop:MaskFeature>'
+            '<eop:maskType>OPAQUE</eop:maskType><eop:extentOf><gml:Polygon><gml:exterior><gml:LinearRing>'
+            f'<gml:posList srsDimension="2">{ring}</gml:posList></gml:LinearRing></gml:exterior></gml:Polygon>'
+            '</eop:extentOf></eop:MaskFeature></eop:maskMembers></eop:Mask>').encode()
+
+
+def _classi(path, r0, r1, c0, c1) -> None:
+    classi = np.zeros((3, N, N), np.uint8)
+    classi[0, r0:r1, c0:c1] = 1
+    with rasterio.open(path, "w", driver="JP2OpenJPEG", width=N, height=N, count=3, dtype="uint8", crs="EPSG:32633",
+                       transform=T, QUALITY="100", REVERSIBLE="YES") as ds:
+        ds.write(classi)
+
+
+def test_an_l1c_composite_leaves_out_what_the_products_cloud_masks_mask(tmp_path):
+    root = tmp_path / "mirror"
+    for i, day in enumerate(DAYS):
+        bands = {b: np.full((N, N), 1000 * (i + 1), np.uint16) for b in ("B02", "B03", "B04")}
+        prefix = archive.write_scene(root, "l1c", "33UUP", day, 0, bands, crs=32633, transform=T,
+                                     baseline="02.09", cloud_cover=5.0, data_coverage=100.0)
+        qi = root / prefix / "qi"
+        qi.mkdir(parents=True, exist_ok=True)
+        if i == 0:
+            (qi / "MSK_CLOUDS_B00.gml").write_bytes(_gml(*GML_BOX))
+        elif i == 1:
+            _classi(qi / "MSK_CLASSI_B00.jp2", *CLASSI_BOX)
+    out = tmp_path / "l1c.tif"
+    job = Job(Request(SourceSpec(str(root)), tile="33UUP", start=DAYS[0], end=DAYS[-1], download_dir=tmp_path / "dl",
+                      composite=CompositeOptions(str(out), workers=0, count_path=str(tmp_path / "count.tif"))))
+    scenes = job.search()
+    assert [sorted(b for b in s.bands if b.startswith("MSK")) for s in scenes] == [["MSKCLOUDS"], ["MSKCLASSI"], [], []]
+    plan = job.plan(scenes)
+    assert sorted(t.band for t in plan.tasks if t.band.startswith("MSK")) == ["MSKCLASSI", "MSKCLOUDS"]
+    job.download(plan)
+    stack = plan.inputs()
+    assert [o.mask.band if o.mask else None for o in stack.observations] == ["MSKCLOUDS", "MSKCLASSI", None, None]
+    job.composite(stack)
+    with rasterio.open(out) as ds, rasterio.open(tmp_path / "count.tif") as c:
+        red, count, tags = ds.read(1), c.read(1), ds.tags()
+    expected = np.full((N, N), 2500, np.uint16)  # the median of 1000..4000
+    (r0, r1, c0, c1), (s0, s1, d0, d1) = GML_BOX, CLASSI_BOX
+    expected[r0:r1, c0:c1] = 3000  # date 1 masked: the median of 2000, 3000, 4000
+    expected[s0:s1, d0:d1] = 3000  # date 2 masked: the median of 1000, 3000, 4000
+    np.testing.assert_array_equal(red, expected)
+    assert (count == np.where(expected == 3000, 3, 4)).all()
+    assert "L1C cloud masks (opaque clouds, cirrus) on 2 date(s)" in tags["MASK"]
+
+
+def test_the_l1c_layout_knows_its_cloud_masks():
+    assert set(layouts.QI_MASKS["l1c"].values()) == {"MSKCLASSI", "MSKCLOUDS"} and not layouts.QI_MASKS["cogs"]
