@@ -122,17 +122,21 @@ def median_bands(stacks: np.ndarray, valid: np.ndarray, *, scratch: np.ndarray |
     C-contiguous uint16 (dates + 1, h, w) array to work in, for callers that reuse one across windows (its
     contents are overwritten).
     """
-    stacks = np.asarray(stacks)
-    if stacks.dtype != np.uint16:
-        raise TypeError(f"median_bands expects uint16, got {stacks.dtype}")
-    valid = np.asarray(valid, dtype=bool)
-    n = stacks.shape[1]
-    count = valid.sum(axis=0, dtype=np.uint16)
-    buf = _check_scratch(scratch, (n + 1,) + stacks.shape[2:])
-    dates = _dates_valid_everywhere(valid, count)
+    stacks, valid, count, buf, dates = _prepared(stacks, valid, scratch, "median_bands")
     if dates is not None:
         return _median_of_whole_dates(stacks, dates, buf), count
     return _median_padded(stacks, valid, count, buf), count
+
+
+def _prepared(stacks, valid, scratch, name: str):
+    """-> (stacks uint16, valid bool, per-pixel count, the scratch buffer, the dates valid everywhere or None)."""
+    stacks = np.asarray(stacks)
+    if stacks.dtype != np.uint16:
+        raise TypeError(f"{name} expects uint16, got {stacks.dtype}")
+    valid = np.asarray(valid, dtype=bool)
+    count = valid.sum(axis=0, dtype=np.uint16)
+    buf = _check_scratch(scratch, (stacks.shape[1] + 1,) + stacks.shape[2:])
+    return stacks, valid, count, buf, _dates_valid_everywhere(valid, count)
 
 
 def _median_padded(stacks: np.ndarray, valid: np.ndarray, count: np.ndarray, buf: np.ndarray) -> np.ndarray:
@@ -254,14 +258,7 @@ def quantile_bands(stacks: np.ndarray, valid: np.ndarray, percent: int, *, scrat
     (lo(k) = floor((k - 1) P / 100)), which puts its rank lo(k) at rank lo(n) of all n -- the same two ranks at
     every pixel again, so one selection network serves the window.
     """
-    stacks = np.asarray(stacks)
-    if stacks.dtype != np.uint16:
-        raise TypeError(f"quantile_bands expects uint16, got {stacks.dtype}")
-    valid = np.asarray(valid, dtype=bool)
-    n = stacks.shape[1]
-    count = valid.sum(axis=0, dtype=np.uint16)
-    buf = _check_scratch(scratch, (n + 1,) + stacks.shape[2:])
-    dates = _dates_valid_everywhere(valid, count)
+    stacks, valid, count, buf, dates = _prepared(stacks, valid, scratch, "quantile_bands")
     if dates is not None:
         return _quantile_of_whole_dates(stacks, dates, percent, buf), count
     return _quantile_padded(stacks, valid, count, percent, buf), count
