@@ -139,8 +139,9 @@ def plan(scenes, bands, out_dir) -> list[DownloadTask]:
     """One task per scene and band: ``out/red/33UUP_2023-07-14_0_B04.jp2``. Keys only give the extension."""
     out_dir = Path(out_dir)
     tasks = []
-    names = [b for b in bands if b in QI_BANDS]  # an L1C cloud mask: a file of the scene, not a band to choose
-    names += parse_bands([b for b in bands if b not in QI_BANDS]) if len(names) < len(list(bands)) else []
+    items = [b.strip() for b in bands.split(",")] if isinstance(bands, str) else list(bands)
+    masks = [b for b in items if b in QI_BANDS]  # an L1C cloud mask: a file of the scene, not a band to choose
+    names = (parse_bands([b for b in items if b not in QI_BANDS]) if len(masks) < len(items) else []) + masks
     for scene in scenes:
         for band in names:
             key = scene.bands.get(band)
