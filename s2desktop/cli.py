@@ -150,8 +150,9 @@ def _add_composite(sub) -> None:
     p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: all cores)")
     p.add_argument("--scale", type=int, default=1, choices=(1, 2, 4, 8),
                    help="reduced-resolution composite from JP2 resolution levels / overviews (default 1)")
-    p.add_argument("--mask", default="auto", choices=("auto", "none"),
-                   help="auto: mask SCL classes 0,1,3,8,9,10 where an L2A scene classification exists")
+    p.add_argument("--mask", default="auto", choices=("auto", "scl", "qi", "none"),
+                   help="auto: an L2A scene's classification (SCL classes 0,1,3,8,9,10), else an L1C scene's own "
+                   "cloud mask (opaque clouds, cirrus); scl or qi: only that one; none: unmasked")
     p.add_argument("--method", default="median", metavar="RULE",
                    help="how a pixel's valid observations become one value: median (default); quantile:P, the "
                    "P-th percentile per band (P a whole percent, e.g. quantile:25: darker, less haze); medoid, "

@@ -33,7 +33,7 @@ from s2desktop.core.errors import InvalidInputError, NotFoundError
 from s2desktop.core.methods import Median, Rule
 from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
 from s2desktop.core.sources import Source, resolve_source
-from s2desktop.core.stack import MASK_BAND, MASK_BANDS, RGB, Stack
+from s2desktop.core.stack import MASK_BAND, MASK_BANDS, RGB, Stack, mask_bands_for
 from s2desktop.core.windowcache import DEFAULT_LIMIT, WindowCache
 
 __all__ = ["SourceSpec", "Request", "CompositeOptions", "Plan", "Job", "JobResult", "run_composite", "RGB_BANDS",
@@ -94,7 +94,7 @@ class Request:
     max_cloud: float | None = None
     scenes: tuple | None = None
     bands: tuple[str, ...] = RGB_BANDS
-    mask: str = "auto"  # 'auto': fetch each scene's SCL too and mask clouds with it | 'none' (the one place)
+    mask: str = "auto"  # 'auto': each scene's SCL, else its L1C cloud mask | 'scl' | 'qi' | 'none' (the one place)
     download_dir: Path = Path("tmp")
     download_workers: int | None = None  # files at once (the connection budget is split by core.download)
     composite: CompositeOptions | None = None  # None: search and download only
@@ -188,13 +188,18 @@ class Job:
         if not scenes:
             raise NotFoundError(_nothing_found(self.request))
         r = self.request
-        mask = r.mask == "auto"
+        allowed = mask_bands_for(r.mask)
         out = Path(r.download_dir)
         tasks = download.plan(scenes, list(r.bands), out)
-        if mask and MASK_BAND not in r.bands:  # each scene's mask: its SCL, else its L1C cloud mask
-            for band in MASK_BANDS:
-                tasks += download.plan([s for s in scenes if _mask_band(s) == band], [band], out)
-        return Plan(tuple(scenes), tuple(tasks), mask)
+        if allowed and MASK_BAND not in r.bands:  # each scene's mask: its SCL, else its L1C cloud mask
+            for band in allowed:
+                tasks += download.plan([s for s in scenes if _mask_band(s, allowed) == band], [band], out)
+            unmasked = [s.scene_id for s in scenes if _mask_band(s, allowed) is None]
+            if unmasked:
+                emit(self.progress, Progress("plan", message=f"{len(unmasked)} scene(s) without a cloud mask "
+                                             f"(--mask {r.mask}) are composited unmasked: {', '.join(unmasked[:5])}"
+                                             + (", ..." if len(unmasked) > 5 else "")))
+        return Plan(tuple(scenes), tuple(tasks), bool(allowed))
 
     def cost(self, plan: Plan):
         """What downloading ``plan`` will cost (files already verified on disk left out): a pricing.Cost."""
@@ -254,7 +259,8 @@ class Job:
         try:
             locate, downloads, origin = self._area_rasters(used, grid, scratch)
             check_cancel(self.cancel, "composite cancelled")
-            inputs = streaming.build_inputs(acqs, grid, locate, scratch, mask=r.mask == "auto", origin=origin)
+            inputs = streaming.build_inputs(acqs, grid, locate, scratch, mask=MASK_BAND in mask_bands_for(r.mask),
+                                            origin=origin)
             tiles = ",".join(sorted({s.tile for s in used}))
             tags = {**areas.area_tags(r.area, grid, r.composite.scale), "TILE": tiles, **(r.composite.tags or {})}
             options = replace(r.composite, clip=region, tags=tags)
@@ -268,7 +274,7 @@ class Job:
         """-> (locate(scene, band) -> the raster to read or None, downloads, where the scenes' metadata came
         with the rasters): fetched windows of remote COGs ('streamed'), the files of a local mirror, or the
         downloaded files of a JPEG 2000 source."""
-        masked = self.request.mask == "auto"
+        masked = MASK_BAND in mask_bands_for(self.request.mask)  # areas: the SCL only, so far
         bands = RGB_BANDS + ((MASK_BAND,) if masked else ())
         if self.source.layout != "cogs":
             plan = self.plan(scenes)
@@ -294,9 +300,10 @@ class Job:
         return WindowCache(self.request.cache_dir, self.request.cache_limit)
 
 
-def _mask_band(scene) -> str | None:
-    """The band that masks a scene's clouds: its SCL (L2A), else its L1C cloud mask; None: it has none."""
-    return next((b for b in MASK_BANDS if b in (scene.bands or {})), None)
+def _mask_band(scene, allowed=MASK_BANDS) -> str | None:
+    """The band that masks a scene's clouds, of those ``allowed``: its SCL (L2A), else its L1C cloud mask; None:
+    it has none."""
+    return next((b for b in allowed if b in (scene.bands or {})), None)
 
 
 def _etag_size(store, scene, key: str) -> tuple:

@@ -29,12 +29,21 @@ from s2desktop.core.scenefiles import parse_band_filename, scl_files
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MASK_BANDS", "QI_BANDS", "RasterRef", "Provenance", "Observation", "Stack", "from_downloads", "from_files",
+__all__ = ["MASK_BANDS", "QI_BANDS", "MASK_CHOICES", "mask_bands_for", "RasterRef", "Provenance", "Observation", "Stack", "from_downloads", "from_files",
            "find_scl", "mask_covers", "orbit_of", "scene_offset", "RGB", "MASK_BAND", "SCENE_METADATA", "GIVEN", "ASSUMED"]
 
 RGB = ("B04", "B03", "B02")  # the composite's R, G, B
 MASK_BAND = "SCL"  # the L2A scene classification
 MASK_BANDS = (MASK_BAND,) + QI_BANDS  # what masks a scene's clouds, in order of preference
+MASK_CHOICES = {"auto": MASK_BANDS, "scl": (MASK_BAND,), "qi": QI_BANDS, "none": ()}  # --mask: the bands it takes
+
+
+def mask_bands_for(choice: str) -> tuple[str, ...]:
+    """The mask bands a --mask choice takes: 'auto' a scene's SCL, else its L1C cloud mask; 'scl'; 'qi'; 'none'."""
+    try:
+        return MASK_CHOICES[choice]
+    except KeyError:
+        raise InvalidInputError(f"mask {choice!r} is not one of {', '.join(MASK_CHOICES)}") from None
 SCENE_METADATA = "scene metadata"  # where an offset came from: the baseline the search read
 GIVEN = "--offset"
 ASSUMED = "assumed (baseline unknown)"
@@ -160,12 +169,11 @@ def from_files(red: Sequence, green: Sequence, blue: Sequence, *, offsets=None, 
     bands is left out with a warning); 'none': unmasked. InvalidInputError for inputs wrong on their face."""
     paths = [[Path(p) for p in (lst or [])] for lst in (red, green, blue)]
     _check_counts(paths)
-    if mask not in ("auto", "none"):
-        raise InvalidInputError(f"mask {mask!r} is not 'auto' or 'none'")
+    scl_masks = MASK_BAND in mask_bands_for(mask)  # loose files: an SCL beside them, never an L1C mask
     n = len(paths[0])
     given = _normalise_offsets(offsets, n)
     metas = [[scene_metadata(p) for p in lst] for lst in paths]  # [band][date]
-    masks = _masks(paths[0], scl) if mask == "auto" else [None] * n
+    masks = _masks(paths[0], scl) if scl_masks else [None] * n
     offs, sources = _offsets(paths, metas, given)
     obs = []
     for d in range(n):

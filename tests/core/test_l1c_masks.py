@@ -7,10 +7,12 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pytest
 import rasterio
 from affine import Affine
 
 from s2desktop.core import archive, layouts
+from s2desktop.core.errors import InvalidInputError
 from s2desktop.core.pipeline import CompositeOptions, Job, Request, SourceSpec
 
 N = 60  # px of the 10 m bands (1830 m a side: the constructed scenes are small)
@@ -18,7 +20,7 @@ UL = (300000.0, 5400000.0)  # 33UUP
 PIX = 109800 / N
 T = Affine(PIX, 0, UL[0], 0, -PIX, UL[1])
 DAYS = [dt.date(2023, 7, d) for d in (1, 6, 11, 16)]
-GML_BOX = (10, 10, 20, 20)  # rows/cols masked by date 1's polygon
+GML_BOX = (10, 20, 10, 20)  # rows r0:r1, cols c0:c1 masked by date 1's polygon
 CLASSI_BOX = (30, 40, 30, 40)  # masked by date 2's MSK_CLASSI (opaque clouds), at 60 m cells
 
 
@@ -40,8 +42,8 @@ def _classi(path, r0, r1, c0, c1) -> None:
         ds.write(classi)
 
 
-def test_an_l1c_composite_leaves_out_what_the_products_cloud_masks_mask(tmp_path):
-    root = tmp_path / "mirror"
+def _mirror(root):
+    """Four dates of constant values 1000..4000; date 1 carries a GML mask, date 2 a CLASSI mask."""
     for i, day in enumerate(DAYS):
         bands = {b: np.full((N, N), 1000 * (i + 1), np.uint16) for b in ("B02", "B03", "B04")}
         prefix = archive.write_scene(root, "l1c", "33UUP", day, 0, bands, crs=32633, transform=T,
@@ -52,6 +54,11 @@ def test_an_l1c_composite_leaves_out_what_the_products_cloud_masks_mask(tmp_path
             (qi / "MSK_CLOUDS_B00.gml").write_bytes(_gml(*GML_BOX))
         elif i == 1:
             _classi(qi / "MSK_CLASSI_B00.jp2", *CLASSI_BOX)
+    return root
+
+
+def test_an_l1c_composite_leaves_out_what_the_products_cloud_masks_mask(tmp_path):
+    root = _mirror(tmp_path / "mirror")
     out = tmp_path / "l1c.tif"
     job = Job(Request(SourceSpec(str(root)), tile="33UUP", start=DAYS[0], end=DAYS[-1], download_dir=tmp_path / "dl",
                       composite=CompositeOptions(str(out), workers=0, count_path=str(tmp_path / "count.tif"))))
@@ -76,3 +83,22 @@ def test_an_l1c_composite_leaves_out_what_the_products_cloud_masks_mask(tmp_path
 
 def test_the_l1c_layout_knows_its_cloud_masks():
     assert set(layouts.QI_MASKS["l1c"].values()) == {"MSKCLASSI", "MSKCLOUDS"} and not layouts.QI_MASKS["cogs"]
+
+
+@pytest.mark.parametrize("choice, masked", [("scl", False), ("qi", True), ("none", False)])
+def test_the_mask_choice_takes_the_l1c_masks_or_not_and_says_what_goes_unmasked(tmp_path, choice, masked):
+    root = _mirror(tmp_path / "mirror")
+    out, events = tmp_path / f"{choice}.tif", []
+    Job(Request(SourceSpec(str(root)), tile="33UUP", start=DAYS[0], end=DAYS[-1], download_dir=tmp_path / "dl",
+                mask=choice, composite=CompositeOptions(str(out), workers=0)), progress=events.append).run()
+    with rasterio.open(out) as ds:
+        red = ds.read(1)
+    (r0, r1, c0, c1) = GML_BOX
+    assert red[r0, c0] == (3000 if masked else 2500) and red[0, 0] == 2500
+    said = [e.message for e in events if "without a cloud mask" in e.message]
+    if choice == "none":
+        assert not said  # nothing was asked for
+    else:
+        assert said and f"--mask {choice}" in said[0] and ("2 scene(s)" if masked else "4 scene(s)") in said[0]
+    with pytest.raises(InvalidInputError, match="is not one of auto, scl, qi, none"):
+        Job(Request(SourceSpec(str(root)), tile="33UUP", start=DAYS[0], end=DAYS[-1], mask="clouds")).plan()
