@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -132,10 +133,19 @@ def untrack(paths) -> None:
     _LIVE.difference_update(Path(p) for p in paths)
 
 
-def remove_live_temps() -> None:
-    """Remove every temporary file this process is writing (a second Ctrl-C exits without unwinding)."""
-    for tmp in list(_LIVE):
-        remove_with_side_files(tmp)
+_EXITING = []  # set by remove_live_temps: no new temporary file is started from then on
+
+
+def remove_live_temps(passes: int = 3, pause: float = 0.05) -> None:
+    """Remove every temporary file this process is writing (a second Ctrl-C exits without unwinding). No new one
+    is started from now on, and the removal is repeated a few times: a thread that was about to create its file
+    when this began has done so by the next pass."""
+    _EXITING.append(True)
+    for i in range(passes):
+        for tmp in list(_LIVE):
+            remove_with_side_files(tmp)
+        if i < passes - 1:
+            time.sleep(pause)
 
 
 def remove_with_side_files(path: Path) -> None:
@@ -163,6 +173,8 @@ def atomic_path(dest) -> Iterator[Path]:
 def temp_file(dest) -> Iterator[Path]:
     """A temporary name beside ``dest`` (:func:`temp_name`), removed with its side files when the block ends
     (renamed by then, or not); known to :func:`remove_live_temps` while the block runs."""
+    if _EXITING:  # the process is exiting at a second Ctrl-C: start nothing that could be left behind
+        raise KeyboardInterrupt
     tmp = temp_name(dest)
     _LIVE.add(tmp)
     try:
