@@ -264,6 +264,7 @@ def write_window(path, header: CogHeader, level: int, window: tuple[int, int, in
     Written a row of tiles at a time."""
     import numpy as np
     import rasterio
+    import rasterio.errors
     from affine import Affine
     from rasterio.crs import CRS
     from rasterio.windows import Window
@@ -282,6 +283,10 @@ def write_window(path, header: CogHeader, level: int, window: tuple[int, int, in
             top = (k // per_row) * lv.tile_height
             height = min(lv.tile_height, h - top)
             out.write(row[:height], 1, window=Window(0, top, w, height))
-    with rasterio.open(path) as back:  # GDAL can fail to write (a full disk) without raising: read it back
-        if (back.width, back.height) != (w, h):
-            raise OSError(f"{path} was not written whole")
+    try:  # GDAL can fail to write (a full disk) without raising: read it all back before it is published
+        with rasterio.open(path) as back:
+            whole = (back.width, back.height) == (w, h) and back.read(1).shape == (h, w)
+    except rasterio.errors.RasterioError as exc:
+        raise OSError(f"{path} was not written whole ({str(exc).splitlines()[0]})") from None
+    if not whole:
+        raise OSError(f"{path} was not written whole")
