@@ -46,8 +46,9 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
+from s2desktop.core import bands as band_names
 from s2desktop.core import scenefiles
-from s2desktop.core.catalog import BAND_RE, Scene, fetch_metadata
+from s2desktop.core.catalog import Scene, fetch_metadata
 from s2desktop.core.errors import (
     NOT_WRITABLE, CancelledError, IntegrityError, InvalidInputError, OutputError, S2Error, output_error,
 )
@@ -112,22 +113,9 @@ class _Mismatch(Exception):
 
 
 def parse_bands(bands) -> list[str]:
-    """'B02,b03, B04' or a list -> ['B02', 'B03', 'B04'] (validated, order kept, no duplicates)."""
-    items = bands.split(",") if isinstance(bands, str) else list(bands or DEFAULT_BANDS)
-    out: list[str] = []
-    for item in items:
-        name = str(item).strip().upper()
-        if not name:
-            continue
-        if re.fullmatch(r"B[1-9]", name):
-            name = f"B0{name[1]}"
-        if not BAND_RE.match(name):
-            raise InvalidInputError(f"'{item}' is not a Sentinel-2 band (B01-B12, B8A, TCI, SCL, AOT, WVP)")
-        if name not in out:
-            out.append(name)
-    if not out:
-        raise InvalidInputError("no bands given (e.g. --bands B02,B03,B04)")
-    return out
+    """'B02,b03, B04', a preset ('false-colour') or a list -> ['B02', 'B03', 'B04'] (validated, order kept, no
+    duplicates; the product files TCI, SCL, AOT, WVP too): `core.bands.parse_bands`."""
+    return list(band_names.parse_bands(bands if bands else DEFAULT_BANDS, products=True))
 
 
 def _inside(path: Path, folder: Path) -> bool:

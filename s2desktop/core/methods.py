@@ -30,7 +30,7 @@ class Median:
 
     @property
     def description(self) -> str:
-        return ("per pixel median of observations valid in all three bands (nonzero, not masked); even count: "
+        return ("per pixel median of observations valid in every band (nonzero, not masked); even count: "
                 "mean of the two middle values rounded half up; none valid: 0")
 
 
@@ -53,7 +53,7 @@ class Quantile:
 
     @property
     def description(self) -> str:
-        return (f"per pixel and band the {self.percent}th percentile of the observations valid in all three bands "
+        return (f"per pixel and band the {self.percent}th percentile of the observations valid in every band "
                 "(nonzero, not masked): linear interpolation between the closest ranks (numpy's default), "
                 "rounded half up; none valid: 0")
 
@@ -70,8 +70,8 @@ class Medoid:
 
     @property
     def description(self) -> str:
-        return ("per pixel the observation valid in all three bands with the least sum of Euclidean distances "
-                "(across the three bands, in DN) to the other valid observations: all bands from one date; "
+        return ("per pixel the observation valid in every band with the least sum of Euclidean distances "
+                "(across the bands, in DN) to the other valid observations: all bands from one date; "
                 "ties: the earlier date; none valid: 0")
 
 
@@ -95,8 +95,8 @@ class Geomedian:
 
     @property
     def description(self) -> str:
-        return ("per pixel the geometric median of the observations valid in all three bands (the point with "
-                "the least sum of Euclidean distances to them across the three bands): Weiszfeld's iteration "
+        return ("per pixel the geometric median of the observations valid in every band (the point with "
+                "the least sum of Euclidean distances to them across the bands): Weiszfeld's iteration "
                 f"from their mean, per pixel until a step is under {self.tolerance:g} DN or after "
                 f"{self.max_iterations} steps, rounded half up; none valid: 0")
 

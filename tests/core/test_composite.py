@@ -78,7 +78,8 @@ def test_jp2_inputs_georeferencing_and_cog_layout(raster_stack, tmp_path):
         assert ds.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") == "2"
         assert ds.overviews(1) == [2, 4] or ds.overviews(1)[0] == 2
         assert [c.name for c in ds.colorinterp] == ["red", "green", "blue"]
-        assert ds.descriptions == ("red (B04)", "green (B03)", "blue (B02)")
+        assert ds.descriptions == ("B04", "B03", "B02")
+        assert ds.tags(2)["BAND_DESCRIPTION"] == "green 560 nm" and ds.tags()["BANDS"] == "B04,B03,B02"
         np.testing.assert_array_equal(ds.read(), exp)
     # a plain (QGIS-style) reader: GDAL's own checks on the COG structure
     from rasterio import shutil as rshutil

@@ -36,7 +36,8 @@ from rasterio.enums import ColorInterp, Interleaving, Resampling
 from rasterio.windows import Window
 
 from s2desktop.core import fsutil
-from s2desktop.core.compositing.plan import BANDS, DATE_BAND_ENCODING, CompositePlan
+from s2desktop.core.bands import band_info
+from s2desktop.core.compositing.plan import DATE_BAND_ENCODING, CompositePlan
 from s2desktop.core.errors import output_error
 
 log = logging.getLogger(__name__)
@@ -127,19 +128,17 @@ def _sum_2x2(arr: np.ndarray, dtype) -> np.ndarray:
 
 
 class RawOutput:
-    """The temporary raw GeoTIFF(s) the windows are written into: RGB with the product's tags, and the count;
+    """The temporary raw GeoTIFF(s) the windows are written into: the bands with the product's tags, and the count;
     with `halves`, their first overview levels too (`.ovr` beside each), from the windows' `average_2x2`.
     Created (and closed) here; `sink` is what the workers write them with."""
 
     def __init__(self, plan: CompositePlan, temps: Temporaries, halves: bool = False):
         self.shape = plan.out_shape
         self.paths = [temps.raw, temps.count_raw]
-        with _open_raw(temps.raw, 3, "uint16", plan, 0) as dst:
-            dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
-            dst.descriptions = ("red (B04)", "green (B03)", "blue (B02)")
+        bands = tuple(plan.stack.bands)
+        with _open_raw(temps.raw, len(bands), "uint16", plan, 0) as dst:
             dst.update_tags(**plan.tags)
-            for i, band in enumerate(BANDS, start=1):
-                dst.update_tags(i, BAND=band)
+            describe_bands(dst, bands)
         if temps.count_raw is not None:
             with _open_raw(temps.count_raw, 1, "uint8", plan, None) as cdst:
                 cdst.descriptions = ("valid observations",)
@@ -150,7 +149,7 @@ class RawOutput:
         self.halves = [None, None]
         if halves:
             self.halves = [_ovr(p) if p is not None else None for p in self.paths]
-            _open_raw(self.halves[0], 3, "uint16", plan, 0, half=True).close()
+            _open_raw(self.halves[0], len(bands), "uint16", plan, 0, half=True).close()
             if self.halves[1] is not None:
                 _open_raw(self.halves[1], 1, "uint8", plan, None, half=True).close()
         self.sink = RawSink(*(BlockFile.of(p) if p is not None else None for p in (*self.paths, *self.halves)),
@@ -169,6 +168,22 @@ class RawOutput:
         if self.date_raw is not None and overview_factors(*self.shape):
             with rasterio.open(self.date_raw, "r+") as ds:  # an average of dates is no date: nearest
                 ds.build_overviews(overview_factors(*self.shape), Resampling.nearest)
+
+
+def describe_bands(dst, bands) -> None:
+    """Each band named (its GDAL description: ``B08``) and tagged: BAND (the name), BAND_DESCRIPTION (``NIR 842
+    nm``), CENTRAL_WAVELENGTH_NM, NATIVE_RESOLUTION_M. Three bands are shown as red, green, blue (true colour,
+    or the false colour they were chosen for); other counts have no colour interpretation but grey for the
+    first."""
+    dst.descriptions = tuple(bands)
+    if len(bands) == 3:
+        dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
+    for i, band in enumerate(bands, start=1):
+        info = band_info(band)
+        facts = {} if info is None else {"BAND_DESCRIPTION": info.description,
+                                         "CENTRAL_WAVELENGTH_NM": str(info.wavelength),
+                                         "NATIVE_RESOLUTION_M": str(info.resolution)}
+        dst.update_tags(i, BAND=band, **facts)
 
 
 def _create_date_raw(path: Path, plan: CompositePlan) -> None:

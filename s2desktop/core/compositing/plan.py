@@ -28,6 +28,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window, subdivide
 
+from s2desktop.core.bands import RESAMPLING, TRUE_COLOUR
 from s2desktop.core.errors import InvalidInputError, RasterError
 from s2desktop.core.fsutil import check_output_file
 from s2desktop.core.methods import Median, Rule, parse_method
@@ -36,7 +37,7 @@ from s2desktop.core.stack import Stack, mask_covers
 
 log = logging.getLogger(__name__)
 
-BANDS = ("B04", "B03", "B02")  # output order R, G, B
+BANDS = TRUE_COLOUR  # the default: output order R, G, B (any Sentinel-2 bands can be composited)
 SCL_MASKED_CLASSES = (0, 1, 3, 8, 9, 10)
 VALID_SCALES = (1, 2, 4, 8)
 TARGET_WINDOW = 1024
@@ -57,6 +58,8 @@ class WindowInputs:
     clip: dict | None = None  # a GeoJSON (Multi)Polygon in the output CRS: pixels outside it are nodata
     date_days: tuple[int, ...] = ()  # [date] acquisition day since 1970-01-01, for the medoid's date band
     mask_bands: tuple[str | None, ...] = ()  # [date] what each mask is: 'SCL', 'MSKCLASSI', 'MSKCLOUDS' (L1C)
+    factors: tuple[int, ...] = ()  # [band] pixels of the output grid (at scale 1) one of its pixels spans a side:
+    # 1, 2 for a 20 m band beside 10 m ones, 6 for 60 m (upsampled by nearest: `core.bands.RESAMPLING`); (): all 1
 
     @property
     def dates(self) -> int:
@@ -128,7 +131,7 @@ def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 
     count_path = Path(count_path) if count_path else None
     date_path = Path(date_path) if date_path else None
     _check_outputs(output, count_path, overwrite, [p for lst in paths for p in lst], date_path)
-    ref = _open_inputs([p for lst in paths for p in lst])
+    ref, factors = _open_inputs(paths)
     _check_grid(ref, stack.grid)
     masks = tuple(o.mask.path if o.mask else None for o in obs)
     mask_bands = tuple(o.mask.band if o.mask else None for o in obs)
@@ -136,7 +139,7 @@ def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 
     out_shape, out_transform, cells = _plan_tasks(ref, scale, window_size, [o.footprint for o in obs])
     inputs = WindowInputs(rasters=tuple(tuple(str(p) for p in lst) for lst in paths), masks=masks,
                           offsets=tuple(o.offset for o in obs), mask_classes=SCL_MASKED_CLASSES,
-                          mask_bands=mask_bands, scale=scale,
+                          mask_bands=mask_bands, scale=scale, factors=factors,
                           out_transform=out_transform, clip=clip,
                           date_days=_date_days(stack) if date_path else ())
     return CompositePlan(
@@ -144,7 +147,7 @@ def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 
         tasks=tuple(WindowTask(i, src, out, inputs, skip, rule) for i, (src, out, skip) in enumerate(cells)),
         output=output, count_path=count_path, workers=workers,
         threads=max(1, (os.cpu_count() or 1) // max(1, workers)), compress=compress,
-        tags={**_rule_tags(_tags(stack, scale), rule, date_path),
+        tags={**_rule_tags(_tags(stack, scale, factors), rule, date_path),
               **{str(k): str(v) for k, v in (tags or {}).items()}},
         rule=rule, date_path=date_path,
     )
@@ -160,8 +163,7 @@ def _check_arguments(stack: Stack, scale, compress, workers):
         raise InvalidInputError("no input files given")
     if n > MAX_DATES:
         raise InvalidInputError(f"{n} dates is more than the 255 a composite supports")
-    if tuple(stack.bands) != BANDS:
-        raise InvalidInputError(f"bands {', '.join(stack.bands)}: the composite is of {', '.join(BANDS)}")
+    _check_bands(stack.bands)
     for o in stack.observations:
         missing = [b for b in stack.bands if b not in o.rasters]
         if missing:
@@ -177,6 +179,15 @@ def _check_arguments(stack: Stack, scale, compress, workers):
     if workers < 0:
         raise InvalidInputError("workers must be 0 or more")
     return compress, workers
+
+
+def _check_bands(bands) -> None:
+    """InvalidInputError for no band or a band twice (which band is which: the stack's names, in output order)."""
+    if not bands:
+        raise InvalidInputError("no bands to composite")
+    twice = sorted({b for b in bands if list(bands).count(b) > 1})
+    if twice:
+        raise InvalidInputError(f"band {', '.join(twice)} given more than once")
 
 
 def _check_rule(method, date_path) -> Rule:
@@ -207,27 +218,48 @@ def check_output(path, overwrite: bool = False, what: str = "output") -> None:
     check_output_file(path, overwrite=overwrite, what=what)
 
 
-def _open_inputs(inputs: list[Path]) -> dict:
-    """Open every input once, by content, with consistency checks naming the odd file. -> the first's grid."""
-    ref = None
-    for p in inputs:
-        with open_raster(p) as ds:
-            if ds.count < 1:
-                raise RasterError(f"{p}: has no bands")
-            if ds.dtypes[0] != "uint16":
-                raise RasterError(f"{p}: is {ds.dtypes[0]}, expected uint16 Sentinel-2 band data")
-            if ref is None:
-                ref = {"path": p, "crs": ds.crs, "transform": ds.transform, "shape": (ds.height, ds.width),
-                       "block": ds.block_shapes[0]}
-            elif (ds.height, ds.width) != ref["shape"]:
-                raise RasterError(f"{p}: is {ds.width}x{ds.height} px, the others {ref['shape'][1]}x"
-                                  f"{ref['shape'][0]} (first: {ref['path'].name})")
-            elif ds.crs != ref["crs"]:
-                raise RasterError(f"{p}: CRS {ds.crs} differs from {ref['crs']} of {ref['path'].name}")
-            elif not ds.transform.almost_equals(ref["transform"], precision=1e-6):
-                raise RasterError(f"{p}: georeferencing (transform) differs from {ref['path'].name}")
-            _probe_last_block(ds, p)
-    return ref
+def _open_inputs(paths: list[list[Path]]) -> tuple[dict, tuple[int, ...]]:
+    """Open every input ([band][date]) once, by content, with consistency checks naming the odd file: a band's
+    dates share its first file's grid; a band coarser than the finest (20 m or 60 m beside 10 m) covers the same
+    extent in pixels a whole number of the finest's a side. -> (the finest band's grid, the windows' reference;
+    per band that number: 1, 2 or 6)."""
+    firsts = [_grid_of(band[0]) for band in paths]
+    ref = max(firsts, key=lambda g: g["shape"][1])  # the first of the finest (RGB: the red file of date 1)
+    factors = tuple(_factor(g, ref) for g in firsts)
+    for band, first in zip(paths, firsts):
+        for p in band[1:]:
+            _check_same_grid(_grid_of(p), first)
+    return ref, factors
+
+
+def _grid_of(p: Path) -> dict:
+    with open_raster(p) as ds:
+        if ds.count < 1:
+            raise RasterError(f"{p}: has no bands")
+        if ds.dtypes[0] != "uint16":
+            raise RasterError(f"{p}: is {ds.dtypes[0]}, expected uint16 Sentinel-2 band data")
+        _probe_last_block(ds, p)
+        return {"path": p, "crs": ds.crs, "transform": ds.transform, "shape": (ds.height, ds.width),
+                "block": ds.block_shapes[0]}
+
+
+def _check_same_grid(g: dict, first: dict, factor: int = 1) -> None:
+    """RasterError naming g's file unless it is on `first`'s grid with pixels `factor` times as large."""
+    (h, w), (fh, fw) = g["shape"], first["shape"]
+    if (h * factor, w * factor) != (fh, fw):
+        raise RasterError(f"{g['path']}: is {w}x{h} px, the others {fw}x{fh} (first: {first['path'].name})")
+    if g["crs"] != first["crs"]:
+        raise RasterError(f"{g['path']}: CRS {g['crs']} differs from {first['crs']} of {first['path'].name}")
+    if not g["transform"].almost_equals(first["transform"] * Affine.scale(factor), precision=1e-6):
+        raise RasterError(f"{g['path']}: georeferencing (transform) differs from {first['path'].name}")
+
+
+def _factor(g: dict, ref: dict) -> int:
+    """How many of the reference's pixels one of g's spans a side (a 20 m band beside 10 m ones: 2)."""
+    (h, w), (rh, rw) = g["shape"], ref["shape"]
+    factor = max(1, rw // max(1, w))
+    _check_same_grid(g, ref, factor if rh == h * factor else 1)
+    return factor
 
 
 def _probe_last_block(ds, path: Path) -> None:
@@ -344,7 +376,7 @@ def _footprint_skips(geoms, transform, crs, windows: list[Window], step, dilate:
 # --- tags -------------------------------------------------------------------------------------------------------
 
 
-def _tags(stack: Stack, scale: int) -> dict[str, str]:
+def _tags(stack: Stack, scale: int, factors: tuple[int, ...] = ()) -> dict[str, str]:
     """The product's GeoTIFF tags: what went in (from the observations) and how it was combined."""
     obs = stack.observations
     tiles = sorted({t for o in obs for t in o.tiles})
@@ -357,23 +389,39 @@ def _tags(stack: Stack, scale: int) -> dict[str, str]:
         "DATES": ",".join(o.date for o in obs),
         "DATE_COUNT": str(len(obs)),
         "BASELINES": ",".join(o.baseline or "unknown" for o in obs),
-        "OFFSETS_RED": offsets,
-        "OFFSETS_GREEN": offsets,
-        "OFFSETS_BLUE": offsets,
+        **_band_tags(stack, offsets, factors),
         "OFFSET_SOURCES": ",".join(o.offset_source for o in obs),
         "HARMONISATION": "inputs with offset -1000 (baseline >= 04.00) shifted by -1000 DN (min 1); output on "
         "the pre-04.00 scale: reflectance = DN / 10000",
         "OUTPUT_OFFSET": "0",
-        "MEDIAN": "per pixel median of observations valid in all three bands (nonzero, not masked); even count: "
+        "MEDIAN": "per pixel median of observations valid in every band (nonzero, not masked); even count: "
         "mean of the two middle values rounded half up; none valid: 0",
         "MASK": "; ".join(([f"SCL classes {','.join(map(str, SCL_MASKED_CLASSES))} masked on {masked} date(s)"]
                            if masked else []) + ([f"L1C cloud masks (opaque clouds, cirrus) on {qi} date(s)"]
                                                  if qi else [])) or "none",
         "SCALE": str(scale),
     }
-    for name, band in zip(("RED", "GREEN", "BLUE"), stack.bands):
+    for name, band in _band_keys(stack.bands):
         tags[f"SOURCES_{name}"] = ",".join(_source(o, band) for o in obs)
     tags["CREATED"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return tags
+
+
+def _band_keys(bands) -> list[tuple[str, str]]:
+    """(name in the tags, band): RED, GREEN, BLUE for a true-colour composite (its tags as they always were),
+    else the band names."""
+    names = ("RED", "GREEN", "BLUE") if tuple(bands) == BANDS else bands
+    return list(zip(names, bands))
+
+
+def _band_tags(stack: Stack, offsets: str, factors: tuple[int, ...]) -> dict[str, str]:
+    """BANDS (the output's, in order), the offsets per band (a date's bands share one), and how the bands
+    coarser than the output grid were put on it."""
+    tags = {"BANDS": ",".join(stack.bands)}
+    tags.update({f"OFFSETS_{name}": offsets for name, _band in _band_keys(stack.bands)})
+    coarse = [f"{b} (x{k})" for b, k in zip(stack.bands, factors) if k > 1]
+    if coarse:
+        tags["BAND_RESAMPLING"] = f"{', '.join(coarse)} upsampled to the output grid by {RESAMPLING}"
     return tags
 
 

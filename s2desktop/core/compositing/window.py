@@ -5,10 +5,11 @@ Each worker opens the raw output files once (`_init_worker`) inside
 reads it (kept open for the next), and reuses its window arrays (`_scratch`) instead of paying page faults for
 fresh memory every window. A window task is a plain value that names all it reads (`plan.WindowTask`). Per
 window and date: read each band straight into the stack (`out_shape` decimation
-for scale > 1, which GDAL serves from JP2 reduced-resolution levels / overviews), harmonise (DN - 1000, at least
+for scale > 1, which GDAL serves from JP2 reduced-resolution levels / overviews; a 20 m or 60 m band beside 10 m
+ones read over the same ground and upsampled by nearest neighbour, `core.bands.RESAMPLING`), harmonise (DN - 1000, at least
 1, for baseline >= 04.00), mask (SCL classes 0, 1, 3, 8, 9, 10 where a scene classification exists), then the
-task's rule (`rules`: the median, a quantile, the medoid, the geometric median) on observations valid in all
-three bands, written straight into the raw output's blocks (`cog.RawSink`; with the medoid's date band, the
+task's rule (`rules`: the median, a quantile, the medoid, the geometric median) on observations valid in every
+band, written straight into the raw output's blocks (`cog.RawSink`; with the medoid's date band, the
 date of the observation each pixel holds) -- and, when the windows bring the output's first overview level
 (`cog.halves_in_windows`), the 2 x 2 averages of the result into its overview file. Only the window's index goes
 back to the parent.
@@ -99,7 +100,8 @@ def _scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
 
 
 def _read(ds, window, out, scale):
-    """Read band 1 of `window` straight into `out` (its shape sets the decimation for scale > 1)."""
+    """Read band 1 of `window` straight into `out` (its shape sets the decimation for scale > 1, and the
+    upsampling of a coarser band: `scale` is then its factor, nearest neighbour either way)."""
     try:
         if scale == 1:
             return ds.read(1, window=window, out=out)
@@ -190,7 +192,8 @@ def _read_date(inp: WindowInputs, task: WindowTask, d: int, stacks: np.ndarray) 
     """Read date `d` of every band into `stacks`, harmonised. -> where all bands are valid (nonzero)."""
     valid = nonzero = None
     for b, paths in enumerate(inp.rasters):
-        arr = _read(_dataset(paths[d]), task.source, stacks[b, d], inp.scale)
+        factor = inp.factors[b] if inp.factors else 1
+        arr = _read(_dataset(paths[d]), _band_window(task.source, factor), stacks[b, d], inp.scale * factor)
         if valid is None:
             valid = np.not_equal(arr, 0)
             nonzero = np.empty_like(valid)
@@ -199,6 +202,15 @@ def _read_date(inp: WindowInputs, task: WindowTask, d: int, stacks: np.ndarray) 
         if inp.offsets[d]:
             _harmonise_valid(arr, inp.offsets[d])
     return valid
+
+
+def _band_window(window: Window, factor: int) -> Window:
+    """The same ground as `window` (on the reference band's grid) on a band whose pixels are `factor` times as
+    large (fractional where the window does not fall on its pixel edges: GDAL reads what lies under it)."""
+    if factor == 1:
+        return window
+    return Window(window.col_off / factor, window.row_off / factor, window.width / factor,
+                  window.height / factor)
 
 
 def _harmonise_valid(arr: np.ndarray, offset: int) -> None:
