@@ -119,7 +119,7 @@ def _add_composite(sub) -> None:
         description="Per pixel and band, the median of the valid observations (nodata 0 and masked pixels "
         "excluded; even count: mean of the two middle values rounded half up), or another rule (--method). "
         "Inputs of processing baseline >= 04.00 are harmonised to the pre-04.00 scale first. Output: a COG "
-        "GeoTIFF, bands R,G,B, uint16, nodata 0.",
+        "GeoTIFF of the --bands in their order (default B04,B03,B02: R,G,B), each named, uint16, nodata 0.",
     )
     t = p.add_argument_group("tile mode: search, download what is missing, composite")
     t.add_argument("--tile", metavar="TILE", help="Sentinel-2 tile id, e.g. 33UUP")
@@ -150,6 +150,11 @@ def _add_composite(sub) -> None:
     p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: all cores)")
     p.add_argument("--scale", type=int, default=1, choices=(1, 2, 4, 8),
                    help="reduced-resolution composite from JP2 resolution levels / overviews (default 1)")
+    p.add_argument("--bands", metavar="BANDS", help="the bands to composite, in output order: names "
+                   "(B01-B12, B8A; e.g. B08,B11,B12) or a preset: true-colour (B04,B03,B02, the default), "
+                   "false-colour (B08,B04,B03), swir (B12,B8A,B04), all (every band of a Level-2A product, in "
+                   "wavelength order: B01-B09, B8A after B08, B11, B12). 20 m and 60 m bands are upsampled to "
+                   "the output grid by nearest neighbour. Tile and area modes")
     p.add_argument("--mask", default="auto", choices=("auto", "scl", "qi", "none"),
                    help="auto: an L2A scene's classification (SCL classes 0,1,3,8,9,10), else an L1C scene's own "
                    "cloud mask (opaque clouds, cirrus); scl or qi: only that one; none: unmasked")
@@ -301,6 +306,7 @@ def _run_composite(args: argparse.Namespace) -> int:
         raise InvalidInputError("no inputs: give --tile or an area (--bbox, --aoi) with --start/--end, or "
                                 "--red/--green/--blue files")
     method = parse_method(args.method)
+    bands = _composite_bands(args.bands, files_mode)
     if args.date_band is True:  # the flag alone: beside the output
         out = Path(args.output)
         args.date_band = str(out.with_name(f"{out.stem}_dates{out.suffix or '.tif'}"))
@@ -322,7 +328,8 @@ def _run_composite(args: argparse.Namespace) -> int:
             stack = from_files(args.red or [], args.green or [], args.blue or [], offsets=offsets, mask=args.mask)
             result = run_composite(stack, options, progress=line)
         else:
-            request = _tile_request(args, out=args.out_dir, composite=options, mask=args.mask)
+            request = _tile_request(args, out=args.out_dir, composite=options, mask=args.mask,
+                                    **({"bands": bands} if bands else {}))
             result = Job(request, progress=line).run().composite
     finally:
         line.finish()
@@ -330,6 +337,20 @@ def _run_composite(args: argparse.Namespace) -> int:
     print(f"wrote {result.path} ({result.width}x{result.height}, {result.dates} date(s), {result.method}, "
           f"{result.seconds:.1f} s)" + "".join(f" and {p}" for p in extra))
     return 0
+
+
+def _composite_bands(text: str | None, files_mode: bool) -> tuple[str, ...] | None:
+    """--bands as names, checked before any work (None: the default, true colour)."""
+    from s2desktop.core.bands import TRUE_COLOUR, parse_bands
+    from s2desktop.core.errors import InvalidInputError
+
+    if text is None:
+        return None
+    bands = parse_bands(text)
+    if files_mode and bands != TRUE_COLOUR:
+        raise InvalidInputError(f"--bands {text}: files mode composites the --red, --green and --blue files "
+                                "(B04, B03, B02); other bands come with --tile or an area")
+    return bands
 
 
 def _add_info(sub) -> None:
@@ -456,7 +477,8 @@ def _add_download(sub) -> None:
                        description="Download band files into blue/ (B02), green/ (B03), red/ (B04) and <band>/, "
                        "with the scenes' metadata in metadata/. Files already present and verified are skipped.")
     _add_scene_query(p)
-    p.add_argument("--bands", default="B02,B03,B04", help="comma-separated bands (default: B02,B03,B04)")
+    p.add_argument("--bands", default="B02,B03,B04", help="comma-separated bands (B01-B12, B8A, TCI, SCL, AOT, "
+                   "WVP) or a preset: true-colour, false-colour, swir, all (default: B02,B03,B04)")
     p.add_argument("--out-dir", "--out", dest="out_dir", default="./tmp", metavar="DIR",
                    help="download folder (default: ./tmp); --out is the same")
     p.add_argument("--workers", type=int, metavar="N", help="files downloaded at once (default: 4)")

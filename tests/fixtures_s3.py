@@ -97,7 +97,8 @@ def admin_client(endpoint: str):
 
 
 def synthetic_bands(seed: int, size: int = SIZE) -> dict[str, np.ndarray]:
-    """Smooth-ish uint16 reflectances with a nodata (0) wedge on the west edge, like an orbit edge."""
+    """Smooth-ish uint16 reflectances with a nodata (0) wedge on the west edge, like an orbit edge: B02, B03, B04,
+    B08 at ``size`` px (10 m), B11, B12, B8A at half of it (20 m)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size]
     base = 800 + 40 * ((xx + yy) % 16) + rng.integers(0, 200, (size, size))
@@ -107,9 +108,12 @@ def synthetic_bands(seed: int, size: int = SIZE) -> dict[str, np.ndarray]:
         a = (base + 300 * i).astype(np.uint16)
         a[edge] = 0
         out[band] = a
-    b11 = (base[::2, ::2] + 1500).astype(np.uint16)
-    b11[edge[::2, ::2]] = 0
-    out["B11"] = b11
+    # 20 m bands (half the size), each its own pattern of the 10 m values (no random draw: the 10 m bands stay
+    # as they always were); B12 and B8A for six-band and SWIR composites
+    for band, rows, cols, add in (("B11", 0, 0, 1500), ("B12", 1, 1, 900), ("B8A", 0, 1, 2500)):
+        a = (base[rows::2, cols::2] + add).astype(np.uint16)
+        a[edge[rows::2, cols::2]] = 0
+        out[band] = a
     return out
 
 

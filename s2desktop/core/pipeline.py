@@ -29,6 +29,7 @@ from pathlib import Path
 
 from s2desktop.core import areas, catalog, download, fetch, pricing, stack, streaming
 from s2desktop.core.areas import Area
+from s2desktop.core.bands import parse_bands
 from s2desktop.core.errors import InvalidInputError, NotFoundError
 from s2desktop.core.methods import Median, Rule
 from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
@@ -101,6 +102,9 @@ class Request:
     cache_dir: Path | None = None  # an area's fetched windows (None: the user cache folder's 'areas')
     cache_limit: int = DEFAULT_LIMIT  # bytes the area cache may hold; the least recently used go first
 
+    def __post_init__(self):  # the bands as names, checked before any work: one-line InvalidInputError
+        object.__setattr__(self, "bands", parse_bands(self.bands, products=self.composite is None))
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -109,21 +113,23 @@ class Plan:
     scenes: tuple
     tasks: tuple  # DownloadTask, bands then masks
     mask: bool
+    bands: tuple[str, ...] = RGB_BANDS  # the composite's, in output order
 
     @property
     def bytes_total(self) -> int:
         return sum(t.size or 0 for t in self.tasks)
 
     def inputs(self) -> Stack:
-        """The stack of the scenes whose three bands are on disk, in date order (with their SCL when masked).
+        """The stack of the scenes whose bands are all on disk, in date order (with their SCL when masked).
 
         A scene with a band missing (a file the user cancelled) is left out; its SCL is used when it is there.
         """
         files = {(t.scene.scene_id, t.band): t for t in self.tasks if Path(t.dest).is_file()}
-        complete = [s for s in self.scenes if all((s.scene_id, b) in files for b in RGB_BANDS)]
+        complete = [s for s in self.scenes if all((s.scene_id, b) in files for b in self.bands)]
         if not complete:
-            raise NotFoundError("none of the scenes has its red, green and blue bands downloaded")
-        return stack.from_downloads(complete, files, RGB_BANDS, mask=self.mask)
+            which = "red, green and blue" if self.bands == RGB_BANDS else ", ".join(self.bands)
+            raise NotFoundError(f"none of the scenes has its {which} bands downloaded")
+        return stack.from_downloads(complete, files, self.bands, mask=self.mask)
 
 
 @dataclass(frozen=True)
@@ -199,7 +205,7 @@ class Job:
                 emit(self.progress, Progress("plan", message=f"{len(unmasked)} scene(s) without a cloud mask "
                                              f"(--mask {r.mask}) are composited unmasked: {', '.join(unmasked[:5])}"
                                              + (", ..." if len(unmasked) > 5 else "")))
-        return Plan(tuple(scenes), tuple(tasks), bool(allowed))
+        return Plan(tuple(scenes), tuple(tasks), bool(allowed), tuple(r.bands))
 
     def cost(self, plan: Plan):
         """What downloading ``plan`` will cost (files already verified on disk left out): a pricing.Cost."""
@@ -242,7 +248,7 @@ class Job:
         if not scenes:
             raise NotFoundError(_nothing_found(r))
         if grid is None:  # no resolution given: the finest the scenes have (100 m on the demo, 10 m on AWS)
-            resolution = streaming.finest_resolution(self.source, scenes) or 10.0
+            resolution = streaming.finest_resolution(self.source, scenes, r.bands) or 10.0
             emit(self.progress, Progress("plan", message=f"resolution {resolution:g} m, the finest the scenes have "
                                                          "(choose another with --resolution)"))
             grid = areas.output_grid(r.area, resolution, r.crs)
@@ -260,9 +266,10 @@ class Job:
             locate, downloads, origin = self._area_rasters(used, grid, scratch)
             check_cancel(self.cancel, "composite cancelled")
             inputs = streaming.build_inputs(acqs, grid, locate, scratch, mask=MASK_BAND in mask_bands_for(r.mask),
-                                            origin=origin)
+                                            origin=origin, bands=tuple(r.bands))
             tiles = ",".join(sorted({s.tile for s in used}))
-            tags = {**areas.area_tags(r.area, grid, r.composite.scale), "TILE": tiles, **(r.composite.tags or {})}
+            tags = {**areas.area_tags(r.area, grid, r.composite.scale), "TILE": tiles,
+                    **streaming.resampling_tags(acqs, locate, r.bands, grid), **(r.composite.tags or {})}
             options = replace(r.composite, clip=region, tags=tags)
             result = run_composite(inputs, options, self.progress, self.cancel)
         finally:
@@ -275,7 +282,7 @@ class Job:
         with the rasters): fetched windows of remote COGs ('streamed'), the files of a local mirror, or the
         downloaded files of a JPEG 2000 source."""
         masked = MASK_BAND in mask_bands_for(self.request.mask)  # areas: the SCL only, so far
-        bands = RGB_BANDS + ((MASK_BAND,) if masked else ())
+        bands = tuple(self.request.bands) + ((MASK_BAND,) if masked else ())
         if self.source.layout != "cogs":
             plan = self.plan(scenes)
             downloads = tuple(self.download(plan))

@@ -12,8 +12,9 @@ in the cache, a local COG mirror's file, or a downloaded JPEG 2000. A coarse gri
 matches (``vrt://...?ovr=n``) of a file that has overviews; fetched windows are already at that level.
 
 Resampling: the scene classification (SCL) by nearest neighbour, always; reflectance by nearest neighbour where
-output pixels coincide with the source's (same CRS, resolution and pixel edges: the values are copied
-unchanged), else bilinear (nodata excluded).
+each output pixel lies within one of the source's (same CRS, the source's pixel the grid's or a whole multiple of
+it -- a 20 m or 60 m band on a 10 m grid -- and pixel edges a whole output pixel apart: the values are copied,
+or repeated, unchanged), else bilinear (nodata excluded).
 
 Each observation carries its acquisition's facts (date, orbit, scenes, baseline and so the offset, the objects
 read); the scratch folder holds only the VRTs.
@@ -31,6 +32,7 @@ from urllib.parse import urlsplit
 
 from s2desktop.core import tiles
 from s2desktop.core.areas import OutputGrid, reproject
+from s2desktop.core.bands import RESAMPLING, finest
 from s2desktop.core.baseline import offset_for_baseline
 from s2desktop.core.errors import NotFoundError, RasterError
 from s2desktop.core.fetch import overview_level
@@ -215,31 +217,34 @@ def object_path(source, key: str) -> str:
     return f"/vsis3/{source.bucket}/{key}"
 
 
-def finest_resolution(source, scenes) -> float | None:
-    """The finest pixel size of the scenes' red bands, one scene per tile, from their headers only (e.g. 100 m
-    for the demo archive): an area's default resolution."""
+def finest_resolution(source, scenes, bands=RGB) -> float | None:
+    """The finest pixel size of the scenes' finest band of ``bands`` (the red one of true colour), one scene per
+    tile, from their headers only (e.g. 100 m for the demo archive): an area's default resolution."""
     from s2desktop.core.rasterinfo import finest_pixel_size
 
-    one_per_tile = {s.tile: s for s in scenes if "B04" in s.bands}
-    paths = [object_path(source, s.bands["B04"]) for s in one_per_tile.values()]
+    band = finest(bands)
+    one_per_tile = {s.tile: s for s in scenes if band in s.bands}
+    paths = [object_path(source, s.bands[band]) for s in one_per_tile.values()]
     return finest_pixel_size(paths, gdal_env(source))
 
 
 def build_inputs(acqs: list[Acquisition], grid: OutputGrid, locate, folder: Path, mask: bool = True,
-                 origin: str | None = None) -> Stack:
-    """The area's stack: the warped mosaics of every acquisition and band (and its SCL, when ``mask`` and every
-    scene has one) written into ``folder``, each acquisition's scenes in the order given (see
+                 origin: str | None = None, bands=RGB) -> Stack:
+    """The area's stack of ``bands``: the warped mosaics of every acquisition and band (and its SCL, when
+    ``mask`` and every scene has one) written into ``folder``, each acquisition's scenes in the order given (see
     :func:`prioritise`: the first with data at a pixel gives it). ``locate(scene, band)`` is the GDAL path of that
     band's raster (a fetched window, a local COG, a downloaded JPEG 2000), or None where the scene has nothing
-    under the area. An acquisition with no red under the area is left out. ``origin`` says how the scenes'
-    metadata came with their rasters (the OFFSET_SOURCES tag: 'streamed', 'local mirror metadata', ...)."""
-    acqs = [a for a in acqs if any(locate(s, "B04") for s in a.scenes)]
+    under the area. An acquisition without one of the bands under the area is left out. ``origin`` says how the
+    scenes' metadata came with their rasters (the OFFSET_SOURCES tag: 'streamed', 'local mirror metadata', ...)."""
+    bands = tuple(bands)
+    acqs = [a for a in acqs if all(any(locate(s, b) for s in a.scenes) for b in bands)]
     if not acqs:
-        raise NotFoundError("none of the scenes has data under the area")
+        raise NotFoundError("none of the scenes has data under the area" + (
+            "" if bands == RGB else f" in each of {', '.join(bands)}"))
     obs = []
     for i, a in enumerate(acqs):
         stem = f"{i:03d}_{a.date}"  # the scratch folder's own names: the facts travel in the observation
-        rasters = {b: RasterRef(_mosaic(a, b, grid, folder, locate, stem), b) for b in RGB}
+        rasters = {b: RasterRef(_mosaic(a, b, grid, folder, locate, stem), b) for b in bands}
         scl = _mosaic(a, MASK_BAND, grid, folder, locate, stem) if mask and all(
             MASK_BAND in s.bands for s in a.scenes) else None
         offset, source = scene_offset(a.baseline)
@@ -247,13 +252,31 @@ def build_inputs(acqs: list[Acquisition], grid: OutputGrid, locate, folder: Path
         obs.append(Observation(
             date=a.date, rasters=rasters, mask=RasterRef(scl, MASK_BAND) if scl else None, offset=offset,
             offset_source=source, baseline=a.baseline, orbit=a.orbit, scenes=tuple(s.scene_id for s in a.scenes),
-            tiles=tuple(s.tile for s in a.scenes), provenance=_provenance(a, locate, mask)))
-    return Stack(tuple(obs), RGB, grid)
+            tiles=tuple(s.tile for s in a.scenes), provenance=_provenance(a, locate, mask, bands)))
+    return Stack(tuple(obs), bands, grid)
 
 
-def _provenance(acq: Acquisition, locate, mask: bool) -> tuple[Provenance, ...]:
+def resampling_tags(acqs: list[Acquisition], locate, bands, grid: OutputGrid) -> dict[str, str]:
+    """BAND_RESAMPLING, for the bands whose pixels are coarser than the grid's (20 m, 60 m on 10 m), from the
+    header of one raster of each band."""
+    import rasterio
+
+    coarse = []
+    for b in bands:
+        path = next((p for a in acqs for s in a.scenes if (p := locate(s, b))), None)
+        if path is not None:
+            with rasterio.open(path) as ds:
+                if abs(ds.transform.a) > grid.resolution * (1 + 1e-6):
+                    coarse.append(b)
+    if not coarse:
+        return {}
+    return {"BAND_RESAMPLING": f"{', '.join(coarse)} upsampled to the {grid.resolution:g} m grid by {RESAMPLING} "
+                               "(where the grid is in the tile's zone and on its pixel edges; else bilinear)"}
+
+
+def _provenance(acq: Acquisition, locate, mask: bool, bands=RGB) -> tuple[Provenance, ...]:
     """The objects an acquisition's rasters read: key, ETag and size from the search's listing."""
-    bands = RGB + ((MASK_BAND,) if mask else ())
+    bands = tuple(bands) + ((MASK_BAND,) if mask else ())
     out = []
     for b in bands:
         for s in acq.scenes:
@@ -288,7 +311,7 @@ def _warped(name: str, band: str, grid: OutputGrid, path: Path) -> str:
     try:
         with rasterio.open(name) as full:
             level = overview_level(full, grid.resolution)
-            exact = band != "SCL" and level is None and _aligned(full, grid)
+            exact = band != "SCL" and level is None and _within_pixels(full, grid)
             resampling = Resampling.nearest if band == "SCL" or exact else Resampling.bilinear
             if level is None:  # the full resolution: warp the dataset already open
                 doc = _warped_xml(full, grid, resampling)
@@ -313,10 +336,14 @@ def _warped_xml(src, grid: OutputGrid, resampling) -> str:
         return vrt.tags(ns="xml:VRT")["xml:VRT"]
 
 
-def _aligned(ds, grid: OutputGrid) -> bool:
-    """Whether the grid's pixels are the source's: same CRS, same resolution, edges a whole pixel apart."""
+def _within_pixels(ds, grid: OutputGrid) -> bool:
+    """Whether each of the grid's pixels lies within one of the source's: same CRS, the source's pixel a whole
+    number of the grid's (the same, or a 20 m / 60 m band on a 10 m grid), the grid's edges a whole number of its
+    pixels from the source's. Nearest neighbour then copies (or repeats) the values unchanged."""
     res = grid.resolution
-    if ds.crs is None or ds.crs.to_string() != grid.crs or not math.isclose(abs(ds.transform.a), res):
+    ratio = abs(ds.transform.a) / res
+    if ds.crs is None or ds.crs.to_string() != grid.crs or not (
+            ratio > 1 - 1e-6 and math.isclose(ratio, round(ratio), abs_tol=1e-6)):
         return False
     dx, dy = (grid.transform[2] - ds.transform.c) / res, (grid.transform[5] - ds.transform.f) / res
     return math.isclose(dx, round(dx), abs_tol=1e-6) and math.isclose(dy, round(dy), abs_tol=1e-6)

@@ -1,0 +1,246 @@
+"""Any Sentinel-2 bands: names and presets, 20 m / 60 m bands on the 10 m grid, band names in the output; a
+six-band composite from the L2A test server and from an area streamed from COGs against a numpy reference."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.features import geometry_mask
+from rasterio.transform import from_origin
+from rasterio.windows import from_bounds
+
+from s2desktop.core import archive, areas, layouts
+from s2desktop.core.bands import ALL, PRESETS, RESAMPLING, parse_bands
+from s2desktop.core.compositing import composite
+from s2desktop.core.compositing.rules import reference_median
+from s2desktop.core.errors import InvalidInputError
+from s2desktop.core.pipeline import CompositeOptions, Job, Request, SourceSpec
+from s2desktop.core.stack import Observation, RasterRef, Stack
+from tests.fixtures_rasters import write_band
+from tests.fixtures_s3 import SIZE, TILE, TRANSFORM
+
+SIX = ("B02", "B03", "B04", "B08", "B11", "B12")
+MASKED = (0, 1, 3, 8, 9, 10)
+JULY = dict(start=dt.date(2023, 7, 1), end=dt.date(2023, 7, 31))
+EARLY_JULY = dict(start=dt.date(2023, 6, 1), end=dt.date(2023, 7, 10))  # COGs: one scene a date (an area merges
+# the scenes of one date and orbit into one observation)
+
+
+# --- names and presets ------------------------------------------------------------------------------------------
+
+
+def test_presets_names_and_their_spellings():
+    assert parse_bands("true-colour") == ("B04", "B03", "B02") == parse_bands("TRUE-COLOR")
+    assert parse_bands("false-colour") == ("B08", "B04", "B03")
+    assert parse_bands("swir") == ("B12", "B8A", "B04")
+    assert parse_bands("all") == ALL and len(ALL) == 12 and "B10" not in ALL
+    assert ALL.index("B8A") == ALL.index("B08") + 1 and ALL[-2:] == ("B11", "B12")  # wavelength order
+    assert parse_bands("b2, B3,b04 ,b8a,B12") == ("B02", "B03", "B04", "B8A", "B12")  # order kept, as given
+    assert parse_bands("false-colour,B02,b8") == ("B08", "B04", "B03", "B02")  # a band given twice: once
+    assert parse_bands(["B10"]) == ("B10",)  # named: Level-1C's cirrus band
+    assert set(PRESETS) == {"true-colour", "false-colour", "swir", "all"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("B13", "'B13' is not a Sentinel-2 band: give B01-B12, B8A or a preset (true-colour, false-colour, swir, all)"),
+    ("B04,red", "'red' is not a Sentinel-2 band"),
+    ("TCI", "'TCI' is not a Sentinel-2 band"),  # a product file, not a band to composite
+    (" , ", "no bands given"),
+])
+def test_a_bad_band_list_is_one_line(text, message):
+    with pytest.raises(InvalidInputError, match=re.escape(message)) as err:
+        parse_bands(text)
+    assert "\n" not in str(err.value)
+
+
+def test_downloads_take_presets_and_product_files():
+    from s2desktop.core.download import parse_bands as download_bands
+
+    assert download_bands("swir,TCI,scl") == ["B12", "B8A", "B04", "TCI", "SCL"]
+    with pytest.raises(InvalidInputError, match=re.escape("'B00' is not a Sentinel-2 band: give B01-B12, B8A, TCI")):
+        download_bands("B00")
+
+
+def test_a_request_holds_band_names_checked_before_any_work(tmp_path):
+    assert Request(bands="false-colour", composite=CompositeOptions(str(tmp_path / "o.tif"))).bands == (
+        "B08", "B04", "B03")
+    assert Request().bands == ("B04", "B03", "B02")
+    with pytest.raises(InvalidInputError, match="'TCI' is not a Sentinel-2 band"):
+        Request(bands=("TCI",), composite=CompositeOptions(str(tmp_path / "o.tif")))
+    assert Request(bands=("TCI",)).bands == ("TCI",)  # downloads only: a product file is fine
+
+
+def test_the_command_line_refuses_bad_bands_in_one_line(capsys, tmp_path):
+    from s2desktop.cli import main
+
+    base = ["composite", "--tile", TILE, "--start", "2023-07-01", "--end", "2023-07-31", "-o", str(tmp_path / "o.tif")]
+    assert main([*base, "--bands", "B04,B99"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'B99' is not a Sentinel-2 band" in err
+    assert main(["composite", "--red", "r.tif", "--green", "g.tif", "--blue", "b.tif", "--bands", "swir", "-o",
+                 str(tmp_path / "o.tif")]) == 2
+    assert "files mode composites the --red, --green and --blue files" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing started
+
+
+# --- the compositor: bands of three resolutions on the finest grid --------------------------------------------
+
+
+def _multires_stack(tmp_path: Path, dates: int = 3):
+    """Bands at 10 m (96 px), 20 m (48 px) and 60 m (16 px) over the same ground, tiled in 16 px blocks, with
+    nodata edges and random values: -> (Stack, {band: (dates, h, w) arrays as written})."""
+    rng = np.random.default_rng(18)
+    spec = {"B04": 10, "B11": 20, "B08": 10, "B09": 60}  # output order: a coarse band among the fine ones
+    arrays = {}
+    obs = []
+    for band, res in spec.items():
+        n = 960 // res
+        a = rng.integers(1, 5000, (dates, n, n)).astype(np.uint16)
+        a[:, :, : n // 8] = 0  # a nodata edge on the west, wider at 60 m
+        a[1, n // 2:, :] = 0  # date 2: no data in the south half
+        arrays[band] = a
+    for d in range(dates):
+        rasters = {}
+        for band, res in spec.items():
+            path = write_band(tmp_path / f"{band}_{d}.tif", arrays[band][d], block=16, res=res)
+            rasters[band] = RasterRef(str(path), band)
+        obs.append(Observation(date=f"2023-07-0{d + 1}", rasters=rasters, offset=-1000 if d == 1 else 0))
+    return Stack(tuple(obs), tuple(spec)), arrays
+
+
+def _reference(arrays: dict, bands, offsets, size: int, scale: int = 1, masks=None):
+    """Nearest neighbour: each coarse pixel repeated over the fine pixels it covers; then the joint validity,
+    the harmonisation and the median with the project's rounding; decimated by picking the pixel under each
+    output pixel's centre for scale > 1."""
+    planes = []
+    for band in bands:
+        a = arrays[band]
+        k = size // a.shape[-1]
+        planes.append(np.repeat(np.repeat(a, k, axis=-2), k, axis=-1))
+    data = np.stack(planes)  # (bands, dates, h, w)
+    valid = (data != 0).all(axis=0)
+    if masks is not None:
+        valid &= ~masks
+    for d, off in enumerate(offsets):
+        if off:
+            data[:, d] = np.where(data[:, d] == 0, 0, np.maximum(data[:, d], 1001) - 1000)
+    if scale > 1:
+        c = scale // 2
+        data, valid = data[:, :, c::scale, c::scale], valid[:, c::scale, c::scale]
+    return np.stack([reference_median(data[b], valid) for b in range(len(bands))]), valid.sum(axis=0)
+
+
+@pytest.mark.parametrize("scale, workers", [(1, 0), (2, 2)])
+def test_bands_of_10_20_and_60_m_on_the_10_m_grid_equal_the_reference(tmp_path, scale, workers):
+    stack, arrays = _multires_stack(tmp_path)
+    out, count = tmp_path / "six.tif", tmp_path / "n.tif"
+    res = composite(stack, out, workers=workers, scale=scale, count_path=count, window_size=32)
+    assert res.windows > 4  # windows inside the 60 m pixels: fractional windows on the coarse bands
+    want, want_count = _reference(arrays, stack.bands, [0, -1000, 0], 96, scale)
+    with rasterio.open(out) as ds, rasterio.open(count) as cnt:
+        assert (ds.count, ds.width) == (4, 96 // scale) and ds.res == (10.0 * scale, 10.0 * scale)
+        np.testing.assert_array_equal(ds.read(), want)
+        np.testing.assert_array_equal(cnt.read(1), want_count)
+        assert ds.descriptions == ("B04", "B11", "B08", "B09")
+        assert ds.tags(2) == {"BAND": "B11", "BAND_DESCRIPTION": "SWIR 1 1610 nm", "CENTRAL_WAVELENGTH_NM": "1610",
+                              "NATIVE_RESOLUTION_M": "20"}
+        assert ds.tags(4)["BAND_DESCRIPTION"] == "water vapour 945 nm"
+        tags = ds.tags()
+    assert tags["BANDS"] == "B04,B11,B08,B09" and tags["OFFSETS_B09"] == "0,-1000,0"
+    assert tags["BAND_RESAMPLING"] == f"B11 (x2), B09 (x6) upsampled to the output grid by {RESAMPLING}"
+    assert tags["SOURCES_B11"] == "B11_0.tif,B11_1.tif,B11_2.tif" and "SOURCES_RED" not in tags
+
+
+def test_a_band_that_is_not_a_whole_multiple_of_the_finest_is_named(tmp_path):
+    stack, arrays = _multires_stack(tmp_path, dates=2)
+    odd = write_band(tmp_path / "odd.tif", arrays["B11"][0][:40, :40], block=16, res=24)
+    first = stack.observations[0]
+    bad = Observation(date=first.date, rasters={**first.rasters, "B11": RasterRef(str(odd), "B11")})
+    from s2desktop.core.errors import RasterError
+
+    with pytest.raises(RasterError, match=r"odd\.tif: is 40x40 px, the others 96x96"):
+        composite(Stack((bad,) + stack.observations[1:], stack.bands), tmp_path / "o.tif", workers=0)
+    shifted = write_band(tmp_path / "shifted.tif", arrays["B11"][0], block=16, res=20,
+                         transform=from_origin(300020.0, 5000040.0, 20, 20))
+    bad = Observation(date=first.date, rasters={**first.rasters, "B11": RasterRef(str(shifted), "B11")})
+    with pytest.raises(RasterError, match=r"shifted\.tif: georeferencing"):
+        composite(Stack((bad,) + stack.observations[1:], stack.bands), tmp_path / "o.tif", workers=0)
+    assert not list(tmp_path.glob("*o.tif*"))
+
+
+# --- end to end: the L2A test server and an area streamed from COGs -------------------------------------------
+
+
+def _scene_reference(root: Path, layout: str, scenes, bands=SIX):
+    """The six-band composite of ``scenes`` [(date, seq, baseline)] read from the bucket's own files, whole:
+    20 m bands and the SCL repeated 2 x 2, SCL classes masked, offset -1000 from baseline 04.00."""
+    arrays = {b: [] for b in bands}
+    masks, offsets = [], []
+    for date, seq, baseline in scenes:
+        folder = root / archive.scene_prefix(layout, TILE, dt.date.fromisoformat(date), seq)
+        for b in bands:
+            with rasterio.open(folder / layouts.band_relpath(layout, b)) as ds:
+                arrays[b].append(ds.read(1))
+        with rasterio.open(folder / layouts.band_relpath(layout, "SCL")) as ds:
+            masks.append(np.isin(ds.read(1).repeat(2, 0).repeat(2, 1), MASKED))
+        offsets.append(-1000 if baseline >= "04.00" else 0)
+    arrays = {b: np.stack(a) for b, a in arrays.items()}
+    return _reference(arrays, bands, offsets, SIZE, masks=np.stack(masks))
+
+
+def _scenes(seeded, layout, dates):
+    return [(d, s, base) for d, s, _c, _v, base in seeded.scenes[layout] if dates["start"].isoformat() <= d <=
+            dates["end"].isoformat()]
+
+
+def test_a_six_band_tile_composite_from_the_l2a_server_equals_the_reference(seeded_s3, tmp_path, capsys):
+    from s2desktop.cli import main
+
+    out, count = tmp_path / "six.tif", tmp_path / "n.tif"
+    assert main(["composite", "--source", "l2a", "--endpoint-url", seeded_s3.endpoint, "--tile", TILE,
+                 "--start", "2023-07-01", "--end", "2023-07-31", "--bands", "b2,B03,b4,B8,b11,B12",
+                 "--out-dir", str(tmp_path / "dl"), "--workers", "2", "--count", str(count), "-o", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    scenes = _scenes(seeded_s3, "l2a", JULY)
+    want, want_count = _scene_reference(seeded_s3.roots["l2a"], "l2a", scenes)
+    assert want_count.max() == len(scenes) and (want_count == 0).any()  # masked, edges and all
+    with rasterio.open(out) as ds, rasterio.open(count) as cnt:
+        np.testing.assert_array_equal(ds.read(), want)
+        np.testing.assert_array_equal(cnt.read(1), want_count)
+        assert ds.descriptions == SIX and ds.tags(5)["BAND_DESCRIPTION"] == "SWIR 1 1610 nm"
+        assert "B11 (x2), B12 (x2) upsampled" in ds.tags()["BAND_RESAMPLING"]
+    fetched = {p.parent.name for p in (tmp_path / "dl").glob("*/*.jp2")}
+    assert fetched == {"blue", "green", "red", "B08", "B11", "B12", "SCL"}  # the bands asked for, and the masks
+
+
+def test_a_six_band_area_streamed_from_cogs_equals_the_reference(seeded_s3, tmp_path):
+    col0, row0, col1, row1 = 10, 0, 41, 7  # odd edges: the area starts inside a 20 m pixel
+    left, top = TRANSFORM * (col0 + 0.5, row0 + 0.5)
+    right, bottom = TRANSFORM * (col1 - 0.5, row1 - 0.5)
+    from rasterio.warp import transform_bounds
+
+    box = transform_bounds("EPSG:32633", "EPSG:4326", left, bottom, right, top)
+    area = areas.parse_bbox(",".join(f"{v:.6f}" for v in box))
+    out = tmp_path / "area.tif"
+    result = Job(Request(SourceSpec("cogs", endpoint_url=seeded_s3.endpoint), area=area, resolution=TRANSFORM.a,
+                         bands=SIX, **EARLY_JULY, cache_dir=tmp_path / "cache",
+                         composite=CompositeOptions(str(out), workers=0))).run()
+    assert result.downloads == () and result.inputs.bands == SIX
+    want, _ = _scene_reference(seeded_s3.roots["cogs"], "cogs", _scenes(seeded_s3, "cogs", EARLY_JULY))
+    with rasterio.open(out) as ds:
+        win = from_bounds(*ds.bounds, transform=TRANSFORM).round_offsets().round_lengths()
+        r0, c0 = int(win.row_off), int(win.col_off)
+        got = ds.read()
+        inside = geometry_mask([areas.geometry_in(area, ds.crs.to_string())], out_shape=ds.shape,
+                               transform=ds.transform, invert=True)
+        assert ds.descriptions == SIX and "B11, B12 upsampled" in ds.tags()["BAND_RESAMPLING"]
+    pad = np.pad(want, ((0, 0), (16, 16), (16, 16)))  # the area's grid reaches a little past the tile's edge
+    part = pad[:, r0 + 16:r0 + 16 + got.shape[1], c0 + 16:c0 + 16 + got.shape[2]]
+    assert inside.sum() >= 30 * 6 and got[:, inside].any()
+    np.testing.assert_array_equal(got[:, inside], part[:, inside])
+    assert (got[:, ~inside] == 0).all()
