@@ -156,14 +156,14 @@ def test_bands_of_10_20_and_60_m_on_the_10_m_grid_equal_the_reference(tmp_path, 
     assert tags["SOURCES_B11"] == "B11_0.tif,B11_1.tif,B11_2.tif" and "SOURCES_RED" not in tags
 
 
-def test_a_band_that_is_not_a_whole_multiple_of_the_finest_is_named(tmp_path):
-    stack, arrays = _multires_stack(tmp_path, dates=2)
+def test_a_band_file_off_its_bands_grid_is_named(tmp_path):
+    stack, arrays = _multires_stack(tmp_path, dates=3)  # the band's grid: the one most of its files share
     odd = write_band(tmp_path / "odd.tif", arrays["B11"][0][:40, :40], block=16, res=24)
     first = stack.observations[0]
     bad = Observation(date=first.date, rasters={**first.rasters, "B11": RasterRef(str(odd), "B11")})
     from s2desktop.core.errors import RasterError
 
-    with pytest.raises(RasterError, match=r"odd\.tif: is 40x40 px, the others 96x96"):
+    with pytest.raises(RasterError, match=r"odd\.tif: is 40x40 px, the others 48x48 \(first: B11_1\.tif\)"):
         composite(Stack((bad,) + stack.observations[1:], stack.bands), tmp_path / "o.tif", workers=0)
     shifted = write_band(tmp_path / "shifted.tif", arrays["B11"][0], block=16, res=20,
                          transform=from_origin(300020.0, 5000040.0, 20, 20))
@@ -171,6 +171,28 @@ def test_a_band_that_is_not_a_whole_multiple_of_the_finest_is_named(tmp_path):
     with pytest.raises(RasterError, match=r"shifted\.tif: georeferencing"):
         composite(Stack((bad,) + stack.observations[1:], stack.bands), tmp_path / "o.tif", workers=0)
     assert not list(tmp_path.glob("*o.tif*"))
+
+
+def test_real_bands_of_three_resolutions_whose_sizes_are_not_whole_multiples(shared_real, tmp_path):
+    """The real 55JGF L1C bands, downsampled by their packager: 439 px at 10 m, 219 px at 20 m, 73 px at 60 m
+    over the same extent. Each output pixel takes the band's pixel under its centre."""
+    folder = shared_real / "aws_tiles/l1c_T55JGF_20180617_N0206/tiles/55/J/GF/2018/6/17/0"
+    bands = ("B12", "B04", "B01")
+    obs = Observation(date="2018-06-17", rasters={b: RasterRef(str(folder / f"{b}.jp2"), b) for b in bands})
+    out = tmp_path / "real.tif"
+    composite(Stack((obs,), bands), out, workers=0, window_size=128)
+    planes = []
+    for b in bands:
+        with rasterio.open(folder / f"{b}.jp2") as ds:
+            a = ds.read(1)
+        idx = np.floor((np.arange(439) + 0.5) * a.shape[0] / 439).astype(int)  # the pixel under each centre
+        planes.append(a[idx][:, idx])
+    want = np.stack(planes)
+    want[:, (want == 0).any(axis=0)] = 0  # valid in every band
+    with rasterio.open(out) as ds:
+        assert ds.shape == (439, 439) and ds.descriptions == bands
+        np.testing.assert_array_equal(ds.read(), want)
+        assert "B12 (x2.00457), B01 (x6.0137) upsampled" in ds.tags()["BAND_RESAMPLING"]
 
 
 # --- end to end: the L2A test server and an area streamed from COGs -------------------------------------------

@@ -18,6 +18,7 @@ import datetime as _dt
 import logging
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,9 @@ class WindowInputs:
     clip: dict | None = None  # a GeoJSON (Multi)Polygon in the output CRS: pixels outside it are nodata
     date_days: tuple[int, ...] = ()  # [date] acquisition day since 1970-01-01, for the medoid's date band
     mask_bands: tuple[str | None, ...] = ()  # [date] what each mask is: 'SCL', 'MSKCLASSI', 'MSKCLOUDS' (L1C)
-    factors: tuple[int, ...] = ()  # [band] pixels of the output grid (at scale 1) one of its pixels spans a side:
-    # 1, 2 for a 20 m band beside 10 m ones, 6 for 60 m (upsampled by nearest: `core.bands.RESAMPLING`); (): all 1
+    factors: tuple[float, ...] = ()  # [band] pixels of the output grid (at scale 1) one of its pixels spans a
+    # side: 1, 2 for a 20 m band beside 10 m ones, 6 for 60 m (upsampled by nearest: `core.bands.RESAMPLING`);
+    # (): all 1
 
     @property
     def dates(self) -> int:
@@ -218,18 +220,30 @@ def check_output(path, overwrite: bool = False, what: str = "output") -> None:
     check_output_file(path, overwrite=overwrite, what=what)
 
 
-def _open_inputs(paths: list[list[Path]]) -> tuple[dict, tuple[int, ...]]:
+def _open_inputs(paths: list[list[Path]]) -> tuple[dict, tuple[float, ...]]:
     """Open every input ([band][date]) once, by content, with consistency checks naming the odd file: a band's
-    dates share its first file's grid; a band coarser than the finest (20 m or 60 m beside 10 m) covers the same
-    extent in pixels a whole number of the finest's a side. -> (the finest band's grid, the windows' reference;
-    per band that number: 1, 2 or 6)."""
-    firsts = [_grid_of(band[0]) for band in paths]
-    ref = max(firsts, key=lambda g: g["shape"][1])  # the first of the finest (RGB: the red file of date 1)
-    factors = tuple(_factor(g, ref) for g in firsts)
-    for band, first in zip(paths, firsts):
-        for p in band[1:]:
-            _check_same_grid(_grid_of(p), first)
+    dates share one grid; a band of coarser pixels than the finest (20 m or 60 m beside 10 m)
+    covers the same extent. -> (the finest band's grid, the windows' reference; per band how many of its pixels
+    one of the band's spans a side: 1, 2 or 6 for Sentinel-2's own products)."""
+    grids = [[_grid_of(p) for p in band] for band in paths]
+    usual = [_usual(band) for band in grids]
+    ref = max(usual, key=lambda g: g["shape"][1])  # the finest (RGB: the red file of date 1)
+    factors = tuple(_factor(g, ref) for g in usual)
+    for band, first in zip(grids, usual):
+        for g in band:
+            if g is not first:
+                _check_same_grid(g, first)
     return ref, factors
+
+
+def _usual(grids: list[dict]) -> dict:
+    """The first of a band's files on the grid most of them share (a tie: the finer grid), so that the odd
+    file is the one named."""
+    def key(g):
+        return g["shape"], str(g["crs"]), tuple(round(v, 6) for v in g["transform"][:6])
+
+    counts = Counter(key(g) for g in grids)
+    return max(grids, key=lambda g: (counts[key(g)], g["shape"][1], -grids.index(g)))
 
 
 def _grid_of(p: Path) -> dict:
@@ -243,23 +257,27 @@ def _grid_of(p: Path) -> dict:
                 "block": ds.block_shapes[0]}
 
 
-def _check_same_grid(g: dict, first: dict, factor: int = 1) -> None:
-    """RasterError naming g's file unless it is on `first`'s grid with pixels `factor` times as large."""
+def _check_same_grid(g: dict, first: dict) -> None:
+    """RasterError naming g's file unless it is on `first`'s grid."""
     (h, w), (fh, fw) = g["shape"], first["shape"]
-    if (h * factor, w * factor) != (fh, fw):
+    if (h, w) != (fh, fw):
         raise RasterError(f"{g['path']}: is {w}x{h} px, the others {fw}x{fh} (first: {first['path'].name})")
     if g["crs"] != first["crs"]:
         raise RasterError(f"{g['path']}: CRS {g['crs']} differs from {first['crs']} of {first['path'].name}")
-    if not g["transform"].almost_equals(first["transform"] * Affine.scale(factor), precision=1e-6):
+    if not g["transform"].almost_equals(first["transform"], precision=1e-6):
         raise RasterError(f"{g['path']}: georeferencing (transform) differs from {first['path'].name}")
 
 
-def _factor(g: dict, ref: dict) -> int:
-    """How many of the reference's pixels one of g's spans a side (a 20 m band beside 10 m ones: 2)."""
+def _factor(g: dict, ref: dict) -> float:
+    """How many of the reference's pixels one of g's spans a side: 1 on the same grid; a band of fewer, larger
+    pixels over the same extent (in the same CRS, square pixels) 2 for 20 m beside 10 m, 6 for 60 m."""
     (h, w), (rh, rw) = g["shape"], ref["shape"]
-    factor = max(1, rw // max(1, w))
-    _check_same_grid(g, ref, factor if rh == h * factor else 1)
-    return factor
+    fx, fy = rw / w, rh / h
+    coarser = (h, w) != (rh, rw) and g["crs"] == ref["crs"] and math.isclose(fx, fy, rel_tol=1e-9)
+    if coarser and g["transform"].almost_equals(ref["transform"] * Affine.scale(fx, fy), precision=1e-6):
+        return fx
+    _check_same_grid(g, ref)
+    return 1.0
 
 
 def _probe_last_block(ds, path: Path) -> None:
@@ -376,7 +394,7 @@ def _footprint_skips(geoms, transform, crs, windows: list[Window], step, dilate:
 # --- tags -------------------------------------------------------------------------------------------------------
 
 
-def _tags(stack: Stack, scale: int, factors: tuple[int, ...] = ()) -> dict[str, str]:
+def _tags(stack: Stack, scale: int, factors: tuple[float, ...] = ()) -> dict[str, str]:
     """The product's GeoTIFF tags: what went in (from the observations) and how it was combined."""
     obs = stack.observations
     tiles = sorted({t for o in obs for t in o.tiles})
@@ -414,12 +432,12 @@ def _band_keys(bands) -> list[tuple[str, str]]:
     return list(zip(names, bands))
 
 
-def _band_tags(stack: Stack, offsets: str, factors: tuple[int, ...]) -> dict[str, str]:
+def _band_tags(stack: Stack, offsets: str, factors: tuple[float, ...]) -> dict[str, str]:
     """BANDS (the output's, in order), the offsets per band (a date's bands share one), and how the bands
     coarser than the output grid were put on it."""
     tags = {"BANDS": ",".join(stack.bands)}
     tags.update({f"OFFSETS_{name}": offsets for name, _band in _band_keys(stack.bands)})
-    coarse = [f"{b} (x{k})" for b, k in zip(stack.bands, factors) if k > 1]
+    coarse = [f"{b} (x{k:.6g})" for b, k in zip(stack.bands, factors) if k > 1]
     if coarse:
         tags["BAND_RESAMPLING"] = f"{', '.join(coarse)} upsampled to the output grid by {RESAMPLING}"
     return tags

@@ -204,7 +204,7 @@ def _read_date(inp: WindowInputs, task: WindowTask, d: int, stacks: np.ndarray) 
     return valid
 
 
-def _band_window(window: Window, factor: int) -> Window:
+def _band_window(window: Window, factor: float) -> Window:
     """The same ground as `window` (on the reference band's grid) on a band whose pixels are `factor` times as
     large (fractional where the window does not fall on its pixel edges: GDAL reads what lies under it)."""
     if factor == 1:
