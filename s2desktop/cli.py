@@ -170,6 +170,8 @@ def _add_composite(sub) -> None:
     p.add_argument("--offset", type=int, nargs="+", metavar="0|-1000",
                    help="radiometric offset when the scene metadata is unknown: one value, one per date or "
                    "one per file (red files, then green, then blue; a date's three alike)")
+    p.add_argument("--dry-run", action="store_true", help="tile mode: only print the files to fetch (the --bands "
+                   "and the scenes' cloud masks) and what fetching them will cost")
     p.add_argument("--compress", default="zstd", choices=("zstd", "deflate"),
                    help="output compression, with predictor 2 (default zstd: fast; deflate: for old readers)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -321,6 +323,8 @@ def _run_composite(args: argparse.Namespace) -> int:
     options = CompositeOptions(output=args.output, scale=args.scale, workers=args.workers, count_path=args.count,
                                compress=args.compress, overwrite=args.overwrite, method=method,
                                date_band=args.date_band)
+    if args.dry_run:
+        return _composite_dry_run(args, options, bands, files_mode)
     line = _EventLine()
     try:
         if files_mode:
@@ -337,6 +341,30 @@ def _run_composite(args: argparse.Namespace) -> int:
     print(f"wrote {result.path} ({result.width}x{result.height}, {result.dates} date(s), {result.method}, "
           f"{result.seconds:.1f} s)" + "".join(f" and {p}" for p in extra))
     return 0
+
+
+def _composite_dry_run(args: argparse.Namespace, options, bands, files_mode: bool) -> int:
+    """Tile mode's --dry-run: the files the composite needs (its --bands and the scenes' masks) and what
+    fetching them costs; nothing downloaded."""
+    from s2desktop.core.errors import InvalidInputError
+    from s2desktop.core.pipeline import Job
+
+    if files_mode or args.bbox or args.aoi:
+        raise InvalidInputError("--dry-run is for tile mode (--tile): files mode fetches nothing, and an area's "
+                                "windows are known once their headers are read")
+    request = _tile_request(args, out=args.out_dir, composite=options, mask=args.mask,
+                            **({"bands": bands} if bands else {}))
+    job = Job(request, progress=_EventLine(quiet=("search",)))
+    _print_plan(job, job.plan(), request.download_dir)
+    return 0
+
+
+def _print_plan(job, plan, out) -> None:
+    """A dry run's plan: scenes, files and what they cost, then one line per file."""
+    print(f"{len(plan.scenes)} scene(s), {len(plan.tasks)} file(s) from {job.source.describe()} -> {out}\n"
+          f"to download: {job.cost(plan).describe()}")
+    for t in plan.tasks:
+        print(f"  {t.key}  {t.size or 0:>12,d} B  -> {t.dest}")
 
 
 def _composite_bands(text: str | None, files_mode: bool) -> tuple[str, ...] | None:
@@ -509,9 +537,7 @@ def _run_download(args: argparse.Namespace) -> int:
     plan = job.plan(scenes)
     what = f"{len(scenes)} scene(s), {len(plan.tasks)} file(s) from {job.source.describe()}"
     if args.dry_run:
-        print(f"{what} -> {request.download_dir}\nto download: {job.cost(plan).describe()}")
-        for t in plan.tasks:
-            print(f"  {t.key}  {t.size or 0:>12,d} B  -> {t.dest}")
+        _print_plan(job, plan, request.download_dir)
         return 0
     t0 = time.monotonic()
     try:

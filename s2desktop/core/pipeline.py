@@ -255,6 +255,7 @@ class Job:
         region = areas.geometry_in(r.area, grid.crs)
         acqs = streaming.prioritise(streaming.acquisitions(scenes), grid, region)
         used = [s for a in acqs for s in a.scenes]  # in each acquisition's mosaic order
+        _check_bands_present(used, r.bands)
         skipped = len(scenes) - len(used)
         emit(self.progress, Progress("plan", message=f"{len(acqs)} acquisition(s) of {len({s.tile for s in used})} "
                                                      f"tile(s) on a {grid.width} x {grid.height} px grid at "
@@ -305,6 +306,16 @@ class Job:
 
     def _cache(self) -> WindowCache:
         return WindowCache(self.request.cache_dir, self.request.cache_limit)
+
+
+def _check_bands_present(scenes, bands) -> None:
+    """InvalidInputError (one line, before any fetch) when a scene lacks one of the bands, as download.plan says
+    it for a tile."""
+    for s in scenes:
+        missing = [b for b in bands if b not in (s.bands or {})]
+        if missing:
+            have = ", ".join(sorted(b for b in (s.bands or {}) if b.startswith("B"))) or "none"
+            raise InvalidInputError(f"band {', '.join(missing)} is not in scene {s.scene_id} (it has: {have})")
 
 
 def _mask_band(scene, allowed=MASK_BANDS) -> str | None:

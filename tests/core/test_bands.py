@@ -240,14 +240,18 @@ def test_a_six_band_tile_composite_from_the_l2a_server_equals_the_reference(seed
     assert fetched == {"blue", "green", "red", "B08", "B11", "B12", "SCL"}  # the bands asked for, and the masks
 
 
-def test_a_six_band_area_streamed_from_cogs_equals_the_reference(seeded_s3, tmp_path):
-    col0, row0, col1, row1 = 10, 0, 41, 7  # odd edges: the area starts inside a 20 m pixel
-    left, top = TRANSFORM * (col0 + 0.5, row0 + 0.5)
-    right, bottom = TRANSFORM * (col1 - 0.5, row1 - 0.5)
+def _area(col0, row0, col1, row1):
+    """The area just inside pixels [col0, col1) x [row0, row1) of the fixture tile."""
     from rasterio.warp import transform_bounds
 
+    left, top = TRANSFORM * (col0 + 0.5, row0 + 0.5)
+    right, bottom = TRANSFORM * (col1 - 0.5, row1 - 0.5)
     box = transform_bounds("EPSG:32633", "EPSG:4326", left, bottom, right, top)
-    area = areas.parse_bbox(",".join(f"{v:.6f}" for v in box))
+    return areas.parse_bbox(",".join(f"{v:.6f}" for v in box))
+
+
+def test_a_six_band_area_streamed_from_cogs_equals_the_reference(seeded_s3, tmp_path):
+    area = _area(10, 0, 41, 7)  # odd edges: the area starts inside a 20 m pixel
     out = tmp_path / "area.tif"
     result = Job(Request(SourceSpec("cogs", endpoint_url=seeded_s3.endpoint), area=area, resolution=TRANSFORM.a,
                          bands=SIX, **EARLY_JULY, cache_dir=tmp_path / "cache",
@@ -266,3 +270,34 @@ def test_a_six_band_area_streamed_from_cogs_equals_the_reference(seeded_s3, tmp_
     assert inside.sum() >= 30 * 6 and got[:, inside].any()
     np.testing.assert_array_equal(got[:, inside], part[:, inside])
     assert (got[:, ~inside] == 0).all()
+
+
+def test_dry_runs_list_the_bands_of_a_preset_and_their_cost(seeded_s3, capsys, tmp_path):
+    from s2desktop.cli import main
+
+    day = ["--tile", TILE, "--start", "2023-07-14", "--end", "2023-07-14", "--endpoint-url", seeded_s3.endpoint,
+           "--out-dir", str(tmp_path / "dl")]
+    assert main(["download", *day, "--bands", "false-colour", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("3 scene(s), 9 file(s) from s3://sentinel-s2-l1c") and "US$" in lines[1]
+    assert sorted({line.split()[0].rsplit("/", 1)[1] for line in lines[2:]}) == ["B03.jp2", "B04.jp2", "B08.jp2"]
+    out = tmp_path / "swir.tif"
+    assert main(["composite", *day, "--source", "l2a", "--bands", "SWIR", "--dry-run", "-o", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("2 scene(s), 8 file(s) from s3://sentinel-s2-l2a")  # 3 bands and the SCL each
+    keys = {line.split()[0].split("/", 8)[-1] for line in lines[2:]}
+    assert keys == {"R20m/B12.jp2", "R20m/B8A.jp2", "R10m/B04.jp2", "R20m/SCL.jp2"}
+    assert not (tmp_path / "dl").exists() and not out.exists()  # nothing fetched, nothing written
+    assert main(["composite", "--bbox", "12,47,12.1,47.1", "--start", "2023-07-14", "--end", "2023-07-14",
+                 "--dry-run", "-o", str(out)]) == 2
+    assert "--dry-run is for tile mode" in capsys.readouterr().err
+
+
+def test_an_area_asking_for_a_band_its_scenes_lack_says_so_before_fetching(seeded_s3, tmp_path):
+    box = _area(10, 0, 41, 7)
+    events = []
+    with pytest.raises(InvalidInputError, match=r"band B10 is not in scene 33UUP_2023-06-30_0 \(it has: B02, B03"):
+        Job(Request(SourceSpec("cogs", endpoint_url=seeded_s3.endpoint), area=box, bands=("B04", "B10"),
+                    **EARLY_JULY, cache_dir=tmp_path / "cache",
+                    composite=CompositeOptions(str(tmp_path / "o.tif"), workers=0)), progress=events.append).run()
+    assert not any(e.stage == "fetch" for e in events) and not (tmp_path / "cache").exists()

@@ -6,8 +6,8 @@ reads it (kept open for the next), and reuses its window arrays (`_scratch`) ins
 fresh memory every window. A window task is a plain value that names all it reads (`plan.WindowTask`). Per
 window and date: read each band straight into the stack (`out_shape` decimation
 for scale > 1, which GDAL serves from JP2 reduced-resolution levels / overviews; a 20 m or 60 m band beside 10 m
-ones read over the same ground and upsampled by nearest neighbour, `core.bands.RESAMPLING`), harmonise (DN - 1000, at least
-1, for baseline >= 04.00), mask (SCL classes 0, 1, 3, 8, 9, 10 where a scene classification exists), then the
+ones read over the same ground and upsampled by nearest neighbour, `core.bands.RESAMPLING`), harmonise
+(DN - 1000, at least 1, for baseline >= 04.00), mask (SCL classes 0, 1, 3, 8, 9, 10 where a scene classification exists), then the
 task's rule (`rules`: the median, a quantile, the medoid, the geometric median) on observations valid in every
 band, written straight into the raw output's blocks (`cog.RawSink`; with the medoid's date band, the
 date of the observation each pixel holds) -- and, when the windows bring the output's first overview level
