@@ -23,12 +23,14 @@ __all__ = ["Band", "SPECTRAL", "PRESETS", "TRUE_COLOUR", "FALSE_COLOUR", "SWIR",
 
 @dataclass(frozen=True)
 class Band:
-    """One spectral band of the MSI: its name, what it sees, its central wavelength (nm) and native pixel (m)."""
+    """One spectral band of the MSI: its name, what it sees, its central wavelength and bandwidth (nm) and
+    native pixel (m)."""
 
     name: str
     label: str
     wavelength: int
     resolution: int
+    bandwidth: int
 
     @property
     def description(self) -> str:
@@ -36,13 +38,13 @@ class Band:
         return f"{self.label} {self.wavelength} nm"
 
 
-# Central wavelengths of Sentinel-2A (ESA's spectral response functions), rounded to the nanometre.
+# Central wavelengths and bandwidths as ESA gives them for the MSI (GDAL's SENTINEL2 driver has the same table).
 SPECTRAL = {b.name: b for b in (
-    Band("B01", "coastal aerosol", 443, 60), Band("B02", "blue", 490, 10), Band("B03", "green", 560, 10),
-    Band("B04", "red", 665, 10), Band("B05", "red edge 1", 705, 20), Band("B06", "red edge 2", 740, 20),
-    Band("B07", "red edge 3", 783, 20), Band("B08", "NIR", 842, 10), Band("B8A", "narrow NIR", 865, 20),
-    Band("B09", "water vapour", 945, 60), Band("B10", "SWIR cirrus", 1375, 60), Band("B11", "SWIR 1", 1610, 20),
-    Band("B12", "SWIR 2", 2190, 20),
+    Band("B01", "coastal aerosol", 443, 60, 20), Band("B02", "blue", 490, 10, 65),
+    Band("B03", "green", 560, 10, 35), Band("B04", "red", 665, 10, 30), Band("B05", "red edge 1", 705, 20, 15),
+    Band("B06", "red edge 2", 740, 20, 15), Band("B07", "red edge 3", 783, 20, 20), Band("B08", "NIR", 842, 10, 115),
+    Band("B8A", "narrow NIR", 865, 20, 20), Band("B09", "water vapour", 945, 60, 20),
+    Band("B10", "SWIR cirrus", 1375, 60, 30), Band("B11", "SWIR 1", 1610, 20, 90), Band("B12", "SWIR 2", 2190, 20, 180),
 )}
 TRUE_COLOUR = ("B04", "B03", "B02")
 FALSE_COLOUR = ("B08", "B04", "B03")

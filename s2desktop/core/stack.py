@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from s2desktop.core.areas import OutputGrid
+from s2desktop.core.bands import TRUE_COLOUR
 from s2desktop.core.baseline import offset_for_baseline
 from s2desktop.core.errors import InvalidInputError
 from s2desktop.core.layouts import QI_BANDS  # the L1C cloud masks (core.qimasks), raster first
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 __all__ = ["MASK_BANDS", "QI_BANDS", "MASK_CHOICES", "mask_bands_for", "RasterRef", "Provenance", "Observation", "Stack", "from_downloads", "from_files",
            "find_scl", "mask_covers", "orbit_of", "scene_offset", "RGB", "MASK_BAND", "SCENE_METADATA", "GIVEN", "ASSUMED"]
 
-RGB = ("B04", "B03", "B02")  # the composite's R, G, B
+RGB = TRUE_COLOUR  # the default composite's R, G, B (B04, B03, B02); any bands: core.bands
 MASK_BAND = "SCL"  # the L2A scene classification
 MASK_BANDS = (MASK_BAND,) + QI_BANDS  # what masks a scene's clouds, in order of preference
 MASK_CHOICES = {"auto": MASK_BANDS, "scl": (MASK_BAND,), "qi": QI_BANDS, "none": ()}  # --mask: the bands it takes

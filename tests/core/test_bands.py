@@ -150,6 +150,7 @@ def test_bands_of_10_20_and_60_m_on_the_10_m_grid_equal_the_reference(tmp_path, 
         assert ds.tags(2) == {"BAND": "B11", "BAND_DESCRIPTION": "SWIR 1 1610 nm", "CENTRAL_WAVELENGTH_NM": "1610",
                               "NATIVE_RESOLUTION_M": "20"}
         assert ds.tags(4)["BAND_DESCRIPTION"] == "water vapour 945 nm"
+        assert ds.tags(3, ns="IMAGERY") == {"CENTRAL_WAVELENGTH_UM": "0.842", "FWHM_UM": "0.115"}  # GDAL's own
         tags = ds.tags()
     assert tags["BANDS"] == "B04,B11,B08,B09" and tags["OFFSETS_B09"] == "0,-1000,0"
     assert tags["BAND_RESAMPLING"] == f"B11 (x2), B09 (x6) upsampled to the output grid by {RESAMPLING}"

@@ -172,9 +172,9 @@ class RawOutput:
 
 def describe_bands(dst, bands) -> None:
     """Each band named (its GDAL description: ``B08``) and tagged: BAND (the name), BAND_DESCRIPTION (``NIR 842
-    nm``), CENTRAL_WAVELENGTH_NM, NATIVE_RESOLUTION_M. Three bands are shown as red, green, blue (true colour,
-    or the false colour they were chosen for); other counts have no colour interpretation but grey for the
-    first."""
+    nm``), CENTRAL_WAVELENGTH_NM, NATIVE_RESOLUTION_M, and in GDAL's IMAGERY domain (GDAL >= 3.10 readers)
+    CENTRAL_WAVELENGTH_UM and FWHM_UM. Three bands are shown as red, green, blue (true colour, or the false
+    colour they were chosen for); other counts have no colour interpretation but grey for the first."""
     dst.descriptions = tuple(bands)
     if len(bands) == 3:
         dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
@@ -184,6 +184,9 @@ def describe_bands(dst, bands) -> None:
                                          "CENTRAL_WAVELENGTH_NM": str(info.wavelength),
                                          "NATIVE_RESOLUTION_M": str(info.resolution)}
         dst.update_tags(i, BAND=band, **facts)
+        if info is not None:
+            dst.update_tags(i, ns="IMAGERY", CENTRAL_WAVELENGTH_UM=f"{info.wavelength / 1000:g}",
+                            FWHM_UM=f"{info.bandwidth / 1000:g}")
 
 
 def _create_date_raw(path: Path, plan: CompositePlan) -> None:
