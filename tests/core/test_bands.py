@@ -302,3 +302,21 @@ def test_an_area_asking_for_a_band_its_scenes_lack_says_so_before_fetching(seede
                     **EARLY_JULY, cache_dir=tmp_path / "cache",
                     composite=CompositeOptions(str(tmp_path / "o.tif"), workers=0)), progress=events.append).run()
     assert not any(e.stage == "fetch" for e in events) and not (tmp_path / "cache").exists()
+
+
+def test_a_plan_of_other_bands_composites_the_scenes_that_have_them_all(seeded_s3, tmp_path):
+    from s2desktop.core.errors import NotFoundError
+
+    job = Job(Request(SourceSpec("l2a", endpoint_url=seeded_s3.endpoint), tile=TILE, bands="false-colour",
+                      **JULY, download_dir=tmp_path / "dl",
+                      composite=CompositeOptions(str(tmp_path / "o.tif"), workers=0)))
+    plan = job.plan()
+    assert plan.bands == ("B08", "B04", "B03") and {t.band for t in plan.tasks} == {"B08", "B04", "B03", "SCL"}
+    with pytest.raises(NotFoundError, match="none of the scenes has its B08, B04, B03 bands downloaded"):
+        plan.inputs()
+    job.download(plan)
+    first = plan.scenes[0].scene_id
+    next(t for t in plan.tasks if t.scene.scene_id == first and t.band == "B08").dest.unlink()  # one band gone
+    stack = plan.inputs()
+    assert stack.bands == ("B08", "B04", "B03") and len(stack.observations) == len(plan.scenes) - 1
+    assert all(set(o.rasters) == {"B08", "B04", "B03"} and o.mask is not None for o in stack.observations)
