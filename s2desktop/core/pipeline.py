@@ -30,6 +30,7 @@ from pathlib import Path
 from s2desktop.core import areas, catalog, download, fetch, pricing, stack, streaming
 from s2desktop.core.areas import Area
 from s2desktop.core.errors import InvalidInputError, NotFoundError
+from s2desktop.core.maskrules import DEFAULT_CLASSES
 from s2desktop.core.methods import Median, Rule
 from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
 from s2desktop.core.sources import Source, resolve_source
@@ -78,6 +79,9 @@ class CompositeOptions:
     tags: dict | None = None  # GeoTIFF tags said by the caller (an area's tiles, area, grid): over the compositor's
     method: Rule = Median()  # the per-pixel rule (compositing.parse_method reads 'quantile:25' etc.)
     date_band: str | None = None  # with the medoid: where to write each pixel's date (days since 1970-01-01)
+    # How a scene's mask is applied (which mask: Request.mask): the SCL classes masked, the metres grown around
+    mask_classes: tuple[int, ...] = DEFAULT_CLASSES
+    mask_buffer: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,8 @@ def run_composite(inputs: Stack, options: CompositeOptions, progress: ProgressFn
     return composite(
         inputs, options.output, workers=options.workers, scale=options.scale, count_path=options.count_path,
         overwrite=options.overwrite, progress=progress, cancel=cancel, compress=options.compress,
-        clip=options.clip, tags=options.tags, method=options.method, date_path=options.date_band, **kwargs,
+        clip=options.clip, tags=options.tags, method=options.method, date_path=options.date_band,
+        mask_classes=options.mask_classes, mask_buffer=options.mask_buffer, **kwargs,
     )
 
 

@@ -30,6 +30,7 @@ from rasterio.windows import Window, subdivide
 
 from s2desktop.core.errors import InvalidInputError, RasterError
 from s2desktop.core.fsutil import check_output_file
+from s2desktop.core.maskrules import DEFAULT_CLASSES, check_buffer, describe_classes, parse_classes
 from s2desktop.core.methods import Median, Rule, parse_method
 from s2desktop.core.rasterinfo import gdal_error_text, open_raster
 from s2desktop.core.stack import Stack, mask_covers
@@ -37,7 +38,7 @@ from s2desktop.core.stack import Stack, mask_covers
 log = logging.getLogger(__name__)
 
 BANDS = ("B04", "B03", "B02")  # output order R, G, B
-SCL_MASKED_CLASSES = (0, 1, 3, 8, 9, 10)
+SCL_MASKED_CLASSES = DEFAULT_CLASSES  # --mask-classes changes them (core.maskrules)
 VALID_SCALES = (1, 2, 4, 8)
 TARGET_WINDOW = 1024
 COMPRESSIONS = ("ZSTD", "DEFLATE")  # of the COG; why ZSTD is the default: see cog.py
@@ -57,6 +58,8 @@ class WindowInputs:
     clip: dict | None = None  # a GeoJSON (Multi)Polygon in the output CRS: pixels outside it are nodata
     date_days: tuple[int, ...] = ()  # [date] acquisition day since 1970-01-01, for the medoid's date band
     mask_bands: tuple[str | None, ...] = ()  # [date] what each mask is: 'SCL', 'MSKCLASSI', 'MSKCLOUDS' (L1C)
+    mask_buffer: float = 0.0  # m the masked area grows by (core.maskrules); read with a halo that wide
+    out_shape: tuple[int, int] = (0, 0)  # the output grid (h, w): the halo stops at its edges
 
     @property
     def dates(self) -> int:
@@ -118,9 +121,10 @@ class CompositePlan:
 def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 1, count_path=None,
               overwrite: bool = False, window_size: int = TARGET_WINDOW, compress: str = "ZSTD",
               clip: dict | None = None, tags: dict | None = None, method: Rule | str = Median(),
-              date_path=None) -> CompositePlan:
+              date_path=None, mask_classes=DEFAULT_CLASSES, mask_buffer: float = 0.0) -> CompositePlan:
     """Check everything and plan the composite (see `composite()` for the arguments); S2Error subclasses."""
     compress, workers = _check_arguments(stack, scale, compress, workers)
+    mask_classes, mask_buffer = parse_classes(mask_classes), check_buffer(mask_buffer)
     rule = _check_rule(method, date_path)
     obs = stack.observations
     paths = [[Path(o.rasters[b].path) for o in obs] for b in stack.bands]
@@ -135,8 +139,8 @@ def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 
     _check_masks([m for m, b in zip(masks, mask_bands) if b != "MSKCLOUDS"], ref)  # GML: polygons, no grid
     out_shape, out_transform, cells = _plan_tasks(ref, scale, window_size, [o.footprint for o in obs])
     inputs = WindowInputs(rasters=tuple(tuple(str(p) for p in lst) for lst in paths), masks=masks,
-                          offsets=tuple(o.offset for o in obs), mask_classes=SCL_MASKED_CLASSES,
-                          mask_bands=mask_bands, scale=scale,
+                          offsets=tuple(o.offset for o in obs), mask_classes=mask_classes,
+                          mask_bands=mask_bands, mask_buffer=mask_buffer, out_shape=out_shape, scale=scale,
                           out_transform=out_transform, clip=clip,
                           date_days=_date_days(stack) if date_path else ())
     return CompositePlan(
@@ -144,7 +148,7 @@ def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 
         tasks=tuple(WindowTask(i, src, out, inputs, skip, rule) for i, (src, out, skip) in enumerate(cells)),
         output=output, count_path=count_path, workers=workers,
         threads=max(1, (os.cpu_count() or 1) // max(1, workers)), compress=compress,
-        tags={**_rule_tags(_tags(stack, scale), rule, date_path),
+        tags={**_rule_tags(_tags(stack, scale, mask_classes, mask_buffer), rule, date_path),
               **{str(k): str(v) for k, v in (tags or {}).items()}},
         rule=rule, date_path=date_path,
     )
@@ -344,7 +348,7 @@ def _footprint_skips(geoms, transform, crs, windows: list[Window], step, dilate:
 # --- tags -------------------------------------------------------------------------------------------------------
 
 
-def _tags(stack: Stack, scale: int) -> dict[str, str]:
+def _tags(stack: Stack, scale: int, mask_classes=DEFAULT_CLASSES, mask_buffer: float = 0.0) -> dict[str, str]:
     """The product's GeoTIFF tags: what went in (from the observations) and how it was combined."""
     obs = stack.observations
     tiles = sorted({t for o in obs for t in o.tiles})
@@ -366,11 +370,15 @@ def _tags(stack: Stack, scale: int) -> dict[str, str]:
         "OUTPUT_OFFSET": "0",
         "MEDIAN": "per pixel median of observations valid in all three bands (nonzero, not masked); even count: "
         "mean of the two middle values rounded half up; none valid: 0",
-        "MASK": "; ".join(([f"SCL classes {','.join(map(str, SCL_MASKED_CLASSES))} masked on {masked} date(s)"]
+        "MASK": "; ".join(([f"SCL classes {','.join(map(str, mask_classes))} masked on {masked} date(s)"]
                            if masked else []) + ([f"L1C cloud masks (opaque clouds, cirrus) on {qi} date(s)"]
                                                  if qi else [])) or "none",
+        "MASK_BUFFER": f"{mask_buffer:g} m: pixels whose centre lies within it of a masked one are masked too"
+        if mask_buffer and (masked or qi) else "0 m",
         "SCALE": str(scale),
     }
+    if masked:
+        tags["MASK_CLASSES"] = describe_classes(mask_classes)
     for name, band in zip(("RED", "GREEN", "BLUE"), stack.bands):
         tags[f"SOURCES_{name}"] = ",".join(_source(o, band) for o in obs)
     tags["CREATED"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
