@@ -25,7 +25,7 @@ SCL_CLASS_NAMES = {0: "no-data", 1: "saturated", 2: "dark", 3: "cloud-shadow", 4
                    5: "not-vegetated", 6: "water", 7: "unclassified", 8: "cloud-medium", 9: "cloud-high",
                    10: "cirrus", 11: "snow"}
 DEFAULT_CLASSES = (0, 1, 3, 8, 9, 10)
-MAX_BUFFER = 1000.0  # m: a buffer wider than this would mask most of a cloudy scene
+MAX_BUFFER = 5000.0  # m: a wider buffer would mask most of a cloudy scene (and take long to draw)
 
 
 def parse_classes(value: str | Iterable) -> tuple[int, ...]:

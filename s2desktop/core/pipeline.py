@@ -199,12 +199,21 @@ class Job:
         if allowed and MASK_BAND not in r.bands:  # each scene's mask: its SCL, else its L1C cloud mask
             for band in allowed:
                 tasks += download.plan([s for s in scenes if _mask_band(s, allowed) == band], [band], out)
-            unmasked = [s.scene_id for s in scenes if _mask_band(s, allowed) is None]
-            if unmasked:
-                emit(self.progress, Progress("plan", message=f"{len(unmasked)} scene(s) without a cloud mask "
-                                             f"(--mask {r.mask}) are composited unmasked: {', '.join(unmasked[:5])}"
-                                             + (", ..." if len(unmasked) > 5 else "")))
+            self._say_unmasked(scenes)
         return Plan(tuple(scenes), tuple(tasks), bool(allowed))
+
+    def _say_unmasked(self, scenes) -> None:
+        """A 'plan' event naming the scenes that have no mask of the request's choice: composited unmasked."""
+        r = self.request
+        unmasked = [s.scene_id for s in scenes if _mask_band(s, mask_bands_for(r.mask)) is None]
+        if not unmasked:
+            return
+        why = ""
+        if r.mask == "qi" and self.source.layout in ("cogs", "l2a"):
+            why = " (Level-2A scenes carry no L1C cloud mask: use --mask auto or scl)"
+        emit(self.progress, Progress("plan", message=f"{len(unmasked)} scene(s) without a cloud mask (--mask "
+                                     f"{r.mask}) are composited unmasked{why}: {', '.join(unmasked[:5])}"
+                                     + (", ..." if len(unmasked) > 5 else "")))
 
     def cost(self, plan: Plan):
         """What downloading ``plan`` will cost (files already verified on disk left out): a pricing.Cost."""
@@ -264,7 +273,7 @@ class Job:
         try:
             locate, downloads, origin = self._area_rasters(used, grid, scratch)
             check_cancel(self.cancel, "composite cancelled")
-            inputs = streaming.build_inputs(acqs, grid, locate, scratch, mask=MASK_BAND in mask_bands_for(r.mask),
+            inputs = streaming.build_inputs(acqs, grid, locate, scratch, masks=mask_bands_for(r.mask),
                                             origin=origin)
             tiles = ",".join(sorted({s.tile for s in used}))
             tags = {**areas.area_tags(r.area, grid, r.composite.scale), "TILE": tiles, **(r.composite.tags or {})}
@@ -279,14 +288,16 @@ class Job:
         """-> (locate(scene, band) -> the raster to read or None, downloads, where the scenes' metadata came
         with the rasters): fetched windows of remote COGs ('streamed'), the files of a local mirror, or the
         downloaded files of a JPEG 2000 source."""
-        masked = MASK_BAND in mask_bands_for(self.request.mask)  # areas: the SCL only, so far
+        masked = MASK_BAND in mask_bands_for(self.request.mask)  # COGs are Level-2A: their SCL, no L1C mask
         bands = RGB_BANDS + ((MASK_BAND,) if masked else ())
-        if self.source.layout != "cogs":
+        if self.source.layout != "cogs":  # JPEG 2000 tiles, their masks (SCL or L1C) with them: the plan's
             plan = self.plan(scenes)
             downloads = tuple(self.download(plan))
             files = {(t.scene.scene_id, t.band): str(Path(t.dest).resolve()) for t in plan.tasks
                      if Path(t.dest).is_file()}
             return (lambda s, b: files.get((s.scene_id, b))), downloads, "download metadata"
+        if mask_bands_for(self.request.mask):  # the plan says it for downloaded tiles; COGs: here
+            self._say_unmasked(scenes)
         if self.source.is_local:
             return ((lambda s, b: streaming.object_path(self.source, s.bands[b]) if b in s.bands else None), (),
                     "local mirror metadata")

@@ -91,7 +91,7 @@ def test_bad_mask_classes_are_one_line_errors(text, says):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("value", [-1, "ten", float("nan"), 5000])
+@pytest.mark.parametrize("value", [-1, "ten", float("nan"), 5001])
 def test_a_bad_buffer_is_a_one_line_error(tmp_path, value):
     with pytest.raises(InvalidInputError, match="mask buffer") as err:
         composite(_stack(tmp_path / "s"), tmp_path / "o.tif", workers=0, mask_buffer=value)
