@@ -48,14 +48,14 @@ EXPORT_FILTERS = {
 
 
 def _export_job(kind: str, src: str, dst: str, levels, gamma: float, classes: bool = False, progress=None,
-                cancel=None):
+                cancel=None, bands=None):
     from s2desktop.core import export
 
     if kind == "composite":
         return str(export.copy_raster(src, dst))
     driver = "PNG" if kind == "png" else "GTiff"
-    return str(export.write_rendered(src, dst, levels, gamma, driver=driver, classes=classes, progress=progress,
-                                     cancel=cancel))
+    return str(export.write_rendered(src, dst, levels, gamma, bands=bands, driver=driver, classes=classes,
+                                     progress=progress, cancel=cancel))
 
 
 def _finest_resolution_job(source, scenes):
@@ -628,7 +628,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Exporting {Path(dst).name}…")
         name = Path(dst).name
         return workers.start(_export_job, kind, v.path, str(dst), levels, v.gamma.value(), classes, progress=True,
-                             cancel=True, name="export", on_result=self._exported,
+                             cancel=True, bands=v.bands if v.bands and len(v.bands) == 3 else None, name="export", on_result=self._exported,
                              on_progress=lambda ev: self.statusBar().showMessage(
                                  f"Exporting {name}… {int(100 * ev.fraction)} %"),
                              on_error=lambda m, d: self.report_error("Export failed", m, d))
