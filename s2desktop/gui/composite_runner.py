@@ -49,6 +49,7 @@ from s2desktop.core.stack import Stack
 from s2desktop.core.streaming import acquisitions
 from s2desktop.core.units import human_bytes, human_duration
 from s2desktop.gui import workers
+from s2desktop.gui.composite_choices import BandPresetCombo, MaskFields
 from s2desktop.gui.wording import in_window_words
 
 log = logging.getLogger(__name__)
@@ -299,6 +300,7 @@ class CompositePanel(QWidget):
     compositeFailed = Signal(str)
     startableChanged = Signal(bool)  # the Composite button's state (the window's action follows it)
     downloadFirst = Signal()  # Composite on a JPEG 2000 area: its tiles' files come down (with their rows) first
+    choicesChanged = Signal()  # the bands or the mask: what a download fetches (the cost line follows)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -347,9 +349,10 @@ class CompositePanel(QWidget):
         grid.addWidget(self.resolution_label, 1, 0)
         grid.addWidget(self.resolution, 1, 1)
         self._add_rule_row(grid, 2)
+        self._add_choice_rows(grid, 3)
         self.quick = QCheckBox()
         self.quick.setChecked(True)
-        grid.addWidget(self.quick, 3, 0, 1, 3)
+        grid.addWidget(self.quick, 5, 0, 1, 3)
         self._show_area_fields(False)
         grid.setColumnStretch(1, 1)
         lay.addLayout(grid)
@@ -404,6 +407,25 @@ class CompositePanel(QWidget):
     def method(self) -> Rule:
         """The rule chosen in the panel."""
         return self.rule.currentData()
+
+    def _add_choice_rows(self, grid: QGridLayout, row: int) -> None:
+        """The band preset and the cloud mask (which, and its buffer): they go into the job's request."""
+        self.band_preset = BandPresetCombo()
+        self.mask_fields = MaskFields()
+        self.band_preset.currentIndexChanged.connect(lambda _i: self.choicesChanged.emit())
+        self.mask_fields.changed.connect(self.choicesChanged.emit)
+        grid.addWidget(QLabel("Bands"), row, 0)
+        grid.addWidget(self.band_preset, row, 1, 1, 2)
+        grid.addWidget(QLabel("Clouds"), row + 1, 0)
+        grid.addWidget(self.mask_fields, row + 1, 1, 1, 2)
+
+    def bands(self) -> tuple[str, ...]:
+        """The bands of the preset chosen: what a download fetches and the composite combines."""
+        return self.band_preset.bands()
+
+    def mask(self) -> str:
+        """The mask choice ('auto', 'scl', 'qi', 'none'): the request's one field."""
+        return self.mask_fields.mask()
 
     def _set_startable(self, on: bool) -> None:
         self.start_button.setEnabled(on)
@@ -497,9 +519,8 @@ class CompositePanel(QWidget):
         n = len(self.inputs.observations) if self.inputs else 0
         if n:
             masks = self.inputs.masked
-            self.inputs_label.setText(f"{n} date{'s' if n != 1 else ''} ready (red, green, blue bands"
-                                      + (f"; clouds masked on {masks} from the scene classification)" if masks
-                                         else ")") + ".")
+            self.inputs_label.setText(f"{n} date{'s' if n != 1 else ''} ready ({', '.join(self.inputs.bands)}"
+                                      + (f"; clouds masked on {masks})" if masks else ")") + ".")
         else:
             self.inputs_label.setText(NO_INPUTS)
         if default_output is not None:
@@ -534,7 +555,8 @@ class CompositePanel(QWidget):
 
     def _options(self, output: Path, scale: int) -> CompositeOptions:
         return CompositeOptions(output=str(output), scale=scale, workers=self.workers, overwrite=True,
-                                window_size=self.window_size, method=self.method())
+                                window_size=self.window_size, method=self.method(),
+                                mask_buffer=self.mask_fields.mask_buffer())
 
     def _output_path(self) -> Path | None:
         """The output to write, once it may be written and its folder exists; None (and why) otherwise."""
@@ -584,9 +606,7 @@ class CompositePanel(QWidget):
     def _start_area(self, out: Path) -> None:
         """The area's preview at 80 m (shown as soon as it is written), then its full resolution behind it."""
         res = float(self.resolution.value())
-        full = replace(self.area_request, resolution=res, composite=CompositeOptions(
-            output=str(out), workers=self.workers, overwrite=True, window_size=self.window_size,
-            method=self.method()))
+        full = self.area_job(out)
         self._full_options = full
         if self.quick.isChecked():
             self._drop_preview()
@@ -596,6 +616,11 @@ class CompositePanel(QWidget):
             self._launch(preview, preview=True)
         else:
             self._launch(full, preview=False)
+
+    def area_job(self, out: Path) -> Request:
+        """The area's full-resolution request as the panel's fields say: resolution, bands, mask, rule, output."""
+        return replace(self.area_request, resolution=float(self.resolution.value()), bands=self.bands(),
+                       mask=self.mask(), composite=self._options(out, 1))
 
     def preview_title(self) -> str:
         """How the running (or last) preview is named: 'Preview at 80 m' or 'Quick preview (¼ resolution)'."""

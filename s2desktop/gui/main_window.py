@@ -248,6 +248,7 @@ class MainWindow(QMainWindow):
         cp.downloadFirst.connect(self._download_then_composite)
         cp.compositeReady.connect(self._composite_ready)
         cp.startableChanged.connect(lambda _on: self._update_actions())
+        cp.choicesChanged.connect(self._show_cost)  # other bands, another mask: other files to fetch
         cp.compositeFailed.connect(lambda m: self.report_error("Composite failed", m, "", dialog=True))
         cp.runner.cancelled.connect(self._composite_cancelled)
         v.loaded.connect(self._raster_loaded)
@@ -465,10 +466,11 @@ class MainWindow(QMainWindow):
 
     def download_request(self) -> Request:
         """The job's request for what the window shows: source, tile, dates, the ticked scenes, the folder."""
-        sp, sc = self.source_panel, self.scene_panel
+        sp, sc, cp = self.source_panel, self.scene_panel, self.composite_panel
         start, end = sc.dates()
         return Request(source=SourceSpec(**sp.source_spec()), tile=sp.tile_id(), area=sp.area(), start=start,
                        end=end, max_cloud=sc.max_cloud(), scenes=tuple(sc.model.chosen_scenes()),
+                       bands=cp.bands(), mask=cp.mask(),
                        download_dir=st.download_dir(), download_workers=st.worker_count(),
                        cache_limit=st.area_cache_limit())
 
