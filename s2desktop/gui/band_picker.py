@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
 from s2desktop.core.bands import PRESETS
@@ -28,9 +28,9 @@ class BandPicker(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         lay = QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(3)
-        self.preset = QComboBox()
+        lay.setContentsMargins(6, 0, 6, 0)
+        lay.addWidget(QLabel("Bands"))
+        self.preset = compact(QComboBox(), 10)
         self.preset.setToolTip("Band combination: a preset where the bands are named (B04, B08, ...), or any three")
         self.preset.activated.connect(lambda _i: self._preset_picked())
         lay.addWidget(self.preset)
@@ -38,12 +38,13 @@ class BandPicker(QWidget):
         for name in CHANNELS:
             label = QLabel(name)
             label.setToolTip(f"The band shown in {dict(R='red', G='green', B='blue')[name]}")
-            combo = QComboBox()
+            combo = compact(QComboBox(), 7)
             combo.setToolTip(label.toolTip())
             combo.activated.connect(lambda _i: self._channel_picked())
             lay.addWidget(label)
             lay.addWidget(combo)
             self.channels.append(combo)
+        lay.addStretch(1)
         self._descriptions: list[str | None] = []
         self.setVisible(False)
 
@@ -59,15 +60,19 @@ class BandPicker(QWidget):
             combo.clear()
             for i, d in enumerate(self._descriptions, 1):
                 combo.addItem(_band_label(i, d), i)
+                combo.setItemData(i - 1, d or f"band {i}", Qt.ItemDataRole.ToolTipRole)
             combo.blockSignals(False)
         self.preset.blockSignals(True)
         self.preset.clear()
         for key in DISPLAY_PRESETS:
-            self.preset.addItem(f"{PRESET_LABELS[key]} ({', '.join(PRESETS[key])})", key)
+            self.preset.addItem(PRESET_LABELS[key], key)
+            self.preset.setItemData(self.preset.count() - 1, ", ".join(PRESETS[key]), Qt.ItemDataRole.ToolTipRole)
             if preset_indexes(key, self._descriptions) is None:  # not in this raster: shown, not offered
                 self.preset.model().item(self.preset.count() - 1).setEnabled(False)
         self.preset.addItem("Custom", CUSTOM)
         self.preset.blockSignals(False)
+        for combo in (self.preset, *self.channels):  # the open list shows its items whole
+            combo.view().setMinimumWidth(combo.view().sizeHintForColumn(0) + 24)
         self._show(tuple(shown))
 
     def shown(self) -> tuple[int, ...]:
@@ -103,9 +108,17 @@ class BandPicker(QWidget):
 
 
 def _band_label(index: int, description: str | None) -> str:
-    """'4 · red (B04)', '2 · B03', or the index alone."""
+    """'4 · B04' (a description naming a Sentinel-2 band: the whole one is the item's tip), '2 · near infrared',
+    or the index alone."""
     name = band_name(description)
     text = (description or "").strip()
-    if name and text.upper() == name:
+    if name:
         return f"{index} · {name}"
     return f"{index} · {text}" if text else str(index)
+
+
+def compact(combo: QComboBox, chars: int) -> QComboBox:
+    """A combo about ``chars`` characters wide, whatever its items (its list shows them whole)."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(chars)
+    return combo

@@ -9,9 +9,11 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QWidget
 
 from s2desktop.core.bands import DEFAULT_PRESET, PRESETS
 from s2desktop.core.maskrules import MAX_BUFFER
+from s2desktop.gui.band_picker import compact
 
-PRESET_NAMES = {"true-colour": "True colour", "false-colour": "False colour (vegetation)",
-                "swir": "SWIR (burn scars, moisture)", "all": "All bands"}
+PRESET_NAMES = {"true-colour": "True colour", "false-colour": "False colour", "swir": "SWIR", "all": "All bands"}
+PRESET_TIPS = {"true-colour": "As the eye sees it", "false-colour": "Near infrared as red: vegetation bright red",
+               "swir": "Short-wave infrared: burn scars, moisture, bare soil", "all": "Every band of L1C and L2A"}
 MASKS = (("auto", "Automatic", "Each scene's own: the scene classification (L2A), else the L1C cloud mask"),
          ("scl", "Scene classification (SCL)", "L2A scenes' classes: no data, defective, cloud shadows, clouds, "
           "cirrus; L1C scenes are left unmasked"),
@@ -25,10 +27,13 @@ class BandPresetCombo(QComboBox):
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        compact(self, 14)
         for key, bands in PRESETS.items():
-            listed = ", ".join(bands) if len(bands) <= 3 else f"{len(bands)} bands, B01–B12"
+            listed = ", ".join(bands) if len(bands) <= 3 else f"{len(bands)}"
             self.addItem(f"{PRESET_NAMES.get(key, key)} ({listed})", key)
-            self.setItemData(self.count() - 1, ", ".join(bands), Qt.ItemDataRole.ToolTipRole)
+            self.setItemData(self.count() - 1, f"{PRESET_TIPS.get(key, '')}: {', '.join(bands)}",
+                             Qt.ItemDataRole.ToolTipRole)
+        self.view().setMinimumWidth(self.view().sizeHintForColumn(0) + 24)
         self.setCurrentIndex(self.findData(DEFAULT_PRESET))
         self.setToolTip("The Sentinel-2 bands downloaded and composited (more bands: more to download)")
 
@@ -45,11 +50,12 @@ class MaskFields(QWidget):
         super().__init__(parent)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        self.choice = QComboBox()
+        self.choice = compact(QComboBox(), 9)
         for i, (key, name, tip) in enumerate(MASKS):
             self.choice.addItem(name, key)
             self.choice.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
         self.choice.setToolTip("Which cloud mask leaves observations out")
+        self.choice.view().setMinimumWidth(self.choice.view().sizeHintForColumn(0) + 24)
         self.buffer_label = QLabel("buffer")
         self.buffer = QSpinBox()
         self.buffer.setRange(0, int(MAX_BUFFER))

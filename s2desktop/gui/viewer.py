@@ -155,6 +155,8 @@ class RasterViewer(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
         lay.addLayout(self._build_controls())
+        self.band_picker = BandPicker()  # a row of its own: which bands show as R, G, B (three bands or more)
+        lay.addWidget(self.band_picker)
         self._build_banners(lay)
         self._build_image_view()
         self._build_histogram()
@@ -235,8 +237,6 @@ class RasterViewer(QWidget):
         self.band_label = QLabel("band")
         controls.addWidget(self.band_label)
         controls.addWidget(self.band)
-        self.band_picker = BandPicker()  # which three bands show as R, G, B (hidden for fewer than three)
-        controls.addWidget(self.band_picker)
         controls.addStretch(1)
         controls.addWidget(self.fit_button)
         return controls
