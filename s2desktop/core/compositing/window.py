@@ -58,7 +58,9 @@ def _init_worker(threads: int, sink: RawSink, parent_pid: int | None = None) -> 
         # If the parent is killed outright (the GUI's composite process terminated), do not linger.
         _die_with_parent(parent_pid)
     _keep_freed_memory()
-    env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHEMAX_MB, GDAL_NUM_THREADS=str(threads), CPL_LOG_ERRORS="OFF")
+    # rasterio sets an int GDAL_CACHEMAX as bytes (GDALSetCacheMax64): 64 alone was a 64-byte cache, and a read
+    # across blocks (a mask's halo, a reduced-resolution window) decoded its blocks again for every few rows
+    env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHEMAX_MB << 20, GDAL_NUM_THREADS=str(threads), CPL_LOG_ERRORS="OFF")
     env.__enter__()
     _W.clear()
     _W["env"] = env
