@@ -96,3 +96,50 @@ def test_a_bad_buffer_is_a_one_line_error(tmp_path, value):
     with pytest.raises(InvalidInputError, match="mask buffer") as err:
         composite(_stack(tmp_path / "s"), tmp_path / "o.tif", workers=0, mask_buffer=value)
     assert "\n" not in str(err.value) and not (tmp_path / "o.tif").exists()
+
+
+def test_an_area_from_cogs_takes_the_classes_and_the_buffer_chosen(tmp_path):
+    """Two dates on a local COG mirror: date 0's SCL has a cloud shadow (3), date 1's a cloud (9); masking class 3
+    with a one-pixel buffer leaves the cloud in and grows the shadow, on the area's own grid."""
+    import datetime as dt
+
+    from affine import Affine
+    from rasterio.warp import transform_bounds
+
+    from s2desktop.core import archive, areas, tiles
+    from s2desktop.core.pipeline import CompositeOptions, Job, Request, SourceSpec
+
+    n, f = 60, tiles.footprint("33UUP")
+    pix = 109800 / n
+    transform = Affine(pix, 0, f.utm_bounds[0], 0, -pix, f.utm_bounds[3])
+    boxes = [(10, 18, 20, 28), (30, 38, 30, 38)]  # tile pixels of date 0's shadow, date 1's cloud (even: 20 m SCL)
+    days = [dt.date(2023, 7, 1), dt.date(2023, 7, 6)]
+    root = tmp_path / "cogs"
+    for d, (day, (r0, r1, c0, c1), cls) in enumerate(zip(days, boxes, (3, 9))):
+        bands = {b: np.full((n, n), 1000 * (d + 1), np.uint16) for b in ("B02", "B03", "B04")}
+        scl = np.full((n // 2, n // 2), 4, np.uint8)
+        scl[r0 // 2:r1 // 2, c0 // 2:c1 // 2] = cls
+        archive.write_scene(root, "cogs", "33UUP", day, 0, bands, crs=f.epsg, transform=transform, baseline="02.09",
+                            cloud_cover=1.0, data_coverage=100.0, scl=scl)
+    left, top = transform * (5.5, 5.5)
+    right, bottom = transform * (49.5, 49.5)
+    area = areas.parse_bbox(",".join(f"{v:.6f}" for v in transform_bounds(f"EPSG:{f.epsg}", "EPSG:4326", left,
+                                                                          bottom, right, top)))
+    out, count = tmp_path / "a.tif", tmp_path / "a_n.tif"
+    Job(Request(SourceSpec(str(root)), area=area, resolution=pix, start=days[0], end=days[-1],
+                composite=CompositeOptions(str(out), workers=0, count_path=str(count), mask_classes=(3,),
+                                           mask_buffer=pix))).run()
+    with rasterio.open(count) as c, rasterio.open(out) as ds:
+        counts, tf, tags = c.read(1), c.transform, ds.tags()
+    col0, row0 = (tf.c - transform.c) / pix, (transform.f - tf.f) / pix
+    assert col0 == round(col0) and row0 == round(row0)  # the area's pixels are the tile's
+    rows, cols = np.mgrid[0:counts.shape[0], 0:counts.shape[1]]
+    rows, cols = rows + int(row0), cols + int(col0)
+    r0, r1, c0, c1 = boxes[0]
+    dy = np.maximum(0, np.maximum(r0 - rows, rows - (r1 - 1)))
+    dx = np.maximum(0, np.maximum(c0 - cols, cols - (c1 - 1)))
+    shadow = dy * dy + dx * dx <= 1  # the shadow and one pixel around it (a disk: no corners)
+    inside = counts > 0
+    assert inside.mean() > 0.8 and (shadow & inside).sum() > (r1 - r0) * (c1 - c0)
+    np.testing.assert_array_equal(counts[inside], np.where(shadow, 1, 2)[inside])
+    assert tags["MASK_CLASSES"] == "3 cloud-shadow" and tags["MASK_BUFFER"].startswith(f"{pix:g} m")
