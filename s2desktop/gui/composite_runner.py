@@ -55,8 +55,8 @@ from s2desktop.gui.wording import in_window_words
 log = logging.getLogger(__name__)
 
 POLL_MS = 100
-NO_INPUTS = "Download scenes first: their red, green and blue bands are composited (clouds masked where the " \
-            "scenes have a scene classification)."
+NO_INPUTS = "Download scenes first: their bands (as chosen under Bands) are composited, clouds masked as chosen " \
+            "under Clouds."
 NO_ACQUISITIONS = "Tick the acquisitions to composite in Dates and scenes."
 PREVIEW_RESOLUTION = 80.0  # m: an area's quick preview (reads the COG overviews only)
 STAGE_WORDS = {"search": "Searching", "plan": "Planning", "download": "Downloading", "fetch": "Fetching",

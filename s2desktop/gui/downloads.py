@@ -174,8 +174,8 @@ class DownloadPanel(QWidget):
         lay.setContentsMargins(6, 6, 6, 6)
         top = QHBoxLayout()
         self.download_button = QPushButton("Download selected")
-        self.download_button.setToolTip("Download the selected scenes' red, green and blue bands (and their "
-                                        "scene classification where there is one, to mask clouds)")
+        self.download_button.setToolTip("Download the selected scenes' bands (the Composite panel's Bands) and "
+                                        "their cloud masks (its Clouds)")
         self.download_button.setEnabled(False)
         self.cancel_all_button = QPushButton("Cancel all")
         self.cancel_all_button.setEnabled(False)

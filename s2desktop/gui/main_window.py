@@ -185,7 +185,7 @@ class MainWindow(QMainWindow):
         self.act_quit = act("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_search = act("&Search", self.search, "Ctrl+F",
                               "Search scenes of the tile, or of every tile under the area, in the date range")
-        self.act_download = act("&Download", self.download, "Ctrl+D", "Download the selected scenes' RGB bands")
+        self.act_download = act("&Download", self.download, "Ctrl+D", "Download the selected scenes' bands")
         self.act_composite = act("&Composite", self.composite_panel.start, "Ctrl+M",
                                  "Median composite of the downloaded scenes")
         self.act_about = act("&About", self.about)
