@@ -45,7 +45,7 @@ from s2desktop.core.fsutil import remove_with_side_files
 from s2desktop.core.methods import Geomedian, Median, Medoid, Quantile, Rule
 from s2desktop.core.pipeline import CompositeOptions, Request
 from s2desktop.core.progress import Cancelled, Failed, Finished, Progress, Rate
-from s2desktop.core.stack import Stack
+from s2desktop.core.stack import Stack, with_mask_choice
 from s2desktop.core.streaming import acquisitions
 from s2desktop.core.units import human_bytes, human_duration
 from s2desktop.gui import workers
@@ -643,8 +643,8 @@ class CompositePanel(QWidget):
         try:
             if isinstance(job, Request):
                 self.runner.start_area(job)
-            else:
-                self.runner.start(self.inputs, job)
+            else:  # the mask chosen now: a download's masks of another kind are left out
+                self.runner.start(with_mask_choice(self.inputs, self.mask()), job)
         except Exception as exc:  # e.g. the process could not be started
             self._failed(f"Could not start the composite process: {exc}")
             self._run_finished()

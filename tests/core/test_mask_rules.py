@@ -143,3 +143,15 @@ def test_an_area_from_cogs_takes_the_classes_and_the_buffer_chosen(tmp_path):
     assert inside.mean() > 0.8 and (shadow & inside).sum() > (r1 - r0) * (c1 - c0)
     np.testing.assert_array_equal(counts[inside], np.where(shadow, 1, 2)[inside])
     assert tags["MASK_CLASSES"] == "3 cloud-shadow" and tags["MASK_BUFFER"].startswith(f"{pix:g} m")
+
+
+def test_a_stack_keeps_only_the_masks_the_choice_takes(tmp_path):
+    from s2desktop.core.stack import with_mask_choice
+
+    stack = _stack(tmp_path / "s")
+    assert stack.masked == 3
+    assert with_mask_choice(stack, "auto").masked == 3 and with_mask_choice(stack, "scl") == stack
+    assert with_mask_choice(stack, "qi").masked == 0 and with_mask_choice(stack, "none").masked == 0
+    assert with_mask_choice(stack, "none").observations[0].rasters == stack.observations[0].rasters
+    with pytest.raises(InvalidInputError, match="is not one of"):
+        with_mask_choice(stack, "clouds")

@@ -84,3 +84,21 @@ def test_a_tile_composite_is_masked_with_the_buffer_chosen(qtbot, main_window, r
     with rasterio.open(out) as ds:
         tags = ds.tags()
     assert tags["MASK_BUFFER"].startswith("20 m") and Path(cp.output.text()) == out
+
+
+def test_a_tile_downloaded_with_masks_composites_unmasked_when_the_mask_is_set_to_none(qtbot, main_window,
+                                                                                       raster_stack, tmp_path):
+    cp = main_window.composite_panel
+    st = raster_stack(dates=3, size=64, scl=True)
+    said = {}  # the MASK tag of each composite
+    for choice in ("auto", "none"):
+        out = tmp_path / f"{choice}.tif"
+        cp.set_inputs(inputs_of(st), default_output=out)
+        cp.output.setText(str(out))
+        cp.quick.setChecked(False)
+        _pick(cp.mask_fields.choice, choice)
+        with qtbot.waitSignal(cp.compositeReady, timeout=60000):
+            cp.start()
+        with rasterio.open(out) as ds:
+            said[choice] = ds.tags()["MASK"]
+    assert said["auto"].startswith("SCL classes") and said["none"] == "none"
