@@ -79,7 +79,7 @@ class CompositeOptions:
     tags: dict | None = None  # GeoTIFF tags said by the caller (an area's tiles, area, grid): over the compositor's
     method: Rule = Median()  # the per-pixel rule (compositing.parse_method reads 'quantile:25' etc.)
     date_band: str | None = None  # with the medoid: where to write each pixel's date (days since 1970-01-01)
-    # How a scene's mask is applied (which mask: Request.mask): the SCL classes masked, the metres grown around
+    # How a scene's mask is applied (which mask: Request.mask): the SCL classes masked, metres grown around them
     mask_classes: tuple[int, ...] = DEFAULT_CLASSES
     mask_buffer: float = 0.0
 

@@ -354,7 +354,8 @@ class RasterViewer(QWidget):
     def _loaded(self, r: dict, gen: int) -> None:
         if gen != self._generation:
             return
-        same = r["path"] == self.path and self.info is not None  # other bands of it: the view stays
+        same = r["path"] == self.path and self.info is not None and (  # other bands of it: the view stays
+            (r["info"].width, r["info"].height) == (self.info.width, self.info.height))
         self.path, self.bands = r["path"], r["bands"]
         self.data, self.valid, self.info = r["data"], r["valid"], r["info"]
         self.grid, self.offset = r["grid"], r["offset"]
