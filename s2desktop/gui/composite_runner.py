@@ -412,8 +412,9 @@ class CompositePanel(QWidget):
         """The band preset and the cloud mask (which, and its buffer): they go into the job's request."""
         self.band_preset = BandPresetCombo()
         self.mask_fields = MaskFields()
-        self.band_preset.currentIndexChanged.connect(lambda _i: self.choicesChanged.emit())
-        self.mask_fields.changed.connect(self.choicesChanged.emit)
+        for changed in (self.band_preset.currentIndexChanged, self.mask_fields.changed):
+            changed.connect(lambda *_a: self._describe_inputs())
+            changed.connect(lambda *_a: self.choicesChanged.emit())
         grid.addWidget(QLabel("Bands"), row, 0)
         grid.addWidget(self.band_preset, row, 1, 1, 2)
         grid.addWidget(QLabel("Clouds"), row + 1, 0)
@@ -517,15 +518,25 @@ class CompositePanel(QWidget):
             self._show_area_fields(False)
         self.inputs = inputs if inputs is not None and inputs.observations else None
         n = len(self.inputs.observations) if self.inputs else 0
-        if n:
-            masks = self.inputs.masked
-            self.inputs_label.setText(f"{n} date{'s' if n != 1 else ''} ready ({', '.join(self.inputs.bands)}"
-                                      + (f"; clouds masked on {masks})" if masks else ")") + ".")
-        else:
-            self.inputs_label.setText(NO_INPUTS)
+        self._describe_inputs()
         if default_output is not None:
             self._offer_default(str(default_output))
         self._set_startable(n > 0 and not self.runner.running)
+
+    def _describe_inputs(self) -> None:
+        """A tile's downloaded dates, their bands and masks; and when the Bands chosen since are others, that
+        they come down first."""
+        if self.area_request is not None:
+            return
+        if self.inputs is None:
+            self.inputs_label.setText(NO_INPUTS)
+            return
+        n, masks = len(self.inputs.observations), with_mask_choice(self.inputs, self.mask()).masked
+        text = (f"{n} date{'s' if n != 1 else ''} ready ({', '.join(self.inputs.bands)}"
+                + (f"; clouds masked on {masks})" if masks else ")") + ".")
+        if tuple(self.inputs.bands) != self.bands():
+            text += f" Download again for {', '.join(self.bands())}."
+        self.inputs_label.setText(text)
 
     def _offer_default(self, path: str) -> None:
         """The default output name goes in an empty field or replaces the previous default; a typed path stays.

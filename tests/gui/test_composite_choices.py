@@ -77,6 +77,13 @@ def test_a_tile_composite_is_masked_with_the_buffer_chosen(qtbot, main_window, r
     assert stack.masked == 3
     cp.set_inputs(stack, default_output=out)
     assert "clouds masked on 3" in cp.inputs_label.text() and "B04, B03, B02" in cp.inputs_label.text()
+    _pick(cp.band_preset, "false-colour")
+    assert cp.inputs_label.text().endswith("Download again for B08, B04, B03.")
+    _pick(cp.mask_fields.choice, "none")
+    assert "clouds masked" not in cp.inputs_label.text()
+    _pick(cp.band_preset, "true-colour")
+    _pick(cp.mask_fields.choice, "auto")
+    assert "Download again" not in cp.inputs_label.text() and "clouds masked on 3" in cp.inputs_label.text()
     cp.quick.setChecked(False)
     cp.mask_fields.buffer.setValue(20)
     with qtbot.waitSignal(cp.compositeReady, timeout=60000):
