@@ -158,6 +158,13 @@ def _add_composite(sub) -> None:
     p.add_argument("--mask", default="auto", choices=("auto", "scl", "qi", "none"),
                    help="auto: an L2A scene's classification (SCL classes 0,1,3,8,9,10), else an L1C scene's own "
                    "cloud mask (opaque clouds, cirrus); scl or qi: only that one; none: unmasked")
+    p.add_argument("--mask-classes", metavar="CLASSES",
+                   help="the SCL classes masked, numbers or names, e.g. 3,8,9,10 or cloud-shadow,cloud-medium,"
+                   "cloud-high,cirrus (default 0,1,3,8,9,10: no-data, saturated, cloud-shadow, cloud-medium, "
+                   "cloud-high, cirrus; also dark, vegetation, not-vegetated, water, unclassified, snow)")
+    p.add_argument("--mask-buffer", type=float, default=0.0, metavar="METRES",
+                   help="also mask every pixel within this distance of a masked one (cloud edges; e.g. 20: two "
+                   "pixels at 10 m; default 0)")
     p.add_argument("--method", default="median", metavar="RULE",
                    help="how a pixel's valid observations become one value: median (default); quantile:P, the "
                    "P-th percentile per band (P a whole percent, e.g. quantile:25: darker, less haze); medoid, "
@@ -322,7 +329,7 @@ def _run_composite(args: argparse.Namespace) -> int:
         check_output_file(args.date_band, overwrite=args.overwrite, what="date band output", hint=OVERWRITE_HINT)
     options = CompositeOptions(output=args.output, scale=args.scale, workers=args.workers, count_path=args.count,
                                compress=args.compress, overwrite=args.overwrite, method=method,
-                               date_band=args.date_band)
+                               date_band=args.date_band, **_mask_rules(args))
     if args.dry_run:
         return _composite_dry_run(args, options, bands, files_mode)
     line = _EventLine()
@@ -379,6 +386,23 @@ def _composite_bands(text: str | None, files_mode: bool) -> tuple[str, ...] | No
         raise InvalidInputError(f"--bands {text}: files mode composites the --red, --green and --blue files "
                                 "(B04, B03, B02); other bands come with --tile or an area")
     return bands
+
+
+def _mask_rules(args: argparse.Namespace) -> dict:
+    """CompositeOptions' mask_classes and mask_buffer from --mask-classes and --mask-buffer, checked against
+    --mask (which mask is used: the request's one field)."""
+    from s2desktop.core import maskrules
+    from s2desktop.core.errors import InvalidInputError
+
+    rules = {"mask_buffer": maskrules.check_buffer(args.mask_buffer)}
+    if args.mask_classes is not None:
+        if args.mask not in ("auto", "scl"):
+            raise InvalidInputError(f"--mask-classes picks scene-classification (SCL) classes: not with --mask "
+                                    f"{args.mask} (use --mask auto or scl)")
+        rules["mask_classes"] = maskrules.parse_classes(args.mask_classes)
+    if rules["mask_buffer"] and args.mask == "none":
+        raise InvalidInputError("--mask-buffer grows the masked area: not with --mask none")
+    return rules
 
 
 def _add_info(sub) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from s2desktop.core.errors import InvalidInputError
 
-__all__ = ["Band", "SPECTRAL", "PRESETS", "TRUE_COLOUR", "FALSE_COLOUR", "SWIR", "ALL", "PRODUCTS", "RESAMPLING",
+__all__ = ["Band", "SPECTRAL", "PRESETS", "DEFAULT_PRESET", "TRUE_COLOUR", "FALSE_COLOUR", "SWIR", "ALL", "PRODUCTS", "RESAMPLING",
            "parse_bands", "band_info", "description", "native_resolution", "finest"]
 
 
@@ -51,6 +51,7 @@ FALSE_COLOUR = ("B08", "B04", "B03")
 SWIR = ("B12", "B8A", "B04")
 ALL = tuple(b for b in SPECTRAL if b != "B10")  # wavelength order; B10 is Level-1C only
 PRESETS = {"true-colour": TRUE_COLOUR, "false-colour": FALSE_COLOUR, "swir": SWIR, "all": ALL}
+DEFAULT_PRESET = "true-colour"
 _ALIASES = {"true-color": "true-colour", "truecolour": "true-colour", "truecolor": "true-colour",
             "false-color": "false-colour", "falsecolour": "false-colour", "falsecolor": "false-colour"}
 PRODUCTS = ("TCI", "SCL", "AOT", "WVP")  # not spectral bands, but files a download may fetch

@@ -31,6 +31,7 @@ from s2desktop.core import areas, catalog, download, fetch, pricing, stack, stre
 from s2desktop.core.areas import Area
 from s2desktop.core.bands import parse_bands
 from s2desktop.core.errors import InvalidInputError, NotFoundError
+from s2desktop.core.maskrules import DEFAULT_CLASSES
 from s2desktop.core.methods import Median, Rule
 from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
 from s2desktop.core.sources import Source, resolve_source
@@ -79,6 +80,9 @@ class CompositeOptions:
     tags: dict | None = None  # GeoTIFF tags said by the caller (an area's tiles, area, grid): over the compositor's
     method: Rule = Median()  # the per-pixel rule (compositing.parse_method reads 'quantile:25' etc.)
     date_band: str | None = None  # with the medoid: where to write each pixel's date (days since 1970-01-01)
+    # How a scene's mask is applied (which mask: Request.mask): the SCL classes masked, metres grown around them
+    mask_classes: tuple[int, ...] = DEFAULT_CLASSES
+    mask_buffer: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,8 @@ def run_composite(inputs: Stack, options: CompositeOptions, progress: ProgressFn
     return composite(
         inputs, options.output, workers=options.workers, scale=options.scale, count_path=options.count_path,
         overwrite=options.overwrite, progress=progress, cancel=cancel, compress=options.compress,
-        clip=options.clip, tags=options.tags, method=options.method, date_path=options.date_band, **kwargs,
+        clip=options.clip, tags=options.tags, method=options.method, date_path=options.date_band,
+        mask_classes=options.mask_classes, mask_buffer=options.mask_buffer, **kwargs,
     )
 
 
@@ -200,12 +205,21 @@ class Job:
         if allowed and MASK_BAND not in r.bands:  # each scene's mask: its SCL, else its L1C cloud mask
             for band in allowed:
                 tasks += download.plan([s for s in scenes if _mask_band(s, allowed) == band], [band], out)
-            unmasked = [s.scene_id for s in scenes if _mask_band(s, allowed) is None]
-            if unmasked:
-                emit(self.progress, Progress("plan", message=f"{len(unmasked)} scene(s) without a cloud mask "
-                                             f"(--mask {r.mask}) are composited unmasked: {', '.join(unmasked[:5])}"
-                                             + (", ..." if len(unmasked) > 5 else "")))
+            self._say_unmasked(scenes)
         return Plan(tuple(scenes), tuple(tasks), bool(allowed), tuple(r.bands))
+
+    def _say_unmasked(self, scenes) -> None:
+        """A 'plan' event naming the scenes that have no mask of the request's choice: composited unmasked."""
+        r = self.request
+        unmasked = [s.scene_id for s in scenes if _mask_band(s, mask_bands_for(r.mask)) is None]
+        if not unmasked:
+            return
+        why = ""
+        if r.mask == "qi" and self.source.layout in ("cogs", "l2a"):
+            why = " (Level-2A scenes carry no L1C cloud mask: use --mask auto or scl)"
+        emit(self.progress, Progress("plan", message=f"{len(unmasked)} scene(s) without a cloud mask (--mask "
+                                     f"{r.mask}) are composited unmasked{why}: {', '.join(unmasked[:5])}"
+                                     + (", ..." if len(unmasked) > 5 else "")))
 
     def cost(self, plan: Plan):
         """What downloading ``plan`` will cost (files already verified on disk left out): a pricing.Cost."""
@@ -266,7 +280,7 @@ class Job:
         try:
             locate, downloads, origin = self._area_rasters(used, grid, scratch)
             check_cancel(self.cancel, "composite cancelled")
-            inputs = streaming.build_inputs(acqs, grid, locate, scratch, mask=MASK_BAND in mask_bands_for(r.mask),
+            inputs = streaming.build_inputs(acqs, grid, locate, scratch, masks=mask_bands_for(r.mask),
                                             origin=origin, bands=tuple(r.bands))
             tiles = ",".join(sorted({s.tile for s in used}))
             tags = {**areas.area_tags(r.area, grid, r.composite.scale), "TILE": tiles,
@@ -282,14 +296,16 @@ class Job:
         """-> (locate(scene, band) -> the raster to read or None, downloads, where the scenes' metadata came
         with the rasters): fetched windows of remote COGs ('streamed'), the files of a local mirror, or the
         downloaded files of a JPEG 2000 source."""
-        masked = MASK_BAND in mask_bands_for(self.request.mask)  # areas: the SCL only, so far
+        masked = MASK_BAND in mask_bands_for(self.request.mask)  # COGs are Level-2A: their SCL, no L1C mask
         bands = tuple(self.request.bands) + ((MASK_BAND,) if masked else ())
-        if self.source.layout != "cogs":
+        if self.source.layout != "cogs":  # JPEG 2000 tiles, their masks (SCL or L1C) with them: the plan's
             plan = self.plan(scenes)
             downloads = tuple(self.download(plan))
             files = {(t.scene.scene_id, t.band): str(Path(t.dest).resolve()) for t in plan.tasks
                      if Path(t.dest).is_file()}
             return (lambda s, b: files.get((s.scene_id, b))), downloads, "download metadata"
+        if mask_bands_for(self.request.mask):  # the plan says it for downloaded tiles; COGs: here
+            self._say_unmasked(scenes)
         if self.source.is_local:
             return ((lambda s, b: streaming.object_path(self.source, s.bands[b]) if b in s.bands else None), (),
                     "local mirror metadata")

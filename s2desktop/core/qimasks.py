@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from s2desktop.core.errors import RasterError
+from s2desktop.core.maskrules import buffer_pixels
 
 __all__ = ["OPAQUE", "CIRRUS", "SNOW", "CLASS_NAMES", "parse_cloud_gml", "rasterise_gml", "rasterise_polygons", "read_classi", "dilate",
            "gml_area"]
@@ -117,16 +118,33 @@ def read_classi(path, shape: tuple[int, int], transform, crs) -> np.ndarray:
 
 def dilate(mask: np.ndarray, metres: float, pixel: float) -> np.ndarray:
     """``mask`` (bool) grown by ``metres``: every pixel whose centre lies within that distance of a masked one
-    (a disk of radius metres / pixel pixels)."""
-    r = int(math.floor(metres / pixel + 1e-9))
+    (a disk of radius metres / pixel pixels). Row by row of the disk: at vertical offset d its half-width is
+    floor(sqrt(r^2 - d^2)), grown along the rows by doubling -- about 2r log2(r) + 2r passes, not (2r + 1)^2."""
+    r = buffer_pixels(metres, pixel)
     if r <= 0 or not mask.any():
         return mask.copy()
-    out = mask.copy()
-    h, w = mask.shape
-    for dy in range(-r, r + 1):
-        for dx in range(-r, r + 1):
-            if (dx or dy) and dx * dx + dy * dy <= r * r:
-                ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
-                xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
-                out[yd, xd] |= mask[ys, xs]
+    h = mask.shape[0]
+    out = np.zeros_like(mask, dtype=bool)
+    for d in range(r + 1):
+        run = _grow_along_rows(mask, math.isqrt(r * r - d * d))
+        out[d:] |= run[:h - d] if d < h else run[:0]
+        if d:
+            out[:max(0, h - d)] |= run[d:]
+    return out
+
+
+def _grow_along_rows(mask: np.ndarray, k: int) -> np.ndarray:
+    """Each pixel set when any of the 2k + 1 pixels centred on it in its row is: the reach doubled by shifted
+    ORs (an OR of itself shifted by `step` left and right grows a reach of n to n + step, gap-free while
+    step <= n + 1), so about 2 log2(k) passes."""
+    out = mask.astype(bool, copy=True)
+    reach = 0
+    while reach < k:
+        step = min(reach + 1, k - reach)
+        if step >= out.shape[1]:
+            out[:] = out.any(axis=1, keepdims=True)
+            return out
+        out[:, step:] |= out[:, :-step]  # numpy buffers the overlap; the second OR then sees the first's
+        out[:, :-step] |= out[:, step:]  # result, which adds nothing beyond the reach + step either side
+        reach += step
     return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -30,7 +30,7 @@ from s2desktop.core.scenefiles import parse_band_filename, scl_files
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MASK_BANDS", "QI_BANDS", "MASK_CHOICES", "mask_bands_for", "RasterRef", "Provenance", "Observation", "Stack", "from_downloads", "from_files",
+__all__ = ["MASK_BANDS", "QI_BANDS", "MASK_CHOICES", "mask_bands_for", "with_mask_choice", "RasterRef", "Provenance", "Observation", "Stack", "from_downloads", "from_files",
            "find_scl", "mask_covers", "orbit_of", "scene_offset", "RGB", "MASK_BAND", "SCENE_METADATA", "GIVEN", "ASSUMED"]
 
 RGB = TRUE_COLOUR  # the default composite's R, G, B (B04, B03, B02); any bands: core.bands
@@ -45,6 +45,16 @@ def mask_bands_for(choice: str) -> tuple[str, ...]:
         return MASK_CHOICES[choice]
     except KeyError:
         raise InvalidInputError(f"mask {choice!r} is not one of {', '.join(MASK_CHOICES)}") from None
+
+
+def with_mask_choice(stack: "Stack", choice: str) -> "Stack":
+    """The stack with only the masks a --mask choice takes: an observation whose mask is of another kind is
+    unmasked (the window's choice changed after the download; a mask never downloaded cannot be added here)."""
+    allowed = mask_bands_for(choice)
+    obs = tuple(o if o.mask is None or o.mask.band in allowed else replace(o, mask=None) for o in stack.observations)
+    return replace(stack, observations=obs)
+
+
 SCENE_METADATA = "scene metadata"  # where an offset came from: the baseline the search read
 GIVEN = "--offset"
 ASSUMED = "assumed (baseline unknown)"

@@ -16,8 +16,13 @@ each output pixel lies within one of the source's (same CRS, the source's pixel 
 it -- a 20 m or 60 m band on a 10 m grid -- and pixel edges a whole output pixel apart: the values are copied,
 or repeated, unchanged), else bilinear (nodata excluded).
 
+Level-1C scenes (an area made of downloaded L1C tiles) have no SCL but their own cloud masks
+(:mod:`s2desktop.core.qimasks`): an acquisition's are drawn onto the grid into one small GeoTIFF, its opaque
+clouds and cirrus (the MSK_CLASSI raster by nearest neighbour, the MSK_CLOUDS polygons reprojected and
+rasterised), read by the compositor as an MSK_CLASSI-like raster (band 1 > 0: masked).
+
 Each observation carries its acquisition's facts (date, orbit, scenes, baseline and so the offset, the objects
-read); the scratch folder holds only the VRTs.
+read); the scratch folder holds only the VRTs and those mask rasters.
 """
 
 
@@ -30,13 +35,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
+
 from s2desktop.core import tiles
 from s2desktop.core.areas import OutputGrid, reproject
 from s2desktop.core.bands import RESAMPLING, finest
 from s2desktop.core.baseline import offset_for_baseline
 from s2desktop.core.errors import NotFoundError, RasterError
 from s2desktop.core.fetch import overview_level
-from s2desktop.core.stack import MASK_BAND, RGB, Observation, Provenance, RasterRef, Stack, orbit_of, scene_offset
+from s2desktop.core.stack import (
+    MASK_BAND,
+    MASK_BANDS,
+    QI_BANDS,
+    RGB,
+    Observation,
+    Provenance,
+    RasterRef,
+    Stack,
+    orbit_of,
+    scene_offset,
+)
 
 __all__ = ["Acquisition", "acquisitions", "prioritise", "gdal_env", "object_path", "finest_resolution",
            "build_inputs"]
@@ -228,10 +246,11 @@ def finest_resolution(source, scenes, bands=RGB) -> float | None:
     return finest_pixel_size(paths, gdal_env(source))
 
 
-def build_inputs(acqs: list[Acquisition], grid: OutputGrid, locate, folder: Path, mask: bool = True,
-                 origin: str | None = None, bands=RGB) -> Stack:
-    """The area's stack of ``bands``: the warped mosaics of every acquisition and band (and its SCL, when
-    ``mask`` and every scene has one) written into ``folder``, each acquisition's scenes in the order given (see
+def build_inputs(acqs: list[Acquisition], grid: OutputGrid, locate, folder: Path,
+                 masks: tuple[str, ...] = MASK_BANDS, origin: str | None = None, bands=RGB) -> Stack:
+    """The area's stack of ``bands``: the warped mosaics of every acquisition and band (and its cloud mask, of
+    the ``masks`` allowed (`stack.mask_bands_for`): its SCL when every scene has one, else its L1C cloud masks
+    when every scene has one) written into ``folder``, each acquisition's scenes in the order given (see
     :func:`prioritise`: the first with data at a pixel gives it). ``locate(scene, band)`` is the GDAL path of that
     band's raster (a fetched window, a local COG, a downloaded JPEG 2000), or None where the scene has nothing
     under the area. An acquisition without one of the bands under the area is left out. ``origin`` says how the
@@ -245,12 +264,11 @@ def build_inputs(acqs: list[Acquisition], grid: OutputGrid, locate, folder: Path
     for i, a in enumerate(acqs):
         stem = f"{i:03d}_{a.date}"  # the scratch folder's own names: the facts travel in the observation
         rasters = {b: RasterRef(_mosaic(a, b, grid, folder, locate, stem), b) for b in bands}
-        scl = _mosaic(a, MASK_BAND, grid, folder, locate, stem) if mask and all(
-            MASK_BAND in s.bands for s in a.scenes) else None
+        mask = _mask(a, grid, folder, locate, stem, masks, bands[0])
         offset, source = scene_offset(a.baseline)
         source = origin if origin and offset_for_baseline(a.baseline) is not None else source
         obs.append(Observation(
-            date=a.date, rasters=rasters, mask=RasterRef(scl, MASK_BAND) if scl else None, offset=offset,
+            date=a.date, rasters=rasters, mask=mask, offset=offset,
             offset_source=source, baseline=a.baseline, orbit=a.orbit, scenes=tuple(s.scene_id for s in a.scenes),
             tiles=tuple(s.tile for s in a.scenes), provenance=_provenance(a, locate, mask, bands)))
     return Stack(tuple(obs), bands, grid)
@@ -274,9 +292,62 @@ def resampling_tags(acqs: list[Acquisition], locate, bands, grid: OutputGrid) ->
                                "(where the grid is in the tile's zone and on its pixel edges; else bilinear)"}
 
 
-def _provenance(acq: Acquisition, locate, mask: bool, bands=RGB) -> tuple[Provenance, ...]:
+def _mask(acq: Acquisition, grid: OutputGrid, folder: Path, locate, stem: str, allowed,
+          ref: str = "B04") -> RasterRef | None:
+    """The acquisition's cloud mask on the grid: its SCL mosaic, else its L1C cloud masks drawn onto the grid;
+    None when not every scene has one (composited unmasked: the plan said so)."""
+    if MASK_BAND in allowed and all(MASK_BAND in s.bands for s in acq.scenes):
+        scl = _mosaic(acq, MASK_BAND, grid, folder, locate, stem)
+        return RasterRef(scl, MASK_BAND) if scl else None
+    qi = [next((b for b in QI_BANDS if b in allowed and b in s.bands), None) for s in acq.scenes]
+    if not all(qi):
+        return None
+    # the scenes with data under the area (in the first band) and their mask on disk; a tile of the acquisition
+    # seen beside them is the same pass: its clouds are theirs, the union is drawn
+    parts = [(s, b, p) for s, b in zip(acq.scenes, qi) if locate(s, ref) and (p := locate(s, b))]
+    if not parts:
+        return None
+    return RasterRef(_qi_mask(parts, grid, folder / f"{stem}_QI.tif", locate, ref), QI_BANDS[0])
+
+
+def _qi_mask(parts, grid: OutputGrid, path: Path, locate, ref: str = "B04") -> str:
+    """One uint8 GeoTIFF on the grid of the scenes' L1C cloud masks (opaque clouds | cirrus bits; 0: clear),
+    drawn in strips of rows: [(scene, band, path)]; a GML's polygons are in its tile's CRS, the band's."""
+    import rasterio
+    from affine import Affine
+    from rasterio.warp import transform_geom
+    from rasterio.windows import Window
+
+    from s2desktop.core import qimasks
+
+    sources = []
+    for scene, band, name in parts:
+        if band == "MSKCLASSI":
+            sources.append((name, None))
+            continue
+        with rasterio.open(locate(scene, ref)) as ds:
+            crs = ds.crs
+        polygons = qimasks.parse_cloud_gml(Path(name).read_bytes(), name)
+        sources.append((name, [(k, transform_geom(crs, grid.crs, g)) for k, g in polygons]))
+    transform = Affine(*grid.transform)
+    profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=1, dtype="uint8", crs=grid.crs,
+                   transform=transform, tiled=True, blockxsize=BLOCK, blockysize=BLOCK, compress="deflate")
+    with rasterio.open(path, "w", **profile) as dst:
+        for row in range(0, grid.height, 4 * BLOCK):
+            shape = (min(4 * BLOCK, grid.height - row), grid.width)
+            strip = transform * Affine.translation(0, row)
+            bits = np.zeros(shape, np.uint8)
+            for name, polygons in sources:
+                bits |= (qimasks.read_classi(name, shape, strip, grid.crs) if polygons is None
+                         else qimasks.rasterise_polygons(polygons, shape, strip))
+            dst.write(bits & (qimasks.OPAQUE | qimasks.CIRRUS), 1, window=Window(0, row, grid.width, shape[0]))
+    return str(path)
+
+
+def _provenance(acq: Acquisition, locate, mask: RasterRef | None, bands=RGB) -> tuple[Provenance, ...]:
     """The objects an acquisition's rasters read: key, ETag and size from the search's listing."""
-    bands = tuple(bands) + ((MASK_BAND,) if mask else ())
+    bands = tuple(bands) + ((MASK_BAND,) if mask is not None and mask.band == MASK_BAND else
+                   QI_BANDS if mask is not None else ())
     out = []
     for b in bands:
         for s in acq.scenes:

@@ -45,17 +45,18 @@ from s2desktop.core.fsutil import remove_with_side_files
 from s2desktop.core.methods import Geomedian, Median, Medoid, Quantile, Rule
 from s2desktop.core.pipeline import CompositeOptions, Request
 from s2desktop.core.progress import Cancelled, Failed, Finished, Progress, Rate
-from s2desktop.core.stack import Stack
+from s2desktop.core.stack import Stack, with_mask_choice
 from s2desktop.core.streaming import acquisitions
 from s2desktop.core.units import human_bytes, human_duration
 from s2desktop.gui import workers
+from s2desktop.gui.composite_choices import BandPresetCombo, MaskFields
 from s2desktop.gui.wording import in_window_words
 
 log = logging.getLogger(__name__)
 
 POLL_MS = 100
-NO_INPUTS = "Download scenes first: their red, green and blue bands are composited (clouds masked where the " \
-            "scenes have a scene classification)."
+NO_INPUTS = "Download scenes first: their bands (as chosen under Bands) are composited, clouds masked as chosen " \
+            "under Clouds."
 NO_ACQUISITIONS = "Tick the acquisitions to composite in Dates and scenes."
 PREVIEW_RESOLUTION = 80.0  # m: an area's quick preview (reads the COG overviews only)
 STAGE_WORDS = {"search": "Searching", "plan": "Planning", "download": "Downloading", "fetch": "Fetching",
@@ -299,6 +300,7 @@ class CompositePanel(QWidget):
     compositeFailed = Signal(str)
     startableChanged = Signal(bool)  # the Composite button's state (the window's action follows it)
     downloadFirst = Signal()  # Composite on a JPEG 2000 area: its tiles' files come down (with their rows) first
+    choicesChanged = Signal()  # the bands or the mask: what a download fetches (the cost line follows)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -347,9 +349,10 @@ class CompositePanel(QWidget):
         grid.addWidget(self.resolution_label, 1, 0)
         grid.addWidget(self.resolution, 1, 1)
         self._add_rule_row(grid, 2)
+        self._add_choice_rows(grid, 3)
         self.quick = QCheckBox()
         self.quick.setChecked(True)
-        grid.addWidget(self.quick, 3, 0, 1, 3)
+        grid.addWidget(self.quick, 5, 0, 1, 3)
         self._show_area_fields(False)
         grid.setColumnStretch(1, 1)
         lay.addLayout(grid)
@@ -404,6 +407,26 @@ class CompositePanel(QWidget):
     def method(self) -> Rule:
         """The rule chosen in the panel."""
         return self.rule.currentData()
+
+    def _add_choice_rows(self, grid: QGridLayout, row: int) -> None:
+        """The band preset and the cloud mask (which, and its buffer): they go into the job's request."""
+        self.band_preset = BandPresetCombo()
+        self.mask_fields = MaskFields()
+        for changed in (self.band_preset.currentIndexChanged, self.mask_fields.changed):
+            changed.connect(lambda *_a: self._describe_inputs())
+            changed.connect(lambda *_a: self.choicesChanged.emit())
+        grid.addWidget(QLabel("Bands"), row, 0)
+        grid.addWidget(self.band_preset, row, 1, 1, 2)
+        grid.addWidget(QLabel("Clouds"), row + 1, 0)
+        grid.addWidget(self.mask_fields, row + 1, 1, 1, 2)
+
+    def bands(self) -> tuple[str, ...]:
+        """The bands of the preset chosen: what a download fetches and the composite combines."""
+        return self.band_preset.bands()
+
+    def mask(self) -> str:
+        """The mask choice ('auto', 'scl', 'qi', 'none'): the request's one field."""
+        return self.mask_fields.mask()
 
     def _set_startable(self, on: bool) -> None:
         self.start_button.setEnabled(on)
@@ -495,16 +518,25 @@ class CompositePanel(QWidget):
             self._show_area_fields(False)
         self.inputs = inputs if inputs is not None and inputs.observations else None
         n = len(self.inputs.observations) if self.inputs else 0
-        if n:
-            masks = self.inputs.masked
-            self.inputs_label.setText(f"{n} date{'s' if n != 1 else ''} ready (red, green, blue bands"
-                                      + (f"; clouds masked on {masks} from the scene classification)" if masks
-                                         else ")") + ".")
-        else:
-            self.inputs_label.setText(NO_INPUTS)
+        self._describe_inputs()
         if default_output is not None:
             self._offer_default(str(default_output))
         self._set_startable(n > 0 and not self.runner.running)
+
+    def _describe_inputs(self) -> None:
+        """A tile's downloaded dates, their bands and masks; and when the Bands chosen since are others, that
+        they come down first."""
+        if self.area_request is not None:
+            return
+        if self.inputs is None:
+            self.inputs_label.setText(NO_INPUTS)
+            return
+        n, masks = len(self.inputs.observations), with_mask_choice(self.inputs, self.mask()).masked
+        text = (f"{n} date{'s' if n != 1 else ''} ready ({', '.join(self.inputs.bands)}"
+                + (f"; clouds masked on {masks})" if masks else ")") + ".")
+        if tuple(self.inputs.bands) != self.bands():
+            text += f" Download again for {', '.join(self.bands())}."
+        self.inputs_label.setText(text)
 
     def _offer_default(self, path: str) -> None:
         """The default output name goes in an empty field or replaces the previous default; a typed path stays.
@@ -534,7 +566,8 @@ class CompositePanel(QWidget):
 
     def _options(self, output: Path, scale: int) -> CompositeOptions:
         return CompositeOptions(output=str(output), scale=scale, workers=self.workers, overwrite=True,
-                                window_size=self.window_size, method=self.method())
+                                window_size=self.window_size, method=self.method(),
+                                mask_buffer=self.mask_fields.mask_buffer())
 
     def _output_path(self) -> Path | None:
         """The output to write, once it may be written and its folder exists; None (and why) otherwise."""
@@ -584,9 +617,7 @@ class CompositePanel(QWidget):
     def _start_area(self, out: Path) -> None:
         """The area's preview at 80 m (shown as soon as it is written), then its full resolution behind it."""
         res = float(self.resolution.value())
-        full = replace(self.area_request, resolution=res, composite=CompositeOptions(
-            output=str(out), workers=self.workers, overwrite=True, window_size=self.window_size,
-            method=self.method()))
+        full = self.area_job(out)
         self._full_options = full
         if self.quick.isChecked():
             self._drop_preview()
@@ -596,6 +627,11 @@ class CompositePanel(QWidget):
             self._launch(preview, preview=True)
         else:
             self._launch(full, preview=False)
+
+    def area_job(self, out: Path) -> Request:
+        """The area's full-resolution request as the panel's fields say: resolution, bands, mask, rule, output."""
+        return replace(self.area_request, resolution=float(self.resolution.value()), bands=self.bands(),
+                       mask=self.mask(), composite=self._options(out, 1))
 
     def preview_title(self) -> str:
         """How the running (or last) preview is named: 'Preview at 80 m' or 'Quick preview (¼ resolution)'."""
@@ -618,8 +654,8 @@ class CompositePanel(QWidget):
         try:
             if isinstance(job, Request):
                 self.runner.start_area(job)
-            else:
-                self.runner.start(self.inputs, job)
+            else:  # the mask chosen now: a download's masks of another kind are left out
+                self.runner.start(with_mask_choice(self.inputs, self.mask()), job)
         except Exception as exc:  # e.g. the process could not be started
             self._failed(f"Could not start the composite process: {exc}")
             self._run_finished()

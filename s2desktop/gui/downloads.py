@@ -174,8 +174,8 @@ class DownloadPanel(QWidget):
         lay.setContentsMargins(6, 6, 6, 6)
         top = QHBoxLayout()
         self.download_button = QPushButton("Download selected")
-        self.download_button.setToolTip("Download the selected scenes' red, green and blue bands (and their "
-                                        "scene classification where there is one, to mask clouds)")
+        self.download_button.setToolTip("Download the selected scenes' bands (the Composite panel's Bands) and "
+                                        "their cloud masks (its Clouds)")
         self.download_button.setEnabled(False)
         self.cancel_all_button = QPushButton("Cancel all")
         self.cancel_all_button.setEnabled(False)
@@ -236,7 +236,8 @@ class DownloadPanel(QWidget):
         seq = self._cost_seq
         return workers.start(_cost_job, request, source, name="download cost", owner=self,
                              on_result=lambda text: self._set_cost(text) if seq == self._cost_seq else None,
-                             on_error=lambda m, _d: self._set_cost("") if seq == self._cost_seq else None)
+                             on_error=lambda m, _d: self._set_cost(in_window_words(m)) if seq == self._cost_seq
+                             else None)  # e.g. a band the scenes do not have: said before Download
 
     def _set_cost(self, text: str) -> None:
         """The cost line takes room only when it says something, and not while a download counts its bytes."""

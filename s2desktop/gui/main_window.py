@@ -48,14 +48,14 @@ EXPORT_FILTERS = {
 
 
 def _export_job(kind: str, src: str, dst: str, levels, gamma: float, classes: bool = False, progress=None,
-                cancel=None):
+                cancel=None, bands=None):
     from s2desktop.core import export
 
     if kind == "composite":
         return str(export.copy_raster(src, dst))
     driver = "PNG" if kind == "png" else "GTiff"
-    return str(export.write_rendered(src, dst, levels, gamma, driver=driver, classes=classes, progress=progress,
-                                     cancel=cancel))
+    return str(export.write_rendered(src, dst, levels, gamma, bands=bands, driver=driver, classes=classes,
+                                     progress=progress, cancel=cancel))
 
 
 def _finest_resolution_job(source, scenes):
@@ -185,7 +185,7 @@ class MainWindow(QMainWindow):
         self.act_quit = act("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_search = act("&Search", self.search, "Ctrl+F",
                               "Search scenes of the tile, or of every tile under the area, in the date range")
-        self.act_download = act("&Download", self.download, "Ctrl+D", "Download the selected scenes' RGB bands")
+        self.act_download = act("&Download", self.download, "Ctrl+D", "Download the selected scenes' bands")
         self.act_composite = act("&Composite", self.composite_panel.start, "Ctrl+M",
                                  "Median composite of the downloaded scenes")
         self.act_about = act("&About", self.about)
@@ -248,6 +248,7 @@ class MainWindow(QMainWindow):
         cp.downloadFirst.connect(self._download_then_composite)
         cp.compositeReady.connect(self._composite_ready)
         cp.startableChanged.connect(lambda _on: self._update_actions())
+        cp.choicesChanged.connect(self._show_cost)  # other bands, another mask: other files to fetch
         cp.compositeFailed.connect(lambda m: self.report_error("Composite failed", m, "", dialog=True))
         cp.runner.cancelled.connect(self._composite_cancelled)
         v.loaded.connect(self._raster_loaded)
@@ -465,10 +466,11 @@ class MainWindow(QMainWindow):
 
     def download_request(self) -> Request:
         """The job's request for what the window shows: source, tile, dates, the ticked scenes, the folder."""
-        sp, sc = self.source_panel, self.scene_panel
+        sp, sc, cp = self.source_panel, self.scene_panel, self.composite_panel
         start, end = sc.dates()
         return Request(source=SourceSpec(**sp.source_spec()), tile=sp.tile_id(), area=sp.area(), start=start,
                        end=end, max_cloud=sc.max_cloud(), scenes=tuple(sc.model.chosen_scenes()),
+                       bands=cp.bands(), mask=cp.mask(),
                        download_dir=st.download_dir(), download_workers=st.worker_count(),
                        cache_limit=st.area_cache_limit())
 
@@ -628,7 +630,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Exporting {Path(dst).name}…")
         name = Path(dst).name
         return workers.start(_export_job, kind, v.path, str(dst), levels, v.gamma.value(), classes, progress=True,
-                             cancel=True, name="export", on_result=self._exported,
+                             cancel=True, bands=v.bands if v.bands and len(v.bands) == 3 else None, name="export", on_result=self._exported,
                              on_progress=lambda ev: self.statusBar().showMessage(
                                  f"Exporting {name}… {int(100 * ev.fraction)} %"),
                              on_error=lambda m, d: self.report_error("Export failed", m, d))

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from s2desktop.gui import workers
+from s2desktop.gui.band_picker import BandPicker
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +65,14 @@ def screen_max_size() -> int:
 # --- worker jobs (no Qt widgets in here) ------------------------------------------------------------------------
 
 
-def _load_job(path: str, max_size: int) -> dict:
+def _load_job(path: str, max_size: int, bands=None) -> dict:
     from s2desktop.core import export, rasterinfo
+    from s2desktop.core.display_bands import default_indexes
 
-    data, valid, info = rasterinfo.read_overview(path, max_size)
+    if bands is None:  # true colour when the bands are named so, else the first three
+        head = rasterinfo.raster_info(path)
+        bands = default_indexes(head.count, head.descriptions)
+    data, valid, info = rasterinfo.read_overview(path, max_size, bands)
     try:  # our composites carry OUTPUT_OFFSET; band files have scene metadata
         offset = int(info.tags["OUTPUT_OFFSET"]) if "OUTPUT_OFFSET" in info.tags else (
             rasterinfo.file_offset(path)[0] or 0)
@@ -94,7 +99,7 @@ def _load_job(path: str, max_size: int) -> dict:
         counts = np.bincount(data[0][valid].ravel(), minlength=256)
         classes = [int(v) for v in np.flatnonzero(counts) if v != 0]
     return dict(path=path, data=data, valid=valid, info=info, offset=int(offset), grid=grid, hists=hists,
-                classes=classes)
+                classes=classes, bands=tuple(bands))
 
 
 def _render_job(data, valid, mode, low, high, gamma, offset, manual):
@@ -113,14 +118,14 @@ def _render_job(data, valid, mode, low, high, gamma, offset, manual):
 
 
 def _thumbnail_job(path: str, size: int, mode: str, low: float, high: float, gamma: float, offset: int,
-                   levels) -> np.ndarray:
+                   levels, bands=None) -> np.ndarray:
     """(h, w, 4) RGBA: core.render.thumbnail for the named stretches, explicit levels for 'levels'."""
     from s2desktop.core import render
     from s2desktop.core.rasterinfo import read_overview
 
     if mode in render.MODES:
-        return render.thumbnail(path, size, mode, offset=offset, low=low, high=high, gamma_value=gamma)
-    data, valid, _info = read_overview(path, size, enlarge=True)
+        return render.thumbnail(path, size, mode, bands, offset=offset, low=low, high=high, gamma_value=gamma)
+    data, valid, _info = read_overview(path, size, bands, enlarge=True)
     u8 = render.apply_levels(data, valid, levels, gamma)
     return render.to_rgba(u8 if u8.shape[0] >= 3 else u8[:1], valid)
 
@@ -150,6 +155,8 @@ class RasterViewer(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
         lay.addLayout(self._build_controls())
+        self.band_picker = BandPicker()  # a row of its own: which bands show as R, G, B (three bands or more)
+        lay.addWidget(self.band_picker)
         self._build_banners(lay)
         self._build_image_view()
         self._build_histogram()
@@ -176,6 +183,7 @@ class RasterViewer(QWidget):
         self._fit_pending = False  # a dropped first render still owes the view its fit
         self._loading = None
         self._user_mode: str | None = None  # a stretch the user picked is kept for the next raster
+        self.bands: tuple[int, ...] | None = None  # the 1-based bands shown (band_picker chooses them)
 
     def _build_stretch_combo(self) -> None:
         self.stretch = QComboBox()
@@ -315,6 +323,7 @@ class RasterViewer(QWidget):
         for sb in (self.low, self.high, self.gamma):
             sb.valueChanged.connect(lambda _v: self._render_timer.start())
         self.band.currentIndexChanged.connect(self._band_changed)
+        self.band_picker.bandsChosen.connect(lambda bands: self.open(self.path, bands) if self.path else None)
 
     @property
     def note(self) -> str:
@@ -326,12 +335,13 @@ class RasterViewer(QWidget):
         self.note_label.setVisible(bool(text))
 
     # -- loading
-    def open(self, path) -> workers.Worker:
+    def open(self, path, bands=None) -> workers.Worker:
+        """Read the raster (``bands``: the 1-based bands to show; None: its default, true colour when named)."""
         path = str(path)
         self.statusMessage.emit(f"Reading {Path(path).name}…")
         self._generation += 1
         gen = self._generation
-        w = workers.start(_load_job, path, screen_max_size(), name="read overview",
+        w = workers.start(_load_job, path, screen_max_size(), bands, name="read overview",
                           on_result=lambda r: self._loaded(r, gen),
                           on_error=lambda m, d: self._load_failed(path, m, d))
         self._loading = w
@@ -344,7 +354,9 @@ class RasterViewer(QWidget):
     def _loaded(self, r: dict, gen: int) -> None:
         if gen != self._generation:
             return
-        self.path = r["path"]
+        same = r["path"] == self.path and self.info is not None and (  # other bands of it: the view stays
+            (r["info"].width, r["info"].height) == (self.info.width, self.info.height))
+        self.path, self.bands = r["path"], r["bands"]
         self.data, self.valid, self.info = r["data"], r["valid"], r["info"]
         self.grid, self.offset = r["grid"], r["offset"]
         self.classes = r["classes"]
@@ -357,9 +369,11 @@ class RasterViewer(QWidget):
         # The image item takes the new raster's extent now, and the view fits it at once: a view left at the
         # last raster's range would show a crop until the new render arrives (preview -> full resolution).
         self.image.setRect(QRectF(0, 0, self.info.width, self.info.height))
-        self.fit()
+        if not same:
+            self.fit()
+        self.band_picker.set_raster(self.info.count, self.info.descriptions, self.bands)
         self.loaded.emit(self.path, self.info)
-        self.render(fit=True)
+        self.render(fit=not same)
 
     def _set_hists(self, hists) -> None:
         for c in self._hist_curves:
@@ -374,7 +388,7 @@ class RasterViewer(QWidget):
     # -- rendering
     def stretch_params(self) -> dict:
         return dict(mode=self.stretch.currentData(), low=self.low.value(), high=self.high.value(),
-                    gamma=self.gamma.value(), offset=self.offset, manual=self.manual_levels)
+                    gamma=self.gamma.value(), offset=self.offset, manual=self.manual_levels, bands=self.bands)
 
     def render(self, fit: bool = False) -> workers.Worker | None:
         if self.data is None:
@@ -658,7 +672,7 @@ class ThumbnailPanel(QWidget):
         gen = self._generation
         self.make_button.setEnabled(False)
         return workers.start(_thumbnail_job, v.path, int(self.size.currentData()), p["mode"], p["low"],
-                             p["high"], p["gamma"], p["offset"], p["manual"] or v.levels,
+                             p["high"], p["gamma"], p["offset"], p["manual"] or v.levels, p["bands"],
                              name="thumbnail", on_result=lambda rgba: self._made(rgba, gen),
                              on_error=lambda m, d: self.label.setText(f"Cannot make the thumbnail: {m}"),
                              on_finished=lambda: self.make_button.setEnabled(True))

@@ -295,3 +295,41 @@ def test_composite_method_in_area_mode(capsys, tmp_path):
     assert f"and {tmp_path / 'b_dates.tif'}" in stdout
     with rasterio.open(tmp_path / "b_dates.tif") as dd:
         np.testing.assert_array_equal(dd.read(1), days)
+
+
+def _near(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """Pixels whose centre lies within ``pixels`` of a True one's: by distances, no dilation code."""
+    ys, xs = np.nonzero(mask)
+    yy, xx = np.mgrid[0:mask.shape[0], 0:mask.shape[1]]
+    d2 = (yy[..., None] - ys) ** 2 + (xx[..., None] - xs) ** 2
+    return (d2 <= pixels * pixels).any(axis=-1) if ys.size else mask.copy()
+
+
+def test_composite_mask_classes_and_buffer(capsys, raster_stack, tmp_path):
+    st = raster_stack(dates=3, size=100, scl=True)
+    out, cnt = tmp_path / "c.tif", tmp_path / "n.tif"
+    code, _, err = run(capsys, "composite", "--red", *st.red, "--green", *st.green, "--blue", *st.blue, "-o", out,
+                       "--count", cnt, "--workers", 0, "--mask-classes", "cloud-shadow,9", "--mask-buffer", 20)
+    assert code == 0, err
+    valid = (st.data != 0).all(axis=0)
+    for d in range(3):
+        scl = st.scl_data[d].repeat(2, axis=0).repeat(2, axis=1)
+        valid[d] &= ~_near(np.isin(scl, [3, 9]), 2)
+    with rasterio.open(out) as ds, rasterio.open(cnt) as n:
+        np.testing.assert_array_equal(n.read(1), valid.sum(axis=0))
+        tags = ds.tags()
+    assert tags["MASK_CLASSES"] == "3 cloud-shadow, 9 cloud-high" and tags["MASK_BUFFER"].startswith("20 m")
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--mask-classes", "3,clouds"], "'clouds' is not an SCL class"),
+    (["--mask-classes", "3", "--mask", "qi"], "not with --mask qi"),
+    (["--mask-buffer", "20", "--mask", "none"], "not with --mask none"),
+    (["--mask-buffer", "-5"], "mask buffer -5 m"),
+])
+def test_composite_bad_mask_rules_are_one_line_errors(capsys, raster_stack, tmp_path, extra, says):
+    st = raster_stack(dates=2, size=64)
+    out = tmp_path / "c.tif"
+    code, _, err = run(capsys, "composite", "--red", *st.red, "--green", *st.green, "--blue", *st.blue, "-o", out,
+                       *extra)
+    assert code == 2 and says in err and err.count("\n") == 1 and not out.exists()

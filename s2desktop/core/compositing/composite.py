@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from s2desktop.core.compositing import cog
-from s2desktop.core.compositing.plan import TARGET_WINDOW, CompositePlan, make_plan
+from s2desktop.core.compositing.plan import SCL_MASKED_CLASSES, TARGET_WINDOW, CompositePlan, make_plan
 from s2desktop.core.compositing.pool import CANCELLED, _keep_freed_memory, _run_pool
 from s2desktop.core.compositing.window import _close_worker, _init_worker, _process_window
 from s2desktop.core.errors import output_error
@@ -52,11 +52,13 @@ class CompositeResult:
 def composite(stack: Stack, output, *, workers: int | None = None, scale: int = 1, count_path=None,
               overwrite: bool = False, progress: ProgressFn | None = None, cancel=None,
               window_size: int = TARGET_WINDOW, compress: str = "ZSTD", clip: dict | None = None,
-              tags: dict | None = None, method: Rule | str = Median(), date_path=None) -> CompositeResult:
+              tags: dict | None = None, method: Rule | str = Median(), date_path=None,
+              mask_classes=SCL_MASKED_CLASSES, mask_buffer: float = 0.0) -> CompositeResult:
     """Temporal composite (the median, or another rule) of a stack's co-registered observations into a COG.
 
-    Each observation's bands are harmonised by its offset and masked by its mask raster (SCL classes 0, 1, 3,
-    8, 9, 10) when it has one. workers: processes in the pool (None: all cores; 0: run in this process, for
+    Each observation's bands are harmonised by its offset and masked by its mask raster when it has one: an
+    SCL's ``mask_classes`` (default 0, 1, 3, 8, 9, 10; numbers or names, `core.maskrules`), an L1C cloud mask's
+    opaque clouds and cirrus; ``mask_buffer`` metres around the masked area are masked too. workers: processes in the pool (None: all cores; 0: run in this process, for
     debugging). scale: 1, 2, 4 or 8. progress(Progress event) as above; cancel: any object with is_set()
     (threading/multiprocessing Event). compress: 'ZSTD' (default, fast) or 'DEFLATE' (for old libtiff-only
     readers), both with predictor 2. clip: a GeoJSON (Multi)Polygon in the inputs' CRS outside which the
@@ -68,7 +70,7 @@ def composite(stack: Stack, output, *, workers: int | None = None, scale: int = 
     t0 = time.perf_counter()
     plan = make_plan(stack, output, workers=workers, scale=scale, count_path=count_path, overwrite=overwrite,
                      window_size=window_size, compress=compress, clip=clip, tags=tags, method=method,
-                     date_path=date_path)
+                     date_path=date_path, mask_classes=mask_classes, mask_buffer=mask_buffer)
     temps = cog.temporaries(plan.output, plan.count_path, plan.date_path)
     try:
         _write_raw(plan, temps, progress, cancel)

@@ -32,6 +32,7 @@ from rasterio.windows import Window, subdivide
 from s2desktop.core.bands import RESAMPLING, TRUE_COLOUR
 from s2desktop.core.errors import InvalidInputError, RasterError
 from s2desktop.core.fsutil import check_output_file
+from s2desktop.core.maskrules import DEFAULT_CLASSES, check_buffer, describe_classes, parse_classes
 from s2desktop.core.methods import Median, Rule, parse_method
 from s2desktop.core.rasterinfo import gdal_error_text, open_raster
 from s2desktop.core.stack import Stack, mask_covers
@@ -39,7 +40,7 @@ from s2desktop.core.stack import Stack, mask_covers
 log = logging.getLogger(__name__)
 
 BANDS = TRUE_COLOUR  # the default: output order R, G, B (any Sentinel-2 bands can be composited)
-SCL_MASKED_CLASSES = (0, 1, 3, 8, 9, 10)
+SCL_MASKED_CLASSES = DEFAULT_CLASSES  # --mask-classes changes them (core.maskrules)
 VALID_SCALES = (1, 2, 4, 8)
 TARGET_WINDOW = 1024
 COMPRESSIONS = ("ZSTD", "DEFLATE")  # of the COG; why ZSTD is the default: see cog.py
@@ -62,6 +63,8 @@ class WindowInputs:
     factors: tuple[float, ...] = ()  # [band] pixels of the output grid (at scale 1) one of its pixels spans a
     # side: 1, 2 for a 20 m band beside 10 m ones, 6 for 60 m (upsampled by nearest: `core.bands.RESAMPLING`);
     # (): all 1
+    mask_buffer: float = 0.0  # m the masked area grows by (core.maskrules); read with a halo that wide
+    out_shape: tuple[int, int] = (0, 0)  # the output grid (h, w): the halo stops at its edges
 
     @property
     def dates(self) -> int:
@@ -123,9 +126,10 @@ class CompositePlan:
 def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 1, count_path=None,
               overwrite: bool = False, window_size: int = TARGET_WINDOW, compress: str = "ZSTD",
               clip: dict | None = None, tags: dict | None = None, method: Rule | str = Median(),
-              date_path=None) -> CompositePlan:
+              date_path=None, mask_classes=DEFAULT_CLASSES, mask_buffer: float = 0.0) -> CompositePlan:
     """Check everything and plan the composite (see `composite()` for the arguments); S2Error subclasses."""
     compress, workers = _check_arguments(stack, scale, compress, workers)
+    mask_classes, mask_buffer = parse_classes(mask_classes), check_buffer(mask_buffer)
     rule = _check_rule(method, date_path)
     obs = stack.observations
     paths = [[Path(o.rasters[b].path) for o in obs] for b in stack.bands]
@@ -140,8 +144,9 @@ def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 
     _check_masks([m for m, b in zip(masks, mask_bands) if b != "MSKCLOUDS"], ref)  # GML: polygons, no grid
     out_shape, out_transform, cells = _plan_tasks(ref, scale, window_size, [o.footprint for o in obs])
     inputs = WindowInputs(rasters=tuple(tuple(str(p) for p in lst) for lst in paths), masks=masks,
-                          offsets=tuple(o.offset for o in obs), mask_classes=SCL_MASKED_CLASSES,
-                          mask_bands=mask_bands, scale=scale, factors=factors,
+                          offsets=tuple(o.offset for o in obs), mask_classes=mask_classes,
+                          mask_bands=mask_bands, mask_buffer=mask_buffer, out_shape=out_shape, scale=scale,
+                          factors=factors,
                           out_transform=out_transform, clip=clip,
                           date_days=_date_days(stack) if date_path else ())
     return CompositePlan(
@@ -149,7 +154,7 @@ def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 
         tasks=tuple(WindowTask(i, src, out, inputs, skip, rule) for i, (src, out, skip) in enumerate(cells)),
         output=output, count_path=count_path, workers=workers,
         threads=max(1, (os.cpu_count() or 1) // max(1, workers)), compress=compress,
-        tags={**_rule_tags(_tags(stack, scale, factors), rule, date_path),
+        tags={**_rule_tags(_tags(stack, scale, factors, mask_classes, mask_buffer), rule, date_path),
               **{str(k): str(v) for k, v in (tags or {}).items()}},
         rule=rule, date_path=date_path,
     )
@@ -394,7 +399,8 @@ def _footprint_skips(geoms, transform, crs, windows: list[Window], step, dilate:
 # --- tags -------------------------------------------------------------------------------------------------------
 
 
-def _tags(stack: Stack, scale: int, factors: tuple[float, ...] = ()) -> dict[str, str]:
+def _tags(stack: Stack, scale: int, factors: tuple[float, ...] = (), mask_classes=DEFAULT_CLASSES,
+          mask_buffer: float = 0.0) -> dict[str, str]:
     """The product's GeoTIFF tags: what went in (from the observations) and how it was combined."""
     obs = stack.observations
     tiles = sorted({t for o in obs for t in o.tiles})
@@ -414,11 +420,15 @@ def _tags(stack: Stack, scale: int, factors: tuple[float, ...] = ()) -> dict[str
         "OUTPUT_OFFSET": "0",
         "MEDIAN": "per pixel median of observations valid in every band (nonzero, not masked); even count: "
         "mean of the two middle values rounded half up; none valid: 0",
-        "MASK": "; ".join(([f"SCL classes {','.join(map(str, SCL_MASKED_CLASSES))} masked on {masked} date(s)"]
+        "MASK": "; ".join(([f"SCL classes {','.join(map(str, mask_classes))} masked on {masked} date(s)"]
                            if masked else []) + ([f"L1C cloud masks (opaque clouds, cirrus) on {qi} date(s)"]
                                                  if qi else [])) or "none",
+        "MASK_BUFFER": f"{mask_buffer:g} m: pixels whose centre lies within it of a masked one are masked too"
+        if mask_buffer and (masked or qi) else "0 m",
         "SCALE": str(scale),
     }
+    if masked:
+        tags["MASK_CLASSES"] = describe_classes(mask_classes)
     for name, band in _band_keys(stack.bands):
         tags[f"SOURCES_{name}"] = ",".join(_source(o, band) for o in obs)
     tags["CREATED"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -59,7 +59,9 @@ def _init_worker(threads: int, sink: RawSink, parent_pid: int | None = None) -> 
         # If the parent is killed outright (the GUI's composite process terminated), do not linger.
         _die_with_parent(parent_pid)
     _keep_freed_memory()
-    env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHEMAX_MB, GDAL_NUM_THREADS=str(threads), CPL_LOG_ERRORS="OFF")
+    # rasterio sets an int GDAL_CACHEMAX as bytes (GDALSetCacheMax64): 64 alone was a 64-byte cache, and a read
+    # across blocks (a mask's halo, a reduced-resolution window) decoded its blocks again for every few rows
+    env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHEMAX_MB << 20, GDAL_NUM_THREADS=str(threads), CPL_LOG_ERRORS="OFF")
     env.__enter__()
     _W.clear()
     _W["env"] = env
@@ -145,6 +147,38 @@ def _masked(inp: WindowInputs, d: int, out_bounds, out_shape) -> np.ndarray:
     return np.isin(_read_scl(ds, out_bounds, out_shape), inp.mask_classes)
 
 
+class _Halo:
+    """The window grown by the mask buffer (whole output pixels, clipped to the output grid), so that a cloud
+    just outside the window still masks the pixels within the buffer inside it: its mask is read on the grown
+    window, dilated, and cut back to the window."""
+
+    def __init__(self, window: Window, grown: Window, inp: WindowInputs, r: int):
+        self.r = r
+        self.bounds = window_bounds(grown, inp.out_transform)
+        self.shape = (int(grown.height), int(grown.width))
+        self.cut = (slice(int(window.row_off - grown.row_off), int(window.row_off - grown.row_off + window.height)),
+                    slice(int(window.col_off - grown.col_off), int(window.col_off - grown.col_off + window.width)))
+        self.metres, self.pixel = inp.mask_buffer, abs(inp.out_transform.a)
+
+    @classmethod
+    def around(cls, window: Window, inp: WindowInputs) -> "_Halo":
+        from s2desktop.core.maskrules import buffer_pixels
+
+        r = buffer_pixels(inp.mask_buffer, inp.out_transform.a)
+        grown = window if not r else Window(window.col_off - r, window.row_off - r, window.width + 2 * r,
+                                             window.height + 2 * r).intersection(
+            Window(0, 0, inp.out_shape[1], inp.out_shape[0]))
+        return cls(window, grown, inp, r)
+
+    def buffered(self, masked: np.ndarray) -> np.ndarray:
+        """A mask read on the grown window, dilated by the buffer, on the window."""
+        if not self.r:
+            return masked
+        from s2desktop.core.qimasks import dilate
+
+        return dilate(masked, self.metres, self.pixel)[self.cut]
+
+
 def _process_window(task: WindowTask) -> int:
     """Composite one window into the raw output (and its 2 x 2 averages when the windows bring the first
     overview level). -> the window's index."""
@@ -153,16 +187,15 @@ def _process_window(task: WindowTask) -> int:
     oh, ow = int(task.output.height), int(task.output.width)
     stacks = _scratch("stacks", (bands, n, oh, ow), np.uint16)  # skipped dates are invalid: values unused
     valid = _scratch("valid", (n, oh, ow), bool)
-    out_bounds = None
+    halo = None
     for d in range(n):
         if d in task.skip:
             valid[d] = False
             continue
         v = _read_date(inp, task, d, stacks)
         if inp.masks[d] is not None:
-            if out_bounds is None:
-                out_bounds = window_bounds(task.output, inp.out_transform)
-            v &= ~_masked(inp, d, out_bounds, (oh, ow))
+            halo = halo or _Halo.around(task.output, inp)
+            v &= ~halo.buffered(_masked(inp, d, halo.bounds, halo.shape))
         valid[d] = v
     if inp.clip is not None:
         valid &= _inside(inp.clip, task.output, inp.out_transform)
