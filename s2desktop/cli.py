@@ -161,7 +161,11 @@ def _add_composite(sub) -> None:
     p.add_argument("--date-band", nargs="?", const=True, metavar="PATH", help="with --method medoid: also write "
                    "each pixel's date (uint16 days since 1970-01-01, 0: none) to this GeoTIFF (default: "
                    "OUT_dates.tif beside the output)")
-    p.add_argument("--count", metavar="PATH", help="also write the number of valid observations per pixel")
+    p.add_argument("--count", metavar="PATH", help="where to write the number of valid observations per pixel "
+                   "(uint8; default OUT_count.tif beside the output: always written)")
+    p.add_argument("--from", dest="from_record", metavar="OUT.json", help="make a composite again from its "
+                   "provenance record (written beside every composite as OUT.json): the same inputs, checked "
+                   "unchanged first, the same rule and scale")
     p.add_argument("--offset", type=int, nargs="+", metavar="0|-1000",
                    help="radiometric offset when the scene metadata is unknown: one value, one per date or "
                    "one per file (red files, then green, then blue; a date's three alike)")
@@ -287,49 +291,64 @@ def _run_composite(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from s2desktop.core.errors import InvalidInputError
-    from s2desktop.core.fsutil import check_output_file
     from s2desktop.core.methods import parse_method
-    from s2desktop.core.pipeline import CompositeOptions, Job, run_composite
-    from s2desktop.core.stack import from_files
+    from s2desktop.core.pipeline import CompositeOptions
 
     files_mode = bool(args.red or args.green or args.blue)
     scenes_mode = bool(args.tile or args.bbox or args.aoi)
-    if files_mode and scenes_mode:
-        raise InvalidInputError("give either --tile/--bbox/--aoi (with --start/--end) or --red/--green/--blue "
-                                "files, not both")
-    if not files_mode and not scenes_mode:
-        raise InvalidInputError("no inputs: give --tile or an area (--bbox, --aoi) with --start/--end, or "
-                                "--red/--green/--blue files")
+    if sum((files_mode, scenes_mode, bool(args.from_record))) > 1:
+        raise InvalidInputError("give one of --tile/--bbox/--aoi (with --start/--end), --red/--green/--blue "
+                                "files, or --from OUT.json")
+    if not files_mode and not scenes_mode and not args.from_record:
+        raise InvalidInputError("no inputs: give --tile or an area (--bbox, --aoi) with --start/--end, "
+                                "--red/--green/--blue files, or --from OUT.json")
     method = parse_method(args.method)
     if args.date_band is True:  # the flag alone: beside the output
         out = Path(args.output)
         args.date_band = str(out.with_name(f"{out.stem}_dates{out.suffix or '.tif'}"))
     if args.date_band and not method.picks_a_date:
         raise InvalidInputError(f"--date-band needs --method medoid: {method.label} mixes the dates of a pixel")
-    # The destination is checked before any download or decoding.
-    check_output_file(args.output, overwrite=args.overwrite, hint=OVERWRITE_HINT)
-    if args.count:
-        check_output_file(args.count, overwrite=args.overwrite, what="count output", hint=OVERWRITE_HINT)
-    if args.date_band:
-        check_output_file(args.date_band, overwrite=args.overwrite, what="date band output", hint=OVERWRITE_HINT)
     options = CompositeOptions(output=args.output, scale=args.scale, workers=args.workers, count_path=args.count,
                                compress=args.compress, overwrite=args.overwrite, method=method,
-                               date_band=args.date_band)
+                               date_band=args.date_band, command=tuple(getattr(args, "argv", ()) or ()) or None)
+    _check_composite_outputs(options)  # before any download or decoding
     line = _EventLine()
     try:
-        if files_mode:
-            offsets = args.offset[0] if args.offset is not None and len(args.offset) == 1 else args.offset
-            stack = from_files(args.red or [], args.green or [], args.blue or [], offsets=offsets, mask=args.mask)
-            result = run_composite(stack, options, progress=line)
-        else:
-            request = _tile_request(args, out=args.out_dir, composite=options, mask=args.mask)
-            result = Job(request, progress=line).run().composite
+        result = _composite_step(args, options, files_mode, line)
     finally:
         line.finish()
     extra = [str(p) for p in (result.count_path, result.date_path) if p]
     print(f"wrote {result.path} ({result.width}x{result.height}, {result.dates} date(s), {result.method}, "
-          f"{result.seconds:.1f} s)" + "".join(f" and {p}" for p in extra))
+          f"{result.seconds:.1f} s)" + "".join(f" and {p}" for p in extra) + f"; its record {options.record_file}")
     return 0
+
+
+def _check_composite_outputs(options) -> None:
+    """Every file the composite writes may be written: the output, its count, date band and record."""
+    from s2desktop.core.fsutil import check_output_file
+
+    check_output_file(options.output, overwrite=options.overwrite, hint=OVERWRITE_HINT)
+    check_output_file(options.count_file, overwrite=options.overwrite, what="count output", hint=OVERWRITE_HINT)
+    if options.date_band:
+        check_output_file(options.date_band, overwrite=options.overwrite, what="date band output",
+                          hint=OVERWRITE_HINT)
+    check_output_file(options.record_file, overwrite=options.overwrite, what="provenance record",
+                      hint=OVERWRITE_HINT)
+
+
+def _composite_step(args: argparse.Namespace, options, files_mode: bool, line):
+    """The composite of a record (--from), of loose files, or the job of a tile or an area."""
+    from s2desktop.core.pipeline import Job, rerun, run_composite
+    from s2desktop.core.stack import from_files
+
+    if args.from_record:
+        return rerun(args.from_record, options, progress=line)
+    if files_mode:
+        offsets = args.offset[0] if args.offset is not None and len(args.offset) == 1 else args.offset
+        stack = from_files(args.red or [], args.green or [], args.blue or [], offsets=offsets, mask=args.mask)
+        return run_composite(stack, options, progress=line)
+    request = _tile_request(args, out=args.out_dir, composite=options, mask=args.mask)
+    return Job(request, progress=line).run().composite
 
 
 def _add_info(sub) -> None:
@@ -621,7 +640,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_command(argv: list[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(glue_negative_values(sys.argv[1:] if argv is None else argv))
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(glue_negative_values(given))
+    args.argv = ("s2desktop", *given)  # for the provenance record of what it writes
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
