@@ -351,6 +351,64 @@ def _composite_step(args: argparse.Namespace, options, files_mode: bool, line):
     return Job(request, progress=line).run().composite
 
 
+def _add_explain(sub) -> None:
+    p = sub.add_parser("explain", help="why a composite's pixel has its value: every date there and its fate",
+                       description="Read one pixel of each of a composite's inputs (from its provenance record "
+                       "OUT.json) as the compositor read it and say, per date, its values (as read and after the "
+                       "baseline offset) and whether it was used or why not: nodata, masked (with the class), "
+                       "outside the scene's footprint or the area.")
+    p.add_argument("composite", metavar="COMPOSITE.tif", help="a composite written by s2desktop (its OUT.json "
+                   "beside it)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--lonlat", metavar="LON,LAT", help="the pixel at a longitude, latitude in degrees")
+    where.add_argument("--xy", metavar="X,Y", help="the pixel at x, y in the composite's CRS")
+    where.add_argument("--pixel", metavar="ROW,COL", help="the pixel at a row, column (from 0)")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON")
+
+
+def _pair(text: str, option: str, kind=float) -> tuple:
+    from s2desktop.core.errors import InvalidInputError
+
+    try:
+        a, b = (kind(v) for v in text.split(","))
+    except ValueError:
+        raise InvalidInputError(f"{option} {text!r} is not two numbers A,B") from None
+    return a, b
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    import json
+
+    from s2desktop.core.explain import explain
+
+    where = {"lonlat": _pair(args.lonlat, "--lonlat") if args.lonlat else None,
+             "xy": _pair(args.xy, "--xy") if args.xy else None,
+             "pixel": _pair(args.pixel, "--pixel", int) if args.pixel else None}
+    why = explain(args.composite, **where)
+    if args.json:
+        print(json.dumps(why.to_dict(), indent=2))
+        return 0
+    print(_explain_table(why))
+    return 0
+
+
+def _explain_table(why) -> str:
+    """A composite's pixel, then one line per date: values as read, after the offset, and its fate."""
+    bands = ",".join(why.bands)
+    lines = [f"{why.composite} row {why.row} col {why.col} (x {why.x:.1f}, y {why.y:.1f} {why.crs}; "
+             f"lon {why.lon:.6f}, lat {why.lat:.6f})",
+             f"{why.rule} of {why.used} date(s): {bands} = {', '.join(map(str, why.value))}"
+             + (f"; count layer {why.count}" if why.count is not None else "")
+             + (f"; chosen date {why.chosen_date}" if why.chosen_date else ""),
+             f"{'date':10}  {'baseline':8}  {'raw ' + bands:>20}  {'used as':>17}  reason"]
+    for d in why.dates:
+        fate = "+".join(d.reason.names) + (f" ({d.mask} {d.mask_value}: {d.mask_class})" if
+                                           "MASKED" in d.reason.names else "") + (" <- chosen" if d.chosen else "")
+        lines.append(f"{d.date:10}  {d.baseline or '-':8}  {','.join(map(str, d.raw)):>20}  "
+                     f"{','.join(map(str, d.values)):>17}  {fate}")
+    return "\n".join(lines)
+
+
 def _add_info(sub) -> None:
     p = sub.add_parser("info", help="attributes of a raster (any format GDAL opens)")
     p.add_argument("file", metavar="FILE", help="a raster: GeoTIFF, JPEG 2000, or anything GDAL opens")
@@ -609,6 +667,7 @@ _COMMANDS: list[tuple[str, Callable, Callable]] = [
     ("search", _add_search, _run_search),
     ("download", _add_download, _run_download),
     ("composite", _add_composite, _run_composite),
+    ("explain", _add_explain, _run_explain),
     ("info", _add_info, _run_info),
     ("thumbnail", _add_thumbnail, _run_thumbnail),
     ("demo", _add_demo, _run_demo),
