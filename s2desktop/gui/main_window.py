@@ -30,6 +30,7 @@ from s2desktop.gui.composite_runner import CompositePanel
 from s2desktop.gui.downloads import DownloadPanel
 from s2desktop.gui.scene_list import ScenePanel
 from s2desktop.gui.source_panel import SourcePanel
+from s2desktop.gui.inspector import PixelInspector
 from s2desktop.gui.viewer import AttributesPanel, RasterViewer, ThumbnailPanel
 from s2desktop.gui.wording import in_window_words
 
@@ -102,6 +103,7 @@ class MainWindow(QMainWindow):
         self.composite_panel = CompositePanel()
         self.attributes = AttributesPanel()
         self.thumbnail = ThumbnailPanel(self.viewer)
+        self.inspector = PixelInspector()
 
         self.dock_source = self._dock("Source and tile", "dockSource", self.source_panel,
                                       Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -115,8 +117,11 @@ class MainWindow(QMainWindow):
                                           Qt.DockWidgetArea.RightDockWidgetArea)
         self.dock_thumbnail = self._dock("Thumbnail", "dockThumbnail", self.thumbnail,
                                          Qt.DockWidgetArea.RightDockWidgetArea)
+        self.dock_inspector = self._dock("Pixel inspector", "dockInspector", self.inspector,
+                                         Qt.DockWidgetArea.RightDockWidgetArea)
         self.splitDockWidget(self.dock_source, self.dock_scenes, Qt.Orientation.Vertical)
         self.tabifyDockWidget(self.dock_attributes, self.dock_thumbnail)
+        self.tabifyDockWidget(self.dock_thumbnail, self.dock_inspector)
         self.dock_attributes.raise_()
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -207,7 +212,7 @@ class MainWindow(QMainWindow):
             w.addAction(a)
         v = mb.addMenu("&View")
         for d in (self.dock_source, self.dock_scenes, self.dock_downloads, self.dock_composite,
-                  self.dock_attributes, self.dock_thumbnail):
+                  self.dock_attributes, self.dock_thumbnail, self.dock_inspector):
             v.addAction(d.toggleViewAction())
         v.addSeparator()
         v.addAction(self.act_reset_layout)
@@ -253,6 +258,7 @@ class MainWindow(QMainWindow):
         v.loaded.connect(self._raster_loaded)
         v.loadFailed.connect(lambda m, d: self.report_error("Cannot open the raster", m, d))
         v.statusMessage.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        v.pixelClicked.connect(self._inspect_pixel)
 
     # -- layout persistence
     def _default_layout(self) -> None:
@@ -593,6 +599,16 @@ class MainWindow(QMainWindow):
             st.push_recent(st.RECENT_FILES, str(p.resolve()))
         self.viewer.set_note("")  # a preview says so itself (see _composite_ready)
         return self.viewer.open(str(p))
+
+    def _inspect_pixel(self, row: int, col: int) -> None:
+        """A click on a composite (a raster with its provenance record beside it): its pixel's dates in the
+        pixel inspector."""
+        path = self.viewer.path
+        if not path or not Path(path).with_suffix(".json").is_file():
+            return
+        self.dock_inspector.show()
+        self.dock_inspector.raise_()
+        self.inspector.inspect(path, row, col)
 
     def _raster_loaded(self, path: str, info) -> None:
         self.attributes.set_info(info)

@@ -142,6 +142,7 @@ class RasterViewer(QWidget):
     rendered = Signal()
     loadFailed = Signal(str, str)  # message, details
     statusMessage = Signal(str)
+    pixelClicked = Signal(int, int)  # row, col of the full-resolution pixel clicked (the pixel inspector's)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -309,6 +310,7 @@ class RasterViewer(QWidget):
         self.stretch.activated.connect(lambda _i: setattr(self, "_user_mode", self.stretch.currentData()))
         self.fit_button.clicked.connect(self.fit)
         self.glw.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.glw.scene().sigMouseClicked.connect(self._mouse_clicked)
         self.region.sigRegionChangeFinished.connect(self._region_changed)
         self._render_timer.timeout.connect(self.render)
         self.stretch.currentIndexChanged.connect(self._stretch_changed)
@@ -517,6 +519,15 @@ class RasterViewer(QWidget):
         p = self.vb.mapSceneToView(pos)
         px = self.pixel_at(p.x(), p.y())
         self.readout.setText(self.readout_text(px) if px is not None else READOUT_EMPTY)
+
+    def _mouse_clicked(self, ev) -> None:
+        """A left click on the raster: pixelClicked(row, col) of the full-resolution pixel under it."""
+        if self.data is None or ev.button() != Qt.MouseButton.LeftButton:
+            return
+        p = self.vb.mapSceneToView(ev.scenePos())
+        px = self.pixel_at(p.x(), p.y())
+        if px is not None:
+            self.pixelClicked.emit(px["row"], px["col"])
 
     def readout_text(self, px: dict) -> str:
         """Two lines: 'pixel col, row   values [...]' and 'EPSG:n x, y   lon .., lat ..'."""
