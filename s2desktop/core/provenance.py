@@ -34,7 +34,7 @@ from s2desktop.core.errors import InvalidInputError, NotFoundError
 from s2desktop.core.fsutil import write_json_atomic
 from s2desktop.core.stack import MASK_BAND, Observation, Provenance, RasterRef, Stack
 
-__all__ = ["record_path", "build_item", "write_record", "read_record", "Record", "check_files", "check_objects",
+__all__ = ["record_path", "build_item", "write_record", "read_record", "summary_of", "Record", "check_files", "check_objects",
            "sha256_of", "SCL_CLASS_NAMES", "STAC_EXTENSIONS"]
 
 STAC_EXTENSIONS = (
@@ -249,6 +249,25 @@ class Record:
                 "end": _dt.date.fromisoformat(r["end"]), "max_cloud": r["max_cloud"], "bands": tuple(r["bands"]),
                 "mask": r["mask"], "download_dir": Path(r["download_dir"]), "scenes": scenes,
                 "cache_dir": Path(r["cache_dir"]) if r["cache_dir"] else None, "source": r["source"]}
+
+
+def summary_of(raster) -> dict | None:
+    """What the window's attributes show of a raster's record (None: it has none, or not a readable one): the
+    rule, the software and command, and per date its baseline, offset, mask and inputs."""
+    try:
+        rec = read_record(raster)
+    except (NotFoundError, InvalidInputError):
+        return None
+    props = rec.props
+    return {
+        "record": str(rec.path), "rule": rec.rule, "bands": props.get(f"{P}bands"),
+        "scale": props.get(f"{P}scale"), "software": props.get("processing:software"),
+        "command": " ".join(props.get(f"{P}command") or []) or "the window",
+        "observations": {o["date"]: {"baseline": o["baseline"], "offset": o["offset"],
+                                     "mask": (o["mask"] or {}).get("source", "none"),
+                                     "inputs": [i["key"] or i["path"] for i in o["inputs"]]}
+                         for o in rec.observations},
+    }
 
 
 def read_record(path) -> Record:

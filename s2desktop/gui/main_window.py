@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from s2desktop import __version__
 from s2desktop.core.pipeline import Request, SourceSpec
+from s2desktop.core.provenance import summary_of
 from s2desktop.gui import settings as st
 from s2desktop.gui import workers
 from s2desktop.gui.composite_runner import CompositePanel
@@ -611,7 +612,8 @@ class MainWindow(QMainWindow):
         self.inspector.inspect(path, row, col)
 
     def _raster_loaded(self, path: str, info) -> None:
-        self.attributes.set_info(info)
+        record = summary_of(path) if info is not None else None  # a composite's: what went in, how
+        self.attributes.set_info({**info.to_dict(), "provenance": record} if record else info)
         self.setWindowTitle(f"{Path(path).name} – Sentinel-2 Desktop")
         self._update_actions()
 

@@ -26,6 +26,8 @@ def test_clicking_a_composite_pixel_shows_each_dates_reason_and_value(qtbot, mai
     w = main_window
     with qtbot.waitSignal(w.viewer.rendered, timeout=20000):
         w.open_raster(str(out))
+    rule = w.attributes.findItems("rule", Qt.MatchFlag.MatchExactly | Qt.MatchFlag.MatchRecursive, 0)
+    assert w.attributes.value_of("provenance") and [i.text(1) for i in rule] == [method]  # the record's
     threads = []
     original = core_explain.explain
 
