@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import IntFlag
 from pathlib import Path
@@ -41,6 +42,7 @@ from s2desktop.core.stack import Stack
 __all__ = ["Reason", "DateWhy", "Explanation", "explain", "locate", "CHIP"]
 
 CHIP = 64  # px a side of a chip, on the composite's grid
+READERS = 8  # dates read at once
 
 
 class Reason(IntFlag):
@@ -213,14 +215,31 @@ def _window_of(record, stack: Stack, clip, row: int, col: int):
     raise InvalidInputError(f"pixel row {row}, column {col} is in none of the composite's windows")
 
 
+@dataclass(frozen=True)
+class _Pixel:
+    """Where the pixel is, as the window reader needs it."""
+
+    source: Window  # on the inputs' grid
+    one: Window  # on the output grid
+    bounds: tuple
+    inside_area: bool
+
+
 def _dates(stack: Stack, inp: WindowInputs, task, row: int, col: int, chips: bool) -> list[dict]:
-    """Each date at the pixel: raw and harmonised values, nodata, mask (and its class), footprint, clip."""
+    """Each date at the pixel: raw and harmonised values, nodata, mask (and its class), footprint, clip -- the
+    dates read at once on a few threads (each its own datasets: GDAL decodes outside the GIL)."""
     src, out_window, skip = task
     pitch_x, pitch_y = (src.width / out_window.width, src.height / out_window.height) if inp.scale > 1 else (1, 1)
-    source = Window(col * pitch_x, row * pitch_y, pitch_x, pitch_y)
     one = Window(col, row, 1, 1)
-    bounds = window_bounds(one, inp.out_transform)
-    inside_area = inp.clip is None or bool(_inside(inp.clip, one, inp.out_transform)[0, 0])
+    px = _Pixel(Window(col * pitch_x, row * pitch_y, pitch_x, pitch_y), one, window_bounds(one, inp.out_transform),
+                inp.clip is None or bool(_inside(inp.clip, one, inp.out_transform)[0, 0]))
+    obs = stack.observations
+    with ThreadPoolExecutor(max(1, min(READERS, len(obs)))) as pool:
+        return list(pool.map(lambda d: _date(inp, obs[d], d, px, d in skip, chips), range(len(obs))))
+
+
+def _date(inp: WindowInputs, o, d: int, px: _Pixel, skipped: bool, chips: bool) -> dict:
+    """One date at the pixel, read through datasets of its own (closed after)."""
     opened: dict = {}
 
     def dataset(path, classes=False):
@@ -228,24 +247,21 @@ def _dates(stack: Stack, inp: WindowInputs, task, row: int, col: int, chips: boo
             opened[(path, classes)] = open_raster(path, no_overviews=classes)
         return opened[(path, classes)]
 
-    out = []
     try:
-        for d, o in enumerate(stack.observations):
-            raw = np.zeros((len(inp.rasters), 1, 1), np.uint16)
-            for b, paths in enumerate(inp.rasters):
-                _read(dataset(paths[d]), source, raw[b], inp.scale)
-            fact = {"raw": raw, "skipped": d in skip, "inside_area": inside_area,
-                    "footprint": _in_footprint(o.footprint, one, inp.out_transform), "offset": inp.offsets[d]}
-            if inp.masks[d] is not None:
-                fact["masked"] = bool(_masked(inp, d, bounds, (1, 1), dataset)[0, 0])
-                fact["mask_value"], fact["mask_class"] = _mask_class(inp, d, bounds, dataset)
-            if chips:
-                fact["chip"] = _chip(inp, d, source, dataset)
-            out.append(fact)
+        raw = np.zeros((len(inp.rasters), 1, 1), np.uint16)
+        for b, paths in enumerate(inp.rasters):
+            _read(dataset(paths[d]), px.source, raw[b], inp.scale)
+        fact = {"raw": raw, "skipped": skipped, "inside_area": px.inside_area,
+                "footprint": _in_footprint(o.footprint, px.one, inp.out_transform), "offset": inp.offsets[d]}
+        if inp.masks[d] is not None:
+            fact["masked"] = bool(_masked(inp, d, px.bounds, (1, 1), dataset)[0, 0])
+            fact["mask_value"], fact["mask_class"] = _mask_class(inp, d, px.bounds, dataset)
+        if chips:
+            fact["chip"] = _chip(inp, d, px.source, dataset)
+        return fact
     finally:
         for ds in opened.values():
             ds.close()
-    return out
 
 
 def _in_footprint(footprint, window: Window, transform) -> bool | None:
@@ -276,14 +292,21 @@ def _mask_class(inp: WindowInputs, d: int, bounds, dataset) -> tuple[int | None,
 
 
 def _chip(inp: WindowInputs, d: int, source: Window, dataset) -> np.ndarray:
-    """A CHIP x CHIP true-colour chip centred on the pixel, harmonised (outside the raster: black)."""
+    """A CHIP x CHIP true-colour chip centred on the pixel, harmonised (outside the raster: black). The part
+    inside the raster is read as it is (a boundless read would decode through a second dataset)."""
     from s2desktop.core.render import truecolor
 
     half = CHIP // 2
-    win = Window(source.col_off - half * source.width, source.row_off - half * source.height,
-                 CHIP * source.width, CHIP * source.height)
-    bands = np.stack([dataset(paths[d]).read(1, window=win, out_shape=(CHIP, CHIP), boundless=True, fill_value=0)
-                      for paths in inp.rasters[:3]])
+    w, h = source.width, source.height  # one output pixel on the inputs' grid
+    full = Window(source.col_off - half * w, source.row_off - half * h, CHIP * w, CHIP * h)
+    bands = np.zeros((3, CHIP, CHIP), np.uint16)
+    for b, paths in enumerate(inp.rasters[:3]):
+        ds = dataset(paths[d])
+        inner = full.intersection(Window(0, 0, ds.width, ds.height))
+        c0, r0 = round((inner.col_off - full.col_off) / w), round((inner.row_off - full.row_off) / h)
+        cw, ch = min(CHIP - c0, round(inner.width / w)), min(CHIP - r0, round(inner.height / h))
+        if cw > 0 and ch > 0:
+            bands[b, r0:r0 + ch, c0:c0 + cw] = _read(ds, inner, np.empty((ch, cw), np.uint16), inp.scale)
     valid = (bands != 0).all(axis=0)
     return np.ascontiguousarray(truecolor(harmonise(bands, inp.offsets[d]), valid).transpose(1, 2, 0))
 

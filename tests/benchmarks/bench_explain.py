@@ -10,14 +10,15 @@ from them with GDAL. Each set is composited once (files mode, the median); then 
 random pixels, the pixel alone and with the 64 x 64 px chips the inspector shows, in turn, so a busy neighbour
 slows both alike.
 
-Prints per input format the median and the slowest explain time (seconds), and the median's ratio to the
-target (1 s for 20 dates of local files). Reading one pixel of a JPEG 2000 decodes its whole 1024 px tile once
+Prints per input format the median and the slowest explain time (wall seconds), the median CPU seconds of the
+process (what a loaded machine does not inflate as much), and the median's ratio to the target (1 s for 20 dates of local files). Reading one pixel of a JPEG 2000 decodes its whole 1024 px tile once
 per band and date (60 tiles for 20 dates): that, not the rest, is the cost. The machine may be shared: run twice.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -63,14 +64,15 @@ def composite(files: list[list[Path]], out: Path, workers: int) -> Path:
     return out
 
 
-def time_explain(out: Path, pixels: list[tuple[int, int]], chips: bool) -> list[float]:
+def time_explain(out: Path, pixels: list[tuple[int, int]], chips: bool) -> list[tuple[float, float]]:
+    """[(wall s, CPU s of this process)] per pixel."""
     from s2desktop.core.explain import explain
 
     times = []
     for px in pixels:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         why = explain(out, pixel=px, chips=chips)
-        times.append(time.perf_counter() - t)
+        times.append((time.perf_counter() - t, time.process_time() - c))
         assert why.recomputed == why.value, (px, why.value, why.recomputed)  # the explanation holds
     return times
 
@@ -91,15 +93,18 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         outs = {name: composite(files, Path(tmp) / f"{name.split()[0].lower()}.tif", args.workers)
                 for name, files in sets.items()}
-        results: dict[tuple[str, bool], list[float]] = {}
+        results: dict[tuple[str, bool], list[tuple[float, float]]] = {}
         for chips in (False, True):  # the formats in turn, pixel by pixel
             for name, out in outs.items():
                 results[(name, chips)] = time_explain(out, pixels, chips)
-    print(f"\nexplain, {args.dates} dates of local files, {args.pixels} pixels (target {TARGET:g} s):")
-    print(f"  {'inputs':10}  {'chips':5}  {'median s':>8}  {'slowest s':>9}  {'median / target':>15}")
+    print(f"\nexplain, {args.dates} dates of local files, {args.pixels} pixels (target {TARGET:g} s), load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores:")
+    print(f"  {'inputs':10}  {'chips':5}  {'median s':>8}  {'slowest s':>9}  {'CPU s':>6}  {'median / target':>15}")
     for (name, chips), times in results.items():
-        med = statistics.median(times)
-        print(f"  {name:10}  {'yes' if chips else 'no':5}  {med:8.3f}  {max(times):9.3f}  {med / TARGET:15.2f}")
+        med = statistics.median(t for t, _c in times)
+        cpu = statistics.median(c for _t, c in times)
+        print(f"  {name:10}  {'yes' if chips else 'no':5}  {med:8.3f}  {max(t for t, _c in times):9.3f}  {cpu:6.3f}  "
+              f"{med / TARGET:15.2f}")
     return 0
 
 
