@@ -124,3 +124,20 @@ def test_an_area_streamed_from_cogs_is_explained_from_the_area_cache(seeded_s3, 
     doc["properties"]["s2desktop:recipe"]["request"]["source"]["endpoint_url"] = "http://127.0.0.1:9"
     record.write_text(json.dumps(doc))
     _assert_explains_the_count_and_value(out, [(h // 2, w // 2), (0, 0), (h - 1, w - 1)])
+
+
+@pytest.mark.parametrize("driver", ["GTiff", "JP2OpenJPEG"])
+def test_a_reduced_resolution_composite_is_explained_from_the_same_decimated_reads(tmp_path, driver):
+    """--scale 4 of a size that does not divide by 4 (fractional source windows): each explained pixel is
+    the composite's, and the rule applied to its used dates gives it."""
+    from s2desktop.core.pipeline import run_composite
+    from s2desktop.core.stack import from_files
+    from tests.fixtures_rasters import make_stack
+
+    st = make_stack(tmp_path / "in", dates=4, size=151, scl=True, driver=driver)
+    out = tmp_path / "quarter.tif"
+    run_composite(from_files(st.red, st.green, st.blue), CompositeOptions(str(out), workers=0, scale=4,
+                                                                          window_size=64))
+    with rasterio.open(out) as ds:
+        h, w = ds.shape
+    _assert_explains_the_count_and_value(out, [(0, 0), (h // 2, w // 3), (h - 1, w - 1), (3, w - 2)])
