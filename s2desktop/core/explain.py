@@ -19,7 +19,10 @@ is returned beside the rule applied again to the USED values, and for a rule tha
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
+import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import IntFlag
@@ -39,10 +42,11 @@ from s2desktop.core.methods import parse_method
 from s2desktop.core.rasterinfo import open_raster
 from s2desktop.core.stack import Stack
 
-__all__ = ["Reason", "DateWhy", "Explanation", "explain", "locate", "CHIP"]
+__all__ = ["Reason", "DateWhy", "Explanation", "explain", "locate", "forget", "CHIP"]
 
 CHIP = 64  # px a side of a chip, on the composite's grid
 READERS = 8  # dates read at once
+KEEP_OPEN = 256  # datasets kept open between explains of a composite of files (a tile's, loose files)
 
 
 class Reason(IntFlag):
@@ -133,7 +137,7 @@ def explain(composite, *, pixel: tuple[int, int] | None = None, xy: tuple[float,
     count = _count_at(record, path, row, col)
     with _stack_of(record) as (stack, clip):
         inputs, task = _window_of(record, stack, clip, row, col)
-        dates = _dates(stack, inputs, task, row, col, chips)
+        dates = _dates(stack, inputs, task, row, col, chips, keep=record.mode != "area")
     return _explained(record, path, row, col, where, stack, value, count, dates)
 
 
@@ -225,43 +229,96 @@ class _Pixel:
     inside_area: bool
 
 
-def _dates(stack: Stack, inp: WindowInputs, task, row: int, col: int, chips: bool) -> list[dict]:
+def _dates(stack: Stack, inp: WindowInputs, task, row: int, col: int, chips: bool, keep: bool) -> list[dict]:
     """Each date at the pixel: raw and harmonised values, nodata, mask (and its class), footprint, clip -- the
-    dates read at once on a few threads (each its own datasets: GDAL decodes outside the GIL)."""
+    dates read at once on a few threads (each date its own datasets: GDAL decodes outside the GIL). keep: the
+    datasets stay open for the next explain (:class:`_Datasets`)."""
     src, out_window, skip = task
     pitch_x, pitch_y = (src.width / out_window.width, src.height / out_window.height) if inp.scale > 1 else (1, 1)
     one = Window(col, row, 1, 1)
     px = _Pixel(Window(col * pitch_x, row * pitch_y, pitch_x, pitch_y), one, window_bounds(one, inp.out_transform),
                 inp.clip is None or bool(_inside(inp.clip, one, inp.out_transform)[0, 0]))
     obs = stack.observations
-    with ThreadPoolExecutor(max(1, min(READERS, len(obs)))) as pool:
-        return list(pool.map(lambda d: _date(inp, obs[d], d, px, d in skip, chips), range(len(obs))))
+    with _KEPT.using() if keep else _Datasets() as datasets:
+        with ThreadPoolExecutor(max(1, min(READERS, len(obs)))) as pool:
+            return list(pool.map(lambda d: _date(inp, obs[d], d, px, d in skip, chips, datasets.open),
+                                 range(len(obs))))
 
 
-def _date(inp: WindowInputs, o, d: int, px: _Pixel, skipped: bool, chips: bool) -> dict:
-    """One date at the pixel, read through datasets of its own (closed after)."""
-    opened: dict = {}
+class _Datasets:
+    """Open datasets by file (and its size and time: a file rewritten is opened again). Used as a context: a
+    plain one closes them after; the module's :data:`_KEPT` keeps up to ``keep`` of them open between explains,
+    least recently used closed first, so that GDAL's block cache still holds the tiles a pixel nearby needs (a
+    JPEG 2000 tile is decoded once, not once a click) -- one explain at a time uses it."""
 
-    def dataset(path, classes=False):
-        if (path, classes) not in opened:
-            opened[(path, classes)] = open_raster(path, no_overviews=classes)
-        return opened[(path, classes)]
+    def __init__(self, keep: int = 0):
+        self.keep = keep
+        self.open_ = OrderedDict()
+        self.lock = threading.Lock()  # the dict, between the threads of one explain
+        self.busy = threading.Lock()  # one explain at a time (a kept store)
 
-    try:
-        raw = np.zeros((len(inp.rasters), 1, 1), np.uint16)
-        for b, paths in enumerate(inp.rasters):
-            _read(dataset(paths[d]), px.source, raw[b], inp.scale)
-        fact = {"raw": raw, "skipped": skipped, "inside_area": px.inside_area,
-                "footprint": _in_footprint(o.footprint, px.one, inp.out_transform), "offset": inp.offsets[d]}
-        if inp.masks[d] is not None:
-            fact["masked"] = bool(_masked(inp, d, px.bounds, (1, 1), dataset)[0, 0])
-            fact["mask_value"], fact["mask_class"] = _mask_class(inp, d, px.bounds, dataset)
-        if chips:
-            fact["chip"] = _chip(inp, d, px.source, dataset)
-        return fact
-    finally:
-        for ds in opened.values():
+    def open(self, path: str, classes: bool = False):
+        key = (path, classes, _stamp(path))
+        with self.lock:
+            ds = self.open_.get(key)
+            if ds is not None:
+                self.open_.move_to_end(key)
+                return ds
+        ds = open_raster(path, no_overviews=classes)  # a date's files are its own: no other thread opens them
+        with self.lock:
+            self.open_[key] = ds
+        return ds
+
+    @contextlib.contextmanager
+    def using(self):
+        with self.busy:
+            try:
+                yield self
+            finally:
+                self._close(len(self.open_) - self.keep)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._close(len(self.open_))
+
+    def _close(self, n: int) -> None:
+        for _ in range(max(0, n)):
+            _key, ds = self.open_.popitem(last=False)
             ds.close()
+
+
+def _stamp(path: str) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # not a file (a GDAL URI), or gone: open_raster says so
+    return st.st_mtime_ns, st.st_size
+
+
+_KEPT = _Datasets(keep=KEEP_OPEN)
+
+
+def forget() -> None:
+    """Close the datasets kept open between explains (their decoded tiles go with them)."""
+    with _KEPT.busy:
+        _KEPT._close(len(_KEPT.open_))
+
+
+def _date(inp: WindowInputs, o, d: int, px: _Pixel, skipped: bool, chips: bool, dataset) -> dict:
+    """One date at the pixel, read through ``dataset(path, classes)``."""
+    raw = np.zeros((len(inp.rasters), 1, 1), np.uint16)
+    for b, paths in enumerate(inp.rasters):
+        _read(dataset(paths[d]), px.source, raw[b], inp.scale)
+    fact = {"raw": raw, "skipped": skipped, "inside_area": px.inside_area,
+            "footprint": _in_footprint(o.footprint, px.one, inp.out_transform), "offset": inp.offsets[d]}
+    if inp.masks[d] is not None:
+        fact["masked"] = bool(_masked(inp, d, px.bounds, (1, 1), dataset)[0, 0])
+        fact["mask_value"], fact["mask_class"] = _mask_class(inp, d, px.bounds, dataset)
+    if chips:
+        fact["chip"] = _chip(inp, d, px.source, dataset)
+    return fact
 
 
 def _in_footprint(footprint, window: Window, transform) -> bool | None:

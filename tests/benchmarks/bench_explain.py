@@ -8,7 +8,8 @@ Inputs: bench_rules' uint16 lossless JPEG 2000 files (1024 x 1024 tiles, like Se
 and date), generated once into --cache, and the same pixels as tiled GeoTIFFs (512 px blocks, DEFLATE) made
 from them with GDAL. Each set is composited once (files mode, the median); then `explain` runs on --pixels
 random pixels, the pixel alone and with the 64 x 64 px chips the inspector shows, in turn, so a busy neighbour
-slows both alike.
+slows both alike: a first click (nothing kept open: every tile it needs decoded) and the next click 3 px away
+(the datasets kept open between explains still hold those tiles decoded).
 
 Prints per input format the median and the slowest explain time (wall seconds), the median CPU seconds of the
 process (what a loaded machine does not inflate as much), and the median's ratio to the target (1 s for 20 dates of local files). Reading one pixel of a JPEG 2000 decodes its whole 1024 px tile once
@@ -64,16 +65,19 @@ def composite(files: list[list[Path]], out: Path, workers: int) -> Path:
     return out
 
 
-def time_explain(out: Path, pixels: list[tuple[int, int]], chips: bool) -> list[tuple[float, float]]:
-    """[(wall s, CPU s of this process)] per pixel."""
-    from s2desktop.core.explain import explain
+def time_explain(out: Path, pixels: list[tuple[int, int]], chips: bool) -> dict[str, list[tuple[float, float]]]:
+    """{'first click': [(wall s, CPU s)], 'next click': [...]} per pixel: the first with nothing kept open
+    (every tile decoded), the next 3 px away (the tiles still decoded in the kept datasets)."""
+    from s2desktop.core.explain import explain, forget
 
-    times = []
-    for px in pixels:
-        t, c = time.perf_counter(), time.process_time()
-        why = explain(out, pixel=px, chips=chips)
-        times.append((time.perf_counter() - t, time.process_time() - c))
-        assert why.recomputed == why.value, (px, why.value, why.recomputed)  # the explanation holds
+    times: dict[str, list] = {"first click": [], "next click": []}
+    for row, col in pixels:
+        forget()
+        for what, px in (("first click", (row, col)), ("next click", (max(0, row - 3), max(0, col - 3)))):
+            t, c = time.perf_counter(), time.process_time()
+            why = explain(out, pixel=px, chips=chips)
+            times[what].append((time.perf_counter() - t, time.process_time() - c))
+            assert why.recomputed == why.value, (px, why.value, why.recomputed)  # the explanation holds
     return times
 
 
@@ -93,17 +97,19 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         outs = {name: composite(files, Path(tmp) / f"{name.split()[0].lower()}.tif", args.workers)
                 for name, files in sets.items()}
-        results: dict[tuple[str, bool], list[tuple[float, float]]] = {}
+        results: dict[tuple[str, bool, str], list[tuple[float, float]]] = {}
         for chips in (False, True):  # the formats in turn, pixel by pixel
             for name, out in outs.items():
-                results[(name, chips)] = time_explain(out, pixels, chips)
+                for what, times in time_explain(out, pixels, chips).items():
+                    results[(name, chips, what)] = times
     print(f"\nexplain, {args.dates} dates of local files, {args.pixels} pixels (target {TARGET:g} s), load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores:")
-    print(f"  {'inputs':10}  {'chips':5}  {'median s':>8}  {'slowest s':>9}  {'CPU s':>6}  {'median / target':>15}")
-    for (name, chips), times in results.items():
+    print(f"  {'inputs':10}  {'chips':5}  {'click':11}  {'median s':>8}  {'slowest s':>9}  {'CPU s':>6}  "
+          f"{'median / target':>15}")
+    for (name, chips, what), times in results.items():
         med = statistics.median(t for t, _c in times)
         cpu = statistics.median(c for _t, c in times)
-        print(f"  {name:10}  {'yes' if chips else 'no':5}  {med:8.3f}  {max(t for t, _c in times):9.3f}  {cpu:6.3f}  "
+        print(f"  {name:10}  {'yes' if chips else 'no':5}  {what:11}  {med:8.3f}  {max(t for t, _c in times):9.3f}  {cpu:6.3f}  "
               f"{med / TARGET:15.2f}")
     return 0
 
