@@ -1,6 +1,6 @@
 """A composite whose pixel PIXEL has a known history, written with rasterio and composited by the real job step.
 
-Seven observations (GeoTIFF bands on a 64 x 64 px, 10 m grid, windows of 16 px), each a different fate at PIXEL:
+Eight observations (GeoTIFF bands on a 64 x 64 px, 10 m grid, windows of 16 px), each a different fate at PIXEL:
 
 ====  ==========  ===================================================  ===============================
 date  baseline    at PIXEL                                             expected reason
@@ -12,6 +12,7 @@ date  baseline    at PIXEL                                             expected 
 4     03.01       bright, but its footprint is the top-left window     OUTSIDE_FOOTPRINT
 5     04.00       bright, its L1C MSK_CLASSI says opaque clouds        MASKED | OFFSET_APPLIED
 6     03.01       clear                                                USED
+7     03.01       bright, in an OPAQUE polygon of its MSK_CLOUDS GML    MASKED
 ====  ==========  ===================================================  ===============================
 
 `history_composite(folder, method)` writes the inputs and the composite (`composite.tif`, with its record and
@@ -21,6 +22,7 @@ offset) per date; USED_VALUES the values the rule sees.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +48,7 @@ DATES = [
     ("03.01", (9000, 9000, 9000)),
     ("04.00", (8000, 8000, 8000)),
     ("03.01", (1600, 1350, 1150)),
+    ("03.01", (7500, 7500, 7500)),
 ]
 EXPECTED = [
     (["USED"], None, (1500, 1300, 1100)),
@@ -55,6 +58,7 @@ EXPECTED = [
     (["OUTSIDE_FOOTPRINT"], None, (9000, 9000, 9000)),
     (["MASKED", "OFFSET_APPLIED"], "opaque clouds", (7000, 7000, 7000)),
     (["USED"], None, (1600, 1350, 1150)),
+    (["MASKED"], "opaque clouds", (7500, 7500, 7500)),
 ]
 USED_VALUES = np.array([e[2] for e in EXPECTED if "USED" in e[0]], dtype=np.int64)  # (dates, bands)
 
@@ -82,9 +86,25 @@ def _top_left_window() -> dict:
     return {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}
 
 
+def _gml(folder: Path, d: int) -> RasterRef:
+    """An L1C MSK_CLOUDS_B00.gml (before baseline 04.00) with one OPAQUE polygon: the 3 x 3 px around PIXEL."""
+    (r, c), (x0, y0) = PIXEL, ORIGIN
+    left, right, top, bottom = x0 + (c - 1) * 10, x0 + (c + 2) * 10, y0 - (r - 1) * 10, y0 - (r + 2) * 10
+    ring = f"{left} {top} {right} {top} {right} {bottom} {left} {bottom} {left} {top}"
+    path = folder / f"d{d}_MSK_CLOUDS_B00.gml"
+    path.write_text('<?xml version="1.0"?><eop:Mask xmlns:eop="http://www.opengis.net/eop/2.0" '
+                    'xmlns:gml="http://www.opengis.net/gml/3.2"><eop:maskMembers><eop:MaskFeature>'
+                    '<eop:maskType>OPAQUE</eop:maskType><eop:extentOf><gml:Polygon><gml:exterior><gml:LinearRing>'
+                    f'<gml:posList srsDimension="2">{ring}</gml:posList></gml:LinearRing></gml:exterior>'
+                    '</gml:Polygon></eop:extentOf></eop:MaskFeature></eop:maskMembers></eop:Mask>')
+    return RasterRef(str(path), "MSKCLOUDS")
+
+
 def _mask(folder: Path, d: int) -> RasterRef | None:
     """Date 1: an SCL (20 m) of vegetation with class 9 at PIXEL; date 5: a 3-band MSK_CLASSI with opaque clouds
-    at PIXEL; the clear dates an SCL of vegetation; date 4 none."""
+    at PIXEL; date 7: an MSK_CLOUDS GML polygon over it; the clear dates an SCL of vegetation; date 4 none."""
+    if d == 7:
+        return _gml(folder, d)
     r, c = PIXEL[0] // 2, PIXEL[1] // 2
     if d == 5:
         classi = np.zeros((3, SIZE // 2, SIZE // 2), np.uint8)
@@ -104,10 +124,11 @@ def history_stack(folder: Path, dates=DATES) -> Stack:
     for d, (baseline, at_pixel) in enumerate(dates):
         rasters = {band: RasterRef(str(_write(folder / f"d{d}_{band}.tif", _band(d, b, baseline, at_pixel[b]))),
                                    band) for b, band in enumerate(BANDS)}
+        date = (dt.date(2023, 7, 1) + dt.timedelta(days=5 * d)).isoformat()
         obs.append(Observation(
-            date=f"2023-07-{1 + 5 * d:02d}", rasters=rasters, mask=_mask(folder, d),
+            date=date, rasters=rasters, mask=_mask(folder, d),
             offset=-1000 if baseline >= "04.00" else 0, offset_source="scene metadata", baseline=baseline,
-            orbit=22, scenes=(f"33UUP_2023-07-{1 + 5 * d:02d}_0",), tiles=("33UUP",),
+            orbit=22, scenes=(f"33UUP_{date}_0",), tiles=("33UUP",),
             footprint=_top_left_window() if d == 4 else None,
             provenance=tuple(Provenance(b, path=r.path, size=Path(r.path).stat().st_size)
                              for b, r in rasters.items())))
