@@ -135,3 +135,25 @@ def test_an_area_streamed_from_cogs_is_made_again_and_a_new_etag_refused(seeded_
     seeded_s3.client().put_object(Bucket=scratch_bucket, Key=key, Body=(root / key).read_bytes() + b"\0")
     with pytest.raises(InvalidInputError, match=f"input {key} changed: ETag"):
         rerun(rec.path, CompositeOptions(str(tmp_path / "x.tif"), workers=0))
+
+
+def test_a_record_that_cannot_be_written_is_said_before_anything_is_composited(tmp_path, capsys):
+    st = make_stack(tmp_path / "in", dates=2, size=64)
+    (tmp_path / "out.json").mkdir()  # in the way of the record
+    assert main(["composite", *_files_args(st), "--workers", "0", "-o", str(tmp_path / "out.tif")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "provenance record" in err and "is a folder" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out.json"]  # no composite, no count
+
+
+def test_a_medoid_with_its_date_band_is_made_again_with_it(tmp_path):
+    st = make_stack(tmp_path / "in", dates=3, size=80, scl=True)
+    out = tmp_path / "m.tif"
+    assert main(["composite", *_files_args(st), "--workers", "0", "--method", "medoid", "--date-band",
+                 "-o", str(out)]) == 0
+    assert provenance.read_record(out).item["assets"]["dates"]["href"] == "m_dates.tif"
+    assert main(["composite", "--from", str(tmp_path / "m.json"), "--workers", "0", "-o",
+                 str(tmp_path / "again.tif")]) == 0
+    _assert_same(out, tmp_path / "again.tif")
+    _assert_same(tmp_path / "m_dates.tif", tmp_path / "again_dates.tif")
+    _assert_same(tmp_path / "m_count.tif", tmp_path / "again_count.tif")
