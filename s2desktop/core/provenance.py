@@ -259,8 +259,10 @@ def summary_of(raster) -> dict | None:
     except (NotFoundError, InvalidInputError):
         return None
     props = rec.props
+    count = rec.item.get("assets", {}).get("count")
     return {
-        "record": str(rec.path), "rule": rec.rule, "bands": props.get(f"{P}bands"),
+        "record": str(rec.path), "rule": rec.rule,
+        "count": str(rec.path.with_name(count["href"])) if count else None, "bands": props.get(f"{P}bands"),
         "scale": props.get(f"{P}scale"), "software": props.get("processing:software"),
         "command": " ".join(props.get(f"{P}command") or []) or "the window",
         "observations": {o["date"]: {"baseline": o["baseline"], "offset": o["offset"],

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from s2desktop import __version__
 from s2desktop.core.pipeline import Request, SourceSpec
 from s2desktop.core.provenance import summary_of
+from s2desktop.core.rasterinfo import read_overview
 from s2desktop.gui import settings as st
 from s2desktop.gui import workers
 from s2desktop.gui.composite_runner import CompositePanel
@@ -32,7 +33,7 @@ from s2desktop.gui.downloads import DownloadPanel
 from s2desktop.gui.scene_list import ScenePanel
 from s2desktop.gui.source_panel import SourcePanel
 from s2desktop.gui.inspector import PixelInspector
-from s2desktop.gui.viewer import AttributesPanel, RasterViewer, ThumbnailPanel
+from s2desktop.gui.viewer import AttributesPanel, RasterViewer, ThumbnailPanel, screen_max_size
 from s2desktop.gui.wording import in_window_words
 
 log = logging.getLogger(__name__)
@@ -614,8 +615,24 @@ class MainWindow(QMainWindow):
     def _raster_loaded(self, path: str, info) -> None:
         record = summary_of(path) if info is not None else None  # a composite's: what went in, how
         self.attributes.set_info({**info.to_dict(), "provenance": record} if record else info)
+        self._show_count((record or {}).get("count"))
         self.setWindowTitle(f"{Path(path).name} – Sentinel-2 Desktop")
         self._update_actions()
+
+    def _show_count(self, count: str | None) -> None:
+        """A composite's count layer in the pixel readout, read (decimated as the image is) on a worker."""
+        self.viewer.readout_extra = None
+        if count:
+            path = self.viewer.path
+            workers.start(read_overview, count, screen_max_size(), name="read the count layer", owner=self,
+                          on_result=lambda r: self._count_read(path, r[0][0]))
+
+    def _count_read(self, path: str, count) -> None:
+        if path != self.viewer.path or self.viewer.info is None:
+            return  # another raster since
+        (h, w), width, height = count.shape, self.viewer.info.width, self.viewer.info.height
+        self.viewer.readout_extra = lambda px: (
+            f"   count {int(count[min(h - 1, px['row'] * h // height), min(w - 1, px['col'] * w // width)])}")
 
     def open_dialog(self) -> None:
         start = st.get_list(st.RECENT_FILES)

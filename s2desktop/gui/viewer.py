@@ -177,6 +177,7 @@ class RasterViewer(QWidget):
         self._fit_pending = False  # a dropped first render still owes the view its fit
         self._loading = None
         self._user_mode: str | None = None  # a stretch the user picked is kept for the next raster
+        self.readout_extra = None  # callable(px) -> text after the readout's values (the window: a count layer)
 
     def _build_stretch_combo(self) -> None:
         self.stretch = QComboBox()
@@ -541,7 +542,8 @@ class RasterViewer(QWidget):
         if px["lonlat"]:
             lon, lat = px["lonlat"]
             line2 += f"   lon {lon:.5f}  lat {lat:.5f}"
-        return f"pixel {px['col']}, {px['row']}   values [{vals}]\n{line2}"
+        extra = self.readout_extra(px) if self.readout_extra is not None else ""
+        return f"pixel {px['col']}, {px['row']}   values [{vals}]{extra}\n{line2}"
 
     def dragEnterEvent(self, ev):  # the main window handles drops; keep the viewer transparent to them
         ev.ignore()

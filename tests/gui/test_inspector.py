@@ -28,6 +28,9 @@ def test_clicking_a_composite_pixel_shows_each_dates_reason_and_value(qtbot, mai
         w.open_raster(str(out))
     rule = w.attributes.findItems("rule", Qt.MatchFlag.MatchExactly | Qt.MatchFlag.MatchRecursive, 0)
     assert w.attributes.value_of("provenance") and [i.text(1) for i in rule] == [method]  # the record's
+    qtbot.waitUntil(lambda: w.viewer.readout_extra is not None, timeout=10000)  # the count layer, read
+    readout = w.viewer.readout_text(w.viewer.pixel_at(PIXEL[1] + 0.5, PIXEL[0] + 0.5))
+    assert f"count {len(USED_VALUES)}" in readout.splitlines()[0]
     threads = []
     original = core_explain.explain
 
