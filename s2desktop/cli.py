@@ -401,6 +401,9 @@ def _explain_table(why) -> str:
              + (f"; count layer {why.count}" if why.count is not None else "")
              + (f"; chosen date {why.chosen_date}" if why.chosen_date else ""),
              f"{'date':10}  {'baseline':8}  {'raw ' + bands:>20}  {'used as':>17}  reason"]
+    if why.recomputed != why.value:
+        lines.insert(2, f"the rule on the used dates gives {', '.join(map(str, why.recomputed))}, not the composite's: "
+                        "its inputs changed since it was made?")
     for d in why.dates:
         fate = "+".join(d.reason.names) + (f" ({d.mask} {d.mask_value}: {d.mask_class})" if
                                            "MASKED" in d.reason.names else "") + (" <- chosen" if d.chosen else "")

@@ -130,7 +130,7 @@ def explain(composite, *, pixel: tuple[int, int] | None = None, xy: tuple[float,
     record = provenance.read_record(composite)
     path = Path(composite) if Path(composite).suffix.lower() != ".json" else \
         record.path.with_name(record.item["assets"]["composite"]["href"])
-    with rasterio.open(path) as ds:
+    with open_raster(path) as ds:
         row, col = locate(ds, pixel=pixel, xy=xy, lonlat=lonlat)
         value = tuple(int(v) for v in ds.read(window=Window(col, row, 1, 1))[:, 0, 0])
         where = _where(ds, row, col)
