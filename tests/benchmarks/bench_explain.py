@@ -111,6 +111,9 @@ def area_from_cache(work: Path, dates: int, size: int, pixels: int) -> dict[str,
                             crs=fp.epsg, transform=Affine(res, 0, fp.utm_bounds[0], 0, -res, fp.utm_bounds[3]),
                             baseline="05.09", cloud_cover=10.0, data_coverage=100.0,
                             scl=np.where(cloud[::2, ::2], 9, 4).astype(np.uint8))
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
