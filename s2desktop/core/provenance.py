@@ -32,6 +32,7 @@ from s2desktop.core.areas import Area, OutputGrid
 from s2desktop.core.compositing.plan import SCL_MASKED_CLASSES
 from s2desktop.core.errors import InvalidInputError, NotFoundError
 from s2desktop.core.fsutil import write_json_atomic
+from s2desktop.core.redact import redact
 from s2desktop.core.stack import MASK_BAND, Observation, Provenance, RasterRef, Stack
 
 __all__ = ["record_path", "build_item", "write_record", "read_record", "summary_of", "Record", "check_files", "check_objects",
@@ -94,7 +95,7 @@ def build_item(result, stack: Stack, options, request=None) -> dict:
         "proj:shape": list(shape), "proj:transform": list(transform)[:6], "proj:bbox": list(bounds),
         "processing:software": {"s2desktop": __version__},
         "processing:lineage": _lineage(options, result),
-        f"{P}command": list(options.command) if getattr(options, "command", None) else None,
+        f"{P}command": [redact(a) for a in options.command] if getattr(options, "command", None) else None,
         f"{P}rule": result.method, f"{P}bands": list(stack.bands), f"{P}scale": result.scale,
         f"{P}window_size": options.window_size, f"{P}mask": _mask_summary(stack),
         f"{P}grid": asdict(stack.grid) if stack.grid else None,
@@ -113,7 +114,7 @@ def build_item(result, stack: Stack, options, request=None) -> dict:
 
 def _lineage(options, result) -> str:
     command = getattr(options, "command", None)
-    how = f"`{shlex.join(command)}`" if command else "the window"
+    how = f"`{redact(shlex.join(command))}`" if command else "the window"
     return (f"temporal {result.method} composite of {result.dates} Sentinel-2 observation(s) by s2desktop "
             f"{__version__}, run from {how}")
 
