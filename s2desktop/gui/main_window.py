@@ -86,6 +86,7 @@ class MainWindow(QMainWindow):
         self._composite_after_download = False  # a JPEG 2000 area's Composite waits for its download
         self._demo_bar = None
         self.last_export: str | None = None
+        self._count_layer: str | None = None  # the count layer of the composite in the viewer
 
         # -- centre: the map has the room until there is an image to show
         self.viewer = RasterViewer()
@@ -197,6 +198,9 @@ class MainWindow(QMainWindow):
                                  "Median composite of the downloaded scenes")
         self.act_about = act("&About", self.about)
         self.act_reset_layout = act("Reset layout", self._default_layout)
+        self.act_count = act("Count &layer", self._open_count, tip="Show the composite's count of valid "
+                             "observations per pixel (its OUT_count.tif)")
+        self.act_count.setEnabled(False)
 
     def _make_menus(self) -> None:
         mb = self.menuBar()
@@ -217,6 +221,7 @@ class MainWindow(QMainWindow):
                   self.dock_attributes, self.dock_thumbnail, self.dock_inspector):
             v.addAction(d.toggleViewAction())
         v.addSeparator()
+        v.addAction(self.act_count)
         v.addAction(self.act_reset_layout)
         h = mb.addMenu("&Help")
         h.addAction(self.act_about)
@@ -620,12 +625,19 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _show_count(self, count: str | None) -> None:
-        """A composite's count layer in the pixel readout, read (decimated as the image is) on a worker."""
+        """A composite's count layer in the pixel readout, read (decimated as the image is) on a worker; View →
+        Count layer opens it."""
         self.viewer.readout_extra = None
+        self._count_layer = count
+        self.act_count.setEnabled(bool(count))
         if count:
             path = self.viewer.path
             workers.start(read_overview, count, screen_max_size(), name="read the count layer", owner=self,
                           on_result=lambda r: self._count_read(path, r[0][0]))
+
+    def _open_count(self) -> None:
+        if self._count_layer:
+            self.open_raster(self._count_layer)
 
     def _count_read(self, path: str, count) -> None:
         if path != self.viewer.path or self.viewer.info is None:

@@ -31,6 +31,7 @@ def test_clicking_a_composite_pixel_shows_each_dates_reason_and_value(qtbot, mai
     qtbot.waitUntil(lambda: w.viewer.readout_extra is not None, timeout=10000)  # the count layer, read
     readout = w.viewer.readout_text(w.viewer.pixel_at(PIXEL[1] + 0.5, PIXEL[0] + 0.5))
     assert f"count {len(USED_VALUES)}" in readout.splitlines()[0]
+    assert w.act_count.isEnabled()
     threads = []
     original = core_explain.explain
 
@@ -72,3 +73,16 @@ def test_clicking_a_raster_without_a_record_opens_nothing(qtbot, main_window, tm
     with qtbot.assertNotEmitted(w.inspector.explained, wait=300):
         _click_pixel(qtbot, w.viewer, *PIXEL)
     assert w.inspector.explanation is None
+    assert not w.act_count.isEnabled()  # no record: no count layer known
+
+
+def test_the_count_layer_opens_as_a_layer_of_its_own(qtbot, main_window, tmp_path):
+    out, _stack = history_composite(tmp_path)
+    w = main_window
+    with qtbot.waitSignal(w.viewer.rendered, timeout=20000):
+        w.open_raster(str(out))
+    qtbot.waitUntil(w.act_count.isEnabled, timeout=10000)
+    with qtbot.waitSignal(w.viewer.rendered, timeout=20000):
+        w.act_count.trigger()
+    assert w.viewer.path.endswith("median_count.tif")
+    assert w.viewer.pixel_at(PIXEL[1] + 0.5, PIXEL[0] + 0.5)["values"] == [len(USED_VALUES)]
