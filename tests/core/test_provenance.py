@@ -47,6 +47,10 @@ def test_files_mode_writes_a_stac_record_and_from_makes_it_again(tmp_path, capsy
     assert item["type"] == "Feature" and item["stac_version"] == "1.0.0"
     assert {e.rsplit("/", 3)[1] for e in item["stac_extensions"]} == {"projection", "raster", "processing"}
     props = item["properties"]
+    assert props["datetime"] is None and props["start_datetime"][:10] == "2023-07-01" < props["end_datetime"]
+    assert item["links"] == [] and item["geometry"]["type"] == "Polygon" and item["id"] == "out"
+    w, s, e, n = item["bbox"]
+    assert -180 <= w < e <= 180 and -90 <= s < n <= 90
     with rasterio.open(out) as ds:
         assert props["proj:epsg"] == ds.crs.to_epsg() and props["proj:shape"] == list(ds.shape)
         assert props["proj:transform"] == list(ds.transform)[:6]
