@@ -173,7 +173,11 @@ def _add_composite(sub) -> None:
     p.add_argument("--date-band", nargs="?", const=True, metavar="PATH", help="with --method medoid: also write "
                    "each pixel's date (uint16 days since 1970-01-01, 0: none) to this GeoTIFF (default: "
                    "OUT_dates.tif beside the output)")
-    p.add_argument("--count", metavar="PATH", help="also write the number of valid observations per pixel")
+    p.add_argument("--count", metavar="PATH", help="where to write the number of valid observations per pixel "
+                   "(uint8; default OUT_count.tif beside the output: always written)")
+    p.add_argument("--from", dest="from_record", metavar="OUT.json", help="make a composite again from its "
+                   "provenance record (written beside every composite as OUT.json): the same inputs, checked "
+                   "unchanged first, the same rule and scale")
     p.add_argument("--offset", type=int, nargs="+", metavar="0|-1000",
                    help="radiometric offset when the scene metadata is unknown: one value, one per date or "
                    "one per file (red files, then green, then blue; a date's three alike)")
@@ -301,19 +305,17 @@ def _run_composite(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from s2desktop.core.errors import InvalidInputError
-    from s2desktop.core.fsutil import check_output_file
     from s2desktop.core.methods import parse_method
-    from s2desktop.core.pipeline import CompositeOptions, Job, run_composite
-    from s2desktop.core.stack import from_files
+    from s2desktop.core.pipeline import CompositeOptions
 
     files_mode = bool(args.red or args.green or args.blue)
     scenes_mode = bool(args.tile or args.bbox or args.aoi)
-    if files_mode and scenes_mode:
-        raise InvalidInputError("give either --tile/--bbox/--aoi (with --start/--end) or --red/--green/--blue "
-                                "files, not both")
-    if not files_mode and not scenes_mode:
-        raise InvalidInputError("no inputs: give --tile or an area (--bbox, --aoi) with --start/--end, or "
-                                "--red/--green/--blue files")
+    if sum((files_mode, scenes_mode, bool(args.from_record))) > 1:
+        raise InvalidInputError("give one of --tile/--bbox/--aoi (with --start/--end), --red/--green/--blue "
+                                "files, or --from OUT.json")
+    if not files_mode and not scenes_mode and not args.from_record:
+        raise InvalidInputError("no inputs: give --tile or an area (--bbox, --aoi) with --start/--end, "
+                                "--red/--green/--blue files, or --from OUT.json")
     method = parse_method(args.method)
     bands = _composite_bands(args.bands, files_mode)
     if args.date_band is True:  # the flag alone: beside the output
@@ -321,32 +323,21 @@ def _run_composite(args: argparse.Namespace) -> int:
         args.date_band = str(out.with_name(f"{out.stem}_dates{out.suffix or '.tif'}"))
     if args.date_band and not method.picks_a_date:
         raise InvalidInputError(f"--date-band needs --method medoid: {method.label} mixes the dates of a pixel")
-    # The destination is checked before any download or decoding.
-    check_output_file(args.output, overwrite=args.overwrite, hint=OVERWRITE_HINT)
-    if args.count:
-        check_output_file(args.count, overwrite=args.overwrite, what="count output", hint=OVERWRITE_HINT)
-    if args.date_band:
-        check_output_file(args.date_band, overwrite=args.overwrite, what="date band output", hint=OVERWRITE_HINT)
     options = CompositeOptions(output=args.output, scale=args.scale, workers=args.workers, count_path=args.count,
                                compress=args.compress, overwrite=args.overwrite, method=method,
-                               date_band=args.date_band, **_mask_rules(args))
+                               date_band=args.date_band, command=tuple(getattr(args, "argv", ()) or ()) or None,
+                               **_mask_rules(args))
     if args.dry_run:
         return _composite_dry_run(args, options, bands, files_mode)
+    _check_composite_outputs(options)  # before any download or decoding
     line = _EventLine()
     try:
-        if files_mode:
-            offsets = args.offset[0] if args.offset is not None and len(args.offset) == 1 else args.offset
-            stack = from_files(args.red or [], args.green or [], args.blue or [], offsets=offsets, mask=args.mask)
-            result = run_composite(stack, options, progress=line)
-        else:
-            request = _tile_request(args, out=args.out_dir, composite=options, mask=args.mask,
-                                    **({"bands": bands} if bands else {}))
-            result = Job(request, progress=line).run().composite
+        result = _composite_step(args, options, files_mode, line, bands)
     finally:
         line.finish()
     extra = [str(p) for p in (result.count_path, result.date_path) if p]
     print(f"wrote {result.path} ({result.width}x{result.height}, {result.dates} date(s), {result.method}, "
-          f"{result.seconds:.1f} s)" + "".join(f" and {p}" for p in extra))
+          f"{result.seconds:.1f} s)" + "".join(f" and {p}" for p in extra) + f"; its record {options.record_file}")
     return 0
 
 
@@ -403,6 +394,96 @@ def _mask_rules(args: argparse.Namespace) -> dict:
     if rules["mask_buffer"] and args.mask == "none":
         raise InvalidInputError("--mask-buffer grows the masked area: not with --mask none")
     return rules
+
+
+def _check_composite_outputs(options) -> None:
+    """Every file the composite writes may be written: the output, its count, date band and record."""
+    from s2desktop.core.fsutil import check_output_file
+
+    check_output_file(options.output, overwrite=options.overwrite, hint=OVERWRITE_HINT)
+    check_output_file(options.count_file, overwrite=options.overwrite, what="count output", hint=OVERWRITE_HINT)
+    if options.date_band:
+        check_output_file(options.date_band, overwrite=options.overwrite, what="date band output",
+                          hint=OVERWRITE_HINT)
+    check_output_file(options.record_file, overwrite=options.overwrite, what="provenance record",
+                      hint=OVERWRITE_HINT)
+
+
+def _composite_step(args: argparse.Namespace, options, files_mode: bool, line, bands=None):
+    """The composite of a record (--from), of loose files, or the job of a tile or an area."""
+    from s2desktop.core.pipeline import Job, rerun, run_composite
+    from s2desktop.core.stack import from_files
+
+    if args.from_record:
+        return rerun(args.from_record, options, progress=line)
+    if files_mode:
+        offsets = args.offset[0] if args.offset is not None and len(args.offset) == 1 else args.offset
+        stack = from_files(args.red or [], args.green or [], args.blue or [], offsets=offsets, mask=args.mask)
+        return run_composite(stack, options, progress=line)
+    request = _tile_request(args, out=args.out_dir, composite=options, mask=args.mask,
+                            **({"bands": bands} if bands else {}))
+    return Job(request, progress=line).run().composite
+
+
+def _add_explain(sub) -> None:
+    p = sub.add_parser("explain", help="why a composite's pixel has its value: every date there and its fate",
+                       description="Read one pixel of each of a composite's inputs (from its provenance record "
+                       "OUT.json) as the compositor read it and say, per date, its values (as read and after the "
+                       "baseline offset) and whether it was used or why not: nodata, masked (with the class), "
+                       "outside the scene's footprint or the area.")
+    p.add_argument("composite", metavar="COMPOSITE.tif", help="a composite written by s2desktop (its OUT.json "
+                   "beside it)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--lonlat", metavar="LON,LAT", help="the pixel at a longitude, latitude in degrees")
+    where.add_argument("--xy", metavar="X,Y", help="the pixel at x, y in the composite's CRS")
+    where.add_argument("--pixel", metavar="ROW,COL", help="the pixel at a row, column (from 0)")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON")
+
+
+def _pair(text: str, option: str, kind=float) -> tuple:
+    from s2desktop.core.errors import InvalidInputError
+
+    try:
+        a, b = (kind(v) for v in text.split(","))
+    except ValueError:
+        raise InvalidInputError(f"{option} {text!r} is not two numbers A,B") from None
+    return a, b
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    import json
+
+    from s2desktop.core.explain import explain
+
+    where = {"lonlat": _pair(args.lonlat, "--lonlat") if args.lonlat else None,
+             "xy": _pair(args.xy, "--xy") if args.xy else None,
+             "pixel": _pair(args.pixel, "--pixel", int) if args.pixel else None}
+    why = explain(args.composite, **where)
+    if args.json:
+        print(json.dumps(why.to_dict(), indent=2))
+        return 0
+    print(_explain_table(why))
+    return 0
+
+
+def _explain_table(why) -> str:
+    """A composite's pixel, then one line per date: values as read, after the offset, and its fate."""
+    bands = ",".join(why.bands)
+    lines = [f"{why.composite} row {why.row} col {why.col} (x {why.x:.1f}, y {why.y:.1f} {why.crs}; "
+             f"lon {why.lon:.6f}, lat {why.lat:.6f})",
+             f"{why.rule} of {why.used} date(s): {bands} = {', '.join(map(str, why.value))}"
+             + (f"; count layer {why.count}" if why.count is not None else "")
+             + (f"; chosen date {why.chosen_date}" if why.chosen_date else ""),
+             f"{'date':10}  {'baseline':8}  {'raw ' + bands:>20}  {'used as':>17}  reason"]
+    if why.recomputed != why.value:
+        lines.insert(2, f"the rule on the used dates gives {', '.join(map(str, why.recomputed))}, not the composite's: "
+                        "its inputs changed since it was made?")
+    for d in why.dates:
+        fate = "+".join(d.reason.names) + (f" ({d.mask} {d.mask_value}: {d.mask_class})" if
+                                           "MASKED" in d.reason.names else "") + (" <- chosen" if d.chosen else "")
+        lines.append(f"{d.date:10}  {d.baseline or '-':8}  {','.join(map(str, d.raw)):>20}  "
+                     f"{','.join(map(str, d.values)):>17}  {fate}")
+    return "\n".join(lines)
 
 
 def _add_info(sub) -> None:
@@ -662,6 +743,7 @@ _COMMANDS: list[tuple[str, Callable, Callable]] = [
     ("search", _add_search, _run_search),
     ("download", _add_download, _run_download),
     ("composite", _add_composite, _run_composite),
+    ("explain", _add_explain, _run_explain),
     ("info", _add_info, _run_info),
     ("thumbnail", _add_thumbnail, _run_thumbnail),
     ("demo", _add_demo, _run_demo),
@@ -693,7 +775,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_command(argv: list[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(glue_negative_values(sys.argv[1:] if argv is None else argv))
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(glue_negative_values(given))
+    args.argv = ("s2desktop", *given)  # for the provenance record of what it writes
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -433,6 +433,13 @@ def is_verified(task: DownloadTask) -> bool:
     return _record_holds(_read_record(dest), task.key, task.etag, task.size, dest.stat())
 
 
+def vouches_for(dest, key: str, etag: str) -> bool:
+    """Whether ``dest`` is still the verified download of object ``key`` at ``etag`` (its verification record
+    matches, the file untouched since): a composite's record checks its tile's inputs with it."""
+    dest = Path(dest)
+    return dest.is_file() and _record_holds(_read_record(dest), key, etag, dest.stat().st_size, dest.stat())
+
+
 def _already_there(store, task: DownloadTask, dest: Path):
     """-> (a 'skipped' DownloadResult or None, the HEAD info if one was made). A file whose verification
     record still matches is skipped without a request; one without a record, or recorded as unverified, is

@@ -83,6 +83,20 @@ class CompositeOptions:
     # How a scene's mask is applied (which mask: Request.mask): the SCL classes masked, metres grown around them
     mask_classes: tuple[int, ...] = DEFAULT_CLASSES
     mask_buffer: float = 0.0
+    command: tuple[str, ...] | None = None  # the command line that asked for it, for the provenance record
+
+    @property
+    def count_file(self) -> str:
+        """Where the count of valid observations goes: the path asked for, else ``OUT_count.tif`` beside it."""
+        if self.count_path:
+            return str(self.count_path)
+        out = Path(self.output)
+        return str(out.with_name(f"{out.stem}_count{out.suffix or '.tif'}"))
+
+    @property
+    def record_file(self) -> str:
+        """Where the provenance record goes: ``OUT.json`` beside the output."""
+        return str(Path(self.output).with_suffix(".json"))
 
 
 @dataclass(frozen=True)
@@ -144,17 +158,69 @@ class JobResult:
     composite: object | None  # CompositeResult
 
 
-def run_composite(inputs: Stack, options: CompositeOptions, progress: ProgressFn | None = None, cancel=None):
-    """The composite step: the same call from the command line, the demo and the window's worker process."""
-    from s2desktop.core.compositing import composite
+@dataclass(frozen=True)
+class AreaInputs:
+    """An area's composite inputs: the stack on its grid, the options it is composited with (its clip and
+    tags), the scenes it reads (each acquisition's, in mosaic order) and what was downloaded for it."""
 
+    inputs: Stack
+    options: CompositeOptions
+    scenes: tuple
+    downloads: tuple
+
+
+def run_composite(inputs: Stack, options: CompositeOptions, progress: ProgressFn | None = None, cancel=None,
+                  request: Request | None = None):
+    """The composite step: the same call from the command line, the demo and the window's worker process.
+
+    Beside the output it always writes the count of valid observations per pixel (``options.count_file``) and,
+    once the composite is published, its provenance record (``OUT.json``, `core.provenance`): the stack's own
+    files, or for an area the job's ``request`` (with the scenes it used) so that it can run again."""
+    from s2desktop.core import provenance
+    from s2desktop.core.compositing import composite
+    from s2desktop.core.fsutil import check_output_file
+
+    check_output_file(options.record_file, overwrite=options.overwrite, what="provenance record")
     kwargs = {} if options.window_size is None else {"window_size": options.window_size}
-    return composite(
-        inputs, options.output, workers=options.workers, scale=options.scale, count_path=options.count_path,
+    result = composite(
+        inputs, options.output, workers=options.workers, scale=options.scale, count_path=options.count_file,
         overwrite=options.overwrite, progress=progress, cancel=cancel, compress=options.compress,
         clip=options.clip, tags=options.tags, method=options.method, date_path=options.date_band,
         mask_classes=options.mask_classes, mask_buffer=options.mask_buffer, **kwargs,
     )
+    provenance.write_record(result, inputs, options, request)
+    return result
+
+
+def rerun(record, options: CompositeOptions, progress: ProgressFn | None = None, cancel=None):
+    """A composite made again from its provenance record (``OUT.json``, `core.provenance`) into
+    ``options.output``, through the same step as the first time: the record's rule, scale, windows and (with
+    the medoid) a date band beside the new output. A 'stack' record (a tile's downloads, loose files)
+    composites its own files again, each checked first (there, same size, same checksum or verified
+    download); an area's runs its job again on the scenes it used, each object checked first against the
+    source's listing (same ETag and size). An input gone or changed: InvalidInputError naming it."""
+    from s2desktop.core import provenance
+    from s2desktop.core.methods import parse_method
+
+    rec = provenance.read_record(record)
+    props = rec.props
+    out = Path(options.output)
+    dates = f"{out.stem}_dates{out.suffix or '.tif'}" if "dates" in rec.item.get("assets", {}) else None
+    options = replace(options, scale=int(props["s2desktop:scale"]), method=parse_method(rec.rule),
+                      window_size=props.get("s2desktop:window_size"),
+                      date_band=str(out.with_name(dates)) if dates else None, **rec.mask_rules)
+    if rec.mode != "area":
+        provenance.check_files(rec)
+        return run_composite(rec.stack(), options, progress, cancel)
+    fields = rec.request_fields()
+    recorded = {s.scene_id for s in fields["scenes"]}
+    job = Job(Request(source=SourceSpec(**fields.pop("source")), composite=options, **fields), progress, cancel)
+    listed = [s for s in job.search() if s.scene_id in recorded]
+    gone = sorted(recorded - {s.scene_id for s in listed})
+    if gone:
+        raise InvalidInputError(f"input scene {gone[0]} is gone from {job.source.describe()}")
+    provenance.check_objects(rec, listed)
+    return job.run_area(listed).composite
 
 
 class Job:
@@ -257,6 +323,21 @@ class Job:
         r = self.request
         if r.composite is None:
             raise InvalidInputError("an area has no files to download: give it a composite output")
+        scratch = Path(tempfile.mkdtemp(prefix="s2desktop-area-"))
+        try:
+            area = self.area_inputs(scenes, scratch)
+            result = run_composite(area.inputs, area.options, self.progress, self.cancel,
+                                   request=replace(r, scenes=area.scenes))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+            self._cache().trim()
+        return JobResult(area.scenes, area.downloads, area.inputs, result)
+
+    def area_inputs(self, scenes, scratch: Path) -> AreaInputs:
+        """The area's stack (its VRTs written into ``scratch``, reading the fetched windows, a local mirror's
+        files or the downloads) and the composite options it takes (the area's clip and tags): what
+        :meth:`run_area` composites and what `core.explain` reads a pixel of."""
+        r = self.request
         grid = areas.check_size(r.area, r.resolution, r.crs)  # too large: said before any request
         scenes = list(scenes if scenes is not None else (r.scenes or self.search()))
         if not scenes:
@@ -276,21 +357,14 @@ class Job:
                                                      f"{grid.resolution:g} m ({grid.crs})" + (
                                                          f"; {skipped} scene(s) left out, covered by a tile "
                                                          "before them" if skipped else "")))
-        scratch = Path(tempfile.mkdtemp(prefix="s2desktop-area-"))
-        try:
-            locate, downloads, origin = self._area_rasters(used, grid, scratch)
-            check_cancel(self.cancel, "composite cancelled")
-            inputs = streaming.build_inputs(acqs, grid, locate, scratch, masks=mask_bands_for(r.mask),
-                                            origin=origin, bands=tuple(r.bands))
-            tiles = ",".join(sorted({s.tile for s in used}))
-            tags = {**areas.area_tags(r.area, grid, r.composite.scale), "TILE": tiles,
-                    **streaming.resampling_tags(acqs, locate, r.bands, grid), **(r.composite.tags or {})}
-            options = replace(r.composite, clip=region, tags=tags)
-            result = run_composite(inputs, options, self.progress, self.cancel)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-            self._cache().trim()
-        return JobResult(tuple(used), downloads, inputs, result)
+        locate, downloads, origin = self._area_rasters(used, grid, scratch)
+        check_cancel(self.cancel, "composite cancelled")
+        inputs = streaming.build_inputs(acqs, grid, locate, scratch, masks=mask_bands_for(r.mask),
+                                        origin=origin, bands=tuple(r.bands))
+        tiles = ",".join(sorted({s.tile for s in used}))
+        tags = {**areas.area_tags(r.area, grid, r.composite.scale), "TILE": tiles,
+                **streaming.resampling_tags(acqs, locate, r.bands, grid), **(r.composite.tags or {})}
+        return AreaInputs(inputs, replace(r.composite, clip=region, tags=tags), tuple(used), downloads)
 
     def _area_rasters(self, scenes, grid, scratch: Path):
         """-> (locate(scene, band) -> the raster to read or None, downloads, where the scenes' metadata came

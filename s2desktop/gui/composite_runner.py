@@ -284,6 +284,12 @@ def describe_event(event: Progress) -> str:
     return f"{text} — {event.message}" if event.message else text
 
 
+def _with_count_and_record(out: Path) -> list[Path]:
+    """A composite and the files written beside it: its count and its provenance record."""
+    options = CompositeOptions(str(out))
+    return [out, Path(options.count_file), Path(options.record_file)]
+
+
 def _preview_path(out: Path) -> Path:
     """Where the quick preview of `out` is written: the cache, not beside the result."""
     from s2desktop.core.paths import user_cache_dir
@@ -697,7 +703,8 @@ class CompositePanel(QWidget):
         if self._preview_file is None:
             return
         try:
-            remove_with_side_files(self._preview_file)
+            for p in _with_count_and_record(self._preview_file):
+                remove_with_side_files(p)
         except OSError as exc:  # still open elsewhere (Windows): it is in the cache, which may be cleared
             log.info("could not remove the preview %s: %s", self._preview_file, exc)
         self._preview_file = None

@@ -24,13 +24,16 @@ from PySide6.QtWidgets import (
 
 from s2desktop import __version__
 from s2desktop.core.pipeline import Request, SourceSpec
+from s2desktop.core.provenance import summary_of
+from s2desktop.core.rasterinfo import read_overview
 from s2desktop.gui import settings as st
 from s2desktop.gui import workers
 from s2desktop.gui.composite_runner import CompositePanel
 from s2desktop.gui.downloads import DownloadPanel
 from s2desktop.gui.scene_list import ScenePanel
 from s2desktop.gui.source_panel import SourcePanel
-from s2desktop.gui.viewer import AttributesPanel, RasterViewer, ThumbnailPanel
+from s2desktop.gui.inspector import PixelInspector
+from s2desktop.gui.viewer import AttributesPanel, RasterViewer, ThumbnailPanel, screen_max_size
 from s2desktop.gui.wording import in_window_words
 
 log = logging.getLogger(__name__)
@@ -83,6 +86,7 @@ class MainWindow(QMainWindow):
         self._composite_after_download = False  # a JPEG 2000 area's Composite waits for its download
         self._demo_bar = None
         self.last_export: str | None = None
+        self._count_layer: str | None = None  # the count layer of the composite in the viewer
 
         # -- centre: the map has the room until there is an image to show
         self.viewer = RasterViewer()
@@ -102,6 +106,7 @@ class MainWindow(QMainWindow):
         self.composite_panel = CompositePanel()
         self.attributes = AttributesPanel()
         self.thumbnail = ThumbnailPanel(self.viewer)
+        self.inspector = PixelInspector()
 
         self.dock_source = self._dock("Source and tile", "dockSource", self.source_panel,
                                       Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -115,8 +120,11 @@ class MainWindow(QMainWindow):
                                           Qt.DockWidgetArea.RightDockWidgetArea)
         self.dock_thumbnail = self._dock("Thumbnail", "dockThumbnail", self.thumbnail,
                                          Qt.DockWidgetArea.RightDockWidgetArea)
+        self.dock_inspector = self._dock("Pixel inspector", "dockInspector", self.inspector,
+                                         Qt.DockWidgetArea.RightDockWidgetArea)
         self.splitDockWidget(self.dock_source, self.dock_scenes, Qt.Orientation.Vertical)
         self.tabifyDockWidget(self.dock_attributes, self.dock_thumbnail)
+        self.tabifyDockWidget(self.dock_thumbnail, self.dock_inspector)
         self.dock_attributes.raise_()
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -190,6 +198,9 @@ class MainWindow(QMainWindow):
                                  "Median composite of the downloaded scenes")
         self.act_about = act("&About", self.about)
         self.act_reset_layout = act("Reset layout", self._default_layout)
+        self.act_count = act("Count &layer", self._open_count, tip="Show the composite's count of valid "
+                             "observations per pixel (its OUT_count.tif)")
+        self.act_count.setEnabled(False)
 
     def _make_menus(self) -> None:
         mb = self.menuBar()
@@ -207,9 +218,10 @@ class MainWindow(QMainWindow):
             w.addAction(a)
         v = mb.addMenu("&View")
         for d in (self.dock_source, self.dock_scenes, self.dock_downloads, self.dock_composite,
-                  self.dock_attributes, self.dock_thumbnail):
+                  self.dock_attributes, self.dock_thumbnail, self.dock_inspector):
             v.addAction(d.toggleViewAction())
         v.addSeparator()
+        v.addAction(self.act_count)
         v.addAction(self.act_reset_layout)
         h = mb.addMenu("&Help")
         h.addAction(self.act_about)
@@ -254,6 +266,7 @@ class MainWindow(QMainWindow):
         v.loaded.connect(self._raster_loaded)
         v.loadFailed.connect(lambda m, d: self.report_error("Cannot open the raster", m, d))
         v.statusMessage.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        v.pixelClicked.connect(self._inspect_pixel)
 
     # -- layout persistence
     def _default_layout(self) -> None:
@@ -596,10 +609,44 @@ class MainWindow(QMainWindow):
         self.viewer.set_note("")  # a preview says so itself (see _composite_ready)
         return self.viewer.open(str(p))
 
+    def _inspect_pixel(self, row: int, col: int) -> None:
+        """A click on a composite (a raster with its provenance record beside it): its pixel's dates in the
+        pixel inspector."""
+        path = self.viewer.path
+        if not path or not Path(path).with_suffix(".json").is_file():
+            return
+        self.dock_inspector.show()
+        self.dock_inspector.raise_()
+        self.inspector.inspect(path, row, col)
+
     def _raster_loaded(self, path: str, info) -> None:
-        self.attributes.set_info(info)
+        record = summary_of(path) if info is not None else None  # a composite's: what went in, how
+        self.attributes.set_info({**info.to_dict(), "provenance": record} if record else info)
+        self._show_count((record or {}).get("count"))
         self.setWindowTitle(f"{Path(path).name} – Sentinel-2 Desktop")
         self._update_actions()
+
+    def _show_count(self, count: str | None) -> None:
+        """A composite's count layer in the pixel readout, read (decimated as the image is) on a worker; View →
+        Count layer opens it."""
+        self.viewer.readout_extra = None
+        self._count_layer = count
+        self.act_count.setEnabled(bool(count))
+        if count:
+            path = self.viewer.path
+            workers.start(read_overview, count, screen_max_size(), name="read the count layer", owner=self,
+                          on_result=lambda r: self._count_read(path, r[0][0]))
+
+    def _open_count(self) -> None:
+        if self._count_layer:
+            self.open_raster(self._count_layer)
+
+    def _count_read(self, path: str, count) -> None:
+        if path != self.viewer.path or self.viewer.info is None:
+            return  # another raster since
+        (h, w), width, height = count.shape, self.viewer.info.width, self.viewer.info.height
+        self.viewer.readout_extra = lambda px: (
+            f"   count {int(count[min(h - 1, px['row'] * h // height), min(w - 1, px['col'] * w // width)])}")
 
     def open_dialog(self) -> None:
         start = st.get_list(st.RECENT_FILES)

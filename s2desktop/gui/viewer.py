@@ -147,6 +147,7 @@ class RasterViewer(QWidget):
     rendered = Signal()
     loadFailed = Signal(str, str)  # message, details
     statusMessage = Signal(str)
+    pixelClicked = Signal(int, int)  # row, col of the full-resolution pixel clicked (the pixel inspector's)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -184,6 +185,7 @@ class RasterViewer(QWidget):
         self._loading = None
         self._user_mode: str | None = None  # a stretch the user picked is kept for the next raster
         self.bands: tuple[int, ...] | None = None  # the 1-based bands shown (band_picker chooses them)
+        self.readout_extra = None  # callable(px) -> text after the readout's values (the window: a count layer)
 
     def _build_stretch_combo(self) -> None:
         self.stretch = QComboBox()
@@ -317,6 +319,7 @@ class RasterViewer(QWidget):
         self.stretch.activated.connect(lambda _i: setattr(self, "_user_mode", self.stretch.currentData()))
         self.fit_button.clicked.connect(self.fit)
         self.glw.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.glw.scene().sigMouseClicked.connect(self._mouse_clicked)
         self.region.sigRegionChangeFinished.connect(self._region_changed)
         self._render_timer.timeout.connect(self.render)
         self.stretch.currentIndexChanged.connect(self._stretch_changed)
@@ -532,6 +535,15 @@ class RasterViewer(QWidget):
         px = self.pixel_at(p.x(), p.y())
         self.readout.setText(self.readout_text(px) if px is not None else READOUT_EMPTY)
 
+    def _mouse_clicked(self, ev) -> None:
+        """A left click on the raster: pixelClicked(row, col) of the full-resolution pixel under it."""
+        if self.data is None or ev.button() != Qt.MouseButton.LeftButton:
+            return
+        p = self.vb.mapSceneToView(ev.scenePos())
+        px = self.pixel_at(p.x(), p.y())
+        if px is not None:
+            self.pixelClicked.emit(px["row"], px["col"])
+
     def readout_text(self, px: dict) -> str:
         """Two lines: 'pixel col, row   values [...]' and 'EPSG:n x, y   lon .., lat ..'."""
         vals = ", ".join(str(v) for v in px["values"]) if px["valid"] else "nodata"
@@ -544,7 +556,8 @@ class RasterViewer(QWidget):
         if px["lonlat"]:
             lon, lat = px["lonlat"]
             line2 += f"   lon {lon:.5f}  lat {lat:.5f}"
-        return f"pixel {px['col']}, {px['row']}   values [{vals}]\n{line2}"
+        extra = self.readout_extra(px) if self.readout_extra is not None else ""
+        return f"pixel {px['col']}, {px['row']}   values [{vals}]{extra}\n{line2}"
 
     def dragEnterEvent(self, ev):  # the main window handles drops; keep the viewer transparent to them
         ev.ignore()

@@ -154,10 +154,12 @@ def test_the_quick_preview_is_not_left_beside_the_result_nor_recent(qtbot, main_
     qtbot.waitUntil(lambda: any(not p for _, p in ready), timeout=60000)
     qtbot.waitUntil(lambda: panel.runner.process is None, timeout=15000)
     assert [p for p, preview in ready if preview], ready  # a preview was shown first
-    assert sorted(p.name for p in out_dir.iterdir()) == ["c.tif"]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["c.json", "c.tif", "c_count.tif"]  # its count, record
     recent = st.get_list(st.RECENT_FILES)
     assert str((out_dir / "c.tif").resolve()) in recent and not [r for r in recent if "_preview" in Path(r).name]
-    assert not any(Path(p).exists() for p, preview in ready if preview)
+    previews = [Path(p) for p, preview in ready if preview]
+    assert not any(p.exists() or p.with_suffix(".json").exists() or p.with_name(f"{p.stem}_count.tif").exists()
+                   for p in previews)  # nor the preview's count and record in the cache
 
 
 # -- 3. selection that stays put

@@ -125,9 +125,10 @@ def _read_scl(ds, out_bounds, out_shape, band: int = 1):
         raise RasterError(f"{ds.name}: cannot read the scene classification ({gdal_error_text(exc)})") from None
 
 
-def _masked(inp: WindowInputs, d: int, out_bounds, out_shape) -> np.ndarray:
+def _masked(inp: WindowInputs, d: int, out_bounds, out_shape, dataset=None) -> np.ndarray:
     """Where date ``d``'s clouds are, on the window: its SCL's masked classes, or its L1C cloud mask (the
-    MSK_CLASSI raster's opaque and cirrus bands, or the MSK_CLOUDS polygons rasterised here)."""
+    MSK_CLASSI raster's opaque and cirrus bands, or the MSK_CLOUDS polygons rasterised here). dataset(path,
+    classes=True): who opens the mask (default: this worker's open datasets; `core.explain` passes its own)."""
     from s2desktop.core import qimasks
 
     kind = inp.mask_bands[d] if inp.mask_bands else "SCL"
@@ -140,7 +141,7 @@ def _masked(inp: WindowInputs, d: int, out_bounds, out_shape) -> np.ndarray:
                 polygons[inp.masks[d]] = qimasks.parse_cloud_gml(fh.read(), inp.masks[d])
         transform = transform_from_bounds(*out_bounds, out_shape[1], out_shape[0])
         return qimasks.rasterise_polygons(polygons[inp.masks[d]], out_shape, transform) > 0
-    ds = _dataset(inp.masks[d], classes=True)
+    ds = (dataset or _dataset)(inp.masks[d], classes=True)
     if kind == "MSKCLASSI":  # band 1 opaque clouds, band 2 cirrus (band 3, snow, is ground)
         bands = range(1, min(ds.count, 2) + 1)
         return np.logical_or.reduce([_read_scl(ds, out_bounds, out_shape, b) > 0 for b in bands])
