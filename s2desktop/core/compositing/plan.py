@@ -28,6 +28,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window, subdivide
 
+from s2desktop.core.compositing.tiles import Layer, Pyramid
 from s2desktop.core.errors import InvalidInputError, RasterError
 from s2desktop.core.fsutil import check_output_file
 from s2desktop.core.methods import Median, Rule, parse_method
@@ -57,6 +58,8 @@ class WindowInputs:
     clip: dict | None = None  # a GeoJSON (Multi)Polygon in the output CRS: pixels outside it are nodata
     date_days: tuple[int, ...] = ()  # [date] acquisition day since 1970-01-01, for the medoid's date band
     mask_bands: tuple[str | None, ...] = ()  # [date] what each mask is: 'SCL', 'MSKCLASSI', 'MSKCLOUDS' (L1C)
+    layers: tuple[Layer, ...] = ()  # the output files' pixels a window hands back: values, count, date
+    pyramid: Pyramid | None = None  # the outputs' levels and which of them the windows tile
 
     @property
     def dates(self) -> int:
@@ -138,7 +141,9 @@ def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 
                           offsets=tuple(o.offset for o in obs), mask_classes=SCL_MASKED_CLASSES,
                           mask_bands=mask_bands, scale=scale,
                           out_transform=out_transform, clip=clip,
-                          date_days=_date_days(stack) if date_path else ())
+                          date_days=_date_days(stack) if date_path else (),
+                          layers=_layers(len(paths), count_path, date_path),
+                          pyramid=Pyramid.of(out_shape, [out for _src, out, _skip in cells], compress))
     return CompositePlan(
         stack=stack, inputs=inputs, crs=ref["crs"], out_shape=out_shape,
         tasks=tuple(WindowTask(i, src, out, inputs, skip, rule) for i, (src, out, skip) in enumerate(cells)),
@@ -148,6 +153,17 @@ def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 
               **{str(k): str(v) for k, v in (tags or {}).items()}},
         rule=rule, date_path=date_path,
     )
+
+
+def _layers(bands: int, count_path, date_path) -> tuple[Layer, ...]:
+    """The outputs' pixels: the rule's values (uint16, nodata 0), the count of valid observations (uint8) and
+    the medoid's date band (uint16 days, nodata 0; its overviews pick a pixel, an average of dates is none)."""
+    layers = [Layer("values", bands, "uint16", 0)]
+    if count_path is not None:
+        layers.append(Layer("count", 1, "uint8", None))
+    if date_path is not None:
+        layers.append(Layer("date", 1, "uint16", 0, "nearest"))
+    return tuple(layers)
 
 
 # --- checks -----------------------------------------------------------------------------------------------------
