@@ -148,6 +148,10 @@ def _add_composite(sub) -> None:
     f.add_argument("--blue", nargs="+", metavar="FILE", help="B02 files")
     p.add_argument("-o", "--output", required=True, metavar="OUT.tif", help="output COG GeoTIFF")
     p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: all cores)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT|local",
+                   help="composite the windows on a Dask cluster: its scheduler's address (default: "
+                   "$DASK_SCHEDULER_ADDRESS if set), or 'local' for a cluster of --workers processes on this "
+                   "machine; needs pip install 's2desktop[dask]'")
     p.add_argument("--scale", type=int, default=1, choices=(1, 2, 4, 8),
                    help="reduced-resolution composite from JP2 resolution levels / overviews (default 1)")
     p.add_argument("--mask", default="auto", choices=("auto", "scl", "qi", "none"),
@@ -286,6 +290,7 @@ def _area_of(args: argparse.Namespace):
 def _run_composite(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from s2desktop.core.compositing.cluster import check_scheduler, scheduler_from_env
     from s2desktop.core.errors import InvalidInputError
     from s2desktop.core.fsutil import check_output_file
     from s2desktop.core.methods import parse_method
@@ -314,7 +319,8 @@ def _run_composite(args: argparse.Namespace) -> int:
         check_output_file(args.date_band, overwrite=args.overwrite, what="date band output", hint=OVERWRITE_HINT)
     options = CompositeOptions(output=args.output, scale=args.scale, workers=args.workers, count_path=args.count,
                                compress=args.compress, overwrite=args.overwrite, method=method,
-                               date_band=args.date_band)
+                               date_band=args.date_band,
+                               scheduler=check_scheduler(scheduler_from_env(args.scheduler)))
     line = _EventLine()
     try:
         if files_mode:

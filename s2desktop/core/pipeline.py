@@ -78,6 +78,7 @@ class CompositeOptions:
     tags: dict | None = None  # GeoTIFF tags said by the caller (an area's tiles, area, grid): over the compositor's
     method: Rule = Median()  # the per-pixel rule (compositing.parse_method reads 'quantile:25' etc.)
     date_band: str | None = None  # with the medoid: where to write each pixel's date (days since 1970-01-01)
+    scheduler: str | None = None  # the windows on a Dask cluster: its scheduler's address, or 'local'
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,8 @@ def run_composite(inputs: Stack, options: CompositeOptions, progress: ProgressFn
     return composite(
         inputs, options.output, workers=options.workers, scale=options.scale, count_path=options.count_path,
         overwrite=options.overwrite, progress=progress, cancel=cancel, compress=options.compress,
-        clip=options.clip, tags=options.tags, method=options.method, date_path=options.date_band, **kwargs,
+        clip=options.clip, tags=options.tags, method=options.method, date_path=options.date_band,
+        scheduler=options.scheduler, **kwargs,
     )
 
 

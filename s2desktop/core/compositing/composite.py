@@ -25,7 +25,13 @@ from pathlib import Path
 from s2desktop.core.compositing import cog
 from s2desktop.core.compositing.plan import TARGET_WINDOW, CompositePlan, make_plan
 from s2desktop.core.compositing.pool import CANCELLED, _keep_freed_memory, _run_pool
-from s2desktop.core.compositing.window import _close_worker, _init_worker, _process_window
+from s2desktop.core.compositing.cluster import run_on_cluster
+from s2desktop.core.compositing.window import (
+    _close_worker,
+    _init_worker,
+    _process_window,
+    _process_window_on_cluster,
+)
 from s2desktop.core.errors import output_error
 from s2desktop.core.methods import Median, Rule
 from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
@@ -53,7 +59,8 @@ class CompositeResult:
 def composite(stack: Stack, output, *, workers: int | None = None, scale: int = 1, count_path=None,
               overwrite: bool = False, progress: ProgressFn | None = None, cancel=None,
               window_size: int = TARGET_WINDOW, compress: str = "ZSTD", clip: dict | None = None,
-              tags: dict | None = None, method: Rule | str = Median(), date_path=None) -> CompositeResult:
+              tags: dict | None = None, method: Rule | str = Median(), date_path=None,
+              scheduler: str | None = None) -> CompositeResult:
     """Temporal composite (the median, or another rule) of a stack's co-registered observations into a COG.
 
     Each observation's bands are harmonised by its offset and masked by its mask raster (SCL classes 0, 1, 3,
@@ -64,12 +71,14 @@ def composite(stack: Stack, output, *, workers: int | None = None, scale: int = 
     composite is nodata. tags: GeoTIFF tags the caller knows better (an area's: TILE, AREA, GRID_*, SCALE): over
     the compositor's. method: the rule, a value or its spelling ('median' (default), 'quantile:P', 'medoid',
     'geomedian'). date_path: with the medoid, also write the date of each pixel's observation there (days since
-    1970-01-01). Raises S2Error subclasses with one-line messages; CancelledError when cancelled (no output left).
+    1970-01-01). scheduler: run the windows on a Dask cluster instead of the spawn pool: a scheduler's address
+    ('tcp://HOST:8786') or 'local' (a LocalCluster of `workers` processes; `cluster`). Raises S2Error subclasses
+    with one-line messages; CancelledError when cancelled (no output left).
     """
     t0 = time.perf_counter()
     plan = make_plan(stack, output, workers=workers, scale=scale, count_path=count_path, overwrite=overwrite,
                      window_size=window_size, compress=compress, clip=clip, tags=tags, method=method,
-                     date_path=date_path)
+                     date_path=date_path, scheduler=scheduler)
     temps = cog.temporaries(cog.plan_outputs(plan))
     try:
         _write_cogs(plan, temps, progress, cancel)
@@ -109,8 +118,12 @@ def _write_cogs(plan: CompositePlan, temps: cog.Temporaries, progress, cancel) -
 
 
 def _run_windows(plan: CompositePlan, on_result, cancel) -> None:
-    """Every window of the plan, `on_result(its tiles)` after each: on a spawn pool, or here with workers=0
-    (debugging)."""
+    """Every window of the plan, `on_result(its tiles)` after each: on a Dask cluster, a spawn pool, or here
+    with workers=0 (debugging)."""
+    if plan.scheduler:
+        run_on_cluster(plan.tasks, plan.scheduler, _process_window_on_cluster, (plan.threads,), on_result, cancel,
+                       workers=plan.workers or (os.cpu_count() or 1))
+        return
     if plan.workers:
         _run_pool(plan.tasks, plan.workers, _process_window, on_result, cancel, initializer=_init_worker,
                   initargs=(plan.threads, os.getpid()))

@@ -28,6 +28,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window, subdivide
 
+from s2desktop.core.compositing.cluster import check_scheduler
 from s2desktop.core.compositing.tiles import Layer, Pyramid
 from s2desktop.core.errors import InvalidInputError, RasterError
 from s2desktop.core.fsutil import check_output_file
@@ -100,6 +101,7 @@ class CompositePlan:
     tags: dict[str, str] = field(default_factory=dict)
     rule: Rule = Median()
     date_path: Path | None = None  # the medoid's date band: where it is written
+    scheduler: str | None = None  # a Dask scheduler's address or 'local' (a LocalCluster); None: the spawn pool
 
     @property
     def dates(self) -> int:
@@ -121,9 +123,10 @@ class CompositePlan:
 def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 1, count_path=None,
               overwrite: bool = False, window_size: int = TARGET_WINDOW, compress: str = "ZSTD",
               clip: dict | None = None, tags: dict | None = None, method: Rule | str = Median(),
-              date_path=None) -> CompositePlan:
+              date_path=None, scheduler: str | None = None) -> CompositePlan:
     """Check everything and plan the composite (see `composite()` for the arguments); S2Error subclasses."""
     compress, workers = _check_arguments(stack, scale, compress, workers)
+    scheduler = check_scheduler(scheduler)
     rule = _check_rule(method, date_path)
     obs = stack.observations
     paths = [[Path(o.rasters[b].path) for o in obs] for b in stack.bands]
@@ -151,7 +154,7 @@ def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 
         threads=max(1, (os.cpu_count() or 1) // max(1, workers)), compress=compress,
         tags={**_rule_tags(_tags(stack, scale), rule, date_path),
               **{str(k): str(v) for k, v in (tags or {}).items()}},
-        rule=rule, date_path=date_path,
+        rule=rule, date_path=date_path, scheduler=scheduler,
     )
 
 

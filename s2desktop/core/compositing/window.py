@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import signal
-from typing import Any
+import threading
 
 import numpy as np
 import rasterio
@@ -34,7 +34,35 @@ from s2desktop.core.rasterinfo import gdal_error_text, open_raster
 
 GDAL_CACHEMAX_MB = 64
 
-_W: dict[str, Any] = {}  # this process's open datasets, GDAL environment and scratch buffers
+
+
+class _ThreadState(threading.local):
+    """A worker thread's open datasets, GDAL environment and scratch buffers, used like a dict: a pool
+    process has one thread, a Dask worker may run windows on several."""
+
+    def __getitem__(self, key):
+        return self.__dict__[key]
+
+    def __setitem__(self, key, value):
+        self.__dict__[key] = value
+
+    def __contains__(self, key) -> bool:
+        return key in self.__dict__
+
+    def get(self, key, default=None):
+        return self.__dict__.get(key, default)
+
+    def setdefault(self, key, default):
+        return self.__dict__.setdefault(key, default)
+
+    def values(self):
+        return self.__dict__.values()
+
+    def clear(self) -> None:
+        self.__dict__.clear()
+
+
+_W = _ThreadState()
 
 
 def harmonise(arr: np.ndarray, offset: int) -> np.ndarray:
@@ -62,6 +90,14 @@ def _init_worker(threads: int, parent_pid: int | None = None) -> None:
     _W["env"] = env
     _W["scratch"] = {}
     _W["datasets"] = {}
+
+
+def _process_window_on_cluster(task: WindowTask, threads: int) -> WindowTiles:
+    """A window on a Dask worker: the thread is set up for windows on its first one and stays so (datasets kept
+    open for the next)."""
+    if "env" not in _W:
+        _init_worker(threads)
+    return _process_window(task)
 
 
 def _dataset(path: str, classes: bool = False):

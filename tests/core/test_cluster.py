@@ -1,0 +1,148 @@
+"""The windows on a Dask cluster: a real `distributed.LocalCluster` of 2 worker processes x 1 thread."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import rasterio
+
+from s2desktop.core.compositing import composite
+from s2desktop.core.errors import CancelledError, InvalidInputError
+from s2desktop.core.pipeline import CompositeOptions, Job, run_composite
+from s2desktop.core.progress import CancelToken
+from s2desktop.core.stack import from_files
+from tests.core.test_pipeline import _request
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as c, distributed.Client(c) as client:
+        yield c, client
+
+
+def _levels(path) -> list[np.ndarray]:
+    with rasterio.open(path) as ds:
+        levels = [ds.read()] + [None] * len(ds.overviews(1))
+    for i in range(1, len(levels)):
+        with rasterio.open(path, overview_level=i - 1) as ds:
+            levels[i] = ds.read()
+    return levels
+
+
+def _same_output(a, b) -> None:
+    """Pixels of every level, tags (but the time it was made), descriptions and layout alike."""
+    for x, y in zip(_levels(a), _levels(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+    with rasterio.open(a) as da, rasterio.open(b) as db:
+        ta, tb = da.tags(), db.tags()
+        ta.pop("CREATED", None), tb.pop("CREATED", None)
+        assert ta == tb and da.descriptions == db.descriptions and da.profile == db.profile
+        assert db.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+
+
+def _scheduler_tasks(client) -> int:
+    return client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+
+
+def test_an_l2a_tile_on_the_cluster_is_the_pools(seeded_s3, tmp_path, cluster):
+    c, _client = cluster
+    pool_out, pool_count = tmp_path / "pool.tif", tmp_path / "pool_n.tif"
+    options = CompositeOptions(str(pool_out), workers=2, count_path=str(pool_count), window_size=128)
+    result = Job(_request(seeded_s3, "l2a", tmp_path, composite=options)).run()
+    assert result.composite.windows >= 1 and result.inputs.masked == 3  # its JP2s: one block, one window
+    seen = []
+    on_cluster = replace(options, output=str(tmp_path / "dask.tif"), count_path=str(tmp_path / "dask_n.tif"),
+                         scheduler=c.scheduler_address)
+    run_composite(result.inputs, on_cluster, progress=seen.append)
+    _same_output(pool_out, tmp_path / "dask.tif")
+    _same_output(pool_count, tmp_path / "dask_n.tif")
+    assert [e.items_done for e in seen if not e.message] == list(range(result.composite.windows + 1))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["dask.tif", "dask_n.tif", "pool.tif",
+                                                                          "pool_n.tif"]
+
+
+def test_cancel_leaves_no_output_and_no_task_on_the_cluster(raster_stack, tmp_path, cluster):
+    c, client = cluster
+    st = raster_stack(dates=3, size=1100, block=128)
+    cancel = CancelToken()
+
+    def progress(e):
+        if e.items_done >= 2:
+            cancel.set()
+
+    out = tmp_path / "out" / "c.tif"
+    out.parent.mkdir()
+    with pytest.raises(CancelledError):
+        composite(from_files(st.red, st.green, st.blue), out, count_path=out.with_name("n.tif"), window_size=128,
+                  scheduler=c.scheduler_address, progress=progress, cancel=cancel)
+    assert list(out.parent.iterdir()) == []
+    deadline = time.monotonic() + 20
+    while _scheduler_tasks(client) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _scheduler_tasks(client) == 0
+    assert not any(client.processing().values())
+
+
+def test_a_worker_killed_mid_job_still_gives_the_whole_output(raster_stack, tmp_path, cluster):
+    c, client = cluster
+    st = raster_stack(dates=3, size=1100, block=128)
+    stack = from_files(st.red, st.green, st.blue)
+    composite(stack, tmp_path / "pool.tif", workers=2, window_size=128)
+    pids = list(client.run(os.getpid).values())
+    killed = []
+
+    def progress(e):
+        if e.items_done == 3 and not killed:
+            os.kill(pids[0], signal.SIGKILL)  # the nanny starts another; its windows run elsewhere
+            killed.append(pids[0])
+
+    composite(stack, tmp_path / "dask.tif", window_size=128, scheduler=c.scheduler_address, progress=progress)
+    assert killed
+    _same_output(tmp_path / "pool.tif", tmp_path / "dask.tif")
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_a_local_cluster_started_for_the_job(raster_stack, tmp_path):
+    st = raster_stack(dates=3, size=300, block=128)
+    stack = from_files(st.red, st.green, st.blue)
+    composite(stack, tmp_path / "pool.tif", workers=2, window_size=128)
+    composite(stack, tmp_path / "local.tif", workers=2, window_size=128, scheduler="local")
+    _same_output(tmp_path / "pool.tif", tmp_path / "local.tif")
+
+
+def test_without_dask_a_scheduler_says_what_to_install(raster_stack, tmp_path, monkeypatch):
+    st = raster_stack(dates=2, size=100, block=64)
+    stack = from_files(st.red, st.green, st.blue)
+    with pytest.raises(InvalidInputError, match=r"^scheduler 'localhost:8786': give 'local' or an address"):
+        composite(stack, tmp_path / "c.tif", scheduler="localhost:8786")
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed: importing it fails
+    with pytest.raises(InvalidInputError, match=r"^a Dask scheduler needs dask.distributed: pip install "
+                                                r"'s2desktop\[dask\]'$"):
+        composite(stack, tmp_path / "c.tif", scheduler="tcp://127.0.0.1:8786")
+    assert list(tmp_path.glob("*.tif")) == []
+
+
+def test_the_command_line_takes_the_scheduler_from_the_environment(raster_stack, tmp_path, monkeypatch, capsys,
+                                                                    cluster):
+    from s2desktop.cli import main
+
+    c, _client = cluster
+    st = raster_stack(dates=2, size=300, block=128)
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", c.scheduler_address)
+    args = ["composite", "--red", *map(str, st.red), "--green", *map(str, st.green), "--blue", *map(str, st.blue),
+            "-o", str(tmp_path / "c.tif")]
+    assert main(args) == 0
+    assert (tmp_path / "c.tif").exists()
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    assert main([*args[:-1], str(tmp_path / "d.tif")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "pip install 's2desktop[dask]'" in err and not (tmp_path / "d.tif").exists()
