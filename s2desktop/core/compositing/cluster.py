@@ -68,7 +68,7 @@ def run_on_cluster(tasks: Iterable, scheduler: str, fn: Callable, args: tuple, o
     try:
         if scheduler == "local":
             cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+                                   dashboard_address=":0")
         client = _connect(Client, cluster or scheduler)
         try:
             _submit_all(client, list(tasks), fn, args, on_result, cancel)
