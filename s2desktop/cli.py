@@ -172,6 +172,9 @@ def _add_composite(sub) -> None:
     p.add_argument("--compress", default="zstd", choices=("zstd", "deflate"),
                    help="output compression, with predictor 2 (default zstd: fast; deflate: for old readers)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--dry-run", action="store_true",
+                   help="only print the plan: what it fetches (bytes, requests), its windows and tasks, the "
+                   "memory per worker; nothing is downloaded or written")
 
 
 class _EventLine:
@@ -287,6 +290,28 @@ def _area_of(args: argparse.Namespace):
     return None
 
 
+def _composite_dry_run(args: argparse.Namespace, options, files_mode: bool) -> int:
+    """Print what the composite would fetch and take, computed from its plan."""
+    from s2desktop.core.compositing.estimate import estimate
+    from s2desktop.core.compositing.plan import make_plan
+    from s2desktop.core.pipeline import Job
+    from s2desktop.core.stack import from_files
+
+    if files_mode:
+        offsets = args.offset[0] if args.offset is not None and len(args.offset) == 1 else args.offset
+        stack = from_files(args.red or [], args.green or [], args.blue or [], offsets=offsets, mask=args.mask)
+        plan = make_plan(stack, options.output, workers=options.workers, scale=options.scale,
+                         count_path=options.count_path, overwrite=True, compress=options.compress,
+                         method=options.method, date_path=options.date_band)
+        fetch, est = "fetch: nothing (local files)", estimate(plan)
+    else:
+        request = _tile_request(args, out=args.out_dir, composite=options, mask=args.mask)
+        cost, est = Job(request).estimate()
+        fetch = f"fetch: {cost.describe()}"
+    print("\n".join([f"plan of {options.output} (dry run: nothing fetched or written)", fetch, *est.lines()]))
+    return 0
+
+
 def _run_composite(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -321,6 +346,8 @@ def _run_composite(args: argparse.Namespace) -> int:
                                compress=args.compress, overwrite=args.overwrite, method=method,
                                date_band=args.date_band,
                                scheduler=check_scheduler(scheduler_from_env(args.scheduler)))
+    if args.dry_run:
+        return _composite_dry_run(args, options, files_mode)
     line = _EventLine()
     try:
         if files_mode:

@@ -22,6 +22,7 @@ Every step checks the cancel object between its parts and raises CancelledError;
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -202,6 +203,39 @@ class Job:
                                              f"(--mask {r.mask}) are composited unmasked: {', '.join(unmasked[:5])}"
                                              + (", ..." if len(unmasked) > 5 else "")))
         return Plan(tuple(scenes), tuple(tasks), bool(allowed))
+
+    def estimate(self, scenes=None):
+        """What the request would fetch and take, without fetching it: (the download's pricing.Cost -- bytes
+        and requests --, the composite's compositing.CompositeEstimate -- windows, tasks, memory per worker),
+        the windows planned on the bands' grid as the composite will (one band's header read for it)."""
+        from s2desktop.core.compositing.estimate import estimate_grid
+
+        if self.request.area is not None:
+            raise InvalidInputError("a dry run of an area is not planned yet: give a tile or files")
+        plan = self.plan(scenes)
+        options = self.request.composite or CompositeOptions("")
+        shape, block = self._grid_of(next(t for t in plan.tasks if t.band == self.request.bands[0]))
+        kwargs = {} if options.window_size is None else {"window_size": options.window_size}
+        workers = options.workers if options.workers is not None else (os.cpu_count() or 1)
+        return self.cost(plan), estimate_grid(
+            shape, block, len(plan.scenes), len(self.request.bands), scale=options.scale, workers=workers,
+            count=bool(options.count_path), date_band=bool(options.date_band), compress=options.compress, **kwargs)
+
+    def _grid_of(self, task) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(height, width) and internal block of a band: its downloaded file, else the object's header."""
+        import rasterio
+        from rasterio.errors import RasterioIOError
+
+        from s2desktop.core.errors import RasterError
+        from s2desktop.core.rasterinfo import gdal_error_text
+
+        local = Path(task.dest).is_file()
+        path = str(task.dest) if local else streaming.object_path(self.source, task.key)
+        try:
+            with rasterio.Env(**({} if local else streaming.gdal_env(self.source))), rasterio.open(path) as ds:
+                return (ds.height, ds.width), ds.block_shapes[0]
+        except RasterioIOError as exc:
+            raise RasterError(f"{path}: {gdal_error_text(exc)}") from None
 
     def cost(self, plan: Plan):
         """What downloading ``plan`` will cost (files already verified on disk left out): a pricing.Cost."""
