@@ -307,7 +307,7 @@ def _composite_dry_run(args: argparse.Namespace, options, files_mode: bool) -> i
     else:
         request = _tile_request(args, out=args.out_dir, composite=options, mask=args.mask)
         cost, est = Job(request).estimate()
-        fetch = f"fetch: {cost.describe()}"
+        fetch = f"fetch: {cost.describe()}" + (f" in {cost.requests} request(s)" if cost.bytes else "")
     print("\n".join([f"plan of {options.output} (dry run: nothing fetched or written)", fetch, *est.lines()]))
     return 0
 

@@ -210,15 +210,19 @@ class Job:
         the windows planned on the bands' grid as the composite will (one band's header read for it)."""
         from s2desktop.core.compositing.estimate import estimate_grid
 
-        if self.request.area is not None:
-            raise InvalidInputError("a dry run of an area is not planned yet: give a tile or files")
-        plan = self.plan(scenes)
         options = self.request.composite or CompositeOptions("")
-        shape, block = self._grid_of(next(t for t in plan.tasks if t.band == self.request.bands[0]))
+        if self.request.area is not None:  # on the area's grid, in the VRTs' blocks, one date per acquisition
+            grid, _region, acqs, used = self._area_plan(scenes)
+            cost, shape, block, dates = self._area_fetch(used, grid), (grid.height, grid.width), \
+                (streaming.BLOCK, streaming.BLOCK), len(acqs)
+        else:
+            plan = self.plan(scenes)
+            cost, dates = self.cost(plan), len(plan.scenes)
+            shape, block = self._grid_of(next(t for t in plan.tasks if t.band == self.request.bands[0]))
         kwargs = {} if options.window_size is None else {"window_size": options.window_size}
         workers = options.workers if options.workers is not None else (os.cpu_count() or 1)
-        return self.cost(plan), estimate_grid(
-            shape, block, len(plan.scenes), len(self.request.bands), scale=options.scale, workers=workers,
+        return cost, estimate_grid(
+            shape, block, dates, len(self.request.bands), scale=options.scale, workers=workers,
             count=bool(options.count_path), date_band=bool(options.date_band), compress=options.compress, **kwargs)
 
     def _grid_of(self, task) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -271,6 +275,26 @@ class Job:
         """The area's composite on its own grid, clipped to it: from COGs, the windows under the area fetched
         (or found in the cache); from JPEG 2000 sources, the tiles' files downloaded first."""
         r = self.request
+        grid, region, acqs, used = self._area_plan(scenes)
+        scratch = Path(tempfile.mkdtemp(prefix="s2desktop-area-"))
+        try:
+            locate, downloads, origin = self._area_rasters(used, grid, scratch)
+            check_cancel(self.cancel, "composite cancelled")
+            inputs = streaming.build_inputs(acqs, grid, locate, scratch, mask=MASK_BAND in mask_bands_for(r.mask),
+                                            origin=origin)
+            tiles = ",".join(sorted({s.tile for s in used}))
+            tags = {**areas.area_tags(r.area, grid, r.composite.scale), "TILE": tiles, **(r.composite.tags or {})}
+            options = replace(r.composite, clip=region, tags=tags)
+            result = run_composite(inputs, options, self.progress, self.cancel)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+            self._cache().trim()
+        return JobResult(tuple(used), downloads, inputs, result)
+
+    def _area_plan(self, scenes=None):
+        """An area's grid (checked before any request), its region on it, and the acquisitions that cover it
+        -> (grid, region, acquisitions, the scenes used in mosaic order)."""
+        r = self.request
         if r.composite is None:
             raise InvalidInputError("an area has no files to download: give it a composite output")
         grid = areas.check_size(r.area, r.resolution, r.crs)  # too large: said before any request
@@ -291,20 +315,24 @@ class Job:
                                                      f"{grid.resolution:g} m ({grid.crs})" + (
                                                          f"; {skipped} scene(s) left out, covered by a tile "
                                                          "before them" if skipped else "")))
-        scratch = Path(tempfile.mkdtemp(prefix="s2desktop-area-"))
-        try:
-            locate, downloads, origin = self._area_rasters(used, grid, scratch)
-            check_cancel(self.cancel, "composite cancelled")
-            inputs = streaming.build_inputs(acqs, grid, locate, scratch, mask=MASK_BAND in mask_bands_for(r.mask),
-                                            origin=origin)
-            tiles = ",".join(sorted({s.tile for s in used}))
-            tags = {**areas.area_tags(r.area, grid, r.composite.scale), "TILE": tiles, **(r.composite.tags or {})}
-            options = replace(r.composite, clip=region, tags=tags)
-            result = run_composite(inputs, options, self.progress, self.cancel)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-            self._cache().trim()
-        return JobResult(tuple(used), downloads, inputs, result)
+        return grid, region, acqs, used
+
+    def _area_fetch(self, used, grid):
+        """What an area's inputs take to fetch -> pricing.Cost: its COGs' windows not cached (their headers are
+        read for it: the requests of the plan), a local mirror's nothing, a JPEG 2000 source's files."""
+        if self.source.layout != "cogs":
+            return self.cost(self.plan(used))
+        if self.source.is_local:
+            return pricing.Cost(0, 0, None, self.source.region or "")
+        masked = MASK_BAND in mask_bands_for(self.request.mask)
+        bands = RGB_BANDS + ((MASK_BAND,) if masked else ())
+        store, cache = self.source.store, self._cache()
+        wanted = {(s.scene_id, b): fetch.Remote(k, *_etag_size(store, s, k), s.tile)
+                  for s in used for b, k in s.bands.items() if b in bands}
+        pieces = [p for p in fetch.plan_pieces(store, wanted, grid, cache, None, self.cancel).values()
+                  if p is not None and cache.get(cache.key(p.identity, p.etag)) is None]
+        return pricing.Cost(sum(p.nbytes for p in pieces), sum(len(fetch.ranges(p)) for p in pieces), None,
+                            self.source.region or "")
 
     def _area_rasters(self, scenes, grid, scratch: Path):
         """-> (locate(scene, band) -> the raster to read or None, downloads, where the scenes' metadata came
