@@ -146,3 +146,23 @@ def test_the_command_line_takes_the_scheduler_from_the_environment(raster_stack,
     assert main([*args[:-1], str(tmp_path / "d.tif")]) != 0
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "pip install 's2desktop[dask]'" in err and not (tmp_path / "d.tif").exists()
+
+
+def test_an_input_a_worker_cannot_read_is_one_line_naming_it_and_the_worker(raster_stack, tmp_path, cluster):
+    from s2desktop.core.compositing.cluster import run_on_cluster
+    from s2desktop.core.compositing.plan import make_plan
+    from s2desktop.core.compositing.window import _process_window_on_cluster
+    from s2desktop.core.errors import NotFoundError
+
+    c, client = cluster
+    st = raster_stack(dates=2, size=300, block=128)
+    plan = make_plan(from_files(st.red, st.green, st.blue, mask="none"), tmp_path / "c.tif", window_size=128)
+    gone = str(tmp_path / "elsewhere" / "B04.tif")  # e.g. a path only the machine that planned has
+    rasters = ((gone,) + plan.inputs.rasters[0][1:],) + plan.inputs.rasters[1:]
+    tasks = [replace(t, inputs=replace(t.inputs, rasters=rasters)) for t in plan.tasks]
+    workers = set(client.scheduler_info()["workers"])
+    with pytest.raises(NotFoundError) as e:
+        run_on_cluster(tasks, c.scheduler_address, _process_window_on_cluster, (1,), lambda r: None, None, 2)
+    message = str(e.value)
+    assert "\n" not in message and message.startswith(f"{gone}: no such file (on the Dask worker at tcp://")
+    assert message[message.rindex(" ") + 1:-1] in workers

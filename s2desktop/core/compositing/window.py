@@ -29,7 +29,7 @@ from s2desktop.core.compositing.plan import WindowInputs, WindowTask
 from s2desktop.core.compositing.pool import _die_with_parent, _keep_freed_memory
 from s2desktop.core.compositing.rules import reduce
 from s2desktop.core.compositing.tiles import WindowTiles, window_tiles
-from s2desktop.core.errors import InvalidInputError, RasterError
+from s2desktop.core.errors import InvalidInputError, RasterError, S2Error
 from s2desktop.core.rasterinfo import gdal_error_text, open_raster
 
 GDAL_CACHEMAX_MB = 64
@@ -94,10 +94,15 @@ def _init_worker(threads: int, parent_pid: int | None = None) -> None:
 
 def _process_window_on_cluster(task: WindowTask, threads: int) -> WindowTiles:
     """A window on a Dask worker: the thread is set up for windows on its first one and stays so (datasets kept
-    open for the next)."""
+    open for the next). An input it cannot read fails in one line naming the input and the worker."""
     if "env" not in _W:
         _init_worker(threads)
-    return _process_window(task)
+    try:
+        return _process_window(task)
+    except S2Error as exc:
+        from distributed import get_worker
+
+        raise type(exc)(f"{exc} (on the Dask worker at {get_worker().address})") from None
 
 
 def _dataset(path: str, classes: bool = False):
