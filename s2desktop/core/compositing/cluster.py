@@ -14,7 +14,6 @@ Dask is optional (`pip install 's2desktop[dask]'`); without it a scheduler is re
 
 from __future__ import annotations
 
-import logging
 import os
 import uuid
 from typing import Any, Callable, Iterable
@@ -22,8 +21,6 @@ from typing import Any, Callable, Iterable
 from s2desktop.core.compositing.pool import CANCELLED
 from s2desktop.core.errors import InvalidInputError, RasterError, S2Error
 from s2desktop.core.progress import check_cancel
-
-log = logging.getLogger(__name__)
 
 ENV_SCHEDULER = "DASK_SCHEDULER_ADDRESS"
 INSTALL = "pip install 's2desktop[dask]'"

@@ -32,10 +32,11 @@ import rasterio
 from affine import Affine
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.io import MemoryFile
+from tifffile import FileHandle, TiffFile, TiffWriter
 
 from s2desktop.core import fsutil
 from s2desktop.core.compositing.plan import DATE_BAND_ENCODING, CompositePlan
-from s2desktop.core.compositing.tiles import TILE, Layer, Pyramid, WindowTiles, encode_tile, overview_factors
+from s2desktop.core.compositing.tiles import TILE, Layer, Pyramid, WindowTiles, encode_tile
 
 log = logging.getLogger(__name__)
 
@@ -177,8 +178,6 @@ def template_tags(plan: CompositePlan) -> dict[str, list[tuple]]:
 def _template_tags(layer: Layer, plan: CompositePlan) -> list[tuple]:
     """The GeoTIFF and GDAL metadata tags GDAL writes for this output (georeferencing, nodata, the product's
     tags, band descriptions), taken from a one-pixel GTiff written with the same settings."""
-    from tifffile import TiffFile
-
     profile = dict(driver="GTiff", width=1, height=1, count=layer.bands, dtype=layer.dtype, crs=plan.crs,
                    transform=plan.out_transform)
     if layer.nodata is not None:
@@ -238,9 +237,6 @@ def _write_cog(out: Output, pyramid: Pyramid, index: dict, extratags: list[tuple
 
 def _header(layer: Layer, pyramid: Pyramid, extratags: list[tuple], sizes: list[int]) -> bytes:
     """The COG's header for tiles of `sizes` (in COG order): the TIFF header, GDAL's ghost area, the IFDs."""
-    from tifffile import TiffFile, TiffWriter
-    from tifffile.tifffile import FileHandle
-
     bigtiff = _uncompressed(layer, pyramid) > 2 ** 32 - 2 ** 28  # GDAL's BIGTIFF=IF_SAFER, roughly
     head = 16 if bigtiff else 8
     ghost = f"GDAL_STRUCTURAL_METADATA_SIZE={len(_GHOST):06d} bytes\n{_GHOST}".encode()
@@ -268,8 +264,6 @@ def _header(layer: Layer, pyramid: Pyramid, extratags: list[tuple], sizes: list[
 def _patch_offsets(buf: io.BytesIO, pyramid: Pyramid, sizes: list[int]) -> bytes:
     """Fill in each level's tile offsets and byte counts: the tiles follow the header in COG order, each after
     its 4-byte leader."""
-    from tifffile import TiffFile
-
     size = len(buf.getbuffer())
     position, offsets = size, []
     for n in sizes:
