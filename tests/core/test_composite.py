@@ -535,6 +535,7 @@ def test_the_cog_is_what_gdals_cog_driver_makes_of_its_pixels(raster_stack, tmp_
                 np.testing.assert_array_equal(a.read(), b.read(), err_msg=f"{path.name} level {level}")
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # the output has no grid here
 @pytest.mark.parametrize("bands", [1, 2, 5])
 def test_tiles_encoded_in_the_windows_read_back_in_gdal(tmp_path, bands):
     """Any number of bands: each window's tiles and pieces, spilled and assembled, read back as written, with

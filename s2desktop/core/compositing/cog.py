@@ -40,7 +40,7 @@ from s2desktop.core.compositing.tiles import TILE, Layer, Pyramid, WindowTiles, 
 
 log = logging.getLogger(__name__)
 
-PARENT_CACHEMAX_MB = 128
+PARENT_CACHEMAX_MB = 32  # the small levels are built in memory: a larger cache would hold them twice
 # The tiles are compressed with ZSTD level 1 + predictor 2 by default: on a full 10980 px RGB composite GDAL's
 # copy with DEFLATE level 1 took 7.9 s where ZSTD level 1 took 2.6 s, for the same size; every GDAL >= 2.3 based
 # reader (QGIS, rasterio, the GDAL tools) opens ZSTD. `compress="DEFLATE"` is there for old libtiff-only readers.

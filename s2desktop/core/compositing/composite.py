@@ -24,7 +24,7 @@ from pathlib import Path
 
 from s2desktop.core.compositing import cog
 from s2desktop.core.compositing.plan import TARGET_WINDOW, CompositePlan, make_plan
-from s2desktop.core.compositing.pool import CANCELLED, _keep_freed_memory, _run_pool
+from s2desktop.core.compositing.pool import CANCELLED, _run_pool
 from s2desktop.core.compositing.cluster import run_on_cluster
 from s2desktop.core.compositing.window import (
     _close_worker,
@@ -93,7 +93,6 @@ def composite(stack: Stack, output, *, workers: int | None = None, scale: int = 
 
 def _write_cogs(plan: CompositePlan, temps: cog.Temporaries, progress, cancel) -> None:
     """Every window's tiles into the spill file(s), then the small overview levels, then the COG(s)."""
-    _keep_freed_memory()
     with cog.parent_env():
         writer = cog.CogWriter(plan.inputs.pyramid, temps, cog.template_tags(plan))
         try:
