@@ -25,6 +25,20 @@ sys.path.insert(0, str(REPO))
 from tests.benchmarks.bench_cog_inputs import make_inputs  # noqa: E402
 
 
+def _cpu_self() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _cpu_children() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def _peak_rss_mib() -> float:
     import resource
 
@@ -59,15 +73,18 @@ def main() -> None:
             Client(cluster) as client, tempfile.TemporaryDirectory(prefix="s2bench-cluster-") as tmp:
         ratios = []
         for r in range(opts.rounds):
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), _cpu_self() + _cpu_children()
             composite(stack, Path(tmp) / "pool.tif", workers=2, overwrite=True)
-            pool = time.perf_counter() - t
-            t = time.perf_counter()
+            pool, pool_cpu = time.perf_counter() - t, _cpu_self() + _cpu_children() - cpu
+            workers_cpu = sum(client.run(_cpu_self).values())
+            t, cpu = time.perf_counter(), _cpu_self()
             composite(stack, Path(tmp) / "dask.tif", workers=2, overwrite=True, scheduler=cluster.scheduler_address)
             dask = time.perf_counter() - t
+            dask_cpu = _cpu_self() - cpu + sum(client.run(_cpu_self).values()) - workers_cpu
             peaks = sorted(client.run(_peak_rss_mib).values())
             ratios.append(dask / pool)
-            print(f"round {r + 1}: pool {pool:.1f} s, LocalCluster {dask:.1f} s: {dask / pool:.2f}x; peak memory "
+            print(f"round {r + 1}: pool {pool:.1f} s ({pool_cpu:.1f} CPU-s), LocalCluster {dask:.1f} s "
+                  f"({dask_cpu:.1f} CPU-s, this process's scheduler included): {dask / pool:.2f}x; peak memory "
                   f"per Dask worker {', '.join(f'{p:.0f}' for p in peaks)} MiB; identical: "
                   f"{_same(Path(tmp) / 'pool.tif', Path(tmp) / 'dask.tif')}", flush=True)
         print(f"LocalCluster / pool, median over {len(ratios)} round(s): {statistics.median(ratios):.2f} "
