@@ -166,3 +166,31 @@ def test_an_input_a_worker_cannot_read_is_one_line_naming_it_and_the_worker(rast
     message = str(e.value)
     assert "\n" not in message and message.startswith(f"{gone}: no such file (on the Dask worker at tcp://")
     assert message[message.rindex(" ") + 1:-1] in workers
+
+
+def test_an_area_over_two_tiles_streamed_from_cogs_on_the_cluster_is_the_pools(seeded_s3, scratch_bucket, tmp_path,
+                                                                               cluster):
+    """The area's windows are fetched here into files the workers share (one machine): 32UQU and 33UUP, 33UUP
+    reprojected onto zone 32's grid; one date of both tiles, one of each alone."""
+    import datetime as dt
+
+    from s2desktop.core import areas
+    from s2desktop.core.pipeline import Request, SourceSpec
+    from tests.helpers import constant_cog_scene, upload_public
+
+    c, _client = cluster
+    root = tmp_path / "bucket"
+    a, b, d = dt.date(2023, 7, 1), dt.date(2023, 7, 3), dt.date(2023, 7, 5)
+    for tile, date, value in (("32UQU", a, 1000), ("33UUP", a, 1000), ("33UUP", b, 3000), ("32UQU", d, 2500)):
+        constant_cog_scene(root, tile, date, value)
+    upload_public(seeded_s3, scratch_bucket, root)
+    area = areas.parse_bbox("12.10,48.00,12.50,48.30")
+    outputs = {}
+    for name, scheduler in (("pool", None), ("dask", c.scheduler_address)):
+        outputs[name] = tmp_path / f"{name}.tif"
+        Job(Request(SourceSpec("cogs", endpoint_url=seeded_s3.endpoint, bucket=scratch_bucket), area=area,
+                    resolution=500, crs="EPSG:32632", start=a, end=d, cache_dir=tmp_path / "cache",
+                    composite=CompositeOptions(str(outputs[name]), workers=2, scheduler=scheduler))).run()
+    _same_output(outputs["pool"], outputs["dask"])
+    with rasterio.open(outputs["dask"]) as ds:
+        assert set(ds.tags()["TILE"].split(",")) == {"32UQU", "33UUP"} and len(np.unique(ds.read(1))) > 2
