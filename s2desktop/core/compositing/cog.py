@@ -226,13 +226,39 @@ def _write_cog(out: Output, pyramid: Pyramid, index: dict, extratags: list[tuple
     if missing:
         raise RuntimeError(f"{out.path.name}: tile {missing[0]} was never written")
     header = _header(out.layer, pyramid, extratags, [index[k][1] for k in order])
-    with open(out.spill, "rb") as spill, open(out.part, "wb") as dst:
-        dst.write(header)
+    with open(out.spill, "rb") as spill, open(out.part, "wb", buffering=0) as dst:
+        src, fd = spill.fileno(), dst.fileno()
+        _write_all(fd, header)
         for key in order:
             offset, size = index[key]
-            spill.seek(offset)
-            data = spill.read(size)
-            dst.write(struct.pack("<I", size) + data + data[-4:])  # GDAL's leader and trailer
+            trailer = os.pread(src, 4, offset + size - 4)  # GDAL's trailer: the tile's last 4 bytes again
+            _write_all(fd, struct.pack("<I", size))  # GDAL's leader: the tile's size
+            _copy_range(src, fd, offset, size)
+            _write_all(fd, trailer)
+
+
+def _copy_range(src: int, dst: int, offset: int, size: int) -> None:
+    """`size` bytes of `src` from `offset` to `dst` at its position: in the kernel where it can
+    (copy_file_range), else read and written."""
+    copy = getattr(os, "copy_file_range", None)
+    while size > 0:
+        try:
+            n = copy(src, dst, size, offset) if copy else 0
+        except OSError:  # e.g. across file systems on an old kernel
+            n, copy = 0, None
+        if not n:
+            data = os.pread(src, min(size, 16 << 20), offset)
+            if not data:
+                raise OSError(f"the spill file ended {size} bytes early")
+            _write_all(dst, data)
+            n = len(data)
+        offset, size = offset + n, size - n
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _header(layer: Layer, pyramid: Pyramid, extratags: list[tuple], sizes: list[int]) -> bytes:
