@@ -15,6 +15,7 @@ Dask is optional (`pip install 's2desktop[dask]'`); without it a scheduler is re
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from typing import Any, Callable, Iterable
 
@@ -77,17 +78,21 @@ def run_on_cluster(tasks: Iterable, scheduler: str, fn: Callable, args: tuple, o
 
 
 _AGAIN = object()
+_GATHER_ATTEMPTS = 20  # a window's tiles lost on their way back this many times: the job fails
 
 
-def _gathered(fut):
+def _gathered(fut, attempts: dict):
     """A finished window's tiles; `_AGAIN` when they were lost with their worker before they came back (the
-    cluster is computing them again); its failure as an S2Error with a one-line message."""
+    cluster computes them again: the window's own failure is the only error status); its failure as an S2Error
+    with a one-line message."""
     try:
         return fut.result()
     except S2Error:
         raise
     except Exception as exc:
-        if fut.status not in ("finished", "error", "cancelled"):
+        attempts[fut.key] = attempts.get(fut.key, 0) + 1
+        if fut.status not in ("error", "cancelled") and attempts[fut.key] < _GATHER_ATTEMPTS:
+            time.sleep(0.1)  # the client learns of the loss, then waits on the window again
             return _AGAIN
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise RasterError(f"compositing failed: {type(exc).__name__}: {first}") from None
@@ -109,6 +114,7 @@ def _submit_all(client, tasks: list, fn: Callable, args: tuple, on_result, cance
     limit = max(2, _IN_FLIGHT_PER_THREAD * sum(client.nthreads().values()))
     it = iter(tasks)
     pending: set = set()
+    attempts: dict = {}
     clean = False
     try:
         while True:
@@ -126,7 +132,7 @@ def _submit_all(client, tasks: list, fn: Callable, args: tuple, on_result, cance
                 continue
             pending = set(pending)
             for fut in done:
-                result = _gathered(fut)
+                result = _gathered(fut, attempts)
                 if result is _AGAIN:
                     pending.add(fut)
                 else:
