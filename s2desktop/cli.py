@@ -148,6 +148,10 @@ def _add_composite(sub) -> None:
     f.add_argument("--blue", nargs="+", metavar="FILE", help="B02 files")
     p.add_argument("-o", "--output", required=True, metavar="OUT.tif", help="output COG GeoTIFF")
     p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: all cores)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT|local",
+                   help="composite the windows on a Dask cluster: its scheduler's address (default: "
+                   "$DASK_SCHEDULER_ADDRESS if set), or 'local' for a cluster of --workers processes on this "
+                   "machine; needs pip install 's2desktop[dask]'")
     p.add_argument("--scale", type=int, default=1, choices=(1, 2, 4, 8),
                    help="reduced-resolution composite from JP2 resolution levels / overviews (default 1)")
     p.add_argument("--bands", metavar="BANDS", help="the bands to composite, in output order: names "
@@ -181,11 +185,13 @@ def _add_composite(sub) -> None:
     p.add_argument("--offset", type=int, nargs="+", metavar="0|-1000",
                    help="radiometric offset when the scene metadata is unknown: one value, one per date or "
                    "one per file (red files, then green, then blue; a date's three alike)")
-    p.add_argument("--dry-run", action="store_true", help="tile mode: only print the files to fetch (the --bands "
-                   "and the scenes' cloud masks) and what fetching them will cost")
     p.add_argument("--compress", default="zstd", choices=("zstd", "deflate"),
                    help="output compression, with predictor 2 (default zstd: fast; deflate: for old readers)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--dry-run", action="store_true",
+                   help="only print the plan: what it fetches (bytes, requests), its windows and tasks, the "
+                   "memory per worker, and for a tile each file (the --bands and the scenes' cloud masks); nothing "
+                   "is downloaded or written")
 
 
 class _EventLine:
@@ -301,9 +307,41 @@ def _area_of(args: argparse.Namespace):
     return None
 
 
+def _composite_dry_run(args: argparse.Namespace, options, bands, files_mode: bool) -> int:
+    """Print what the composite would fetch and take, computed from its plan; for a tile, then each file of
+    its --bands and the scenes' masks."""
+    from s2desktop.core.compositing.estimate import estimate
+    from s2desktop.core.compositing.plan import make_plan
+    from s2desktop.core.pipeline import Job
+    from s2desktop.core.stack import from_files
+
+    files = None
+    if files_mode:
+        offsets = args.offset[0] if args.offset is not None and len(args.offset) == 1 else args.offset
+        stack = from_files(args.red or [], args.green or [], args.blue or [], offsets=offsets, mask=args.mask)
+        plan = make_plan(stack, options.output, workers=options.workers, scale=options.scale,
+                         count_path=options.count_path, overwrite=True, compress=options.compress,
+                         method=options.method, date_path=options.date_band)
+        fetch, est = "fetch: nothing (local files)", estimate(plan)
+    else:
+        request = _tile_request(args, out=args.out_dir, composite=options, mask=args.mask,
+                                **({"bands": bands} if bands else {}))
+        job = Job(request, progress=_EventLine(quiet=("search",)))
+        scenes = job.search()
+        cost, est = job.estimate(scenes)
+        fetch = f"fetch: {cost.describe()}" + (f" in {cost.requests} request(s)" if cost.bytes else "")
+        if request.area is None:
+            files = (job, job.plan(scenes), request.download_dir)
+    print("\n".join([f"plan of {options.output} (dry run: nothing fetched or written)", fetch, *est.lines()]))
+    if files:
+        _print_plan(*files)
+    return 0
+
+
 def _run_composite(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from s2desktop.core.compositing.cluster import check_scheduler, scheduler_from_env
     from s2desktop.core.errors import InvalidInputError
     from s2desktop.core.methods import parse_method
     from s2desktop.core.pipeline import CompositeOptions
@@ -326,7 +364,7 @@ def _run_composite(args: argparse.Namespace) -> int:
     options = CompositeOptions(output=args.output, scale=args.scale, workers=args.workers, count_path=args.count,
                                compress=args.compress, overwrite=args.overwrite, method=method,
                                date_band=args.date_band, command=tuple(getattr(args, "argv", ()) or ()) or None,
-                               **_mask_rules(args))
+                               scheduler=check_scheduler(scheduler_from_env(args.scheduler)), **_mask_rules(args))
     if args.dry_run:
         return _composite_dry_run(args, options, bands, files_mode)
     _check_composite_outputs(options)  # before any download or decoding
@@ -338,22 +376,6 @@ def _run_composite(args: argparse.Namespace) -> int:
     extra = [str(p) for p in (result.count_path, result.date_path) if p]
     print(f"wrote {result.path} ({result.width}x{result.height}, {result.dates} date(s), {result.method}, "
           f"{result.seconds:.1f} s)" + "".join(f" and {p}" for p in extra) + f"; its record {options.record_file}")
-    return 0
-
-
-def _composite_dry_run(args: argparse.Namespace, options, bands, files_mode: bool) -> int:
-    """Tile mode's --dry-run: the files the composite needs (its --bands and the scenes' masks) and what
-    fetching them costs; nothing downloaded."""
-    from s2desktop.core.errors import InvalidInputError
-    from s2desktop.core.pipeline import Job
-
-    if files_mode or args.bbox or args.aoi:
-        raise InvalidInputError("--dry-run is for tile mode (--tile): files mode fetches nothing, and an area's "
-                                "windows are known once their headers are read")
-    request = _tile_request(args, out=args.out_dir, composite=options, mask=args.mask,
-                            **({"bands": bands} if bands else {}))
-    job = Job(request, progress=_EventLine(quiet=("search",)))
-    _print_plan(job, job.plan(), request.download_dir)
     return 0
 
 

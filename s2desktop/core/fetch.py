@@ -216,7 +216,7 @@ def _zeros(piece: Piece):
     return np.zeros((lv.tile_height, lv.tile_width), piece.header.dtype)
 
 
-def _ranges(piece: Piece) -> list[list[tuple[int, int, int]]]:
+def ranges(piece: Piece) -> list[list[tuple[int, int, int]]]:
     """The piece's tiles grouped into runs that one ranged GET fetches (consecutive in the file)."""
     runs: list[list[tuple[int, int, int]]] = []
     for tile in sorted(piece.tiles, key=lambda t: t[1]):
@@ -250,13 +250,13 @@ def fetch_pieces(store, pieces: dict, cache: WindowCache, scratch: Path, grid: O
         f"fetching {len(todo)} window(s), {human_bytes(total)}{note}" if todo else
         f"all {len(hits)} window(s) already cached: nothing to fetch")))
     run = _Run(store, cache if keep else None, Path(scratch), grid, todo, total, progress, stop)
-    tasks = [(item, tiles) for item, p in todo.items() for tiles in _ranges(p)]
+    tasks = [(item, tiles) for item, p in todo.items() for tiles in ranges(p)]
     try:
         run_abandonable(run.fetch, tasks, CONNECTIONS, stop, "cog-fetch")
     finally:
         run.settle()  # reads still stalled are abandoned; a window being written is finished or removed
     for item, p in todo.items():
-        if not _ranges(p):  # every tile sparse: nothing was fetched, the window is written all the same
+        if not ranges(p):  # every tile sparse: nothing was fetched, the window is written all the same
             run.complete(item)
     return {**hits, **run.paths}
 

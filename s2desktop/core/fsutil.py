@@ -124,7 +124,7 @@ _LIVE: set[Path] = set()  # temporary files being written now (removed by remove
 
 
 def track(paths) -> None:
-    """Temporary files written by other means than :func:`temp_file` (a composite's raw file and COG copy):
+    """Temporary files written by other means than :func:`temp_file` (a composite's tile spill file and COG):
     removed by :func:`remove_live_temps` too, until :func:`untrack`."""
     _LIVE.update(Path(p) for p in paths)
 

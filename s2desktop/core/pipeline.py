@@ -22,6 +22,7 @@ Every step checks the cancel object between its parts and raises CancelledError;
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -97,6 +98,7 @@ class CompositeOptions:
     def record_file(self) -> str:
         """Where the provenance record goes: ``OUT.json`` beside the output."""
         return str(Path(self.output).with_suffix(".json"))
+    scheduler: str | None = None  # the windows on a Dask cluster: its scheduler's address, or 'local'
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,8 @@ def run_composite(inputs: Stack, options: CompositeOptions, progress: ProgressFn
         inputs, options.output, workers=options.workers, scale=options.scale, count_path=options.count_file,
         overwrite=options.overwrite, progress=progress, cancel=cancel, compress=options.compress,
         clip=options.clip, tags=options.tags, method=options.method, date_path=options.date_band,
-        mask_classes=options.mask_classes, mask_buffer=options.mask_buffer, **kwargs,
+        mask_classes=options.mask_classes, mask_buffer=options.mask_buffer, scheduler=options.scheduler,
+        **kwargs,
     )
     provenance.write_record(result, inputs, options, request)
     return result
@@ -287,6 +290,43 @@ class Job:
                                      f"{r.mask}) are composited unmasked{why}: {', '.join(unmasked[:5])}"
                                      + (", ..." if len(unmasked) > 5 else "")))
 
+    def estimate(self, scenes=None):
+        """What the request would fetch and take, without fetching it: (the download's pricing.Cost -- bytes
+        and requests --, the composite's compositing.CompositeEstimate -- windows, tasks, memory per worker),
+        the windows planned on the bands' grid as the composite will (one band's header read for it)."""
+        from s2desktop.core.compositing.estimate import estimate_grid
+
+        options = self.request.composite or CompositeOptions("")
+        if self.request.area is not None:  # on the area's grid, in the VRTs' blocks, one date per acquisition
+            grid, _region, acqs, used = self._area_plan(scenes)
+            cost, shape, block, dates = self._area_fetch(used, grid), (grid.height, grid.width), \
+                (streaming.BLOCK, streaming.BLOCK), len(acqs)
+        else:
+            plan = self.plan(scenes)
+            cost, dates = self.cost(plan), len(plan.scenes)
+            shape, block = self._grid_of(next(t for t in plan.tasks if t.band == self.request.bands[0]))
+        kwargs = {} if options.window_size is None else {"window_size": options.window_size}
+        workers = options.workers if options.workers is not None else (os.cpu_count() or 1)
+        return cost, estimate_grid(
+            shape, block, dates, len(self.request.bands), scale=options.scale, workers=workers,
+            count=bool(options.count_path), date_band=bool(options.date_band), compress=options.compress, **kwargs)
+
+    def _grid_of(self, task) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(height, width) and internal block of a band: its downloaded file, else the object's header."""
+        import rasterio
+        from rasterio.errors import RasterioIOError
+
+        from s2desktop.core.errors import RasterError
+        from s2desktop.core.rasterinfo import gdal_error_text
+
+        local = Path(task.dest).is_file()
+        path = str(task.dest) if local else streaming.object_path(self.source, task.key)
+        try:
+            with rasterio.Env(**({} if local else streaming.gdal_env(self.source))), rasterio.open(path) as ds:
+                return (ds.height, ds.width), ds.block_shapes[0]
+        except RasterioIOError as exc:
+            raise RasterError(f"{path}: {gdal_error_text(exc)}") from None
+
     def cost(self, plan: Plan):
         """What downloading ``plan`` will cost (files already verified on disk left out): a pricing.Cost."""
         to_fetch = [t.size for t in plan.tasks if not download.is_verified(t)]
@@ -338,6 +378,20 @@ class Job:
         files or the downloads) and the composite options it takes (the area's clip and tags): what
         :meth:`run_area` composites and what `core.explain` reads a pixel of."""
         r = self.request
+        grid, region, acqs, used = self._area_plan(scenes)
+        locate, downloads, origin = self._area_rasters(used, grid, scratch)
+        check_cancel(self.cancel, "composite cancelled")
+        inputs = streaming.build_inputs(acqs, grid, locate, scratch, masks=mask_bands_for(r.mask),
+                                        origin=origin, bands=tuple(r.bands))
+        tiles = ",".join(sorted({s.tile for s in used}))
+        tags = {**areas.area_tags(r.area, grid, r.composite.scale), "TILE": tiles,
+                **streaming.resampling_tags(acqs, locate, r.bands, grid), **(r.composite.tags or {})}
+        return AreaInputs(inputs, replace(r.composite, clip=region, tags=tags), tuple(used), downloads)
+
+    def _area_plan(self, scenes=None):
+        """An area's grid (checked before any request), its region on it, and the acquisitions that cover it
+        -> (grid, region, acquisitions, the scenes used in mosaic order)."""
+        r = self.request
         grid = areas.check_size(r.area, r.resolution, r.crs)  # too large: said before any request
         scenes = list(scenes if scenes is not None else (r.scenes or self.search()))
         if not scenes:
@@ -357,14 +411,24 @@ class Job:
                                                      f"{grid.resolution:g} m ({grid.crs})" + (
                                                          f"; {skipped} scene(s) left out, covered by a tile "
                                                          "before them" if skipped else "")))
-        locate, downloads, origin = self._area_rasters(used, grid, scratch)
-        check_cancel(self.cancel, "composite cancelled")
-        inputs = streaming.build_inputs(acqs, grid, locate, scratch, masks=mask_bands_for(r.mask),
-                                        origin=origin, bands=tuple(r.bands))
-        tiles = ",".join(sorted({s.tile for s in used}))
-        tags = {**areas.area_tags(r.area, grid, r.composite.scale), "TILE": tiles,
-                **streaming.resampling_tags(acqs, locate, r.bands, grid), **(r.composite.tags or {})}
-        return AreaInputs(inputs, replace(r.composite, clip=region, tags=tags), tuple(used), downloads)
+        return grid, region, acqs, used
+
+    def _area_fetch(self, used, grid):
+        """What an area's inputs take to fetch -> pricing.Cost: its COGs' windows not cached (their headers are
+        read for it: the requests of the plan), a local mirror's nothing, a JPEG 2000 source's files."""
+        if self.source.layout != "cogs":
+            return self.cost(self.plan(used))
+        if self.source.is_local:
+            return pricing.Cost(0, 0, None, self.source.region or "")
+        masked = MASK_BAND in mask_bands_for(self.request.mask)
+        bands = tuple(self.request.bands) + ((MASK_BAND,) if masked else ())
+        store, cache = self.source.store, self._cache()
+        wanted = {(s.scene_id, b): fetch.Remote(k, *_etag_size(store, s, k), s.tile)
+                  for s in used for b, k in s.bands.items() if b in bands}
+        pieces = [p for p in fetch.plan_pieces(store, wanted, grid, cache, None, self.cancel).values()
+                  if p is not None and cache.get(cache.key(p.identity, p.etag)) is None]
+        return pricing.Cost(sum(p.nbytes for p in pieces), sum(len(fetch.ranges(p)) for p in pieces), None,
+                            self.source.region or "")
 
     def _area_rasters(self, scenes, grid, scratch: Path):
         """-> (locate(scene, band) -> the raster to read or None, downloads, where the scenes' metadata came

@@ -51,6 +51,24 @@ def test_thumbnail_png(capsys, shared_real, tmp_path):
     assert code == 2 and "1 band" in err
 
 
+def test_composite_dry_run_of_files_prints_the_plan_and_writes_nothing(capsys, raster_stack, tmp_path):
+    st = raster_stack(dates=4, size=1100, block=256)
+    out = tmp_path / "c.tif"
+    code, stdout, err = run(capsys, "composite", "--red", *st.red, "--green", *st.green, "--blue", *st.blue,
+                            "-o", out, "--workers", 2, "--count", tmp_path / "n.tif", "--dry-run")
+    assert code == 0, err
+    lines = stdout.splitlines()
+    assert lines[1] == "fetch: nothing (local files)"
+    assert lines[2].startswith("output: 1100 x 1100 px, 3 band(s) from 4 date(s), 3 level(s) (2 overview(s))")
+    # 1024 px windows of 256 px blocks: 2 x 2 of them; 4 in flight; full resolution and the first overview
+    # level tiled in the windows
+    assert lines[3].startswith("windows: 4 task(s) of up to 1024 x 1024 px, 4 in flight on 2 worker(s); "
+                               "the windows encode 2 level(s), the parent builds 1")
+    per_worker = (3 * 4 * 2 + 4 + 5 * 2) * 1024 * 1024  # the stack, validity and keys of the largest window
+    assert lines[4].startswith("memory: ") and float(lines[4].split()[1]) * 2 ** 20 > per_worker + (64 << 20)
+    assert list(tmp_path.iterdir()) == [tmp_path / "stack0"]
+
+
 def test_composite_files_mode(capsys, raster_stack, tmp_path):
     st = raster_stack(dates=3, baselines=["02.09", "04.00", "04.00"])
     out, cnt = tmp_path / "c.tif", tmp_path / "n.tif"

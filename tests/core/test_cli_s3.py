@@ -1,5 +1,6 @@
 """`s2desktop search` / `s2desktop download` through cli.main against the real S3 test server."""
 
+import datetime as dt
 import json
 
 import pytest
@@ -74,6 +75,33 @@ def test_download_dry_run_prints_the_plan_and_what_it_will_cost(seeded_s3, capsy
     assert not out_dir.exists()  # nothing downloaded, not even a folder
     code, out, err = _run(capsys, *query, "--source", "cogs", "--dry-run")
     assert code == 0 and "free of charge" in out.splitlines()[1]
+
+
+def test_composite_dry_run_prints_the_plan_from_the_bands_grid(seeded_s3, capsys, tmp_path):
+    from s2desktop.core.compositing.estimate import estimate
+    from s2desktop.core.compositing.plan import make_plan
+    from s2desktop.core.pipeline import CompositeOptions, Job, Request, SourceSpec
+
+    out_dir, out = tmp_path / "dl", tmp_path / "c.tif"
+    query = ["composite", "--tile", "33UUP", "--start", "2023-07-01", "--end", "2023-07-31", "--source", "l2a",
+             "--endpoint-url", seeded_s3.endpoint, "--out-dir", str(out_dir), "-o", str(out), "--workers", "2"]
+    code, text, err = _run(capsys, *query, "--dry-run")
+    assert code == 0, err
+    lines = text.splitlines()
+    assert lines[0].startswith(f"plan of {out}") and lines[1].startswith("fetch: ")
+    assert lines[2].startswith("output: 64 x 64 px, 3 band(s) from 3 date(s), 1 level(s)")
+    assert "windows: 1 task(s) of up to 64 x 64 px, 4 in flight on 2 worker(s)" in lines[3]
+    assert not out_dir.exists() and not out.exists()  # nothing downloaded or written
+    # the same figures as the plan of the downloaded inputs
+    request = Request(source=SourceSpec("l2a", endpoint_url=seeded_s3.endpoint), tile="33UUP",
+                      start=dt.date(2023, 7, 1), end=dt.date(2023, 7, 31), download_dir=out_dir,
+                      composite=CompositeOptions(str(out), workers=2))
+    job = Job(request)
+    cost, before = job.estimate()
+    plan = job.plan()
+    assert cost.bytes == plan.bytes_total > 0 and cost.requests >= len(plan.tasks)
+    job.download(plan)
+    assert estimate(make_plan(plan.inputs(), out, workers=2)) == before
 
 
 def test_every_argument_has_help_and_the_help_ends_with_examples(capsys):

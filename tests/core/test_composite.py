@@ -11,6 +11,7 @@ import numpy as np
 import psutil
 import pytest
 import rasterio
+import rasterio.shutil
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
@@ -423,12 +424,14 @@ def test_auto_mask_ignores_an_scl_of_another_tile(shared_real, tmp_path):
 
 
 def _gdal_overviews(arr: np.ndarray, factors: list[int], path, nodata) -> list[np.ndarray]:
-    """What GDAL's average overviews of `arr` are (built on a raw GTiff, as the compositor used to)."""
+    """What GDAL's average overviews of `arr` are (built band by band on a raw GTiff, as the compositor used to:
+    a pixel-interleaved one of more than 4 bands averages differently)."""
     from rasterio.enums import Resampling
 
     with rasterio.open(path, "w", driver="GTiff", width=arr.shape[-1], height=arr.shape[-2], count=arr.shape[0],
                        dtype=arr.dtype.name, nodata=nodata, tiled=True, blockxsize=512, blockysize=512,
-                       crs=CRS.from_epsg(32633), transform=from_origin(300000, 5000040, 10, 10)) as ds:
+                       interleave="band", crs=CRS.from_epsg(32633),
+                       transform=from_origin(300000, 5000040, 10, 10)) as ds:
         ds.write(arr)
         ds.build_overviews(factors, Resampling.average)
     out = []
@@ -444,7 +447,7 @@ def test_average_2x2_is_gdals_average_overview(tmp_path):
     rgb[:, rng.random((64, 96)) < 0.4] = 0  # blocks with 0 to 4 valid pixels, some none
     rgb[:, :4, :] = 0
     count = rng.integers(0, 256, (1, 64, 96)).astype(np.uint8)
-    from s2desktop.core.compositing.cog import average_2x2
+    from s2desktop.core.compositing.tiles import average_2x2
 
     np.testing.assert_array_equal(average_2x2(rgb, nodata=0), _gdal_overviews(rgb, [2], tmp_path / "a.tif", 0)[0])
     full = np.maximum(rgb, 1)  # every block whole: the path without a division
@@ -453,16 +456,17 @@ def test_average_2x2_is_gdals_average_overview(tmp_path):
 
 
 def test_overviews_from_the_windows_equal_gdals(raster_stack, tmp_path):
-    # 2100 px: overview levels 1050 (the windows' own 2 x 2 averages), 525 and 263 (GDAL's, from 1050, at a
+    # 2100 px: overview levels 1050 and 525 (the windows' own 2 x 2 averages) and 263 (GDAL's, from 525, at a
     # fractional ratio). Every level must be what GDAL's average overviews of the full resolution are.
-    from s2desktop.core.compositing.cog import halves_in_windows, overview_factors
     from s2desktop.core.compositing.plan import make_plan
+    from s2desktop.core.compositing.tiles import overview_factors
 
     st = raster_stack(dates=3, size=2100, block=256)
     out, cnt = tmp_path / "c.tif", tmp_path / "n.tif"
     args = dict(workers=2, count_path=cnt, window_size=512)
     stack = from_files(st.red, st.green, st.blue, mask="none")
-    assert halves_in_windows(make_plan(stack, out, **args))
+    pyramid = make_plan(stack, out, **args).inputs.pyramid
+    assert (pyramid.levels, pyramid.exact, pyramid.tiled, pyramid.pieces) == (4, 3, 1, (1, 2))
     composite(stack, out, **args)
     factors = overview_factors(2100, 2100)
     assert factors == [2, 4, 8]
@@ -474,58 +478,111 @@ def test_overviews_from_the_windows_equal_gdals(raster_stack, tmp_path):
         for level, exp in enumerate(expected):
             with rasterio.open(path, overview_level=level) as ds:
                 np.testing.assert_array_equal(ds.read(), exp, err_msg=f"{path.name} level {level}")
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries (.ovr) left
-    # GDAL finds the .ovr by reading the folder: told not to (as for area inputs on /vsis3/), still overviews
-    with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
-        composite(from_files(st.red, st.green, st.blue, mask="none"), tmp_path / "e.tif", workers=0, window_size=512)
-    with rasterio.open(tmp_path / "e.tif") as ds:
-        assert ds.overviews(1) == factors
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries left
+
+
+def _gdal_cog(full: np.ndarray, src, path, compress: str) -> None:
+    """What the compositor wrote before its windows encoded their own tiles: the full resolution in a raw
+    GTiff with the output's profile, tags and descriptions, GDAL's average overviews, GDAL's COG driver."""
+    from rasterio.enums import Resampling
+
+    raw = path.with_suffix(".raw.tif")
+    profile = dict(src.profile, compress=None, tiled=True, blockxsize=512, blockysize=512, interleave="band")
+    if src.count == 3:
+        profile["photometric"] = "RGB"
+    with rasterio.open(raw, "w", **profile) as ds:
+        ds.write(full)
+        ds.colorinterp = src.colorinterp
+        ds.update_tags(**src.tags())
+        ds.descriptions = src.descriptions
+        for i in src.indexes:
+            ds.update_tags(i, **src.tags(i))
+        if src.overviews(1):
+            ds.build_overviews(src.overviews(1), Resampling.average)
+    rasterio.shutil.copy(raw, path, driver="COG", compress=compress, predictor="2", level="1", blocksize="512",
+                         overviews="FORCE_USE_EXISTING")
+
+
+@pytest.mark.parametrize("window_size, scale, compress", [(1024, 1, "ZSTD"), (512, 4, "DEFLATE"), (128, 1, "ZSTD")])
+def test_the_cog_is_what_gdals_cog_driver_makes_of_its_pixels(raster_stack, tmp_path, window_size, scale,
+                                                               compress):
+    # Windows of whole tiles at two levels (1024), windows of odd size with every level built in the parent
+    # (scale 4: 525 px in 512 px windows), windows smaller than a tile (128: the parent tiles every level).
+    from rio_cogeo.cogeo import cog_validate
+
+    st = raster_stack(dates=3, size=2100, block=128 if window_size == 128 else 512, scl=True)
+    out, cnt = tmp_path / "c.tif", tmp_path / "n.tif"
+    composite(from_files(st.red, st.green, st.blue, scl=st.scl), out, count_path=cnt, workers=2,
+              window_size=window_size, scale=scale, compress=compress)
+    for path in (out, cnt):
+        valid, errors, warnings = cog_validate(str(path), quiet=True)
+        assert valid and not errors and not warnings, (errors, warnings)
+        with rasterio.open(path) as ds:
+            _gdal_cog(ds.read(), ds, tmp_path / f"gdal-{path.name}", compress)
+            ours = dict(ds.profile, tags=ds.tags(), descriptions=ds.descriptions, colorinterp=ds.colorinterp,
+                        bands=[ds.tags(i) for i in ds.indexes], overviews=ds.overviews(1),
+                        structure=ds.tags(ns="IMAGE_STRUCTURE"))
+        with rasterio.open(tmp_path / f"gdal-{path.name}") as ds:
+            theirs = dict(ds.profile, tags=ds.tags(), descriptions=ds.descriptions, colorinterp=ds.colorinterp,
+                          bands=[ds.tags(i) for i in ds.indexes], overviews=ds.overviews(1),
+                          structure=ds.tags(ns="IMAGE_STRUCTURE"))
+        for d in (ours["tags"], theirs["tags"]):  # tifffile writes the baseline resolution tags (1, unitless)
+            for k in ("TIFFTAG_XRESOLUTION", "TIFFTAG_YRESOLUTION", "TIFFTAG_RESOLUTIONUNIT"):
+                d.pop(k, None)
+        assert ours == theirs
+        for level in range(len(ours["overviews"])):
+            with rasterio.open(path, overview_level=level) as a, \
+                    rasterio.open(tmp_path / f"gdal-{path.name}", overview_level=level) as b:
+                np.testing.assert_array_equal(a.read(), b.read(), err_msg=f"{path.name} level {level}")
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # the output has no grid here
+@pytest.mark.parametrize("bands", [1, 2, 5])
+def test_tiles_encoded_in_the_windows_read_back_in_gdal(tmp_path, bands):
+    """Any number of bands: each window's tiles and pieces, spilled and assembled, read back as written, with
+    GDAL's average overviews."""
+    from rasterio.windows import Window
+
+    from s2desktop.core.compositing import cog
+    from s2desktop.core.compositing.tiles import Layer, Pyramid, overview_factors, window_tiles
+
+    rng = np.random.default_rng(7)
+    arr = rng.integers(1, 65535, (bands, 1100, 2060)).astype(np.uint16)
+    arr[:, rng.random((1100, 2060)) < 0.3] = 0
+    windows = [Window(c, r, min(1024, 2060 - c), min(1024, 1100 - r)) for r in (0, 1024) for c in (0, 1024, 2048)]
+    pyramid = Pyramid.of((1100, 2060), windows, "ZSTD")
+    layer = Layer("values", bands, "uint16", 0)
+    temps = cog.temporaries([(layer, tmp_path / "o.tif")])
+    writer = cog.CogWriter(pyramid, temps, {"values": []})
+    try:
+        for i, w in enumerate(reversed(windows)):  # in any order
+            part = arr[:, int(w.row_off):int(w.row_off + w.height), int(w.col_off):int(w.col_off + w.width)]
+            writer.add(window_tiles(i, pyramid, w, {layer: part}))
+        writer.build_levels()
+        writer.write_cogs()
+    finally:
+        writer.close()
+    cog.publish(temps)
+    cog.remove(temps)
+    factors = overview_factors(1100, 2060)
+    expected = _gdal_overviews(arr, factors, tmp_path / "ref.tif", 0)
+    with rasterio.open(tmp_path / "o.tif") as ds:
+        assert ds.count == bands and ds.overviews(1) == factors and ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        np.testing.assert_array_equal(ds.read(), arr)
+    for level, exp in enumerate(expected):
+        with rasterio.open(tmp_path / "o.tif", overview_level=level) as ds:
+            np.testing.assert_array_equal(ds.read(), exp, err_msg=f"level {level}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.tif", "ref.tif"]
 
 
 def test_a_full_disk_is_one_line_and_leaves_nothing(raster_stack, small_disk):
-    """The workers write the windows into the raw file themselves: a full disk there is the same one line as
-    anywhere else (not a worker's traceback), and the folder is left empty."""
+    """The parent spills the windows' tiles as they arrive: a full disk there is one line naming the output,
+    and the folder is left empty."""
     st = raster_stack(dates=3, size=1100)  # 7 MiB of output on a 3 MiB disk
-    with pytest.raises(OutputError, match=r"^disk full while writing the composite in .*; free some space") as e:
+    with pytest.raises(OutputError, match=r"^disk full while writing .*c\.tif .*; free some space") as e:
         composite(from_files(st.red, st.green, st.blue), small_disk / "c.tif", workers=2)
     assert "\n" not in str(e.value)
     assert list(small_disk.iterdir()) == []
-
-
-def test_block_file_writes_any_window_where_gdal_reads_it(tmp_path):
-    """The workers' writer: windows aligned to the blocks or not, full-width rows or not, over the right and
-    bottom edges (partial blocks), from two descriptors at once -- GDAL reads back exactly what was written."""
-    import os
-
-    from rasterio.windows import Window
-
-    from s2desktop.core.compositing.cog import BlockFile
-
-    path = tmp_path / "raw.tif"
-    grid = dict(crs="EPSG:32633", transform=rasterio.transform.from_origin(0, 370, 10, 10))
-    with rasterio.open(path, "w", driver="GTiff", width=50, height=37, count=3, dtype="uint16", tiled=True,
-                       blockxsize=16, blockysize=16, interleave="band", sparse_ok=False, **grid):
-        pass
-    blocks = BlockFile.of(path)
-    expected = np.zeros((3, 37, 50), np.uint16)
-    rng = np.random.default_rng(4)
-    fds = [os.open(path, os.O_WRONLY) for _ in range(2)]
-    try:
-        for i, (col, row, w, h) in enumerate([(0, 0, 32, 16), (32, 0, 18, 16), (0, 16, 5, 21), (5, 16, 27, 9),
-                                              (5, 25, 45, 12), (32, 16, 18, 9)]):
-            data = rng.integers(1, 65535, (3, h, w), dtype=np.uint16)
-            blocks.write(fds[i % 2], Window(col, row, w, h), data)
-            expected[:, row:row + h, col:col + w] = data
-    finally:
-        for fd in fds:
-            os.close(fd)
-    with rasterio.open(path) as ds:
-        np.testing.assert_array_equal(ds.read(), expected)
-    with rasterio.open(tmp_path / "deflate.tif", "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8",
-                       tiled=True, blockxsize=16, blockysize=16, compress="deflate", **grid):
-        pass
-    with pytest.raises(ValueError, match="not an uncompressed"):
-        BlockFile.of(tmp_path / "deflate.tif")
 
 
 def test_harmonise_maps_new_baseline_dns_to_the_old_scale():

@@ -95,6 +95,14 @@ def test_the_date_band_overviews_hold_dates_not_averages(raster_stack, tmp_path)
         level = ds.read(1, out_shape=(ds.height // 2, ds.width // 2))
     known = {(dt.date(2023, 7, d + 1) - dt.date(1970, 1, 1)).days for d in range(4)} | {0}
     assert set(np.unique(level).tolist()) <= known
+    # 1100 px in 1024 px windows: both levels made in the windows, each the top-left pixel of its block, as
+    # GDAL's nearest overviews pick it for a whole factor
+    with rasterio.open(dates) as ds:
+        full, factors = ds.read(1), ds.overviews(1)
+    assert factors == [2, 4]
+    for i, f in enumerate(factors):
+        with rasterio.open(dates, overview_level=i) as ds:
+            np.testing.assert_array_equal(ds.read(1), full[::f, ::f])
 
 
 def test_geomedian_composite_is_its_kernel_on_the_observations(masked_stack, tmp_path):

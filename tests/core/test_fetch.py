@@ -113,5 +113,5 @@ def test_a_window_s_tiles_are_fetched_in_runs_of_consecutive_bytes():
     header = CogHeader(99999, "uint16", 8, 2, 32633, False, (), None, None, "0", (level,))
     piece = fetch.Piece("k", "e", header, 0, (1024, 0, 3072, 2048))  # tiles 1-3 of both tile rows
     # close together (less than fetch.GAP apart): one GET; far apart: two
-    assert [[off for _p, off, _n in run] for run in fetch._ranges(piece)] == [[3008, 5016, 9000], [30008], [60000]]
+    assert [[off for _p, off, _n in run] for run in fetch.ranges(piece)] == [[3008, 5016, 9000], [30008], [60000]]
     assert piece.nbytes == 2000 + 1000 + 1000 + 5000 + 0 + 7  # the sparse tile (0 bytes) is not fetched

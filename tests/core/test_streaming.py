@@ -380,3 +380,20 @@ def test_the_real_29rkh_cogs_streamed_equal_their_download_clipped(shared_real, 
         with rasterio.open(area_out) as a:
             assert a.res == (res, res) and a.tags()["TILE"] == "29RKH" and a.tags()["DATES"] == "2020-02-19"
             assert a.tags()["BASELINES"] == "02.14"
+
+
+def test_an_areas_dry_run_says_the_bytes_the_run_fetches(seeded_s3, tmp_path):
+    area = areas.parse_bbox(",".join(f"{v:.6f}" for v in _lonlat_box(10, 0, 40, 6)))
+    request = Request(_cogs(seeded_s3), area=area, resolution=TRANSFORM.a, download_dir=tmp_path / "dl", **JULY,
+                      cache_dir=tmp_path / "cache", composite=CompositeOptions(str(tmp_path / "a.tif"), workers=2))
+    cost, plan = Job(request).estimate()
+    assert not (tmp_path / "a.tif").exists() and not list((tmp_path / "cache").rglob("*.tif"))
+    assert plan.dates == 2 and plan.windows == 1 and plan.workers == 2
+    events = []
+    result = Job(request, progress=events.append).run()
+    fetched = [e for e in events if e.stage == "fetch" and e.bytes_total]
+    assert cost.bytes == fetched[0].bytes_total > 0 and cost.requests >= 1
+    with rasterio.open(result.composite.path) as ds:
+        assert (ds.height, ds.width) == (plan.height, plan.width)
+    again, _ = Job(request).estimate()
+    assert again.bytes == 0  # all in the cache now

@@ -1,173 +1,211 @@
-"""Writing the product: window results into temporary raw GeoTIFFs, their overviews, the COG copy, the rename.
+"""Writing the product: the windows' tiles spilled as they arrive, the small overview levels, the COG, the rename.
 
-The parent creates the temporary raw files -- uncompressed, band-interleaved, tiled GTiffs in the destination
-folder with the product's tags -- and closes them at once: GDAL lays out every block of an uncompressed file when
-it creates it (a sparse file, no bytes written), so where each block lies is known (`BlockFile`). The workers
-then write each window's result straight into those blocks with `os.pwrite` (`RawSink`): no result crosses a
-pipe, and the parent does not copy 7.5 MB per window into GDAL while the workers decode. After the windows the
-parent builds the overviews (average, nodata-aware; the COG driver building them itself from a compressed source
-costs 2-4x more), and GDAL's COG driver copies the raw file (ZSTD or DEFLATE, predictor 2, the existing
-overviews) to another temporary name, renamed over the output on success. Every temporary is removed however it
-ends.
+Each window task hands back its tiles already compressed (`tiles.window_tiles`): full resolution and the overview
+levels whose tiles lie inside one window. The parent appends them to a temporary spill file per output as they
+arrive (`CogWriter.add`), and keeps, as pixels, only the levels the windows cannot tile: for a 10980 px tile in
+1024 px windows the 2745 px level, 1/16 of the output. After the windows it builds the smaller levels from the
+last one the windows computed exactly (GDAL's average overviews, nodata-aware; GDAL builds each level from the
+one before, so they are the levels it builds from the full resolution), encodes their tiles, and assembles each
+COG: an empty header written by tifffile (the IFDs of every level, then the tile offsets patched, as odc-geo's
+`save_cog_with_dask` does), GDAL's structural metadata ("ghost" area: LAYOUT=COG to GDAL), then the tiles in COG
+order -- smallest level first, row-major, each with GDAL's 4-byte size leader and trailer -- copied from the spill
+file without decoding them again. The COG is written under a temporary name and renamed over the output on
+success; every temporary is removed however it ends.
 
-The first overview level is half of all the overview work, and GDAL builds it in one serial pass over the whole
-raw file after the windows. When every window covers whole 2 x 2 blocks (`halves_in_windows`), the workers
-average each window's own blocks instead (`average_2x2`: what GDAL's average computes for a factor of 2 of an
-even size, exactly) and write them into the raw file's external overview file (`raw.tif.ovr`, GDAL's own
-convention: its first image is the first level); GDAL builds the smaller levels from it as it would from its own
-first level, each from the one before.
+The product's tags, band descriptions, nodata and georeferencing are GDAL's own: a one-pixel GTiff written with
+rasterio lends its GeoTIFF and GDAL metadata tags to the header.
 """
 
 from __future__ import annotations
 
-import errno
+import io
+import itertools
 import logging
-import math
 import os
+import struct
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import rasterio
-import rasterio.shutil
 from affine import Affine
-from rasterio.enums import ColorInterp, Interleaving, Resampling
-from rasterio.windows import Window
+from rasterio.enums import ColorInterp, Resampling
+from rasterio.io import MemoryFile
+from tifffile import FileHandle, TiffFile, TiffWriter
 
 from s2desktop.core import fsutil
 from s2desktop.core.bands import band_info
 from s2desktop.core.compositing.plan import DATE_BAND_ENCODING, CompositePlan
-from s2desktop.core.errors import output_error
+from s2desktop.core.compositing.tiles import TILE, Layer, Pyramid, WindowTiles, encode_tile
 
 log = logging.getLogger(__name__)
 
-PARENT_CACHEMAX_MB = 128
-# The COG copy is the one serial step after the decoding. On a full 10980 px RGB composite (963 MB with
-# overviews) ZSTD level 1 + predictor 2 took 2.6 s where DEFLATE level 1 took 7.9 s, for the same size; every
-# GDAL >= 2.3 based reader (QGIS, rasterio, the GDAL tools) opens ZSTD. `compress="DEFLATE"` is there for old
-# libtiff-only readers.
-COG_LEVEL = 1
-RAW_BLOCK = 512
+PARENT_CACHEMAX_MB = 32  # the small levels are built in memory: a larger cache would hold them twice
+# The tiles are compressed with ZSTD level 1 + predictor 2 by default: on a full 10980 px RGB composite GDAL's
+# copy with DEFLATE level 1 took 7.9 s where ZSTD level 1 took 2.6 s, for the same size; every GDAL >= 2.3 based
+# reader (QGIS, rasterio, the GDAL tools) opens ZSTD. `compress="DEFLATE"` is there for old libtiff-only readers.
 _AREA_TAGS = ("RESOLUTION", "AREA", "AREA_BOUNDS", "AREA_GEOMETRY_SHA256", "GRID_CRS", "GRID_RESOLUTION",
               "GRID_ORIGIN", "GRID_SIZE")
 _COUNT_TAGS = ("TILE", "DATES", "MASK", "SCALE", "METHOD") + _AREA_TAGS
 _DATE_TAGS = ("TILE", "DATES", "MASK", "SCALE", "METHOD", "METHOD_RULE") + _AREA_TAGS
+_GEO_TAGS = (33550, 33922, 34264, 34735, 34736, 34737, 42112, 42113)  # GeoTIFF, GDAL_METADATA, GDAL_NODATA
+_GHOST = ("LAYOUT=IFDS_BEFORE_DATA\nBLOCK_ORDER=ROW_MAJOR\nBLOCK_LEADER=SIZE_AS_UINT4\n"
+          "BLOCK_TRAILER=LAST_4_BYTES_REPEATED\nKNOWN_INCOMPATIBLE_EDITION=NO\n ")  # what GDAL's COG driver writes
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output file: its layer, its final path, the spill file of its tiles and the COG being written."""
+
+    layer: Layer
+    path: Path
+    spill: Path
+    part: Path
 
 
 @dataclass(frozen=True)
 class Temporaries:
-    """The temporary names beside the outputs: raw (uncompressed, being written) and COG (being copied)."""
+    """The outputs by layer name ('values', 'count', 'date'), each with its temporary names beside it."""
 
-    output: Path
-    raw: Path
-    cog: Path
-    count_path: Path | None = None
-    count_raw: Path | None = None
-    count_cog: Path | None = None
-    date_path: Path | None = None  # the medoid's date band
-    date_raw: Path | None = None
-    date_cog: Path | None = None
+    outputs: tuple[Output, ...]
 
     def all(self) -> list[Path]:
-        return [t for t in (self.raw, self.cog, self.count_raw, self.count_cog, self.date_raw, self.date_cog)
-                if t is not None]
+        return [p for o in self.outputs for p in (o.spill, o.part)]
 
 
-def temporaries(output: Path, count_path: Path | None, date_path: Path | None = None) -> Temporaries:
+def plan_outputs(plan: CompositePlan) -> list[tuple[Layer, Path]]:
+    """Each layer of the plan with the file it goes to."""
+    paths = {"values": plan.output, "count": plan.count_path, "date": plan.date_path}
+    return [(layer, paths[layer.name]) for layer in plan.inputs.layers]
+
+
+def temporaries(outputs) -> Temporaries:
+    """Temporary names beside each (layer, path) of `outputs`: its spill file and its COG being written."""
     token = uuid.uuid4().hex[:8]
-
-    def names(path: Path | None):
-        if path is None:
-            return None, None
-        return path.parent / f".{path.name}.{token}.raw.tif", path.parent / f".{path.name}.{token}.part"
-
-    temps = Temporaries(output, *names(output), count_path, *names(count_path), date_path, *names(date_path))
+    temps = Temporaries(tuple(Output(layer, path, path.parent / f".{path.name}.{token}.tiles",
+                                     path.parent / f".{path.name}.{token}.part") for layer, path in outputs))
     fsutil.track(temps.all())  # a second Ctrl-C removes them before it exits
     return temps
 
 
 def parent_env() -> rasterio.Env:
-    """GDAL settings of the writing process: all cores, a bounded block cache (the default, 5 % of RAM, would
-    hold the whole output in dirty blocks), and directory reads on: the raw file's overviews may be in the .ovr
-    beside it, which GDAL does not look for when told not to read directories (as area inputs on /vsis3/ are)."""
-    return rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=PARENT_CACHEMAX_MB,
-                        GDAL_DISABLE_READDIR_ON_OPEN="FALSE")
+    """GDAL settings of the writing process: all cores for the overview levels, a bounded block cache."""
+    return rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=PARENT_CACHEMAX_MB)
 
 
-def halves_in_windows(plan: CompositePlan) -> bool:
-    """Whether the windows bring the first overview level (`average_2x2` of their own pixels): when the output
-    has overviews and every window's offset and size are even, so each 2 x 2 block lies inside one window."""
-    if not overview_factors(*plan.out_shape):
-        return False
-    return all(int(v) % 2 == 0 for t in plan.tasks
-               for v in (t.output.row_off, t.output.col_off, t.output.height, t.output.width))
+class CogWriter:
+    """The outputs being assembled: `add` each window's tiles as they arrive, then `build_levels` and
+    `write_cogs`; `close` always. `extratags`: per layer name, the TIFF tags of its full resolution's IFD
+    (`template_tags`)."""
+
+    def __init__(self, pyramid: Pyramid, temps: Temporaries, extratags: dict[str, list]):
+        self.pyramid, self.temps, self.extratags = pyramid, temps, extratags
+        self.files = {o.layer.name: open(o.spill, "wb") for o in temps.outputs}
+        self.index: dict[str, dict] = {name: {} for name in self.files}  # (level, row, col) -> (offset, size)
+        self.levels: dict[str, dict[int, np.ndarray]] = {name: {} for name in self.files}
+
+    def add(self, result: WindowTiles) -> None:
+        """Spill a window's tiles and keep its pixels of the levels the parent tiles or builds from."""
+        for name, level, row, col, data in result.tiles:
+            self._spill(name, (level, row, col), data)
+        for name, level, row, col, arr in result.pieces:
+            target = self._level(name, level)
+            target[:, row:row + arr.shape[1], col:col + arr.shape[2]] = arr
+
+    def _spill(self, name: str, key: tuple, data: bytes) -> None:
+        fh = self.files[name]
+        self.index[name][key] = (fh.tell(), len(data))
+        fh.write(data)
+
+    def _level(self, name: str, level: int) -> np.ndarray:
+        arr = self.levels[name].get(level)
+        if arr is None:
+            layer = next(o.layer for o in self.temps.outputs if o.layer.name == name)
+            arr = self.levels[name][level] = np.zeros((layer.bands, *self.pyramid.shape(level)), layer.dtype)
+        return arr
+
+    def build_levels(self) -> None:
+        """The levels the windows did not tile: built here (GDAL from the last exact level), tiled, spilled."""
+        p = self.pyramid
+        for out in self.temps.outputs:
+            name = out.layer.name
+            if p.exact < p.levels:
+                self.levels[name].update(_gdal_levels(self._level(name, p.exact - 1), out.layer, p.exact,
+                                                      p.levels - p.exact))
+            for level in range(p.tiled, p.levels):
+                arr = self._level(name, level)
+                rows, cols = p.grid(level)
+                for r, c in itertools.product(range(rows), range(cols)):
+                    part = arr[:, r * TILE:(r + 1) * TILE, c * TILE:(c + 1) * TILE]
+                    self._spill(name, (level, r, c), encode_tile(part, p.code))
+            self.levels[name].clear()
+
+    def write_cogs(self) -> None:
+        """Each output's COG under its temporary name: header, then the tiles in COG order."""
+        for out in self.temps.outputs:
+            self.files[out.layer.name].close()
+            _write_cog(out, self.pyramid, self.index[out.layer.name], self.extratags[out.layer.name])
+
+    def close(self) -> None:
+        for fh in self.files.values():
+            fh.close()
 
 
-def average_2x2(arr: np.ndarray, nodata: int | None = None) -> np.ndarray:
-    """The mean of each 2 x 2 block of `arr` (..., h, w), h and w even, rounded half up, as GDAL's average
-    overviews have it: nodata 0 -> over the nonzero pixels only (none: 0); None -> over all four."""
-    if nodata not in (None, 0):
-        raise ValueError("nodata must be 0 or None")
-    total = _sum_2x2(arr, np.uint32)
-    out = total + np.uint32(2)
-    out >>= 2  # four valid pixels, or none (a total of 0 gives 0)
-    if nodata == 0:
-        n = _sum_2x2((arr != 0).view(np.uint8), np.uint8)
-        partial = np.flatnonzero((n.reshape(-1) - np.uint8(1)) < 3)  # 1 to 3 valid pixels: nodata edges only
-        if partial.size:
-            k = n.reshape(-1)[partial].astype(np.uint32)
-            out.reshape(-1)[partial] = (total.reshape(-1)[partial] + (k >> 1)) // k
-    return out.astype(arr.dtype)
+def _gdal_levels(arr: np.ndarray, layer: Layer, first: int, count: int) -> dict[int, np.ndarray]:
+    """Levels first .. first + count - 1, GDAL's overviews of `arr` (the level before them)."""
+    bands, h, w = arr.shape
+    profile = dict(driver="GTiff", width=w, height=h, count=bands, dtype=layer.dtype, tiled=True,
+                   blockxsize=TILE, blockysize=TILE, interleave="band",
+                   transform=Affine(1, 0, 0, 0, -1, h))  # any grid: the values do not depend on it
+    if layer.nodata is not None:
+        profile["nodata"] = layer.nodata
+    with MemoryFile() as mem:
+        with mem.open(**profile) as ds:
+            ds.write(arr)
+            ds.build_overviews([2 ** j for j in range(1, count + 1)], Resampling[layer.resampling])
+        out = {}
+        for j in range(count):
+            with rasterio.open(mem.name, overview_level=j) as ds:
+                out[first + j] = ds.read()
+    return out
 
 
-def _sum_2x2(arr: np.ndarray, dtype) -> np.ndarray:
-    """The sum of each 2 x 2 block: pairs of rows (contiguous), then pairs of columns of the half as many."""
-    rows = np.add(arr[..., 0::2, :], arr[..., 1::2, :], dtype=dtype)
-    return np.add(rows[..., 0::2], rows[..., 1::2])
+def template_tags(plan: CompositePlan) -> dict[str, list[tuple]]:
+    """Per output (layer name) the GeoTIFF and GDAL metadata tags GDAL writes for it."""
+    return {layer.name: _template_tags(layer, plan) for layer in plan.inputs.layers}
 
 
-class RawOutput:
-    """The temporary raw GeoTIFF(s) the windows are written into: the bands with the product's tags, and the count;
-    with `halves`, their first overview levels too (`.ovr` beside each), from the windows' `average_2x2`.
-    Created (and closed) here; `sink` is what the workers write them with."""
+def _template_tags(layer: Layer, plan: CompositePlan) -> list[tuple]:
+    """The GeoTIFF and GDAL metadata tags GDAL writes for this output (georeferencing, nodata, the product's
+    tags, band descriptions), taken from a one-pixel GTiff written with the same settings."""
+    profile = dict(driver="GTiff", width=1, height=1, count=layer.bands, dtype=layer.dtype, crs=plan.crs,
+                   transform=plan.out_transform)
+    if layer.nodata is not None:
+        profile["nodata"] = layer.nodata
+    if layer.bands == 3:
+        profile["photometric"] = "RGB"
+    with MemoryFile() as mem:
+        with mem.open(**profile) as dst:
+            _describe(dst, layer, plan)
+        with TiffFile(io.BytesIO(mem.read())) as tif:
+            return [(t.code, int(t.dtype), t.count, t.value, True) for t in tif.pages.first.tags.values()
+                    if t.code in _GEO_TAGS]
 
-    def __init__(self, plan: CompositePlan, temps: Temporaries, halves: bool = False):
-        self.shape = plan.out_shape
-        self.paths = [temps.raw, temps.count_raw]
-        bands = tuple(plan.stack.bands)
-        with _open_raw(temps.raw, len(bands), "uint16", plan, 0) as dst:
-            dst.update_tags(**plan.tags)
-            describe_bands(dst, bands)
-        if temps.count_raw is not None:
-            with _open_raw(temps.count_raw, 1, "uint8", plan, None) as cdst:
-                cdst.descriptions = ("valid observations",)
-                cdst.update_tags(**{k: v for k, v in plan.tags.items() if k in _COUNT_TAGS})
-        self.date_raw = temps.date_raw
-        if temps.date_raw is not None:
-            _create_date_raw(temps.date_raw, plan)
-        self.halves = [None, None]
-        if halves:
-            self.halves = [_ovr(p) if p is not None else None for p in self.paths]
-            _open_raw(self.halves[0], len(bands), "uint16", plan, 0, half=True).close()
-            if self.halves[1] is not None:
-                _open_raw(self.halves[1], 1, "uint8", plan, None, half=True).close()
-        self.sink = RawSink(*(BlockFile.of(p) if p is not None else None for p in (*self.paths, *self.halves)),
-                            date=BlockFile.of(temps.date_raw) if temps.date_raw is not None else None)
 
-    def build_overviews(self) -> None:
-        """The overview levels GDAL builds: all of them, or those after the first one the windows brought."""
-        factors = overview_factors(*self.shape)
-        targets = self.paths
-        if self.halves[0] is not None:
-            targets, factors = self.halves, [f // 2 for f in factors[1:]]
-        for path in targets:
-            if path is not None and factors:
-                with rasterio.open(path, "r+") as ds:
-                    ds.build_overviews(factors, Resampling.average)  # averages skip nodata 0
-        if self.date_raw is not None and overview_factors(*self.shape):
-            with rasterio.open(self.date_raw, "r+") as ds:  # an average of dates is no date: nearest
-                ds.build_overviews(overview_factors(*self.shape), Resampling.nearest)
+def _describe(dst, layer: Layer, plan: CompositePlan) -> None:
+    """An output's band descriptions and tags."""
+    if layer.name == "values":
+        describe_bands(dst, plan.stack.bands)
+        dst.update_tags(**plan.tags)
+    elif layer.name == "count":
+        dst.descriptions = ("valid observations",)
+        dst.update_tags(**{k: v for k, v in plan.tags.items() if k in _COUNT_TAGS})
+    else:  # the medoid's date band: days since 1970-01-01 of the observation each pixel holds, nodata 0
+        dst.descriptions = ("acquisition date (days since 1970-01-01)",)
+        dst.update_tags(**{k: v for k, v in plan.tags.items() if k in _DATE_TAGS})
+        dst.update_tags(DATE_ENCODING=DATE_BAND_ENCODING, DATE_EPOCH="1970-01-01", DATE_UNIT="days")
+        dst.update_tags(1, BAND="DATE")
 
 
 def describe_bands(dst, bands) -> None:
@@ -189,184 +227,116 @@ def describe_bands(dst, bands) -> None:
                             FWHM_UM=f"{info.bandwidth / 1000:g}")
 
 
-def _create_date_raw(path: Path, plan: CompositePlan) -> None:
-    """The medoid's date band: uint16 days since 1970-01-01 of the observation each pixel holds, nodata 0,
-    tagged with its encoding and the composite's dates and rule."""
-    with _open_raw(path, 1, "uint16", plan, 0) as ddst:
-        ddst.descriptions = ("acquisition date (days since 1970-01-01)",)
-        ddst.update_tags(**{k: v for k, v in plan.tags.items() if k in _DATE_TAGS})
-        ddst.update_tags(DATE_ENCODING=DATE_BAND_ENCODING, DATE_EPOCH="1970-01-01", DATE_UNIT="days")
-        ddst.update_tags(1, BAND="DATE")
+def _write_cog(out: Output, pyramid: Pyramid, index: dict, extratags: list[tuple]) -> None:
+    """The COG of `out` from its spilled tiles: header (IFDs, offsets patched), then the tiles in COG order."""
+    order = [(level, r, c) for level in reversed(range(pyramid.levels))
+             for r, c in itertools.product(*(range(n) for n in pyramid.grid(level)))]
+    missing = [k for k in order if k not in index]
+    if missing:
+        raise RuntimeError(f"{out.path.name}: tile {missing[0]} was never written")
+    header = _header(out.layer, pyramid, extratags, [index[k][1] for k in order])
+    with open(out.spill, "rb") as spill, open(out.part, "wb", buffering=0) as dst:
+        src, fd = spill.fileno(), dst.fileno()
+        _write_all(fd, header)
+        for key in order:
+            offset, size = index[key]
+            trailer = os.pread(src, 4, offset + size - 4)  # GDAL's trailer: the tile's last 4 bytes again
+            _write_all(fd, struct.pack("<I", size))  # GDAL's leader: the tile's size
+            _copy_range(src, fd, offset, size)
+            _write_all(fd, trailer)
 
 
-@dataclass(frozen=True)
-class BlockFile:
-    """Where the blocks of an uncompressed, band-interleaved tiled GTiff lie in its file (GDAL laid them all out
-    when it created it): enough for any process to write pixels into it with `os.pwrite`, without GDAL."""
-
-    path: str
-    width: int
-    dtype: str
-    block: int
-    offsets: tuple  # [band][block row][block column] -> byte offset of that block
-
-    @classmethod
-    def of(cls, path: Path) -> "BlockFile":
-        with rasterio.open(path) as ds:
-            (bh, bw), = set(ds.block_shapes)
-            if bh != bw or ds.compression is not None or (ds.count > 1 and ds.interleaving != Interleaving.band):
-                raise ValueError(f"{path}: not an uncompressed, band-interleaved, square-tiled GTiff")
-            rows, cols = math.ceil(ds.height / bh), math.ceil(ds.width / bw)
-            offsets = tuple(tuple(tuple(int(ds.get_tag_item(f"BLOCK_OFFSET_{c}_{r}", "TIFF", bidx=b) or 0)
-                                        for c in range(cols)) for r in range(rows)) for b in ds.indexes)
-            if not all(o for band in offsets for row in band for o in row):
-                raise OSError(f"GDAL did not lay out every block of {path.name}")
-            return cls(str(path), ds.width, ds.dtypes[0], bh, offsets)
-
-    def write(self, fd: int, window: Window, arr: np.ndarray) -> None:
-        """`arr` (bands, h, w) at `window`: each block's part in one write where it spans the block's width
-        (or reaches the image's right edge: the rest of the block is padding), else row by row."""
-        size = self.block
-        little = np.dtype(self.dtype).newbyteorder("<")  # the raw files are little-endian (`_open_raw`)
-        item = little.itemsize
-        r0, c0 = int(window.row_off), int(window.col_off)
-        r1, c1 = r0 + int(window.height), c0 + int(window.width)
-        for br in range(r0 // size, (r1 - 1) // size + 1):
-            for bc in range(c0 // size, (c1 - 1) // size + 1):
-                y0, y1 = max(r0, br * size), min(r1, (br + 1) * size)  # the window's part of this block
-                x0, x1 = max(c0, bc * size), min(c1, (bc + 1) * size)
-                whole_rows = x0 == bc * size and (x1 == (bc + 1) * size or x1 == self.width)
-                for b, band in enumerate(arr):
-                    part = band[y0 - r0:y1 - r0, x0 - c0:x1 - c0]
-                    start = self.offsets[b][br][bc] + ((y0 - br * size) * size + x0 - bc * size) * item
-                    if whole_rows:
-                        rows = np.zeros((y1 - y0, size), little)
-                        rows[:, : x1 - x0] = part
-                        _pwrite(fd, rows.data, start)
-                    else:
-                        for i, row in enumerate(part):
-                            _pwrite(fd, np.ascontiguousarray(row, little).data, start + i * size * item)
-
-
-def _pwrite(fd: int, data: memoryview, offset: int) -> None:
-    if hasattr(os, "pwrite"):
-        written = os.pwrite(fd, data, offset)
-    else:  # Windows: each process has its own descriptor, so seeking it is safe
-        os.lseek(fd, offset, os.SEEK_SET)
-        written = os.write(fd, data)
-    if written != data.nbytes:  # a regular file takes all of it, or the disk is full
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-
-class RawSink:
-    """What the workers write a window's result with: the RGB and count raw files and, when the windows bring
-    it, their first overview level. `open()` in each process (file descriptors), `close()` at the end."""
-
-    def __init__(self, rgb: BlockFile, count: BlockFile | None, rgb_half: BlockFile | None = None,
-                 count_half: BlockFile | None = None, date: BlockFile | None = None):
-        self.files = (rgb, count, rgb_half, count_half, date)
-        self.fds: list[int | None] = []
-
-    def open(self) -> "RawSink":
-        flags = os.O_WRONLY | getattr(os, "O_BINARY", 0)
-        self.fds = [os.open(f.path, flags) if f is not None else None for f in self.files]
-        return self
-
-    def write(self, window: Window, rgb: np.ndarray, count: np.ndarray, date: np.ndarray | None = None) -> None:
+def _copy_range(src: int, dst: int, offset: int, size: int) -> None:
+    """`size` bytes of `src` from `offset` to `dst` at its position: in the kernel where it can
+    (copy_file_range), else read and written."""
+    copy = getattr(os, "copy_file_range", None)
+    while size > 0:
         try:
-            self._write(window, rgb, count)
-            if self.files[4] is not None and date is not None:
-                self.files[4].write(self.fds[4], window, date[None])
-        except OSError as exc:  # in a worker: said here, in one line (the pool passes S2Errors on as they are)
-            raise output_error(exc, f"the composite in {Path(self.files[0].path).parent}",
-                               "choose another output folder") from None
-
-    def _write(self, window: Window, rgb: np.ndarray, count: np.ndarray) -> None:
-        rgb_file, count_file, rgb_half, count_half, _date = self.files
-        rgb_file.write(self.fds[0], window, rgb)
-        if count_file is not None:
-            count_file.write(self.fds[1], window, count[None])
-        if rgb_half is not None:
-            half = Window(window.col_off // 2, window.row_off // 2, window.width // 2, window.height // 2)
-            rgb_half.write(self.fds[2], half, average_2x2(rgb, nodata=0))
-            if count_half is not None:
-                count_half.write(self.fds[3], half, average_2x2(count)[None])
-
-    def close(self) -> None:
-        for fd in self.fds:
-            if fd is not None:
-                os.close(fd)
-        self.fds = []
-
-    def __getstate__(self):  # sent to the spawned workers without this process's file descriptors
-        return {"files": self.files, "fds": []}
+            n = copy(src, dst, size, offset) if copy else 0
+        except OSError:  # e.g. across file systems on an old kernel
+            n, copy = 0, None
+        if not n:
+            data = os.pread(src, min(size, 16 << 20), offset)
+            if not data:
+                raise OSError(f"the spill file ended {size} bytes early")
+            _write_all(dst, data)
+            n = len(data)
+        offset, size = offset + n, size - n
 
 
-def overview_factors(height: int, width: int, block: int = 512) -> list[int]:
-    """2, 4, 8, ... until a level fits in one block (what the COG driver's OVERVIEWS=AUTO makes)."""
-    factors, f = [], 2
-    while math.ceil(max(height, width) / (f // 2)) > block:
-        factors.append(f)
-        f *= 2
-    return factors
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
-def _ovr(path: Path) -> Path:
-    """The external overview file GDAL reads beside `path` (its first image is the first level)."""
-    return path.with_name(path.name + ".ovr")
+def _header(layer: Layer, pyramid: Pyramid, extratags: list[tuple], sizes: list[int]) -> bytes:
+    """The COG's header for tiles of `sizes` (in COG order): the TIFF header, GDAL's ghost area, the IFDs."""
+    bigtiff = _uncompressed(layer, pyramid) > 2 ** 32 - 2 ** 28  # GDAL's BIGTIFF=IF_SAFER, roughly
+    head = 16 if bigtiff else 8
+    ghost = f"GDAL_STRUCTURAL_METADATA_SIZE={len(_GHOST):06d} bytes\n{_GHOST}".encode()
+    ghost += b"\0" * (len(ghost) % 2)
+    buf = io.BytesIO()
+    buf.write(b"\0" * len(ghost))  # tifffile writes its header here, its first IFD right after the ghost area
+    with TiffWriter(FileHandle(buf, mode="w", offset=0), bigtiff=bigtiff, shaped=False) as tw:
+        samples = dict(photometric="minisblack")  # one band
+        if layer.bands > 1:  # pixel-interleaved, as GDAL's COG driver writes several bands
+            samples = dict(photometric="rgb" if layer.bands == 3 else "minisblack", planarconfig="contig",
+                           extrasamples=None if layer.bands == 3 else [0] * (layer.bands - 1))
+        for level in range(pyramid.levels):
+            shape = pyramid.shape(level) + ((layer.bands,) if layer.bands > 1 else ())
+            tw.write(itertools.repeat(b""), shape=shape, dtype=layer.dtype, tile=(TILE, TILE), **samples,
+                     compression=pyramid.code, predictor=2, software=False, metadata=None,
+                     extratags=extratags if level == 0 else [t for t in extratags if t[0] == 42113],
+                     subfiletype=1 if level else 0)
+    data = buf.getbuffer()
+    data[:head] = bytes(data[len(ghost):len(ghost) + head])
+    data[head:head + len(ghost)] = ghost
+    del data
+    return _patch_offsets(buf, pyramid, sizes)
 
 
-def _open_raw(path: Path, count: int, dtype: str, plan: CompositePlan, nodata, half: bool = False):
-    """A raw tiled GTiff on the output grid, or with `half` on the grid of its first overview level."""
-    h, w = plan.out_shape
-    transform = plan.out_transform
-    if half:
-        h, w, transform = h // 2, w // 2, transform * Affine.scale(2)
-    profile = dict(driver="GTiff", width=w, height=h, count=count, dtype=dtype, crs=plan.crs,
-                   transform=transform, tiled=True, blockxsize=RAW_BLOCK, blockysize=RAW_BLOCK,
-                   bigtiff="IF_SAFER", interleave="band", sparse_ok=False, endianness="LITTLE")
-    if nodata is not None:
-        profile["nodata"] = nodata
-    if count == 3:
-        profile["photometric"] = "RGB"
-    return rasterio.open(path, "w", **profile)
+def _patch_offsets(buf: io.BytesIO, pyramid: Pyramid, sizes: list[int]) -> bytes:
+    """Fill in each level's tile offsets and byte counts: the tiles follow the header in COG order, each after
+    its 4-byte leader."""
+    size = len(buf.getbuffer())
+    position, offsets = size, []
+    for n in sizes:
+        offsets.append(position + 4)
+        position += n + 8
+    per_level, start = {}, 0
+    for level in reversed(range(pyramid.levels)):
+        rows, cols = pyramid.grid(level)
+        per_level[level] = (offsets[start:start + rows * cols], sizes[start:start + rows * cols])
+        start += rows * cols
+    buf.seek(0)
+    with TiffFile(buf, mode="r+", name=":mem:") as tif:
+        for level, page in enumerate(tif.pages):
+            page.tags[324].overwrite(per_level[level][0])
+            page.tags[325].overwrite(per_level[level][1])
+    if len(buf.getbuffer()) != size:
+        raise RuntimeError("the COG header grew while its tile offsets were written")
+    return bytes(buf.getbuffer())
 
 
-def to_cogs(temps: Temporaries, compress: str) -> None:
-    """Copy the raw file(s) to COGs under their second temporary names."""
-    _to_cog(temps.raw, temps.cog, compress)
-    if temps.count_raw is not None:
-        _to_cog(temps.count_raw, temps.count_cog, compress)
-    if temps.date_raw is not None:
-        _to_cog(temps.date_raw, temps.date_cog, compress)
-
-
-def _to_cog(src_path: Path, dst_path: Path, compress: str = "ZSTD") -> None:
-    with parent_env():
-        rasterio.shutil.copy(
-            src_path, dst_path, driver="COG", compress=compress, predictor="2", level=str(COG_LEVEL),
-            blocksize="512",
-            overviews="FORCE_USE_EXISTING", bigtiff="IF_SAFER", num_threads="ALL_CPUS",
-        )
+def _uncompressed(layer: Layer, pyramid: Pyramid) -> int:
+    item = np.dtype(layer.dtype).itemsize * layer.bands
+    return sum(item * h * w for h, w in (pyramid.shape(level) for level in range(pyramid.levels)))
 
 
 def publish(temps: Temporaries) -> None:
     """Rename the finished COG(s) over the output(s)."""
-    os.replace(temps.cog, temps.output)
-    if temps.count_path is not None:
-        os.replace(temps.count_cog, temps.count_path)
-    if temps.date_path is not None:
-        os.replace(temps.date_cog, temps.date_path)
+    for out in temps.outputs:
+        os.replace(out.part, out.path)
 
 
 def remove(temps: Temporaries) -> None:
-    """Remove every temporary left (and GDAL's side files of them)."""
+    """Remove every temporary left."""
     for t in temps.all():
-        for extra in (t, Path(str(t) + ".aux.xml"), Path(str(t) + ".msk"), _ovr(t)):
-            try:
-                extra.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:  # pragma: no cover
-                log.warning("could not remove %s: %s", extra, exc)
+        try:
+            t.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # pragma: no cover
+            log.warning("could not remove %s: %s", t, exc)
     fsutil.untrack(temps.all())

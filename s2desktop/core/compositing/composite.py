@@ -9,9 +9,10 @@ at 0, one per finished window), then one event per phase after the windows, with
 
 Every check happens first (`plan`), before any decoding; the windows are block-aligned so each compressed
 block is decoded once (`plan`); workers decode, mask and reduce them (`window`, `rules`) on a spawn pool with
-bounded work in flight (`pool`) and write their results straight into an uncompressed temporary file; the
-parent then builds its overviews and copies it to a COG under a temporary name, renamed on success (`cog`). On an error, cancel or
-Ctrl-C the pool is torn down and every temporary file removed.
+bounded work in flight (`pool`) and hand back the output's tiles already compressed (`tiles`); the parent spills
+them to a temporary file as they arrive, builds the small overview levels and assembles the COG under a
+temporary name, renamed on success (`cog`). On an error, cancel or Ctrl-C the pool is torn down and every
+temporary file removed.
 """
 
 from __future__ import annotations
@@ -23,8 +24,14 @@ from pathlib import Path
 
 from s2desktop.core.compositing import cog
 from s2desktop.core.compositing.plan import SCL_MASKED_CLASSES, TARGET_WINDOW, CompositePlan, make_plan
-from s2desktop.core.compositing.pool import CANCELLED, _keep_freed_memory, _run_pool
-from s2desktop.core.compositing.window import _close_worker, _init_worker, _process_window
+from s2desktop.core.compositing.pool import CANCELLED, _run_pool
+from s2desktop.core.compositing.cluster import run_on_cluster
+from s2desktop.core.compositing.window import (
+    _close_worker,
+    _init_worker,
+    _process_window,
+    _process_window_on_cluster,
+)
 from s2desktop.core.errors import output_error
 from s2desktop.core.methods import Median, Rule
 from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
@@ -53,7 +60,8 @@ def composite(stack: Stack, output, *, workers: int | None = None, scale: int = 
               overwrite: bool = False, progress: ProgressFn | None = None, cancel=None,
               window_size: int = TARGET_WINDOW, compress: str = "ZSTD", clip: dict | None = None,
               tags: dict | None = None, method: Rule | str = Median(), date_path=None,
-              mask_classes=SCL_MASKED_CLASSES, mask_buffer: float = 0.0) -> CompositeResult:
+              mask_classes=SCL_MASKED_CLASSES, mask_buffer: float = 0.0,
+              scheduler: str | None = None) -> CompositeResult:
     """Temporal composite (the median, or another rule) of a stack's co-registered observations into a COG.
 
     Each observation's bands are harmonised by its offset and masked by its mask raster when it has one: an
@@ -65,17 +73,18 @@ def composite(stack: Stack, output, *, workers: int | None = None, scale: int = 
     composite is nodata. tags: GeoTIFF tags the caller knows better (an area's: TILE, AREA, GRID_*, SCALE): over
     the compositor's. method: the rule, a value or its spelling ('median' (default), 'quantile:P', 'medoid',
     'geomedian'). date_path: with the medoid, also write the date of each pixel's observation there (days since
-    1970-01-01). Raises S2Error subclasses with one-line messages; CancelledError when cancelled (no output left).
+    1970-01-01). scheduler: run the windows on a Dask cluster instead of the spawn pool: a scheduler's address
+    ('tcp://HOST:8786') or 'local' (a LocalCluster of `workers` processes; `cluster`). Raises S2Error subclasses
+    with one-line messages; CancelledError when cancelled (no output left).
     """
     t0 = time.perf_counter()
     plan = make_plan(stack, output, workers=workers, scale=scale, count_path=count_path, overwrite=overwrite,
                      window_size=window_size, compress=compress, clip=clip, tags=tags, method=method,
-                     date_path=date_path, mask_classes=mask_classes, mask_buffer=mask_buffer)
-    temps = cog.temporaries(plan.output, plan.count_path, plan.date_path)
+                     date_path=date_path, mask_classes=mask_classes, mask_buffer=mask_buffer,
+                     scheduler=scheduler)
+    temps = cog.temporaries(cog.plan_outputs(plan))
     try:
-        _write_raw(plan, temps, progress, cancel)
-        _report(progress, plan, len(plan.tasks), "writing the Cloud-Optimised GeoTIFF")
-        cog.to_cogs(temps, plan.compress)
+        _write_cogs(plan, temps, progress, cancel)
         check_cancel(cancel, CANCELLED)
         cog.publish(temps)
     except OSError as exc:
@@ -85,33 +94,43 @@ def composite(stack: Stack, output, *, workers: int | None = None, scale: int = 
     return _result(plan, time.perf_counter() - t0)
 
 
-def _write_raw(plan: CompositePlan, temps: cog.Temporaries, progress, cancel) -> None:
-    """Every window into the temporary raw file(s), then their overviews."""
-    _keep_freed_memory()  # GDAL's overview build and COG copy churn blocks
+def _write_cogs(plan: CompositePlan, temps: cog.Temporaries, progress, cancel) -> None:
+    """Every window's tiles into the spill file(s), then the small overview levels, then the COG(s)."""
     with cog.parent_env():
-        raw = cog.RawOutput(plan, temps, halves=cog.halves_in_windows(plan))
-        done = 0
+        writer = cog.CogWriter(plan.inputs.pyramid, temps, cog.template_tags(plan))
+        try:
+            done = 0
 
-        def on_result(_index: int) -> None:
-            nonlocal done
-            done += 1
-            _report(progress, plan, done)
+            def on_result(result) -> None:
+                nonlocal done
+                writer.add(result)
+                done += 1
+                _report(progress, plan, done)
 
-        _report(progress, plan, 0)
-        _run_windows(plan, raw.sink, on_result, cancel)
-        check_cancel(cancel, CANCELLED)
-        _report(progress, plan, done, "building overviews")
-        raw.build_overviews()
+            _report(progress, plan, 0)
+            _run_windows(plan, on_result, cancel)
+            check_cancel(cancel, CANCELLED)
+            _report(progress, plan, done, "building overviews")
+            writer.build_levels()
+            check_cancel(cancel, CANCELLED)
+            _report(progress, plan, done, "writing the Cloud-Optimised GeoTIFF")
+            writer.write_cogs()
+        finally:
+            writer.close()
 
 
-def _run_windows(plan: CompositePlan, sink: cog.RawSink, on_result, cancel) -> None:
-    """Every window of the plan into `sink`, `on_result(index)` after each: on a spawn pool, or here with
-    workers=0 (debugging)."""
+def _run_windows(plan: CompositePlan, on_result, cancel) -> None:
+    """Every window of the plan, `on_result(its tiles)` after each: on a Dask cluster, a spawn pool, or here
+    with workers=0 (debugging)."""
+    if plan.scheduler:
+        run_on_cluster(plan.tasks, plan.scheduler, _process_window_on_cluster, (plan.threads,), on_result, cancel,
+                       workers=plan.workers or (os.cpu_count() or 1))
+        return
     if plan.workers:
         _run_pool(plan.tasks, plan.workers, _process_window, on_result, cancel, initializer=_init_worker,
-                  initargs=(plan.threads, sink, os.getpid()))
+                  initargs=(plan.threads, os.getpid()))
         return
-    _init_worker(plan.threads, sink)
+    _init_worker(plan.threads)
     try:
         for task in plan.tasks:
             check_cancel(cancel, CANCELLED)

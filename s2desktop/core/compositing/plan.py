@@ -30,6 +30,8 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window, subdivide
 
 from s2desktop.core.bands import RESAMPLING, TRUE_COLOUR
+from s2desktop.core.compositing.cluster import check_scheduler
+from s2desktop.core.compositing.tiles import Layer, Pyramid
 from s2desktop.core.errors import InvalidInputError, RasterError
 from s2desktop.core.fsutil import check_output_file
 from s2desktop.core.maskrules import DEFAULT_CLASSES, check_buffer, describe_classes, parse_classes
@@ -65,6 +67,8 @@ class WindowInputs:
     # (): all 1
     mask_buffer: float = 0.0  # m the masked area grows by (core.maskrules); read with a halo that wide
     out_shape: tuple[int, int] = (0, 0)  # the output grid (h, w): the halo stops at its edges
+    layers: tuple[Layer, ...] = ()  # the output files' pixels a window hands back: values, count, date
+    pyramid: Pyramid | None = None  # the outputs' levels and which of them the windows tile
 
     @property
     def dates(self) -> int:
@@ -105,6 +109,7 @@ class CompositePlan:
     tags: dict[str, str] = field(default_factory=dict)
     rule: Rule = Median()
     date_path: Path | None = None  # the medoid's date band: where it is written
+    scheduler: str | None = None  # a Dask scheduler's address or 'local' (a LocalCluster); None: the spawn pool
 
     @property
     def dates(self) -> int:
@@ -126,10 +131,12 @@ class CompositePlan:
 def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 1, count_path=None,
               overwrite: bool = False, window_size: int = TARGET_WINDOW, compress: str = "ZSTD",
               clip: dict | None = None, tags: dict | None = None, method: Rule | str = Median(),
-              date_path=None, mask_classes=DEFAULT_CLASSES, mask_buffer: float = 0.0) -> CompositePlan:
+              date_path=None, mask_classes=DEFAULT_CLASSES, mask_buffer: float = 0.0,
+              scheduler: str | None = None) -> CompositePlan:
     """Check everything and plan the composite (see `composite()` for the arguments); S2Error subclasses."""
     compress, workers = _check_arguments(stack, scale, compress, workers)
     mask_classes, mask_buffer = parse_classes(mask_classes), check_buffer(mask_buffer)
+    scheduler = check_scheduler(scheduler)
     rule = _check_rule(method, date_path)
     obs = stack.observations
     paths = [[Path(o.rasters[b].path) for o in obs] for b in stack.bands]
@@ -148,7 +155,9 @@ def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 
                           mask_bands=mask_bands, mask_buffer=mask_buffer, out_shape=out_shape, scale=scale,
                           factors=factors,
                           out_transform=out_transform, clip=clip,
-                          date_days=_date_days(stack) if date_path else ())
+                          date_days=_date_days(stack) if date_path else (),
+                          layers=_layers(len(paths), count_path, date_path),
+                          pyramid=Pyramid.of(out_shape, [out for _src, out, _skip in cells], compress))
     return CompositePlan(
         stack=stack, inputs=inputs, crs=ref["crs"], out_shape=out_shape,
         tasks=tuple(WindowTask(i, src, out, inputs, skip, rule) for i, (src, out, skip) in enumerate(cells)),
@@ -156,8 +165,19 @@ def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 
         threads=max(1, (os.cpu_count() or 1) // max(1, workers)), compress=compress,
         tags={**_rule_tags(_tags(stack, scale, factors, mask_classes, mask_buffer), rule, date_path),
               **{str(k): str(v) for k, v in (tags or {}).items()}},
-        rule=rule, date_path=date_path,
+        rule=rule, date_path=date_path, scheduler=scheduler,
     )
+
+
+def _layers(bands: int, count_path, date_path) -> tuple[Layer, ...]:
+    """The outputs' pixels: the rule's values (uint16, nodata 0), the count of valid observations (uint8) and
+    the medoid's date band (uint16 days, nodata 0; its overviews pick a pixel, an average of dates is none)."""
+    layers = [Layer("values", bands, "uint16", 0)]
+    if count_path is not None:
+        layers.append(Layer("count", 1, "uint8", None))
+    if date_path is not None:
+        layers.append(Layer("date", 1, "uint16", 0, "nearest"))
+    return tuple(layers)
 
 
 # --- checks -----------------------------------------------------------------------------------------------------

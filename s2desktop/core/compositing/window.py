@@ -1,25 +1,24 @@
 """The work on one window, run in the spawned workers (or in-process with workers=0).
 
-Each worker opens the raw output files once (`_init_worker`) inside
-`rasterio.Env(GDAL_CACHEMAX=64 MB, GDAL_NUM_THREADS=cores // workers)`, each input dataset the first time a window
-reads it (kept open for the next), and reuses its window arrays (`_scratch`) instead of paying page faults for
-fresh memory every window. A window task is a plain value that names all it reads (`plan.WindowTask`). Per
-window and date: read each band straight into the stack (`out_shape` decimation
-for scale > 1, which GDAL serves from JP2 reduced-resolution levels / overviews; a 20 m or 60 m band beside 10 m
-ones read over the same ground and upsampled by nearest neighbour, `core.bands.RESAMPLING`), harmonise
-(DN - 1000, at least 1, for baseline >= 04.00), mask (SCL classes 0, 1, 3, 8, 9, 10 where a scene classification exists), then the
-task's rule (`rules`: the median, a quantile, the medoid, the geometric median) on observations valid in every
-band, written straight into the raw output's blocks (`cog.RawSink`; with the medoid's date band, the
-date of the observation each pixel holds) -- and, when the windows bring the output's first overview level
-(`cog.halves_in_windows`), the 2 x 2 averages of the result into its overview file. Only the window's index goes
-back to the parent.
+Each worker runs inside `rasterio.Env(GDAL_CACHEMAX=64 MB, GDAL_NUM_THREADS=cores // workers)` (`_init_worker`),
+opens each input dataset the first time a window reads it (kept open for the next), and reuses its window arrays
+(`_scratch`) instead of paying page faults for fresh memory every window. A window task is a plain value that
+names all it reads (`plan.WindowTask`). Per window and date: read each band straight into the stack (`out_shape`
+decimation for scale > 1, which GDAL serves from JP2 reduced-resolution levels / overviews; a 20 m or 60 m band
+beside 10 m ones read over the same ground and upsampled by nearest neighbour, `core.bands.RESAMPLING`),
+harmonise (DN - 1000, at least 1, for baseline >= 04.00), mask (the SCL's masked classes, 0, 1, 3, 8, 9, 10 by
+default, or the L1C cloud mask; read with a halo and dilated by the mask buffer),
+then the task's rule (`rules`: the median, a quantile, the medoid, the geometric median) on observations valid in
+all bands. The result goes back to the parent as the output's tiles, compressed here (`tiles.window_tiles`: full
+resolution and the overview levels whose tiles lie in the window), with the pixels of the smaller levels the
+parent builds itself.
 """
 
 from __future__ import annotations
 
 import math
 import signal
-from typing import Any
+import threading
 
 import numpy as np
 import rasterio
@@ -28,16 +27,44 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window, from_bounds
 from rasterio.windows import bounds as window_bounds
 
-from s2desktop.core.compositing.cog import RawSink
 from s2desktop.core.compositing.plan import WindowInputs, WindowTask
 from s2desktop.core.compositing.pool import _die_with_parent, _keep_freed_memory
 from s2desktop.core.compositing.rules import reduce
-from s2desktop.core.errors import InvalidInputError, RasterError
+from s2desktop.core.compositing.tiles import WindowTiles, window_tiles
+from s2desktop.core.errors import InvalidInputError, RasterError, S2Error
 from s2desktop.core.rasterinfo import gdal_error_text, open_raster
 
 GDAL_CACHEMAX_MB = 64
 
-_W: dict[str, Any] = {}  # this process's open datasets, GDAL environment, raw output and scratch buffers
+
+
+class _ThreadState(threading.local):
+    """A worker thread's open datasets, GDAL environment and scratch buffers, used like a dict: a pool
+    process has one thread, a Dask worker may run windows on several."""
+
+    def __getitem__(self, key):
+        return self.__dict__[key]
+
+    def __setitem__(self, key, value):
+        self.__dict__[key] = value
+
+    def __contains__(self, key) -> bool:
+        return key in self.__dict__
+
+    def get(self, key, default=None):
+        return self.__dict__.get(key, default)
+
+    def setdefault(self, key, default):
+        return self.__dict__.setdefault(key, default)
+
+    def values(self):
+        return self.__dict__.values()
+
+    def clear(self) -> None:
+        self.__dict__.clear()
+
+
+_W = _ThreadState()
 
 
 def harmonise(arr: np.ndarray, offset: int) -> np.ndarray:
@@ -50,9 +77,9 @@ def harmonise(arr: np.ndarray, offset: int) -> np.ndarray:
     return out
 
 
-def _init_worker(threads: int, sink: RawSink, parent_pid: int | None = None) -> None:
-    """Open the raw output files in this process, in a GDAL environment of `threads` threads. parent_pid: set
-    in a pool worker (the pool owner's pid)."""
+def _init_worker(threads: int, parent_pid: int | None = None) -> None:
+    """Set this process up for windows: a GDAL environment of `threads` threads. parent_pid: set in a pool
+    worker (the pool owner's pid)."""
     if parent_pid is not None:
         # Ctrl-C goes to the whole process group; the parent handles it and tears the pool down.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -67,7 +94,19 @@ def _init_worker(threads: int, sink: RawSink, parent_pid: int | None = None) -> 
     _W["env"] = env
     _W["scratch"] = {}
     _W["datasets"] = {}
-    _W["sink"] = sink.open()
+
+
+def _process_window_on_cluster(task: WindowTask, threads: int) -> WindowTiles:
+    """A window on a Dask worker: the thread is set up for windows on its first one and stays so (datasets kept
+    open for the next). An input it cannot read fails in one line naming the input and the worker."""
+    if "env" not in _W:
+        _init_worker(threads)
+    try:
+        return _process_window(task)
+    except S2Error as exc:
+        from distributed import get_worker
+
+        raise type(exc)(f"{exc} (on the Dask worker at {get_worker().address})") from None
 
 
 def _dataset(path: str, classes: bool = False):
@@ -80,8 +119,6 @@ def _dataset(path: str, classes: bool = False):
 
 
 def _close_worker() -> None:
-    if "sink" in _W:
-        _W["sink"].close()
     for ds in _W.get("datasets", {}).values():
         ds.close()
     env = _W.get("env")
@@ -180,9 +217,8 @@ class _Halo:
         return dilate(masked, self.metres, self.pixel)[self.cut]
 
 
-def _process_window(task: WindowTask) -> int:
-    """Composite one window into the raw output (and its 2 x 2 averages when the windows bring the first
-    overview level). -> the window's index."""
+def _process_window(task: WindowTask) -> WindowTiles:
+    """Composite one window. -> its tiles, compressed, and the pixels of the levels the parent builds."""
     inp = task.inputs
     n, bands = inp.dates, len(inp.rasters)
     oh, ow = int(task.output.height), int(task.output.width)
@@ -201,9 +237,9 @@ def _process_window(task: WindowTask) -> int:
     if inp.clip is not None:
         valid &= _inside(inp.clip, task.output, inp.out_transform)
     out = reduce(task.rule, stacks, valid, scratch=_scratch("keys", (n + 1, oh, ow), np.uint16))
-    _W["sink"].write(task.output, out.values, np.minimum(out.count, 255).astype(np.uint8),
-                     _date_band(inp, out) if inp.date_days else None)
-    return task.index
+    results = {"values": out.values, "count": np.minimum(out.count, 255).astype(np.uint8)[None],
+               "date": _date_band(inp, out)[None] if inp.date_days else None}
+    return window_tiles(task.index, inp.pyramid, task.output, {layer: results[layer.name] for layer in inp.layers})
 
 
 def _date_band(inp: WindowInputs, out) -> np.ndarray:

@@ -1,0 +1,196 @@
+"""The windows on a Dask cluster: a real `distributed.LocalCluster` of 2 worker processes x 1 thread."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import rasterio
+
+from s2desktop.core.compositing import composite
+from s2desktop.core.errors import CancelledError, InvalidInputError
+from s2desktop.core.pipeline import CompositeOptions, Job, run_composite
+from s2desktop.core.progress import CancelToken
+from s2desktop.core.stack import from_files
+from tests.core.test_pipeline import _request
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as c, distributed.Client(c) as client:
+        yield c, client
+
+
+def _levels(path) -> list[np.ndarray]:
+    with rasterio.open(path) as ds:
+        levels = [ds.read()] + [None] * len(ds.overviews(1))
+    for i in range(1, len(levels)):
+        with rasterio.open(path, overview_level=i - 1) as ds:
+            levels[i] = ds.read()
+    return levels
+
+
+def _same_output(a, b) -> None:
+    """Pixels of every level, tags (but the time it was made), descriptions and layout alike."""
+    for x, y in zip(_levels(a), _levels(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+    with rasterio.open(a) as da, rasterio.open(b) as db:
+        ta, tb = da.tags(), db.tags()
+        ta.pop("CREATED", None), tb.pop("CREATED", None)
+        assert ta == tb and da.descriptions == db.descriptions and da.profile == db.profile
+        assert db.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+
+
+def _scheduler_tasks(client) -> int:
+    return client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+
+
+def test_an_l2a_tile_on_the_cluster_is_the_pools(seeded_s3, tmp_path, cluster):
+    c, _client = cluster
+    pool_out, pool_count = tmp_path / "pool.tif", tmp_path / "pool_n.tif"
+    options = CompositeOptions(str(pool_out), workers=2, count_path=str(pool_count), window_size=128)
+    result = Job(_request(seeded_s3, "l2a", tmp_path, composite=options)).run()
+    assert result.composite.windows >= 1 and result.inputs.masked == 3  # its JP2s: one block, one window
+    seen = []
+    on_cluster = replace(options, output=str(tmp_path / "dask.tif"), count_path=str(tmp_path / "dask_n.tif"),
+                         scheduler=c.scheduler_address)
+    run_composite(result.inputs, on_cluster, progress=seen.append)
+    _same_output(pool_out, tmp_path / "dask.tif")
+    _same_output(pool_count, tmp_path / "dask_n.tif")
+    assert [e.items_done for e in seen if not e.message] == list(range(result.composite.windows + 1))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [  # and each one's provenance record
+        "dask.json", "dask.tif", "dask_n.tif", "pool.json", "pool.tif", "pool_n.tif"]
+
+
+def test_cancel_leaves_no_output_and_no_task_on_the_cluster(raster_stack, tmp_path, cluster):
+    c, client = cluster
+    st = raster_stack(dates=3, size=1100, block=128)
+    cancel = CancelToken()
+
+    def progress(e):
+        if e.items_done >= 2:
+            cancel.set()
+
+    out = tmp_path / "out" / "c.tif"
+    out.parent.mkdir()
+    with pytest.raises(CancelledError):
+        composite(from_files(st.red, st.green, st.blue), out, count_path=out.with_name("n.tif"), window_size=128,
+                  scheduler=c.scheduler_address, progress=progress, cancel=cancel)
+    assert list(out.parent.iterdir()) == []
+    deadline = time.monotonic() + 20
+    while _scheduler_tasks(client) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _scheduler_tasks(client) == 0
+    assert not any(client.processing().values())
+
+
+def test_a_worker_killed_mid_job_still_gives_the_whole_output(raster_stack, tmp_path, cluster):
+    c, client = cluster
+    st = raster_stack(dates=3, size=1100, block=128)
+    stack = from_files(st.red, st.green, st.blue)
+    composite(stack, tmp_path / "pool.tif", workers=2, window_size=128)
+    pids = list(client.run(os.getpid).values())
+    killed = []
+
+    def progress(e):
+        if e.items_done == 3 and not killed:
+            os.kill(pids[0], signal.SIGKILL)  # the nanny starts another; its windows run elsewhere
+            killed.append(pids[0])
+
+    composite(stack, tmp_path / "dask.tif", window_size=128, scheduler=c.scheduler_address, progress=progress)
+    assert killed
+    _same_output(tmp_path / "pool.tif", tmp_path / "dask.tif")
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_a_local_cluster_started_for_the_job(raster_stack, tmp_path):
+    st = raster_stack(dates=3, size=300, block=128)
+    stack = from_files(st.red, st.green, st.blue)
+    composite(stack, tmp_path / "pool.tif", workers=2, window_size=128)
+    composite(stack, tmp_path / "local.tif", workers=2, window_size=128, scheduler="local")
+    _same_output(tmp_path / "pool.tif", tmp_path / "local.tif")
+
+
+def test_without_dask_a_scheduler_says_what_to_install(raster_stack, tmp_path, monkeypatch):
+    st = raster_stack(dates=2, size=100, block=64)
+    stack = from_files(st.red, st.green, st.blue)
+    with pytest.raises(InvalidInputError, match=r"^scheduler 'localhost:8786': give 'local' or an address"):
+        composite(stack, tmp_path / "c.tif", scheduler="localhost:8786")
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed: importing it fails
+    with pytest.raises(InvalidInputError, match=r"^a Dask scheduler needs dask.distributed: pip install "
+                                                r"'s2desktop\[dask\]'$"):
+        composite(stack, tmp_path / "c.tif", scheduler="tcp://127.0.0.1:8786")
+    assert list(tmp_path.glob("*.tif")) == []
+
+
+def test_the_command_line_takes_the_scheduler_from_the_environment(raster_stack, tmp_path, monkeypatch, capsys,
+                                                                    cluster):
+    from s2desktop.cli import main
+
+    c, _client = cluster
+    st = raster_stack(dates=2, size=300, block=128)
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", c.scheduler_address)
+    args = ["composite", "--red", *map(str, st.red), "--green", *map(str, st.green), "--blue", *map(str, st.blue),
+            "-o", str(tmp_path / "c.tif")]
+    assert main(args) == 0
+    assert (tmp_path / "c.tif").exists()
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    assert main([*args[:-1], str(tmp_path / "d.tif")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "pip install 's2desktop[dask]'" in err and not (tmp_path / "d.tif").exists()
+
+
+def test_an_input_a_worker_cannot_read_is_one_line_naming_it_and_the_worker(raster_stack, tmp_path, cluster):
+    from s2desktop.core.compositing.cluster import run_on_cluster
+    from s2desktop.core.compositing.plan import make_plan
+    from s2desktop.core.compositing.window import _process_window_on_cluster
+    from s2desktop.core.errors import NotFoundError
+
+    c, client = cluster
+    st = raster_stack(dates=2, size=300, block=128)
+    plan = make_plan(from_files(st.red, st.green, st.blue, mask="none"), tmp_path / "c.tif", window_size=128)
+    gone = str(tmp_path / "elsewhere" / "B04.tif")  # e.g. a path only the machine that planned has
+    rasters = ((gone,) + plan.inputs.rasters[0][1:],) + plan.inputs.rasters[1:]
+    tasks = [replace(t, inputs=replace(t.inputs, rasters=rasters)) for t in plan.tasks]
+    workers = set(client.scheduler_info()["workers"])
+    with pytest.raises(NotFoundError) as e:
+        run_on_cluster(tasks, c.scheduler_address, _process_window_on_cluster, (1,), lambda r: None, None, 2)
+    message = str(e.value)
+    assert "\n" not in message and message.startswith(f"{gone}: no such file (on the Dask worker at tcp://")
+    assert message[message.rindex(" ") + 1:-1] in workers
+
+
+def test_an_area_over_two_tiles_streamed_from_cogs_on_the_cluster_is_the_pools(seeded_s3, scratch_bucket, tmp_path,
+                                                                               cluster):
+    """The area's windows are fetched here into files the workers share (one machine): 32UQU and 33UUP, 33UUP
+    reprojected onto zone 32's grid; one date of both tiles, one of each alone."""
+    import datetime as dt
+
+    from s2desktop.core import areas
+    from s2desktop.core.pipeline import Request, SourceSpec
+    from tests.helpers import constant_cog_scene, upload_public
+
+    c, _client = cluster
+    root = tmp_path / "bucket"
+    a, b, d = dt.date(2023, 7, 1), dt.date(2023, 7, 3), dt.date(2023, 7, 5)
+    for tile, date, value in (("32UQU", a, 1000), ("33UUP", a, 1000), ("33UUP", b, 3000), ("32UQU", d, 2500)):
+        constant_cog_scene(root, tile, date, value)
+    upload_public(seeded_s3, scratch_bucket, root)
+    area = areas.parse_bbox("12.10,48.00,12.50,48.30")
+    outputs = {}
+    for name, scheduler in (("pool", None), ("dask", c.scheduler_address)):
+        outputs[name] = tmp_path / f"{name}.tif"
+        Job(Request(SourceSpec("cogs", endpoint_url=seeded_s3.endpoint, bucket=scratch_bucket), area=area,
+                    resolution=500, crs="EPSG:32632", start=a, end=d, cache_dir=tmp_path / "cache",
+                    composite=CompositeOptions(str(outputs[name]), workers=2, scheduler=scheduler))).run()
+    _same_output(outputs["pool"], outputs["dask"])
+    with rasterio.open(outputs["dask"]) as ds:
+        assert set(ds.tags()["TILE"].split(",")) == {"32UQU", "33UUP"} and len(np.unique(ds.read(1))) > 2
