@@ -14,8 +14,10 @@ local S3 server (moto, in this process; --dates scenes of --area-size px with cl
 the job into the area cache, then explained from it (its stack rebuilt from the cache at each click).
 
 Prints per input format the median and the slowest explain time (wall seconds), the median CPU seconds of the
-process (what a loaded machine does not inflate as much), and the median's ratio to the target (1 s for 20 dates of local files). Reading one pixel of a JPEG 2000 decodes its whole 1024 px tile once
-per band and date (60 tiles for 20 dates): that, not the rest, is the cost. The machine may be shared: run twice.
+process (what a loaded machine does not inflate as much), and the median's ratio to the target (1 s for 20
+dates of local files). JPEG 2000 is read through OpenJPEG's decode area (core.jp2area: the code-blocks around
+the pixel); "JP2 (GDAL)" reads the same files with GDAL alone, which decodes the pixel's whole 1024 px tile
+once per band and date (60 tiles for 20 dates), as explain did before. The machine may be shared: run twice.
 """
 
 from __future__ import annotations
@@ -67,19 +69,28 @@ def composite(files: list[list[Path]], out: Path, workers: int) -> Path:
     return out
 
 
-def time_explain(out: Path, pixels: list[tuple[int, int]], chips: bool) -> dict[str, list[tuple[float, float]]]:
+def time_explain(out: Path, pixels: list[tuple[int, int]], chips: bool,
+                 gdal_only: bool = False) -> dict[str, list[tuple[float, float]]]:
     """{'first click': [(wall s, CPU s)], 'next click': [...]} per pixel: the first with nothing kept open
-    (every tile decoded), the next 3 px away (the tiles still decoded in the kept datasets)."""
+    (every tile decoded), the next 3 px away (the tiles still decoded in the kept datasets). gdal_only: JPEG
+    2000 read by GDAL alone (whole tiles), as before core.jp2area."""
+    from s2desktop.core import explain as explain_mod
     from s2desktop.core.explain import explain, forget
 
+    reader = explain_mod._JP2.reader
+    if gdal_only:
+        explain_mod._JP2.reader = lambda: None
     times: dict[str, list] = {"first click": [], "next click": []}
-    for row, col in pixels:
-        forget()
-        for what, px in (("first click", (row, col)), ("next click", (max(0, row - 3), max(0, col - 3)))):
-            t, c = time.perf_counter(), time.process_time()
-            why = explain(out, pixel=px, chips=chips)
-            times[what].append((time.perf_counter() - t, time.process_time() - c))
-            assert why.recomputed == why.value, (px, why.value, why.recomputed)  # the explanation holds
+    try:
+        for row, col in pixels:
+            forget()
+            for what, px in (("first click", (row, col)), ("next click", (max(0, row - 3), max(0, col - 3)))):
+                t, c = time.perf_counter(), time.process_time()
+                why = explain(out, pixel=px, chips=chips)
+                times[what].append((time.perf_counter() - t, time.process_time() - c))
+                assert why.recomputed == why.value, (px, why.value, why.recomputed)  # the explanation holds
+    finally:
+        explain_mod._JP2.reader = reader
     return times
 
 
@@ -158,9 +169,10 @@ def main(argv=None) -> int:
         outs = {name: composite(files, Path(tmp) / f"{name.split()[0].lower()}.tif", args.workers)
                 for name, files in sets.items()}
         results: dict[tuple[str, bool, str], list[tuple[float, float]]] = {}
+        legs = [*outs.items(), ("JP2 (GDAL)", outs["JPEG 2000"])]  # the last: whole tiles, as before jp2area
         for chips in (False, True):  # the formats in turn, pixel by pixel
-            for name, out in outs.items():
-                for what, times in time_explain(out, pixels, chips).items():
+            for name, out in legs:
+                for what, times in time_explain(out, pixels, chips, gdal_only=name == "JP2 (GDAL)").items():
                     results[(name, chips, what)] = times
         for what, times in area_from_cache(Path(tmp), args.dates, args.area_size, args.pixels).items():
             results[("area cache", False, what)] = times
