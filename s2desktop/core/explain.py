@@ -24,9 +24,10 @@ import tempfile
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntFlag
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import rasterio
@@ -37,6 +38,7 @@ from s2desktop.core import jp2area, provenance, qimasks
 from s2desktop.core.compositing.plan import SCL_MASKED_CLASSES, TARGET_WINDOW, WindowInputs, _factor, _plan_tasks
 from s2desktop.core.compositing.rules import reduce
 from s2desktop.core.compositing.window import _Halo, _band_window, _inside, _masked, _read, _read_scl, harmonise
+from s2desktop.core.display_bands import default_indexes
 from s2desktop.core.errors import InvalidInputError
 from s2desktop.core.methods import parse_method
 from s2desktop.core.rasterinfo import open_raster
@@ -78,7 +80,7 @@ class DateWhy:
     mask_value: int | None = None  # the SCL class (or the L1C mask's bits) at the pixel
     mask_class: str | None = None  # its name: 'cloud high probability', 'opaque clouds'
     chosen: bool = False  # the date whose values the composite holds (a rule that picks a date)
-    chip: np.ndarray | None = field(default=None, compare=False, repr=False)  # (CHIP, CHIP, 3) uint8 true colour
+    chip: np.ndarray | None = field(default=None, compare=False, repr=False)  # (CHIP, CHIP, 3) uint8: chip_bands
 
     def to_dict(self) -> dict:
         return {"date": self.date, "orbit": self.orbit, "baseline": self.baseline, "reason": int(self.reason),
@@ -105,6 +107,7 @@ class Explanation:
     count: int | None  # its count layer's value (None: no count layer)
     recomputed: tuple[int, ...]  # the rule applied again to the USED dates' values
     dates: tuple[DateWhy, ...]
+    chip_bands: tuple[str, ...] = ()  # the bands the chips show as R, G, B (none without chips)
 
     @property
     def used(self) -> int:
@@ -123,10 +126,13 @@ class Explanation:
 
 
 def explain(composite, *, pixel: tuple[int, int] | None = None, xy: tuple[float, float] | None = None,
-            lonlat: tuple[float, float] | None = None, chips: bool = False) -> Explanation:
+            lonlat: tuple[float, float] | None = None, chips: bool = False,
+            chip_bands: Sequence[int] | None = None) -> Explanation:
     """The pixel of ``composite`` (give one of pixel=(row, col), xy in its CRS, lonlat in degrees) explained
-    from the composite's own inputs. chips: also a CHIP x CHIP true-colour chip around it per date. One-line
-    S2Error subclasses (no record, a pixel outside the raster, an input gone)."""
+    from the composite's own inputs. chips: also a CHIP x CHIP chip around it per date, of the composite's
+    bands ``chip_bands`` (1-based, as R, G, B: the ones a viewer shows; default, or when they are not all bands
+    of the stack: true colour by the bands' names, else the first three). One-line S2Error subclasses (no
+    record, a pixel outside the raster, an input gone)."""
     record = provenance.read_record(composite)
     path = Path(composite) if Path(composite).suffix.lower() != ".json" else \
         record.path.with_name(record.item["assets"]["composite"]["href"])
@@ -137,8 +143,19 @@ def explain(composite, *, pixel: tuple[int, int] | None = None, xy: tuple[float,
     count = _count_at(record, path, row, col)
     with _stack_of(record) as (stack, clip):
         inputs, task = _window_of(record, stack, clip, row, col)
-        dates = _dates(stack, inputs, task, row, col, chips, keep=record.mode != "area")
-    return _explained(record, path, row, col, where, stack, value, count, dates)
+        shown = _chip_bands(stack.bands, chip_bands) if chips else ()
+        dates = _dates(stack, inputs, task, row, col, shown, keep=record.mode != "area")
+    why = _explained(record, path, row, col, where, stack, value, count, dates)
+    return replace(why, chip_bands=tuple(stack.bands[b] for b in shown))
+
+
+def _chip_bands(names: Sequence[str], asked: Sequence[int] | None) -> tuple[int, ...]:
+    """The stack's 0-based bands a chip shows as R, G, B: ``asked`` (1-based) when they are all the stack's,
+    else true colour by the bands' names, else the first three (one or two bands: the first, as grey)."""
+    if asked and len(asked) == 3 and all(1 <= i <= len(names) for i in asked):
+        return tuple(i - 1 for i in asked)
+    indexes = default_indexes(len(names), names)
+    return tuple(i - 1 for i in (indexes * 3 if len(indexes) == 1 else indexes))
 
 
 def locate(ds, *, pixel=None, xy=None, lonlat=None) -> tuple[int, int]:
@@ -240,10 +257,11 @@ class _Pixel:
     inside_area: bool
 
 
-def _dates(stack: Stack, inp: WindowInputs, task, row: int, col: int, chips: bool, keep: bool) -> list[dict]:
-    """Each date at the pixel: raw and harmonised values, nodata, mask (and its class), footprint, clip -- the
-    dates read at once on a few threads (each date its own datasets: GDAL decodes outside the GIL). keep: the
-    datasets stay open for the next explain (:class:`_Datasets`)."""
+def _dates(stack: Stack, inp: WindowInputs, task, row: int, col: int, chips: tuple[int, ...],
+           keep: bool) -> list[dict]:
+    """Each date at the pixel: raw and harmonised values, nodata, mask (and its class), footprint, clip, and a
+    chip of the bands ``chips`` (none: no chip) -- the dates read at once on a few threads (each date its own
+    datasets: GDAL decodes outside the GIL). keep: the datasets stay open for the next explain (:class:`_Datasets`)."""
     src, out_window, skip = task
     pitch_x, pitch_y = (src.width / out_window.width, src.height / out_window.height) if inp.scale > 1 else (1, 1)
     one = Window(col, row, 1, 1)
@@ -317,7 +335,7 @@ def forget() -> None:
         _KEPT._close(len(_KEPT.open_))
 
 
-def _date(inp: WindowInputs, o, d: int, px: _Pixel, skipped: bool, chips: bool, dataset) -> dict:
+def _date(inp: WindowInputs, o, d: int, px: _Pixel, skipped: bool, chips: tuple[int, ...], dataset) -> dict:
     """One date at the pixel, read through ``dataset(path, classes)``."""
     raw = np.zeros((len(inp.rasters), 1, 1), np.uint16)
     for b, paths in enumerate(inp.rasters):
@@ -330,7 +348,7 @@ def _date(inp: WindowInputs, o, d: int, px: _Pixel, skipped: bool, chips: bool, 
         fact["masked"] = bool(halo.buffered(_masked(inp, d, halo.bounds, halo.shape, dataset))[0, 0])
         fact["mask_value"], fact["mask_class"] = _mask_class(inp, d, px.bounds, dataset)
     if chips:
-        fact["chip"] = _chip(inp, d, px.source, dataset)
+        fact["chip"] = _chip(inp, d, px.source, chips, dataset)
     return fact
 
 
@@ -390,23 +408,27 @@ def _mask_class(inp: WindowInputs, d: int, bounds, dataset) -> tuple[int | None,
     return bits, ", ".join(names) if names else "clear"
 
 
-def _chip(inp: WindowInputs, d: int, source: Window, dataset) -> np.ndarray:
-    """A CHIP x CHIP true-colour chip centred on the pixel, harmonised (outside the raster: black). The part
-    inside the raster is read as it is (a boundless read would decode through a second dataset)."""
+def _chip(inp: WindowInputs, d: int, source: Window, shown: tuple[int, ...], dataset) -> np.ndarray:
+    """A CHIP x CHIP chip centred on the pixel of the bands ``shown`` as R, G, B, harmonised, with the true
+    colour stretch (outside the raster: black); a coarser band is read onto the output grid as the compositor
+    reads it. The part inside the raster is read as it is (a boundless read would decode through a second
+    dataset)."""
     from s2desktop.core.render import truecolor
 
     half = CHIP // 2
-    w, h = source.width, source.height  # one output pixel on the inputs' grid
-    full = Window(source.col_off - half * w, source.row_off - half * h, CHIP * w, CHIP * h)
     bands = np.zeros((3, CHIP, CHIP), np.uint16)
-    for b, paths in enumerate(inp.rasters[:3]):
-        ds = dataset(paths[d])
+    for k, b in enumerate(shown):
+        factor = inp.factors[b] if inp.factors else 1
+        one = _band_window(source, factor)  # one output pixel on this band's grid
+        w, h = one.width, one.height
+        full = Window(one.col_off - half * w, one.row_off - half * h, CHIP * w, CHIP * h)
+        ds = dataset(inp.rasters[b][d])
         inner = full.intersection(Window(0, 0, ds.width, ds.height))
         c0, r0 = round((inner.col_off - full.col_off) / w), round((inner.row_off - full.row_off) / h)
         cw, ch = min(CHIP - c0, round(inner.width / w)), min(CHIP - r0, round(inner.height / h))
         if cw > 0 and ch > 0:
-            bands[b, r0:r0 + ch, c0:c0 + cw] = _read_small(dataset, paths[d], inner, np.empty((ch, cw), np.uint16),
-                                                           inp.scale)
+            bands[k, r0:r0 + ch, c0:c0 + cw] = _read_small(dataset, inp.rasters[b][d], inner,
+                                                           np.empty((ch, cw), np.uint16), inp.scale * factor)
     valid = (bands != 0).all(axis=0)
     return np.ascontiguousarray(truecolor(harmonise(bands, inp.offsets[d]), valid).transpose(1, 2, 0))
 
