@@ -11,28 +11,14 @@ B04, B03 (``--bands false-colour``), opened in the window, and shown through the
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.tools.screenshots import (AREA_BOX, AREA_PX, _Driver, _temp_home, list_area,  # noqa: E402
-                                     make_area_mirror)
-
-
-def _composite(home: Path) -> Path:
-    from s2desktop.core import areas
-    from s2desktop.core.pipeline import CompositeOptions, Job, Request, SourceSpec
-
-    mirror = make_area_mirror(home / "cog-mirror")
-    out = home / "false_colour.tif"
-    area = areas.parse_bbox(",".join(str(v) for v in AREA_BOX))
-    Job(Request(SourceSpec(str(mirror)), area=area, resolution=AREA_PX, start=dt.date(2023, 6, 1),
-                end=dt.date(2023, 7, 31), bands=("B08", "B04", "B03"),
-                composite=CompositeOptions(str(out), workers=1))).run()
-    return out
+from tests.tools.screenshots import (AREA_PX, _Driver, _temp_home, composite_area,  # noqa: E402
+                                     list_area)
 
 
 def _as_asked(win, d: _Driver, mirror: Path, out: Path) -> None:
@@ -52,7 +38,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     width, height = (int(v) for v in args.size.split("x"))
     home = _temp_home()
-    out = _composite(home)
+    out = composite_area(home, "false_colour.tif", bands=("B08", "B04", "B03"))
 
     from s2desktop.gui.app import create_application
     from s2desktop.gui.main_window import MainWindow

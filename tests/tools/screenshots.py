@@ -152,6 +152,19 @@ def list_area(win, mirror: Path, wait_until) -> None:
                            for s in model.scenes), what="area previews")
 
 
+def composite_area(home: Path, name: str, bands=("B04", "B03", "B02")) -> Path:
+    """The area mirror (written into ``home``) composited headless by the job over AREA_BOX into home/name."""
+    from s2desktop.core import areas
+    from s2desktop.core.pipeline import CompositeOptions, Job, Request, SourceSpec
+
+    mirror = make_area_mirror(home / "cog-mirror")
+    out = home / name
+    area = areas.parse_bbox(",".join(str(v) for v in AREA_BOX))
+    Job(Request(SourceSpec(str(mirror)), area=area, resolution=AREA_PX, start=dt.date(2023, 6, 1),
+                end=dt.date(2023, 7, 31), bands=tuple(bands), composite=CompositeOptions(str(out), workers=1))).run()
+    return out
+
+
 def area_shots(app, home: Path, shot, wait_until, width: int, height: int) -> None:
     """06: an area drawn over a tile edge, its acquisitions listed; 07: its composite in the viewer."""
     from s2desktop.gui.main_window import MainWindow
