@@ -35,7 +35,7 @@ from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 
 from s2desktop.core import jp2area, provenance, qimasks
-from s2desktop.core.compositing.plan import SCL_MASKED_CLASSES, TARGET_WINDOW, WindowInputs, _factor, _plan_tasks
+from s2desktop.core.compositing.plan import SCL_MASKED_CLASSES, TARGET_WINDOW, WindowInputs, _factor, window_inputs
 from s2desktop.core.compositing.rules import reduce
 from s2desktop.core.compositing.window import _Halo, _band_window, _inside, _masked, _read, _read_scl, harmonise
 from s2desktop.core.display_bands import default_indexes
@@ -217,17 +217,10 @@ def _stack_of(record):
 def _window_of(record, stack: Stack, clip, row: int, col: int):
     """The composite's window inputs and the window task that holds the pixel (the compositor's own plan of
     windows and of the dates each skips)."""
-    scale = int(record.props["s2desktop:scale"])
-    size = record.props.get("s2desktop:window_size") or TARGET_WINDOW
-    obs = stack.observations
     ref, factors = _grids(stack)
-    out_shape, out_transform, cells = _plan_tasks(ref, scale, size, [o.footprint for o in obs])
     rules = {"mask_classes": SCL_MASKED_CLASSES, **record.mask_rules}
-    inputs = WindowInputs(rasters=tuple(tuple(o.rasters[b].path for o in obs) for b in stack.bands),
-                          masks=tuple(o.mask.path if o.mask else None for o in obs),
-                          offsets=tuple(o.offset for o in obs), scale=scale, factors=factors,
-                          out_transform=out_transform, clip=clip, out_shape=out_shape,
-                          mask_bands=tuple(o.mask.band if o.mask else None for o in obs), **rules)
+    inputs, cells = window_inputs(stack, ref, factors, scale=int(record.props["s2desktop:scale"]), clip=clip,
+                                  window_size=record.props.get("s2desktop:window_size") or TARGET_WINDOW, **rules)
     for src, out, skip in cells:
         if out.row_off <= row < out.row_off + out.height and out.col_off <= col < out.col_off + out.width:
             return inputs, (src, out, skip)
