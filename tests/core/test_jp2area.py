@@ -76,3 +76,24 @@ def test_explain_of_jp2_inputs_reads_the_values_and_chips_of_a_full_read(tmp_pat
         for a, b in zip(why.dates, gdal.dates):
             assert a.raw == b.raw and np.array_equal(a.chip, b.chip), (row, col, a.date)
     assert calls  # the JPEG 2000 reads went through the decode area
+
+
+def test_real_sentinel2_files_read_the_same_through_the_decode_area(shared_real):
+    """Every single-band JPEG 2000 of ../shared/s2-real (L1C and L2A bands, SCL, AOT, ...): 64 px areas at
+    random places (clipped at the edges) equal GDAL's reads; a file glymur does not take (one here is a JPEG
+    2000 by GDAL's reading, not glymur's) is left to GDAL (None)."""
+    paths = sorted(shared_real.rglob("*.jp2"))
+    compared = 0
+    for path in paths:
+        with rasterio.open(path) as ds:
+            if ds.count != 1:
+                continue
+            rng = np.random.default_rng(ds.width)
+            for row, col in zip(rng.integers(0, ds.height, 3), rng.integers(0, ds.width, 3)):
+                w = Window(int(col), int(row), min(64, ds.width - int(col)), min(64, ds.height - int(row)))
+                ours = READER(path, w, (int(w.height), int(w.width)))
+                if ours is None:
+                    break
+                assert np.array_equal(ours, ds.read(1, window=w)), (path, w)
+                compared += 1
+    assert compared >= 30, compared  # the folder's bands were read
