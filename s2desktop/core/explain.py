@@ -323,9 +323,11 @@ _KEPT = _Datasets(keep=KEEP_OPEN)
 
 
 def forget() -> None:
-    """Close the datasets kept open between explains (their decoded tiles go with them)."""
+    """Close the datasets kept open between explains (their decoded tiles go with them) and forget the JPEG 2000
+    headers parsed."""
     with _KEPT.busy:
         _KEPT._close(len(_KEPT.open_))
+    _JP2.clear()
 
 
 def _date(inp: WindowInputs, o, d: int, px: _Pixel, skipped: bool, chips: tuple[int, ...], dataset) -> dict:
@@ -369,6 +371,11 @@ class _Jp2Reader:
             if not self._made:
                 self._reader, self._made = jp2area.area_reader(), True
             return self._reader
+
+    def clear(self) -> None:
+        with self._lock:
+            if self._reader is not None:
+                self._reader.clear()
 
 
 _JP2 = _Jp2Reader()

@@ -83,6 +83,11 @@ class AreaReader:
         data = jp2[int(r0):int(r0 + h), int(c0):int(c0 + w)]
         return data if data.dtype.kind == "u" else None
 
+    def clear(self) -> None:
+        """Forget the parsed headers (a few kB a file)."""
+        with self._lock:
+            self._open.clear()
+
     def _jp2(self, path: str):
         """The file's parsed header (again when the file was rewritten), None when glymur cannot parse it."""
         try:
