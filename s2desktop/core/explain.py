@@ -270,8 +270,9 @@ def _dates(stack: Stack, inp: WindowInputs, task, row: int, col: int, chips: tup
 class _Datasets:
     """Open datasets by file (and its size and time: a file rewritten is opened again). Used as a context: a
     plain one closes them after; the module's :data:`_KEPT` keeps up to ``keep`` of them open between explains,
-    least recently used closed first, so that GDAL's block cache still holds the tiles a pixel nearby needs (a
-    JPEG 2000 tile is decoded once, not once a click) -- one explain at a time uses it."""
+    least recently used closed first, so that GDAL's block cache still holds the tiles a pixel nearby needs --
+    one explain at a time uses it. A JPEG 2000 file is opened as :class:`jp2area.SmallReads`: its small reads
+    decode the code-blocks around them, not the whole 1024 px tiles GDAL would."""
 
     def __init__(self, keep: int = 0):
         self.keep = keep
@@ -287,6 +288,9 @@ class _Datasets:
                 self.open_.move_to_end(key)
                 return ds
         ds = open_raster(path, no_overviews=classes)  # a date's files are its own: no other thread opens them
+        area = _JP2.reader() if ds.driver == "JP2OpenJPEG" else None
+        if area is not None:  # small reads decode the code-blocks they need, not whole tiles (core.jp2area)
+            ds = jp2area.SmallReads(ds, area)
         with self.lock:
             self.open_[key] = ds
         return ds
@@ -335,7 +339,7 @@ def _date(inp: WindowInputs, o, d: int, px: _Pixel, skipped: bool, chips: tuple[
     raw = np.zeros((len(inp.rasters), 1, 1), np.uint16)
     for b, paths in enumerate(inp.rasters):
         factor = inp.factors[b] if inp.factors else 1
-        _read_small(dataset, paths[d], _band_window(px.source, factor), raw[b], inp.scale * factor)
+        _read(dataset(paths[d]), _band_window(px.source, factor), raw[b], inp.scale * factor)
     fact = {"raw": raw, "skipped": skipped, "inside_area": px.inside_area,
             "footprint": _in_footprint(o.footprint, px.one, inp.out_transform), "offset": inp.offsets[d]}
     if inp.masks[d] is not None:
@@ -345,18 +349,6 @@ def _date(inp: WindowInputs, o, d: int, px: _Pixel, skipped: bool, chips: tuple[
     if chips:
         fact["chip"] = _chip(inp, d, px.source, chips, dataset)
     return fact
-
-
-def _read_small(dataset, path: str, window: Window, out: np.ndarray, scale: float) -> np.ndarray:
-    """``window`` of ``path`` into ``out`` as the compositor's reader reads it; a plain window of a JPEG 2000
-    file through OpenJPEG's decode area (:mod:`core.jp2area`: only the code-blocks around it, not its whole
-    1024 px tile, the same values), anything else with GDAL (the dataset ``dataset(path)``)."""
-    area = _JP2.reader() if scale == 1 else None
-    data = area(path, window, out.shape) if area is not None else None
-    if data is None:
-        return _read(dataset(path), window, out, scale)
-    out[...] = data
-    return out
 
 
 class _Jp2Reader:
@@ -427,8 +419,7 @@ def _chip(inp: WindowInputs, d: int, source: Window, shown: tuple[int, ...], dat
         c0, r0 = round((inner.col_off - full.col_off) / w), round((inner.row_off - full.row_off) / h)
         cw, ch = min(CHIP - c0, round(inner.width / w)), min(CHIP - r0, round(inner.height / h))
         if cw > 0 and ch > 0:
-            bands[k, r0:r0 + ch, c0:c0 + cw] = _read_small(dataset, inp.rasters[b][d], inner,
-                                                           np.empty((ch, cw), np.uint16), inp.scale * factor)
+            bands[k, r0:r0 + ch, c0:c0 + cw] = _read(ds, inner, np.empty((ch, cw), np.uint16), inp.scale * factor)
     valid = (bands != 0).all(axis=0)
     return np.ascontiguousarray(truecolor(harmonise(bands, inp.offsets[d]), valid).transpose(1, 2, 0))
 

@@ -8,7 +8,9 @@ it (``Jp2k(path)[r0:r1, c0:c1]``): one pixel costs ~10 ms. The values are the sa
 decodes the same code-blocks; ``tests/core/test_jp2area.py`` compares them).
 
     reader = area_reader()                 # None: glymur or a libopenjp2 >= 2.4 is missing -- read with GDAL
-    reader(path, Window(col, row, w, h))   # -> (h, w) array, or None when the window is not a plain one
+    reader(path, Window(col, row, w, h), (h, w))  # -> (h, w) array, or None when the window is not a plain one
+    ds = SmallReads(rasterio.open(path), reader)  # its small reads as GDAL reads them (fractional, upsampled:
+    ds.read(1, window=..., out_shape=..., resampling=...)  # a 20 m band or SCL onto a 10 m grid), decoded so
 
 glymur finds libopenjp2 as ctypes does; without one on the system, the one rasterio's wheel bundles (the one
 GDAL decodes with) is used.
@@ -17,16 +19,19 @@ GDAL decodes with) is used.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import threading
 from pathlib import Path
 
 import numpy as np
+from affine import Affine
 from rasterio.windows import Window
 
-__all__ = ["area_reader", "AreaReader"]
+__all__ = ["area_reader", "AreaReader", "SmallReads"]
 
 MIN_OPENJPEG = (2, 4)  # glymur's own minimum
+_PIXELS = Affine(1, 0, 0, 0, -1, 1e6)  # a decoded area's grid: any but the identity (rasterio warns on it)
 
 
 @functools.cache
@@ -102,6 +107,67 @@ class AreaReader:
                 except Exception:  # noqa: BLE001 -- glymur cannot parse it: GDAL reads it
                     self._open[key] = None
             return self._open[key]
+
+
+class SmallReads:
+    """A JPEG 2000 dataset whose small reads decode only the code-blocks they need: ``read(band, window=...,
+    out=, out_shape=, resampling=)`` of a window no larger than MAX_AREA px that is not reduced (the same size or
+    upsampled: a 20 m band or SCL onto a 10 m grid) decodes the whole pixels under the window through the area
+    reader into an in-memory GDAL dataset and reads it there with the same window (shifted by whole pixels) and
+    resampling, so GDAL picks the same pixels; anything else (reduced reads, which GDAL may take from the
+    file's reduced resolutions, boundless reads, other bands) is the dataset's own read. Other attributes are
+    the dataset's."""
+
+    MAX_AREA = 512 * 512
+
+    def __init__(self, ds, reader: AreaReader):
+        self._ds = ds
+        self._reader = reader
+
+    def __getattr__(self, name):
+        return getattr(self._ds, name)
+
+    def read(self, indexes=1, window=None, out=None, out_shape=None, resampling=None, boundless=False,
+             fill_value=None):
+        area = None
+        if window is not None and not boundless and indexes == 1 and self._ds.count == 1:
+            area = self._around(window, out.shape if out is not None else out_shape)
+        if area is None:
+            kw = {"resampling": resampling} if resampling is not None else {}
+            return self._ds.read(indexes, window=window, out=out, out_shape=out_shape, boundless=boundless,
+                                 fill_value=fill_value, **kw)
+        data, inner = area
+        if inner.width == window.width and inner.height == window.height and data.shape == (
+                (out.shape if out is not None else tuple(out_shape or data.shape))):
+            if out is None:
+                return data
+            out[...] = data
+            return out
+        from rasterio.io import MemoryFile
+
+        kw = {"resampling": resampling} if resampling is not None else {}
+        with MemoryFile() as mf, mf.open(driver="MEM", width=data.shape[1], height=data.shape[0], count=1,
+                                         dtype=data.dtype.name, transform=_PIXELS) as mem:
+            mem.write(data, 1)
+            return mem.read(1, window=inner, out=out, out_shape=out_shape, **kw)
+
+    def _around(self, window: Window, shape) -> tuple[np.ndarray, Window] | None:
+        """(the whole pixels under ``window``, decoded; the window on them), or None: GDAL reads it."""
+        c0, r0 = math.floor(window.col_off), math.floor(window.row_off)
+        c1, r1 = math.ceil(window.col_off + window.width), math.ceil(window.row_off + window.height)
+        if shape is None:
+            shape = (round(window.height), round(window.width))
+        reduced = shape[-2] < window.height - 1e-9 or shape[-1] < window.width - 1e-9
+        if reduced or (c1 - c0) * (r1 - r0) > self.MAX_AREA or c0 < 0 or r0 < 0 or c1 > self._ds.width \
+                or r1 > self._ds.height:
+            return None
+        try:
+            data = self._reader(self._ds.name, Window(c0, r0, c1 - c0, r1 - r0), (r1 - r0, c1 - c0))
+        except Exception:  # noqa: BLE001 -- OpenJPEG refused it: GDAL reads it (and names any damage)
+            return None
+        if data is None:
+            return None
+        return data.astype(self._ds.dtypes[0], copy=False), Window(window.col_off - c0, window.row_off - r0, window.width, window.height)
 
 
 def area_reader() -> AreaReader | None:

@@ -11,6 +11,7 @@ from rasterio.windows import Window
 
 from s2desktop.core import explain as explain_mod
 from s2desktop.core import jp2area
+from s2desktop.core.explain import Reason
 from tests.fixtures_rasters import write_band
 
 READER = jp2area.area_reader()
@@ -97,3 +98,83 @@ def test_real_sentinel2_files_read_the_same_through_the_decode_area(shared_real)
                 assert np.array_equal(ours, ds.read(1, window=w)), (path, w)
                 compared += 1
     assert compared >= 30, compared  # the folder's bands were read
+
+
+@pytest.mark.parametrize("factor", [1, 2, 6])
+def test_small_reads_of_fractional_upsampled_windows_pick_gdals_pixels(tmp_path, factor):
+    """A coarser band (or an SCL) read onto the output grid as the compositor reads it: the window of one
+    output pixel, or of a few, on its grid is fractional and upsampled by nearest; SmallReads gives GDAL's."""
+    from rasterio.enums import Resampling
+
+    path = _jp2(tmp_path / "c.jp2", lossy=False, size=300 // factor * 3, block=64)
+    rng = np.random.default_rng(factor)
+    with rasterio.open(path) as ds:
+        small = jp2area.SmallReads(ds, READER)
+        for _ in range(40):
+            n = int(rng.integers(1, 9))  # output pixels a side (a pixel, a halo, a chip's part)
+            col, row = (int(v) for v in rng.integers(0, ds.width * factor - n, 2))
+            w = Window(col / factor, row / factor, n / factor, n / factor)
+            ours = small.read(1, window=w, out_shape=(n, n), resampling=Resampling.nearest)
+            np.testing.assert_array_equal(ours, ds.read(1, window=w, out_shape=(n, n),
+                                                        resampling=Resampling.nearest), err_msg=str(w))
+        out = np.empty((4, 4), np.uint16)
+        assert small.read(1, window=Window(8, 8, 4, 4), out=out) is out
+        np.testing.assert_array_equal(out, ds.read(1, window=Window(8, 8, 4, 4)))
+
+
+def test_small_reads_leave_reduced_and_boundless_reads_to_gdal(tmp_path, monkeypatch):
+    path = _jp2(tmp_path / "b.jp2", lossy=False)
+    calls = []
+    real = READER.__call__
+    monkeypatch.setattr(jp2area.AreaReader, "__call__", lambda self, *a: calls.append(a) or real(*a))
+    with rasterio.open(path) as ds:
+        small = jp2area.SmallReads(ds, READER)
+        reduced = small.read(1, window=Window(0, 0, 64, 64), out_shape=(8, 8))  # GDAL may take a reduced level
+        np.testing.assert_array_equal(reduced, ds.read(1, window=Window(0, 0, 64, 64), out_shape=(8, 8)))
+        edge = small.read(1, window=Window(-2, -2, 4, 4), boundless=True, fill_value=0)
+        np.testing.assert_array_equal(edge, ds.read(1, window=Window(-2, -2, 4, 4), boundless=True, fill_value=0))
+        assert not calls
+        small.read(1, window=Window(3, 3, 1, 1))
+        assert calls and small.width == ds.width and small.name == ds.name
+
+
+def test_explain_of_jp2_20m_bands_and_scl_with_a_buffer_equals_gdals(tmp_path, monkeypatch):
+    """B04 at 10 m, B11 at 20 m and the SCL at 20 m, all JPEG 2000, masked with a 20 m buffer (halo reads of the
+    SCL): every date's values, fate, mask class and chip through SmallReads equal GDAL's alone."""
+    from s2desktop.core.pipeline import CompositeOptions, run_composite
+    from s2desktop.core.stack import Observation, RasterRef, Stack
+
+    rng = np.random.default_rng(11)
+    obs = []
+    for d in range(3):
+        b04 = rng.integers(300, 4000, (120, 120)).astype(np.uint16)
+        b11 = rng.integers(300, 4000, (60, 60)).astype(np.uint16)
+        scl = np.where(rng.random((60, 60)) < 0.2, 9, 4).astype(np.uint8)
+        rasters = {"B04": RasterRef(str(write_band(tmp_path / f"B04_{d}.jp2", b04, driver="JP2OpenJPEG", block=32)),
+                                    "B04"),
+                   "B11": RasterRef(str(write_band(tmp_path / f"B11_{d}.jp2", b11, driver="JP2OpenJPEG", block=32,
+                                                   res=20)), "B11")}
+        mask = RasterRef(str(write_band(tmp_path / f"SCL_{d}.jp2", scl, driver="JP2OpenJPEG", block=32, res=20)),
+                         "SCL")
+        obs.append(Observation(date=f"2023-07-0{d + 1}", rasters=rasters, mask=mask))
+    out = tmp_path / "c.tif"
+    run_composite(Stack(tuple(obs), ("B04", "B11")), CompositeOptions(str(out), workers=0, window_size=32,
+                                                                      mask_buffer=20.0))
+    masked = 0
+    calls = []
+    real = READER.__call__
+    monkeypatch.setattr(jp2area.AreaReader, "__call__", lambda self, *a: calls.append(a[0]) or real(*a))
+    for row, col in [(0, 0), (31, 33), (64, 95), (119, 119), (77, 12), (50, 50)]:
+        explain_mod.forget()
+        ours = explain_mod.explain(out, pixel=(row, col), chips=True, chip_bands=(1, 2, 1))
+        with monkeypatch.context() as m:
+            m.setattr(explain_mod._JP2, "reader", lambda: None)
+            explain_mod.forget()
+            gdal = explain_mod.explain(out, pixel=(row, col), chips=True, chip_bands=(1, 2, 1))
+        assert ours.value == ours.recomputed == gdal.value
+        for a, b in zip(ours.dates, gdal.dates):
+            assert (a.raw, a.reason, a.mask_value, a.mask_class) == (b.raw, b.reason, b.mask_value, b.mask_class)
+            assert np.array_equal(a.chip, b.chip), (row, col, a.date)
+            masked += Reason.MASKED in a.reason
+    assert masked  # the buffered SCL masked some
+    assert {p.split("/")[-1][:3] for p in map(str, calls)} == {"B04", "B11", "SCL"}  # all through decode areas
