@@ -12,8 +12,8 @@ decodes the same code-blocks; ``tests/core/test_jp2area.py`` compares them).
     ds = SmallReads(rasterio.open(path), reader)  # its small reads as GDAL reads them (fractional, upsampled:
     ds.read(1, window=..., out_shape=..., resampling=...)  # a 20 m band or SCL onto a 10 m grid), decoded so
 
-glymur finds libopenjp2 as ctypes does; without one on the system, the one rasterio's wheel bundles (the one
-GDAL decodes with) is used.
+glymur is given the libopenjp2 rasterio's wheel bundles (the one GDAL decodes with), else finds one as ctypes
+does.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _glymur():
 
     find = ctypes.util.find_library
     bundled = _bundled_openjp2()
-    if find("openjp2") is None and bundled is not None:  # glymur looks it up when it is imported
+    if bundled is not None:  # glymur looks it up when it is imported: GDAL's own, for the same decoding
         ctypes.util.find_library = lambda name: str(bundled) if name == "openjp2" else find(name)
     try:
         import glymur
@@ -167,7 +167,8 @@ class SmallReads:
             return None
         if data is None:
             return None
-        return data.astype(self._ds.dtypes[0], copy=False), Window(window.col_off - c0, window.row_off - r0, window.width, window.height)
+        shifted = Window(window.col_off - c0, window.row_off - r0, window.width, window.height)
+        return data.astype(self._ds.dtypes[0], copy=False), shifted
 
 
 def area_reader() -> AreaReader | None:

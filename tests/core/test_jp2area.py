@@ -25,7 +25,8 @@ def _jp2(path, lossy: bool, size: int = 300, block: int = 128):
     if not lossy:
         return write_band(path, arr, driver="JP2OpenJPEG", block=block)
     with rasterio.open(path, "w", driver="JP2OpenJPEG", width=size, height=size, count=1, dtype="uint16",
-                       crs="EPSG:32633", transform=from_origin(300000, 5000040, 10, 10), QUALITY="20", REVERSIBLE="NO", BLOCKXSIZE=str(block), BLOCKYSIZE=str(block)) as dst:
+                       crs="EPSG:32633", transform=from_origin(300000, 5000040, 10, 10), QUALITY="20",
+                       REVERSIBLE="NO", BLOCKXSIZE=str(block), BLOCKYSIZE=str(block)) as dst:
         dst.write(arr[np.newaxis])
     return path
 
