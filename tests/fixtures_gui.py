@@ -47,6 +47,17 @@ def use_s3(window, seeded, layout: str = "l1c") -> None:
     window.source_panel.set_source(layout, endpoint=seeded.endpoint, bucket=seeded.buckets[layout])
 
 
+def search_and_tick(qtbot, window, tile: str, start, end) -> list:
+    """Search ``tile`` between the dates in the window's source and tick every scene found."""
+    window.source_panel.tile.setText(tile)
+    window.scene_panel.set_dates(start, end)
+    with qtbot.waitSignal(window.scene_panel.searchFinished, timeout=30000) as found:
+        window.search()
+    scenes = found.args[0]
+    window.scene_panel.model.set_checked([s.scene_id for s in scenes], True)
+    return scenes
+
+
 def inputs_of(stack):
     """The composite panel's inputs for a raster stack fixture (what the download step hands it): a core Stack."""
     from s2desktop.core.stack import from_files

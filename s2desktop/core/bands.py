@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from s2desktop.core.errors import InvalidInputError
 
-__all__ = ["Band", "SPECTRAL", "PRESETS", "DEFAULT_PRESET", "TRUE_COLOUR", "FALSE_COLOUR", "SWIR", "ALL", "PRODUCTS", "RESAMPLING",
-           "parse_bands", "band_info", "description", "native_resolution", "finest"]
+__all__ = ["Band", "SPECTRAL", "PRESETS", "DEFAULT_PRESET", "TRUE_COLOUR", "FALSE_COLOUR", "SWIR", "ALL", "PRODUCTS",
+           "RESAMPLING", "spectral_name", "parse_bands", "band_info", "description", "native_resolution", "finest"]
 
 
 @dataclass(frozen=True)
@@ -79,12 +79,21 @@ def parse_bands(text, products: bool = False) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _band_name(item: str, products: bool) -> str:
-    name = item.strip().upper()
+def spectral_name(token: str) -> str | None:
+    """A Sentinel-2 band's name as written anywhere (``'b8'``, ``'B08'``, ``'b8a'``) -> ``'B08'``, ``'B8A'``;
+    None when it names no spectral band."""
+    name = str(token).strip().upper()
     if len(name) == 2 and name[0] == "B" and name[1] in "123456789":
         name = f"B0{name[1]}"
-    if name in SPECTRAL or (products and name in PRODUCTS):
+    return name if name in SPECTRAL else None
+
+
+def _band_name(item: str, products: bool) -> str:
+    name = spectral_name(item)
+    if name:
         return name
+    if products and item.strip().upper() in PRODUCTS:
+        return item.strip().upper()
     extra = f", {', '.join(PRODUCTS)}" if products else ""
     raise InvalidInputError(f"{item.strip()!r} is not a Sentinel-2 band: give B01-B12, B8A{extra} or a preset "
                             f"({', '.join(PRESETS)})")

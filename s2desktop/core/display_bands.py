@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from s2desktop.core.bands import PRESETS
+from s2desktop.core.bands import PRESETS, spectral_name
 
 __all__ = ["band_name", "named_bands", "preset_indexes", "presets_available", "default_indexes"]
 
@@ -19,12 +19,10 @@ DISPLAY_PRESETS = ("true-colour", "false-colour", "swir")  # the three-band ones
 
 
 def band_name(description: str | None) -> str | None:
-    """The Sentinel-2 band a description names ('red (B04)' -> 'B04', 'b8a' -> 'B8A'), or None."""
+    """The Sentinel-2 band a description names ('red (B04)' -> 'B04', 'b8a' -> 'B8A'), or None: the first
+    word of it that core.bands reads as a band name."""
     m = _NAME_RE.search(description or "")
-    if not m:
-        return None
-    v = m.group(1).upper()
-    return "B8A" if v == "8A" else f"B{int(v):02d}"
+    return spectral_name(m.group(0)) if m else None
 
 
 def named_bands(descriptions: Sequence[str | None]) -> dict[str, int]:

@@ -24,19 +24,21 @@ import tempfile
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntFlag
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import rasterio
 from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 
-from s2desktop.core import provenance, qimasks
-from s2desktop.core.compositing.plan import SCL_MASKED_CLASSES, TARGET_WINDOW, WindowInputs, _factor, _plan_tasks
+from s2desktop.core import jp2area, provenance, qimasks
+from s2desktop.core.compositing.plan import SCL_MASKED_CLASSES, TARGET_WINDOW, WindowInputs, _factor, window_inputs
 from s2desktop.core.compositing.rules import reduce
 from s2desktop.core.compositing.window import _Halo, _band_window, _inside, _masked, _read, _read_scl, harmonise
+from s2desktop.core.display_bands import default_indexes
 from s2desktop.core.errors import InvalidInputError
 from s2desktop.core.methods import parse_method
 from s2desktop.core.rasterinfo import open_raster
@@ -78,7 +80,7 @@ class DateWhy:
     mask_value: int | None = None  # the SCL class (or the L1C mask's bits) at the pixel
     mask_class: str | None = None  # its name: 'cloud high probability', 'opaque clouds'
     chosen: bool = False  # the date whose values the composite holds (a rule that picks a date)
-    chip: np.ndarray | None = field(default=None, compare=False, repr=False)  # (CHIP, CHIP, 3) uint8 true colour
+    chip: np.ndarray | None = field(default=None, compare=False, repr=False)  # (CHIP, CHIP, 3) uint8: chip_bands
 
     def to_dict(self) -> dict:
         return {"date": self.date, "orbit": self.orbit, "baseline": self.baseline, "reason": int(self.reason),
@@ -105,6 +107,7 @@ class Explanation:
     count: int | None  # its count layer's value (None: no count layer)
     recomputed: tuple[int, ...]  # the rule applied again to the USED dates' values
     dates: tuple[DateWhy, ...]
+    chip_bands: tuple[str, ...] = ()  # the bands the chips show as R, G, B (none without chips)
 
     @property
     def used(self) -> int:
@@ -123,10 +126,13 @@ class Explanation:
 
 
 def explain(composite, *, pixel: tuple[int, int] | None = None, xy: tuple[float, float] | None = None,
-            lonlat: tuple[float, float] | None = None, chips: bool = False) -> Explanation:
+            lonlat: tuple[float, float] | None = None, chips: bool = False,
+            chip_bands: Sequence[int] | None = None) -> Explanation:
     """The pixel of ``composite`` (give one of pixel=(row, col), xy in its CRS, lonlat in degrees) explained
-    from the composite's own inputs. chips: also a CHIP x CHIP true-colour chip around it per date. One-line
-    S2Error subclasses (no record, a pixel outside the raster, an input gone)."""
+    from the composite's own inputs. chips: also a CHIP x CHIP chip around it per date, of the composite's
+    bands ``chip_bands`` (1-based, as R, G, B: the ones a viewer shows; default, or when they are not all bands
+    of the stack: true colour by the bands' names, else the first three). One-line S2Error subclasses (no
+    record, a pixel outside the raster, an input gone)."""
     record = provenance.read_record(composite)
     path = Path(composite) if Path(composite).suffix.lower() != ".json" else \
         record.path.with_name(record.item["assets"]["composite"]["href"])
@@ -137,8 +143,19 @@ def explain(composite, *, pixel: tuple[int, int] | None = None, xy: tuple[float,
     count = _count_at(record, path, row, col)
     with _stack_of(record) as (stack, clip):
         inputs, task = _window_of(record, stack, clip, row, col)
-        dates = _dates(stack, inputs, task, row, col, chips, keep=record.mode != "area")
-    return _explained(record, path, row, col, where, stack, value, count, dates)
+        shown = _chip_bands(stack.bands, chip_bands) if chips else ()
+        dates = _dates(stack, inputs, task, row, col, shown, keep=record.mode != "area")
+    why = _explained(record, path, row, col, where, stack, value, count, dates)
+    return replace(why, chip_bands=tuple(stack.bands[b] for b in shown))
+
+
+def _chip_bands(names: Sequence[str], asked: Sequence[int] | None) -> tuple[int, ...]:
+    """The stack's 0-based bands a chip shows as R, G, B: ``asked`` (1-based) when they are all the stack's,
+    else true colour by the bands' names, else the first three (one or two bands: the first, as grey)."""
+    if asked and len(asked) == 3 and all(1 <= i <= len(names) for i in asked):
+        return tuple(i - 1 for i in asked)
+    indexes = default_indexes(len(names), names)
+    return tuple(i - 1 for i in (indexes * 3 if len(indexes) == 1 else indexes))
 
 
 def locate(ds, *, pixel=None, xy=None, lonlat=None) -> tuple[int, int]:
@@ -200,17 +217,10 @@ def _stack_of(record):
 def _window_of(record, stack: Stack, clip, row: int, col: int):
     """The composite's window inputs and the window task that holds the pixel (the compositor's own plan of
     windows and of the dates each skips)."""
-    scale = int(record.props["s2desktop:scale"])
-    size = record.props.get("s2desktop:window_size") or TARGET_WINDOW
-    obs = stack.observations
     ref, factors = _grids(stack)
-    out_shape, out_transform, cells = _plan_tasks(ref, scale, size, [o.footprint for o in obs])
     rules = {"mask_classes": SCL_MASKED_CLASSES, **record.mask_rules}
-    inputs = WindowInputs(rasters=tuple(tuple(o.rasters[b].path for o in obs) for b in stack.bands),
-                          masks=tuple(o.mask.path if o.mask else None for o in obs),
-                          offsets=tuple(o.offset for o in obs), scale=scale, factors=factors,
-                          out_transform=out_transform, clip=clip, out_shape=out_shape,
-                          mask_bands=tuple(o.mask.band if o.mask else None for o in obs), **rules)
+    inputs, cells = window_inputs(stack, ref, factors, scale=int(record.props["s2desktop:scale"]), clip=clip,
+                                  window_size=record.props.get("s2desktop:window_size") or TARGET_WINDOW, **rules)
     for src, out, skip in cells:
         if out.row_off <= row < out.row_off + out.height and out.col_off <= col < out.col_off + out.width:
             return inputs, (src, out, skip)
@@ -240,10 +250,11 @@ class _Pixel:
     inside_area: bool
 
 
-def _dates(stack: Stack, inp: WindowInputs, task, row: int, col: int, chips: bool, keep: bool) -> list[dict]:
-    """Each date at the pixel: raw and harmonised values, nodata, mask (and its class), footprint, clip -- the
-    dates read at once on a few threads (each date its own datasets: GDAL decodes outside the GIL). keep: the
-    datasets stay open for the next explain (:class:`_Datasets`)."""
+def _dates(stack: Stack, inp: WindowInputs, task, row: int, col: int, chips: tuple[int, ...],
+           keep: bool) -> list[dict]:
+    """Each date at the pixel: raw and harmonised values, nodata, mask (and its class), footprint, clip, and a
+    chip of the bands ``chips`` (none: no chip) -- the dates read at once on a few threads (each date its own
+    datasets: GDAL decodes outside the GIL). keep: the datasets stay open for the next explain (:class:`_Datasets`)."""
     src, out_window, skip = task
     pitch_x, pitch_y = (src.width / out_window.width, src.height / out_window.height) if inp.scale > 1 else (1, 1)
     one = Window(col, row, 1, 1)
@@ -259,8 +270,9 @@ def _dates(stack: Stack, inp: WindowInputs, task, row: int, col: int, chips: boo
 class _Datasets:
     """Open datasets by file (and its size and time: a file rewritten is opened again). Used as a context: a
     plain one closes them after; the module's :data:`_KEPT` keeps up to ``keep`` of them open between explains,
-    least recently used closed first, so that GDAL's block cache still holds the tiles a pixel nearby needs (a
-    JPEG 2000 tile is decoded once, not once a click) -- one explain at a time uses it."""
+    least recently used closed first, so that GDAL's block cache still holds the tiles a pixel nearby needs --
+    one explain at a time uses it. A JPEG 2000 file is opened as :class:`jp2area.SmallReads`: its small reads
+    decode the code-blocks around them, not the whole 1024 px tiles GDAL would."""
 
     def __init__(self, keep: int = 0):
         self.keep = keep
@@ -276,6 +288,9 @@ class _Datasets:
                 self.open_.move_to_end(key)
                 return ds
         ds = open_raster(path, no_overviews=classes)  # a date's files are its own: no other thread opens them
+        area = _JP2.reader() if ds.driver == "JP2OpenJPEG" else None
+        if area is not None:  # small reads decode the code-blocks they need, not whole tiles (core.jp2area)
+            ds = jp2area.SmallReads(ds, area)
         with self.lock:
             self.open_[key] = ds
         return ds
@@ -312,12 +327,14 @@ _KEPT = _Datasets(keep=KEEP_OPEN)
 
 
 def forget() -> None:
-    """Close the datasets kept open between explains (their decoded tiles go with them)."""
+    """Close the datasets kept open between explains (their decoded tiles go with them) and forget the JPEG 2000
+    headers parsed."""
     with _KEPT.busy:
         _KEPT._close(len(_KEPT.open_))
+    _JP2.clear()
 
 
-def _date(inp: WindowInputs, o, d: int, px: _Pixel, skipped: bool, chips: bool, dataset) -> dict:
+def _date(inp: WindowInputs, o, d: int, px: _Pixel, skipped: bool, chips: tuple[int, ...], dataset) -> dict:
     """One date at the pixel, read through ``dataset(path, classes)``."""
     raw = np.zeros((len(inp.rasters), 1, 1), np.uint16)
     for b, paths in enumerate(inp.rasters):
@@ -330,8 +347,30 @@ def _date(inp: WindowInputs, o, d: int, px: _Pixel, skipped: bool, chips: bool, 
         fact["masked"] = bool(halo.buffered(_masked(inp, d, halo.bounds, halo.shape, dataset))[0, 0])
         fact["mask_value"], fact["mask_class"] = _mask_class(inp, d, px.bounds, dataset)
     if chips:
-        fact["chip"] = _chip(inp, d, px.source, dataset)
+        fact["chip"] = _chip(inp, d, px.source, chips, dataset)
     return fact
+
+
+class _Jp2Reader:
+    """The module's one JPEG 2000 area reader, made at its first use (importing glymur takes ~0.2 s)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._reader = self._made = None
+
+    def reader(self):
+        with self._lock:
+            if not self._made:
+                self._reader, self._made = jp2area.area_reader(), True
+            return self._reader
+
+    def clear(self) -> None:
+        with self._lock:
+            if self._reader is not None:
+                self._reader.clear()
+
+
+_JP2 = _Jp2Reader()
 
 
 def _in_footprint(footprint, window: Window, transform) -> bool | None:
@@ -361,22 +400,26 @@ def _mask_class(inp: WindowInputs, d: int, bounds, dataset) -> tuple[int | None,
     return bits, ", ".join(names) if names else "clear"
 
 
-def _chip(inp: WindowInputs, d: int, source: Window, dataset) -> np.ndarray:
-    """A CHIP x CHIP true-colour chip centred on the pixel, harmonised (outside the raster: black). The part
-    inside the raster is read as it is (a boundless read would decode through a second dataset)."""
+def _chip(inp: WindowInputs, d: int, source: Window, shown: tuple[int, ...], dataset) -> np.ndarray:
+    """A CHIP x CHIP chip centred on the pixel of the bands ``shown`` as R, G, B, harmonised, with the true
+    colour stretch (outside the raster: black); a coarser band is read onto the output grid as the compositor
+    reads it. The part inside the raster is read as it is (a boundless read would decode through a second
+    dataset)."""
     from s2desktop.core.render import truecolor
 
     half = CHIP // 2
-    w, h = source.width, source.height  # one output pixel on the inputs' grid
-    full = Window(source.col_off - half * w, source.row_off - half * h, CHIP * w, CHIP * h)
     bands = np.zeros((3, CHIP, CHIP), np.uint16)
-    for b, paths in enumerate(inp.rasters[:3]):
-        ds = dataset(paths[d])
+    for k, b in enumerate(shown):
+        factor = inp.factors[b] if inp.factors else 1
+        one = _band_window(source, factor)  # one output pixel on this band's grid
+        w, h = one.width, one.height
+        full = Window(one.col_off - half * w, one.row_off - half * h, CHIP * w, CHIP * h)
+        ds = dataset(inp.rasters[b][d])
         inner = full.intersection(Window(0, 0, ds.width, ds.height))
         c0, r0 = round((inner.col_off - full.col_off) / w), round((inner.row_off - full.row_off) / h)
         cw, ch = min(CHIP - c0, round(inner.width / w)), min(CHIP - r0, round(inner.height / h))
         if cw > 0 and ch > 0:
-            bands[b, r0:r0 + ch, c0:c0 + cw] = _read(ds, inner, np.empty((ch, cw), np.uint16), inp.scale)
+            bands[k, r0:r0 + ch, c0:c0 + cw] = _read(ds, inner, np.empty((ch, cw), np.uint16), inp.scale * factor)
     valid = (bands != 0).all(axis=0)
     return np.ascontiguousarray(truecolor(harmonise(bands, inp.offsets[d]), valid).transpose(1, 2, 0))
 

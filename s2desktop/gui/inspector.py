@@ -78,7 +78,7 @@ class PixelInspector(QWidget):
         self.plot.setBackground("w")
         self.plot.setLabel("left", "DN (after offset)")
         self.plot.showGrid(x=True, y=True, alpha=0.3)
-        self.plot.setMinimumHeight(160)
+        self.plot.setMinimumHeight(120)  # docked beside the attributes, the window still fits 1280 x 800
         return self.plot
 
     def _build_table(self) -> QTableWidget:
@@ -101,15 +101,17 @@ class PixelInspector(QWidget):
         return scroll
 
     # -- work
-    def inspect(self, path, row: int, col: int) -> workers.Worker:
+    def inspect(self, path, row: int, col: int, bands=None) -> workers.Worker:
         """Explain pixel (row, col) of the composite at ``path`` on a worker; the answer is shown when it comes
-        (a later click wins over an earlier one still running)."""
+        (a later click wins over an earlier one still running). bands: the 1-based bands the viewer shows as
+        R, G, B, which the chips show too (None: true colour by the bands' names, else the first three)."""
         from s2desktop.core.explain import explain
 
         self._generation += 1
         gen = self._generation
         self.summary.setText(f"Reading the dates of {Path(path).name} at row {row}, column {col}…")
-        return workers.start(explain, str(path), pixel=(int(row), int(col)), chips=True, name="explain pixel",
+        return workers.start(explain, str(path), pixel=(int(row), int(col)), chips=True,
+                             chip_bands=tuple(bands) if bands and len(bands) == 3 else None, name="explain pixel",
                              on_result=lambda e: self._shown(e, gen), on_error=lambda m, _d: self._failed(m, gen),
                              owner=self)
 
@@ -169,7 +171,7 @@ class PixelInspector(QWidget):
             label = QLabel()
             label.setObjectName(f"chip{i}")
             label.setAlignment(Qt.AlignmentFlag.AlignHCenter)
-            label.setToolTip(f"{d.date}: {reason_text(d)}")
+            label.setToolTip(f"{d.date}: {reason_text(d)}; {', '.join(why.chip_bands)} as R, G, B")
             label.setStyleSheet(f"border: 3px solid {fate_colour(d.reason)};")
             if d.chip is not None:
                 chip = np.ascontiguousarray(d.chip)

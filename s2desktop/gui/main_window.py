@@ -617,7 +617,7 @@ class MainWindow(QMainWindow):
             return
         self.dock_inspector.show()
         self.dock_inspector.raise_()
-        self.inspector.inspect(path, row, col)
+        self.inspector.inspect(path, row, col, self.viewer.bands)  # its chips show the bands the viewer does
 
     def _raster_loaded(self, path: str, info) -> None:
         record = summary_of(path) if info is not None else None  # a composite's: what went in, how

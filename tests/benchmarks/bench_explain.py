@@ -14,8 +14,12 @@ local S3 server (moto, in this process; --dates scenes of --area-size px with cl
 the job into the area cache, then explained from it (its stack rebuilt from the cache at each click).
 
 Prints per input format the median and the slowest explain time (wall seconds), the median CPU seconds of the
-process (what a loaded machine does not inflate as much), and the median's ratio to the target (1 s for 20 dates of local files). Reading one pixel of a JPEG 2000 decodes its whole 1024 px tile once
-per band and date (60 tiles for 20 dates): that, not the rest, is the cost. The machine may be shared: run twice.
+process (what a loaded machine does not inflate as much), and the median's ratio to the target (1 s for 20
+dates of local files). JPEG 2000 is read through OpenJPEG's decode area (core.jp2area: the code-blocks around
+the pixel); "JP2 (GDAL)" reads the same files with GDAL alone, which decodes the pixel's whole 1024 px tile
+once per band and date (60 tiles for 20 dates), as explain did before. "JP2 + SCL" is the same bands masked by
+a 20 m JPEG 2000 SCL per date (another 20 tiles for GDAL), "SCL (GDAL)" it by GDAL alone. The machine may be
+shared: run twice.
 """
 
 from __future__ import annotations
@@ -56,30 +60,64 @@ def as_geotiffs(files: list[list[Path]], cache: Path) -> list[list[Path]]:
     return out
 
 
-def composite(files: list[list[Path]], out: Path, workers: int) -> Path:
+def scl_files(cache: Path, size: int, dates: int) -> list[Path]:
+    """One scene classification per date at 20 m (size / 2 px, uint8, lossless JPEG 2000 in 1024 px tiles, as
+    Sentinel-2's): class 9 (cloud) over a disc that drifts from date to date, 4 (vegetation) elsewhere."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    out = []
+    n = size // 2
+    yy, xx = np.mgrid[0:n, 0:n]
+    for d in range(dates):
+        p = cache / f"33UUP_2023-07-{d + 1:02d}_0_SCL_{size}.jp2"
+        out.append(p)
+        if p.exists():
+            continue
+        cloud = np.hypot(yy - n * (0.2 + 0.03 * d), xx - n * (0.3 + 0.02 * d)) < n / 5
+        res = 20 * 10980 / size
+        tmp = p.with_suffix(".tmp.jp2")
+        with rasterio.open(tmp, "w", driver="JP2OpenJPEG", width=n, height=n, count=1, dtype="uint8",
+                           crs="EPSG:32633", transform=from_origin(300000, 5000040, res, res), QUALITY="100",
+                           REVERSIBLE="YES", BLOCKXSIZE="1024", BLOCKYSIZE="1024") as dst:
+            dst.write(np.where(cloud, 9, 4).astype(np.uint8), 1)
+        os.replace(tmp, p)
+    return out
+
+
+def composite(files: list[list[Path]], out: Path, workers: int, scl: list[Path] | None = None) -> Path:
     from s2desktop.core.pipeline import CompositeOptions, run_composite
     from s2desktop.core.stack import from_files
 
-    stack = from_files(*files, offsets=0, mask="none")
+    stack = from_files(*files, offsets=0, mask="auto" if scl else "none", scl=scl)
     t = time.perf_counter()
     run_composite(stack, CompositeOptions(str(out), workers=workers, overwrite=True))
     print(f"  composite of {len(files[0])} dates into {out.name}: {time.perf_counter() - t:.1f} s", flush=True)
     return out
 
 
-def time_explain(out: Path, pixels: list[tuple[int, int]], chips: bool) -> dict[str, list[tuple[float, float]]]:
+def time_explain(out: Path, pixels: list[tuple[int, int]], chips: bool,
+                 gdal_only: bool = False) -> dict[str, list[tuple[float, float]]]:
     """{'first click': [(wall s, CPU s)], 'next click': [...]} per pixel: the first with nothing kept open
-    (every tile decoded), the next 3 px away (the tiles still decoded in the kept datasets)."""
+    (every tile decoded), the next 3 px away (the tiles still decoded in the kept datasets). gdal_only: JPEG
+    2000 read by GDAL alone (whole tiles), as before core.jp2area."""
+    from s2desktop.core import explain as explain_mod
     from s2desktop.core.explain import explain, forget
 
+    reader = explain_mod._JP2.reader
+    if gdal_only:
+        explain_mod._JP2.reader = lambda: None
     times: dict[str, list] = {"first click": [], "next click": []}
-    for row, col in pixels:
-        forget()
-        for what, px in (("first click", (row, col)), ("next click", (max(0, row - 3), max(0, col - 3)))):
-            t, c = time.perf_counter(), time.process_time()
-            why = explain(out, pixel=px, chips=chips)
-            times[what].append((time.perf_counter() - t, time.process_time() - c))
-            assert why.recomputed == why.value, (px, why.value, why.recomputed)  # the explanation holds
+    try:
+        for row, col in pixels:
+            forget()
+            for what, px in (("first click", (row, col)), ("next click", (max(0, row - 3), max(0, col - 3)))):
+                t, c = time.perf_counter(), time.process_time()
+                why = explain(out, pixel=px, chips=chips)
+                times[what].append((time.perf_counter() - t, time.process_time() - c))
+                assert why.recomputed == why.value, (px, why.value, why.recomputed)  # the explanation holds
+    finally:
+        explain_mod._JP2.reader = reader
     return times
 
 
@@ -157,10 +195,14 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         outs = {name: composite(files, Path(tmp) / f"{name.split()[0].lower()}.tif", args.workers)
                 for name, files in sets.items()}
+        outs["JP2 + SCL"] = composite(jp2, Path(tmp) / "scl.tif", args.workers,
+                                      scl_files(args.cache, args.size, args.dates))
         results: dict[tuple[str, bool, str], list[tuple[float, float]]] = {}
+        legs = [*outs.items(), ("JP2 (GDAL)", outs["JPEG 2000"]),  # whole tiles, as before core.jp2area
+                ("SCL (GDAL)", outs["JP2 + SCL"])]
         for chips in (False, True):  # the formats in turn, pixel by pixel
-            for name, out in outs.items():
-                for what, times in time_explain(out, pixels, chips).items():
+            for name, out in legs:
+                for what, times in time_explain(out, pixels, chips, gdal_only="GDAL" in name).items():
                     results[(name, chips, what)] = times
         for what, times in area_from_cache(Path(tmp), args.dates, args.area_size, args.pixels).items():
             results[("area cache", False, what)] = times

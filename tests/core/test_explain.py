@@ -162,3 +162,62 @@ def test_explain_and_from_follow_the_mask_buffer_and_classes_the_composite_used(
     no9, _stack = history_composite(tmp_path / "no9", mask_classes=(3, 8, 10))
     assert main(["explain", str(no9), "--pixel", f"{PIXEL[0]},{PIXEL[1]}", "--json"]) == 0
     assert "USED" in json.loads(capsys.readouterr().out)["dates"][1]["reasons"]
+
+
+# --- chips of the bands shown ----------------------------------------------------------------------------------
+
+SIX = ("B02", "B03", "B04", "B08", "B11", "B12")
+
+
+def _six_band_composite(tmp_path):
+    """Files of six bands (10 m: B02-B08, 96 px; 20 m: B11, B12, 48 px), 3 dates of random values, composited
+    with its record: -> (the composite, {band: (dates, h, w) arrays as written})."""
+    from s2desktop.core.pipeline import run_composite
+    from s2desktop.core.stack import Observation, RasterRef, Stack
+    from tests.fixtures_rasters import write_band
+
+    rng = np.random.default_rng(20)
+    arrays = {}
+    for b in SIX:
+        n = 48 if b in ("B11", "B12") else 96
+        arrays[b] = rng.integers(300, 4000, (3, n, n)).astype(np.uint16)
+    obs = tuple(Observation(date=f"2023-07-0{d + 1}", rasters={
+        b: RasterRef(str(write_band(tmp_path / f"{b}_{d}.tif", arrays[b][d], block=16,
+                                    res=20 if b in ("B11", "B12") else 10)), b) for b in SIX}) for d in range(3))
+    out = tmp_path / "six.tif"
+    run_composite(Stack(obs, SIX), CompositeOptions(str(out), workers=0, window_size=32))
+    return out, arrays
+
+
+def _chip_centre(arrays, bands, d: int, row: int, col: int) -> np.ndarray:
+    """What a chip's centre pixel shows of ``bands`` on date d: the true colour stretch of their values there."""
+    from s2desktop.core.render import truecolor
+
+    v = np.array([arrays[b][d, row // 2, col // 2] if b in ("B11", "B12") else arrays[b][d, row, col]
+                  for b in bands], np.uint16).reshape(3, 1, 1)
+    return truecolor(v, np.ones((1, 1), bool))[:, 0, 0]
+
+
+@pytest.mark.parametrize("asked, shown", [(None, ("B04", "B03", "B02")),  # true colour by the bands' names
+                                          ((4, 3, 2), ("B08", "B04", "B03")),  # the viewer's false colour
+                                          ((6, 4, 3), ("B12", "B08", "B04")),  # 20 m bands onto the grid
+                                          ((1, 2, 9), ("B04", "B03", "B02"))])  # not the stack's: true colour
+def test_chips_show_the_bands_asked_for_else_true_colour_by_name(tmp_path, asked, shown):
+    out, arrays = _six_band_composite(tmp_path)
+    row, col = 41, 57
+    why = explain(out, pixel=(row, col), chips=True, chip_bands=asked)
+    assert why.chip_bands == shown
+    for d, date in enumerate(why.dates):
+        half = date.chip.shape[0] // 2
+        np.testing.assert_array_equal(date.chip[half, half], _chip_centre(arrays, shown, d, row, col))
+        np.testing.assert_array_equal(date.chip[half + 1, half - 2],
+                                      _chip_centre(arrays, shown, d, row + 1, col - 2))
+
+
+def test_chip_bands_fall_back_to_the_first_three_without_true_colours_names():
+    from s2desktop.core.explain import _chip_bands
+
+    assert _chip_bands(("B08", "B11", "B12", "B8A"), None) == (0, 1, 2)
+    assert _chip_bands(SIX, None) == (2, 1, 0)
+    assert _chip_bands(("B08",), None) == (0, 0, 0)  # one band: grey
+    assert _chip_bands(SIX, (4, 3, 2)) == (3, 2, 1)

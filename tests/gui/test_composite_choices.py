@@ -13,7 +13,7 @@ from s2desktop.core.areas import parse_bbox
 from s2desktop.core.bands import PRESETS
 from s2desktop.core.pipeline import Request
 from s2desktop.core.stack import MASK_CHOICES
-from tests.fixtures_gui import inputs_of, use_s3
+from tests.fixtures_gui import inputs_of, search_and_tick, use_s3
 
 
 def _pick(combo, data) -> None:
@@ -41,12 +41,7 @@ def test_the_panel_offers_every_preset_and_mask_choice_with_a_tip(main_window):
 def test_the_request_carries_the_choices_and_the_cost_line_follows_them(qtbot, main_window, seeded_s3):
     w, cp, label = main_window, main_window.composite_panel, main_window.download_panel.cost_label
     use_s3(w, seeded_s3, "l2a")
-    w.source_panel.tile.setText("33UUP")
-    w.scene_panel.set_dates(dt.date(2023, 7, 1), dt.date(2023, 7, 10))
-    with qtbot.waitSignal(w.scene_panel.searchFinished, timeout=30000) as found:
-        w.search()
-    scenes = found.args[0]
-    w.scene_panel.model.set_checked([s.scene_id for s in scenes], True)
+    scenes = search_and_tick(qtbot, w, "33UUP", dt.date(2023, 7, 1), dt.date(2023, 7, 10))
     n = len(scenes)
     qtbot.waitUntil(lambda: label.text().startswith(f"{n} scene(s), {4 * n} file(s)"), timeout=10000)  # + SCL
 

@@ -86,3 +86,21 @@ def test_the_count_layer_opens_as_a_layer_of_its_own(qtbot, main_window, tmp_pat
         w.act_count.trigger()
     assert w.viewer.path.endswith("median_count.tif")
     assert w.viewer.pixel_at(PIXEL[1] + 0.5, PIXEL[0] + 0.5)["values"] == [len(USED_VALUES)]
+
+
+def test_the_chips_show_the_bands_the_viewer_shows(qtbot, main_window, tmp_path):
+    """The composite's bands swapped in the viewer's band picker (B02 as red, B04 as blue): a click's chips
+    are of those bands, not true colour."""
+    out, _stack = history_composite(tmp_path, "median")
+    w = main_window
+    with qtbot.waitSignal(w.viewer.rendered, timeout=20000):
+        w.open_raster(str(out))
+    with qtbot.waitSignal(w.viewer.rendered, timeout=20000):
+        w.viewer.band_picker.choose((3, 2, 1))
+    qtbot.waitUntil(lambda: w.viewer.bands == (3, 2, 1), timeout=10000)
+    with qtbot.waitSignal(w.inspector.explained, timeout=20000) as got:
+        _click_pixel(qtbot, w.viewer, *PIXEL)
+    why = got.args[0]
+    assert why.bands == ("B04", "B03", "B02") and why.chip_bands == ("B02", "B03", "B04")
+    chip = w.inspector.findChild(type(w.inspector.summary), "chip0")
+    assert chip.toolTip().endswith("B02, B03, B04 as R, G, B")

@@ -6,18 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tests.fixtures_gui import use_s3
+from tests.fixtures_gui import search_and_tick, use_s3
 
 
 def _search_33uup(qtbot, w, seeded):
     use_s3(w, seeded, "l1c")
-    w.source_panel.tile.setText("33UUP")
-    w.scene_panel.set_dates(dt.date(2023, 7, 31), dt.date(2023, 8, 1))
-    with qtbot.waitSignal(w.scene_panel.searchFinished, timeout=30000) as found:
-        w.search()
-    scenes = found.args[0]
+    scenes = search_and_tick(qtbot, w, "33UUP", dt.date(2023, 7, 31), dt.date(2023, 8, 1))
     assert scenes and {s.tile for s in scenes} == {"33UUP"}
-    w.scene_panel.model.set_checked([s.scene_id for s in scenes], True)
     assert w.act_download.isEnabled()
     return scenes
 

@@ -14,18 +14,12 @@ import rasterio
 from PySide6.QtCore import QTimer
 
 from s2desktop.cli import main as cli_main
-from tests.fixtures_gui import use_s3
+from tests.fixtures_gui import search_and_tick, use_s3
 from tests.helpers import seed_l1c_scenes
 
 
 def _search(qtbot, w, start, end):
-    w.source_panel.tile.setText("33UUP")
-    w.scene_panel.set_dates(start, end)
-    with qtbot.waitSignal(w.scene_panel.searchFinished, timeout=30000) as found:
-        w.search()
-    scenes = found.args[0]
-    w.scene_panel.model.set_checked([s.scene_id for s in scenes], True)
-    return scenes
+    return search_and_tick(qtbot, w, "33UUP", start, end)
 
 
 def test_window_and_command_line_composite_the_same_masked_pixels(qtbot, main_window, seeded_s3, tmp_path):

@@ -12,27 +12,13 @@ without a cloud mask, so its cloudy dates are used, not rejected: hence this mir
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.tools.screenshots import (AREA_BOX, AREA_PX, _Driver, _temp_home,  # noqa: E402
-                                     make_area_mirror)
-
-
-def _composite(home: Path) -> Path:
-    from s2desktop.core import areas
-    from s2desktop.core.pipeline import CompositeOptions, Job, Request, SourceSpec
-
-    mirror = make_area_mirror(home / "cog-mirror")
-    out = home / "area.tif"
-    area = areas.parse_bbox(",".join(str(v) for v in AREA_BOX))
-    Job(Request(SourceSpec(str(mirror)), area=area, resolution=AREA_PX, start=dt.date(2023, 6, 1),
-                end=dt.date(2023, 7, 31), composite=CompositeOptions(str(out), workers=1))).run()
-    return out
+from tests.tools.screenshots import _Driver, _temp_home, composite_area  # noqa: E402
 
 
 def _cloudy_pixel(out: Path) -> tuple[int, int]:
@@ -59,7 +45,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(REPO / "resources" / "screenshots"))
     args = ap.parse_args(argv)
     home = _temp_home()
-    out = _composite(home)
+    out = composite_area(home, "area.tif")
     row, col = _cloudy_pixel(out)
 
     from s2desktop.gui.app import create_application

@@ -47,24 +47,27 @@ def _smooth_noise(rng, size, scale):
     return a * (1 - f)[:, None] + b * f[:, None]
 
 
-def landscape(size: int, seed: int = 3):
-    """Surface reflectance (DN) of a made-up landscape: fields, forest, a river, a town; (3, h, w) R, G, B."""
+def landscape(size: int, seed: int = 3, nir: bool = False):
+    """Surface reflectance (DN) of a made-up landscape: fields, forest, a river, a town; (3, h, w) R, G, B, or
+    with ``nir`` (4, h, w) R, G, B, NIR (B08: bright over green crops and forest, dark over water; the R, G, B
+    the same either way)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size] / size
     field_id = (np.floor(xx * 14 + 2 * _smooth_noise(rng, size, 90)) * 31
                 + np.floor(yy * 11 + 2 * _smooth_noise(rng, size, 90)) * 17) % 7
-    crops = np.array([[900, 1100, 700], [1300, 1200, 900], [600, 900, 500], [1700, 1500, 1200],
-                      [800, 1000, 600], [1100, 1000, 800], [700, 800, 550]], float)
+    crops = np.array([[900, 1100, 700, 3200], [1300, 1200, 900, 2100], [600, 900, 500, 3800],
+                      [1700, 1500, 1200, 2400], [800, 1000, 600, 3400], [1100, 1000, 800, 2300],
+                      [700, 800, 550, 3000]], float)
     rgb = crops[field_id.astype(int)].transpose(2, 0, 1)
     forest = _smooth_noise(rng, size, 160) > 0.7
-    rgb[:, forest] = np.array([420, 640, 380])[:, None]
+    rgb[:, forest] = np.array([420, 640, 380, 2700])[:, None]
     river_x = 0.55 + 0.12 * np.sin(yy * 7.0) + 0.03 * np.sin(yy * 23)
     river = np.abs(xx - river_x) < 0.006 + 0.004 * _smooth_noise(rng, size, 50)
-    rgb[:, river] = np.array([250, 420, 520])[:, None]
+    rgb[:, river] = np.array([250, 420, 520, 200])[:, None]
     town = ((xx - 0.35) ** 2 + (yy - 0.4) ** 2) < 0.004
-    rgb[:, town] = np.array([1500, 1450, 1400])[:, None]
+    rgb[:, town] = np.array([1500, 1450, 1400, 1700])[:, None]
     rgb *= 0.9 + 0.2 * _smooth_noise(rng, size, 12)[None]
-    return rgb
+    return rgb if nir else rgb[:3]
 
 
 def make_mirror(root: Path) -> Path:
@@ -107,13 +110,14 @@ AREA_DATES = [("2023-06-05", 35.0), ("2023-06-15", 5.0), ("2023-06-25", 20.0), (
 
 
 def make_area_mirror(root: Path) -> Path:
-    """Two neighbouring tiles in the COG layout over one landscape, with clouds marked in their SCL."""
+    """Two neighbouring tiles in the COG layout over one landscape, with clouds marked in their SCL; bands B04,
+    B03, B02 and B08."""
     from affine import Affine
 
     from s2desktop.core import archive, tiles
 
     offset = int(round((tiles.footprint(AREA_TILES[1]).utm_bounds[0] - 300000) / AREA_PX))
-    ground = landscape(offset + AREA_SIZE, seed=5)[:, :AREA_SIZE, :]
+    ground = landscape(offset + AREA_SIZE, seed=5, nir=True)[:, :AREA_SIZE, :]
     for i, (date, cloud) in enumerate(AREA_DATES):
         rng = np.random.default_rng(200 + i)
         cl = _smooth_noise(rng, offset + AREA_SIZE, 90)[:AREA_SIZE]
@@ -123,7 +127,8 @@ def make_area_mirror(root: Path) -> Path:
                 continue  # one pass sees only the western tile: a one-tile acquisition in the list
             cols = slice(t * offset, t * offset + AREA_SIZE)
             img = np.where(cloudy[:, cols], 5200.0, ground[:, :, cols])
-            bands = {b: np.clip(a + 1000, 1, 65535).astype(np.uint16) for b, a in zip(("B04", "B03", "B02"), img)}
+            bands = {b: np.clip(a + 1000, 1, 65535).astype(np.uint16)
+                     for b, a in zip(("B04", "B03", "B02", "B08"), img)}  # B08: false colour (09)
             scl = np.where(cloudy[::2, cols][:, ::2], 9, 4).astype(np.uint8)
             fp = tiles.footprint(tile)
             archive.write_scene(root, "cogs", tile, dt.date.fromisoformat(date), 0, bands, crs=fp.epsg,
@@ -131,6 +136,33 @@ def make_area_mirror(root: Path) -> Path:
                                 baseline="05.09", cloud_cover=float(cloudy[:, cols].mean() * 100),
                                 data_coverage=100.0, scl=scl)
     return root
+
+
+def list_area(win, mirror: Path, wait_until) -> None:
+    """The area mirror as the source, AREA_BOX drawn, its acquisitions searched and all ticked (previews in)."""
+    win.source_panel.set_source("local", folder=str(mirror))
+    win.scene_panel.set_dates(dt.date(2023, 6, 1), dt.date(2023, 7, 31))
+    win.map.select_area(AREA_BOX, zoom=True)  # what a Shift-drag over the box ends with
+    wait_until(lambda: win.source_panel.area() is not None, what="area")
+    win.search()
+    wait_until(lambda: win.scene_panel.model.rowCount() > 0, what="area search")
+    model = win.scene_panel.model
+    model.set_checked([s.scene_id for s in model.scenes], True)
+    wait_until(lambda: all(s.scene_id in model.previews or model.preview_state.get(s.scene_id) in ("none", "error")
+                           for s in model.scenes), what="area previews")
+
+
+def composite_area(home: Path, name: str, bands=("B04", "B03", "B02")) -> Path:
+    """The area mirror (written into ``home``) composited headless by the job over AREA_BOX into home/name."""
+    from s2desktop.core import areas
+    from s2desktop.core.pipeline import CompositeOptions, Job, Request, SourceSpec
+
+    mirror = make_area_mirror(home / "cog-mirror")
+    out = home / name
+    area = areas.parse_bbox(",".join(str(v) for v in AREA_BOX))
+    Job(Request(SourceSpec(str(mirror)), area=area, resolution=AREA_PX, start=dt.date(2023, 6, 1),
+                end=dt.date(2023, 7, 31), bands=tuple(bands), composite=CompositeOptions(str(out), workers=1))).run()
+    return out
 
 
 def area_shots(app, home: Path, shot, wait_until, width: int, height: int) -> None:
@@ -141,17 +173,8 @@ def area_shots(app, home: Path, shot, wait_until, width: int, height: int) -> No
     win = MainWindow()
     win.resize(width, height)
     win.show()
-    win.source_panel.set_source("local", folder=str(mirror))
-    win.scene_panel.set_dates(dt.date(2023, 6, 1), dt.date(2023, 7, 31))
     win.show_map()
-    win.map.select_area(AREA_BOX, zoom=True)  # what a Shift-drag over the box ends with
-    wait_until(lambda: win.source_panel.area() is not None, what="area")
-    win.search()
-    wait_until(lambda: win.scene_panel.model.rowCount() > 0, what="area search")
-    model = win.scene_panel.model
-    model.set_checked([s.scene_id for s in model.scenes], True)
-    wait_until(lambda: all(s.scene_id in model.previews or model.preview_state.get(s.scene_id) in ("none", "error")
-                           for s in model.scenes), what="area previews")
+    list_area(win, mirror, wait_until)
     win.map.zoom_to_box(AREA_BOX)
     shot("06_area_drawn", win)
 

@@ -19,7 +19,7 @@ import logging
 import math
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -146,20 +146,14 @@ def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 
     _check_outputs(output, count_path, overwrite, [p for lst in paths for p in lst], date_path)
     ref, factors = _open_inputs(paths)
     _check_grid(ref, stack.grid)
-    masks = tuple(o.mask.path if o.mask else None for o in obs)
-    mask_bands = tuple(o.mask.band if o.mask else None for o in obs)
-    _check_masks([m for m, b in zip(masks, mask_bands) if b != "MSKCLOUDS"], ref)  # GML: polygons, no grid
-    out_shape, out_transform, cells = _plan_tasks(ref, scale, window_size, [o.footprint for o in obs])
-    inputs = WindowInputs(rasters=tuple(tuple(str(p) for p in lst) for lst in paths), masks=masks,
-                          offsets=tuple(o.offset for o in obs), mask_classes=mask_classes,
-                          mask_bands=mask_bands, mask_buffer=mask_buffer, out_shape=out_shape, scale=scale,
-                          factors=factors,
-                          out_transform=out_transform, clip=clip,
-                          date_days=_date_days(stack) if date_path else (),
-                          layers=_layers(len(paths), count_path, date_path),
-                          pyramid=Pyramid.of(out_shape, [out for _src, out, _skip in cells], compress))
+    inputs, cells = window_inputs(stack, ref, factors, scale=scale, window_size=window_size, clip=clip,
+                                  mask_classes=mask_classes, mask_buffer=mask_buffer,
+                                  date_days=_date_days(stack) if date_path else ())
+    _check_masks([m for m, b in zip(inputs.masks, inputs.mask_bands) if b != "MSKCLOUDS"], ref)  # GML: no grid
+    inputs = replace(inputs, layers=_layers(len(paths), count_path, date_path),
+                     pyramid=Pyramid.of(inputs.out_shape, [out for _src, out, _skip in cells], compress))
     return CompositePlan(
-        stack=stack, inputs=inputs, crs=ref["crs"], out_shape=out_shape,
+        stack=stack, inputs=inputs, crs=ref["crs"], out_shape=inputs.out_shape,
         tasks=tuple(WindowTask(i, src, out, inputs, skip, rule) for i, (src, out, skip) in enumerate(cells)),
         output=output, count_path=count_path, workers=workers,
         threads=max(1, (os.cpu_count() or 1) // max(1, workers)), compress=compress,
@@ -178,6 +172,23 @@ def _layers(bands: int, count_path, date_path) -> tuple[Layer, ...]:
     if date_path is not None:
         layers.append(Layer("date", 1, "uint16", 0, "nearest"))
     return tuple(layers)
+
+
+def window_inputs(stack: Stack, ref: dict, factors: tuple[float, ...], *, scale: int, window_size: int,
+                  clip: dict | None = None, mask_classes=DEFAULT_CLASSES, mask_buffer: float = 0.0,
+                  date_days: tuple[int, ...] = ()) -> tuple[WindowInputs, list]:
+    """What every window of the stack's composite reads, on the reference grid ``ref`` with the bands'
+    ``factors``, and its windows [(source window, output window, the dates it can skip)]: the plan's, and
+    `core.explain`'s to read one pixel as the composite did."""
+    obs = stack.observations
+    out_shape, out_transform, cells = _plan_tasks(ref, scale, window_size, [o.footprint for o in obs])
+    inputs = WindowInputs(rasters=tuple(tuple(str(Path(o.rasters[b].path)) for o in obs) for b in stack.bands),
+                          masks=tuple(o.mask.path if o.mask else None for o in obs),
+                          mask_bands=tuple(o.mask.band if o.mask else None for o in obs),
+                          offsets=tuple(o.offset for o in obs), mask_classes=mask_classes,
+                          mask_buffer=mask_buffer, out_shape=out_shape, scale=scale, factors=factors,
+                          out_transform=out_transform, clip=clip, date_days=date_days)
+    return inputs, cells
 
 
 # --- checks -----------------------------------------------------------------------------------------------------
