@@ -55,3 +55,17 @@ def test_without_dask_the_field_says_what_to_install(qtbot, gui_settings, monkey
     assert "pip install 's2desktop[dask]'" in dialog.scheduler_error.text()
     dialog.scheduler.setText("")  # this machine's processes need no Dask
     assert not dialog.scheduler_error.isVisibleTo(dialog)
+
+
+def test_an_areas_request_carries_the_scheduler_saved(main_window, tmp_path):
+    from s2desktop.core.areas import parse_bbox
+    from s2desktop.core.pipeline import Request
+    from s2desktop.gui import settings as st
+
+    cp = main_window.composite_panel
+    cp.set_area(Request(area=parse_bbox("12.0,48.0,12.1,48.1"), scenes=()), streamed=True)
+    assert cp.area_job(tmp_path / "a.tif").composite.scheduler is None  # by default this machine's processes
+    dialog = st.SettingsDialog(main_window)
+    dialog.scheduler.setText("local")
+    dialog.accept()
+    assert cp.area_job(tmp_path / "a.tif").composite.scheduler == "local"  # the next composite runs on it
