@@ -48,6 +48,7 @@ from s2desktop.core.progress import Cancelled, Failed, Finished, Progress, Rate
 from s2desktop.core.stack import Stack, with_mask_choice
 from s2desktop.core.streaming import acquisitions
 from s2desktop.core.units import human_bytes, human_duration
+from s2desktop.gui import settings as st
 from s2desktop.gui import workers
 from s2desktop.gui.composite_choices import BandPresetCombo, MaskFields
 from s2desktop.gui.wording import in_window_words
@@ -573,7 +574,7 @@ class CompositePanel(QWidget):
     def _options(self, output: Path, scale: int) -> CompositeOptions:
         return CompositeOptions(output=str(output), scale=scale, workers=self.workers, overwrite=True,
                                 window_size=self.window_size, method=self.method(),
-                                mask_buffer=self.mask_fields.mask_buffer())
+                                mask_buffer=self.mask_fields.mask_buffer(), scheduler=st.dask_scheduler())
 
     def _output_path(self) -> Path | None:
         """The output to write, once it may be written and its folder exists; None (and why) otherwise."""

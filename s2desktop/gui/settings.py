@@ -44,6 +44,7 @@ RECENT_FILES = "viewer/recent"
 LAST_TILE = "tiles/last"
 MAX_CLOUD = "search/max_cloud"
 AREA_CACHE_GIB = "areas/cache_gib"
+DASK_SCHEDULER = "compositing/dask_scheduler"
 
 AREA_CACHE_DEFAULT_GIB = DEFAULT_LIMIT / (1 << 30)  # the core's default (Request.cache_limit)
 
@@ -105,6 +106,25 @@ def area_cache_limit() -> int:
     return int(area_cache_gib() * (1 << 30))
 
 
+def dask_scheduler() -> str | None:
+    """Where the window's composites run: a Dask scheduler's address, 'local' (a LocalCluster), or None (this
+    machine's process pool, the default); the job checks it again (CompositeOptions.scheduler)."""
+    return get_str(DASK_SCHEDULER).strip() or None
+
+
+def scheduler_problem(value: str) -> str | None:
+    """Why `value` cannot be the Dask scheduler (malformed, or Dask not installed: what to install), in one line,
+    by the command line's own check; None: fine (empty is this machine's processes)."""
+    from s2desktop.core.compositing.cluster import check_scheduler
+    from s2desktop.core.errors import InvalidInputError
+
+    try:
+        check_scheduler(value)
+    except InvalidInputError as exc:
+        return str(exc)[:1].upper() + str(exc)[1:]
+    return None
+
+
 def get_str(key: str, default: str = "") -> str:
     value = settings().value(key, default)
     return "" if value is None else str(value)
@@ -144,7 +164,7 @@ def show_error(parent: QWidget | None, title: str, message: str, details: str = 
 
 
 class SettingsDialog(QDialog):
-    """Download folder, worker count, area cache size, default source, endpoint, profile."""
+    """Download folder, worker count, area cache size, Dask scheduler, default source, endpoint, profile."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -183,6 +203,7 @@ class SettingsDialog(QDialog):
                                    "this size, so a second run over the same area fetches nothing again (the "
                                    "least recently used parts go first; 0 keeps nothing)")
         form.addRow("Area cache", self.area_cache)
+        self._scheduler_row(form)
 
         self.source = QComboBox()
         for key, label in SOURCES:
@@ -200,7 +221,7 @@ class SettingsDialog(QDialog):
         form.addRow("AWS profile", self.profile)
 
         hint = QLabel("The download folder and parallel downloads apply to the next download, the area cache "
-                      "to the next area composite. The source, "
+                      "to the next area composite, the Dask scheduler to the next composite. The source, "
                       "endpoint and profile are what the window opens with; change the current ones in the "
                       "Source and tile dock.")
         hint.setWordWrap(True)
@@ -215,6 +236,29 @@ class SettingsDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
+
+    def _scheduler_row(self, form: QFormLayout) -> None:
+        """The Dask scheduler: empty (this machine's processes), 'local' or tcp://HOST:PORT, checked as typed."""
+        self.scheduler = QLineEdit(get_str(DASK_SCHEDULER))
+        self.scheduler.setPlaceholderText("empty: this machine's processes · local · tcp://HOST:8786")
+        self.scheduler.setToolTip("Composite the windows on a Dask cluster: its scheduler's address, or 'local' "
+                                  "for a cluster of this machine's processes (as composite --scheduler). The "
+                                  "cluster's workers need s2desktop and must reach the same inputs.")
+        form.addRow("Dask scheduler", self.scheduler)
+        self.scheduler_error = QLabel("")
+        self.scheduler_error.setObjectName("schedulerError")
+        self.scheduler_error.setWordWrap(True)
+        self.scheduler_error.setStyleSheet("color: #b03a2e;")
+        form.addRow("", self.scheduler_error)
+        self.scheduler.textChanged.connect(self._check_scheduler)
+        self._check_scheduler(self.scheduler.text())
+
+    def _check_scheduler(self, text: str) -> bool:
+        """Show why the scheduler typed cannot be used (hidden when it can); True when it can."""
+        problem = scheduler_problem(text)
+        self.scheduler_error.setText(problem or "")
+        self.scheduler_error.setVisible(bool(problem))
+        return problem is None
 
     def _browse(self) -> None:
         d = QFileDialog.getExistingDirectory(self, "Download folder", self.folder.text())
@@ -245,12 +289,16 @@ class SettingsDialog(QDialog):
             self.resize(self.width(), max(self.height(), self.sizeHint().height()))  # room for all its lines
             self.folder.setFocus()
             return
+        if not self._check_scheduler(self.scheduler.text()):
+            self.scheduler.setFocus()
+            return
         if folder and Path(folder).expanduser() != default_download_dir():
             s.setValue(DOWNLOAD_DIR, str(Path(folder).expanduser()))
         else:
             s.remove(DOWNLOAD_DIR)
         s.setValue(WORKERS, self.workers.value())
         s.setValue(AREA_CACHE_GIB, self.area_cache.value())
+        s.setValue(DASK_SCHEDULER, self.scheduler.text().strip())
         s.setValue(SOURCE, self.source.currentData())
         s.setValue(ENDPOINT, self.endpoint.text().strip())
         s.setValue(PROFILE, self.profile.text().strip())

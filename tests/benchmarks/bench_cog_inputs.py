@@ -48,7 +48,7 @@ def make_inputs(cache: Path, size: int, dates: int) -> list[list[Path]]:
     root = cache / f"cogs-{size}"
     paths: list[list[Path]] = [[] for _ in BANDS]
     for d in range(dates):
-        date = dt.date(2023, 7, 1 + 3 * d)
+        date = dt.date(2023, 7, 1) + dt.timedelta(days=3 * d)  # the same dates as before up to 11; 40 fit
         folder = root / archive.scene_prefix("cogs", TILE, date)
         if not (folder / layouts.METADATA_NAMES["cogs"]).exists():
             _write_scene(root, size, d, date)
