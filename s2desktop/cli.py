@@ -320,7 +320,7 @@ def _composite_dry_run(args: argparse.Namespace, options, bands, files_mode: boo
         offsets = args.offset[0] if args.offset is not None and len(args.offset) == 1 else args.offset
         stack = from_files(args.red or [], args.green or [], args.blue or [], offsets=offsets, mask=args.mask)
         plan = make_plan(stack, options.output, workers=options.workers, scale=options.scale,
-                         count_path=options.count_path, overwrite=True, compress=options.compress,
+                         count_path=options.count_file, overwrite=True, compress=options.compress,
                          method=options.method, date_path=options.date_band)
         fetch, est = "fetch: nothing (local files)", estimate(plan)
     else:
@@ -328,10 +328,11 @@ def _composite_dry_run(args: argparse.Namespace, options, bands, files_mode: boo
                                 **({"bands": bands} if bands else {}))
         job = Job(request, progress=_EventLine(quiet=("search",)))
         scenes = job.search()
-        cost, est = job.estimate(scenes)
+        plan = job.plan(scenes) if request.area is None else None
+        cost, est = job.estimate(scenes, plan)
         fetch = f"fetch: {cost.describe()}" + (f" in {cost.requests} request(s)" if cost.bytes else "")
-        if request.area is None:
-            files = (job, job.plan(scenes), request.download_dir)
+        if plan is not None:
+            files = (job, plan, request.download_dir)
     print("\n".join([f"plan of {options.output} (dry run: nothing fetched or written)", fetch, *est.lines()]))
     if files:
         _print_plan(*files)

@@ -290,10 +290,11 @@ class Job:
                                      f"{r.mask}) are composited unmasked{why}: {', '.join(unmasked[:5])}"
                                      + (", ..." if len(unmasked) > 5 else "")))
 
-    def estimate(self, scenes=None):
+    def estimate(self, scenes=None, plan: Plan | None = None):
         """What the request would fetch and take, without fetching it: (the download's pricing.Cost -- bytes
         and requests --, the composite's compositing.CompositeEstimate -- windows, tasks, memory per worker),
-        the windows planned on the bands' grid as the composite will (one band's header read for it)."""
+        the windows planned on the bands' grid as the composite will (one band's header read for it). plan: a
+        tile's download plan when the caller has it (else made here)."""
         from s2desktop.core.compositing.estimate import estimate_grid
 
         options = self.request.composite or CompositeOptions("")
@@ -302,14 +303,14 @@ class Job:
             cost, shape, block, dates = self._area_fetch(used, grid), (grid.height, grid.width), \
                 (streaming.BLOCK, streaming.BLOCK), len(acqs)
         else:
-            plan = self.plan(scenes)
+            plan = plan or self.plan(scenes)
             cost, dates = self.cost(plan), len(plan.scenes)
             shape, block = self._grid_of(next(t for t in plan.tasks if t.band == self.request.bands[0]))
         kwargs = {} if options.window_size is None else {"window_size": options.window_size}
         workers = options.workers if options.workers is not None else (os.cpu_count() or 1)
         return cost, estimate_grid(
             shape, block, dates, len(self.request.bands), scale=options.scale, workers=workers,
-            count=bool(options.count_path), date_band=bool(options.date_band), compress=options.compress, **kwargs)
+            count=True, date_band=bool(options.date_band), compress=options.compress, **kwargs)
 
     def _grid_of(self, task) -> tuple[tuple[int, int], tuple[int, int]]:
         """(height, width) and internal block of a band: its downloaded file, else the object's header."""
