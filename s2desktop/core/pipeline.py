@@ -184,6 +184,7 @@ def run_composite(inputs: Stack, options: CompositeOptions, progress: ProgressFn
 
     check_output_file(options.record_file, overwrite=options.overwrite, what="provenance record")
     kwargs = {} if options.window_size is None else {"window_size": options.window_size}
+    hashing = provenance.hash_loose_inputs(inputs, cancel) if request is None or request.area is None else None
     result = composite(
         inputs, options.output, workers=options.workers, scale=options.scale, count_path=options.count_file,
         overwrite=options.overwrite, progress=progress, cancel=cancel, compress=options.compress,
@@ -191,6 +192,8 @@ def run_composite(inputs: Stack, options: CompositeOptions, progress: ProgressFn
         mask_classes=options.mask_classes, mask_buffer=options.mask_buffer, scheduler=options.scheduler,
         **kwargs,
     )
+    if hashing is not None:
+        hashing.join()
     provenance.write_record(result, inputs, options, request)
     return result
 

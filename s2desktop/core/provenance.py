@@ -23,7 +23,9 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
 import shlex
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -58,12 +60,46 @@ def record_path(output) -> Path:
     return Path(output).with_suffix(".json")
 
 
-def sha256_of(path) -> str:
+def sha256_of(path, fresh: bool = False) -> str:
+    """A file's SHA-256 (hex). The digests of files this process hashed are remembered by path, size and
+    modification time (`hash_loose_inputs` hashes a composite's loose files while it is made); fresh: hash again
+    whatever is remembered (checking an input before a re-run)."""
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    if not fresh and key in _DIGESTS:
+        return _DIGESTS[key]
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
             h.update(chunk)
-    return h.hexdigest()
+    if len(_DIGESTS) > 4096:
+        _DIGESTS.clear()
+    _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
+
+
+_DIGESTS: dict[tuple, str] = {}
+
+
+def hash_loose_inputs(stack: Stack, cancel=None) -> threading.Thread:
+    """Hash the stack's loose files (those its record names by SHA-256) on a daemon thread, while the composite
+    reads them: their digests are ready when the record is written (join the thread first) instead of adding
+    a second pass over every input after the composite (2.4 s for a 5-date full-tile stack). Stops between
+    files once ``cancel`` is set; a file that cannot be read is left to the record to report."""
+    paths = [p.path for o in stack.observations for p in _with_mask(o) if p.key is None and p.path]
+
+    def run() -> None:
+        for path in paths:
+            if cancel is not None and cancel.is_set():
+                return
+            try:
+                sha256_of(path)
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=run, name="input checksums", daemon=True)
+    thread.start()
+    return thread
 
 
 # --- writing ----------------------------------------------------------------------------------------------------
@@ -327,7 +363,7 @@ def check_files(record: Record) -> None:
         size = p.stat().st_size
         if i["size"] is not None and size != i["size"]:
             raise InvalidInputError(f"input {p} changed: {size} bytes, {i['size']} when the composite was made")
-        if i.get("sha256") and sha256_of(p) != i["sha256"]:
+        if i.get("sha256") and sha256_of(p, fresh=True) != i["sha256"]:
             raise InvalidInputError(f"input {p} changed: its SHA-256 is not the one recorded")
         if i.get("key") and i.get("etag") and not vouches_for(p, i["key"], i["etag"]):
             raise InvalidInputError(f"input {p} changed: no longer the verified download of {i['key']} "

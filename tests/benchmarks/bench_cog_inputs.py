@@ -138,7 +138,8 @@ def _round(r: int, files: list[Path], args: list[str], opts) -> list[tuple[float
             continue
         out = Path(args[args.index("-o") + 1])
         (wall, phases), cpu = _measured(run_composite, args, repo=repo)
-        out.unlink()  # here, not by the next run's rename over it: freeing 600 MB of a file is not compositing
+        for p in out.parent.glob(f"{out.stem}*"):  # and its count and record: here, not by the next run's
+            p.unlink()  # rename over it (freeing 600 MB of a file is not compositing)
         raw = phases.get("building overviews", wall)  # the composite up to the raw file: before its COG is written
         ratios.append((wall / floor, cpu / floor_cpu, raw / floor))
         print(f"         {label}: {wall:.1f} s wall, {cpu:.1f} CPU-s ({_phase_line(wall, phases)}); "
