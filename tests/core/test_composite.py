@@ -455,11 +455,20 @@ def test_average_2x2_is_gdals_average_overview(tmp_path):
     np.testing.assert_array_equal(average_2x2(count), _gdal_overviews(count, [2], tmp_path / "b.tif", None)[0])
 
 
-def test_overviews_from_the_windows_equal_gdals(raster_stack, tmp_path):
+@pytest.mark.parametrize("mapped", [False, True])
+def test_overviews_from_the_windows_equal_gdals(raster_stack, tmp_path, monkeypatch, mapped):
     # 2100 px: overview levels 1050 and 525 (the windows' own 2 x 2 averages) and 263 (GDAL's, from 525, at a
-    # fractional ratio). Every level must be what GDAL's average overviews of the full resolution are.
+    # fractional ratio). Every level must be what GDAL's average overviews of the full resolution are -- also
+    # when the levels the parent keeps are files mapped into memory (a large area's: mapped, every level here).
+    from s2desktop.core.compositing import cog
     from s2desktop.core.compositing.plan import make_plan
     from s2desktop.core.compositing.tiles import overview_factors
+
+    through_files = []
+    if mapped:
+        monkeypatch.setattr(cog, "LEVEL_IN_MEMORY", 0)
+        real = cog._temporary_tif
+        monkeypatch.setattr(cog, "_temporary_tif", lambda beside: through_files.append(beside) or real(beside))
 
     st = raster_stack(dates=3, size=2100, block=256)
     out, cnt = tmp_path / "c.tif", tmp_path / "n.tif"
@@ -479,6 +488,7 @@ def test_overviews_from_the_windows_equal_gdals(raster_stack, tmp_path):
             with rasterio.open(path, overview_level=level) as ds:
                 np.testing.assert_array_equal(ds.read(), exp, err_msg=f"{path.name} level {level}")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries left
+    assert len(through_files) == (2 if mapped else 0)  # the values' and the count's GDAL-built levels
 
 
 def _gdal_cog(full: np.ndarray, src, path, compress: str) -> None:

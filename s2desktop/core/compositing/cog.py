@@ -18,6 +18,7 @@ rasterio lends its GeoTIFF and GDAL metadata tags to the header.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import logging
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.windows
 from affine import Affine
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.io import MemoryFile
@@ -41,6 +43,7 @@ from s2desktop.core.compositing.tiles import TILE, Layer, Pyramid, WindowTiles, 
 
 log = logging.getLogger(__name__)
 
+LEVEL_IN_MEMORY = 256 << 20  # bytes of a level the parent keeps in memory; a larger one is a mapped file
 PARENT_CACHEMAX_MB = 32  # the small levels are built in memory: a larger cache would hold them twice
 # The tiles are compressed with ZSTD level 1 + predictor 2 by default: on a full 10980 px RGB composite GDAL's
 # copy with DEFLATE level 1 took 7.9 s where ZSTD level 1 took 2.6 s, for the same size; every GDAL >= 2.3 based
@@ -99,11 +102,15 @@ class CogWriter:
     `write_cogs`; `close` always. `extratags`: per layer name, the TIFF tags of its full resolution's IFD
     (`template_tags`)."""
 
-    def __init__(self, pyramid: Pyramid, temps: Temporaries, extratags: dict[str, list]):
+    def __init__(self, pyramid: Pyramid, temps: Temporaries, extratags: dict[str, list],
+                 in_memory: int | None = None):
         self.pyramid, self.temps, self.extratags = pyramid, temps, extratags
         self.files = {o.layer.name: open(o.spill, "wb") for o in temps.outputs}
         self.index: dict[str, dict] = {name: {} for name in self.files}  # (level, row, col) -> (offset, size)
         self.levels: dict[str, dict[int, np.ndarray]] = {name: {} for name in self.files}
+        # bytes of a kept level held in memory (default LEVEL_IN_MEMORY); larger ones are files (`_level`)
+        self.in_memory = LEVEL_IN_MEMORY if in_memory is None else in_memory
+        self.backing: list[Path] = []  # those files, removed by `close`
 
     def add(self, result: WindowTiles) -> None:
         """Spill a window's tiles and keep its pixels of the levels the parent tiles or builds from."""
@@ -119,11 +126,23 @@ class CogWriter:
         fh.write(data)
 
     def _level(self, name: str, level: int) -> np.ndarray:
+        """A level kept as pixels: in memory, or -- larger than `in_memory` (a large area's) -- a temporary file
+        beside the output mapped into memory, whose pages the system writes out and drops as it needs, so the
+        parent's memory stays bounded whatever the output's size."""
         arr = self.levels[name].get(level)
         if arr is None:
-            layer = next(o.layer for o in self.temps.outputs if o.layer.name == name)
-            arr = self.levels[name][level] = np.zeros((layer.bands, *self.pyramid.shape(level)), layer.dtype)
+            out = next(o for o in self.temps.outputs if o.layer.name == name)
+            shape = (out.layer.bands, *self.pyramid.shape(level))
+            arr = self.levels[name][level] = self._array(out.spill.with_name(f"{out.spill.name}.{level}"), shape,
+                                                         out.layer.dtype)
         return arr
+
+    def _array(self, path: Path, shape: tuple, dtype) -> np.ndarray:
+        if np.dtype(dtype).itemsize * int(np.prod(shape)) <= self.in_memory:
+            return np.zeros(shape, dtype)
+        fsutil.track([path])
+        self.backing.append(path)
+        return np.memmap(path, dtype=dtype, mode="w+", shape=shape)  # zeros: a new file reads as zeros
 
     def build_levels(self) -> None:
         """The levels the windows did not tile: built here (GDAL from the last exact level), tiled, spilled."""
@@ -132,7 +151,7 @@ class CogWriter:
             name = out.layer.name
             if p.exact < p.levels:
                 self.levels[name].update(_gdal_levels(self._level(name, p.exact - 1), out.layer, p.exact,
-                                                      p.levels - p.exact))
+                                                      p.levels - p.exact, self._array, out.spill))
             for level in range(p.tiled, p.levels):
                 arr = self._level(name, level)
                 rows, cols = p.grid(level)
@@ -150,25 +169,48 @@ class CogWriter:
     def close(self) -> None:
         for fh in self.files.values():
             fh.close()
+        self.levels = {name: {} for name in self.files}  # the mapped files' views, before they go
+        for path in self.backing:
+            path.unlink(missing_ok=True)
+        fsutil.untrack(self.backing)
 
 
-def _gdal_levels(arr: np.ndarray, layer: Layer, first: int, count: int) -> dict[int, np.ndarray]:
-    """Levels first .. first + count - 1, GDAL's overviews of `arr` (the level before them)."""
+def _gdal_levels(arr: np.ndarray, layer: Layer, first: int, count: int, array=None,
+                 beside: Path | None = None) -> dict[int, np.ndarray]:
+    """Levels first .. first + count - 1, GDAL's overviews of `arr` (the level before them), into arrays made by
+    ``array(path, shape, dtype)`` (default: in memory). A mapped `arr` (a large area's) goes through a
+    temporary GTiff beside ``beside`` in strips, not a copy in memory."""
     bands, h, w = arr.shape
     profile = dict(driver="GTiff", width=w, height=h, count=bands, dtype=layer.dtype, tiled=True,
                    blockxsize=TILE, blockysize=TILE, interleave="band",
                    transform=Affine(1, 0, 0, 0, -1, h))  # any grid: the values do not depend on it
     if layer.nodata is not None:
         profile["nodata"] = layer.nodata
-    with MemoryFile() as mem:
-        with mem.open(**profile) as ds:
-            ds.write(arr)
+    array = array or (lambda _path, shape, dtype: np.zeros(shape, dtype))
+    mapped = isinstance(arr, np.memmap) and beside is not None
+    with (contextlib.nullcontext(_temporary_tif(beside)) if mapped else MemoryFile()) as mem:
+        name = str(mem) if mapped else mem.name
+        with (rasterio.open(name, "w", **profile) if mapped else mem.open(**profile)) as ds:
+            for r in range(0, h, TILE):  # in strips: a mapped level is never read whole into memory
+                ds.write(np.asarray(arr[:, r:r + TILE]), window=rasterio.windows.Window(0, r, w, min(TILE, h - r)))
             ds.build_overviews([2 ** j for j in range(1, count + 1)], Resampling[layer.resampling])
         out = {}
         for j in range(count):
-            with rasterio.open(mem.name, overview_level=j) as ds:
-                out[first + j] = ds.read()
+            with rasterio.open(name, overview_level=j) as ds:
+                path = beside.with_name(f"{beside.name}.o{first + j}") if beside is not None else None
+                target = array(path, (ds.count, ds.height, ds.width), layer.dtype)
+                ds.read(out=target)
+                out[first + j] = target
+        if mapped:
+            Path(name).unlink(missing_ok=True)
+            fsutil.untrack([Path(name)])
     return out
+
+
+def _temporary_tif(beside: Path) -> Path:
+    path = beside.with_name(f"{beside.name}.levels.tif")
+    fsutil.track([path])
+    return path
 
 
 def template_tags(plan: CompositePlan) -> dict[str, list[tuple]]:

@@ -4,7 +4,8 @@ The windows and their sizes come from the same planning as the job's (`plan._pla
 the memory of a worker is what `window._process_window` allocates for its largest window -- the stack of every
 date and band, the validity, the rule's keys, the result and its encoded tiles -- plus GDAL's block cache
 (`window.GDAL_CACHEMAX_MB`); the parent's is the overview levels it keeps as pixels (`Pyramid.pieces`) and the
-windows in flight. The decoders' own buffers (OpenJPEG's for JPEG 2000) come on top.
+windows in flight (a level larger than `cog.LEVEL_IN_MEMORY` counted at that: it is a file mapped into
+memory, whose pages the system drops as it needs). The decoders' own buffers (OpenJPEG's for JPEG 2000) come on top.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from s2desktop.core.compositing.cog import LEVEL_IN_MEMORY
 from s2desktop.core.compositing.plan import TARGET_WINDOW, CompositePlan, _layers, _plan_windows
 from s2desktop.core.compositing.pool import _IN_FLIGHT_PER_WORKER
 from s2desktop.core.compositing.tiles import TILE, Pyramid
@@ -80,8 +82,8 @@ def _estimate(out_shape, windows, dates: int, layers, pyramid: Pyramid, workers:
     scratch = (bands * dates * 2 + dates + (dates + 1) * 2) * pixels  # window._process_window's stacks, valid, keys
     tiles = 2 * result + TILE * TILE * bands * 2  # the levels it reduces, its encoded tiles, one padded tile
     worker = scratch + 2 * result + tiles + GDAL_CACHE
-    kept = sum(layer.bands * np.dtype(layer.dtype).itemsize * math.prod(pyramid.shape(level))
-               for layer in layers for level in pyramid.pieces)
+    kept = sum(min(LEVEL_IN_MEMORY, layer.bands * np.dtype(layer.dtype).itemsize * math.prod(pyramid.shape(level)))
+               for layer in layers for level in pyramid.pieces)  # a larger level is a mapped file (cog._level)
     in_flight = max(1, workers) * _IN_FLIGHT_PER_WORKER * tiles
     output = sum(layer.bands * np.dtype(layer.dtype).itemsize * math.prod(pyramid.shape(level))
                  for layer in layers for level in range(pyramid.levels))
