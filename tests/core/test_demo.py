@@ -55,9 +55,12 @@ def test_demo_source_is_a_local_l1c_mirror_the_search_finds(archive, truth):
         new = s.date >= dt.date(2022, 1, 25)
         assert s.baseline == ("04.00" if new else "03.01")
         assert ("_N0400_" if new else "_N0301_") in s.product_name and "_T29RKH_" in s.product_name
-        # The bucket's key layout: no zero padding, sequence folder, band files and the quick-look inside.
+        # The bucket's key layout: no zero padding, sequence folder, band files and the quick-look inside, and
+        # the scene's own cloud mask in qi/ in its baseline's format (a raster from 04.00, GML polygons before).
         assert s.prefix == f"tiles/29/R/KH/{s.date.year}/{s.date.month}/{s.date.day}/0"
-        assert s.bands == {b: f"{s.prefix}/{b}.jp2" for b in ("B02", "B03", "B04")}
+        mask = {"MSKCLASSI": f"{s.prefix}/qi/MSK_CLASSI_B00.jp2"} if new else {
+            "MSKCLOUDS": f"{s.prefix}/qi/MSK_CLOUDS_B00.gml"}
+        assert s.bands == {**{b: f"{s.prefix}/{b}.jp2" for b in ("B02", "B03", "B04")}, **mask}
         assert s.preview == f"{s.prefix}/preview.jpg" and s.metadata_key == f"{s.prefix}/tileInfo.json"
         assert s.cloud_cover == pytest.approx(t.cloud_cover, abs=0.01)
         assert s.data_coverage == pytest.approx(t.data_coverage, abs=0.01)
@@ -102,14 +105,14 @@ def test_headless_demo_removes_the_clouds(archive, truth, tmp_path):
     out = Path(summary["composite"])
     assert out.is_file() and out.parent == (tmp_path / "out").resolve()
     assert set(summary["baselines"]) == {"03.01", "04.00"} and set(summary["offsets"]) == {0, -1000}
-    assert summary["downloaded"] == 30
+    assert summary["downloaded"] == 40  # 3 bands and the scene's own cloud mask (qi/) per date
     # the job's typed events, stage by stage, in order; each stage ends complete
     stages = [e.stage for e in events]
     assert sorted(set(stages) - {"plan"}, key=stages.index) == ["search", "download", "composite", "render"]
-    plans = [e.message for e in events if e.stage == "plan"]  # the demo's L1C scenes carry no cloud mask: said once
-    assert len(plans) == 1 and "10 scene(s) without a cloud mask (--mask auto)" in plans[0], plans
+    plans = [e.message for e in events if e.stage == "plan"]  # every demo scene carries its L1C cloud mask
+    assert not any("without a cloud mask" in m for m in plans), plans
     last = {e.stage: e for e in events}
-    assert last["download"].items_done == last["download"].items_total == 30
+    assert last["download"].items_done == last["download"].items_total == 40
     assert last["download"].bytes_done == last["download"].bytes_total > 0
     assert last["composite"].items_done == last["composite"].items_total > 0
     assert set(summary["seconds"]) >= {"search", "download", "composite", "render"}
@@ -137,7 +140,7 @@ def test_headless_demo_removes_the_clouds(archive, truth, tmp_path):
             assert png.format == "PNG" and max(png.size) == 200
     # A second run reuses the downloads.
     again = headless_demo.run_headless_demo(tmp_path / "out", progress=None, workers=1, png_size=64)
-    assert again["downloaded"] == 0 and again["skipped"] == 30
+    assert again["downloaded"] == 0 and again["skipped"] == 40
 
 
 def test_interrupted_generation_leaves_no_archive(tmp_path):
