@@ -12,6 +12,7 @@ chip show that date MASKED by its L1C cloud mask (opaque clouds) beside the nine
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -94,6 +95,14 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(REPO / "resources" / "screenshots"))
     args = ap.parse_args(argv)
     home = _temp_home()
+    try:
+        _shoot(home, Path(args.out))
+    finally:  # the temporary home holds a demo archive (~30 MB) and its composite
+        shutil.rmtree(home, ignore_errors=True)
+    return 0
+
+
+def _shoot(home: Path, out_dir: Path) -> None:
     out = composite_demo(home)
     row, col = _cloudy_pixel(out)
     print(f"inspector_screenshot: pixel row {row}, col {col} of {out.name}")
@@ -102,7 +111,7 @@ def main(argv=None) -> int:
     from s2desktop.gui.main_window import MainWindow
 
     app = create_application()
-    d = _Driver(app, Path(args.out))
+    d = _Driver(app, out_dir)
     win = MainWindow()
     win.resize(1280, 800)
     win.show()
@@ -121,7 +130,6 @@ def main(argv=None) -> int:
     d.shot("08_pixel_inspector", win.dock_inspector)
     win.close()
     app.processEvents()
-    return 0
 
 
 if __name__ == "__main__":
