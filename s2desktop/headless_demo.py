@@ -33,7 +33,8 @@ def run_headless_demo(out_dir, progress: ProgressFn | None = None, *, source: So
                       workers: int | None = None, png_size: int = 1024) -> dict:
     """Run the demo job into ``out_dir`` and render its PNGs; -> a summary dict (scenes, outputs, timings).
 
-    ``out_dir`` receives the downloads (``red/``, ``green/``, ``blue/``, ``metadata/``), the composite GeoTIFF,
+    ``out_dir`` receives the downloads (``red/``, ``green/``, ``blue/``, ``metadata/`` and the scenes' L1C cloud
+    masks in ``MSKCLOUDS/`` and ``MSKCLASSI/``), the composite GeoTIFF,
     ``composite.png`` (true colour) and ``cloudiest-date.png`` (the input with most clouds, for comparison).
     """
     out_dir = ensure_writable_dir(Path(out_dir).expanduser().resolve())

@@ -6,7 +6,8 @@ The test fixtures (seeding the local S3 server) and the built-in demo archive bo
 everything downstream (search, download, compositing) reads files shaped exactly like the buckets':
 
 - ``l1c``:  ``tiles/{zone}/{band}/{sq}/{yyyy}/{m}/{d}/{seq}/B04.jp2`` + ``tileInfo.json``, ``productInfo.json``,
-  ``preview.jpg``
+  ``preview.jpg``, and when given the scene's own cloud mask in ``qi/`` (:func:`write_qi_mask`:
+  ``MSK_CLASSI_B00.jp2`` from baseline 04.00, ``MSK_CLOUDS_B00.gml`` polygons before)
 - ``l2a``:  same folder; bands in ``R10m/`` (B02, B03, B04, B08), ``R20m/`` (B05-B07, B8A, B11, B12, SCL) and
   ``R60m/`` (B01, B09); quick-look ``qi/L2A_PVI.jp2``
 - ``cogs``: ``sentinel-s2-l2a-cogs/{zone}/{band}/{sq}/{yyyy}/{m}/S2B_{tile}_{yyyymmdd}_{seq}_L2A/B04.tif`` +
@@ -40,7 +41,7 @@ from s2desktop.core.errors import InvalidInputError, OutputError
 from s2desktop.core.fsutil import atomic_path, write_bytes_atomic, write_json_atomic
 from s2desktop.core.tiles import parse_tile, split_tile
 
-__all__ = ["write_scene", "scene_prefix", "product_name", "platform_for"]
+__all__ = ["write_scene", "write_qi_mask", "scene_prefix", "product_name", "platform_for"]
 
 _PREVIEW_SIZE = 343  # ESA's quick-look is 343 px square
 
@@ -108,16 +109,89 @@ def _creation_options(fmt: str, array: np.ndarray, resampling: str = "AVERAGE") 
 
 
 def _write_rgb_jp2(path: Path, rgb: np.ndarray, crs: CRS, transform: Affine) -> None:
+    _write_jp2_bands(path, rgb, crs, transform)
+
+
+def _write_jp2_bands(path: Path, data: np.ndarray, crs: CRS, transform: Affine) -> None:
+    """(count, h, w) uint8 to a lossless multi-band JP2 (1024 px blocks when large), through MEM + CreateCopy."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    bands, height, width = rgb.shape
+    bands, height, width = data.shape
+    opts = {"CODEC": "JP2", "QUALITY": "100", "REVERSIBLE": "YES"}
+    if max(width, height) > 1024:
+        opts.update(BLOCKXSIZE="1024", BLOCKYSIZE="1024")
     with rasterio.Env(GDAL_PAM_ENABLED="NO"):
         with rasterio.MemoryFile() as mem:
             with mem.open(driver="GTiff", width=width, height=height, count=bands, dtype="uint8",
                           crs=crs, transform=transform) as ds:
-                ds.write(rgb)
+                ds.write(data)
             with mem.open() as src, atomic_path(path) as tmp:
-                rasterio.shutil.copy(src, str(tmp), driver="JP2OpenJPEG", CODEC="JP2", QUALITY="100",
-                                     REVERSIBLE="YES")
+                rasterio.shutil.copy(src, str(tmp), driver="JP2OpenJPEG", **opts)
+
+
+# --- Level-1C cloud masks (qi/) -----------------------------------------------------------------------------------
+
+_QI_CLASSI, _QI_GML = list(layouts.QI_MASKS["l1c"])  # 'qi/MSK_CLASSI_B00.jp2', 'qi/MSK_CLOUDS_B00.gml'
+
+
+def write_qi_mask(folder, baseline: str, classes: np.ndarray, *, crs, transform) -> str:
+    """Write a Level-1C scene's own cloud mask into its ``folder``, in the format its processing baseline calls
+    for; return the path written, relative to the folder.
+
+    ``classes`` is a 2-D uint8 array of :mod:`s2desktop.core.qimasks` bits (OPAQUE | CIRRUS | SNOW) on the grid
+    of ``transform`` (real products: 60 m). From baseline 04.00: ``qi/MSK_CLASSI_B00.jp2``, one band per class
+    (opaque clouds, cirrus, snow and ice; 1 where it is). Before: ``qi/MSK_CLOUDS_B00.gml``, an ``eop:Mask`` of
+    OPAQUE and CIRRUS polygons in the tile's CRS traced along the pixel edges, as ESA's are (snow has no place
+    there); a mask without clouds is a document without members.
+    """
+    from s2desktop.core.qimasks import CIRRUS, OPAQUE, SNOW
+
+    classes = np.asarray(classes)
+    if classes.ndim != 2:
+        raise InvalidInputError(f"a cloud mask must be a 2-D array, got shape {classes.shape}")
+    folder = Path(folder)
+    crs = CRS.from_user_input(crs)
+    transform = transform if isinstance(transform, Affine) else Affine(*transform)
+    if baseline_code(baseline) >= "N0400":  # the raster from baseline 04.00 on ('N0206' < 'N0400' < 'N0509')
+        bits = np.stack([(classes & bit) > 0 for bit in (OPAQUE, CIRRUS, SNOW)]).astype(np.uint8)
+        _write_jp2_bands(folder / _QI_CLASSI, bits, crs, transform)
+        return _QI_CLASSI
+    features = [(label, (classes & bit) > 0) for label, bit in (("OPAQUE", OPAQUE), ("CIRRUS", CIRRUS))]
+    (folder / _QI_GML).parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(folder / _QI_GML, _cloud_gml(features, transform, crs.to_epsg(), classes.shape))
+    return _QI_GML
+
+
+def _cloud_gml(features, transform: Affine, epsg: int | None, shape) -> bytes:
+    """``MSK_CLOUDS_B00.gml``: one ``eop:MaskFeature`` per polygon of each (label, bool mask), pixel-edge rings."""
+    left, bottom, right, top = rasterio.transform.array_bounds(shape[0], shape[1], transform)
+    srs = f"urn:ogc:def:crs:EPSG:8.7:{epsg}"
+    members = []
+    for label, mask in features:
+        if not mask.any():
+            continue
+        polygons = rasterio.features.shapes(mask.astype(np.uint8), mask=mask, transform=transform, connectivity=4)
+        for n, (geom, _value) in enumerate(polygons):
+            rings = [f'<gml:{"exterior" if i == 0 else "interior"}><gml:LinearRing><gml:posList srsDimension="2">'
+                     f'{_pos_list(ring)}</gml:posList></gml:LinearRing></gml:{"exterior" if i == 0 else "interior"}>'
+                     for i, ring in enumerate(geom["coordinates"])]
+            members.append(
+                f'<eop:MaskFeature gml:id="{label}.{n}"><eop:maskType codeSpace="urn:gs2:S2PDGS:maskType">{label}'
+                f'</eop:maskType><eop:extentOf><gml:Polygon gml:id="{label}.{n}_Polygon">{"".join(rings)}'
+                '</gml:Polygon></eop:extentOf></eop:MaskFeature>\n')
+    body = f"<eop:maskMembers>\n{''.join(members)}</eop:maskMembers>\n" if members else ""
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<eop:Mask xmlns:eop="http://www.opengis.net/eop/2.0" '
+            'xmlns:gml="http://www.opengis.net/gml/3.2" gml:id="MSK_CLOUDS_B00">\n'
+            f'<gml:boundedBy><gml:Envelope srsName="{srs}"><gml:lowerCorner>{_num(left)} {_num(bottom)}'
+            f'</gml:lowerCorner><gml:upperCorner>{_num(right)} {_num(top)}</gml:upperCorner></gml:Envelope>'
+            f'</gml:boundedBy>\n{body}</eop:Mask>\n').encode("utf-8")
+
+
+def _pos_list(ring) -> str:
+    return " ".join(f"{_num(x)} {_num(y)}" for x, y in ring)
+
+
+def _num(v: float) -> str:
+    return f"{float(v):.3f}".rstrip("0").rstrip(".")
 
 
 def _decimate(array: np.ndarray, size: int) -> np.ndarray:
@@ -225,6 +299,7 @@ def write_scene(
     scl: np.ndarray | None = None,
     preview_rgb: np.ndarray | None = None,
     data_geometry: dict | None = None,
+    qi_mask: np.ndarray | None = None,
 ) -> str:
     """Write one scene folder under ``root`` in the bucket ``layout``; return its key prefix (no trailing slash).
 
@@ -233,15 +308,21 @@ def write_scene(
     ``scl`` (uint8, L2A layouts only) goes to ``R20m/SCL.jp2`` / ``SCL.tif``; pass it at half the 10 m size for
     realism. ``preview_rgb`` is (3, h, w) or (h, w, 3) uint8; by default a true-colour quick-look is derived.
     ``data_geometry`` is a GeoJSON polygon in the tile's UTM CRS; by default the non-zero area of the finest band.
+    ``qi_mask`` (``l1c`` only): the scene's own cloud mask, uint8 :mod:`s2desktop.core.qimasks` bits at any size
+    over the tile (real products: 60 m), written by :func:`write_qi_mask` in its baseline's format.
     """
     layouts.check_layout(layout)
     if not bands:
         raise InvalidInputError("a scene needs at least one band")
+    if qi_mask is not None and layout != "l1c":
+        raise InvalidInputError(f"a Level-1C cloud mask (qi_mask) has no place in the {layout} layout")
     transform = transform if isinstance(transform, Affine) else Affine(*transform)
     place = _make_place(root, layout, tile, date, sequence, crs)
     arrays = {b.upper(): np.asarray(a) for b, a in bands.items()}
     grid = _finest_grid(arrays, transform)
     _write_bands(place, grid, arrays, scl)
+    if qi_mask is not None:
+        write_qi_mask(place.folder, baseline, qi_mask, crs=place.crs, transform=grid.transform_for(qi_mask.shape))
 
     name = product_name(layout, place.tile, place.date, place.sequence, baseline)
     offset = offset_for_baseline(baseline)

@@ -10,6 +10,8 @@ from a real cloud-free ground (``resources/demo/ground_29RKH.jp2``, see its READ
 - an orbit-edge nodata wedge (DN 0) on the east side of three dates;
 - processing baseline 03.01 before 25 Jan 2022 and 04.00 from then on, the new-baseline data carrying the
   +1000 DN radiometric offset, as in reality;
+- each scene's own Level-1C cloud mask from its clouds (``qi/MSK_CLOUDS_B00.gml`` polygons before baseline
+  04.00, ``qi/MSK_CLASSI_B00.jp2`` from then on), which ``--mask auto`` masks the clouds with;
 - ``tileInfo.json`` with the cloud cover measured from the cloud mask, the data coverage and data footprint from
   the wedge, and a product name with the baseline (N0301 / N0400); ``productInfo.json``; ``preview.jpg``.
 
@@ -50,7 +52,7 @@ DEMO_END = _dt.date(2022, 2, 28)
 DEMO_DATES = tuple(_dt.date(2022, 1, 2) + _dt.timedelta(days=5 * i) for i in range(10))
 DEMO_SIZE = 1098  # px a side: the tile at 100 m (the seed's own resolution)
 BASELINE_CHANGE = _dt.date(2022, 1, 25)  # processing baseline 04.00 (with the -1000 offset) from this day on
-DEMO_VERSION = 1  # bump when the generated archive changes; older archives are rebuilt
+DEMO_VERSION = 2  # bump when the generated archive changes; older archives are rebuilt (2: each scene's qi/ mask)
 MARKER = "s2desktop-demo.json"
 SEED = ("demo", "ground_29RKH.jp2")
 
@@ -290,7 +292,7 @@ def write_demo_archive(root, size: int = DEMO_SIZE, progress: ProgressFn | None 
     for s in scenes:
         prefixes.append(write_scene(
             root, "l1c", DEMO_TILE, s.date, 0, s.bands, crs=crs, transform=transform, baseline=s.baseline,
-            cloud_cover=s.cloud_cover, data_coverage=s.data_coverage,
+            cloud_cover=s.cloud_cover, data_coverage=s.data_coverage, qi_mask=_qi_mask(s),
         ))
         emit(progress, Progress("archive", len(prefixes), len(scenes), message=(
             f"  {DEMO_TILE} {s.date}  baseline {s.baseline}  cloud {s.cloud_cover:5.1f} %  "
@@ -302,6 +304,15 @@ def write_demo_archive(root, size: int = DEMO_SIZE, progress: ProgressFn | None 
     }
     (root / MARKER).write_text(json.dumps(marker, indent=2), encoding="utf-8")
     return root
+
+
+def _qi_mask(scene: DemoScene) -> np.ndarray:
+    """The scene's own Level-1C cloud mask (qimasks bits): its clouds as opaque clouds, on the bands' grid. The
+    archive writes it as its baseline calls for (MSK_CLASSI_B00.jp2 from 04.00, MSK_CLOUDS_B00.gml before).
+    Like ESA's, it knows no shadows: those the median still has to outvote."""
+    from s2desktop.core.qimasks import OPAQUE
+
+    return scene.cloud.astype(np.uint8) * np.uint8(OPAQUE)
 
 
 def ensure_demo_archive(root=None, size: int | None = None, progress: ProgressFn | None = None) -> Path:

@@ -101,3 +101,43 @@ def test_scl_overviews_hold_only_classes_of_the_full_resolution(tmp_path):
         assert {4, 9} <= coarse
     with rasterio.open(tmp_path / prefix / "B04.tif", overview_level=0) as ovr:  # averaged: values in between
         assert not set(np.unique(ovr.read(1)).tolist()) <= set(np.unique(b4).tolist())
+
+
+@pytest.mark.parametrize("baseline, rel", [("02.09", "qi/MSK_CLOUDS_B00.gml"), ("04.00", "qi/MSK_CLASSI_B00.jp2")])
+def test_write_scene_writes_the_l1c_cloud_mask_its_baseline_calls_for(tmp_path, baseline, rel):
+    """qi_mask (qimasks bits, here at 60 m-like cells: half the bands' size) -> the baseline's file, read back by
+    the same code the composite masks with: pixel for pixel the classes given (snow only in the raster)."""
+    from s2desktop.core import qimasks
+
+    classes = np.zeros((32, 32), np.uint8)
+    classes[4:12, 5:20] = qimasks.OPAQUE
+    classes[7:9, 9:11] = 0  # a hole in the cloud
+    classes[20:30, 2:8] = qimasks.CIRRUS
+    classes[25:27, 25:31] = qimasks.SNOW
+    prefix = write_scene(tmp_path, "l1c", "33UUP", dt.date(2023, 7, 4), 0, {"B04": _band(1)}, crs="EPSG:32633",
+                         transform=T, baseline=baseline, qi_mask=classes)
+    folder = tmp_path / prefix
+    assert sorted(str(p.relative_to(folder)) for p in folder.glob("qi/*")) == [rel]
+    grid = T @ Affine.scale(2)  # the mask's own cells
+    if rel.endswith(".gml"):
+        data = (folder / rel).read_bytes()
+        assert {k for k, _g in qimasks.parse_cloud_gml(data)} == {qimasks.OPAQUE, qimasks.CIRRUS}
+        back = qimasks.rasterise_gml(data, classes.shape, grid)
+        np.testing.assert_array_equal(back, np.where(classes == qimasks.SNOW, 0, classes))
+    else:
+        with rasterio.open(folder / rel) as ds:
+            assert (ds.driver, ds.count, ds.dtypes[0], ds.crs.to_epsg()) == ("JP2OpenJPEG", 3, "uint8", 32633)
+            assert ds.transform.almost_equals(grid) and set(np.unique(ds.read())) == {0, 1}
+        np.testing.assert_array_equal(qimasks.read_classi(folder / rel, classes.shape, grid, "EPSG:32633"), classes)
+
+
+def test_write_scene_l1c_cloud_mask_only_in_l1c_and_a_cloudless_gml_has_no_members(tmp_path):
+    from s2desktop.core import qimasks
+
+    with pytest.raises(InvalidInputError, match="cloud mask"):
+        write_scene(tmp_path, "l2a", "33UUP", dt.date(2023, 7, 4), 0, {"B04": _band(1)}, crs="EPSG:32633",
+                    transform=T, qi_mask=np.zeros((8, 8), np.uint8))
+    prefix = write_scene(tmp_path, "l1c", "33UUP", dt.date(2023, 7, 4), 0, {"B04": _band(1)}, crs="EPSG:32633",
+                         transform=T, baseline="03.01", qi_mask=np.zeros((16, 16), np.uint8))
+    data = (tmp_path / prefix / "qi/MSK_CLOUDS_B00.gml").read_bytes()
+    assert qimasks.parse_cloud_gml(data) == [] and b"urn:ogc:def:crs:EPSG:8.7:32633" in data

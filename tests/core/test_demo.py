@@ -55,9 +55,12 @@ def test_demo_source_is_a_local_l1c_mirror_the_search_finds(archive, truth):
         new = s.date >= dt.date(2022, 1, 25)
         assert s.baseline == ("04.00" if new else "03.01")
         assert ("_N0400_" if new else "_N0301_") in s.product_name and "_T29RKH_" in s.product_name
-        # The bucket's key layout: no zero padding, sequence folder, band files and the quick-look inside.
+        # The bucket's key layout: no zero padding, sequence folder, band files and the quick-look inside, and
+        # the scene's own cloud mask in qi/ in its baseline's format (a raster from 04.00, GML polygons before).
         assert s.prefix == f"tiles/29/R/KH/{s.date.year}/{s.date.month}/{s.date.day}/0"
-        assert s.bands == {b: f"{s.prefix}/{b}.jp2" for b in ("B02", "B03", "B04")}
+        mask = {"MSKCLASSI": f"{s.prefix}/qi/MSK_CLASSI_B00.jp2"} if new else {
+            "MSKCLOUDS": f"{s.prefix}/qi/MSK_CLOUDS_B00.gml"}
+        assert s.bands == {**{b: f"{s.prefix}/{b}.jp2" for b in ("B02", "B03", "B04")}, **mask}
         assert s.preview == f"{s.prefix}/preview.jpg" and s.metadata_key == f"{s.prefix}/tileInfo.json"
         assert s.cloud_cover == pytest.approx(t.cloud_cover, abs=0.01)
         assert s.data_coverage == pytest.approx(t.data_coverage, abs=0.01)
@@ -102,14 +105,14 @@ def test_headless_demo_removes_the_clouds(archive, truth, tmp_path):
     out = Path(summary["composite"])
     assert out.is_file() and out.parent == (tmp_path / "out").resolve()
     assert set(summary["baselines"]) == {"03.01", "04.00"} and set(summary["offsets"]) == {0, -1000}
-    assert summary["downloaded"] == 30
+    assert summary["downloaded"] == 40  # 3 bands and the scene's own cloud mask (qi/) per date
     # the job's typed events, stage by stage, in order; each stage ends complete
     stages = [e.stage for e in events]
     assert sorted(set(stages) - {"plan"}, key=stages.index) == ["search", "download", "composite", "render"]
-    plans = [e.message for e in events if e.stage == "plan"]  # the demo's L1C scenes carry no cloud mask: said once
-    assert len(plans) == 1 and "10 scene(s) without a cloud mask (--mask auto)" in plans[0], plans
+    plans = [e.message for e in events if e.stage == "plan"]  # every demo scene carries its L1C cloud mask
+    assert not any("without a cloud mask" in m for m in plans), plans
     last = {e.stage: e for e in events}
-    assert last["download"].items_done == last["download"].items_total == 30
+    assert last["download"].items_done == last["download"].items_total == 40
     assert last["download"].bytes_done == last["download"].bytes_total > 0
     assert last["composite"].items_done == last["composite"].items_total > 0
     assert set(summary["seconds"]) >= {"search", "download", "composite", "render"}
@@ -137,7 +140,48 @@ def test_headless_demo_removes_the_clouds(archive, truth, tmp_path):
             assert png.format == "PNG" and max(png.size) == 200
     # A second run reuses the downloads.
     again = headless_demo.run_headless_demo(tmp_path / "out", progress=None, workers=1, png_size=64)
-    assert again["downloaded"] == 0 and again["skipped"] == 30
+    assert again["downloaded"] == 0 and again["skipped"] == 40
+
+
+def _one_cloudy_date(truth, baseline: str) -> tuple[int, tuple[int, int]]:
+    """(date index, pixel): a pixel inside every date's swath, cloudy on exactly one date -- of ``baseline`` --
+    and away from any shadow, its cloud's core (not an edge) so the mask and the DNs agree."""
+    cloudy = np.sum([t.cloud for t in truth], axis=0)
+    for i, t in enumerate(truth):
+        if t.baseline != baseline:
+            continue
+        core = t.cloud & (cloudy == 1) & np.all([u.valid & ~u.shadow for u in truth], axis=0)
+        core[:8], core[-8:], core[:, :8], core[:, -8:] = False, False, False, False
+        rows, cols = np.nonzero(core)
+        if rows.size:
+            k = rows.size // 2
+            return i, (int(rows[k]), int(cols[k]))
+    raise AssertionError(f"no pixel cloudy on one {baseline} date only")
+
+
+def test_the_demo_composite_leaves_out_each_dates_own_cloud_mask(archive, truth, tmp_path):
+    """Each date's clouds are masked by its L1C mask (GML before 04.00, MSK_CLASSI from 04.00): the count layer
+    is every pixel's clear dates, and explain names the masked date and its QI class."""
+    from s2desktop.core.explain import Reason, explain
+
+    summary = headless_demo.run_headless_demo(tmp_path / "out", workers=2, png_size=64)
+    out = Path(summary["composite"])
+    with rasterio.open(out.with_name(out.stem + "_count.tif")) as ds:
+        count = ds.read(1).astype(int)
+    clear = np.sum([t.valid & ~t.cloud for t in truth], axis=0)
+    np.testing.assert_array_equal(count, clear)  # a cloudy pixel counts nowhere, a clear one everywhere
+    ground = demo.demo_ground(SIZE).astype(int)
+    for baseline, kind in (("03.01", "MSKCLOUDS"), ("04.00", "MSKCLASSI")):
+        i, (row, col) = _one_cloudy_date(truth, baseline)
+        why = explain(out, pixel=(row, col))
+        assert [d.date for d in why.dates] == [t.date.isoformat() for t in truth]
+        cloudy = why.dates[i]
+        assert Reason.MASKED in cloudy.reason and Reason.USED not in cloudy.reason
+        assert (cloudy.mask, cloudy.mask_class) == (kind, "opaque clouds")
+        assert cloudy.values[2] - ground[2, row, col] > 1000  # it was the cloud, bright in blue
+        assert all(Reason.USED in d.reason for k, d in enumerate(why.dates) if k != i)
+        assert why.used == why.count == len(truth) - 1
+        assert np.abs(np.array(why.value) - ground[:, row, col]).max() <= 25  # the ground, not the cloud
 
 
 def test_interrupted_generation_leaves_no_archive(tmp_path):
@@ -162,10 +206,15 @@ def test_old_archive_is_regenerated(tmp_path):
     assert doc["version"] == demo.DEMO_VERSION and doc["size"] == 64
     stray = root / "tiles" / "29" / "R" / "KH" / "1999"
     stray.mkdir()  # something an old generator left
+    masks = sorted(root.glob("tiles/**/qi/MSK_*"))
+    assert len(masks) == len(demo.DEMO_DATES)
+    for path in masks:  # version 1 wrote no L1C cloud masks
+        path.unlink()
     marker.write_text(json.dumps({**doc, "version": demo.DEMO_VERSION - 1}))
     demo.ensure_demo_archive(root)
     assert json.loads(marker.read_text())["version"] == demo.DEMO_VERSION
     assert not stray.exists() and [p.name for p in tmp_path.iterdir()] == ["demo-archive"]
+    assert sorted(root.glob("tiles/**/qi/MSK_*")) == masks  # the regenerated archive has them
     # A current archive is reused as it is.
     before = marker.stat().st_mtime_ns
     assert demo.ensure_demo_archive(root) == root and marker.stat().st_mtime_ns == before
