@@ -47,11 +47,12 @@ def check_scheduler(value: str | None) -> str | None:
 
 
 def check_dask() -> None:
-    """InvalidInputError in one line when dask.distributed is not installed."""
-    try:
-        import distributed  # noqa: F401
-    except ImportError:
-        raise InvalidInputError(f"a Dask scheduler needs dask.distributed: {INSTALL}") from None
+    """InvalidInputError in one line when dask.distributed is not installed: looked up, not imported (the
+    window checks a scheduler as it is typed, on its GUI thread; importing distributed takes about a second)."""
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        raise InvalidInputError(f"a Dask scheduler needs dask.distributed: {INSTALL}")
 
 
 def run_on_cluster(tasks: Iterable, scheduler: str, fn: Callable, args: tuple, on_result: Callable[[Any], None],
