@@ -35,7 +35,7 @@ from s2desktop.core.threads import run_abandonable
 from s2desktop.core.units import human_bytes
 from s2desktop.core.windowcache import WindowCache
 
-__all__ = ["Remote", "Piece", "plan_pieces", "fetch_pieces", "overview_level", "CONNECTIONS"]
+__all__ = ["Remote", "Piece", "plan_pieces", "fetch_pieces", "strips", "overview_level", "CONNECTIONS"]
 
 CONNECTIONS = 24  # headers read and ranges fetched at once (a stalled one does not hold the others up)
 PAD = 1  # source pixels around the area, for bilinear resampling at its edge
@@ -82,6 +82,16 @@ class Piece:
     @property
     def identity(self) -> str:
         return f"{self.key}?level={self.level}&window={','.join(map(str, self.window))}"
+
+
+def strips(piece: Piece) -> list[Piece]:
+    """The piece cut into its rows of tiles, top first: each is fetched, checked, cached and read on its own, so
+    the compositor's windows over the first rows can run while the next rows are still on their way."""
+    from dataclasses import replace
+
+    c0, r0, w, h = piece.window
+    th = piece.header.levels[piece.level].tile_height
+    return [replace(piece, window=(c0, r, w, min(th, r0 + h - r))) for r in range(r0, r0 + h, th)]
 
 
 def overview_level(ds, resolution: float) -> int | None:
@@ -231,10 +241,11 @@ def ranges(piece: Piece) -> list[list[tuple[int, int, int]]]:
 
 
 def fetch_pieces(store, pieces: dict, cache: WindowCache, scratch: Path, grid: OutputGrid,
-                 progress: ProgressFn | None = None, cancel=None) -> dict:
+                 progress: ProgressFn | None = None, cancel=None, on_piece=None) -> dict:
     """{item: Piece} -> {item: local GeoTIFF}: cached windows (checked) as they are, the others fetched and
-    checked, concurrently, with 'fetch' progress in bytes; kept in the cache unless the area's windows do not
-    fit its limit (then in ``scratch``, for this run only)."""
+    checked, concurrently, in the order given, with 'fetch' progress in bytes; kept in the cache unless the
+    area's windows do not fit its limit (then in ``scratch``, for this run only). ``on_piece(item, path)`` is
+    called as each one is there (the cached ones first), from the fetching threads."""
     hits, todo = {}, {}
     for item, p in pieces.items():
         path = cache.get(cache.key(p.identity, p.etag))
@@ -244,20 +255,23 @@ def fetch_pieces(store, pieces: dict, cache: WindowCache, scratch: Path, grid: O
             todo[item] = p
     total = sum(p.nbytes for p in todo.values())
     keep = _make_room(cache, hits, total, progress)
+    for item, path in hits.items():
+        if on_piece is not None:
+            on_piece(item, path)
     stop = _Stop(cancel)
     note = f" ({len(hits)} more already cached)" if hits else ""
     emit(progress, Progress("fetch", 0, len(todo), 0, total, message=(
         f"fetching {len(todo)} window(s), {human_bytes(total)}{note}" if todo else
         f"all {len(hits)} window(s) already cached: nothing to fetch")))
-    run = _Run(store, cache if keep else None, Path(scratch), grid, todo, total, progress, stop)
+    run = _Run(store, cache if keep else None, Path(scratch), grid, todo, total, progress, stop, on_piece)
+    for item, p in todo.items():
+        if not ranges(p):  # every tile sparse: nothing to fetch, the window is written all the same
+            run.complete(item)
     tasks = [(item, tiles) for item, p in todo.items() for tiles in ranges(p)]
     try:
         run_abandonable(run.fetch, tasks, CONNECTIONS, stop, "cog-fetch")
     finally:
         run.settle()  # reads still stalled are abandoned; a window being written is finished or removed
-    for item, p in todo.items():
-        if not ranges(p):  # every tile sparse: nothing was fetched, the window is written all the same
-            run.complete(item)
     return {**hits, **run.paths}
 
 
@@ -282,8 +296,9 @@ class _Run:
     """The tiles of the pieces being fetched; each piece written out as soon as all its tiles are in."""
 
     def __init__(self, store, cache: WindowCache | None, scratch: Path, grid: OutputGrid, todo: dict, total: int,
-                 progress, stop: _Stop):
+                 progress, stop: _Stop, on_piece=None):
         self.store, self.cache, self.scratch, self.grid, self.todo = store, cache, scratch, grid, todo
+        self.on_piece = on_piece
         self.total, self.progress, self.stop = total, progress, stop
         self.lock = threading.Lock()
         self.buffers = {item: {} for item in todo}
@@ -353,6 +368,8 @@ class _Run:
         with self.lock:
             self.paths[item] = path
             emit(self.progress, Progress("fetch", len(self.paths), len(self.todo), self.bytes, self.total))
+        if self.on_piece is not None:
+            self.on_piece(item, path)
 
     def _write(self, item, piece: Piece, tiles) -> Path:
         def write(tmp):

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from s2desktop.core import areas, catalog, download, fetch, pricing, stack, streaming
 from s2desktop.core.areas import Area
+from s2desktop.core.arrivals import Arrivals
 from s2desktop.core.bands import parse_bands
 from s2desktop.core.errors import InvalidInputError, NotFoundError
 from s2desktop.core.maskrules import DEFAULT_CLASSES
@@ -169,15 +170,17 @@ class AreaInputs:
     options: CompositeOptions
     scenes: tuple
     downloads: tuple
+    arrivals: object | None = None  # core.arrivals.Arrivals: the windows still arriving from remote COGs
 
 
 def run_composite(inputs: Stack, options: CompositeOptions, progress: ProgressFn | None = None, cancel=None,
-                  request: Request | None = None):
+                  request: Request | None = None, arrivals=None):
     """The composite step: the same call from the command line, the demo and the window's worker process.
 
     Beside the output it always writes the count of valid observations per pixel (``options.count_file``) and,
     once the composite is published, its provenance record (``OUT.json``, `core.provenance`): the stack's own
-    files, or for an area the job's ``request`` (with the scenes it used) so that it can run again."""
+    files, or for an area the job's ``request`` (with the scenes it used) so that it can run again. ``arrivals``:
+    an area's windows still on their way (`core.arrivals`), each window composited as soon as its are in."""
     from s2desktop.core import provenance
     from s2desktop.core.compositing import composite
     from s2desktop.core.fsutil import check_output_file
@@ -185,12 +188,14 @@ def run_composite(inputs: Stack, options: CompositeOptions, progress: ProgressFn
     check_output_file(options.record_file, overwrite=options.overwrite, what="provenance record")
     kwargs = {} if options.window_size is None else {"window_size": options.window_size}
     hashing = provenance.hash_loose_inputs(inputs, cancel) if request is None or request.area is None else None
+    if arrivals is not None:
+        progress = arrivals.progress  # the fetch's bytes first, then the windows
     result = composite(
         inputs, options.output, workers=options.workers, scale=options.scale, count_path=options.count_file,
         overwrite=options.overwrite, progress=progress, cancel=cancel, compress=options.compress,
         clip=options.clip, tags=options.tags, method=options.method, date_path=options.date_band,
         mask_classes=options.mask_classes, mask_buffer=options.mask_buffer, scheduler=options.scheduler,
-        **kwargs,
+        arrivals=arrivals, **kwargs,
     )
     if hashing is not None:
         hashing.join()
@@ -368,29 +373,41 @@ class Job:
         if r.composite is None:
             raise InvalidInputError("an area has no files to download: give it a composite output")
         scratch = Path(tempfile.mkdtemp(prefix="s2desktop-area-"))
+        area = None
         try:
-            area = self.area_inputs(scenes, scratch)
+            area = self.area_inputs(scenes, scratch, overlap=True)
             result = run_composite(area.inputs, area.options, self.progress, self.cancel,
-                                   request=replace(r, scenes=area.scenes))
+                                   request=replace(r, scenes=area.scenes), arrivals=area.arrivals)
         finally:
+            if area is not None and area.arrivals is not None:
+                area.arrivals.close()  # rows no window needed any more, or after a failure: stop fetching
             shutil.rmtree(scratch, ignore_errors=True)
             self._cache().trim()
         return JobResult(area.scenes, area.downloads, area.inputs, result)
 
-    def area_inputs(self, scenes, scratch: Path) -> AreaInputs:
+    def area_inputs(self, scenes, scratch: Path, overlap: bool = False) -> AreaInputs:
         """The area's stack (its VRTs written into ``scratch``, reading the fetched windows, a local mirror's
         files or the downloads) and the composite options it takes (the area's clip and tags): what
-        :meth:`run_area` composites and what `core.explain` reads a pixel of."""
+        :meth:`run_area` composites and what `core.explain` reads a pixel of. Remote COGs' windows are fetched on
+        a thread of their own (`core.arrivals`); ``overlap``: return while they are still arriving (the composite
+        runs each window as soon as its inputs are in), else once they are all in."""
         r = self.request
         grid, region, acqs, used = self._area_plan(scenes)
-        locate, downloads, origin = self._area_rasters(used, grid, scratch)
-        check_cancel(self.cancel, "composite cancelled")
-        inputs = streaming.build_inputs(acqs, grid, locate, scratch, masks=mask_bands_for(r.mask),
-                                        origin=origin, bands=tuple(r.bands))
-        tiles = ",".join(sorted({s.tile for s in used}))
-        tags = {**areas.area_tags(r.area, grid, r.composite.scale), "TILE": tiles,
-                **streaming.resampling_tags(acqs, locate, r.bands, grid), **(r.composite.tags or {})}
-        return AreaInputs(inputs, replace(r.composite, clip=region, tags=tags), tuple(used), downloads)
+        locate, downloads, origin, arrivals = self._area_rasters(used, grid, scratch)
+        try:
+            if arrivals is not None and not overlap:
+                arrivals.wait()
+            check_cancel(self.cancel, "composite cancelled")
+            inputs = streaming.build_inputs(acqs, grid, locate, scratch, masks=mask_bands_for(r.mask),
+                                            origin=origin, bands=tuple(r.bands))
+            tiles = ",".join(sorted({s.tile for s in used}))
+            tags = {**areas.area_tags(r.area, grid, r.composite.scale), "TILE": tiles,
+                    **streaming.resampling_tags(acqs, locate, r.bands, grid), **(r.composite.tags or {})}
+        except BaseException:
+            if arrivals is not None:
+                arrivals.close()
+            raise
+        return AreaInputs(inputs, replace(r.composite, clip=region, tags=tags), tuple(used), downloads, arrivals)
 
     def _area_plan(self, scenes=None):
         """An area's grid (checked before any request), its region on it, and the acquisitions that cover it
@@ -429,15 +446,16 @@ class Job:
         store, cache = self.source.store, self._cache()
         wanted = {(s.scene_id, b): fetch.Remote(k, *_etag_size(store, s, k), s.tile)
                   for s in used for b, k in s.bands.items() if b in bands}
-        pieces = [p for p in fetch.plan_pieces(store, wanted, grid, cache, None, self.cancel).values()
-                  if p is not None and cache.get(cache.key(p.identity, p.etag)) is None]
+        pieces = [row for p in fetch.plan_pieces(store, wanted, grid, cache, None, self.cancel).values()
+                  if p is not None for row in fetch.strips(p) if cache.get(cache.key(row.identity, row.etag)) is None]
         return pricing.Cost(sum(p.nbytes for p in pieces), sum(len(fetch.ranges(p)) for p in pieces), None,
                             self.source.region or "")
 
     def _area_rasters(self, scenes, grid, scratch: Path):
         """-> (locate(scene, band) -> the raster to read or None, downloads, where the scenes' metadata came
-        with the rasters): fetched windows of remote COGs ('streamed'), the files of a local mirror, or the
-        downloaded files of a JPEG 2000 source."""
+        with the rasters, the windows still arriving or None): windows of remote COGs fetched on a thread of
+        their own ('streamed', `core.arrivals`), the files of a local mirror, or the downloaded files of a JPEG
+        2000 source."""
         masked = MASK_BAND in mask_bands_for(self.request.mask)  # COGs are Level-2A: their SCL, no L1C mask
         bands = tuple(self.request.bands) + ((MASK_BAND,) if masked else ())
         if self.source.layout != "cogs":  # JPEG 2000 tiles, their masks (SCL or L1C) with them: the plan's
@@ -445,12 +463,12 @@ class Job:
             downloads = tuple(self.download(plan))
             files = {(t.scene.scene_id, t.band): str(Path(t.dest).resolve()) for t in plan.tasks
                      if Path(t.dest).is_file()}
-            return (lambda s, b: files.get((s.scene_id, b))), downloads, "download metadata"
+            return (lambda s, b: files.get((s.scene_id, b))), downloads, "download metadata", None
         if mask_bands_for(self.request.mask):  # the plan says it for downloaded tiles; COGs: here
             self._say_unmasked(scenes)
         if self.source.is_local:
             return ((lambda s, b: streaming.object_path(self.source, s.bands[b]) if b in s.bands else None), (),
-                    "local mirror metadata")
+                    "local mirror metadata", None)
         store, cache = self.source.store, self._cache()
         if (self.source.endpoint_url or "").lower().startswith("http://"):
             emit(self.progress, Progress("plan", message=f"note: {self.source.endpoint_url} is plain HTTP: nothing "
@@ -459,8 +477,9 @@ class Job:
                   for s in scenes for b, k in s.bands.items() if b in bands}
         pieces = fetch.plan_pieces(store, wanted, grid, cache, self.progress, self.cancel)
         pieces = {item: p for item, p in pieces.items() if p is not None}
-        paths = fetch.fetch_pieces(store, pieces, cache, scratch, grid, self.progress, self.cancel)
-        return (lambda s, b: str(paths[(s.scene_id, b)]) if (s.scene_id, b) in paths else None), (), "streamed"
+        arrivals = Arrivals(store, pieces, cache, scratch, grid, self.progress, self.cancel,
+                            margin=self.request.composite.mask_buffer if self.request.composite else 0.0).start()
+        return (lambda s, b: arrivals.path((s.scene_id, b))), (), "streamed", arrivals
 
     def _cache(self) -> WindowCache:
         return WindowCache(self.request.cache_dir, self.request.cache_limit)

@@ -374,14 +374,17 @@ def _mosaic(acq: Acquisition, band: str, grid: OutputGrid, folder: Path, locate,
 
 
 def _warped(name: str, band: str, grid: OutputGrid, path: Path) -> str:
-    """A VRTWarpedDataset of raster ``name`` on the grid, from the overview level that matches its resolution."""
+    """A VRTWarpedDataset of raster ``name`` on the grid, from the overview level that matches its resolution.
+    A VRT (the rows of a fetched window, `core.arrivals`) is already at its level: its overviews, which GDAL
+    would look for in its first source, are not asked for -- that source may not have arrived yet, and GDAL
+    remembers a source it failed to open."""
     import rasterio
     from rasterio.enums import Resampling
     from rasterio.errors import RasterioIOError
 
     try:
         with rasterio.open(name) as full:
-            level = overview_level(full, grid.resolution)
+            level = None if full.driver == "VRT" else overview_level(full, grid.resolution)
             exact = band != "SCL" and level is None and _within_pixels(full, grid)
             resampling = Resampling.nearest if band == "SCL" or exact else Resampling.bilinear
             if level is None:  # the full resolution: warp the dataset already open

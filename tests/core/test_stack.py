@@ -155,8 +155,9 @@ def test_files_mode_reads_side_car_facts_and_finds_the_scl(raster_stack):
 
 
 def test_an_area_run_writes_no_metadata_and_names_no_band_file(seeded_s3, tmp_path, monkeypatch):
-    """The area's scratch folder, seen while the composite runs: VRTs only, none named like a downloaded band
-    file; the baselines still reach the output's tags, from the observations."""
+    """The area's scratch folder, seen while the composite runs: VRTs and the rows of the windows fetched (their
+    own numbered files), none named like a downloaded band file; the baselines still reach the output's tags,
+    from the observations."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     seen: list[Path] = []
@@ -171,7 +172,8 @@ def test_an_area_run_writes_no_metadata_and_names_no_band_file(seeded_s3, tmp_pa
                          start=dt.date(2023, 6, 1), end=dt.date(2023, 7, 10), cache_dir=tmp_path / "cache",
                          composite=CompositeOptions(str(out), workers=0)), progress=progress).run()
     files = [p for p in seen if p.is_file() or p.suffix]
-    assert files and all(p.suffix == ".vrt" for p in files), files  # no metadata JSON, no metadata folder
+    rows = [p for p in files if p.parent.name == "rows" and p.suffix == ".tif"]
+    assert rows and all(p.suffix == ".vrt" for p in files if p not in rows), files  # no metadata JSON or folder
     assert not [p for p in files if parse_band_filename(p)]
     assert not [p for p in seen if p.name == "metadata"]
     obs = result.inputs.observations

@@ -19,7 +19,7 @@ import time
 import uuid
 from typing import Any, Callable, Iterable
 
-from s2desktop.core.compositing.pool import CANCELLED
+from s2desktop.core.compositing.pool import CANCELLED, Feed
 from s2desktop.core.errors import InvalidInputError, RasterError, S2Error
 from s2desktop.core.progress import check_cancel
 
@@ -56,9 +56,9 @@ def check_dask() -> None:
 
 
 def run_on_cluster(tasks: Iterable, scheduler: str, fn: Callable, args: tuple, on_result: Callable[[Any], None],
-                   cancel, workers: int) -> None:
-    """Run `fn(task, *args)` for every task on the cluster; `on_result(result)` in this thread as each
-    finishes. workers: the LocalCluster's processes (scheduler 'local'). Raises S2Error subclasses
+                   cancel, workers: int, arrivals=None) -> None:
+    """Run `fn(task, *args)` for every task on the cluster, each once its inputs are in (`pool.Feed`);
+    `on_result(result)` in this thread as each finishes. workers: the LocalCluster's processes (scheduler 'local'). Raises S2Error subclasses
     (CancelledError when cancelled); nothing of the job is left on the cluster when this returns."""
     check_dask()
     from distributed import Client, LocalCluster
@@ -70,7 +70,7 @@ def run_on_cluster(tasks: Iterable, scheduler: str, fn: Callable, args: tuple, o
                                    dashboard_address=":0")
         client = _connect(Client, cluster or scheduler)
         try:
-            _submit_all(client, list(tasks), fn, args, on_result, cancel)
+            _submit_all(client, Feed(tasks, arrivals), fn, args, on_result, cancel)
         finally:
             client.close()
     finally:
@@ -106,27 +106,26 @@ def _connect(Client, target):
         raise RasterError(f"cannot reach the Dask scheduler at {target}: {str(exc).splitlines()[0]}") from None
 
 
-def _submit_all(client, tasks: list, fn: Callable, args: tuple, on_result, cancel) -> None:
+def _submit_all(client, feed: Feed, fn: Callable, args: tuple, on_result, cancel) -> None:
     """Every task with at most 2 per worker thread in flight; results as they finish; on any exit but the
     normal one the job's futures are cancelled on the cluster."""
     from distributed import wait
 
     job = uuid.uuid4().hex[:8]
     limit = max(2, _IN_FLIGHT_PER_THREAD * sum(client.nthreads().values()))
-    it = iter(tasks)
     pending: set = set()
     attempts: dict = {}
     clean = False
     try:
         while True:
             check_cancel(cancel, CANCELLED)
-            while len(pending) < limit:
-                task = next(it, None)
-                if task is None:
-                    break
+            while len(pending) < limit and (task := feed.next()) is not None:
                 pending.add(client.submit(fn, task, *args, key=f"s2window-{job}-{task.index}", pure=False))
             if not pending:
-                break
+                if not feed:
+                    break
+                feed.wait()
+                continue
             try:
                 done, pending = wait(pending, timeout=0.1, return_when="FIRST_COMPLETED")
             except TimeoutError:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from s2desktop.core.compositing import cog
 from s2desktop.core.compositing.plan import SCL_MASKED_CLASSES, TARGET_WINDOW, CompositePlan, make_plan
-from s2desktop.core.compositing.pool import CANCELLED, _run_pool
+from s2desktop.core.compositing.pool import CANCELLED, Feed, _run_pool
 from s2desktop.core.compositing.cluster import run_on_cluster
 from s2desktop.core.compositing.window import (
     _close_worker,
@@ -61,7 +61,7 @@ def composite(stack: Stack, output, *, workers: int | None = None, scale: int = 
               window_size: int = TARGET_WINDOW, compress: str = "ZSTD", clip: dict | None = None,
               tags: dict | None = None, method: Rule | str = Median(), date_path=None,
               mask_classes=SCL_MASKED_CLASSES, mask_buffer: float = 0.0,
-              scheduler: str | None = None) -> CompositeResult:
+              scheduler: str | None = None, arrivals=None) -> CompositeResult:
     """Temporal composite (the median, or another rule) of a stack's co-registered observations into a COG.
 
     Each observation's bands are harmonised by its offset and masked by its mask raster when it has one: an
@@ -74,17 +74,19 @@ def composite(stack: Stack, output, *, workers: int | None = None, scale: int = 
     the compositor's. method: the rule, a value or its spelling ('median' (default), 'quantile:P', 'medoid',
     'geomedian'). date_path: with the medoid, also write the date of each pixel's observation there (days since
     1970-01-01). scheduler: run the windows on a Dask cluster instead of the spawn pool: a scheduler's address
-    ('tcp://HOST:8786') or 'local' (a LocalCluster of `workers` processes; `cluster`). Raises S2Error subclasses
+    ('tcp://HOST:8786') or 'local' (a LocalCluster of `workers` processes; `cluster`). arrivals: the inputs are
+    still arriving (`core.arrivals`: an area's windows on their way): each window runs once its inputs are in,
+    and the plan does not read them ahead (the fetch checks every tile it brings). Raises S2Error subclasses
     with one-line messages; CancelledError when cancelled (no output left).
     """
     t0 = time.perf_counter()
     plan = make_plan(stack, output, workers=workers, scale=scale, count_path=count_path, overwrite=overwrite,
                      window_size=window_size, compress=compress, clip=clip, tags=tags, method=method,
                      date_path=date_path, mask_classes=mask_classes, mask_buffer=mask_buffer,
-                     scheduler=scheduler)
+                     scheduler=scheduler, probe=arrivals is None)
     temps = cog.temporaries(cog.plan_outputs(plan))
     try:
-        _write_cogs(plan, temps, progress, cancel)
+        _write_cogs(plan, temps, progress, cancel, arrivals)
         check_cancel(cancel, CANCELLED)
         cog.publish(temps)
     except OSError as exc:
@@ -94,7 +96,7 @@ def composite(stack: Stack, output, *, workers: int | None = None, scale: int = 
     return _result(plan, time.perf_counter() - t0)
 
 
-def _write_cogs(plan: CompositePlan, temps: cog.Temporaries, progress, cancel) -> None:
+def _write_cogs(plan: CompositePlan, temps: cog.Temporaries, progress, cancel, arrivals=None) -> None:
     """Every window's tiles into the spill file(s), then the small overview levels, then the COG(s)."""
     with cog.parent_env():
         writer = cog.CogWriter(plan.inputs.pyramid, temps, cog.template_tags(plan))
@@ -108,7 +110,7 @@ def _write_cogs(plan: CompositePlan, temps: cog.Temporaries, progress, cancel) -
                 _report(progress, plan, done)
 
             _report(progress, plan, 0)
-            _run_windows(plan, on_result, cancel)
+            _run_windows(plan, on_result, cancel, arrivals)
             check_cancel(cancel, CANCELLED)
             _report(progress, plan, done, "building overviews")
             writer.build_levels()
@@ -119,22 +121,27 @@ def _write_cogs(plan: CompositePlan, temps: cog.Temporaries, progress, cancel) -
             writer.close()
 
 
-def _run_windows(plan: CompositePlan, on_result, cancel) -> None:
-    """Every window of the plan, `on_result(its tiles)` after each: on a Dask cluster, a spawn pool, or here
-    with workers=0 (debugging)."""
+def _run_windows(plan: CompositePlan, on_result, cancel, arrivals=None) -> None:
+    """Every window of the plan, each once its inputs are in (`arrivals`), `on_result(its tiles)` after each: on
+    a Dask cluster, a spawn pool, or here with workers=0 (debugging)."""
     if plan.scheduler:
         run_on_cluster(plan.tasks, plan.scheduler, _process_window_on_cluster, (plan.threads,), on_result, cancel,
-                       workers=plan.workers or (os.cpu_count() or 1))
+                       workers=plan.workers or (os.cpu_count() or 1), arrivals=arrivals)
         return
     if plan.workers:
         _run_pool(plan.tasks, plan.workers, _process_window, on_result, cancel, initializer=_init_worker,
-                  initargs=(plan.threads, os.getpid()))
+                  initargs=(plan.threads, os.getpid()), arrivals=arrivals)
         return
     _init_worker(plan.threads)
     try:
-        for task in plan.tasks:
+        feed = Feed(plan.tasks, arrivals)
+        while feed:
             check_cancel(cancel, CANCELLED)
-            on_result(_process_window(task))
+            task = feed.next()
+            if task is None:
+                feed.wait()
+            else:
+                on_result(_process_window(task))
     finally:
         _close_worker()
 

@@ -132,8 +132,9 @@ def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 
               overwrite: bool = False, window_size: int = TARGET_WINDOW, compress: str = "ZSTD",
               clip: dict | None = None, tags: dict | None = None, method: Rule | str = Median(),
               date_path=None, mask_classes=DEFAULT_CLASSES, mask_buffer: float = 0.0,
-              scheduler: str | None = None) -> CompositePlan:
-    """Check everything and plan the composite (see `composite()` for the arguments); S2Error subclasses."""
+              scheduler: str | None = None, probe: bool = True) -> CompositePlan:
+    """Check everything and plan the composite (see `composite()` for the arguments; probe: read each input's
+    last block, False for inputs still arriving); S2Error subclasses."""
     compress, workers = _check_arguments(stack, scale, compress, workers)
     mask_classes, mask_buffer = parse_classes(mask_classes), check_buffer(mask_buffer)
     scheduler = check_scheduler(scheduler)
@@ -144,7 +145,7 @@ def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 
     count_path = Path(count_path) if count_path else None
     date_path = Path(date_path) if date_path else None
     _check_outputs(output, count_path, overwrite, [p for lst in paths for p in lst], date_path)
-    ref, factors = _open_inputs(paths)
+    ref, factors = _open_inputs(paths, probe)
     _check_grid(ref, stack.grid)
     inputs, cells = window_inputs(stack, ref, factors, scale=scale, window_size=window_size, clip=clip,
                                   mask_classes=mask_classes, mask_buffer=mask_buffer,
@@ -256,12 +257,12 @@ def check_output(path, overwrite: bool = False, what: str = "output") -> None:
     check_output_file(path, overwrite=overwrite, what=what)
 
 
-def _open_inputs(paths: list[list[Path]]) -> tuple[dict, tuple[float, ...]]:
+def _open_inputs(paths: list[list[Path]], probe: bool = True) -> tuple[dict, tuple[float, ...]]:
     """Open every input ([band][date]) once, by content, with consistency checks naming the odd file: a band's
     dates share one grid; a band of coarser pixels than the finest (20 m or 60 m beside 10 m)
     covers the same extent. -> (the finest band's grid, the windows' reference; per band how many of its pixels
     one of the band's spans a side: 1, 2 or 6 for Sentinel-2's own products)."""
-    grids = [[_grid_of(p) for p in band] for band in paths]
+    grids = [[_grid_of(p, probe) for p in band] for band in paths]
     usual = [_usual(band) for band in grids]
     ref = max(usual, key=lambda g: g["shape"][1])  # the finest (RGB: the red file of date 1)
     factors = tuple(_factor(g, ref) for g in usual)
@@ -282,13 +283,14 @@ def _usual(grids: list[dict]) -> dict:
     return max(grids, key=lambda g: (counts[key(g)], g["shape"][1], -grids.index(g)))
 
 
-def _grid_of(p: Path) -> dict:
+def _grid_of(p: Path, probe: bool = True) -> dict:
     with open_raster(p) as ds:
         if ds.count < 1:
             raise RasterError(f"{p}: has no bands")
         if ds.dtypes[0] != "uint16":
             raise RasterError(f"{p}: is {ds.dtypes[0]}, expected uint16 Sentinel-2 band data")
-        _probe_last_block(ds, p)
+        if probe:
+            _probe_last_block(ds, p)
         return {"path": p, "crs": ds.crs, "transform": ds.transform, "shape": (ds.height, ds.width),
                 "block": ds.block_shapes[0]}
 

@@ -34,30 +34,55 @@ _MALLOC_MMAP_THRESHOLD = 32 << 20  # glibc's largest: blocks up to this size com
 _MALLOC_TRIM_THRESHOLD = 256 << 20  # free heap kept before any is returned to the kernel
 
 
+class Feed:
+    """The tasks still to submit, in order, each only once its inputs are there (``arrivals.ready(task.source)``,
+    `core.arrivals`: an area's windows still on their way; None: every input is there already)."""
+
+    def __init__(self, tasks: Iterable, arrivals=None):
+        self.todo = list(tasks)
+        self.arrivals = arrivals
+
+    def __len__(self) -> int:
+        return len(self.todo)
+
+    def next(self):
+        """The first task whose inputs are in (None: none yet, or none left); raises the inputs' failure."""
+        for i, task in enumerate(self.todo):
+            if self.arrivals is None or self.arrivals.ready(task.source):
+                return self.todo.pop(i)
+        return None
+
+    def wait(self) -> None:
+        """Nothing to run until more inputs arrive: wait a little for them."""
+        if self.arrivals is not None:
+            self.arrivals.wait_some(0.1)
+
+
 def _run_pool(tasks: Iterable, workers: int, fn: Callable, on_result: Callable[[Any], None], cancel,
-              initializer: Callable, initargs: tuple) -> None:
-    """Run `fn(task)` for every task on a spawn pool of `workers`; `on_result(result)` in this thread, as each
-    completes. Raises S2Error subclasses (CancelledError when cancelled); the pool is gone when this returns."""
-    tasks = list(tasks)
+              initializer: Callable, initargs: tuple, arrivals=None) -> None:
+    """Run `fn(task)` for every task on a spawn pool of `workers`, each once its inputs are in (`Feed`);
+    `on_result(result)` in this thread, as each completes. Raises S2Error subclasses (CancelledError when
+    cancelled); the pool is gone when this returns."""
+    feed = Feed(tasks, arrivals)
     ctx = multiprocessing.get_context("spawn")
-    workers = max(1, min(workers, len(tasks)))  # no idle processes to start for a handful of windows
+    workers = max(1, min(workers, len(feed)))  # no idle processes to start for a handful of windows
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=initializer, initargs=initargs)
     clean = False
     try:
+        if arrivals is not None:  # start the workers now: they are ready when the first window's inputs are in
+            for _ in range(workers):
+                pool.submit(os.getpid)
         pending: set[cf.Future] = set()
-        it = iter(tasks)
         limit = max(1, workers * _IN_FLIGHT_PER_WORKER)
-        exhausted = False
         while True:
             check_cancel(cancel, CANCELLED)
-            while not exhausted and len(pending) < limit:
-                task = next(it, None)
-                if task is None:
-                    exhausted = True
-                    break
+            while len(pending) < limit and (task := feed.next()) is not None:
                 pending.add(pool.submit(fn, task))
             if not pending:
-                break
+                if not feed:
+                    break
+                feed.wait()
+                continue
             finished, pending = cf.wait(pending, timeout=0.1, return_when=cf.FIRST_COMPLETED)
             for fut in finished:
                 on_result(_result(fut))
