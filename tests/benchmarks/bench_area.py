@@ -60,7 +60,7 @@ GDAL's /vsis3/ at the proxy, the projection extension (epsg, shape, transform) s
 nodata 0; the scenes s2desktop reads (33UUP's for (a), (b); 33UUP's and 33UVP's for (c), fused per solar day, the
 nearer tile first as s2desktop's mosaic does, so 32UQU is not given to it). Its configuration: odc-stac's
 ``cloud_defaults`` (no directory listings) plus consecutive ranges merged, HTTP/2 multiplexing (the proxy speaks
-HTTP/1.1, so not used), the VSI cache and a 512 MB block cache; then ``pool=`` 8, 16 or 32 threads or Dask chunks
+HTTP/1.1, so not used), the VSI cache (odc-stac turns it off around its pixel reads) and a 512 MB block cache; then ``pool=`` 8, 16 or 32 threads or Dask chunks
 of 1024 or 2048 px on 16 threads (``--odc-config``; the default, ODC_BEST, was the fastest on the quick run;
 ``--odc-all`` runs each, a leg each). Without odc-stac installed the run says how to install it and leaves its
 legs out (``--skip-odc`` too). The side-by-side table gives each tool's seconds, MB, requests and seconds over the
@@ -119,7 +119,9 @@ NOISE = 64  # uniform noise 0..63 on the ground pattern: ~160 MB per 10980 px ba
 SIDE = 10_000  # m: the areas are 10 x 10 km
 PREVIEW_M = 80
 TARGETS = {"preview": 10.0, "full": 60.0, "share": 5.0}
-ODC_BEST = "threads-16"  # odc-stac's fastest configuration on the quick run (--odc-all tries them all)
+# odc-stac's fastest on the quick run: over 4 runs of --quick --odc-all, legs (a)-(c) summed: threads-32 45.9 s,
+# threads-8 47.2, threads-16 49.6, dask-2048 50.7, dask-1024 51.3 (a busy 2-core machine: within its noise)
+ODC_BEST = "threads-32"
 ODC_TARGETS = {"floor": 1.2, "speedup": 1.5}  # issue 19: (b) <= 1.2x its link floor and >= 1.5x faster than odc
 
 
@@ -572,8 +574,21 @@ def side_by_side(legs: list[Leg], link: float, work: Path) -> None:
               f"{o.fetched / 1e6:8.1f} {s.requests:6d} {o.requests:6d} {_floor(s, link):6.2f} {_floor(o, link):6.2f}"
               f"  {_odc_verdict(name, s, up, link)}")
     print("columns: s2desktop then odc-stac; speed-up: odc-stac's seconds / s2desktop's")
+    if len({o.label.rsplit(", ", 1)[-1] for o in odc}) > 1:
+        best: dict[str, Leg] = {}
+        for o in odc:
+            if o.name[1] not in best or o.seconds < best[o.name[1]].seconds:
+                best[o.name[1]] = o
+        print("against odc-stac's fastest configuration of each leg:")
+        for n, o in best.items():
+            print(f"  ({n}) {o.label.rsplit(', ', 1)[-1]} {o.seconds:.1f} s, s2desktop's speed-up "
+                  f"{o.seconds / by[n].seconds:.2f}x  {_odc_verdict(n, by[n], o.seconds / by[n].seconds, link)}")
+    alike: dict[tuple[str, str], list[str]] = {}
     for o in odc:
-        print(f"same computation? ({o.name[1]}) vs ({o.name}): {same_pixels(work / f'{o.name[1]}.tif', work / f'{o.name}.tif')}")
+        alike.setdefault((o.name[1], same_pixels(work / f"{o.name[1]}.tif", work / f"{o.name}.tif")), []).append(o.name)
+    for (name, text), names in alike.items():
+        print(f"same computation? ({name}) vs ({', '.join(names)}): {text}")
+    print("only odc-stac: pixels outside the area's polygon, to which s2desktop clips its output")
 
 
 def _floor(g: Leg, link: float) -> float:
@@ -666,23 +681,24 @@ def report(legs: list[Leg], args, work: Path) -> None:
         _compare(by, args.before)
     side_by_side(legs, link, work)
     print()
+    w = max(len(g.name) + 2 for g in legs)
     print(f"where the time goes ({args.latency_ms:g} ms added per request; 'first byte' = that latency + moto's time):")
-    print(f"{'leg':4} {'seconds':>8} {'network busy s':>15} {'other s':>8} {'in flight':>10} {'first byte ms':>14}"
+    print(f"{'leg':{w}} {'seconds':>8} {'network busy s':>15} {'other s':>8} {'in flight':>10} {'first byte ms':>14}"
           f" {'median':>7} {'sum of waits s':>15}")
     for g in legs:
         b = g.breakdown()
-        print(f"{'(' + g.name + ')':4} {g.seconds:8.1f} {b['busy']:15.1f} {g.seconds - b['busy']:8.1f} "
+        print(f"{'(' + g.name + ')':{w}} {g.seconds:8.1f} {b['busy']:15.1f} {g.seconds - b['busy']:8.1f} "
               f"{b['in_flight']:10.1f} "
               f"{1000 * b['ttfb_mean']:14.0f} {1000 * b['ttfb_median']:7.0f} {b['waiting']:15.1f}")
     print("'network busy': at least one request in flight; 'other': none in flight (start-up, search, compositing, "
           "writing); 'in flight': mean requests at once while busy")
     print()
-    print(f"{'leg':4} {'HEAD':>5} {'ranged GET':>11} {'other':>6} {'objects':>8} {'MB in ranges':>13} "
+    print(f"{'leg':{w}} {'HEAD':>5} {'ranged GET':>11} {'other':>6} {'objects':>8} {'MB in ranges':>13} "
           f"{'MB distinct':>12} {'read again':>11}")
     for g in legs:
         q = g.asked()
         again = 100 * (q["asked"] - q["distinct"]) / q["asked"] if q["asked"] else 0.0
-        print(f"{'(' + g.name + ')':4} {q['heads']:5d} {q['ranged']:11d} {q['other']:6d} {q['objects']:8d} "
+        print(f"{'(' + g.name + ')':{w}} {q['heads']:5d} {q['ranged']:11d} {q['other']:6d} {q['objects']:8d} "
               f"{q['asked'] / 1e6:13.1f} "
               f"{q['distinct'] / 1e6:12.1f} {again:10.0f}%")
     print("'other': listings and whole small objects (metadata); 'objects': objects read by range; ranges as asked "

@@ -21,7 +21,8 @@ odc-geo's ``write_cog`` (DEFLATE, its overviews). Acquisitions seen in two tiles
 ``--config``: how odc-stac loads (CONFIGS): a thread pool of N (``pool=N``, no Dask), or Dask chunks of N px on
 Dask's threaded scheduler. GDAL's options (GDAL_OPTIONS) are odc-stac's ``cloud_defaults`` plus the documented
 settings for COGs on S3 (no directory listings, consecutive ranges merged, HTTP/2 multiplexing where the server
-has it, the VSI cache, a larger block cache).
+has it -- the proxy speaks HTTP/1.1 --, the VSI cache, which odc-stac itself turns off around its pixel reads, a
+512 MB block cache).
 """
 
 from __future__ import annotations
