@@ -55,7 +55,8 @@ B04 and SCL + the masked median of (a), (b), (c) -- the same computation: SCL cl
 nodata 0 masked, the -1000 offset of baseline >= 04.00 (the archive's 05.09) applied as s2desktop does (DN - 1000,
 at least 1), the median of the valid dates rounded half up, s2desktop's resampling (bilinear where the grids do
 not align, SCL nearest) -- on s2desktop's output grid (the leg's output's CRS, transform and size), written as a
-COG by odc-geo. Its items are earth-search's shape, built from the archive's STAC items: ``s3://`` hrefs read by
+COG by odc-geo. Its items, one GET through the proxy of a FeatureCollection put on the server (a STAC API search
+page; s2desktop's search goes through the link too), are earth-search's shape, built from the archive's: ``s3://`` hrefs read by
 GDAL's /vsis3/ at the proxy, the projection extension (epsg, shape, transform) so it opens no header to plan, SCL
 nodata 0; the scenes s2desktop reads (33UUP's for (a), (b); 33UUP's and 33UVP's for (c), fused per solar day, the
 nearer tile first as s2desktop's mosaic does, so 32UQU is not given to it). Its configuration: odc-stac's
@@ -438,7 +439,7 @@ def main() -> int:
             configs = odc_configs(args)
             if configs:
                 items = {t: stac_items(work / "meta", prefixes, folders, dates, t) for t in TILES}
-                odc_legs(leg, work, items, proxy.endpoint.removeprefix("http://"), configs)
+                odc_legs(leg, client, work, items, proxy.endpoint.removeprefix("http://"), configs)
             if not args.skip_old_way:
                 tile = ["--tile", TILES[0], *span, *src, "--out-dir", "dl"]
                 leg("d1", "old way: download whole files", ["download", *tile, "--bands", ",".join(BANDS)], "d",
@@ -506,9 +507,11 @@ def stac_items(meta: Path, prefixes: dict, folders: dict[str, list[Path]], dates
     return out
 
 
-def odc_legs(leg, work: Path, items: dict[str, list[dict]], endpoint: str, configs: list[str]) -> None:
+def odc_legs(leg, client, work: Path, items: dict[str, list[dict]], endpoint: str, configs: list[str]) -> None:
     """odc-stac's legs (oa), (ob), (oc) on the grid of s2desktop's (a), (b), (c): its output's CRS, transform and
-    size; the items of the tiles the area needs, the nearer tile first (s2desktop's mosaic order)."""
+    size; the items of the tiles the area needs, the nearer tile first (s2desktop's mosaic order), as one
+    FeatureCollection on the server that the leg GETs through the proxy (a STAC API search: one request a page,
+    as s2desktop's own search goes through the link)."""
     import json
 
     import rasterio
@@ -518,12 +521,13 @@ def odc_legs(leg, work: Path, items: dict[str, list[dict]], endpoint: str, confi
             grid = ["--crs", ds.crs.to_string(), "--transform", ",".join(f"{v!r}" for v in list(ds.transform)[:6]),
                     "--shape", f"{ds.height},{ds.width}"]
             order = sorted(tiles_in, key=lambda t: (_distance(t, ds.bounds), t))
-        path = work / f"items-{name}.json"
-        path.write_text(json.dumps([it for t in order for it in items[t]]))
+        found = json.dumps({"type": "FeatureCollection", "features": [it for t in order for it in items[t]]})
+        (work / f"items-{name}.json").write_text(found)
+        client.put_object(Bucket=BUCKET, Key=f"search/{name}.json", Body=found.encode(), ACL="public-read")
         for config in configs:
             odc = f"o{name}" if len(configs) == 1 else f"o{name}-{config}"
-            leg(odc, f"odc-stac ({name}), {config}", ["--items", str(path), *grid, "--config", config,
-                "--endpoint", endpoint, "-o", f"{odc}.tif"], odc, tiles_in, odc=True)
+            leg(odc, f"odc-stac ({name}), {config}", ["--items", f"http://{endpoint}/{BUCKET}/search/{name}.json",
+                *grid, "--config", config, "--endpoint", endpoint, "-o", f"{odc}.tif"], odc, tiles_in, odc=True)
 
 
 def _distance(tile: str, bounds) -> float:

@@ -1,15 +1,15 @@
 """odc-stac's leg of bench_area.py: ``odc.stac.load`` of B02, B03, B04 and SCL + the masked median, as a user of
 odc-stac would write it, in a process of its own (bench_area.py times it from start to exit through its proxy).
 
-    python tests/benchmarks/bench_area_odc.py --items items.json --crs EPSG:32633 --transform a,b,c,d,e,f \\
-        --shape H,W --config threads-16 -o out.tif
+    python tests/benchmarks/bench_area_odc.py --items http://HOST:PORT/bucket/search.json --crs EPSG:32633 \\
+        --transform a,b,c,d,e,f --shape H,W --config threads-32 --endpoint HOST:PORT -o out.tif
 
-The items: pystac Items (earth-search's shape: assets blue/green/red/scl with ``s3://`` hrefs, the projection
-extension -- epsg, shape, transform -- so odc-stac plans without opening a header), read by GDAL's /vsis3/ at
-``--endpoint`` (host:port, plain HTTP, path-style: AWS_HTTPS=NO, AWS_VIRTUAL_HOSTING=FALSE) with the credentials
-of the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION), given to odc-stac's
-``configure_rio(aws=...)``. The grid: the s2desktop leg's output grid (CRS, transform, shape),
-so the two outputs can be compared pixel by pixel.
+The items: a FeatureCollection fetched from ``--items`` (a STAC API search's page, over the same link) of pystac
+Items in earth-search's shape: assets blue/green/red/scl with ``s3://`` hrefs, the projection extension (epsg,
+shape, transform) so odc-stac plans without opening a header; read by GDAL's /vsis3/ at ``--endpoint`` (host:port,
+plain HTTP, path-style: AWS_HTTPS=NO, AWS_VIRTUAL_HOSTING=FALSE) with the credentials of the environment
+(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION), given to odc-stac's ``configure_rio(aws=...)``. The grid:
+the s2desktop leg's output grid (CRS, transform, shape), so the two outputs can be compared pixel by pixel.
 
 The computation is s2desktop's: per date, a pixel is valid where B02, B03 and B04 are not 0 (nodata) and the SCL
 is not one of classes 0, 1, 3, 8, 9, 10; a date of processing baseline >= 04.00 has its DNs shifted by -1000
@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import sys
+import urllib.request
 import warnings
 
 MASKED = (0, 1, 3, 8, 9, 10)  # s2desktop's default SCL classes: no data, saturated, shadow, cloud med/high, cirrus
@@ -102,7 +103,7 @@ def masked_median(ds, offsets):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--items", required=True, help="a JSON list of STAC items")
+    ap.add_argument("--items", required=True, help="the URL of a FeatureCollection of STAC items")
     ap.add_argument("--crs", required=True)
     ap.add_argument("--transform", required=True, help="a,b,c,d,e,f of the output grid")
     ap.add_argument("--shape", required=True, help="H,W of the output grid")
@@ -116,8 +117,8 @@ def main(argv=None) -> int:
     from affine import Affine
     from odc.geo.geobox import GeoBox
 
-    with open(args.items, encoding="utf-8") as fh:
-        items = [pystac.Item.from_dict(d) for d in json.load(fh)]
+    with urllib.request.urlopen(args.items) as reply:  # a STAC API search's page, over the same link
+        items = [pystac.Item.from_dict(d) for d in json.load(reply)["features"]]
     shape = tuple(int(v) for v in args.shape.split(","))
     geobox = GeoBox(shape, Affine(*(float(v) for v in args.transform.split(","))), args.crs)
     ds = load(items, geobox, args.config, args.endpoint)
