@@ -593,6 +593,11 @@ def side_by_side(legs: list[Leg], link: float, work: Path) -> None:
     for (name, text), names in alike.items():
         print(f"same computation? ({name}) vs ({', '.join(names)}): {text}")
     print("only odc-stac: pixels outside the area's polygon, to which s2desktop clips its output")
+    print("odc-stac's seconds by phase (its own clock, from after the interpreter's start; with Dask the reads "
+          "are in the median):")
+    for o in odc:
+        phases = re.findall(r"^phases: (.*)$", (work / f"{o.name}.log").read_text(), re.M)
+        print(f"  ({o.name}) {phases[-1] if phases else '?'}")
 
 
 def _floor(g: Leg, link: float) -> float:

@@ -18,6 +18,9 @@ of the two middle values, rounded half up), 0 where none is valid; written as R,
 odc-geo's ``write_cog`` (DEFLATE, its overviews). Acquisitions seen in two tiles are fused by odc-stac
 (``groupby="solar_day"``: the first item with data, in the order given).
 
+It prints the seconds of its phases (``phases: imports .. search .. load .. median .. write ..``): with a Dask
+configuration the load only builds the graph and the reads happen in the median's compute.
+
 ``--config``: how odc-stac loads (CONFIGS): a thread pool of N (``pool=N``, no Dask), or Dask chunks of N px on
 Dask's threaded scheduler. GDAL's options (GDAL_OPTIONS) are odc-stac's ``cloud_defaults`` plus the documented
 settings for COGs on S3 (no directory listings, consecutive ranges merged, HTTP/2 multiplexing where the server
@@ -31,6 +34,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import urllib.request
 import warnings
 
@@ -107,21 +111,26 @@ def main(argv=None) -> int:
     ap.add_argument("--crs", required=True)
     ap.add_argument("--transform", required=True, help="a,b,c,d,e,f of the output grid")
     ap.add_argument("--shape", required=True, help="H,W of the output grid")
-    ap.add_argument("--config", choices=CONFIGS, default="threads-16")
+    ap.add_argument("--config", choices=CONFIGS, default="threads-32")
     ap.add_argument("--endpoint", required=True, help="the S3 server's host:port (plain HTTP)")
     ap.add_argument("-o", "--output", required=True)
     args = ap.parse_args(argv)
+    t0 = time.perf_counter()
 
     import dask
+    import odc.stac  # noqa: F401  (its import is a phase of its own, not the load's)
     import pystac
     from affine import Affine
     from odc.geo.geobox import GeoBox
 
+    phases = {"imports": time.perf_counter() - t0}
     with urllib.request.urlopen(args.items) as reply:  # a STAC API search's page, over the same link
         items = [pystac.Item.from_dict(d) for d in json.load(reply)["features"]]
     shape = tuple(int(v) for v in args.shape.split(","))
     geobox = GeoBox(shape, Affine(*(float(v) for v in args.transform.split(","))), args.crs)
+    phases["search"] = time.perf_counter() - t0 - sum(phases.values())
     ds = load(items, geobox, args.config, args.endpoint)
+    phases["load"] = time.perf_counter() - t0 - sum(phases.values())
     by_day = {it.datetime.date(): offset_of(it.properties.get("s2:processing_baseline")) for it in items}
     offsets = [by_day[t.astype("datetime64[D]").item()] for t in ds.time.values]
     rgb = masked_median(ds, offsets)
@@ -129,7 +138,10 @@ def main(argv=None) -> int:
                                                     num_workers=CONFIGS[args.config].get("threads")):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: pixels with no valid date
         rgb = rgb.compute()
+    phases["median"] = time.perf_counter() - t0 - sum(phases.values())
     rgb.odc.write_cog(args.output, overwrite=True, nodata=0, compress="deflate")
+    phases["write"] = time.perf_counter() - t0 - sum(phases.values())
+    print("phases: " + " ".join(f"{k} {v:.2f}" for k, v in phases.items()), flush=True)
     return 0
 
 
