@@ -122,8 +122,10 @@ NOISE = 64  # uniform noise 0..63 on the ground pattern: ~160 MB per 10980 px ba
 SIDE = 10_000  # m: the areas are 10 x 10 km
 PREVIEW_M = 80
 TARGETS = {"preview": 10.0, "full": 60.0, "share": 5.0}
-# odc-stac's fastest on the quick run: over 4 runs of --quick --odc-all, legs (a)-(c) summed: threads-32 45.9 s,
-# threads-8 47.2, threads-16 49.6, dask-2048 50.7, dask-1024 51.3 (a busy 2-core machine: within its noise)
+# odc-stac's fastest on the quick run (6 runs of --quick --odc-all on a busy 2-core machine). Legs (a)-(c) summed,
+# wall seconds over the first 4: threads-32 45.9, threads-8 47.2, threads-16 49.6, dask-2048 50.7, dask-1024 51.3;
+# its own load + median phases over the last 2 (the imports' noise left out): threads-32 9.96, threads-16 10.41,
+# threads-8 10.86, dask-1024 11.54, dask-2048 13.58
 ODC_BEST = "threads-32"
 ODC_TARGETS = {"floor": 1.2, "speedup": 1.5}  # issue 19: (b) <= 1.2x its link floor and >= 1.5x faster than odc
 STAC_EXTENSIONS = ["https://stac-extensions.github.io/projection/v1.1.0/schema.json",  # as earth-search's items
