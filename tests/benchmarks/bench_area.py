@@ -1,9 +1,15 @@
-"""Benchmark: areas streamed from full-size COGs over a slow, distant link vs the old way, each timed from the command.
+"""Benchmark: areas streamed from full-size COGs over a slow, distant link, vs odc-stac on the same link and data and
+vs the old way, each timed from the command.
 
-    .venv/bin/python tests/benchmarks/bench_area.py                  # the issue's benchmark (~20 min)
-    .venv/bin/python tests/benchmarks/bench_area.py --skip-old-way   # legs (a)-(c), (e) only (~10 min)
+    .venv/bin/pip install -e '.[test,bench]'                         # odc-stac and pystac (not the product's)
+    .venv/bin/python tests/benchmarks/bench_area.py                  # the issues' benchmark (~25 min)
+    .venv/bin/python tests/benchmarks/bench_area.py --skip-old-way   # legs (a)-(c), (e) and odc-stac's only
+    .venv/bin/python tests/benchmarks/bench_area.py --odc-all        # odc-stac in each of its configurations
     .venv/bin/python tests/benchmarks/bench_area.py --quick          # a smoke run in about a minute
     .venv/bin/python tests/benchmarks/bench_area.py --quick --before 3085328   # legs (a)-(c) of that commit too
+
+Targets (issue 19): the 10 m composite (b) <= 1.2x the link's transfer floor for the bytes it fetches and >= 1.5x
+faster than odc-stac's (ob); the 80 m preview (a) ahead of odc-stac's (oa). (Issue 10's are in the first table.)
 
 Disk: ~4.5 GB of generated scenes kept in --cache (three tiles), ~15 GB of moto's temporary files while it runs,
 ~5 GB for the old way's download (in a temporary folder, removed at the end).
@@ -43,6 +49,28 @@ and fetch caches), except (e) which reuses (b)'s:
   (d) the old way: ``s2desktop download`` of the whole B02/B03/B04/SCL files of 33UUP's dates, then
       ``s2desktop composite --tile`` of the tile from them (``--skip-old-way`` leaves it out: ~6 min at 100 Mbit/s)
 
+odc-stac's legs (``tests/benchmarks/bench_area_odc.py``, in a fresh process each, timed from its start to its exit
+like the others, through the same proxy), after s2desktop's: (oa), (ob), (oc) are ``odc.stac.load`` of B02, B03, B04
+and SCL + the masked median of (a), (b), (c) -- the same computation: SCL classes 0, 1, 3, 8, 9, 10 and nodata 0
+masked, the -1000 offset of baseline >= 04.00 (the archive's 05.09) applied as s2desktop does (DN - 1000, at least
+1), the median of the valid dates rounded half up, s2desktop's resampling (bilinear where the grids do not align,
+SCL nearest) -- on s2desktop's output grid (the leg's output's CRS, transform and size), written as a COG by
+odc-geo. Its items come with one GET through the proxy of a FeatureCollection put on the server (a STAC API search's
+page; s2desktop's search crosses the link too), in earth-search's shape, built from the archive's: ``s3://`` hrefs
+read by GDAL's /vsis3/ at the proxy, the projection extension (epsg, shape, transform) so it opens no header to
+plan, SCL nodata 0; the scenes s2desktop reads (33UUP's for (a), (b); 33UUP's and 33UVP's for (c), fused per solar
+day, the nearer tile first as s2desktop's mosaic does; 32UQU is not given to it). Its configuration: odc-stac's
+``cloud_defaults`` (no directory listings) plus consecutive ranges merged, HTTP/2 multiplexing (the proxy speaks
+HTTP/1.1, so unused), the VSI cache (odc-stac turns it off around its pixel reads) and a 512 MB block cache; then
+``pool=`` 8, 16 or 32 threads, or Dask chunks of 1024 or 2048 px on 16 threads (``--odc-config``; the default,
+ODC_BEST, was the fastest on the quick run; ``--odc-all`` runs each, a leg each, and judges the targets against the
+fastest). Without odc-stac installed the run says how to install it and leaves its legs out (``--skip-odc`` too).
+The side-by-side table gives each tool's seconds, MB, requests and seconds over the link floor of its own bytes,
+s2desktop's speed-up and the targets; a line per leg compares the two outputs over the pixels both have (equal,
+within 3 DN): odc-stac fills its whole grid while s2desktop's output is clipped to the area's polygon (the bbox
+drawn in UTM), so "only odc-stac" counts the pixels outside it. Then odc-stac's phases (imports, search, load,
+median, write) by its own clock.
+
 "% whole" is the share of the whole B02/B03/B04/SCL objects of the dates of the tile(s) a leg covers (33UUP
 for (a), (b), (e), (d); 33UUP and 33UVP for (c)); "tiles read" the tiles whose band objects a leg read from.
 
@@ -79,6 +107,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from tests.benchmarks.bench_area_odc import CONFIGS as ODC_CONFIGS  # noqa: E402
 from tests.benchmarks.bench_download import SERVER, _client  # noqa: E402
 from tests.fixtures_s3 import ThrottledProxy  # noqa: E402
 
@@ -93,6 +122,14 @@ NOISE = 64  # uniform noise 0..63 on the ground pattern: ~160 MB per 10980 px ba
 SIDE = 10_000  # m: the areas are 10 x 10 km
 PREVIEW_M = 80
 TARGETS = {"preview": 10.0, "full": 60.0, "share": 5.0}
+# odc-stac's fastest on the quick run (6 runs of --quick --odc-all on a busy 2-core machine). Legs (a)-(c) summed,
+# wall seconds over the first 4: threads-32 45.9, threads-8 47.2, threads-16 49.6, dask-2048 50.7, dask-1024 51.3;
+# its own load + median phases over the last 2 (the imports' noise left out): threads-32 9.96, threads-16 10.41,
+# threads-8 10.86, dask-1024 11.54, dask-2048 13.58
+ODC_BEST = "threads-32"
+ODC_TARGETS = {"floor": 1.2, "speedup": 1.5}  # issue 19: (b) <= 1.2x its link floor and >= 1.5x faster than odc
+STAC_EXTENSIONS = ["https://stac-extensions.github.io/projection/v1.1.0/schema.json",  # as earth-search's items
+                   "https://stac-extensions.github.io/raster/v1.1.0/schema.json"]
 
 
 # --- the scenes ----------------------------------------------------------------------------------------------
@@ -173,12 +210,16 @@ def _metadata(root: Path, tile: str, date: dt.date) -> tuple[str, list[Path]]:
     return prefix, [p for p in (root / prefix).iterdir() if p.suffix != ".tif"]
 
 
-def upload(client, folders: dict[str, list[Path]], dates: list[dt.date], scratch: Path) -> dict[str, int]:
-    """Every date of every tile onto the server; {key: size} of the band and SCL objects."""
+def upload(client, folders: dict[str, list[Path]], dates: list[dt.date], scratch: Path,
+           prefixes: dict | None = None) -> dict[str, int]:
+    """Every date of every tile onto the server; {key: size} of the band and SCL objects. prefixes: filled with
+    {(tile, date): the scene's key prefix} (its metadata is under ``scratch`` / prefix)."""
     jobs = []
     for tile in ALL_TILES:
         for i, date in enumerate(dates):
             prefix, meta = _metadata(scratch, tile, date)
+            if prefixes is not None:
+                prefixes[tile, date] = prefix
             jobs += [(f"{prefix}/{p.name}", p, b"") for p in meta]
             for band in BANDS:
                 key = f"{prefix}/{band}.tif"
@@ -298,13 +339,22 @@ class Runner:
         env = dict(os.environ, S2DESKTOP_HOME=str(self.home(home)), PYTHONPATH=str(code),
                    AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=os.devnull,
                    AWS_SHARED_CREDENTIALS_FILE=os.devnull)
-        log = self.work / f"{name}.log"
         (self.work / f"{name}.argv").write_text("\n".join(args))
+        return self._timed(name, [sys.executable, "-m", "s2desktop", *args], env)
+
+    def odc(self, name: str, args: list[str]) -> tuple[float, int, int, list]:
+        """Runs odc-stac's leg (bench_area_odc.py ``*args``) with the moto credentials: as `command`."""
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1",
+                   AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=os.devnull,
+                   AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+        return self._timed(name, [sys.executable, str(Path(__file__).with_name("bench_area_odc.py")), *args], env)
+
+    def _timed(self, name: str, cmd: list[str], env: dict) -> tuple[float, int, int, list]:
+        log = self.work / f"{name}.log"
         b0, r0, n0 = self.proxy.bytes_sent, self.proxy.requests, len(self.proxy.timings)
         t0 = time.perf_counter()
         with log.open("w") as out:
-            rc = subprocess.run([sys.executable, "-m", "s2desktop", *args], env=env, stdout=out, stderr=out,
-                                cwd=self.work).returncode
+            rc = subprocess.run(cmd, env=env, stdout=out, stderr=out, cwd=self.work).returncode
         seconds = time.perf_counter() - t0
         if rc:
             sys.exit(f"leg {name} failed (exit {rc}):\n{log.read_text()[-3000:]}")
@@ -312,7 +362,7 @@ class Runner:
         return seconds, self.proxy.bytes_sent - b0, self.proxy.requests - r0, self.proxy.timings[n0:]
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=10980, help="px a side of a 10 m band (default 10980)")
     ap.add_argument("--dates", type=int, default=10)
@@ -325,7 +375,16 @@ def main() -> int:
     ap.add_argument("--skip-old-way", action="store_true", help="leave out (d), the whole-file download")
     ap.add_argument("--quick", action="store_true", help="a smoke run: --size 2745 --dates 3 --variants 1")
     ap.add_argument("--before", metavar="REV", help="also run legs (a)-(c) with git revision REV's code")
-    args = ap.parse_args()
+    ap.add_argument("--odc-config", choices=ODC_CONFIGS, default=ODC_BEST,
+                    help=f"how odc-stac's legs load (default {ODC_BEST}: the best on the quick run)")
+    ap.add_argument("--odc-all", action="store_true", help="odc-stac's legs in every configuration, each a leg")
+    ap.add_argument("--skip-odc", action="store_true", help="leave out odc-stac's legs")
+    ap.add_argument("--keep", type=Path, help="copy the legs' outputs, logs and odc-stac's items into this folder")
+    return ap.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed benchmark still stops its server
     if args.quick:
         args.size, args.dates, args.variants = 2745, 3, 1
@@ -342,7 +401,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="s2bench-area-") as tmp:
             work = Path(tmp)
             t0 = time.perf_counter()
-            sizes = upload(client, folders, dates, work / "meta")
+            prefixes: dict = {}
+            sizes = upload(client, folders, dates, work / "meta", prefixes)
             loaded = sum(sizes.values())
             rss = int(subprocess.run(["ps", "-o", "rss=", "-p", str(proc.pid)], capture_output=True,
                                      text=True).stdout or 0) * 1024
@@ -365,8 +425,9 @@ def main() -> int:
             run = Runner(proxy, work)
             legs = []
 
-            def leg(name, label, argv, home, tiles_in, target="", code=REPO):
-                seconds, fetched, requests, timings = run.command(name, argv, home, code)
+            def leg(name, label, argv, home, tiles_in, target="", code=REPO, odc=False):
+                seconds, fetched, requests, timings = (run.odc(name, argv) if odc else
+                                                       run.command(name, argv, home, code))
                 legs.append(Leg(name, label, seconds, fetched, requests, sum(whole[t] for t in tiles_in), timings,
                                 target))
                 print(f"  {name}: {seconds:.1f} s, {fetched / 1e6:.1f} MB, {requests} requests, tiles read "
@@ -381,6 +442,10 @@ def main() -> int:
                 TILES[:1])
             leg("c", f"10 km area over 2 tiles, {res:g} m", ["composite", "--bbox", two, *span, *src,
                 "--resolution", f"{res:g}", "-o", "c.tif"], "c", TILES, f"< {TARGETS['full']:g} s")
+            configs = odc_configs(args)
+            if configs:
+                items = {t: stac_items(work / "meta", prefixes, folders, dates, t) for t in TILES}
+                odc_legs(leg, client, work, items, proxy.endpoint.removeprefix("http://"), configs)
             if not args.skip_old_way:
                 tile = ["--tile", TILES[0], *span, *src, "--out-dir", "dl"]
                 leg("d1", "old way: download whole files", ["download", *tile, "--bands", ",".join(BANDS)], "d",
@@ -393,11 +458,173 @@ def main() -> int:
                     leg(f"{g.name}-before", f"{g.label} ({args.before})", argv, f"{g.name}-before", [], code=code)
                     legs[-1].whole = g.whole
             proxy.close()
-            report(legs, args)
+            report(legs, args, work)
+            if args.keep:
+                keep(work, args.keep)
     finally:
         proc.terminate()
         proc.wait(30)
     return 0
+
+
+# --- odc-stac on the same link and data --------------------------------------------------------------------
+
+
+def odc_configs(args) -> list[str]:
+    """The configurations odc-stac's legs run in; none (and one line saying how to install it) without it."""
+    if args.skip_odc:
+        return []
+    try:
+        import odc.stac  # noqa: F401
+        import pystac  # noqa: F401
+    except ImportError:
+        print("odc-stac legs skipped: odc-stac is not installed (pip install -e '.[bench]')", flush=True)
+        return []
+    return list(ODC_CONFIGS) if args.odc_all else [args.odc_config]
+
+
+def stac_items(meta: Path, prefixes: dict, folders: dict[str, list[Path]], dates: list[dt.date],
+               tile: str) -> list[dict]:
+    """The tile's STAC items (every date) as earth-search serves them, for odc-stac: the archive's item with its
+    B02/B03/B04/SCL assets as ``s3://`` hrefs and the projection extension of the band files on the server (the
+    archive's item describes the tiny rasters `_metadata` wrote), SCL's nodata 0, the tile's footprint."""
+    import json
+
+    import rasterio
+
+    from s2desktop.core import tiles
+
+    f = tiles.footprint(tile)
+    out = []
+    for i, date in enumerate(dates):
+        prefix = prefixes[tile, date]
+        item = json.loads((meta / prefix / f"{prefix.rsplit('/', 1)[-1]}.json").read_text())
+        assets = {}
+        for key, band in (("blue", "B02"), ("green", "B03"), ("red", "B04"), ("scl", "SCL")):
+            with rasterio.open(folders[tile][i % len(folders[tile])] / f"{band}.tif") as ds:
+                shape, transform = [ds.height, ds.width], list(ds.transform)[:6]
+            bands = item["assets"][key].get("raster:bands") or [{"nodata": 0, "data_type": "uint8"}]
+            assets[key] = {**item["assets"][key], "href": f"s3://{BUCKET}/{prefix}/{band}.tif", "proj:shape": shape,
+                           "proj:transform": transform, "raster:bands": bands}
+        item.update(assets=assets, geometry={"type": "Polygon", "coordinates": [f.ring.tolist()]},
+                    bbox=list(f.bbox), stac_extensions=STAC_EXTENSIONS)
+        out.append(item)
+    return out
+
+
+def odc_legs(leg, client, work: Path, items: dict[str, list[dict]], endpoint: str, configs: list[str]) -> None:
+    """odc-stac's legs (oa), (ob), (oc) on the grid of s2desktop's (a), (b), (c): its output's CRS, transform and
+    size; the items of the tiles the area needs, the nearer tile first (s2desktop's mosaic order), as one
+    FeatureCollection on the server that the leg GETs through the proxy (a STAC API search: one request a page,
+    as s2desktop's own search goes through the link)."""
+    import json
+
+    import rasterio
+
+    for name, tiles_in in (("a", TILES[:1]), ("b", TILES[:1]), ("c", TILES)):
+        with rasterio.open(work / f"{name}.tif") as ds:
+            grid = ["--crs", ds.crs.to_string(), "--transform", ",".join(f"{v!r}" for v in list(ds.transform)[:6]),
+                    "--shape", f"{ds.height},{ds.width}"]
+            order = sorted(tiles_in, key=lambda t: (_distance(t, ds.bounds), t))
+        found = json.dumps({"type": "FeatureCollection", "features": [it for t in order for it in items[t]]})
+        (work / f"items-{name}.json").write_text(found)
+        client.put_object(Bucket=BUCKET, Key=f"search/{name}.json", Body=found.encode(), ACL="public-read")
+        for config in configs:
+            odc = f"o{name}" if len(configs) == 1 else f"o{name}-{config}"
+            leg(odc, f"odc-stac ({name}), {config}", ["--items", f"http://{endpoint}/{BUCKET}/search/{name}.json",
+                *grid, "--config", config, "--endpoint", endpoint, "-o", f"{odc}.tif"], odc, tiles_in, odc=True)
+
+
+def _distance(tile: str, bounds) -> float:
+    """From the centre of ``bounds`` (the output's, in the tile's zone) to the tile's centre, in m."""
+    from s2desktop.core import tiles
+
+    left, bottom, right, top = tiles.footprint(tile).utm_bounds
+    return ((left + right - bounds.left - bounds.right) ** 2 + (bottom + top - bounds.bottom - bounds.top) ** 2) ** 0.5
+
+
+def same_pixels(a: Path, b: Path) -> str:
+    """How alike two R,G,B outputs on one grid are: over the pixels both have (no band 0), the share equal in
+    every band and within 3 DN; and the pixels only one of them has."""
+    import numpy as np
+    import rasterio
+
+    with rasterio.open(a) as x, rasterio.open(b) as y:
+        if (x.shape, x.transform, x.crs) != (y.shape, y.transform, y.crs):
+            return f"different grids ({x.shape} vs {y.shape})"
+        p, q = x.read().astype(np.int32), y.read().astype(np.int32)
+    has_p, has_q = (p > 0).all(axis=0), (q > 0).all(axis=0)
+    both = has_p & has_q
+    diff = np.abs(p - q).max(axis=0)[both]
+    n = max(1, int(both.sum()))
+    return (f"{100 * np.mean(diff == 0) if diff.size else 0:.2f} % equal, "
+            f"{100 * np.mean(diff <= 3) if diff.size else 0:.2f} % within 3 DN of {n} px both have "
+            f"(largest difference {int(diff.max()) if diff.size else 0} DN); "
+            f"only s2desktop {int((has_p & ~has_q).sum())} px, only odc-stac {int((has_q & ~has_p).sum())} px")
+
+
+def side_by_side(legs: list[Leg], link: float, work: Path) -> None:
+    """Each of (a)-(c) by s2desktop and by odc-stac (every configuration run): seconds, MB, requests, each vs
+    the link floor of its own bytes, s2desktop's speed-up, the issue's targets, and how alike the outputs are."""
+    by = {g.name: g for g in legs}
+    odc = [g for g in legs if g.name.startswith("o")]
+    if not odc:
+        return
+    print()
+    print("s2desktop vs odc-stac, the same server, link and scenes (x floor: seconds / the link's time for the "
+          "leg's own bytes):")
+    print(f"{'leg':4} {'config':11} {'seconds':>15} {'speed-up':>9} {'MB fetched':>17} {'requests':>13} "
+          f"{'x floor':>13}  target")
+    for o in odc:
+        name, config = o.name[1], o.label.rsplit(", ", 1)[-1]
+        s = by[name]
+        up = o.seconds / s.seconds
+        print(f"({name}) {config:11} {s.seconds:7.1f} {o.seconds:7.1f} {up:8.2f}x {s.fetched / 1e6:8.1f} "
+              f"{o.fetched / 1e6:8.1f} {s.requests:6d} {o.requests:6d} {_floor(s, link):6.2f} {_floor(o, link):6.2f}"
+              f"  {_odc_verdict(name, s, up, link)}")
+    print("columns: s2desktop then odc-stac; speed-up: odc-stac's seconds / s2desktop's")
+    if len({o.label.rsplit(", ", 1)[-1] for o in odc}) > 1:
+        best: dict[str, Leg] = {}
+        for o in odc:
+            if o.name[1] not in best or o.seconds < best[o.name[1]].seconds:
+                best[o.name[1]] = o
+        print("against odc-stac's fastest configuration of each leg:")
+        for n, o in best.items():
+            print(f"  ({n}) {o.label.rsplit(', ', 1)[-1]} {o.seconds:.1f} s, s2desktop's speed-up "
+                  f"{o.seconds / by[n].seconds:.2f}x  {_odc_verdict(n, by[n], o.seconds / by[n].seconds, link)}")
+    alike: dict[tuple[str, str], list[str]] = {}
+    for o in odc:
+        alike.setdefault((o.name[1], same_pixels(work / f"{o.name[1]}.tif", work / f"{o.name}.tif")), []).append(o.name)
+    for (name, text), names in alike.items():
+        print(f"same computation? ({name}) vs ({', '.join(names)}): {text}")
+    print("only odc-stac: pixels outside the area's polygon, to which s2desktop clips its output")
+    print("odc-stac's seconds by phase (its own clock, from after the interpreter's start; with Dask the reads "
+          "are in the median):")
+    for o in odc:
+        phases = re.findall(r"^phases: (.*)$", (work / f"{o.name}.log").read_text(), re.M)
+        print(f"  ({o.name}) {phases[-1] if phases else '?'}")
+
+
+def _floor(g: Leg, link: float) -> float:
+    return g.seconds / (g.fetched / link) if g.fetched else float("inf")
+
+
+def _odc_verdict(name: str, s: Leg, up: float, link: float) -> str:
+    """Issue 19's targets: (b) <= 1.2x its link floor and >= 1.5x faster than odc-stac; (a) ahead of it."""
+    if name == "a":
+        return f"ahead of odc-stac {'met' if up > 1 else 'MISSED'}"
+    if name == "b":
+        floor, speed = ODC_TARGETS["floor"], ODC_TARGETS["speedup"]
+        return (f"<= {floor:g}x floor {'met' if _floor(s, link) <= floor else 'MISSED'}; >= {speed:g}x faster "
+                f"{'met' if up >= speed else 'MISSED'}")
+    return ""
+
+
+def keep(work: Path, dest: Path) -> None:
+    """The legs' outputs and logs and odc-stac's items, copied into ``dest`` (the work folder is removed)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for p in [*work.glob("*.tif"), *work.glob("*.log"), *work.glob("items-*.json")]:
+        shutil.copy2(p, dest)
 
 
 def _argv_of(work: Path, name: str) -> list[str]:
@@ -441,14 +668,14 @@ def moto_range_cost(client, sizes: dict[str, int]) -> None:
     print(f"moto, no proxy, a ranged GET (median of 5): {out[0]}; {out[1]}", flush=True)
 
 
-def report(legs: list[Leg], args) -> None:
+def report(legs: list[Leg], args, work: Path) -> None:
     """The table of the legs against the targets, the ratios, then where each leg's time went."""
     by = {g.name: g for g in legs}
     link = args.rate_mbit * 1e6 / 8
     print()
     print(f"{'leg':4} {'':34} {'seconds':>8} {'MB fetched':>11} {'% whole':>8} {'requests':>9} {'link floor s':>13}"
           f" {'tiles read':>18}  target")
-    now = [g for g in legs if not g.name.endswith("-before")]
+    now = [g for g in legs if not g.name.endswith("-before") and not g.name.startswith("o")]
     for g in now:
         print(f"({g.name}) {g.label:34} {g.seconds:8.1f} {g.fetched / 1e6:11.1f} {g.share:8.2f} {g.requests:9d} "
               f"{g.fetched / link:13.1f} {g.tiles_read:>18}  {_verdict(g)}")
@@ -466,24 +693,26 @@ def report(legs: list[Leg], args) -> None:
           f"{by['c'].fetched / max(1, by['b'].fetched):.2f}x bytes")
     if any(g.name.endswith("-before") for g in legs):
         _compare(by, args.before)
+    side_by_side(legs, link, work)
     print()
+    w = max(len(g.name) + 2 for g in legs)
     print(f"where the time goes ({args.latency_ms:g} ms added per request; 'first byte' = that latency + moto's time):")
-    print(f"{'leg':4} {'seconds':>8} {'network busy s':>15} {'other s':>8} {'in flight':>10} {'first byte ms':>14}"
+    print(f"{'leg':{w}} {'seconds':>8} {'network busy s':>15} {'other s':>8} {'in flight':>10} {'first byte ms':>14}"
           f" {'median':>7} {'sum of waits s':>15}")
     for g in legs:
         b = g.breakdown()
-        print(f"{'(' + g.name + ')':4} {g.seconds:8.1f} {b['busy']:15.1f} {g.seconds - b['busy']:8.1f} "
+        print(f"{'(' + g.name + ')':{w}} {g.seconds:8.1f} {b['busy']:15.1f} {g.seconds - b['busy']:8.1f} "
               f"{b['in_flight']:10.1f} "
               f"{1000 * b['ttfb_mean']:14.0f} {1000 * b['ttfb_median']:7.0f} {b['waiting']:15.1f}")
     print("'network busy': at least one request in flight; 'other': none in flight (start-up, search, compositing, "
           "writing); 'in flight': mean requests at once while busy")
     print()
-    print(f"{'leg':4} {'HEAD':>5} {'ranged GET':>11} {'other':>6} {'objects':>8} {'MB in ranges':>13} "
+    print(f"{'leg':{w}} {'HEAD':>5} {'ranged GET':>11} {'other':>6} {'objects':>8} {'MB in ranges':>13} "
           f"{'MB distinct':>12} {'read again':>11}")
     for g in legs:
         q = g.asked()
         again = 100 * (q["asked"] - q["distinct"]) / q["asked"] if q["asked"] else 0.0
-        print(f"{'(' + g.name + ')':4} {q['heads']:5d} {q['ranged']:11d} {q['other']:6d} {q['objects']:8d} "
+        print(f"{'(' + g.name + ')':{w}} {q['heads']:5d} {q['ranged']:11d} {q['other']:6d} {q['objects']:8d} "
               f"{q['asked'] / 1e6:13.1f} "
               f"{q['distinct'] / 1e6:12.1f} {again:10.0f}%")
     print("'other': listings and whole small objects (metadata); 'objects': objects read by range; ranges as asked "
