@@ -598,8 +598,9 @@ class MainWindow(QMainWindow):
     def _composite_window(self, px) -> None:
         """A finished window of the running composite: in the viewer at once, before the output is written."""
         note = f"{self.composite_panel.run_title}: windows appear as they finish"
-        if self.viewer.note != note:
-            self.viewer.set_note(note)
+        if self.viewer.note != note:  # the run's first window: the image comes to the front (once: the user may
+            self.viewer.set_note(note)  # go back to the map while the rest arrive)
+            self.show_image()
         self.viewer.paint_window(px)
 
     def _composite_cancelled(self) -> None:

@@ -415,6 +415,10 @@ class RasterViewer(QWidget):
         self.path = self.data = self.valid = self.info = self.grid = None
         self.levels, self.image_rgba, self.classes = [], None, None
         self.placeholder.setVisible(False)
+        self.stretch.blockSignals(True)  # the stretch the windows are painted in; the output opens in its own
+        self.stretch.setCurrentIndex(self.stretch.findData("truecolor"))
+        self.stretch.blockSignals(False)
+        self._update_controls()
         self._set_hists([])  # no histogram until the output is read; its room stays, so the view keeps its size
         self.hist.setVisible(True)
         self.legend.setVisible(False)
