@@ -9,6 +9,11 @@ offset and size divide by its factor: then a window's 2 x 2 averages are what GD
 (`average_2x2`), and GDAL builds each level from the one before, so the levels it builds from that last exact
 level are those it builds from the full resolution (tests/core/test_composite.py checks both).
 
+A window also hands back its values at the preview's level (`Pyramid.preview_level`: the output at most 1024 px a
+side), for a front end to paint before the output is written (`core.progress.WindowPixels`): the level's piece when
+it is one the windows compute exactly (the COG's own overview there), else the top-left pixel of each block of the
+output grid that starts in the window (`preview_copy`; 0.01 ms a window, tests/benchmarks/bench_window_pixels.py).
+
 The medoid's date band takes a pixel, not an average ('nearest'): the top-left one of each 2 x 2 block in the
 windows, as GDAL's nearest does for a factor of 2, so its exact levels are GDAL's; the smaller levels are GDAL's
 nearest of the last exact one, where GDAL used to pick from the full resolution -- at a fractional ratio
