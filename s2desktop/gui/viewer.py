@@ -441,6 +441,7 @@ class RasterViewer(QWidget):
         self._paint_timer.stop()
         self.image.clear()
         self.placeholder.setVisible(True)
+        self.vb.setRange(QRectF(-1, -1, 2, 2))  # the placeholder's own view, as before any raster
         return True
 
     def _set_hists(self, hists) -> None:
