@@ -3,6 +3,8 @@ replaces them over the same extent without moving the view (real composite proce
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from PySide6.QtCore import QRectF
 
@@ -14,12 +16,12 @@ def test_the_windows_are_on_screen_before_the_output_and_the_output_replaces_the
                                                                                    raster_stack, tmp_path):
     w, cp, v = main_window, main_window.composite_panel, main_window.viewer
     out = tmp_path / "c.tif"
-    cp.set_inputs(inputs_of(raster_stack(dates=3, size=600, block=128)), default_output=out)
+    cp.set_inputs(inputs_of(raster_stack(dates=16, size=600, block=64)), default_output=out)
     cp.quick.setChecked(False)
-    cp.window_size = 128  # 25 windows
+    cp.window_size = 64  # 100 windows: the run lasts long enough to see its first ones before its end
     painted, at_ready = [], {}
     def on_painted(n):
-        painted.append((n, int((v.image.image[..., 3] > 0).sum()), v.note))
+        painted.append((n, int((v.image.image[..., 3] > 0).sum()), v.note, time.time()))
         if len(painted) == 1:  # the user zooms in while the windows arrive
             v.vb.setRange(QRectF(150, 250, 100, 100), padding=0)
 
@@ -29,9 +31,11 @@ def test_the_windows_are_on_screen_before_the_output_and_the_output_replaces_the
         shown=np.array(v.image.image)))
     with qtbot.waitSignal(v.rendered, timeout=60000):
         cp.start()
-    assert at_ready["windows"] == 25  # every window arrived before the output was written
-    first_n, first_px, note = at_ready["painted"][0]
+    assert at_ready["windows"] == 100  # every window arrived before the output was written
+    first_n, first_px, note, first_t = at_ready["painted"][0]
     assert first_n >= 1 and first_px > 0  # on screen, not only in memory
+    written = out.stat().st_mtime  # the COG's last byte, before its rename
+    assert first_t < written, f"first window painted {first_t - written:.2f} s after the output was written"
     assert note == "Full resolution: windows appear as they finish"
     shown = at_ready["shown"]
     assert shown.shape == (600, 600, 4) and (shown[..., 3] > 0).mean() > 0.5
