@@ -415,6 +415,9 @@ class RasterViewer(QWidget):
         self.path = self.data = self.valid = self.info = self.grid = None
         self.levels, self.image_rgba, self.classes = [], None, None
         self.placeholder.setVisible(False)
+        # Qt scales the windows' image as it draws it: pyqtgraph's downsampling of the whole image again for every
+        # few windows held the GUI thread ~80 ms a repaint (tests/benchmarks/bench_gui_latency.py)
+        self.image.setAutoDownsample(False)
         self.stretch.blockSignals(True)  # the stretch the windows are painted in; the output opens in its own
         self.stretch.setCurrentIndex(self.stretch.findData("truecolor"))
         self.stretch.blockSignals(False)
@@ -440,6 +443,7 @@ class RasterViewer(QWidget):
         self.canvas = None
         self._paint_timer.stop()
         self.image.clear()
+        self.image.setAutoDownsample(True)
         self.placeholder.setVisible(True)
         self.vb.setRange(QRectF(-1, -1, 2, 2))  # the placeholder's own view, as before any raster
         return True
@@ -481,6 +485,7 @@ class RasterViewer(QWidget):
         rgba, levels = r
         self.image_rgba = rgba
         self.levels = [tuple(x) for x in levels]
+        self.image.setAutoDownsample(True)  # after a composite's windows (`_start_canvas`)
         self.image.setImage(rgba, levels=(0, 255), autoLevels=False)
         self.image.setRect(QRectF(0, 0, self.info.width, self.info.height))
         self._sync_region()
