@@ -68,3 +68,22 @@ def test_a_window_of_another_extent_starts_a_new_image_and_a_cancel_drops_it(qtb
     assert np.array_equal(v.image.image, v.canvas.rgba) and v.image.image.shape == (520, 520, 4)
     main_window.composite_panel.runner.cancelled.emit()
     assert v.canvas is None and v.placeholder.isVisible() and v.image.image is None
+
+
+def test_the_quick_preview_paints_and_the_full_run_behind_it_does_not(qtbot, main_window, raster_stack, tmp_path):
+    cp, v = main_window.composite_panel, main_window.viewer
+    out = tmp_path / "c.tif"
+    cp.set_inputs(inputs_of(raster_stack(dates=3, size=600, block=64)), default_output=out)
+    assert cp.quick.isChecked()
+    cp.window_size = 64
+    log = []  # what happened, in order: ('painted', extent) and ('ready', preview)
+    v.windowsPainted.connect(lambda _n: log.append(("painted", v.canvas.extent)))
+    cp.compositeReady.connect(lambda _path, preview: log.append(("ready", preview)))
+    cp.start()
+    qtbot.waitUntil(lambda: ("ready", False) in log and v.path == str(out) and v.image_rgba is not None,
+                    timeout=60000)
+    assert log[0][0] == "painted" and log.index(("ready", True)) < log.index(("ready", False)) == len(log) - 1
+    # the preview's windows only (the last of them may be shown as its output is read): nothing of the full run
+    # was painted over the preview
+    assert {e for kind, e in log if kind == "painted"} == {(150, 150)}
+    assert v.canvas is None and (v.info.width, v.info.height) == (600, 600)
