@@ -37,6 +37,7 @@ def _decimated(path, factor: int, resampling: str) -> np.ndarray:
 
 @pytest.mark.parametrize("size, window, factor, resampling", [
     (300, 128, 1, "average"),  # small: the full resolution, as the windows hand it back
+    (900, 512, 1, "average"),  # windows of whole tiles: the full resolution, a copy beside its tiles
     (2100, 512, 4, "average"),  # the level is one the windows compute exactly: the COG's own overview
     (1027, 256, 2, "nearest"),  # a 3 px edge window: the level is GDAL's across windows, strided here
 ])
