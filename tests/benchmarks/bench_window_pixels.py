@@ -4,10 +4,10 @@
 
 For a full 10980 px tile at 10 m (1024 px windows: the preview's level, 1/16, is one the windows cannot compute
 exactly, so the task adds a strided copy) and a 2745 px quick preview (1/4: a level the windows hand back anyway)
-it times `tiles.window_tiles` (and the strided copy alone) on one 1024 x 1024 window of 3 bands -- encoding its tiles, the work the preview
-rides on -- with `preview_level` and without, interleaved round after round (a busy neighbour slows both alike),
-and prints the best round of each, their ratio, and the preview's bytes per window and per composite (what
-crosses the window's process queue).
+it times `tiles.window_tiles` (and the strided copy alone) on one 1024 x 1024 window of 3 bands -- encoding its
+tiles, the work the preview rides on -- with `preview_level` and without, interleaved round after round (a busy
+neighbour slows both alike), and prints the best round of each, their ratio, and the preview's bytes per window
+and per composite (what crosses the window's process queue).
 """
 
 from __future__ import annotations
@@ -58,8 +58,9 @@ def case(name: str, size: int, scale: int, rounds: int) -> None:
     print(f"{name}: output {shape[1]} x {shape[0]} px, {len(cells)} windows of {w} px; preview level {level} "
           f"(1/{2 ** level}, {kind}), {pyramid.shape(level)[1]} px a side")
     print(f"  window task: {best[None] * 1e3:.1f} ms without, {best[level] * 1e3:.1f} ms with the preview: "
-          f"{best[level] / best[None]:.3f}x (the strided copy alone: {copy * 1e3:.3f} ms); the task hands back {extra} bytes more "
-          f"({extra / max(1, res.nbytes - extra):.2%} of its result); {total / 2 ** 20:.1f} MiB of preview per composite")
+          f"{best[level] / best[None]:.3f}x (the strided copy alone: {copy * 1e3:.3f} ms); the task hands back "
+          f"{extra} bytes more ({extra / max(1, res.nbytes - extra):.2%} of its result); "
+          f"{total / 2 ** 20:.1f} MiB of preview per composite")
 
 
 def main(argv=None) -> int:

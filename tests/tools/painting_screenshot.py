@@ -5,9 +5,9 @@ in the README).
 
 Data: screenshots.py's area mirror in the COG layout (two tiles over one made-up landscape, clouds marked by the
 scene classification). The window composites the area at 30 m (the mirror's 120 m pixels upsampled, for nine
-windows; the quick preview off, so the full run paints), a real run in its worker process; the tool holds the run's events back once half of its
-windows have been painted -- what the window shows at that moment, before the output is written -- and takes
-the screenshot there.
+windows; the quick preview off, so the full run paints), a real run in its worker process; the tool holds the
+run's events back once half of its windows have been painted -- what the window shows at that moment, before the
+output is written -- and takes the screenshot there.
 """
 
 from __future__ import annotations
