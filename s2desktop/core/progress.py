@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Protocol
 
 from s2desktop.core.errors import CancelledError
 
 __all__ = [
-    "Stage", "Progress", "FileProgress", "Finished", "Failed", "Cancelled", "ProgressFn", "Cancel",
+    "Stage", "Progress", "FileProgress", "WindowPixels", "Finished", "Failed", "Cancelled", "ProgressFn", "Cancel",
     "CancelToken", "check_cancel", "emit", "Throttle", "Rate", "item_cancel",
 ]
 
@@ -49,13 +49,43 @@ class FileProgress:
         return self.state in FILE_DONE_STATES
 
 
+PREVIEW_SIDE = 1024  # px: the longest side of the image a composite's finished windows are painted into
+
+
+@dataclass(frozen=True)
+class WindowPixels:
+    """A finished window of a composite at the preview's size: what a front end can paint before the output is
+    written (the command line ignores it).
+
+    ``pixels`` (bands, h, w) uint16, nodata 0: the composite's display bands (true colour when it has them, else
+    its first three, or its one band; named in ``bands``) over the window, decimated by ``factor`` -- the power of
+    two that brings the output's longest side to at most PREVIEW_SIDE -- at (``row``, ``col``) of a preview image
+    of ``height`` x ``width`` that covers the output's ``out_height`` x ``out_width`` pixels. ``resampling`` says
+    how: 'average' (the COG's own overview of that level: GDAL's nodata-aware average) or 'nearest' (the top-left
+    pixel of each ``factor`` x ``factor`` block of the output grid), where the window cannot compute the level
+    exactly.
+    """
+
+    pixels: Any = field(compare=False, repr=False)
+    row: int
+    col: int
+    height: int
+    width: int
+    factor: int
+    out_height: int
+    out_width: int
+    bands: tuple[str, ...] = ()
+    resampling: str = "average"
+
+
 @dataclass(frozen=True)
 class Progress:
     """Where a stage is: items (files, windows, dates) and bytes done of the totals known so far.
 
     ``bytes_total`` is known from the listing before a download starts, so a bar and an ETA built from
     ``bytes_done / bytes_total`` are right from the first event. ``file`` is set on download events that concern
-    one file (its own bytes and state), for front ends that show one row per file.
+    one file (its own bytes and state), for front ends that show one row per file. ``pixels`` is set on composite
+    events that report a finished window (its pixels at the preview's size, `WindowPixels`).
     """
 
     stage: Stage
@@ -65,6 +95,7 @@ class Progress:
     bytes_total: int = 0
     message: str = ""
     file: FileProgress | None = None
+    pixels: WindowPixels | None = None
 
     @property
     def fraction(self) -> float:
@@ -76,7 +107,7 @@ class Progress:
         return 0.0
 
     def with_message(self, message: str) -> "Progress":
-        return replace(self, message=message, file=None)
+        return replace(self, message=message, file=None, pixels=None)
 
 
 @dataclass(frozen=True)
@@ -175,7 +206,8 @@ def emit(progress: ProgressFn | None, event: Progress) -> None:
 
 
 class Throttle:
-    """Pass events on at most ``rate`` per second; an event that ends a stage or a file always passes."""
+    """Pass events on at most ``rate`` per second; an event that ends a stage or a file, or brings a window's
+    pixels, always passes."""
 
     def __init__(self, progress: ProgressFn | None, rate: float = 10.0):
         self._progress = progress
@@ -187,7 +219,7 @@ class Throttle:
         if self._progress is None:
             return
         final = (event.items_total and event.items_done >= event.items_total) or (
-            event.file is not None and event.file.state != RUNNING)
+            event.file is not None and event.file.state != RUNNING) or event.pixels is not None
         now = time.monotonic()
         with self._lock:
             if not (force or final) and now - self._last < self._interval:

@@ -8,7 +8,10 @@ before the full resolution.
 `CompositeRunner` starts `gui.composite_process.run(queue, cancel_event, inputs, options)` in a `spawn` process
 (not daemonic: it creates its own process pool), drains its queue with `get_nowait()` on a QTimer and re-emits
 the core's event dataclasses (Progress, then Finished / Failed / Cancelled) as Qt signals. A process that exits
-without a final event is reported as crashed; the window never blocks on it.
+without a final event is reported as crashed; the window never blocks on it. A composite's Progress events carry
+each finished window's pixels at the preview's size (`core.progress.WindowPixels`): the dock passes them on
+(`windowPixels`) for the viewer to paint before the output is written -- a quick preview's, or a full run's when
+no preview is shown.
 """
 
 from __future__ import annotations
@@ -308,6 +311,7 @@ class CompositePanel(QWidget):
     startableChanged = Signal(bool)  # the Composite button's state (the window's action follows it)
     downloadFirst = Signal()  # Composite on a JPEG 2000 area: its tiles' files come down (with their rows) first
     choicesChanged = Signal()  # the bands or the mask: what a download fetches (the cost line follows)
+    windowPixels = Signal(object)  # core.progress.WindowPixels: a finished window of the run, to paint at once
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -320,6 +324,7 @@ class CompositePanel(QWidget):
         self._area_seq = 0  # the latest area description; older ones' results are dropped
         self._preview_title = "Preview"
         self._is_preview = False
+        self._paint_windows = False  # the run's windows are painted (not a full run behind a preview shown)
         self.workers: int | None = None  # processes of the compositor's pool (None: all cores)
         self.window_size: int | None = None  # px side of the compositor's windows (None: the core's default)
         self._default_output: str | None = None  # the default name last put in the field (the next replaces it)
@@ -647,6 +652,7 @@ class CompositePanel(QWidget):
     def _launch(self, job: CompositeOptions | Request, preview: bool) -> None:
         """Start one run: the tile's composite step (options) or the area's job step (a request)."""
         self._is_preview = preview
+        self._paint_windows = preview or self._preview_file is None
         self.bar.setValue(0)
         self._set_startable(False)
         self.cancel_button.setEnabled(True)
@@ -675,7 +681,14 @@ class CompositePanel(QWidget):
         self.runner.cancel()
         self.status.setText("Cancelling…")
 
+    @property
+    def run_title(self) -> str:
+        """What the running (or last) run is: 'Preview at 80 m', 'Full resolution (10 m)', ..."""
+        return self._run_title
+
     def _progress(self, event: Progress) -> None:
+        if event.pixels is not None and self._paint_windows:
+            self.windowPixels.emit(event.pixels)
         self.bar.setValue(int(1000 * event.fraction))
         self.status.setText(f"{self._run_title}: {describe_event(event)}")
 

@@ -259,8 +259,10 @@ class MainWindow(QMainWindow):
         dl.downloadFailed.connect(self._download_failed)
         cp.downloadFirst.connect(self._download_then_composite)
         cp.compositeReady.connect(self._composite_ready)
+        cp.windowPixels.connect(self._composite_window)
         cp.startableChanged.connect(lambda _on: self._update_actions())
         cp.choicesChanged.connect(self._show_cost)  # other bands, another mask: other files to fetch
+        cp.compositeFailed.connect(lambda _m: self.viewer.drop_windows() and self.viewer.set_note(""))
         cp.compositeFailed.connect(lambda m: self.report_error("Composite failed", m, "", dialog=True))
         cp.runner.cancelled.connect(self._composite_cancelled)
         v.loaded.connect(self._raster_loaded)
@@ -593,7 +595,18 @@ class MainWindow(QMainWindow):
         if not preview:
             self.statusBar().showMessage(f"Composite written: {path}", 15000)
 
+    def _composite_window(self, px) -> None:
+        """A finished window of the running composite: in the viewer at once, before the output is written."""
+        note = f"{self.composite_panel.run_title}: windows appear as they finish"
+        if self.viewer.note != note:  # the run's first window: the image comes to the front (once: the user may
+            self.viewer.set_note(note)  # go back to the map while the rest arrive)
+            self.show_image()
+        self.viewer.paint_window(px)
+
     def _composite_cancelled(self) -> None:
+        if self.viewer.drop_windows():  # a half-painted composite is no result: it goes
+            self.viewer.set_note("")
+            return
         if self.viewer.note:  # a preview is shown: say that no full composite follows it
             self.viewer.set_note(f"{self.composite_panel.preview_title()} only: the full composite was cancelled")
 

@@ -50,6 +50,7 @@ STRETCH_LABELS = [
 ]
 BAND_COLOURS = ["#d62728", "#2ca02c", "#1f77b4"]
 BACKGROUND = "#2b2d30"
+PAINT_MS = 100  # a running composite's windows are shown at most this often
 
 
 def screen_max_size() -> int:
@@ -148,6 +149,7 @@ class RasterViewer(QWidget):
     loadFailed = Signal(str, str)  # message, details
     statusMessage = Signal(str)
     pixelClicked = Signal(int, int)  # row, col of the full-resolution pixel clicked (the pixel inspector's)
+    windowsPainted = Signal(int)  # a running composite's windows on screen so far (`paint_window`)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -166,6 +168,9 @@ class RasterViewer(QWidget):
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
         self._render_timer.setInterval(120)
+        self._paint_timer = QTimer(self)  # windows arriving together are shown together
+        self._paint_timer.setSingleShot(True)
+        self._paint_timer.setInterval(PAINT_MS)
         self._connect()
         self._stretch_changed()
 
@@ -186,6 +191,7 @@ class RasterViewer(QWidget):
         self._user_mode: str | None = None  # a stretch the user picked is kept for the next raster
         self.bands: tuple[int, ...] | None = None  # the 1-based bands shown (band_picker chooses them)
         self.readout_extra = None  # callable(px) -> text after the readout's values (the window: a count layer)
+        self.canvas = None  # core.render.WindowCanvas: a running composite's windows, until its output opens
 
     def _build_stretch_combo(self) -> None:
         self.stretch = QComboBox()
@@ -322,6 +328,7 @@ class RasterViewer(QWidget):
         self.glw.scene().sigMouseClicked.connect(self._mouse_clicked)
         self.region.sigRegionChangeFinished.connect(self._region_changed)
         self._render_timer.timeout.connect(self.render)
+        self._paint_timer.timeout.connect(self._show_canvas)
         self.stretch.currentIndexChanged.connect(self._stretch_changed)
         for sb in (self.low, self.high, self.gamma):
             sb.valueChanged.connect(lambda _v: self._render_timer.start())
@@ -357,8 +364,13 @@ class RasterViewer(QWidget):
     def _loaded(self, r: dict, gen: int) -> None:
         if gen != self._generation:
             return
+        extent = (r["info"].width, r["info"].height)
         same = r["path"] == self.path and self.info is not None and (  # other bands of it: the view stays
-            (r["info"].width, r["info"].height) == (self.info.width, self.info.height))
+            extent == (self.info.width, self.info.height))
+        # a composite painted window by window: its output replaces the windows without moving the view
+        same = same or (self.canvas is not None and self.canvas.extent == extent)
+        self.canvas = None
+        self._paint_timer.stop()
         self.path, self.bands = r["path"], r["bands"]
         self.data, self.valid, self.info = r["data"], r["valid"], r["info"]
         self.grid, self.offset = r["grid"], r["offset"]
@@ -377,6 +389,64 @@ class RasterViewer(QWidget):
         self.band_picker.set_raster(self.info.count, self.info.descriptions, self.bands)
         self.loaded.emit(self.path, self.info)
         self.render(fit=not same)
+
+    # -- a running composite's windows
+    def paint_window(self, px) -> None:
+        """A finished window of a running composite (`core.progress.WindowPixels`), painted at once into an image
+        of the preview's size in a fixed true-colour stretch (`core.render.WindowCanvas`); the composite's output,
+        opened when it is written, replaces the image over the same extent without moving the view."""
+        from s2desktop.core.render import WindowCanvas
+
+        first = self.canvas is None or not self.canvas.fits(px)
+        if first:
+            self._start_canvas(WindowCanvas.for_window(px))
+        self.canvas.paste(px)
+        if first:
+            self._show_canvas()  # the first window at once; the next ones together, at most every PAINT_MS
+        elif not self._paint_timer.isActive():
+            self._paint_timer.start()
+
+    def _start_canvas(self, canvas) -> None:
+        """The raster shown gives way to the windows being painted: its readout, histogram and renders go."""
+        shown = (self.info.width, self.info.height) if self.info is not None else (
+            self.canvas.extent if self.canvas is not None else None)
+        self._generation += 1  # a load or render of the last raster still running is stale now
+        self.canvas = canvas
+        self.path = self.data = self.valid = self.info = self.grid = None
+        self.levels, self.image_rgba, self.classes = [], None, None
+        self.placeholder.setVisible(False)
+        # Qt scales the windows' image as it draws it: pyqtgraph's downsampling of the whole image again for every
+        # few windows held the GUI thread ~80 ms a repaint (tests/benchmarks/bench_gui_latency.py)
+        self.image.setAutoDownsample(False)
+        self.stretch.blockSignals(True)  # the stretch the windows are painted in; the output opens in its own
+        self.stretch.setCurrentIndex(self.stretch.findData("truecolor"))
+        self.stretch.blockSignals(False)
+        self._update_controls()
+        self._set_hists([])  # no histogram until the output is read; its room stays, so the view keeps its size
+        self.hist.setVisible(True)
+        self.legend.setVisible(False)
+        self.readout.setText(READOUT_EMPTY)
+        if shown != canvas.extent:
+            self.vb.setRange(QRectF(0, 0, *canvas.extent), padding=0.02)
+
+    def _show_canvas(self) -> None:
+        if self.canvas is None:
+            return
+        self.image.setImage(self.canvas.rgba, levels=(0, 255), autoLevels=False)
+        self.image.setRect(QRectF(0, 0, *self.canvas.extent))
+        self.windowsPainted.emit(self.canvas.windows)
+
+    def drop_windows(self) -> bool:
+        """A run that ended without an output (cancelled, failed): its windows go. -> whether there were any."""
+        if self.canvas is None:
+            return False
+        self.canvas = None
+        self._paint_timer.stop()
+        self.image.clear()
+        self.image.setAutoDownsample(True)
+        self.placeholder.setVisible(True)
+        self.vb.setRange(QRectF(-1, -1, 2, 2))  # the placeholder's own view, as before any raster
+        return True
 
     def _set_hists(self, hists) -> None:
         for c in self._hist_curves:
@@ -415,6 +485,7 @@ class RasterViewer(QWidget):
         rgba, levels = r
         self.image_rgba = rgba
         self.levels = [tuple(x) for x in levels]
+        self.image.setAutoDownsample(True)  # after a composite's windows (`_start_canvas`)
         self.image.setImage(rgba, levels=(0, 255), autoLevels=False)
         self.image.setRect(QRectF(0, 0, self.info.width, self.info.height))
         self._sync_region()

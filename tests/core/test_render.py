@@ -209,3 +209,23 @@ def test_default_stretch_by_raster_kind():
     assert render.default_stretch(1, ["uint16"]) == "percentile"
     assert render.default_stretch(3, ["uint8"] * 3) == "percentile"
     assert render.default_stretch(1, ["uint8"], scene_classification=True) == "classes"
+
+
+@pytest.mark.parametrize("bands", [3, 1])
+def test_window_canvas_paints_each_window_as_truecolor_and_to_rgba_make_it(bands):
+    from s2desktop.core.progress import WindowPixels
+    from s2desktop.core.render import WindowCanvas
+
+    rng = np.random.default_rng(bands)
+    data = rng.integers(0, 6000, (bands, 40, 50), dtype=np.uint16)
+    data[:, :5] = 0  # nodata: transparent
+    data[0, 10:12] = 0  # with three bands, one band's 0 alone is still a pixel
+    canvas = WindowCanvas(100, 120, (480, 400))
+    canvas.paste(WindowPixels(data, 30, 60, 100, 120, 4, 400, 480))
+    valid = (data != 0).any(axis=0)
+    u8 = render.truecolor(data, valid)
+    np.testing.assert_array_equal(canvas.rgba[30:70, 60:110], render.to_rgba(u8 if bands == 3 else u8[:1], valid))
+    outside = np.ones((100, 120), bool)
+    outside[30:70, 60:110] = False
+    assert not canvas.rgba[outside].any() and canvas.windows == 1
+    assert (canvas.rgba[35:70, 60:110, 3] > 0).sum() == 35 * 50 - (0 if bands == 3 else 2 * 50)

@@ -5,7 +5,8 @@
 `stack` is a `core.stack.Stack`: the observations (their rasters, masks, offsets, footprints) in date order.
 
 `progress` receives `s2desktop.core.progress.Progress` events of stage "composite": items are windows (one event
-at 0, one per finished window), then one event per phase after the windows, with its message.
+at 0, one per finished window, carrying that window's pixels at the preview's size: `WindowPixels`, for a window
+to paint before the output is written), then one event per phase after the windows, with its message.
 
 Every check happens first (`plan`), before any decoding; the windows are block-aligned so each compressed
 block is decoded once (`plan`); workers decode, mask and reduce them (`window`, `rules`) on a spawn pool with
@@ -22,7 +23,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from s2desktop.core.compositing import cog
+from s2desktop.core.compositing.tiles import WindowTiles
 from s2desktop.core.compositing.plan import SCL_MASKED_CLASSES, TARGET_WINDOW, CompositePlan, make_plan
 from s2desktop.core.compositing.pool import CANCELLED, Feed, _run_pool
 from s2desktop.core.compositing.cluster import run_on_cluster
@@ -34,7 +38,8 @@ from s2desktop.core.compositing.window import (
 )
 from s2desktop.core.errors import output_error
 from s2desktop.core.methods import Median, Rule
-from s2desktop.core.progress import Progress, ProgressFn, check_cancel, emit
+from s2desktop.core.display_bands import default_indexes
+from s2desktop.core.progress import PREVIEW_SIDE, Progress, ProgressFn, WindowPixels, check_cancel, emit
 from s2desktop.core.stack import Stack
 
 
@@ -100,6 +105,7 @@ def _write_cogs(plan: CompositePlan, temps: cog.Temporaries, progress, cancel, a
     """Every window's tiles into the spill file(s), then the small overview levels, then the COG(s)."""
     with cog.parent_env():
         writer = cog.CogWriter(plan.inputs.pyramid, temps, cog.template_tags(plan))
+        display = [i - 1 for i in default_indexes(len(plan.stack.bands), plan.stack.bands)]
         try:
             done = 0
 
@@ -107,7 +113,7 @@ def _write_cogs(plan: CompositePlan, temps: cog.Temporaries, progress, cancel, a
                 nonlocal done
                 writer.add(result)
                 done += 1
-                _report(progress, plan, done)
+                _report(progress, plan, done, pixels=_window_pixels(plan, result, display))
 
             _report(progress, plan, 0)
             _run_windows(plan, on_result, cancel, arrivals)
@@ -146,9 +152,24 @@ def _run_windows(plan: CompositePlan, on_result, cancel, arrivals=None) -> None:
         _close_worker()
 
 
-def _report(progress: ProgressFn | None, plan: CompositePlan, windows_done: int, message: str = "") -> None:
+def _report(progress: ProgressFn | None, plan: CompositePlan, windows_done: int, message: str = "",
+            pixels: WindowPixels | None = None) -> None:
     emit(progress, Progress(stage="composite", items_done=windows_done, items_total=len(plan.tasks),
-                            message=message))
+                            message=message, pixels=pixels))
+
+
+def _window_pixels(plan: CompositePlan, result: WindowTiles, display: list[int]) -> WindowPixels | None:
+    """A finished window's display bands at the preview's size, placed in the preview (from its pieces, or the
+    copy the task made of them: `tiles.window_tiles`)."""
+    pyramid = plan.inputs.pyramid
+    level = pyramid.preview_level(PREVIEW_SIDE)
+    found = result.preview_pixels(level)
+    if found is None:
+        return None
+    row, col, arr, resampling = found
+    (height, width), (out_h, out_w) = pyramid.shape(level), plan.out_shape
+    return WindowPixels(np.ascontiguousarray(arr[display]), row, col, height, width, 2 ** level, out_h, out_w,
+                        tuple(plan.stack.bands[i] for i in display), resampling)
 
 
 def _result(plan: CompositePlan, seconds: float) -> CompositeResult:

@@ -9,6 +9,11 @@ offset and size divide by its factor: then a window's 2 x 2 averages are what GD
 (`average_2x2`), and GDAL builds each level from the one before, so the levels it builds from that last exact
 level are those it builds from the full resolution (tests/core/test_composite.py checks both).
 
+A window also hands back its values at the preview's level (`Pyramid.preview_level`: the output at most 1024 px a
+side), for a front end to paint before the output is written (`core.progress.WindowPixels`): the level's piece when
+it is one the windows compute exactly (the COG's own overview there), else the top-left pixel of each block of the
+output grid that starts in the window (`preview_copy`; 0.01 ms a window, tests/benchmarks/bench_window_pixels.py).
+
 The medoid's date band takes a pixel, not an average ('nearest'): the top-left one of each 2 x 2 block in the
 windows, as GDAL's nearest does for a factor of 2, so its exact levels are GDAL's; the smaller levels are GDAL's
 nearest of the last exact one, where GDAL used to pick from the full resolution -- at a fractional ratio
@@ -95,6 +100,14 @@ class Pyramid:
     def code(self) -> int:
         return _CODES[self.compress]
 
+    def preview_level(self, side: int) -> int:
+        """The first level whose longest side is at most `side` px: the size a front end paints the finished
+        windows at (`core.progress.WindowPixels`)."""
+        level = 0
+        while max(self.shape(level)) > side:
+            level += 1
+        return level
+
 
 def overview_factors(height: int, width: int, block: int = TILE) -> list[int]:
     """2, 4, 8, ... until a level fits in one block (what the COG driver's OVERVIEWS=AUTO makes)."""
@@ -115,23 +128,40 @@ def _tiles_whole(span, level: int, height: int, width: int) -> bool:
 @dataclass(frozen=True)
 class WindowTiles:
     """What a window task hands back: its encoded tiles [(layer, level, tile row, tile col, bytes)] and the pixels
-    of the levels the parent needs [(layer, level, row, col, array (bands, h, w))], on each level's grid."""
+    of the levels the parent needs [(layer, level, row, col, array (bands, h, w))], on each level's grid; and
+    its values at the preview's level when the pieces do not hold them (`preview`: (level, row, col, array,
+    resampling) or None; `preview_pixels`)."""
 
     index: int
     tiles: tuple = ()
     pieces: tuple = ()
+    preview: tuple | None = None
 
     @property
     def nbytes(self) -> int:
-        return sum(len(t[4]) for t in self.tiles) + sum(p[4].nbytes for p in self.pieces)
+        extra = self.preview[3].nbytes if self.preview is not None else 0
+        return sum(len(t[4]) for t in self.tiles) + sum(p[4].nbytes for p in self.pieces) + extra
+
+    def preview_pixels(self, level: int):
+        """The window's values at the preview's `level`: (row, col, array (bands, h, w), resampling) on that
+        level's grid, or None (a window narrower than the decimation between two sampled pixels)."""
+        for name, lv, row, col, arr in self.pieces:
+            if name == "values" and lv == level:
+                return row, col, arr, "average"
+        if self.preview is not None and self.preview[0] == level:
+            return self.preview[1:]
+        return None
 
 
-def window_tiles(index: int, pyramid: Pyramid, window: Window, layers: dict) -> WindowTiles:
-    """Encode a window's result: `layers` {Layer: array (bands, h, w)} at `window` of the full resolution."""
-    tiles, pieces = [], []
+def window_tiles(index: int, pyramid: Pyramid, window: Window, layers: dict,
+                 preview_level: int | None = None) -> WindowTiles:
+    """Encode a window's result: `layers` {Layer: array (bands, h, w)} at `window` of the full resolution.
+    preview_level: also hand back the values at that level when no piece holds them (`preview_copy`)."""
+    tiles, pieces, preview = [], [], None
     last = max(pyramid.tiled, max(pyramid.pieces, default=-1) + 1)
     for layer, arr in layers.items():
         r0, c0 = int(window.row_off), int(window.col_off)
+        full = arr
         for level in range(last):
             if level:
                 arr = reduce_2x2(arr, layer)
@@ -140,7 +170,24 @@ def window_tiles(index: int, pyramid: Pyramid, window: Window, layers: dict) -> 
                 tiles += [(layer.name, level, *rc, data) for *rc, data in _encode_window(arr, r0, c0, pyramid)]
             if level in pyramid.pieces:
                 pieces.append((layer.name, level, r0, c0, np.array(arr)))  # a copy: `arr` may be scratch
-    return WindowTiles(index, tuple(tiles), tuple(pieces))
+            elif layer.name == "values" and level == preview_level:
+                preview = (level, r0, c0, np.array(arr), "average")
+        if layer.name == "values" and preview_level is not None and preview_level >= last:
+            preview = preview_copy(full, window, preview_level)
+    return WindowTiles(index, tuple(tiles), tuple(pieces), preview)
+
+
+def preview_copy(arr: np.ndarray, window: Window, level: int) -> tuple | None:
+    """A level the window cannot compute exactly (its smaller overviews span other windows): the top-left pixel
+    of each 2**level block of the output grid that starts in the window (nearest). -> (level, row, col, array,
+    'nearest'), or None when no block starts in it."""
+    f = 2 ** level
+    r0, c0 = int(window.row_off), int(window.col_off)
+    dr, dc = -r0 % f, -c0 % f
+    part = arr[:, dr::f, dc::f]
+    if not part.size:
+        return None
+    return level, (r0 + dr) // f, (c0 + dc) // f, np.ascontiguousarray(part), "nearest"
 
 
 def _encode_window(arr: np.ndarray, r0: int, c0: int, pyramid: Pyramid):

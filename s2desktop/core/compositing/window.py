@@ -11,7 +11,7 @@ default, or the L1C cloud mask; read with a halo and dilated by the mask buffer)
 then the task's rule (`rules`: the median, a quantile, the medoid, the geometric median) on observations valid in
 all bands. The result goes back to the parent as the output's tiles, compressed here (`tiles.window_tiles`: full
 resolution and the overview levels whose tiles lie in the window), with the pixels of the smaller levels the
-parent builds itself.
+parent builds itself, and its values at the preview's size for a front end to paint at once (`WindowTiles.preview`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from s2desktop.core.compositing.pool import _die_with_parent, _keep_freed_memory
 from s2desktop.core.compositing.rules import reduce
 from s2desktop.core.compositing.tiles import WindowTiles, window_tiles
 from s2desktop.core.errors import InvalidInputError, RasterError, S2Error
+from s2desktop.core.progress import PREVIEW_SIDE
 from s2desktop.core.rasterinfo import gdal_error_text, open_raster
 
 GDAL_CACHEMAX_MB = 64
@@ -239,7 +240,8 @@ def _process_window(task: WindowTask) -> WindowTiles:
     out = reduce(task.rule, stacks, valid, scratch=_scratch("keys", (n + 1, oh, ow), np.uint16))
     results = {"values": out.values, "count": np.minimum(out.count, 255).astype(np.uint8)[None],
                "date": _date_band(inp, out)[None] if inp.date_days else None}
-    return window_tiles(task.index, inp.pyramid, task.output, {layer: results[layer.name] for layer in inp.layers})
+    return window_tiles(task.index, inp.pyramid, task.output, {layer: results[layer.name] for layer in inp.layers},
+                        preview_level=inp.pyramid.preview_level(PREVIEW_SIDE))
 
 
 def _date_band(inp: WindowInputs, out) -> np.ndarray:
