@@ -20,6 +20,7 @@ import os
 import shutil
 import threading
 import xml.sax.saxutils as xml
+from dataclasses import replace
 from pathlib import Path
 
 from s2desktop.core import fetch
@@ -64,6 +65,7 @@ class Arrivals:
         self.error: BaseException | None = None
         self.finished = threading.Event()
         self.held: Progress | None = None
+        self.last_fetch = Progress("fetch")
         self.rows: dict = {}  # (item, k) -> the row's Piece
         self.files: dict = {}  # (item, k) -> the local file its piece's VRT reads
         self.vrts: dict = {}  # item -> its piece's VRT
@@ -90,7 +92,7 @@ class Arrivals:
         order = sorted(self.rows, key=self._north_first)
         try:
             fetch.fetch_pieces(self.store, {key: self.rows[key] for key in order}, self.cache, self.folder,
-                               self.grid, self.sink, self.stop, on_piece=self._arrived)
+                               self.grid, self._fetched, self.stop, on_piece=self._arrived)
         except BaseException as exc:  # noqa: BLE001 -- handed to whoever waits on the windows
             self.error = exc
         finally:
@@ -102,6 +104,11 @@ class Arrivals:
                 emit(self.sink, held.with_message(
                     f"{held.items_done} of {held.items_total} window(s) composited while fetching")
                      if held.items_done else held)
+
+    def _fetched(self, event: Progress) -> None:
+        with self.cond:
+            self.last_fetch = event.with_message("")
+        emit(self.sink, event)
 
     def _north_first(self, key) -> tuple:
         from rasterio.warp import transform
@@ -175,12 +182,16 @@ class Arrivals:
 
     def progress(self, event: Progress) -> None:
         """The composite's events, for the front ends: its window counts are held back while rows are still
-        arriving (the fetch's bytes say how far the job is), the last one passed on when they are all in."""
+        arriving (the fetch's bytes say how far the job is), the last one passed on when they are all in; a
+        finished window's pixels go on at once, on a copy of the fetch's latest event."""
         with self.cond:
             if event.stage == "composite" and not event.message and not self.finished.is_set():
-                self.held = event
-                return
-            self.held = None  # a later phase's message: the window count it would have said is past
+                self.held = replace(event, pixels=None)
+                if event.pixels is None:
+                    return
+                event = replace(self.last_fetch, pixels=event.pixels)
+            else:
+                self.held = None  # a later phase's message: the window count it would have said is past
         emit(self.sink, event)
 
 

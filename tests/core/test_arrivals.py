@@ -71,6 +71,9 @@ def test_the_first_windows_are_composited_while_the_last_rows_are_still_arriving
     # the window count held back while the rows arrived: the top row of windows was done before the last row came
     assert 0 < first.items_done < first.items_total, first
     assert "composited while fetching" in first.message
+    early = [e.pixels for e in events[:events.index(first)] if e.pixels is not None]
+    assert early and all(e.stage == "fetch" for e in events if e.pixels is not None and e in events[:events.index(first)])
+    # the windows done while fetching reached the front ends at once (a preview paints them), on fetch events
 
     # the same area with every row in before any window runs (the blocking way explain uses): the same pixels
     request = _request(seeded_s3.endpoint, scenes_bucket, tmp_path, "again.tif", cache_dir=tmp_path / "cold")
