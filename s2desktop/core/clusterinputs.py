@@ -96,17 +96,15 @@ def _level_vrt(path: str, piece: fetch.Piece) -> str:
     lv = piece.header.levels[piece.level]
     src = path if piece.level == 0 else f"vrt://{path}?ovr={piece.level - 1}"
     a, b, c, d, e, f = lv.transform
-    kind = _GDAL_TYPES[piece.header.dtype]
-    size = f'RasterXSize="{lv.width}" RasterYSize="{lv.height}"'
-    rect = f'xOff="0" yOff="0" xSize="{lv.width}" ySize="{lv.height}"'
-    return (f'<VRTDataset {size.replace("Raster", "raster")}>\n'
+    kind, w, h, tw, th = _GDAL_TYPES[piece.header.dtype], lv.width, lv.height, lv.tile_width, lv.tile_height
+    rect = f'xOff="0" yOff="0" xSize="{w}" ySize="{h}"'
+    return (f'<VRTDataset rasterXSize="{w}" rasterYSize="{h}">\n'
             f"  <SRS>{xml.escape(CRS.from_epsg(piece.header.epsg).to_wkt())}</SRS>\n"
             f"  <GeoTransform>{c!r}, {a!r}, {b!r}, {f!r}, {d!r}, {e!r}</GeoTransform>\n"
-            f'  <VRTRasterBand dataType="{kind}" band="1" blockXSize="{lv.tile_width}" '
-            f'blockYSize="{lv.tile_height}">\n'
-            f"    <SimpleSource><SourceFilename relativeToVRT=\"0\">{xml.escape(src)}</SourceFilename>"
-            f"<SourceBand>1</SourceBand><SourceProperties {size} DataType=\"{kind}\" BlockXSize=\"{lv.tile_width}\" "
-            f'BlockYSize="{lv.tile_height}"/><SrcRect {rect}/><DstRect {rect}/></SimpleSource>\n'
+            f'  <VRTRasterBand dataType="{kind}" band="1" blockXSize="{tw}" blockYSize="{th}">\n'
+            f'    <SimpleSource><SourceFilename relativeToVRT="0">{xml.escape(src)}</SourceFilename>'
+            f'<SourceBand>1</SourceBand><SourceProperties RasterXSize="{w}" RasterYSize="{h}" DataType="{kind}" '
+            f'BlockXSize="{tw}" BlockYSize="{th}"/><SrcRect {rect}/><DstRect {rect}/></SimpleSource>\n'
             "  </VRTRasterBand>\n</VRTDataset>\n")
 
 

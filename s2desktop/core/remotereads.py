@@ -72,7 +72,7 @@ class RemoteReads:
 
 _LOCK = threading.Lock()
 _MATERIALISED: dict[str, object] = {}  # /vsimem/ path -> its rasterio MemoryFile, for this process's life
-_ENV_LOCK = threading.Lock()  # rasterio.Env sets process-wide options: one task's options at a time
+_ENV_LOCK = threading.RLock()  # rasterio.Env sets process-wide options: one task's at a time
 
 
 def _materialise(remote: RemoteReads) -> list:

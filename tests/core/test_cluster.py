@@ -300,3 +300,29 @@ def test_worker_options_carry_the_credentials_resolved_here_and_never_show_them(
     assert SECRET not in repr(worker_options(signed)) and "AKIAS2DESKTOPTEST0001" not in repr(worker_options(signed))
     unsigned = worker_options(replace(signed, unsigned=True)).as_dict()
     assert unsigned["AWS_NO_SIGN_REQUEST"] == "YES" and "AWS_SECRET_ACCESS_KEY" not in unsigned
+
+
+def test_the_parent_plans_an_area_for_the_workers_without_reading_a_pixel(seeded_s3, scratch_bucket, tmp_path):
+    """The parent reads the COGs' headers (with boto3) and writes the VRTs; opening and checking them for the
+    plan reaches no bucket: with GDAL pointed at a closed port the plan is made all the same."""
+    from s2desktop.core.clusterinputs import for_workers
+    from s2desktop.core.compositing.plan import make_plan
+    from s2desktop.core.remotereads import GdalOptions
+
+    area, start, end = _two_tile_area(seeded_s3, scratch_bucket, tmp_path)
+    job = _area_job(seeded_s3, scratch_bucket, area, start, end, tmp_path / "c.tif", tmp_path / "cache",
+                    "tcp://127.0.0.1:9")  # never contacted: only planned
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    inputs = job.area_inputs(None, scratch)
+    stack = for_workers(inputs.inputs, "tcp://127.0.0.1:9", job.request)
+    assert all(o.rasters[b].path.startswith("/vsimem/s2desktop-") for o in stack.observations for b in stack.bands)
+    docs = stack.remote.documents
+    assert any(f"/vsis3/{scratch_bucket}/" in d for d in docs.values()) and not any(str(scratch) in d
+                                                                                    for d in docs.values())
+    closed = GdalOptions.of({**stack.remote.options.as_dict(), "AWS_S3_ENDPOINT": "127.0.0.1:9",
+                             "GDAL_HTTP_MAX_RETRY": "0"})
+    plan = make_plan(replace(stack, remote=replace(stack.remote, options=closed)), tmp_path / "c.tif")
+    assert plan.tasks and plan.inputs.remote.options == closed and plan.out_shape == (inputs.inputs.grid.height,
+                                                                                      inputs.inputs.grid.width)
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
