@@ -203,11 +203,17 @@ def _gdal_options_now(names):
 
 
 def test_an_area_over_two_tiles_streamed_from_cogs_on_the_cluster_is_the_pools(seeded_s3, scratch_bucket, tmp_path,
-                                                                               cluster):
+                                                                               cluster, monkeypatch):
     """The pool fetches the area's windows here into the area cache; on the cluster the workers read the COGs
     themselves through /vsis3/ (the parent reads their headers only): the same pixels, and the cache stays empty.
-    Textured scenes: the reprojected tile's bilinear pixels are not its source's."""
+    Textured scenes: the reprojected tile's bilinear pixels are not its source's. Signed requests: the
+    credentials found here go to the workers, and into no record, progress message or worker log."""
+    from s2desktop.core import sources
+
     c, client = cluster
+    monkeypatch.setitem(sources.SOURCES, "cogs", sources.SOURCES["cogs"][:4] + (False,))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAS2DESKTOPTEST0001")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     area, start, end = _two_tile_area(seeded_s3, scratch_bucket, tmp_path, texture=1)
     outputs, seen = {}, []
     for name, scheduler in (("pool", None), ("dask", c.scheduler_address)):
@@ -221,6 +227,8 @@ def test_an_area_over_two_tiles_streamed_from_cogs_on_the_cluster_is_the_pools(s
     assert not [p for p in (tmp_path / "cache-dask").rglob("*") if p.is_file()]  # ...the cluster's were not
     assert not [e for e in seen if e.stage == "fetch" and e.bytes_total]
     assert any("through /vsis3/" in e.message for e in seen)
+    shown = (tmp_path / "dask.json").read_text() + "".join(e.message for e in seen) + str(client.get_worker_logs())
+    assert SECRET not in shown and "AKIAS2DESKTOPTEST0001" not in shown
     # the source's GDAL options were set around each window's reads on the workers, and not left set after
     workers = list(client.scheduler_info()["workers"])
     left = [client.submit(_gdal_options_now, _OPTIONS_SET, workers=[w], pure=False).result() for w in workers]
