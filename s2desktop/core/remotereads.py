@@ -153,8 +153,10 @@ def unreadable(remote: RemoteReads, failed: str, why: str) -> tuple[str, str]:
             with rasterio.open(path):
                 pass
         except RasterioIOError as exc:
-            text = str(exc).splitlines()[0] if str(exc) else "cannot open"
-            return path, redact(text.replace(f"{path}: ", ""))
+            text = (str(exc).splitlines() or ["unreadable"])[0].replace(f"'{path}' ", "").replace(f"{path}: ", "")
+            if "not recognized" in text or "supported file format" in text:
+                text = "not a raster GDAL can read"
+            return path, redact(f"cannot open ({text.rstrip('.')})")
     return failed, redact(why)
 
 

@@ -256,10 +256,12 @@ def test_the_options_a_task_reads_with_are_set_around_its_reads_only(cluster):
 SECRET = "S2DESKTOPsecretKEYdoNOTshow0123456789abcd"
 
 
+@pytest.mark.parametrize("change", ["deleted", "overwritten"])
 def test_an_object_gone_after_the_plan_is_one_line_naming_it_and_the_worker(seeded_s3, scratch_bucket, tmp_path,
-                                                                             cluster, monkeypatch):
-    """A signed source (as a requester-pays COG bucket would be): the credentials resolved here travel in the
-    tasks as GDAL options, and appear in no error, progress message or worker log."""
+                                                                             cluster, monkeypatch, change):
+    """An object deleted, or replaced by one that is no raster, after the plan. A signed source (as a
+    requester-pays COG bucket would be): the credentials resolved here travel in the tasks as GDAL options, and
+    appear in no error, progress message or worker log."""
     from s2desktop.core import sources
     from s2desktop.core.errors import S2Error
 
@@ -274,8 +276,11 @@ def test_an_object_gone_after_the_plan_is_one_line_naming_it_and_the_worker(seed
 
     def progress(e):
         seen.append(e)
-        if e.stage == "composite" and e.items_done == 0 and not e.message and len(seen) < 10**6:
-            seeded_s3.client().delete_object(Bucket=scratch_bucket, Key=gone)  # after the plan, before the windows
+        if e.stage == "composite" and e.items_done == 0 and not e.message:  # after the plan, before the windows
+            if change == "deleted":
+                seeded_s3.client().delete_object(Bucket=scratch_bucket, Key=gone)
+            else:
+                seeded_s3.client().put_object(Bucket=scratch_bucket, Key=gone, Body=b"not a raster " * 100)
 
     out = tmp_path / "out" / "c.tif"
     out.parent.mkdir()
@@ -285,7 +290,8 @@ def test_an_object_gone_after_the_plan_is_one_line_naming_it_and_the_worker(seed
         job.run()
     message = str(e.value)
     workers = set(client.scheduler_info()["workers"])
-    assert "\n" not in message and message.startswith(f"/vsis3/{scratch_bucket}/{gone}: ")
+    why = "HTTP response code: 404" if change == "deleted" else "not a raster GDAL can read"
+    assert "\n" not in message and message.startswith(f"/vsis3/{scratch_bucket}/{gone}: cannot open ({why}) (on ")
     assert message[message.rindex(" ") + 1:-1] in workers and "(on the Dask worker at tcp://" in message
     assert list(out.parent.iterdir()) == []
     logs = str(client.get_worker_logs()) + "".join(ev.message for ev in seen)
