@@ -340,3 +340,20 @@ def test_the_parent_plans_an_area_for_the_workers_without_reading_a_pixel(seeded
     assert plan.tasks and plan.inputs.remote.options == closed and plan.out_shape == (inputs.inputs.grid.height,
                                                                                       inputs.inputs.grid.width)
     assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+
+
+def test_an_area_of_a_local_mirror_on_the_cluster_reads_its_files_in_place(seeded_s3, scratch_bucket, tmp_path,
+                                                                           cluster):
+    """A local mirror's COGs are not read through /vsis3/: the workers (sharing this file system) read the
+    files, as on the pool."""
+    from s2desktop.core.pipeline import Request, SourceSpec
+
+    c, _client = cluster
+    area, start, end = _two_tile_area(seeded_s3, scratch_bucket, tmp_path, texture=1)
+    seen = []
+    for name, scheduler in (("pool", None), ("dask", c.scheduler_address)):
+        Job(Request(SourceSpec(str(tmp_path / "bucket")), area=area, resolution=500, crs="EPSG:32632", start=start,
+                    end=end, composite=CompositeOptions(str(tmp_path / f"{name}.tif"), workers=2,
+                                                        scheduler=scheduler)), seen.append).run()
+    _same_output(tmp_path / "pool.tif", tmp_path / "dask.tif")
+    assert not any("/vsis3/" in e.message for e in seen)
