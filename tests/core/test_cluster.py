@@ -168,9 +168,9 @@ def test_an_input_a_worker_cannot_read_is_one_line_naming_it_and_the_worker(rast
     assert message[message.rindex(" ") + 1:-1] in workers
 
 
-def _two_tile_area(seeded, bucket, tmp_path, texture: int = 0):
-    """32UQU and 33UUP in ``bucket``, 33UUP reprojected onto zone 32's grid: one date of both tiles, one of each
-    alone. -> (the area, its first and last dates)."""
+def _two_tile_area(seeded, bucket, tmp_path, texture: int = 0, n: int = 60):
+    """32UQU and 33UUP in ``bucket`` (``n`` px a side), 33UUP reprojected onto zone 32's grid: one date of both
+    tiles, one of each alone. -> (the area, its first and last dates)."""
     import datetime as dt
 
     from s2desktop.core import areas
@@ -179,15 +179,16 @@ def _two_tile_area(seeded, bucket, tmp_path, texture: int = 0):
     root = tmp_path / "bucket"
     a, b, d = dt.date(2023, 7, 1), dt.date(2023, 7, 3), dt.date(2023, 7, 5)
     for tile, date, value in (("32UQU", a, 1000), ("33UUP", a, 1000), ("33UUP", b, 3000), ("32UQU", d, 2500)):
-        constant_cog_scene(root, tile, date, value, texture=texture)
+        constant_cog_scene(root, tile, date, value, texture=texture, n=n)
     upload_public(seeded, bucket, root)
     return areas.parse_bbox("12.10,48.00,12.50,48.30"), a, d
 
 
-def _area_job(seeded, bucket, area, start, end, out, cache, scheduler, progress=None):
+def _area_job(seeded, bucket, area, start, end, out, cache, scheduler, progress=None, resolution=500):
     from s2desktop.core.pipeline import Request, SourceSpec
 
-    return Job(Request(SourceSpec("cogs", endpoint_url=seeded.endpoint, bucket=bucket), area=area, resolution=500,
+    return Job(Request(SourceSpec("cogs", endpoint_url=seeded.endpoint, bucket=bucket), area=area,
+                       resolution=resolution,
                        crs="EPSG:32632", start=start, end=end, cache_dir=cache,
                        composite=CompositeOptions(str(out), workers=2, scheduler=scheduler)), progress)
 
@@ -202,11 +203,13 @@ def _gdal_options_now(names):
     return {n: get_gdal_config(n) for n in names}
 
 
+@pytest.mark.parametrize("n, resolution", [(60, 500), (600, 400)])  # 1830 m pixels; 183 m read from the 366 m
 def test_an_area_over_two_tiles_streamed_from_cogs_on_the_cluster_is_the_pools(seeded_s3, scratch_bucket, tmp_path,
-                                                                               cluster, monkeypatch):
+                                                                               cluster, monkeypatch, n, resolution):
     """The pool fetches the area's windows here into the area cache; on the cluster the workers read the COGs
     themselves through /vsis3/ (the parent reads their headers only): the same pixels, and the cache stays empty.
-    Textured scenes: the reprojected tile's bilinear pixels are not its source's. Signed requests: the
+    Textured scenes: the reprojected tile's bilinear pixels are not its source's; at 400 m from the COGs' first
+    overview (``vrt://...?ovr=0`` on the workers, the fetched window of that level on the pool). Signed requests: the
     credentials found here go to the workers, and into no record, progress message or worker log."""
     from s2desktop.core import sources
 
@@ -214,12 +217,12 @@ def test_an_area_over_two_tiles_streamed_from_cogs_on_the_cluster_is_the_pools(s
     monkeypatch.setitem(sources.SOURCES, "cogs", sources.SOURCES["cogs"][:4] + (False,))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAS2DESKTOPTEST0001")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    area, start, end = _two_tile_area(seeded_s3, scratch_bucket, tmp_path, texture=1)
+    area, start, end = _two_tile_area(seeded_s3, scratch_bucket, tmp_path, texture=1, n=n)
     outputs, seen = {}, []
     for name, scheduler in (("pool", None), ("dask", c.scheduler_address)):
         outputs[name] = tmp_path / f"{name}.tif"
         _area_job(seeded_s3, scratch_bucket, area, start, end, outputs[name], tmp_path / f"cache-{name}",
-                  scheduler, seen.append if name == "dask" else None).run()
+                  scheduler, seen.append if name == "dask" else None, resolution).run()
     _same_output(outputs["pool"], outputs["dask"])
     with rasterio.open(outputs["dask"]) as ds:
         assert set(ds.tags()["TILE"].split(",")) == {"32UQU", "33UUP"} and len(np.unique(ds.read(1))) > 2
@@ -318,22 +321,23 @@ def test_worker_options_carry_the_credentials_resolved_here_and_never_show_them(
 
 def test_the_parent_plans_an_area_for_the_workers_without_reading_a_pixel(seeded_s3, scratch_bucket, tmp_path):
     """The parent reads the COGs' headers (with boto3) and writes the VRTs; opening and checking them for the
-    plan reaches no bucket: with GDAL pointed at a closed port the plan is made all the same."""
+    plan reaches no bucket: with GDAL pointed at a closed port the plan is made all the same. At 400 m the
+    workers read the COGs' first overview (183 m pixels, 366 m there)."""
     from s2desktop.core.clusterinputs import for_workers
     from s2desktop.core.compositing.plan import make_plan
     from s2desktop.core.remotereads import GdalOptions
 
-    area, start, end = _two_tile_area(seeded_s3, scratch_bucket, tmp_path)
+    area, start, end = _two_tile_area(seeded_s3, scratch_bucket, tmp_path, n=600)
     job = _area_job(seeded_s3, scratch_bucket, area, start, end, tmp_path / "c.tif", tmp_path / "cache",
-                    "tcp://127.0.0.1:9")  # never contacted: only planned
+                    "tcp://127.0.0.1:9", resolution=400)  # never contacted: only planned
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     inputs = job.area_inputs(None, scratch)
     stack = for_workers(inputs.inputs, "tcp://127.0.0.1:9", job.request)
     assert all(o.rasters[b].path.startswith("/vsimem/s2desktop-") for o in stack.observations for b in stack.bands)
     docs = stack.remote.documents
-    assert any(f"/vsis3/{scratch_bucket}/" in d for d in docs.values()) and not any(str(scratch) in d
-                                                                                    for d in docs.values())
+    assert any(f"vrt:///vsis3/{scratch_bucket}/" in d and "?ovr=0<" in d for d in docs.values())
+    assert not any(str(scratch) in d for d in docs.values())
     closed = GdalOptions.of({**stack.remote.options.as_dict(), "AWS_S3_ENDPOINT": "127.0.0.1:9",
                              "GDAL_HTTP_MAX_RETRY": "0"})
     plan = make_plan(replace(stack, remote=replace(stack.remote, options=closed)), tmp_path / "c.tif")
