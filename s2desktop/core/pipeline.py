@@ -28,7 +28,7 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from s2desktop.core import areas, catalog, download, fetch, pricing, stack, streaming
+from s2desktop.core import areas, catalog, clusterinputs, download, fetch, pricing, stack, streaming
 from s2desktop.core.areas import Area
 from s2desktop.core.arrivals import Arrivals
 from s2desktop.core.bands import parse_bands
@@ -190,6 +190,7 @@ def run_composite(inputs: Stack, options: CompositeOptions, progress: ProgressFn
     hashing = provenance.hash_loose_inputs(inputs, cancel) if request is None or request.area is None else None
     if arrivals is not None:
         progress = arrivals.progress  # the fetch's bytes first, then the windows
+    inputs = clusterinputs.for_workers(inputs, options.scheduler, request)  # remote COGs: read on the workers
     result = composite(
         inputs, options.output, workers=options.workers, scale=options.scale, count_path=options.count_file,
         overwrite=options.overwrite, progress=progress, cancel=cancel, compress=options.compress,
@@ -469,6 +470,9 @@ class Job:
         if self.source.is_local:
             return ((lambda s, b: streaming.object_path(self.source, s.bands[b]) if b in s.bands else None), (),
                     "local mirror metadata", None)
+        if clusterinputs.on_workers(self.request.composite.scheduler, self.source):  # the workers read the COGs
+            return clusterinputs.area_rasters(self.source, scenes, bands, grid, self._cache(), scratch, self.progress,
+                                              self.cancel), (), "streamed", None
         store, cache = self.source.store, self._cache()
         if (self.source.endpoint_url or "").lower().startswith("http://"):
             emit(self.progress, Progress("plan", message=f"note: {self.source.endpoint_url} is plain HTTP: nothing "

@@ -72,7 +72,7 @@ def open_raster(path, *, no_overviews: bool = False):
     from rasterio.errors import RasterioIOError
 
     p = Path(path)
-    if not p.exists():
+    if not str(path).startswith("/vsi") and not p.exists():  # a GDAL virtual path (/vsimem/, /vsis3/): GDAL says
         raise NotFoundError(f"{p}: no such file")
     if p.is_dir():
         raise RasterError(f"{p}: is a folder, not a raster")

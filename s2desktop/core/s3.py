@@ -41,7 +41,7 @@ from s2desktop.core.errors import (
     S2Error,
 )
 
-__all__ = ["make_client", "translate_error", "max_attempts", "http_timeout", "backoff", "BODY_ERRORS", "CREDENTIALS_HINT"]
+__all__ = ["make_client", "boto_session", "translate_error", "max_attempts", "http_timeout", "backoff", "BODY_ERRORS", "CREDENTIALS_HINT"]
 
 CREDENTIALS_HINT = "run `aws configure`, set AWS_PROFILE (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), or pass --profile NAME"
 
@@ -73,6 +73,18 @@ def max_attempts() -> int:
         return 5
 
 
+def boto_session(profile: str | None = None):
+    """The boto3 session of a profile, else of the standard credential chain; CredentialsError for a profile that
+    is not defined."""
+    try:
+        return boto3.session.Session(profile_name=profile) if profile else boto3.session.Session()
+    except ProfileNotFound:
+        raise CredentialsError(
+            f"AWS profile '{profile}' is not defined in ~/.aws/config or ~/.aws/credentials; "
+            "create it with `aws configure --profile " + profile + "` or pick another with --profile"
+        ) from None
+
+
 def make_client(
     *,
     region: str | None = None,
@@ -86,13 +98,7 @@ def make_client(
     read_timeout: float | None = None,
 ):
     """Build an S3 client. ``require_credentials`` fails early, with a fix, when none can be found."""
-    try:
-        session = boto3.session.Session(profile_name=profile) if profile else boto3.session.Session()
-    except ProfileNotFound:
-        raise CredentialsError(
-            f"AWS profile '{profile}' is not defined in ~/.aws/config or ~/.aws/credentials; "
-            "create it with `aws configure --profile " + profile + "` or pick another with --profile"
-        ) from None
+    session = boto_session(profile)
     if unsigned:
         signature = botocore.UNSIGNED
     else:

@@ -26,6 +26,7 @@ from s2desktop.core.baseline import offset_for_baseline
 from s2desktop.core.errors import InvalidInputError
 from s2desktop.core.layouts import QI_BANDS  # the L1C cloud masks (core.qimasks), raster first
 from s2desktop.core.rasterinfo import open_raster, scene_metadata
+from s2desktop.core.remotereads import RemoteReads
 from s2desktop.core.scenefiles import parse_band_filename, scl_files
 
 log = logging.getLogger(__name__)
@@ -107,11 +108,14 @@ class Observation:
 @dataclass(frozen=True)
 class Stack:
     """The observations to composite, in date order, the bands to composite (output order) and the grid their
-    rasters share (an area's `OutputGrid`; None: the rasters' own)."""
+    rasters share (an area's `OutputGrid`; None: the rasters' own). remote: when the rasters are documents read
+    through /vsis3/ (an area on a Dask cluster, `core.clusterinputs`), the documents and GDAL options that open
+    them anywhere; None: paths this machine (and workers sharing its file system) open as they are."""
 
     observations: tuple[Observation, ...]
     bands: tuple[str, ...] = RGB
     grid: OutputGrid | None = None
+    remote: RemoteReads | None = None
 
     def paths(self, band: str) -> tuple[str, ...]:
         """The raster of ``band`` of every observation, in date order."""

@@ -37,6 +37,7 @@ from s2desktop.core.fsutil import check_output_file
 from s2desktop.core.maskrules import DEFAULT_CLASSES, check_buffer, describe_classes, parse_classes
 from s2desktop.core.methods import Median, Rule, parse_method
 from s2desktop.core.rasterinfo import gdal_error_text, open_raster
+from s2desktop.core.remotereads import RemoteReads, reading
 from s2desktop.core.stack import Stack, mask_covers
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class WindowInputs:
     out_shape: tuple[int, int] = (0, 0)  # the output grid (h, w): the halo stops at its edges
     layers: tuple[Layer, ...] = ()  # the output files' pixels a window hands back: values, count, date
     pyramid: Pyramid | None = None  # the outputs' levels and which of them the windows tile
+    remote: RemoteReads | None = None  # the rasters' documents and GDAL options (read through /vsis3/), or None
 
     @property
     def dates(self) -> int:
@@ -145,12 +147,13 @@ def make_plan(stack: Stack, output, *, workers: int | None = None, scale: int = 
     count_path = Path(count_path) if count_path else None
     date_path = Path(date_path) if date_path else None
     _check_outputs(output, count_path, overwrite, [p for lst in paths for p in lst], date_path)
-    ref, factors = _open_inputs(paths, probe)
-    _check_grid(ref, stack.grid)
-    inputs, cells = window_inputs(stack, ref, factors, scale=scale, window_size=window_size, clip=clip,
-                                  mask_classes=mask_classes, mask_buffer=mask_buffer,
-                                  date_days=_date_days(stack) if date_path else ())
-    _check_masks([m for m, b in zip(inputs.masks, inputs.mask_bands) if b != "MSKCLOUDS"], ref)  # GML: no grid
+    with reading(stack.remote, keep=False):  # documents read through /vsis3/: opened here, not probed (no pixels)
+        ref, factors = _open_inputs(paths, probe=probe and stack.remote is None)
+        _check_grid(ref, stack.grid)
+        inputs, cells = window_inputs(stack, ref, factors, scale=scale, window_size=window_size, clip=clip,
+                                      mask_classes=mask_classes, mask_buffer=mask_buffer,
+                                      date_days=_date_days(stack) if date_path else ())
+        _check_masks([m for m, b in zip(inputs.masks, inputs.mask_bands) if b != "MSKCLOUDS"], ref)  # GML: no grid
     inputs = replace(inputs, layers=_layers(len(paths), count_path, date_path),
                      pyramid=Pyramid.of(inputs.out_shape, [out for _src, out, _skip in cells], compress))
     return CompositePlan(
@@ -188,7 +191,7 @@ def window_inputs(stack: Stack, ref: dict, factors: tuple[float, ...], *, scale:
                           mask_bands=tuple(o.mask.band if o.mask else None for o in obs),
                           offsets=tuple(o.offset for o in obs), mask_classes=mask_classes,
                           mask_buffer=mask_buffer, out_shape=out_shape, scale=scale, factors=factors,
-                          out_transform=out_transform, clip=clip, date_days=date_days)
+                          out_transform=out_transform, clip=clip, date_days=date_days, remote=stack.remote)
     return inputs, cells
 
 
@@ -261,7 +264,9 @@ def _open_inputs(paths: list[list[Path]], probe: bool = True) -> tuple[dict, tup
     """Open every input ([band][date]) once, by content, with consistency checks naming the odd file: a band's
     dates share one grid; a band of coarser pixels than the finest (20 m or 60 m beside 10 m)
     covers the same extent. -> (the finest band's grid, the windows' reference; per band how many of its pixels
-    one of the band's spans a side: 1, 2 or 6 for Sentinel-2's own products)."""
+    one of the band's spans a side: 1, 2 or 6 for Sentinel-2's own products). probe: read each one's last block
+    (a truncated file); not for rasters still arriving (their fetch checks them) or that the workers read
+    remotely (that would fetch here)."""
     grids = [[_grid_of(p, probe) for p in band] for band in paths]
     usual = [_usual(band) for band in grids]
     ref = max(usual, key=lambda g: g["shape"][1])  # the finest (RGB: the red file of date 1)

@@ -34,6 +34,7 @@ from s2desktop.core.compositing.tiles import WindowTiles, window_tiles
 from s2desktop.core.errors import InvalidInputError, RasterError, S2Error
 from s2desktop.core.progress import PREVIEW_SIDE
 from s2desktop.core.rasterinfo import gdal_error_text, open_raster
+from s2desktop.core.remotereads import reading, unreadable
 
 GDAL_CACHEMAX_MB = 64
 
@@ -99,15 +100,24 @@ def _init_worker(threads: int, parent_pid: int | None = None) -> None:
 
 def _process_window_on_cluster(task: WindowTask, threads: int) -> WindowTiles:
     """A window on a Dask worker: the thread is set up for windows on its first one and stays so (datasets kept
-    open for the next). An input it cannot read fails in one line naming the input and the worker."""
+    open for the next). Rasters read through /vsis3/ (`core.remotereads`): their documents in this process's
+    /vsimem/, the source's GDAL options set around this window's reads only. An input it cannot read fails in
+    one line naming the input (the object, for a document that reads one) and the worker."""
     if "env" not in _W:
         _init_worker(threads)
-    try:
-        return _process_window(task)
-    except S2Error as exc:
-        from distributed import get_worker
+    remote = task.inputs.remote
+    with reading(remote):
+        try:
+            return _process_window(task)
+        except S2Error as exc:
+            kind, message = type(exc), str(exc)
+        if remote is not None and message.startswith("/vsimem/"):  # a document: the object it could not read
+            failed, _, why = message.partition(": ")
+            message = ": ".join(unreadable(remote, failed, why))
+    from distributed import get_worker
 
-        raise type(exc)(f"{exc} (on the Dask worker at {get_worker().address})") from None
+    # raised outside the handler: no chained GDAL exception, which Dask could not send back as it is
+    raise kind(f"{message} (on the Dask worker at {get_worker().address})")
 
 
 def _dataset(path: str, classes: bool = False):
