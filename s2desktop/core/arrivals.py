@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import xml.sax.saxutils as xml
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,8 +29,6 @@ from s2desktop.core.progress import Progress, ProgressFn, emit
 __all__ = ["Arrivals"]
 
 SLACK_PX = 8  # source pixels around a window that its reads may touch (GDAL's warper takes 1-2)
-_GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32",
-               "float32": "Float32", "float64": "Float64"}
 
 
 class _Stop:
@@ -204,27 +201,9 @@ def _row_bounds(row) -> tuple:
 
 
 def _piece_vrt(piece, files: list[Path], path: Path) -> None:
-    """A VRT of the piece's window whose sources are its rows' files, each declared (size, type, blocks) so that
-    none is opened before a read reaches it."""
-    from rasterio.crs import CRS
-
-    lv = piece.header.levels[piece.level]
-    c0, r0, w, h = piece.window
-    a, b, c, d, e, f = lv.transform
-    kind = _GDAL_TYPES[str(piece.header.dtype)]
-    sources, top = [], r0
+    """A VRT of the piece's window whose sources are its rows' files, none opened before a read reaches it."""
+    sources, top = [], 0
     for name, row in zip(files, fetch.strips(piece)):
-        rh = row.window[3]
-        sources.append(
-            f'    <SimpleSource><SourceFilename relativeToVRT="0">{xml.escape(str(name))}</SourceFilename>'
-            f'<SourceBand>1</SourceBand><SourceProperties RasterXSize="{w}" RasterYSize="{rh}" DataType="{kind}" '
-            f'BlockXSize="512" BlockYSize="512"/><SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{rh}"/>'
-            f'<DstRect xOff="0" yOff="{top - r0}" xSize="{w}" ySize="{rh}"/></SimpleSource>\n')
-        top += rh
-    path.write_text(
-        f'<VRTDataset rasterXSize="{w}" rasterYSize="{h}">\n'
-        f"  <SRS>{xml.escape(CRS.from_epsg(piece.header.epsg).to_wkt())}</SRS>\n"
-        f"  <GeoTransform>{c + c0 * a!r}, {a!r}, {b!r}, {f + r0 * e!r}, {d!r}, {e!r}</GeoTransform>\n"
-        f'  <VRTRasterBand dataType="{kind}" band="1" blockXSize="512" blockYSize="512">\n'
-        f"    <NoDataValue>0</NoDataValue>\n{''.join(sources)}  </VRTRasterBand>\n</VRTDataset>\n",
-        encoding="utf-8")
+        sources.append((name, top, row.window[3]))
+        top += row.window[3]
+    path.write_text(fetch.window_vrt(piece, sources), encoding="utf-8")

@@ -35,7 +35,6 @@ from s2desktop.core.stack import RasterRef, Stack
 
 __all__ = ["on_workers", "worker_options", "area_rasters", "for_workers"]
 
-_GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "float32": "Float32"}
 _FILES = re.compile(r"(<(?:SourceFilename|SourceDataset)[^>]*>)([^<]+)(<)")
 
 
@@ -66,7 +65,7 @@ def area_rasters(source, scenes, bands, grid: OutputGrid, cache, folder: Path, p
     """-> locate(scene, band): a VRT in ``folder`` of the COG's level under the grid, reading ``/vsis3/`` (None:
     the COG does not reach the grid), from the COGs' headers alone."""
     store = source.store
-    wanted = {(s.scene_id, b): fetch.Remote(k, *_etag_size(store, s, k), s.tile)
+    wanted = {(s.scene_id, b): fetch.remote_of(store, s, k)
               for s in scenes for b, k in s.bands.items() if b in bands}
     pieces = fetch.plan_pieces(store, wanted, grid, cache, progress, cancel)
     paths = {}
@@ -79,33 +78,15 @@ def area_rasters(source, scenes, bands, grid: OutputGrid, cache, folder: Path, p
     return lambda s, b: str(paths[(s.scene_id, b)]) if (s.scene_id, b) in paths else None
 
 
-def _etag_size(store, scene, key: str) -> tuple:
-    """(ETag, size) of a band object: from the listing the search made, else a HEAD."""
-    size, etag = scene.objects.get(key) or (None, None)
-    if size is None:
-        info = store.head(key)
-        size, etag = info.size, info.etag
-    return etag, size
-
-
 def _level_vrt(path: str, piece: fetch.Piece) -> str:
     """A VRT of one level of the COG at ``path`` (GDAL's ``vrt://...?ovr=n`` for an overview), with everything
     GDAL would read from its header written in it: opening it reads nothing."""
-    from rasterio.crs import CRS
+    from dataclasses import replace as copy
 
     lv = piece.header.levels[piece.level]
     src = path if piece.level == 0 else f"vrt://{path}?ovr={piece.level - 1}"
-    a, b, c, d, e, f = lv.transform
-    kind, w, h, tw, th = _GDAL_TYPES[piece.header.dtype], lv.width, lv.height, lv.tile_width, lv.tile_height
-    rect = f'xOff="0" yOff="0" xSize="{w}" ySize="{h}"'
-    return (f'<VRTDataset rasterXSize="{w}" rasterYSize="{h}">\n'
-            f"  <SRS>{xml.escape(CRS.from_epsg(piece.header.epsg).to_wkt())}</SRS>\n"
-            f"  <GeoTransform>{c!r}, {a!r}, {b!r}, {f!r}, {d!r}, {e!r}</GeoTransform>\n"
-            f'  <VRTRasterBand dataType="{kind}" band="1" blockXSize="{tw}" blockYSize="{th}">\n'
-            f'    <SimpleSource><SourceFilename relativeToVRT="0">{xml.escape(src)}</SourceFilename>'
-            f'<SourceBand>1</SourceBand><SourceProperties RasterXSize="{w}" RasterYSize="{h}" DataType="{kind}" '
-            f'BlockXSize="{tw}" BlockYSize="{th}"/><SrcRect {rect}/><DstRect {rect}/></SimpleSource>\n'
-            "  </VRTRasterBand>\n</VRTDataset>\n")
+    whole = copy(piece, window=(0, 0, lv.width, lv.height))
+    return fetch.window_vrt(whole, [(src, 0, lv.height)], (lv.tile_width, lv.tile_height))
 
 
 def for_workers(stack: Stack, scheduler: str | None, request) -> Stack:

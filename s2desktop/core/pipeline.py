@@ -445,7 +445,7 @@ class Job:
         masked = MASK_BAND in mask_bands_for(self.request.mask)
         bands = tuple(self.request.bands) + ((MASK_BAND,) if masked else ())
         store, cache = self.source.store, self._cache()
-        wanted = {(s.scene_id, b): fetch.Remote(k, *_etag_size(store, s, k), s.tile)
+        wanted = {(s.scene_id, b): fetch.remote_of(store, s, k)
                   for s in used for b, k in s.bands.items() if b in bands}
         pieces = [row for p in fetch.plan_pieces(store, wanted, grid, cache, None, self.cancel).values()
                   if p is not None for row in fetch.strips(p) if cache.get(cache.key(row.identity, row.etag)) is None]
@@ -477,7 +477,7 @@ class Job:
         if (self.source.endpoint_url or "").lower().startswith("http://"):
             emit(self.progress, Progress("plan", message=f"note: {self.source.endpoint_url} is plain HTTP: nothing "
                                          "protects the bytes on the way but each tile's own checksum and size"))
-        wanted = {(s.scene_id, b): fetch.Remote(k, *_etag_size(store, s, k), s.tile)
+        wanted = {(s.scene_id, b): fetch.remote_of(store, s, k)
                   for s in scenes for b, k in s.bands.items() if b in bands}
         pieces = fetch.plan_pieces(store, wanted, grid, cache, self.progress, self.cancel)
         pieces = {item: p for item, p in pieces.items() if p is not None}
@@ -503,15 +503,6 @@ def _mask_band(scene, allowed=MASK_BANDS) -> str | None:
     """The band that masks a scene's clouds, of those ``allowed``: its SCL (L2A), else its L1C cloud mask; None:
     it has none."""
     return next((b for b in allowed if b in (scene.bands or {})), None)
-
-
-def _etag_size(store, scene, key: str) -> tuple:
-    """(ETag, size) of a band object: from the listing the search made, else a HEAD."""
-    size, etag = scene.objects.get(key) or (None, None)
-    if size is None:
-        info = store.head(key)
-        size, etag = info.size, info.etag
-    return etag, size
 
 
 def _nothing_found(r: Request) -> str:
