@@ -63,6 +63,7 @@ class Arrivals:
         self.finished = threading.Event()
         self.held: Progress | None = None
         self.last_fetch = Progress("fetch")
+        self.pieces = dict(pieces)
         self.rows: dict = {}  # (item, k) -> the row's Piece
         self.files: dict = {}  # (item, k) -> the local file its piece's VRT reads
         self.vrts: dict = {}  # item -> its piece's VRT
@@ -127,6 +128,9 @@ class Arrivals:
         with self.cond:
             self.arrived.add(key)
             self.cond.notify_all()
+            complete = all((key[0], k) in self.arrived for k in range(len(fetch.strips(self.pieces[key[0]]))))
+        if complete and self.cache is not None:  # the next run over this grid reads no header of it
+            fetch.remember(self.cache, self.pieces[key[0]], self.grid)
 
     def ready(self, window) -> bool:
         """Whether every row a window of the grid (a rasterio Window, fractional or not) reads is in; raises the

@@ -35,7 +35,7 @@ from s2desktop.core.threads import run_abandonable
 from s2desktop.core.units import human_bytes
 from s2desktop.core.windowcache import WindowCache
 
-__all__ = ["Remote", "Piece", "remote_of", "plan_pieces", "fetch_pieces", "strips", "window_vrt", "overview_level",
+__all__ = ["Remote", "Piece", "remote_of", "plan_pieces", "remember", "fetch_pieces", "strips", "window_vrt", "overview_level",
            "CONNECTIONS"]
 
 _GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32",
@@ -245,8 +245,9 @@ def _piece_of(doc) -> Piece | None:
         return None
 
 
-def _remember(cache: WindowCache, piece: Piece, grid: OutputGrid) -> None:
-    """Keep the piece's plan (its header and window) for the next run over this grid; best effort."""
+def remember(cache: WindowCache, piece: Piece, grid: OutputGrid) -> None:
+    """Keep the piece's plan (its header and window) for the next run over this grid, once its rows are in the
+    cache (`core.arrivals`); best effort."""
     from dataclasses import asdict
 
     key = cache.key(f"{piece.key}?{_grid_id(grid)}", piece.etag)
@@ -421,9 +422,7 @@ class _Run:
         key = self.cache.key(piece.identity, piece.etag) if self.cache is not None and not self.disk_full else None
         if key is not None:
             try:
-                path = self.cache.put(key, write)
-                _remember(self.cache, piece, self.grid)
-                return path
+                return self.cache.put(key, write)
             except OSError as exc:  # GDAL's write errors too (RasterioIOError): the cache is only a help
                 self._cache_unwritable(exc)
         dest = self.scratch / f"piece-{self.numbers[item]:04d}.tif"

@@ -85,6 +85,14 @@ def test_the_first_windows_are_composited_while_the_last_rows_are_still_arriving
     np.testing.assert_array_equal(out, again)
     assert (out > 0).mean() > 0.9 and out.max() > 1000  # the dates' values (1000 + texture, 1100 + texture)
 
+    # a second run from the first one's cache: every row cached, each COG's whole piece remembered (not its
+    # last row: a second run once composited only the bottom of the area), the same pixels
+    events = []
+    Job(_request(seeded_s3.endpoint, scenes_bucket, tmp_path, "cached.tif"), progress=events.append).run()
+    fetched = next(e for e in events if e.stage == "fetch")
+    assert fetched.bytes_total == 0 and "already cached" in fetched.message
+    np.testing.assert_array_equal(out, _pixels(tmp_path / "cached.tif"))
+
 
 def test_cancel_while_rows_arrive_and_windows_run_leaves_no_output_and_no_fetch_running(seeded_s3, scenes_bucket,
                                                                                          tmp_path, monkeypatch):

@@ -26,19 +26,19 @@ from pathlib import Path
 import numpy as np
 
 from s2desktop.core.compositing import cog
-from s2desktop.core.compositing.tiles import WindowTiles
+from s2desktop.core.compositing.cluster import run_on_cluster
 from s2desktop.core.compositing.plan import SCL_MASKED_CLASSES, TARGET_WINDOW, CompositePlan, make_plan
 from s2desktop.core.compositing.pool import CANCELLED, Feed, _run_pool
-from s2desktop.core.compositing.cluster import run_on_cluster
+from s2desktop.core.compositing.tiles import WindowTiles
 from s2desktop.core.compositing.window import (
     _close_worker,
     _init_worker,
     _process_window,
     _process_window_on_cluster,
 )
+from s2desktop.core.display_bands import default_indexes
 from s2desktop.core.errors import output_error
 from s2desktop.core.methods import Median, Rule
-from s2desktop.core.display_bands import default_indexes
 from s2desktop.core.progress import PREVIEW_SIDE, Progress, ProgressFn, WindowPixels, check_cancel, emit
 from s2desktop.core.stack import Stack
 
