@@ -98,7 +98,7 @@ class Arrivals:
                 self.finished.set()
                 held, self.held = self.held, None
                 self.cond.notify_all()
-            if held is not None and self.error is None:
+            if held is not None and self.error is None and not self.stop.is_set():  # cancelled: nothing more
                 emit(self.sink, held.with_message(
                     f"{held.items_done} of {held.items_total} window(s) composited while fetching")
                      if held.items_done else held)
