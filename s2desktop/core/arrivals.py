@@ -67,8 +67,10 @@ class Arrivals:
         self.rows: dict = {}  # (item, k) -> the row's Piece
         self.files: dict = {}  # (item, k) -> the local file its piece's VRT reads
         self.vrts: dict = {}  # item -> its piece's VRT
+        self.counts: dict = {}  # item -> how many rows its piece has
         for n, (item, piece) in enumerate(pieces.items()):
             parts = fetch.strips(piece)
+            self.counts[item] = len(parts)
             for k, row in enumerate(parts):
                 self.rows[(item, k)] = row
                 self.files[(item, k)] = self.folder / f"{n:04d}-{k:03d}.tif"
@@ -128,7 +130,7 @@ class Arrivals:
         with self.cond:
             self.arrived.add(key)
             self.cond.notify_all()
-            complete = all((key[0], k) in self.arrived for k in range(len(fetch.strips(self.pieces[key[0]]))))
+            complete = all((key[0], k) in self.arrived for k in range(self.counts[key[0]]))
         if complete and self.cache is not None:  # the next run over this grid reads no header of it
             fetch.remember(self.cache, self.pieces[key[0]], self.grid)
 

@@ -262,7 +262,7 @@ class MainWindow(QMainWindow):
         cp.windowPixels.connect(self._composite_window)
         cp.startableChanged.connect(lambda _on: self._update_actions())
         cp.choicesChanged.connect(self._show_cost)  # other bands, another mask: other files to fetch
-        cp.compositeFailed.connect(lambda _m: self.viewer.drop_windows() and self.viewer.set_note(""))
+        cp.compositeFailed.connect(lambda _m: self._drop_painted_windows())
         cp.compositeFailed.connect(lambda m: self.report_error("Composite failed", m, "", dialog=True))
         cp.runner.cancelled.connect(self._composite_cancelled)
         v.loaded.connect(self._raster_loaded)
@@ -603,9 +603,16 @@ class MainWindow(QMainWindow):
             self.show_image()
         self.viewer.paint_window(px)
 
+    def _drop_painted_windows(self) -> bool:
+        """A run that ended without an output: its half-painted windows are no result and go, with their note;
+        -> whether there were any."""
+        if not self.viewer.drop_windows():
+            return False
+        self.viewer.set_note("")
+        return True
+
     def _composite_cancelled(self) -> None:
-        if self.viewer.drop_windows():  # a half-painted composite is no result: it goes
-            self.viewer.set_note("")
+        if self._drop_painted_windows():
             return
         if self.viewer.note:  # a preview is shown: say that no full composite follows it
             self.viewer.set_note(f"{self.composite_panel.preview_title()} only: the full composite was cancelled")

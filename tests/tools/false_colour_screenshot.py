@@ -10,14 +10,13 @@ B04, B03 (``--bands false-colour``), opened in the window, and shown through the
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.tools.screenshots import (AREA_PX, _Driver, _temp_home, composite_area,  # noqa: E402
+from tests.tools.screenshots import (AREA_PX, _Driver, _temp_home, composite_area, shot_args,  # noqa: E402
                                      list_area)
 
 
@@ -32,11 +31,7 @@ def _as_asked(win, d: _Driver, mirror: Path, out: Path) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(REPO / "resources" / "screenshots"))
-    ap.add_argument("--size", default="1280x800")
-    args = ap.parse_args(argv)
-    width, height = (int(v) for v in args.size.split("x"))
+    args, width, height = shot_args(__doc__.splitlines()[0], argv)
     home = _temp_home()
     out = composite_area(home, "false_colour.tif", bands=("B08", "B04", "B03"))
 

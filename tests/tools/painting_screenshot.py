@@ -12,14 +12,13 @@ output is written -- and takes the screenshot there.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.tools.screenshots import _Driver, _temp_home, list_area, make_area_mirror  # noqa: E402
+from tests.tools.screenshots import _Driver, _temp_home, list_area, make_area_mirror, shot_args  # noqa: E402
 
 RESOLUTION = 30  # m: the area is 1257 x 1059 px: nine windows of the VRTs' 512 px blocks
 WINDOW = 512
@@ -45,11 +44,7 @@ def _hold_at_half(cp) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(REPO / "resources" / "screenshots"))
-    ap.add_argument("--size", default="1280x800")
-    args = ap.parse_args(argv)
-    width, height = (int(v) for v in args.size.split("x"))
+    args, width, height = shot_args(__doc__.splitlines()[0], argv)
     home = _temp_home()
     mirror = make_area_mirror(home / "cog-mirror")
 

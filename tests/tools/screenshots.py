@@ -223,12 +223,17 @@ class _Driver:
         print(f"screenshots: {path} ({window.width()}x{window.height()})")
 
 
-def _parse_args(argv):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def shot_args(description: str, argv=None, extra=None):
+    """The options every screenshot tool takes (--out, --size WxH, and ``extra(parser)``'s) -> (args, width,
+    height)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--out", default=str(REPO / "resources" / "screenshots"))
     ap.add_argument("--size", default="1280x800")
-    ap.add_argument("--area-only", action="store_true", help="only the area's screenshots (06, 07)")
-    return ap.parse_args(argv)
+    if extra is not None:
+        extra(ap)
+    args = ap.parse_args(argv)
+    width, height = (int(v) for v in args.size.split("x"))
+    return args, width, height
 
 
 def _temp_home() -> Path:
@@ -324,10 +329,10 @@ def _composite_shown(d: _Driver, win) -> None:
 
 
 def main(argv=None) -> int:
-    args = _parse_args(argv)
+    args, width, height = shot_args(__doc__.splitlines()[0], argv, lambda ap: ap.add_argument(
+        "--area-only", action="store_true", help="only the area's screenshots (06, 07)"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    width, height = (int(v) for v in args.size.split("x"))
     home = _temp_home()
 
     from s2desktop.gui import settings as st
